@@ -1,0 +1,365 @@
+/* The only file that knows about Python: checks arrays, releases the GIL around the C kernels
+ * and turns their status codes into exceptions. User-facing argument checking with friendly
+ * messages lives in python/synthdof; the checks here keep the C core safe whatever it is given. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#include "sd_core.h"
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+/* A float32 array of ndim in [lo, hi], native byte order, element-aligned strides. */
+static PyArrayObject *as_f32(PyObject *o, const char *name, int lo, int hi, int writeable)
+{
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a numpy array, got %s", name, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    if (PyArray_TYPE(a) != NPY_FLOAT32 || !PyArray_ISNOTSWAPPED(a)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected native float32", name);
+        return NULL;
+    }
+    if (PyArray_NDIM(a) < lo || PyArray_NDIM(a) > hi) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %d to %d dimensions, got %d", name, lo, hi, PyArray_NDIM(a));
+        return NULL;
+    }
+    for (int i = 0; i < PyArray_NDIM(a); i++) {
+        if (PyArray_STRIDE(a, i) % (npy_intp)sizeof(float) != 0) {
+            PyErr_Format(PyExc_ValueError, "%s: strides must be multiples of 4 bytes", name);
+            return NULL;
+        }
+        if (PyArray_DIM(a, i) < 1) {
+            PyErr_Format(PyExc_ValueError, "%s: must not be empty", name);
+            return NULL;
+        }
+    }
+    if (writeable && !PyArray_ISWRITEABLE(a)) {
+        PyErr_Format(PyExc_ValueError, "%s: array is read-only", name);
+        return NULL;
+    }
+    return a;
+}
+
+static PyArrayObject *as_f32_contig(PyObject *o, const char *name, int lo, int hi, int writeable)
+{
+    PyArrayObject *a = as_f32(o, name, lo, hi, writeable);
+    if (a && !PyArray_IS_C_CONTIGUOUS(a)) {
+        PyErr_Format(PyExc_ValueError, "%s: must be C-contiguous", name);
+        return NULL;
+    }
+    return a;
+}
+
+static ptrdiff_t fstride(PyArrayObject *a, int i) { return (ptrdiff_t)(PyArray_STRIDE(a, i) / (npy_intp)sizeof(float)); }
+
+/* Views (H, W) or (H, W, C) as up to 4 channels. */
+static int cview_of(PyArrayObject *a, const char *name, sd_cview *v)
+{
+    int nch = PyArray_NDIM(a) == 3 ? (int)PyArray_DIM(a, 2) : 1;
+    if (nch < 1 || nch > 4) {
+        PyErr_Format(PyExc_ValueError, "%s: the core takes 1 to 4 channels, got %d", name, nch);
+        return -1;
+    }
+    v->data = (const float *)PyArray_DATA(a);
+    v->row = fstride(a, 0);
+    v->pix = fstride(a, 1);
+    v->nch = nch;
+    return 0;
+}
+
+static int same_hw(PyArrayObject *a, PyArrayObject *b, const char *an, const char *bn)
+{
+    if (PyArray_DIM(a, 0) != PyArray_DIM(b, 0) || PyArray_DIM(a, 1) != PyArray_DIM(b, 1)) {
+        PyErr_Format(PyExc_ValueError, "%s: size %ldx%ld does not match %s %ldx%ld", bn,
+                     (long)PyArray_DIM(b, 0), (long)PyArray_DIM(b, 1), an, (long)PyArray_DIM(a, 0),
+                     (long)PyArray_DIM(a, 1));
+        return -1;
+    }
+    if (PyArray_DIM(a, 0) > INT_MAX / 8 || PyArray_DIM(a, 1) > INT_MAX / 8) {
+        PyErr_Format(PyExc_ValueError, "%s: image too large", an);
+        return -1;
+    }
+    return 0;
+}
+
+/* Byte range [lo, hi) an array's elements can touch. */
+static void extent(PyArrayObject *a, char **lo, char **hi)
+{
+    char *p = PyArray_BYTES(a), *l = p, *h = p;
+    for (int i = 0; i < PyArray_NDIM(a); i++) {
+        npy_intp span = (PyArray_DIM(a, i) - 1) * PyArray_STRIDE(a, i);
+        if (span < 0) l += span; else h += span;
+    }
+    *lo = l;
+    *hi = h + PyArray_ITEMSIZE(a);
+}
+
+/* Conservative: any shared byte range counts as overlap. */
+static int no_overlap(PyArrayObject *out, PyArrayObject *in, const char *in_name)
+{
+    char *a0, *a1, *b0, *b1;
+    if (!in) return 0;
+    extent(out, &a0, &a1);
+    extent(in, &b0, &b1);
+    if (a0 < b1 && b0 < a1) {
+        PyErr_Format(PyExc_ValueError, "out: must not overlap %s", in_name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Signals are checked between layers with the GIL taken back for a moment. */
+static int check_signals(void *ctx)
+{
+    (void)ctx;
+    PyGILState_STATE g = PyGILState_Ensure();
+    int r = PyErr_CheckSignals();
+    PyGILState_Release(g);
+    return r != 0;
+}
+
+static PyObject *raise_status(sd_status st, const char *what)
+{
+    switch (st) {
+    case SD_OK: Py_RETURN_NONE;
+    case SD_ERR_NOMEM: return PyErr_NoMemory();
+    case SD_ERR_INTERRUPTED:
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        return NULL;
+    case SD_ERR_VALUE: PyErr_Format(PyExc_ValueError, "%s: value out of range", what); return NULL;
+    default: PyErr_Format(PyExc_ValueError, "%s: inconsistent arguments", what); return NULL;
+    }
+}
+
+static int parse_aperture(PyObject *spans_o, double vmin, double vmax, sd_aperture *ap)
+{
+    PyArrayObject *s = as_f32_contig(spans_o, "aperture", 3, 3, 0);
+    if (!s) return -1;
+    if (PyArray_DIM(s, 2) != 2 || PyArray_DIM(s, 1) > SD_MAX_SPANS || !(vmax > vmin) ||
+        !isfinite(vmin) || !isfinite(vmax)) {
+        PyErr_SetString(PyExc_ValueError, "aperture: malformed span table");
+        return -1;
+    }
+    if (sd_find_nonfinite((int)PyArray_DIM(s, 0), (int)PyArray_DIM(s, 1) * 2,
+                          (sd_cview){PyArray_DATA(s), PyArray_DIM(s, 1) * 2, 1, 1}) >= 0) {
+        PyErr_SetString(PyExc_ValueError, "aperture: span table is not finite");
+        return -1;
+    }
+    ap->nrows = (int)PyArray_DIM(s, 0);
+    ap->nspans = (int)PyArray_DIM(s, 1);
+    ap->spans = (const float *)PyArray_DATA(s);
+    ap->vmin = (float)vmin;
+    ap->vmax = (float)vmax;
+    return 0;
+}
+
+/* ---- circle of confusion ---------------------------------------------------------------- */
+
+static PyObject *coc_common(PyObject *args, int kind)
+{
+    PyObject *d_o, *o_o;
+    double p1, p2, p3 = 0.0, max_coc;
+    int nt;
+    int ok = kind == 1 ? PyArg_ParseTuple(args, "OddddOi", &d_o, &p1, &p2, &p3, &max_coc, &o_o, &nt)
+                       : PyArg_ParseTuple(args, "OdddOi", &d_o, &p1, &p2, &max_coc, &o_o, &nt);
+    if (!ok) return NULL;
+    const char *name = kind == 2 ? "disparity" : "depth";
+    PyArrayObject *d = as_f32(d_o, name, 2, 2, 0), *o = d ? as_f32_contig(o_o, "out", 2, 2, 1) : NULL;
+    if (!o || same_hw(d, o, name, "out") || no_overlap(o, d, name)) return NULL;
+    int H = (int)PyArray_DIM(d, 0), W = (int)PyArray_DIM(d, 1);
+    const float *dp = PyArray_DATA(d);
+    ptrdiff_t dr = fstride(d, 0), dc = fstride(d, 1), bad = -1;
+    float *op = PyArray_DATA(o);
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    if (kind == 0) st = sd_coc_fixed_fov(H, W, dp, dr, dc, p1, p2, max_coc, op, W, nt, &bad);
+    else if (kind == 1) st = sd_coc_real_lens(H, W, dp, dr, dc, p1, p2, p3, max_coc, op, W, nt, &bad);
+    else st = sd_coc_disparity(H, W, dp, dr, dc, p1, p2, max_coc, op, W, nt, &bad);
+    Py_END_ALLOW_THREADS
+    if (st == SD_ERR_VALUE) {
+        PyObject *z = PyFloat_FromDouble(dp[(bad / W) * dr + (bad % W) * dc]);
+        if (!z) return NULL;
+        PyErr_Format(PyExc_ValueError, "%s: invalid value %R at row %ld, column %ld (%s)", name,
+                     z, (long)(bad / W), (long)(bad % W),
+                     kind == 0 ? "must be finite and > 0"
+                               : kind == 1 ? "must be finite and greater than the focal length" : "must be finite");
+        Py_DECREF(z);
+        return NULL;
+    }
+    return raise_status(st, name);
+}
+
+static PyObject *py_coc_fixed_fov(PyObject *self, PyObject *args) { (void)self; return coc_common(args, 0); }
+static PyObject *py_coc_real_lens(PyObject *self, PyObject *args) { (void)self; return coc_common(args, 1); }
+static PyObject *py_coc_disparity(PyObject *self, PyObject *args) { (void)self; return coc_common(args, 2); }
+
+/* ---- scatter / gather ------------------------------------------------------------------- */
+
+static PyObject *spread_common(PyObject *args, int gather)
+{
+    PyObject *s_o, *c_o, *a_o, *o_o;
+    double vmin, vmax;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOOddOi", &s_o, &c_o, &a_o, &vmin, &vmax, &o_o, &nt)) return NULL;
+    PyArrayObject *s = as_f32(s_o, "image", 2, 3, 0);
+    PyArrayObject *c = s ? as_f32_contig(c_o, "coc", 2, 2, 0) : NULL;
+    PyArrayObject *o = c ? as_f32(o_o, "out", 2, 3, 1) : NULL;
+    if (!o || same_hw(s, c, "image", "coc") || same_hw(s, o, "image", "out")) return NULL;
+    if (no_overlap(o, s, "image") || no_overlap(o, c, "coc")) return NULL;
+    sd_aperture ap;
+    sd_cview sv, ov_c;
+    if (parse_aperture(a_o, vmin, vmax, &ap) || cview_of(s, "image", &sv) || cview_of(o, "out", &ov_c)) return NULL;
+    if (ov_c.nch != sv.nch) {
+        PyErr_SetString(PyExc_ValueError, "out: channel count differs from image");
+        return NULL;
+    }
+    int H = (int)PyArray_DIM(s, 0), W = (int)PyArray_DIM(s, 1);
+    if (sd_find_nonfinite(H, W, (sd_cview){PyArray_DATA(c), W, 1, 1}) >= 0) {
+        PyErr_SetString(PyExc_ValueError, "coc: contains NaN or inf");
+        return NULL;
+    }
+    sd_view ov = {(float *)ov_c.data, ov_c.row, ov_c.pix, ov_c.nch};
+    sd_cancel cancel = {check_signals, NULL};
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = gather ? sd_gather(H, W, sv, PyArray_DATA(c), W, &ap, ov, nt, &cancel)
+                : sd_scatter(H, W, sv, PyArray_DATA(c), W, &ap, ov, nt, &cancel);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, gather ? "gather" : "scatter");
+}
+
+static PyObject *py_scatter(PyObject *self, PyObject *args) { (void)self; return spread_common(args, 0); }
+static PyObject *py_gather(PyObject *self, PyObject *args) { (void)self; return spread_common(args, 1); }
+
+/* ---- push-pull --------------------------------------------------------------------------- */
+
+static PyObject *py_pushpull(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *v_o, *w_o, *o_o;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOOi", &v_o, &w_o, &o_o, &nt)) return NULL;
+    PyArrayObject *v = as_f32_contig(v_o, "value", 3, 3, 0);
+    PyArrayObject *w = v ? as_f32_contig(w_o, "weight", 2, 2, 0) : NULL;
+    PyArrayObject *o = w ? as_f32_contig(o_o, "out", 3, 3, 1) : NULL;
+    if (!o || same_hw(v, w, "value", "weight") || same_hw(v, o, "value", "out")) return NULL;
+    if (PyArray_DIM(o, 2) != PyArray_DIM(v, 2) || PyArray_DIM(v, 2) > 64) {
+        PyErr_SetString(PyExc_ValueError, "out: channel count differs from value (at most 64)");
+        return NULL;
+    }
+    if (no_overlap(o, v, "value") || no_overlap(o, w, "weight")) return NULL;
+    int H = (int)PyArray_DIM(v, 0), W = (int)PyArray_DIM(v, 1), n = (int)PyArray_DIM(v, 2);
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_pushpull(H, W, n, PyArray_DATA(v), PyArray_DATA(w), PyArray_DATA(o), nt);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "fill");
+}
+
+/* ---- layered render ---------------------------------------------------------------------- */
+
+static PyObject *py_render_layers(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *sets_o, *cent_o, *a_o, *o_o;
+    double vmin, vmax;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOOddOi", &sets_o, &cent_o, &a_o, &vmin, &vmax, &o_o, &nt)) return NULL;
+    if (!PyList_Check(sets_o) || PyList_GET_SIZE(sets_o) < 1 || PyList_GET_SIZE(sets_o) > 16) {
+        PyErr_SetString(PyExc_TypeError, "layers: expected a list of 1 to 16 (rgba, coc) pairs");
+        return NULL;
+    }
+    PyArrayObject *o = as_f32(o_o, "out", 3, 3, 1);
+    PyArrayObject *cent = o ? as_f32_contig(cent_o, "slices", 1, 1, 0) : NULL;
+    if (!cent) return NULL;
+    if (PyArray_DIM(o, 2) != 3) {
+        PyErr_SetString(PyExc_ValueError, "out: expected 3 channels");
+        return NULL;
+    }
+    sd_aperture ap;
+    if (parse_aperture(a_o, vmin, vmax, &ap)) return NULL;
+    int n = (int)PyList_GET_SIZE(sets_o);
+    sd_layer_entries sets[16];
+    for (int i = 0; i < n; i++) {
+        PyObject *t = PyList_GET_ITEM(sets_o, i);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2) {
+            PyErr_SetString(PyExc_TypeError, "layers: each item must be an (rgba, coc) tuple");
+            return NULL;
+        }
+        PyArrayObject *rgba = as_f32_contig(PyTuple_GET_ITEM(t, 0), "layer rgba", 3, 3, 0);
+        PyArrayObject *coc = rgba ? as_f32_contig(PyTuple_GET_ITEM(t, 1), "layer coc", 2, 2, 0) : NULL;
+        if (!coc || same_hw(o, rgba, "out", "layer rgba") || same_hw(o, coc, "out", "layer coc")) return NULL;
+        if (PyArray_DIM(rgba, 2) != 4) {
+            PyErr_SetString(PyExc_ValueError, "layer rgba: expected 4 channels");
+            return NULL;
+        }
+        if (no_overlap(o, rgba, "layer rgba") || no_overlap(o, coc, "layer coc")) return NULL;
+        sets[i].rgba = PyArray_DATA(rgba);
+        sets[i].coc = PyArray_DATA(coc);
+    }
+    int H = (int)PyArray_DIM(o, 0), W = (int)PyArray_DIM(o, 1);
+    sd_view ov = {PyArray_DATA(o), fstride(o, 0), fstride(o, 1), 3};
+    sd_cancel cancel = {check_signals, NULL};
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_render_layers(H, W, sets, n, PyArray_DATA(cent), (int)PyArray_DIM(cent, 0), &ap, ov, nt, &cancel);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "render");
+}
+
+/* ---- misc -------------------------------------------------------------------------------- */
+
+static PyObject *py_find_nonfinite(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *a_o;
+    if (!PyArg_ParseTuple(args, "O", &a_o)) return NULL;
+    PyArrayObject *a = as_f32(a_o, "array", 2, 3, 0);
+    if (!a) return NULL;
+    sd_cview v;
+    if (PyArray_NDIM(a) == 3 && PyArray_DIM(a, 2) > 4) {
+        PyErr_SetString(PyExc_ValueError, "array: at most 4 channels");
+        return NULL;
+    }
+    if (cview_of(a, "array", &v)) return NULL;
+    ptrdiff_t r;
+    Py_BEGIN_ALLOW_THREADS
+    r = sd_find_nonfinite((int)PyArray_DIM(a, 0), (int)PyArray_DIM(a, 1), v);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromSsize_t(r);
+}
+
+static PyObject *py_openmp_enabled(PyObject *self, PyObject *args)
+{
+    (void)self; (void)args;
+    return PyBool_FromLong(sd_openmp_enabled());
+}
+
+static PyObject *py_default_threads(PyObject *self, PyObject *args)
+{
+    (void)self; (void)args;
+    return PyLong_FromLong(sd_default_threads());
+}
+
+static PyMethodDef methods[] = {
+    {"coc_fixed_fov", py_coc_fixed_fov, METH_VARARGS, "coc_fixed_fov(depth, scale, inv_focus, max_coc, out, nthreads)"},
+    {"coc_real_lens", py_coc_real_lens, METH_VARARGS, "coc_real_lens(depth, scale, focus, focal_length, max_coc, out, nthreads)"},
+    {"coc_disparity", py_coc_disparity, METH_VARARGS, "coc_disparity(disparity, K, focus_disparity, max_coc, out, nthreads)"},
+    {"scatter", py_scatter, METH_VARARGS, "scatter(image, coc, spans, vmin, vmax, out, nthreads)"},
+    {"gather", py_gather, METH_VARARGS, "gather(image, coc, spans, vmin, vmax, out, nthreads)"},
+    {"pushpull", py_pushpull, METH_VARARGS, "pushpull(value, weight, out, nthreads)"},
+    {"render_layers", py_render_layers, METH_VARARGS, "render_layers(sets, slices, spans, vmin, vmax, out, nthreads)"},
+    {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1"},
+    {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
+    {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_core", "synthdof C core binding", -1, methods};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    import_array();
+    return PyModule_Create(&moddef);
+}

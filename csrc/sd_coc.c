@@ -1,0 +1,96 @@
+/* Circle-of-confusion maps: signed diameter in pixels, negative in front of the focal plane. */
+#include <math.h>
+#include "sd_core.h"
+#include "sd_parallel.h"
+
+static inline float clamp_coc(double c, double max_coc)
+{
+    if (max_coc > 0) {
+        if (c > max_coc) c = max_coc;
+        if (c < -max_coc) c = -max_coc;
+    }
+    return (float)c;
+}
+
+/* Each row records the first bad column it saw; the smallest flat index wins, so the reported
+ * pixel does not depend on the thread count. */
+#define SD_COC_LOOP(BODY, VALID)                                                   \
+    ptrdiff_t first_bad = -1;                                                      \
+    int nt = sd_threads(nthreads);                                                 \
+    SD_PARALLEL_FOR(nt)                                                            \
+    for (int y = 0; y < H; y++) {                                                  \
+        const float *d = depth + (ptrdiff_t)y * drow;                              \
+        float *o = out + (ptrdiff_t)y * orow;                                      \
+        for (int x = 0; x < W; x++) {                                              \
+            double z = d[(ptrdiff_t)x * dpix];                                     \
+            if (!(VALID)) {                                                        \
+                ptrdiff_t idx = (ptrdiff_t)y * W + x;                              \
+                SD_PRAGMA_CRITICAL                                                 \
+                { if (first_bad < 0 || idx < first_bad) first_bad = idx; }         \
+                o[x] = 0.0f;                                                       \
+                continue;                                                          \
+            }                                                                      \
+            o[x] = clamp_coc(BODY, max_coc);                                       \
+        }                                                                          \
+    }                                                                              \
+    if (first_bad >= 0) { if (bad) *bad = first_bad; return SD_ERR_VALUE; }        \
+    return SD_OK;
+
+#ifdef _OPENMP
+#define SD_PRAGMA_CRITICAL _Pragma("omp critical(sd_coc_bad)")
+#else
+#define SD_PRAGMA_CRITICAL
+#endif
+
+sd_status sd_coc_fixed_fov(int H, int W, const float *depth, ptrdiff_t drow, ptrdiff_t dpix,
+                           double scale, double inv_focus, double max_coc, float *out,
+                           ptrdiff_t orow, int nthreads, ptrdiff_t *bad)
+{
+    /* c = A (1/z_f - 1/z): what a fixed-field-of-view thin lens (Cycles, Mitsuba) renders. */
+    SD_COC_LOOP(scale * (inv_focus - 1.0 / z), isfinite(z) && z > 0.0)
+}
+
+sd_status sd_coc_real_lens(int H, int W, const float *depth, ptrdiff_t drow, ptrdiff_t dpix,
+                           double scale, double focus, double focal_length, double max_coc,
+                           float *out, ptrdiff_t orow, int nthreads, ptrdiff_t *bad)
+{
+    /* c = f^2 / (N (z_f - f)) (z - z_f) / z, scaled to pixels: sensor at the image distance. */
+    SD_COC_LOOP(scale * (z - focus) / z, isfinite(z) && z > focal_length)
+}
+
+sd_status sd_coc_disparity(int H, int W, const float *depth, ptrdiff_t drow, ptrdiff_t dpix,
+                           double K, double focus_disp, double max_coc, float *out,
+                           ptrdiff_t orow, int nthreads, ptrdiff_t *bad)
+{
+    /* c = K (d_f - d): larger disparity is nearer, so nearer than focus gives a negative CoC. */
+    SD_COC_LOOP(K * (focus_disp - z), isfinite(z))
+}
+
+ptrdiff_t sd_find_nonfinite(int H, int W, sd_cview v)
+{
+    for (int y = 0; y < H; y++) {
+        const float *r = v.data + (ptrdiff_t)y * v.row;
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < v.nch; c++)
+                if (!isfinite(r[(ptrdiff_t)x * v.pix + c])) return (ptrdiff_t)y * W + x;
+    }
+    return -1;
+}
+
+int sd_openmp_enabled(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int sd_default_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}

@@ -1,0 +1,109 @@
+/* synthdof C core: plain C11, no Python headers.
+ *
+ * Conventions shared by every kernel:
+ *  - images are float32, addressed by a base pointer plus a row stride and a pixel stride,
+ *    both counted in floats (so NumPy views with any float-aligned strides work unchanged);
+ *  - pixel (x, y) covers [x, x+1) x [y, y+1) in "edge coordinates", its centre is (x+0.5, y+0.5);
+ *  - the frame continues beyond its edges as its mirror image: light spread past a border is
+ *    folded back in, so a constant image stays constant and no energy is lost;
+ *  - every entry point returns an sd_status; none allocates memory it does not free.
+ */
+#ifndef SD_CORE_H
+#define SD_CORE_H
+
+#include <stddef.h>
+
+typedef enum {
+    SD_OK = 0,
+    SD_ERR_NOMEM = 1,       /* an allocation failed */
+    SD_ERR_VALUE = 2,       /* an input value is out of its domain (see the kernel's comment) */
+    SD_ERR_INTERRUPTED = 3, /* the caller's check callback asked to stop */
+    SD_ERR_ARG = 4          /* inconsistent sizes or strides */
+} sd_status;
+
+/* Called between large steps (layers, levels) from the calling thread only; returns nonzero to
+ * abort the kernel with SD_ERR_INTERRUPTED. May be NULL. */
+typedef struct {
+    int (*check)(void *ctx);
+    void *ctx;
+} sd_cancel;
+
+/* A strided read-only view of up to 4 channels. */
+typedef struct {
+    const float *data;
+    ptrdiff_t row, pix; /* strides in floats */
+    int nch;            /* 1..4 */
+} sd_cview;
+
+/* A strided writable view of up to 4 channels. */
+typedef struct {
+    float *data;
+    ptrdiff_t row, pix;
+    int nch;
+} sd_view;
+
+/* Aperture shape as a table of horizontal spans. Row i samples the shape at
+ * v_i = vmin + (i + 0.5) * (vmax - vmin) / nrows, v pointing down the image, in units of the
+ * radius (half the CoC diameter); each row holds nspans (left, right) pairs in the same units,
+ * empty spans have left == right. This is the shape for light behind the focal plane (positive
+ * CoC); in front of it the lens shows the shape rotated by 180 degrees. */
+#define SD_MAX_SPANS 4
+typedef struct {
+    int nrows, nspans;
+    const float *spans; /* nrows * nspans * 2 floats */
+    float vmin, vmax;
+} sd_aperture;
+
+/* ---- circle of confusion (sd_coc.c) ----
+ * On SD_ERR_VALUE *bad is set to the flat index (y * W + x) of the first offending pixel. */
+sd_status sd_coc_fixed_fov(int H, int W, const float *depth, ptrdiff_t drow, ptrdiff_t dpix,
+                           double scale, double inv_focus, double max_coc, float *out,
+                           ptrdiff_t orow, int nthreads, ptrdiff_t *bad);
+sd_status sd_coc_real_lens(int H, int W, const float *depth, ptrdiff_t drow, ptrdiff_t dpix,
+                           double scale, double focus, double focal_length, double max_coc,
+                           float *out, ptrdiff_t orow, int nthreads, ptrdiff_t *bad);
+sd_status sd_coc_disparity(int H, int W, const float *disp, ptrdiff_t drow, ptrdiff_t dpix,
+                           double K, double focus_disp, double max_coc, float *out,
+                           ptrdiff_t orow, int nthreads, ptrdiff_t *bad);
+/* Index of the first non-finite value in a view (or -1). */
+ptrdiff_t sd_find_nonfinite(int H, int W, sd_cview v);
+
+/* ---- scatter and gather (sd_spread.c) ---- */
+
+/* Energy-preserving scatter: every source pixel spreads its value over the aperture scaled to
+ * diameter |coc| with total weight exactly 1 (up to float rounding). dst may not overlap src. */
+sd_status sd_scatter(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc_row,
+                     const sd_aperture *ap, sd_view dst, int nthreads, const sd_cancel *cancel);
+
+/* Gather: every output pixel is the aperture-weighted mean of the input around it, the aperture
+ * scaled to the output pixel's own |coc|. */
+sd_status sd_gather(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc_row,
+                    const sd_aperture *ap, sd_view dst, int nthreads, const sd_cancel *cancel);
+
+/* ---- push-pull fill (sd_fill.c) ----
+ * Fills an image where weight < 1 from the surrounding weighted values, coarse to fine:
+ * out = w*v + (1-w)*(smooth interpolation of the neighbourhood). value is (H, W, nch) contiguous
+ * float, weight (H, W) in [0, 1]. Where no weight exists at all, out is 0. */
+sd_status sd_pushpull(int H, int W, int nch, const float *value, const float *weight, float *out,
+                      int nthreads);
+
+/* ---- layered render (sd_render.c) ----
+ * Composites sets of premultiplied RGBA entries (H, W, 4, contiguous) with their signed CoC maps
+ * (H, W) in depth order: the CoC axis is cut into soft slices (each entry split linearly between
+ * the two nearest slice centres), each slice is scattered with every entry's own CoC, and the
+ * slices are composited far (largest CoC) to near with "over"; the result is divided by the
+ * accumulated coverage where that is below 1. out is (H, W, 3) through a view. */
+typedef struct {
+    const float *rgba; /* premultiplied colour + coverage, (H, W, 4) contiguous */
+    const float *coc;  /* (H, W) contiguous, signed diameter in pixels */
+} sd_layer_entries;
+
+sd_status sd_render_layers(int H, int W, const sd_layer_entries *sets, int nsets,
+                           const float *slice_centres, int nslices, const sd_aperture *ap,
+                           sd_view out, int nthreads, const sd_cancel *cancel);
+
+/* Whether the core was compiled with OpenMP, and how many threads it would use by default. */
+int sd_openmp_enabled(void);
+int sd_default_threads(void);
+
+#endif

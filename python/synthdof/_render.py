@@ -1,0 +1,190 @@
+"""render(): occlusion-aware, depth-ordered synthetic depth of field."""
+import numbers
+
+import numpy as np
+
+from . import _core
+from ._aperture import as_aperture
+from ._color import linear_to_srgb
+from ._lens import ThinLens
+from ._validate import as_image, as_map, as_matte, positive, prepare_out, resolve_threads
+
+# Slices are spaced evenly along the CoC axis (the axis along which blur, and so the visibility of
+# ordering mistakes, is linear): at most this many, and never closer than MIN_SLICE_PX.
+MAX_SLICES = 24
+MIN_SLICE_PX = 1.0
+# A non-subject surface counts as in front of the subject when its CoC is this much smaller.
+FRONT_MARGIN_PX = 2.0
+# Highlight recovery for clipped integer input: linear gain at the clip level (see render()).
+AUTO_HIGHLIGHT_GAIN = 6.0
+
+
+def _fill(values, weight, nt):
+    """Push-pull fill of (H, W, n) values where weight < 1."""
+    v = np.ascontiguousarray(values, dtype=np.float32)
+    if v.ndim == 2:
+        v = v[:, :, None]
+    out = np.empty_like(v)
+    _core.pushpull(v, np.ascontiguousarray(weight, dtype=np.float32), out, nt)
+    return out
+
+
+def _confident(alpha, levels):
+    """Weight map of the pixels above the first threshold in `levels` that selects any."""
+    for t in levels:
+        m = alpha >= t if t > 0 else alpha > 0
+        if m.any():
+            return m.astype(np.float32)
+    return None
+
+
+def _layers(img, coc, matte, background, nt):
+    """Premultiplied RGBA entry sets with their CoC maps.
+
+    Without a matte the image is one set. With a matte each pixel I = a F + (1 - a) O is split
+    into its subject part (a F, at the subject's CoC) and the rest ((1 - a) O, at the CoC of the
+    surroundings), and what the pinhole never saw is filled in so that every depth layer is
+    complete where a nearer one might turn translucent: the background behind the subject and
+    behind nearer objects, and the subject behind objects in front of it."""
+    H, W = coc.shape
+    if matte is None:
+        rgba = np.concatenate([img, np.ones((H, W, 1), np.float32)], 2)
+        return [(np.ascontiguousarray(rgba), coc)]
+    a = matte
+    w_subj = _confident(a, (0.95, 0.5, 0.0))
+    if w_subj is None:  # an empty matte: nothing is subject
+        return _layers(img, coc, None, background, nt)
+    w_other = _confident(1.0 - a, (0.95, 0.5, 0.0))
+    # CoC of the subject and of what surrounds it, extended over each other's pixels
+    c_subj = _fill(coc, w_subj, nt)[:, :, 0]
+    c_other = _fill(coc, w_other, nt)[:, :, 0] if w_other is not None else c_subj.copy()
+    # colour of the non-subject part at fractional pixels, then the subject's premultiplied colour
+    other = _fill(img, w_other, nt) if w_other is not None else np.zeros_like(img)
+    a3 = a[:, :, None]
+    subj_pm = np.maximum(img - (1.0 - a3) * other, 0.0)
+    # which non-subject parts lie in front of the subject
+    front = ((c_other < c_subj - FRONT_MARGIN_PX) & (a < 1.0)).astype(np.float32)
+    vis_other = (1.0 - a) * (1.0 - front)  # visible background coverage
+    # background behind the subject and behind the foreground
+    bg_in = np.concatenate([other, c_other[:, :, None]], 2)
+    bg = _fill(bg_in, vis_other, nt)
+    bg_col, c_bg = bg[:, :, :3], np.ascontiguousarray(bg[:, :, 3])
+    if background is not None:
+        bg_col = background
+    hidden_bg = 1.0 - vis_other
+    # the subject behind the foreground
+    fg_part = front * (1.0 - a)
+    if front.any():
+        s_in = np.concatenate([subj_pm, a3], 2)
+        s_fill = _fill(s_in, 1.0 - front, nt)
+        s_rgb = subj_pm + fg_part[:, :, None] * s_fill[:, :, :3]
+        s_a = a + fg_part * np.clip(s_fill[:, :, 3], 0.0, 1.0)
+    else:
+        s_rgb, s_a = subj_pm, a
+    subject = np.concatenate([s_rgb, s_a[:, :, None]], 2)
+    rest = np.concatenate([(1.0 - a3) * other, (1.0 - a)[:, :, None]], 2)
+    hidden = np.concatenate([hidden_bg[:, :, None] * bg_col, hidden_bg[:, :, None]], 2)
+    return [(np.ascontiguousarray(subject, dtype=np.float32), np.ascontiguousarray(c_subj)),
+            (np.ascontiguousarray(rest, dtype=np.float32), np.ascontiguousarray(c_other)),
+            (np.ascontiguousarray(hidden, dtype=np.float32), c_bg)]
+
+
+def _slice_centres(sets):
+    """Evenly spaced CoC values from the largest (farthest) to the smallest, skipping centres
+    whose tent (the span to both neighbours) holds no entry; the neighbours then meet."""
+    allc = np.concatenate([c[rgba[:, :, 3] > 0].ravel() for rgba, c in sets])
+    if allc.size == 0:
+        return np.zeros(1, np.float32)
+    lo, hi = float(allc.min()), float(allc.max())
+    n = int(min(MAX_SLICES, np.ceil((hi - lo) / MIN_SLICE_PX))) + 1
+    asc = np.linspace(lo, hi, n)
+    if n > 2:
+        counts, _ = np.histogram(allc, bins=asc)  # counts[j] covers [asc[j], asc[j+1]]
+        left = np.concatenate([[0], counts])
+        right = np.concatenate([counts, [0]])
+        asc = asc[(left + right) > 0]
+    return np.ascontiguousarray(asc[::-1], dtype=np.float32)
+
+
+def _highlight_gain(highlights, encoding):
+    if highlights is None or highlights is False or highlights == "off":
+        return 1.0
+    if isinstance(highlights, str):
+        if highlights != "auto":
+            raise ValueError(f"highlights: expected 'auto', 'off' or a gain >= 1, got {highlights!r}")
+        return AUTO_HIGHLIGHT_GAIN if encoding is not None else 1.0
+    if isinstance(highlights, bool) or not isinstance(highlights, numbers.Real):
+        raise TypeError(f"highlights: expected 'auto', 'off' or a number, got {type(highlights).__name__}")
+    g = float(highlights)
+    if not np.isfinite(g) or g < 1.0:
+        raise ValueError(f"highlights: a gain must be finite and >= 1, got {highlights!r}")
+    return g
+
+
+def recover_highlights(linear, gain, clip=1.0):
+    """Scale up pixels at the clip level, which stored less light than they received: the gain
+    ramps in with the brightest channel from 90 % to 100 % of `clip` (in linear light) and is
+    `gain` at the clip level, so unclipped pixels are untouched."""
+    peak = linear.max(axis=2, keepdims=True)
+    t = np.clip((peak / clip - 0.9) / 0.1, 0.0, 1.0)
+    return (linear * (1.0 + (gain - 1.0) * t * t)).astype(np.float32)
+
+
+def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None, background=None,
+           highlights="auto", num_threads=None, out=None):
+    """Synthetic depth of field: blur the scene in depth, not the flat image.
+
+    image: (H, W, 3). Float input is linear light (values above 1 are bright light, kept as is);
+      uint8/uint16 input is sRGB-encoded: it is decoded to linear light, rendered, and encoded back
+      to the same dtype.
+    depth: (H, W) planar depth in metres (finite, > 0), with `lens` (a ThinLens); or instead
+      coc=: (H, W) signed CoC diameter in pixels (negative in front of the focal plane), for
+      disparity-based pipelines (see coc_from_disparity).
+    matte: (H, W) subject alpha in [0, 1] from any matting or segmentation model. It decides what
+      is subject: the subject layer is composited with it, so hair and fine edges blend
+      fractionally, and the subject's own CoC is taken from its confident interior (so depth maps
+      that blur across the silhouette do not smear the edge).
+    aperture: an Aperture (default: circle).
+    background: optional (H, W, 3) linear plate of what lies behind the subject (from an
+      inpainting model); by default the hidden background is filled from its surroundings.
+    highlights: "auto" (default) recovers clipped highlights of integer input with a gain of
+      AUTO_HIGHLIGHT_GAIN at the clip level; float input is used as is. A number sets the gain
+      (1 = off), "off" disables it.
+
+    Returns (H, W, 3) float32 linear light (or the input's integer dtype, sRGB-encoded)."""
+    img, enc = as_image(image, "image", channels=3, allow_gray=False)
+    H, W = img.shape[:2]
+    if coc is not None:
+        if depth is not None:
+            raise ValueError("depth: give either depth (with lens) or coc, not both")
+        c = as_map(coc, "coc", (H, W))
+    else:
+        if depth is None:
+            raise ValueError("depth: required (or pass coc=)")
+        if lens is None:
+            raise ValueError("lens: required with depth (a synthdof.ThinLens)")
+        if not isinstance(lens, ThinLens):
+            raise TypeError(f"lens: expected a synthdof.ThinLens, got {type(lens).__name__}")
+        d = as_map(depth, "depth", (H, W), finite=False)
+        c = lens.coc(d, W, num_threads=num_threads)
+    a = None if matte is None else as_matte(matte, (H, W))
+    ap = as_aperture(aperture)
+    bg = None
+    if background is not None:
+        bg, _ = as_image(background, "background", channels=3, allow_gray=False)
+        if bg.shape != img.shape:
+            raise ValueError(f"background: shape {bg.shape} does not match the image's {img.shape}")
+    gain = _highlight_gain(highlights, enc)
+    nt = resolve_threads(num_threads)
+    out_dtype = np.float32 if enc is None else enc
+    inputs = [("image", image), ("depth", depth), ("coc", coc), ("matte", matte), ("background", background)]
+    out = prepare_out(out, (H, W, 3), inputs, dtype=out_dtype)
+    if gain > 1.0:
+        img = recover_highlights(img, gain)
+    sets = _layers(img, c, a, bg, nt)
+    centres = _slice_centres(sets)
+    result = out if enc is None else np.empty((H, W, 3), np.float32)
+    _core.render_layers(sets, centres, *ap._args(), result, nt)
+    if enc is not None:
+        out[...] = linear_to_srgb(result, enc)
+    return out

@@ -1,0 +1,130 @@
+"""Argument checking shared by the public functions: every message starts with the argument's name."""
+import numbers
+import os
+
+import numpy as np
+
+from . import _core
+
+_FLOAT_KINDS = "f"
+
+
+def _array(x, name):
+    if isinstance(x, np.ndarray):
+        return x
+    raise TypeError(f"{name}: expected a numpy array, got {type(x).__name__}")
+
+
+def _check_dtype(a, name, *, allow_int):
+    kind = a.dtype.kind
+    if kind == "f" and a.dtype.itemsize in (2, 4, 8):
+        return
+    if allow_int and a.dtype in (np.uint8, np.uint16):
+        return
+    allowed = "float16/32/64, uint8 or uint16" if allow_int else "float16/32/64"
+    raise TypeError(f"{name}: unsupported dtype {a.dtype} (expected {allowed})")
+
+
+def check_finite(a, name):
+    """Raise ValueError naming `name` if float array `a` holds NaN or inf."""
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        bad = np.argwhere(~np.isfinite(a))[0]
+        raise ValueError(f"{name}: contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
+
+
+def as_map(x, name, shape=None, *, finite=True):
+    """A (H, W) float map as a C-contiguous native float32 array (copied only if needed)."""
+    a = _array(x, name)
+    _check_dtype(a, name, allow_int=False)
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D (H, W) array, got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{name}: must not be empty (shape {a.shape})")
+    if shape is not None and a.shape != tuple(shape):
+        raise ValueError(f"{name}: shape {a.shape} does not match the image's {tuple(shape)}")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if finite:
+        check_finite(a, name)
+    return a
+
+
+def as_matte(x, shape, name="matte"):
+    a = as_map(x, name, shape)
+    lo, hi = float(a.min()), float(a.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"{name}: values must lie in [0, 1], got [{lo:g}, {hi:g}]")
+    return a
+
+
+def as_image(x, name="image", *, channels=None, allow_gray=True):
+    """Returns (linear float32 image, encoding) where encoding is None for float input or the
+    integer dtype of an sRGB-encoded input that was linearised."""
+    from ._color import srgb_to_linear
+
+    a = _array(x, name)
+    _check_dtype(a, name, allow_int=True)
+    if a.ndim not in ((2, 3) if allow_gray else (3,)):
+        want = "(H, W) or (H, W, C)" if allow_gray else "(H, W, 3)"
+        raise ValueError(f"{name}: expected shape {want}, got {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{name}: must not be empty (shape {a.shape})")
+    if channels is not None and (a.ndim != 3 or a.shape[2] != channels):
+        raise ValueError(f"{name}: expected {channels} channels in the last axis, got shape {a.shape}")
+    if a.dtype.kind == "u":
+        return srgb_to_linear(a), a.dtype
+    lin = a if a.dtype == np.float32 and a.dtype.isnative else a.astype(np.float32)
+    check_finite(lin, name)
+    return lin, None
+
+
+def prepare_out(out, shape, inputs, dtype=np.float32):
+    """Validates a caller-supplied `out` or allocates one."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out: expected a numpy array, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out: expected shape {tuple(shape)}, got {out.shape}")
+    if out.dtype != np.dtype(dtype) or not out.dtype.isnative:
+        raise TypeError(f"out: expected dtype {np.dtype(dtype)}, got {out.dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out: must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError("out: array is read-only")
+    for nm, arr in inputs:
+        if isinstance(arr, np.ndarray) and np.may_share_memory(out, arr):
+            raise ValueError(f"out: must not overlap {nm}")
+    return out
+
+
+def resolve_threads(num_threads):
+    """None: all cores (OMP_NUM_THREADS respected); n >= 1: n; -1: all cores, -2: all but one..."""
+    if num_threads is None:
+        return max(1, _core.default_threads())  # OpenMP's count: OMP_NUM_THREADS or all cores
+    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
+        raise TypeError(f"num_threads: expected an int or None, got {type(num_threads).__name__}")
+    n = int(num_threads)
+    ncpu = os.cpu_count() or 1
+    if n >= 1:
+        return n
+    if n == 0 or n < -ncpu:
+        raise ValueError(f"num_threads: must be >= 1, or -1 to -{ncpu} for 'all cores but n-1'; got {n}")
+    return ncpu + 1 + n
+
+
+def positive(x, name, *, allow_zero=False):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(x).__name__}")
+    v = float(x)
+    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(f"{name}: must be a finite number {'>=' if allow_zero else '>'} 0, got {x!r}")
+    return v
+
+
+def finite(x, name):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(x).__name__}")
+    v = float(x)
+    if not np.isfinite(v):
+        raise ValueError(f"{name}: must be finite, got {x!r}")
+    return v
