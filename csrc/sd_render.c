@@ -19,10 +19,22 @@ sd_status sd_render_layers(int H, int W, const sd_layer_entries *sets, int nsets
             if (a > max_coc) max_coc = a;
         }
     sd_pyramid *pyr = sd_pyr_new(H, W, max_coc);
-    float *acc = calloc((size_t)H * (size_t)W * 4, sizeof(float));
-    if (!pyr || !acc) { sd_pyr_free(pyr); free(acc); return SD_ERR_NOMEM; }
+    size_t n = (size_t)H * (size_t)W;
+    float *acc = calloc(n * 4, sizeof(float)); /* visible premultiplied colour + coverage */
+    float *occ = calloc(n, sizeof(float));     /* coverage of slices two or more steps nearer */
+    float *prev = calloc(n, sizeof(float));    /* coverage of the slice just nearer */
+    if (!pyr || !acc || !occ || !prev) {
+        sd_pyr_free(pyr); free(acc); free(occ); free(prev);
+        return SD_ERR_NOMEM;
+    }
     sd_status st = SD_OK;
-    for (int s = 0; s < nslices; s++) { /* far (largest CoC) to near */
+    /* Near to far. A slice is hidden by the summed coverage of the slices at least two steps
+     * nearer: summed, because each pixel's light is split between two neighbouring slices (so a
+     * surface's two halves together must hide what is behind it, which a product of partial
+     * "over" coverages would not); and not by its immediate neighbour, because a surface whose
+     * CoC straddles two slices must not hide itself. Occlusion thus sets in across CoC gaps of one
+     * slice spacing and is complete at two. */
+    for (int s = nslices - 1; s >= 0; s--) {
         float mid = centres[s];
         float hi = s > 0 ? centres[s - 1] : INFINITY;
         float lo = s + 1 < nslices ? centres[s + 1] : -INFINITY;
@@ -35,29 +47,35 @@ sd_status sd_render_layers(int H, int W, const sd_layer_entries *sets, int nsets
         SD_PARALLEL_FOR(nt)
         for (int y = 0; y < H; y++) {
             const float *l = sd_pyr_row(pyr, y);
-            float *a = acc + (ptrdiff_t)y * W * 4;
+            ptrdiff_t i0 = (ptrdiff_t)y * W;
+            float *a = acc + 4 * i0, *oc = occ + i0, *pv = prev + i0;
             for (int x = 0; x < W; x++) {
+                float vis = 1.0f - oc[x];
+                vis = vis < 0.0f ? 0.0f : vis;
+                for (int c = 0; c < 4; c++) a[4 * x + c] += vis * l[4 * x + c];
                 float A = l[4 * x + 3];
-                float t = 1.0f - (A < 0.0f ? 0.0f : (A > 1.0f ? 1.0f : A));
-                for (int c = 0; c < 4; c++) a[4 * x + c] = l[4 * x + c] + t * a[4 * x + c];
+                oc[x] += pv[x];
+                pv[x] = A > 0.0f ? A : 0.0f;
             }
         }
         if (cancel && cancel->check && cancel->check(cancel->ctx)) { st = SD_ERR_INTERRUPTED; break; }
     }
     if (st == SD_OK) {
-        /* Where slices of one surface or a disoccluded hole leave coverage below 1, renormalise so
-         * that no seam or rim darkens. */
+        /* Coverage below 1 (a hole nothing filled) or above 1 (surfaces closer than a slice
+         * spacing, blended rather than ordered): renormalise to a full pixel. */
         SD_PARALLEL_FOR(nt)
         for (int y = 0; y < H; y++) {
             const float *a = acc + (ptrdiff_t)y * W * 4;
             float *o = out.data + (ptrdiff_t)y * out.row;
             for (int x = 0; x < W; x++) {
                 float cov = a[4 * x + 3];
-                float inv = (cov > 1e-6f && cov < 1.0f) ? 1.0f / cov : 1.0f;
+                float inv = cov > 1e-6f ? 1.0f / cov : 1.0f;
                 for (int c = 0; c < 3; c++) o[(ptrdiff_t)x * out.pix + c] = a[4 * x + c] * inv;
             }
         }
     }
+    free(occ);
+    free(prev);
     free(acc);
     sd_pyr_free(pyr);
     return st;

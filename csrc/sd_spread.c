@@ -133,7 +133,14 @@ typedef struct {
 static void splat(const plane_t *p, const sd_aperture *ap, float cx, float cy, float R,
                   int inverted, const float *v)
 {
-    if (!(R > 1e-3f)) R = 1e-3f;
+    if (!(R > 0.5f)) { /* the whole shape lies inside the source pixel */
+        int j = (int)floorf(cy);
+        if (j >= 0 && j < p->rows) {
+            float x = floorf(cx);
+            add_span(p->buf + (ptrdiff_t)j * p->stride, p->cols, x, x + 1.0f, v);
+        }
+        return;
+    }
     if (R > SD_R_MAX + 1.0f) R = SD_R_MAX + 1.0f; /* never reached by construction */
     float vlo, vhi;
     ap_extent(ap, inverted, &vlo, &vhi);
