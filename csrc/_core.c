@@ -263,10 +263,10 @@ static PyObject *py_pushpull(PyObject *self, PyObject *args)
 static PyObject *py_render_layers(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *sets_o, *cent_o, *a_o, *o_o;
+    PyObject *sets_o, *cent_o, *a_o, *o_o, *plate_o;
     double vmin, vmax;
     int nt;
-    if (!PyArg_ParseTuple(args, "OOOddOi", &sets_o, &cent_o, &a_o, &vmin, &vmax, &o_o, &nt)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOddOOi", &sets_o, &cent_o, &a_o, &vmin, &vmax, &plate_o, &o_o, &nt)) return NULL;
     if (!PyList_Check(sets_o) || PyList_GET_SIZE(sets_o) < 1 || PyList_GET_SIZE(sets_o) > 16) {
         PyErr_SetString(PyExc_TypeError, "layers: expected a list of 1 to 16 (rgba, coc) pairs");
         return NULL;
@@ -299,12 +299,22 @@ static PyObject *py_render_layers(PyObject *self, PyObject *args)
         sets[i].rgba = PyArray_DATA(rgba);
         sets[i].coc = PyArray_DATA(coc);
     }
+    const float *plate = NULL;
+    if (plate_o != Py_None) {
+        PyArrayObject *pl = as_f32_contig(plate_o, "background", 3, 3, 0);
+        if (!pl || same_hw(o, pl, "out", "background") || no_overlap(o, pl, "background")) return NULL;
+        if (PyArray_DIM(pl, 2) != 3) {
+            PyErr_SetString(PyExc_ValueError, "background: expected 3 channels");
+            return NULL;
+        }
+        plate = PyArray_DATA(pl);
+    }
     int H = (int)PyArray_DIM(o, 0), W = (int)PyArray_DIM(o, 1);
     sd_view ov = {PyArray_DATA(o), fstride(o, 0), fstride(o, 1), 3};
     sd_cancel cancel = {check_signals, NULL};
     sd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = sd_render_layers(H, W, sets, n, PyArray_DATA(cent), (int)PyArray_DIM(cent, 0), &ap, ov, nt, &cancel);
+    st = sd_render_layers(H, W, sets, n, PyArray_DATA(cent), (int)PyArray_DIM(cent, 0), &ap, plate, ov, nt, &cancel);
     Py_END_ALLOW_THREADS
     return raise_status(st, "render");
 }
@@ -350,7 +360,7 @@ static PyMethodDef methods[] = {
     {"scatter", py_scatter, METH_VARARGS, "scatter(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"gather", py_gather, METH_VARARGS, "gather(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"pushpull", py_pushpull, METH_VARARGS, "pushpull(value, weight, out, nthreads)"},
-    {"render_layers", py_render_layers, METH_VARARGS, "render_layers(sets, slices, spans, vmin, vmax, out, nthreads)"},
+    {"render_layers", py_render_layers, METH_VARARGS, "render_layers(sets, slices, spans, vmin, vmax, background, out, nthreads)"},
     {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
     {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},

@@ -8,7 +8,7 @@
  * 2^k x 2^k block of sources is merged into one and spread with radius R / 2^k, so the cost per
  * source never exceeds ~2 R_MAX rows whatever the blur. The coarse result is upsampled back;
  * its edge softness (~2^k px) stays below a tenth of the radius. */
-#define SD_R_MAX 10.0f
+#define SD_R_MAX 24.0f
 
 typedef struct sd_pyramid sd_pyramid;
 

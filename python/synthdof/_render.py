@@ -13,8 +13,6 @@ from ._validate import as_image, as_map, as_matte, positive, prepare_out, resolv
 # ordering mistakes, is linear): at most this many, and never closer than MIN_SLICE_PX.
 MAX_SLICES = 24
 MIN_SLICE_PX = 1.0
-# A non-subject surface counts as in front of the subject when its CoC is this much smaller.
-FRONT_MARGIN_PX = 2.0
 # Highlight recovery for clipped integer input: linear gain at the clip level (see render()).
 AUTO_HIGHLIGHT_GAIN = 6.0
 
@@ -38,14 +36,15 @@ def _confident(alpha, levels):
     return None
 
 
-def _layers(img, coc, matte, background, nt):
+def _layers(img, coc, matte, nt):
     """Premultiplied RGBA entry sets with their CoC maps.
 
     Without a matte the image is one set. With a matte each pixel I = a F + (1 - a) O is split
     into its subject part (a F, at the subject's CoC) and the rest ((1 - a) O, at the CoC of the
-    surroundings), and what the pinhole never saw is filled in so that every depth layer is
-    complete where a nearer one might turn translucent: the background behind the subject and
-    behind nearer objects, and the subject behind objects in front of it."""
+    surroundings): the subject's CoC comes from its confident interior and the rest's from the
+    confident outside, so a depth map that blurs across the silhouette does not smear the edge,
+    and O at fractional pixels (hair) is continued from the visible background around them.
+    What each depth slice hides is filled in later, slice by slice, by the core."""
     H, W = coc.shape
     if matte is None:
         rgba = np.concatenate([img, np.ones((H, W, 1), np.float32)], 2)
@@ -53,40 +52,17 @@ def _layers(img, coc, matte, background, nt):
     a = matte
     w_subj = _confident(a, (0.95, 0.5, 0.0))
     if w_subj is None:  # an empty matte: nothing is subject
-        return _layers(img, coc, None, background, nt)
+        return _layers(img, coc, None, nt)
     w_other = _confident(1.0 - a, (0.95, 0.5, 0.0))
-    # CoC of the subject and of what surrounds it, extended over each other's pixels
     c_subj = _fill(coc, w_subj, nt)[:, :, 0]
     c_other = _fill(coc, w_other, nt)[:, :, 0] if w_other is not None else c_subj.copy()
-    # colour of the non-subject part at fractional pixels, then the subject's premultiplied colour
     other = _fill(img, w_other, nt) if w_other is not None else np.zeros_like(img)
     a3 = a[:, :, None]
     subj_pm = np.maximum(img - (1.0 - a3) * other, 0.0)
-    # which non-subject parts lie in front of the subject
-    front = ((c_other < c_subj - FRONT_MARGIN_PX) & (a < 1.0)).astype(np.float32)
-    vis_other = (1.0 - a) * (1.0 - front)  # visible background coverage
-    # background behind the subject and behind the foreground
-    bg_in = np.concatenate([other, c_other[:, :, None]], 2)
-    bg = _fill(bg_in, vis_other, nt)
-    bg_col, c_bg = bg[:, :, :3], np.ascontiguousarray(bg[:, :, 3])
-    if background is not None:
-        bg_col = background
-    hidden_bg = 1.0 - vis_other
-    # the subject behind the foreground
-    fg_part = front * (1.0 - a)
-    if front.any():
-        s_in = np.concatenate([subj_pm, a3], 2)
-        s_fill = _fill(s_in, 1.0 - front, nt)
-        s_rgb = subj_pm + fg_part[:, :, None] * s_fill[:, :, :3]
-        s_a = a + fg_part * np.clip(s_fill[:, :, 3], 0.0, 1.0)
-    else:
-        s_rgb, s_a = subj_pm, a
-    subject = np.concatenate([s_rgb, s_a[:, :, None]], 2)
-    rest = np.concatenate([(1.0 - a3) * other, (1.0 - a)[:, :, None]], 2)
-    hidden = np.concatenate([hidden_bg[:, :, None] * bg_col, hidden_bg[:, :, None]], 2)
+    subject = np.concatenate([subj_pm, a3], 2)
+    rest = np.concatenate([(1.0 - a3) * other, (1.0 - a3)], 2)
     return [(np.ascontiguousarray(subject, dtype=np.float32), np.ascontiguousarray(c_subj)),
-            (np.ascontiguousarray(rest, dtype=np.float32), np.ascontiguousarray(c_other)),
-            (np.ascontiguousarray(hidden, dtype=np.float32), c_bg)]
+            (np.ascontiguousarray(rest, dtype=np.float32), np.ascontiguousarray(c_other))]
 
 
 def _slice_centres(sets):
@@ -181,10 +157,11 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
     out = prepare_out(out, (H, W, 3), inputs, dtype=out_dtype)
     if gain > 1.0:
         img = recover_highlights(img, gain)
-    sets = _layers(img, c, a, bg, nt)
+    sets = _layers(img, c, a, nt)
     centres = _slice_centres(sets)
     result = out if enc is None else np.empty((H, W, 3), np.float32)
-    _core.render_layers(sets, centres, *ap._args(), result, nt)
+    plate = None if bg is None else np.ascontiguousarray(bg)
+    _core.render_layers(sets, centres, *ap._args(), plate, result, nt)
     if enc is not None:
         out[...] = linear_to_srgb(result, enc)
     return out
