@@ -15,6 +15,37 @@ typedef struct {
     int H, W;
 } flevel;
 
+#define RELAX_SWEEPS 4
+
+/* A few red-black Gauss-Seidel sweeps of the membrane equation on the unknown part: each cell
+ * becomes w * own + (1 - w) * (mean of its 4 neighbours). Push-pull alone takes the filled value
+ * from blocky coarse averages, which lets a distant bright region bias the fill right next to
+ * the known boundary; relaxing at every level makes the fill follow the boundary values
+ * (harmonic), at O(pixels) cost. Red-black order keeps it deterministic under threads. */
+static void relax(float *v, const float *own, const float *wt, int H, int W, int nch, int nt)
+{
+    for (int it = 0; it < RELAX_SWEEPS; it++)
+        for (int colour = 0; colour < 2; colour++) {
+            SD_PARALLEL_FOR(nt)
+            for (int y = 0; y < H; y++) {
+                int ym = y > 0 ? y - 1 : y, yp = y + 1 < H ? y + 1 : y;
+                for (int x = (y + colour) & 1; x < W; x += 2) {
+                    ptrdiff_t i = (ptrdiff_t)y * W + x;
+                    float w = wt[i];
+                    w = w > 1.0f ? 1.0f : (w > 0.0f ? w : 0.0f);
+                    if (w >= 1.0f) continue;
+                    int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
+                    ptrdiff_t a = ((ptrdiff_t)ym * W + x) * nch, b = ((ptrdiff_t)yp * W + x) * nch;
+                    ptrdiff_t c = ((ptrdiff_t)y * W + xm) * nch, d = ((ptrdiff_t)y * W + xp) * nch;
+                    for (int ch = 0; ch < nch; ch++) {
+                        float m = 0.25f * (v[a + ch] + v[b + ch] + v[c + ch] + v[d + ch]);
+                        v[i * nch + ch] = w * own[i * nch + ch] + (1.0f - w) * m;
+                    }
+                }
+            }
+        }
+}
+
 sd_status sd_pushpull(int H, int W, int nch, const float *value, const float *weight, float *out,
                       int nthreads)
 {
@@ -87,6 +118,7 @@ sd_status sd_pushpull(int H, int W, int nch, const float *value, const float *we
                     }
                 }
             }
+            relax(dst, f->v, f->w, f->H, f->W, nch, nt);
         }
         if (n == 1) { /* a single pixel: nothing to fill from but itself */
             for (int ch = 0; ch < nch; ch++) out[ch] = weight[0] > 0.0f ? value[ch] : 0.0f;
