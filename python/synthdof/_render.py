@@ -72,13 +72,15 @@ def _unmix_depth_edges(rgba, coc, margin=EDGE_MARGIN_PX):
     if ys.size == 0:
         return None
     col = np.pad(rgba[:, :, :3] / np.maximum(rgba[:, :, 3:], 1e-6), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    full = np.pad(rgba[:, :, 3] >= 0.999, 1, mode="edge")
     cpix = coc[ys, xs]
     own = col[ys + 1, xs + 1]
     nbc = np.stack([cp[ys + 1 + dy, xs + 1 + dx] for dy, dx in _OFFSETS], 1)         # (K, 8)
     nbcol = np.stack([col[ys + 1 + dy, xs + 1 + dx] for dy, dx in _OFFSETS], 1)      # (K, 8, 3)
-    near = nbc < (cpix - margin)[:, None]
-    far = nbc > (cpix + margin)[:, None]
-    same = ~near & ~far
+    valid = np.stack([full[ys + 1 + dy, xs + 1 + dx] for dy, dx in _OFFSETS], 1)     # fully this set's
+    near = valid & (nbc < (cpix - margin)[:, None])
+    far = valid & (nbc > (cpix + margin)[:, None])
+    same = valid & ~near & ~far
     # the other side: nearer neighbours first (a light, a railing), else farther ones
     other = np.where(near.any(1)[:, None], near, far)
     n_o = other.sum(1)
