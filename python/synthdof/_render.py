@@ -129,9 +129,10 @@ def _layers(img, coc, matte, nt):
     c_other = _fill(coc, w_other, nt)[:, :, 0] if w_other is not None else c_subj.copy()
     other = _fill(img, w_other, nt) if w_other is not None else np.zeros_like(img)
     a3 = a[:, :, None]
-    subj_pm = np.maximum(img - (1.0 - a3) * other, 0.0)
+    # the two parts always add up to the pixel exactly (so nothing changes where nothing blurs)
+    subj_pm = np.clip(img - (1.0 - a3) * other, 0.0, np.maximum(img, 0.0))
     subject = np.concatenate([subj_pm, a3], 2)
-    rest = np.concatenate([(1.0 - a3) * other, (1.0 - a3)], 2)
+    rest = np.concatenate([img - subj_pm, (1.0 - a3)], 2)
     subject_set = (np.ascontiguousarray(subject, dtype=np.float32), np.ascontiguousarray(c_subj))
     return _with_unmixed_edges([subject_set], rest.astype(np.float32), np.ascontiguousarray(c_other))
 
@@ -249,6 +250,11 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
             raise TypeError(f"lens: expected a synthdof.ThinLens, got {type(lens).__name__}")
         d = as_map(depth, "depth", (H, W), finite=False)
         c = lens.coc(d, W, num_threads=num_threads)
+    # a blur wider than twice the frame looks the same as one that wide (and keeps the slice
+    # arithmetic finite for absurd inputs)
+    cap = np.float32(2 * max(H, W) + 4)
+    if np.abs(c).max() > cap:
+        c = np.clip(c, -cap, cap)
     a = None if matte is None else as_matte(matte, (H, W))
     ap = as_aperture(aperture)
     bg = None
