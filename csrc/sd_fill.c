@@ -118,7 +118,7 @@ sd_status sd_pushpull(int H, int W, int nch, const float *value, const float *we
                     }
                 }
             }
-            relax(dst, f->v, f->w, f->H, f->W, nch, nt);
+            if (k - 1 > 0) relax(dst, f->v, f->w, f->H, f->W, nch, nt); /* level 0: a pixel off at most */
         }
         if (n == 1) { /* a single pixel: nothing to fill from but itself */
             for (int ch = 0; ch < nch; ch++) out[ch] = weight[0] > 0.0f ? value[ch] : 0.0f;
