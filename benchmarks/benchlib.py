@@ -1,0 +1,178 @@
+"""Shared helpers for the benchmark scripts: timing, memory, worker processes, tables, JSON."""
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+GT_DIR = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "gt")
+
+
+# Other programs on the machine distort timings. Before each timed call we wait (up to
+# QUIET_WAIT_S) until the rest of the machine uses less than QUIET_CORES cores, and we record
+# how much CPU other processes used during each call ("foreign" core-seconds).
+QUIET_CORES = 0.25
+QUIET_WAIT_S = float(os.environ.get("BENCH_QUIET_WAIT", "30"))
+
+
+def _busy_jiffies():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4]  # all but idle and iowait
+
+
+def _own_cpu():
+    a = resource.getrusage(resource.RUSAGE_SELF)
+    b = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+class Foreign:
+    """CPU seconds used by other processes between start() and stop()."""
+
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def start(self):
+        self.j, self.c = _busy_jiffies(), _own_cpu()
+        return self
+
+    def stop(self):
+        return max(0.0, (_busy_jiffies() - self.j) / self.tick - (_own_cpu() - self.c))
+
+
+def wait_quiet(max_wait=None, window=0.5):
+    """Wait until other processes use < QUIET_CORES cores over `window` s; returns seconds waited."""
+    max_wait = QUIET_WAIT_S if max_wait is None else max_wait
+    t0 = time.perf_counter()
+    while True:
+        f = Foreign().start()
+        time.sleep(window)
+        if f.stop() / window < QUIET_CORES or time.perf_counter() - t0 > max_wait:
+            return time.perf_counter() - t0
+
+
+def timeit(fn, repeats, warmup=1, quiet=True):
+    """Call fn() `warmup` times untimed, then `repeats` times; wall-clock seconds, plus the CPU
+    seconds other processes used during each timed call."""
+    for _ in range(warmup):
+        fn()
+    times, foreign, waited = [], [], 0.0
+    for _ in range(repeats):
+        if quiet:
+            waited += wait_quiet()
+        f = Foreign().start()
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+        foreign.append(f.stop())
+    return summary(times, foreign, waited)
+
+
+def summary(times, foreign=None, waited=0.0):
+    r = dict(median=statistics.median(times), min=min(times), max=max(times),
+             repeats=len(times), times=[round(t, 5) for t in times])
+    if foreign is not None:
+        # fraction of the machine's cores other processes kept busy during the timed calls
+        r["foreign_load"] = sum(foreign) / (sum(times) * (os.cpu_count() or 1))
+        r["waited_s"] = round(waited, 1)
+    return r
+
+
+def rss_bytes():
+    """Current resident set size of this process."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes():
+    """Peak resident set size of this process so far (getrusage; kilobytes on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def machine():
+    import numpy as np
+    info = dict(python=platform.python_version(), numpy=np.__version__, cores=os.cpu_count(),
+                platform=platform.platform())
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        info["loadavg_at_start"] = os.getloadavg()
+    except OSError:
+        pass
+    try:
+        import synthdof
+        core = synthdof._core.__file__
+        info.update(synthdof=synthdof.__version__, openmp=synthdof.openmp_enabled(), core=core,
+                    core_built=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(core))))
+    except ImportError:
+        info["synthdof"] = None
+    info["git"] = _git()
+    return info
+
+
+def _git():
+    """Commit of the source tree beside this folder, and whether csrc/ or python/ differ from it
+    (the installed package is built from the tree; rebuild after changing it)."""
+    repo = os.path.dirname(HERE)
+    try:
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=20).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "csrc", "python"],
+                               capture_output=True, text=True, timeout=20).stdout.strip()
+        return dict(head=head or None, source_modified=bool(dirty))
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_json(path, data):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, default=_jsonable)
+    print(f"wrote {path}")
+
+
+def _jsonable(x):
+    if hasattr(x, "item"):
+        return x.item()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def run_worker(script, payload, timeout=900):
+    """Run `python script --worker JSON` in a fresh process and return the JSON object it prints
+    on its last stdout line (clean memory numbers: nothing else lives in that process)."""
+    cmd = [sys.executable, os.path.join(HERE, script), "--worker", json.dumps(payload)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"worker {script} {payload} failed (exit {r.returncode}):\n{r.stderr[-4000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def which(name):
+    return shutil.which(name)
+
+
+def table(rows, columns):
+    """Plain-text table. columns: list of (key, header, format)."""
+    head = [h for _, h, _ in columns]
+    body = [[("-" if r.get(k) is None else fmt.format(r[k])) for k, _, fmt in columns] for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
+
+
+def mb(nbytes):
+    return nbytes / 2 ** 20
