@@ -17,16 +17,18 @@ sd_pyramid *sd_pyr_new(int H, int W, float max_coc);
 void sd_pyr_free(sd_pyramid *p);
 void sd_pyr_clear(sd_pyramid *p, int nthreads);
 
-/* Spread src (up to 4 channels, missing ones read as 0) with the per-pixel signed CoC. When
- * tent_lo <= tent_hi every source is weighted by the triangle membership that is 1 at tent_mid
- * and 0 at tent_lo and tent_hi (an infinite end keeps weight 1 beyond tent_mid). */
+/* Spread the sources of frame rows [row0, row1) of src (up to 4 channels, missing ones read as
+ * 0) with the per-pixel signed CoC. Only the plane rows this can reach are touched, and only
+ * those are cleared and resolved later, so a slice that holds a band of the frame costs that
+ * band. */
 void sd_pyr_spread(sd_pyramid *p, sd_cview src, const float *coc, ptrdiff_t coc_row,
-                   const sd_aperture *ap, float tent_lo, float tent_mid, float tent_hi,
-                   int nthreads);
+                   const sd_aperture *ap, int row0, int row1, int nthreads);
 
 /* Prefix-sum every level and fold the coarse levels into level 0; afterwards
- * sd_pyr_row(p, y) points at W RGBA values of row y. */
+ * sd_pyr_row(p, y) points at W RGBA values of row y for y in [y0, y1) of sd_pyr_active (rows
+ * outside it hold nothing). sd_pyr_clear must be called before the next spread. */
 void sd_pyr_resolve(sd_pyramid *p, int nthreads);
+void sd_pyr_active(const sd_pyramid *p, int *y0, int *y1);
 float *sd_pyr_row(sd_pyramid *p, int y);
 
 #endif

@@ -32,6 +32,8 @@ typedef struct {
     float *val;   /* H x W x 4: push-pull input (content per visible fraction) */
     float *wgt;   /* H x W: push-pull weight (visible fraction) */
     float *fill;  /* H x W x 4: push-pull output */
+    float *rowr;  /* H: per row, the largest blur radius of the slice's content (-1: none) */
+    char *rowh;   /* H: per row, whether anything hides part of the slice */
 } slice_bufs;
 
 /* Gathers slice s's content from every entry set and the coverage of what hides it; returns
@@ -45,10 +47,10 @@ static int build_slice(int H, int W, const sd_layer_entries *sets, int nsets, co
     /* occluders: entries in slices s+2 and nearer, the ramp of their membership */
     int has_occ = s + 2 < nslices;
     float c1 = has_occ ? centres[s + 1] : 0.0f, c2 = has_occ ? centres[s + 2] : 0.0f;
-    int content = 0, holes = 0;
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
-        int row_content = 0, row_holes = 0;
+        int row_holes = 0;
+        float row_r = -1.0f;
         for (int x = 0; x < W; x++) {
             ptrdiff_t i = (ptrdiff_t)y * W + x;
             float r[4] = {0, 0, 0, 0}, wc = 0.0f, wa = 0.0f, h = 0.0f;
@@ -67,34 +69,52 @@ static int build_slice(int H, int W, const sd_layer_entries *sets, int nsets, co
             for (int k = 0; k < 4; k++) b->layer[4 * i + k] = r[k];
             b->lcoc[i] = wa > 1e-8f ? wc / wa : mid;
             b->hole[i] = h;
-            row_content |= r[3] > 0.0f;
+            if (r[3] > 0.0f && 0.5f * fabsf(b->lcoc[i]) > row_r) row_r = 0.5f * fabsf(b->lcoc[i]);
             row_holes |= h > 0.0f;
         }
-        if (row_content) content = 1; /* benign race: every writer stores 1 */
-        if (row_holes) holes = 1;
+        b->rowr[y] = row_r;
+        b->rowh[y] = (char)row_holes;
     }
-    *any_hole = holes;
-    return content;
+    *any_hole = 0;
+    for (int y = 0; y < H; y++) *any_hole |= b->rowh[y];
+    for (int y = 0; y < H; y++)
+        if (b->rowr[y] >= 0.0f) return 1;
+    return 0;
+}
+
+/* Frame rows [r0, r1) holding the slice's content, and the farthest its blur reaches. */
+static void content_rows(const slice_bufs *b, int H, int *r0, int *r1, float *reach)
+{
+    *r0 = H;
+    *r1 = 0;
+    *reach = 0.0f;
+    for (int y = 0; y < H; y++) {
+        if (b->rowr[y] < 0.0f) continue;
+        if (y < *r0) *r0 = y;
+        *r1 = y + 1;
+        if (b->rowr[y] > *reach) *reach = b->rowr[y];
+    }
 }
 
 /* Continues the slice's surfaces behind what hides them: push-pull of the content seen per
  * visible fraction, kept only where the filled coverage is substantial, so a surface (a wall
  * behind a head, a body behind a railing) carries on while sparse specks (distant lights) are
  * not smeared into a glow. With a plate, its colour is used for what is filled in. */
-static sd_status fill_slice(int H, int W, slice_bufs *b, const float *plate, int nt)
+static sd_status fill_slice(int H, int W, int y0, int y1, slice_bufs *b, const float *plate, int nt)
 {
-    ptrdiff_t n = (ptrdiff_t)H * W;
+    ptrdiff_t i0 = (ptrdiff_t)y0 * W, n = (ptrdiff_t)(y1 - y0) * W;
     SD_PARALLEL_FOR(nt)
-    for (ptrdiff_t i = 0; i < n; i++) {
+    for (ptrdiff_t i = i0; i < i0 + n; i++) {
         float vis = 1.0f - b->hole[i];
         float inv = vis > 1e-3f ? 1.0f / vis : 0.0f;
         b->wgt[i] = vis > 1e-3f ? vis : 0.0f;
         for (int k = 0; k < 4; k++) b->val[4 * i + k] = b->layer[4 * i + k] * inv;
     }
-    sd_status st = sd_pushpull(H, W, 4, b->val, b->wgt, b->fill, nt);
+    (void)H;
+    sd_status st = sd_pushpull(y1 - y0, W, 4, b->val + 4 * i0, b->wgt + i0, b->fill + 4 * i0, nt);
     if (st != SD_OK) return st;
     SD_PARALLEL_FOR(nt)
-    for (ptrdiff_t i = 0; i < n; i++) {
+    for (ptrdiff_t i = i0; i < i0 + n; i++) {
         float h = b->hole[i];
         if (h <= 0.0f) continue;
         const float *f = b->fill + 4 * i;
@@ -128,10 +148,13 @@ sd_status sd_render_layers(int H, int W, const sd_layer_entries *sets, int nsets
     float *occ = calloc(n, sizeof(float));     /* coverage of slices two or more steps nearer */
     float *prev = calloc(n, sizeof(float));    /* coverage of the slice just nearer */
     slice_bufs b = {malloc(n * 4 * sizeof(float)), malloc(n * sizeof(float)), malloc(n * sizeof(float)),
-                    malloc(n * 4 * sizeof(float)), malloc(n * sizeof(float)), malloc(n * 4 * sizeof(float))};
+                    malloc(n * 4 * sizeof(float)), malloc(n * sizeof(float)), malloc(n * 4 * sizeof(float)),
+                    malloc((size_t)H * sizeof(float)), malloc((size_t)H)};
     sd_status st = SD_OK;
-    if (!pyr || !acc || !occ || !prev || !b.layer || !b.lcoc || !b.hole || !b.val || !b.wgt || !b.fill)
+    if (!pyr || !acc || !occ || !prev || !b.layer || !b.lcoc || !b.hole || !b.val || !b.wgt || !b.fill ||
+        !b.rowr || !b.rowh)
         st = SD_ERR_NOMEM;
+    int p0 = 0, p1 = 0; /* rows where the previous slice left coverage */
     /* Near to far. A slice is hidden by the summed coverage of the slices at least two steps
      * nearer: summed, because each pixel's light is split between two neighbouring slices (so a
      * surface's two halves together must hide what is behind it, which a product of partial
@@ -141,17 +164,28 @@ sd_status sd_render_layers(int H, int W, const sd_layer_entries *sets, int nsets
     for (int s = nslices - 1; s >= 0 && st == SD_OK; s--) {
         int any_hole = 0;
         int content = build_slice(H, W, sets, nsets, centres, nslices, s, &b, nt, &any_hole);
-        if (content && any_hole) st = fill_slice(H, W, &b, plate, nt);
-        if (st != SD_OK) break;
+        int a0 = 0, a1 = 0;
         if (content) {
+            int r0, r1;
+            float reach;
+            content_rows(&b, H, &r0, &r1, &reach);
+            /* what is filled in only matters where the slice's blur can carry it */
+            int m = (int)ceilf(2.0f * reach) + 8;
+            if (any_hole) st = fill_slice(H, W, r0 - m > 0 ? r0 - m : 0, r1 + m < H ? r1 + m : H, &b, plate, nt);
+            if (st != SD_OK) break;
             sd_pyr_clear(pyr, nt);
             sd_cview v = {b.layer, (ptrdiff_t)W * 4, 4, 4};
-            sd_pyr_spread(pyr, v, b.lcoc, W, ap, 1.0f, 0.0f, -1.0f, nt);
+            int f0 = any_hole ? (r0 - m > 0 ? r0 - m : 0) : r0, f1 = any_hole ? (r1 + m < H ? r1 + m : H) : r1;
+            sd_pyr_spread(pyr, v, b.lcoc, W, ap, f0, f1, nt);
             sd_pyr_resolve(pyr, nt);
+            sd_pyr_active(pyr, &a0, &a1);
         }
+        int y0 = a0 < p0 ? a0 : p0, y1 = a1 > p1 ? a1 : p1;
+        if (a0 >= a1) { y0 = p0; y1 = p1; }
+        if (p0 >= p1) { y0 = a0; y1 = a1; }
         SD_PARALLEL_FOR(nt)
-        for (int y = 0; y < H; y++) {
-            const float *l = content ? sd_pyr_row(pyr, y) : NULL;
+        for (int y = y0; y < y1; y++) {
+            const float *l = (y >= a0 && y < a1) ? sd_pyr_row(pyr, y) : NULL;
             ptrdiff_t i0 = (ptrdiff_t)y * W;
             float *a = acc + 4 * i0, *oc = occ + i0, *pv = prev + i0;
             for (int x = 0; x < W; x++) {
@@ -165,6 +199,8 @@ sd_status sd_render_layers(int H, int W, const sd_layer_entries *sets, int nsets
                 pv[x] = A > 0.0f ? A : 0.0f;
             }
         }
+        p0 = a0;
+        p1 = a1;
         if (cancel && cancel->check && cancel->check(cancel->ctx)) st = SD_ERR_INTERRUPTED;
     }
     if (st == SD_OK) {
@@ -181,7 +217,7 @@ sd_status sd_render_layers(int H, int W, const sd_layer_entries *sets, int nsets
             }
         }
     }
-    free(b.layer); free(b.lcoc); free(b.hole); free(b.val); free(b.wgt); free(b.fill);
+    free(b.layer); free(b.lcoc); free(b.hole); free(b.val); free(b.wgt); free(b.fill); free(b.rowr); free(b.rowh);
     free(occ);
     free(prev);
     free(acc);

@@ -127,55 +127,75 @@ typedef struct {
     ptrdiff_t stride;  /* floats per row */
 } plane_t;
 
-/* Spreads value v over the aperture of radius R centred at (cx, cy) (plane coordinates) with
- * total weight exactly 1. Rows are sampled at the middle of their strip inside the shape and
- * weighted by the strip height, so horizontal edges are anti-aliased as well as vertical ones. */
-static void splat(const plane_t *p, const sd_aperture *ap, float cx, float cy, float R,
-                  int inverted, const float *v)
+/* The footprint of one source as a list of weighted spans relative to the source's cell: it
+ * depends only on the radius, the orientation and the sub-cell position of the centre, so the
+ * many sources of a flat surface (one CoC) share one plan. */
+#define MAX_OPS (MAX_ROWS * SD_MAX_SPANS)
+typedef struct {
+    int dj[MAX_OPS];         /* row offset from floor(cy) */
+    float a[MAX_OPS], b[MAX_OPS]; /* span ends relative to floor(cx) */
+    float w[MAX_OPS];        /* strip height / footprint area */
+    int n;
+    float R, fx, fy;         /* what the plan was made for */
+    int inverted, valid;
+} plan_t;
+
+/* Plans the aperture of radius R centred at (fx, fy) inside cell (0, 0), total weight exactly 1.
+ * Rows are sampled at the middle of their strip inside the shape and weighted by the strip
+ * height, so horizontal edges are anti-aliased as well as vertical ones. */
+static void make_plan(plan_t *pl, const sd_aperture *ap, float fx, float fy, float R, int inverted)
 {
-    if (!(R > 0.5f)) { /* the whole shape lies inside the source pixel */
-        int j = (int)floorf(cy);
-        if (j >= 0 && j < p->rows) {
-            float x = floorf(cx);
-            add_span(p->buf + (ptrdiff_t)j * p->stride, p->cols, x, x + 1.0f, v);
-        }
+    pl->R = R; pl->fx = fx; pl->fy = fy; pl->inverted = inverted; pl->valid = 1; pl->n = 0;
+    if (!(R > 0.5f)) { /* the whole shape lies inside the source cell */
+        pl->dj[0] = 0; pl->a[0] = 0.0f; pl->b[0] = 1.0f; pl->w[0] = 1.0f; pl->n = 1;
         return;
     }
-    if (R > SD_R_MAX + 1.0f) R = SD_R_MAX + 1.0f; /* never reached by construction */
+    float Rc = R > SD_R_MAX + 1.0f ? SD_R_MAX + 1.0f : R; /* never reached by construction */
     float vlo, vhi;
     ap_extent(ap, inverted, &vlo, &vhi);
-    float top = cy + R * vlo, bot = cy + R * vhi;
+    float top = fy + Rc * vlo, bot = fy + Rc * vhi;
     int j0 = (int)floorf(top), j1 = (int)ceilf(bot) - 1;
     if (j1 - j0 + 1 > MAX_ROWS) j1 = j0 + MAX_ROWS - 1;
-    float hs[MAX_ROWS];
-    spans_t sp[MAX_ROWS];
     double S = 0.0;
-    int nr = 0;
-    for (int j = j0; j <= j1; j++, nr++) {
+    for (int j = j0; j <= j1; j++) {
         float t0 = (float)j > top ? (float)j : top;
         float t1 = (float)(j + 1) < bot ? (float)(j + 1) : bot;
         float h = t1 - t0;
-        hs[nr] = h > 0.0f && j >= 0 && j < p->rows ? h : 0.0f;
-        ap_eval(ap, (0.5f * (t0 + t1) - cy) / R, inverted, &sp[nr]);
-        float w = 0.0f;
-        for (int k = 0; k < ap->nspans; k++) w += sp[nr].r[k] - sp[nr].l[k];
-        S += (double)hs[nr] * w * R;
+        if (h <= 0.0f) continue;
+        spans_t sp;
+        ap_eval(ap, (0.5f * (t0 + t1) - fy) / Rc, inverted, &sp);
+        for (int k = 0; k < ap->nspans; k++) {
+            if (!(sp.r[k] > sp.l[k])) continue;
+            int n = pl->n++;
+            pl->dj[n] = j;
+            pl->a[n] = fx + Rc * sp.l[k];
+            pl->b[n] = fx + Rc * sp.r[k];
+            pl->w[n] = h;
+            S += (double)h * (pl->b[n] - pl->a[n]);
+        }
     }
     if (!(S > 1e-12)) { /* degenerate shape: keep the energy in the source cell */
-        int j = (int)floorf(cy);
-        if (j >= 0 && j < p->rows) {
-            float x = floorf(cx);
-            add_span(p->buf + (ptrdiff_t)j * p->stride, p->cols, x, x + 1.0f, v);
-        }
+        pl->dj[0] = 0; pl->a[0] = 0.0f; pl->b[0] = 1.0f; pl->w[0] = 1.0f; pl->n = 1;
         return;
     }
-    for (int i = 0; i < nr; i++) {
-        if (hs[i] <= 0.0f) continue;
-        float scale = (float)(hs[i] / S), vv[4];
-        for (int c = 0; c < 4; c++) vv[c] = v[c] * scale;
-        float *row = p->buf + (ptrdiff_t)(j0 + i) * p->stride;
-        for (int k = 0; k < ap->nspans; k++)
-            if (sp[i].r[k] > sp[i].l[k]) add_span(row, p->cols, cx + R * sp[i].l[k], cx + R * sp[i].r[k], vv);
+    for (int n = 0; n < pl->n; n++) pl->w[n] = (float)(pl->w[n] / S);
+}
+
+/* Spreads value v over the aperture of radius R centred at (cx, cy) (plane coordinates). */
+static void splat(const plane_t *p, const sd_aperture *ap, plan_t *pl, float cx, float cy, float R,
+                  int inverted, const float *v)
+{
+    float bx = floorf(cx), by = floorf(cy);
+    float fx = cx - bx, fy = cy - by;
+    if (!pl->valid || pl->R != R || pl->inverted != inverted || pl->fx != fx || pl->fy != fy)
+        make_plan(pl, ap, fx, fy, R, inverted);
+    int jb = (int)by;
+    for (int n = 0; n < pl->n; n++) {
+        int j = jb + pl->dj[n];
+        if (j < 0 || j >= p->rows) continue; /* margins make this a no-op; it guards memory */
+        float vv[4];
+        for (int c = 0; c < 4; c++) vv[c] = v[c] * pl->w[n];
+        add_span(p->buf + (ptrdiff_t)j * p->stride, p->cols, bx + pl->a[n], bx + pl->b[n], vv);
     }
 }
 
@@ -217,7 +237,22 @@ struct sd_pyramid {
     int nlev, H, W;
     float rcap;        /* radii are clamped to this: a blur wider than the frame */
     plane_t lev[MAX_LEVELS];
+    int d0[MAX_LEVELS], d1[MAX_LEVELS]; /* plane rows that may be nonzero: [d0, d1) */
+    int a0, a1;        /* frame rows holding the resolved result */
 };
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+static void mark_rows(sd_pyramid *p, int k, int r0, int r1)
+{
+    r0 = imax(r0, 0);
+    r1 = imin(r1, p->lev[k].rows);
+    if (r0 >= r1) return;
+    if (p->d0[k] >= p->d1[k]) { p->d0[k] = r0; p->d1[k] = r1; return; }
+    p->d0[k] = imin(p->d0[k], r0);
+    p->d1[k] = imax(p->d1[k], r1);
+}
 
 static float radius_cap(int H, int W) { return 0.5f * (float)(H > W ? H : W) + 1.0f; }
 
@@ -263,9 +298,18 @@ void sd_pyr_clear(sd_pyramid *p, int nthreads)
     int nt = sd_threads(nthreads);
     for (int k = 0; k < p->nlev; k++) {
         plane_t *l = &p->lev[k];
+        int r0 = p->d0[k], r1 = p->d1[k];
         SD_PARALLEL_FOR(nt)
-        for (int y = 0; y < l->rows; y++) memset(l->buf + (ptrdiff_t)y * l->stride, 0, sizeof(float) * (size_t)l->stride);
+        for (int y = r0; y < r1; y++) memset(l->buf + (ptrdiff_t)y * l->stride, 0, sizeof(float) * (size_t)l->stride);
+        p->d0[k] = p->d1[k] = 0;
     }
+    p->a0 = p->a1 = 0;
+}
+
+void sd_pyr_active(const sd_pyramid *p, int *y0, int *y1)
+{
+    *y0 = p->a0;
+    *y1 = p->a1;
 }
 
 float *sd_pyr_row(sd_pyramid *p, int y)
@@ -281,19 +325,7 @@ typedef struct {
     int H, W;
     float rcap;
     const sd_aperture *ap;
-    float lo, mid, hi; /* tent, disabled when lo > hi */
 } spread_ctx;
-
-static inline float tent(const spread_ctx *c, float v)
-{
-    if (c->lo > c->hi) return 1.0f;
-    if (v >= c->mid) {
-        if (v >= c->hi) return 0.0f;
-        return isinf(c->hi) ? 1.0f : (c->hi - v) / (c->hi - c->mid);
-    }
-    if (v <= c->lo) return 0.0f;
-    return isinf(c->lo) ? 1.0f : (v - c->lo) / (c->mid - c->lo);
-}
 
 static inline void load_px(const sd_cview *s, int x, int y, float *v)
 {
@@ -306,20 +338,20 @@ static void spread_rows(const spread_ctx *c, const plane_t *pl, int k, int r0, i
 {
     int bs = 1 << k;
     float inv = 1.0f / (float)bs, o = (float)pl->o;
+    plan_t plan;
+    plan.valid = 0;
     for (int by = r0; by < r1; by++) {
         for (int bx = 0; bx < pl->nx; bx++) {
             if (k == 0) {
                 float cc = c->coc[(ptrdiff_t)by * c->coc_row + bx];
-                float w = tent(c, cc);
-                if (w <= 0.0f) continue;
                 float R = fminf(0.5f * fabsf(cc), c->rcap);
-                w *= level_weight(R, 0);
+                float w = level_weight(R, 0);
                 if (w <= 0.0f) continue;
                 float v[4];
                 load_px(&c->src, bx, by, v);
                 if (v[0] == 0.0f && v[1] == 0.0f && v[2] == 0.0f && v[3] == 0.0f) continue;
                 for (int ch = 0; ch < 4; ch++) v[ch] *= w;
-                splat(pl, c->ap, (float)bx + 0.5f + o, (float)by + 0.5f + o, R, cc < 0.0f, v);
+                splat(pl, c->ap, &plan, (float)bx + 0.5f + o, (float)by + 0.5f + o, R, cc < 0.0f, v);
                 continue;
             }
             /* merge the block's members of this level into one source at their light centroid */
@@ -332,8 +364,6 @@ static void spread_rows(const spread_ctx *c, const plane_t *pl, int k, int r0, i
                     float cc = cr[x];
                     float R = fminf(0.5f * fabsf(cc), c->rcap);
                     float w = level_weight(R, k);
-                    if (w <= 0.0f) continue;
-                    w *= tent(c, cc);
                     if (w <= 0.0f) continue;
                     float v[4];
                     load_px(&c->src, x, y, v);
@@ -350,30 +380,35 @@ static void spread_rows(const spread_ctx *c, const plane_t *pl, int k, int r0, i
             }
             if (so <= 0.0) continue;
             float v[4] = {(float)sv[0], (float)sv[1], (float)sv[2], (float)sv[3]};
-            splat(pl, c->ap, (float)(sx / so) * inv + o, (float)(sy / so) * inv + o, (float)(sr / so) * inv,
+            splat(pl, c->ap, &plan, (float)(sx / so) * inv + o, (float)(sy / so) * inv + o, (float)(sr / so) * inv,
                   ss < 0.0, v);
         }
     }
 }
 
 void sd_pyr_spread(sd_pyramid *p, sd_cview src, const float *coc, ptrdiff_t coc_row,
-                   const sd_aperture *ap, float tent_lo, float tent_mid, float tent_hi,
-                   int nthreads)
+                   const sd_aperture *ap, int row0, int row1, int nthreads)
 {
-    spread_ctx c = {src, coc, coc_row, p->H, p->W, p->rcap, ap, tent_lo, tent_mid, tent_hi};
+    spread_ctx c = {src, coc, coc_row, p->H, p->W, p->rcap, ap};
     int nt = sd_threads(nthreads);
+    row0 = imax(row0, 0);
+    row1 = imin(row1, p->H);
+    if (row0 >= row1) return;
     for (int k = 0; k < p->nlev; k++) {
         const plane_t *pl = &p->lev[k];
+        int y0 = row0 >> k, y1 = imin((row1 + (1 << k) - 1) >> k, pl->ny);
+        mark_rows(p, k, y0 + pl->o - REACH, y1 + pl->o + REACH);
+        /* bands start at y0 and depend only on the rows spread, never on the thread count */
         int band = 2 * REACH + 2;
-        int nb = (pl->ny + band - 1) / band;
+        int nb = (y1 - y0 + band - 1) / band;
         if (nb < 3) { /* too short to split */
-            spread_rows(&c, pl, k, 0, pl->ny);
+            spread_rows(&c, pl, k, y0, y1);
             continue;
         }
         for (int phase = 0; phase < 2; phase++) {
             SD_PARALLEL_FOR_DYN(nt)
             for (int b = phase; b < nb; b += 2) {
-                int r0 = b * band, r1 = r0 + band < pl->ny ? r0 + band : pl->ny;
+                int r0 = y0 + b * band, r1 = imin(r0 + band, y1);
                 spread_rows(&c, pl, k, r0, r1);
             }
         }
@@ -383,11 +418,11 @@ void sd_pyr_spread(sd_pyramid *p, sd_cview src, const float *coc, ptrdiff_t coc_
 /* ------------------------------------------------------------------------------------------ */
 /* resolve: prefix sums, upsampling, folding the margins back in                               */
 
-static void prefix_rows(plane_t *l, int nthreads)
+static void prefix_rows(plane_t *l, int r0, int r1, int nthreads)
 {
     int nt = sd_threads(nthreads);
     SD_PARALLEL_FOR(nt)
-    for (int y = 0; y < l->rows; y++) {
+    for (int y = r0; y < r1; y++) {
         float *r = l->buf + (ptrdiff_t)y * l->stride;
         float acc[4] = {0, 0, 0, 0};
         for (int x = 0; x < l->cols; x++)
@@ -398,11 +433,11 @@ static void prefix_rows(plane_t *l, int nthreads)
 /* Adds the 2x bilinear upsampling of coarse (resolved) into fine, which is exactly twice its
  * size: each child gets a quarter of the interpolated parent density; sampling is clamped at
  * the plane's ends, which keeps every parent's total. */
-static void upsample_add(const plane_t *coarse, plane_t *fine, int nthreads)
+static void upsample_add(const plane_t *coarse, plane_t *fine, int r0, int r1, int nthreads)
 {
     int nt = sd_threads(nthreads);
     SD_PARALLEL_FOR(nt)
-    for (int fy = 0; fy < fine->rows; fy++) {
+    for (int fy = r0; fy < r1; fy++) {
         float *dst = fine->buf + (ptrdiff_t)fy * fine->stride;
         float py = 0.5f * ((float)fy + 0.5f) - 0.5f;
         if (py < 0.0f) py = 0.0f;
@@ -428,10 +463,10 @@ static void upsample_add(const plane_t *coarse, plane_t *fine, int nthreads)
 
 /* Mirrors what landed in the level-0 margins back into the frame (the frame continues as its
  * mirror image, so its light beyond an edge belongs to the pixel it mirrors). */
-static void fold_margins(plane_t *l, int H, int W, int nthreads)
+static void fold_margins(plane_t *l, int H, int W, int d0, int d1, int y0, int y1, int nthreads)
 {
     int nt = sd_threads(nthreads);
-    for (int j = 0; j < l->rows; j++) { /* rows, serial: several margin rows may share a target */
+    for (int j = d0; j < d1; j++) { /* rows, serial: several margin rows may share a target */
         int y = j - l->o;
         if (y >= 0 && y < H) continue;
         float *src = l->buf + (ptrdiff_t)j * l->stride;
@@ -439,7 +474,7 @@ static void fold_margins(plane_t *l, int H, int W, int nthreads)
         for (int i = 0; i < 4 * l->cols; i++) dst[i] += src[i];
     }
     SD_PARALLEL_FOR(nt)
-    for (int y = 0; y < H; y++) {
+    for (int y = y0; y < y1; y++) {
         float *r = l->buf + (ptrdiff_t)(y + l->o) * l->stride;
         for (int i = 0; i < l->cols; i++) {
             int x = i - l->o;
@@ -452,12 +487,30 @@ static void fold_margins(plane_t *l, int H, int W, int nthreads)
 
 void sd_pyr_resolve(sd_pyramid *p, int nthreads)
 {
-    prefix_rows(&p->lev[p->nlev - 1], nthreads);
-    for (int k = p->nlev - 1; k > 0; k--) {
-        prefix_rows(&p->lev[k - 1], nthreads);
-        upsample_add(&p->lev[k], &p->lev[k - 1], nthreads);
+    int K = p->nlev - 1;
+    prefix_rows(&p->lev[K], p->d0[K], p->d1[K], nthreads);
+    for (int k = K; k > 0; k--) {
+        prefix_rows(&p->lev[k - 1], p->d0[k - 1], p->d1[k - 1], nthreads);
+        if (p->d0[k] < p->d1[k]) {
+            /* children of the coarse rows [d0, d1) under the 2x bilinear kernel */
+            int r0 = imax(2 * p->d0[k] - 1, 0), r1 = imin(2 * p->d1[k] + 1, p->lev[k - 1].rows);
+            upsample_add(&p->lev[k], &p->lev[k - 1], r0, r1, nthreads);
+            mark_rows(p, k - 1, r0, r1);
+        }
     }
-    fold_margins(&p->lev[0], p->H, p->W, nthreads);
+    /* frame rows holding the result: the dirty rows inside the frame, plus those the margins
+     * fold onto */
+    plane_t *l = &p->lev[0];
+    int d0 = p->d0[0], d1 = p->d1[0];
+    if (d0 >= d1) { p->a0 = p->a1 = 0; return; }
+    int y0 = imax(d0 - l->o, 0), y1 = imin(d1 - l->o, p->H);
+    if (d0 - l->o < 0) { y0 = 0; y1 = imax(y1, imin(l->o - d0, p->H)); }
+    if (d1 - l->o > p->H) { y1 = p->H; y0 = imin(y0, imax(p->H - (d1 - l->o - p->H), 0)); }
+    if (y0 >= y1) { y0 = 0; y1 = p->H; } /* everything folded: be safe */
+    fold_margins(l, p->H, p->W, d0, d1, y0, y1, nthreads);
+    mark_rows(p, 0, y0 + l->o, y1 + l->o);
+    p->a0 = y0;
+    p->a1 = y1;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -481,16 +534,17 @@ sd_status sd_scatter(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc
         return SD_ERR_ARG;
     sd_pyramid *p = sd_pyr_new(H, W, max_abs(H, W, coc, coc_row));
     if (!p) return SD_ERR_NOMEM;
-    sd_pyr_spread(p, src, coc, coc_row, ap, 1.0f, 0.0f, -1.0f, nthreads);
+    sd_pyr_spread(p, src, coc, coc_row, ap, 0, H, nthreads);
     if (cancel && cancel->check && cancel->check(cancel->ctx)) { sd_pyr_free(p); return SD_ERR_INTERRUPTED; }
     sd_pyr_resolve(p, nthreads);
     int nt = sd_threads(nthreads);
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
+        int live = y >= p->a0 && y < p->a1;
         const float *r = sd_pyr_row(p, y);
         float *o = dst.data + (ptrdiff_t)y * dst.row;
         for (int x = 0; x < W; x++)
-            for (int c = 0; c < dst.nch; c++) o[(ptrdiff_t)x * dst.pix + c] = r[4 * x + c];
+            for (int c = 0; c < dst.nch; c++) o[(ptrdiff_t)x * dst.pix + c] = live ? r[4 * x + c] : 0.0f;
     }
     sd_pyr_free(p);
     return SD_OK;
