@@ -176,3 +176,23 @@ def table(rows, columns):
 
 def mb(nbytes):
     return nbytes / 2 ** 20
+
+
+def recorded_render_time(size, threads, path=None):
+    """Median synthdof.render time on the synthetic scene of `size` with `threads` threads from a
+    bench_render.py result (default results/render.json), if that file was measured with the
+    C core that is installed now; else None (the caller then measures it)."""
+    path = path or os.path.join(RESULTS, "render.json")
+    try:
+        with open(path) as f:
+            rd = json.load(f)
+        import synthdof
+        built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(synthdof._core.__file__)))
+    except (OSError, ValueError, ImportError):
+        return None
+    if list(rd.get("size", [])) != list(size) or rd.get("machine", {}).get("core_built") != built:
+        return None
+    for r in rd["rows"]:
+        if r["label"] == "render" and r["threads"] == threads:
+            return r["median_s"]
+    return None
