@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import _core
-from ._validate import as_map, as_matte, positive, prepare_out, resolve_threads
+from ._validate import as_map, as_matte, finite, positive, prepare_out, resolve_threads
 
 MODELS = ("fixed_fov", "real_lens")
 
@@ -90,12 +90,8 @@ def coc_from_disparity(disparity, *, K, focus_disparity, max_coc=None, out=None,
     r = K' |d - d_f| (BokehMe's K, for instance) use K = 2 K'. With d = 1/z in 1/metres,
     K = ThinLens.coc_scale(width) reproduces the fixed-field-of-view thin lens exactly."""
     d = as_map(disparity, "disparity", finite=False)
-    K = float(K) if not isinstance(K, bool) else K
-    if not isinstance(K, float) or not np.isfinite(K):
-        raise ValueError(f"K: must be a finite number, got {K!r}")
-    fd = float(focus_disparity)
-    if not np.isfinite(fd):
-        raise ValueError(f"focus_disparity: must be finite, got {focus_disparity!r}")
+    K = finite(K, "K")
+    fd = finite(focus_disparity, "focus_disparity")
     mc = None if max_coc is None else positive(max_coc, "max_coc")
     out = prepare_out(out, d.shape, [("disparity", disparity)])
     _core.coc_disparity(d, K, fd, mc or 0.0, out, resolve_threads(num_threads))

@@ -15,6 +15,30 @@ def _array(x, name):
     raise TypeError(f"{name}: expected a numpy array, got {type(x).__name__}")
 
 
+# The C core indexes rows and columns with int and sizes buffers from them.
+MAX_SIDE = 2 ** 28 - 1
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_size(a, name):
+    """Reject arrays the kernels cannot handle before anything is allocated for them: a side
+    beyond the core's index range (ValueError), or a float32 working copy larger than the
+    machine's memory (MemoryError; e.g. a huge broadcast view that uses no memory itself)."""
+    if any(n > MAX_SIDE for n in a.shape[:2]):
+        raise ValueError(f"{name}: shape {a.shape} is too large (at most {MAX_SIDE} pixels a side)")
+    need = 4 * a.size
+    mem = _physical_memory()
+    if mem and need > mem:
+        raise MemoryError(f"{name}: shape {a.shape} needs {need / 2**30:.0f} GiB as float32, "
+                          f"more than this machine's {mem / 2**30:.0f} GiB")
+
+
 def _check_dtype(a, name, *, allow_int):
     kind = a.dtype.kind
     if kind == "f" and a.dtype.itemsize in (2, 4, 8):
@@ -42,6 +66,7 @@ def as_map(x, name, shape=None, *, finite=True):
         raise ValueError(f"{name}: must not be empty (shape {a.shape})")
     if shape is not None and a.shape != tuple(shape):
         raise ValueError(f"{name}: shape {a.shape} does not match the image's {tuple(shape)}")
+    check_size(a, name)
     a = np.ascontiguousarray(a, dtype=np.float32)
     if finite:
         check_finite(a, name)
@@ -70,9 +95,16 @@ def as_image(x, name="image", *, channels=None, allow_gray=True):
         raise ValueError(f"{name}: must not be empty (shape {a.shape})")
     if channels is not None and (a.ndim != 3 or a.shape[2] != channels):
         raise ValueError(f"{name}: expected {channels} channels in the last axis, got shape {a.shape}")
+    check_size(a, name)
     if a.dtype.kind == "u":
         return srgb_to_linear(a), a.dtype
-    lin = a if a.dtype == np.float32 and a.dtype.isnative else a.astype(np.float32)
+    # the core walks rows and pixels by their strides but expects each pixel's channels packed
+    # (Fortran order or a reversed channel axis is copied) and float-aligned data
+    packed = a.ndim == 2 or a.strides[2] == a.itemsize
+    if a.dtype == np.float32 and a.dtype.isnative and packed and a.flags.aligned:
+        lin = a
+    else:
+        lin = np.ascontiguousarray(a, dtype=np.float32)
     check_finite(lin, name)
     return lin, None
 
@@ -97,8 +129,12 @@ def prepare_out(out, shape, inputs, dtype=np.float32):
     return out
 
 
+MAX_THREADS_PER_CORE = 4
+
+
 def resolve_threads(num_threads):
-    """None: all cores (OMP_NUM_THREADS respected); n >= 1: n; -1: all cores, -2: all but one..."""
+    """None: all cores (OMP_NUM_THREADS respected); n >= 1: n (at most 4 per core); -1: all
+    cores, -2: all but one..."""
     if num_threads is None:
         return max(1, _core.default_threads())  # OpenMP's count: OMP_NUM_THREADS or all cores
     if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
@@ -106,7 +142,9 @@ def resolve_threads(num_threads):
     n = int(num_threads)
     ncpu = os.cpu_count() or 1
     if n >= 1:
-        return n
+        # more threads than cores gains nothing, and the process crashes when OpenMP cannot
+        # create them (10**5 does); results do not depend on the thread count
+        return min(n, MAX_THREADS_PER_CORE * ncpu)
     if n == 0 or n < -ncpu:
         raise ValueError(f"num_threads: must be >= 1, or -1 to -{ncpu} for 'all cores but n-1'; got {n}")
     return ncpu + 1 + n
