@@ -1,4 +1,7 @@
-"""Command line: `python -m synthdof demo` and `python -m synthdof render` (also `synthdof ...`)."""
+"""Command line: `synthdof demo`, `synthdof render` and `synthdof batch` (also `python -m synthdof`).
+
+Errors in the inputs (missing or unreadable files, mismatched sizes, bad values) print one line
+starting with "synthdof: error:" and exit with status 1; usage errors exit with status 2."""
 import argparse
 import os
 import sys
@@ -7,110 +10,185 @@ import time
 import numpy as np
 
 
-def _save_png(path, rgb8):
-    try:
-        from PIL import Image
-    except ImportError:
-        raise SystemExit("synthdof: writing PNG needs Pillow: pip install 'synthdof[io]'")
-    Image.fromarray(rgb8).save(path)
+class CliError(Exception):
+    """An error reported as one line, without a traceback."""
+
+
+def _check_out_dir(path, what):
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise CliError(f"{what}: directory does not exist: {d}")
 
 
 def _demo(args):
     import synthdof
 
+    _check_out_dir(args.out, "--out")
     s = synthdof.load_sample()
-    lens = synthdof.ThinLens(**dict(s["lens"], **({"f_number": args.f_number} if args.f_number else {})))
-    ap = synthdof.Aperture(blades=args.blades, rotation=args.rotation)
+    lens_kw = dict(s["lens"])
+    if args.f_number is not None:
+        lens_kw["f_number"] = args.f_number
+    lens = synthdof.ThinLens(**lens_kw)
+    ap_kw = dict(s["aperture"])
+    if args.blades is not None:
+        ap_kw["blades"] = args.blades
+    if args.rotation is not None:
+        ap_kw["rotation"] = args.rotation
+    ap = synthdof.Aperture(**ap_kw)
     t0 = time.perf_counter()
-    out = synthdof.render(s["image"], s["depth"], matte=s["matte"], lens=lens, aperture=ap)
+    out = synthdof.render(s["image"], s["depth"], matte=s["matte"], lens=lens, aperture=ap,
+                          num_threads=args.threads)
     dt = time.perf_counter() - t0
     strip = np.concatenate([s["image"], out], axis=1) if args.side_by_side else out
-    _save_png(args.out, strip)
+    synthdof.write_image(args.out, strip)
     print(f"synthdof demo: {s['description']}; {lens!r}, {ap!r}; rendered in {dt:.2f} s -> {args.out}")
     return 0
 
 
-def _load_image(path, what):
-    if not os.path.exists(path):
-        raise SystemExit(f"synthdof: {what} file not found: {path}")
-    if path.endswith(".npy"):
-        return np.load(path)
+def _parse_focus(text):
+    if text == "auto":
+        return "auto"
     try:
-        from PIL import Image
-    except ImportError:
-        raise SystemExit("synthdof: reading images needs Pillow: pip install 'synthdof[io]'")
-    try:
-        return np.asarray(Image.open(path))
-    except Exception as e:  # noqa: BLE001 - report any decoder failure as a clear CLI error
-        raise SystemExit(f"synthdof: cannot read {what} {path}: {e}")
+        v = float(text)
+    except ValueError:
+        raise CliError(f"--focus: expected a distance in metres or 'auto', got {text!r}")
+    if not (v > 0 and np.isfinite(v)):
+        raise CliError(f"--focus: must be a distance > 0 in metres, got {text!r}")
+    return v
 
 
 def _render(args):
     import synthdof
+    from ._batch import coc_stats, load_scene, scene_coc
 
-    img = _load_image(args.image, "image")
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = img[:, :, :3]
-    depth = np.asarray(_load_image(args.depth, "depth"), dtype=np.float32)
-    if depth.ndim == 3:
-        depth = depth[:, :, 0]
-    if args.depth_scale:
-        depth = depth * np.float32(args.depth_scale)
-    matte = None
-    if args.matte:
-        m = np.asarray(_load_image(args.matte, "matte"))
-        if m.ndim == 3:
-            m = m[:, :, 0]
-        matte = (m.astype(np.float32) / (np.iinfo(m.dtype).max if m.dtype.kind == "u" else 1.0)).astype(np.float32)
-    try:
-        if args.disparity:
-            depth = synthdof.disparity_to_depth(np.maximum(depth, 1e-6))
-        focus = synthdof.focus_from_matte(depth, matte) if args.focus == "auto" else float(args.focus)
-        lens = synthdof.ThinLens(args.focal_length, args.f_number, focus, args.sensor_width)
-        out = synthdof.render(img, depth, matte=matte, lens=lens,
-                              aperture=synthdof.Aperture(blades=args.blades, rotation=args.rotation))
-    except (ValueError, TypeError) as e:
-        raise SystemExit(f"synthdof: {e}")
-    if args.output.endswith(".npy"):
-        np.save(args.output, out)
+    _check_out_dir(args.output, "--output")
+    focus = _parse_focus(args.focus)
+    if not args.disparity and (args.K is not None or args.disparity_scale is not None):
+        raise CliError("--K and --disparity-scale apply to disparity input: add --disparity")
+    img, d, m = load_scene(args.image, args.depth, args.matte, depth_scale=args.depth_scale,
+                           disparity=args.disparity)
+    if focus == "auto" and m is None:
+        raise CliError("--focus auto focuses on the subject: give --matte, or a focus distance in metres")
+    params = {"focal_length_mm": args.focal_length, "f_number": args.f_number, "focus": focus,
+              "sensor_width_mm": args.sensor_width, "model": args.model, "K": args.K}
+    t0 = time.perf_counter()
+    coc, lens, info = scene_coc(d, m, params, disparity=args.disparity,
+                                disparity_scale=args.disparity_scale or 1.0)
+    ap = synthdof.Aperture(blades=args.blades, rotation=args.rotation)
+    if lens is not None:
+        out = synthdof.render(img, d, matte=m, lens=lens, aperture=ap, num_threads=args.threads)
     else:
-        if out.dtype != np.uint8:
-            out = synthdof.linear_to_srgb(out, np.uint8)
-        _save_png(args.output, out)
-    print(f"synthdof: wrote {args.output}")
+        out = synthdof.render(img, coc=coc, matte=m, aperture=ap, num_threads=args.threads)
+    dt = time.perf_counter() - t0
+    synthdof.write_image(args.output, out, bits=args.bits)
+    if args.save_coc:
+        _check_out_dir(args.save_coc, "--save-coc")
+        synthdof.write_image(args.save_coc, coc)
+    st = coc_stats(coc)
+    focus_txt = (f"focus {info['focus_distance']:.3g} m" if "K" not in info else
+                 f"focus disparity {info['focus_disparity']:.4g}, K {info['K']:.4g}")
+    print(f"synthdof: {img.shape[1]}x{img.shape[0]}, {focus_txt}, CoC {st['min']:.1f}..{st['max']:.1f} px; "
+          f"rendered in {dt:.2f} s -> {args.output}")
     return 0
+
+
+def _batch(args):
+    from ._batch import run_batch
+
+    if args.workers < 1:
+        raise CliError(f"--workers: must be >= 1, got {args.workers}")
+    if args.scheduler is not None and args.workers > 1:
+        raise CliError("--workers starts a local Dask cluster; with --scheduler the cluster's own workers run")
+    s = run_batch(args.config, args.outdir, workers=args.workers, scheduler=args.scheduler,
+                  num_threads=args.threads, progress=not args.quiet)
+    for tid, msg in s["failed"]:
+        print(f"synthdof: error: {tid}: {msg}", file=sys.stderr)
+    print(f"synthdof batch: {s['rendered']} rendered, {s['skipped']} already done, {len(s['failed'])} failed, "
+          f"{s['total']} in all -> {s['outdir']}")
+    return 1 if s["failed"] else 0
+
+
+def _threads(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    if n == 0:
+        raise argparse.ArgumentTypeError("0 threads: use a positive count, or -1 for all cores")
+    return n
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog="synthdof", description="Physically based synthetic depth of field.")
-    sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="render the packaged sample scene to a PNG")
-    d.add_argument("--out", "-o", default="synthdof_demo.png", help="output PNG (default %(default)s)")
-    d.add_argument("--blades", type=int, default=0, help="aperture blades (0 = circle)")
-    d.add_argument("--rotation", type=float, default=0.0, help="aperture rotation, radians")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{demo,render,batch}")
+
+    d = sub.add_parser("demo", help="render the packaged sample scene to a PNG",
+                       description="Render the packaged sample portrait and write it as an image.")
+    d.add_argument("--out", "-o", default="synthdof_demo.png", help="output image (default %(default)s)")
+    d.add_argument("--blades", type=int, default=None, help="aperture blades (0 = circle; default: the sample's)")
+    d.add_argument("--rotation", type=float, default=None, help="aperture rotation in radians")
     d.add_argument("--f-number", type=float, default=None, help="override the sample's f-number")
     d.add_argument("--side-by-side", action="store_true", help="write input | render")
+    d.add_argument("--threads", type=_threads, default=None, help="threads (default: all cores)")
     d.set_defaults(func=_demo)
-    r = sub.add_parser("render", help="render an image with a depth map")
-    r.add_argument("image")
-    r.add_argument("--depth", required=True, help="depth in metres (.npy, or an image with --depth-scale)")
-    r.add_argument("--depth-scale", type=float, default=None, help="multiply depth by this (e.g. 0.001 for mm PNG)")
-    r.add_argument("--disparity", action="store_true", help="the depth file holds disparity (1/depth)")
-    r.add_argument("--matte", default=None)
-    r.add_argument("--focal-length", type=float, default=50.0)
-    r.add_argument("--f-number", type=float, default=2.0)
-    r.add_argument("--focus", default="auto", help="metres, or 'auto' to focus on the matte")
-    r.add_argument("--sensor-width", type=float, default=36.0)
-    r.add_argument("--blades", type=int, default=0)
-    r.add_argument("--rotation", type=float, default=0.0)
-    r.add_argument("-o", "--output", required=True)
+
+    r = sub.add_parser("render", help="render an image with a depth (or disparity) map",
+                       description="Render shallow depth of field from an all-in-focus image and its depth map.")
+    r.add_argument("image", help="all-in-focus image: PNG/JPEG/TIFF (8/16-bit sRGB), float TIFF/EXR/.npy (linear)")
+    r.add_argument("--depth", required=True, help="depth map: metres (.npy/float TIFF/EXR), 16-bit PNG in mm "
+                                                  "(see --depth-scale), or disparity with --disparity")
+    r.add_argument("--depth-scale", type=float, default=None,
+                   help="multiply the stored depth codes by this (default 1 for float files, 0.001 for 16-bit)")
+    r.add_argument("--matte", default=None, help="subject matte (grey, or the alpha of an RGBA cut-out)")
+    r.add_argument("--disparity", action="store_true",
+                   help="the depth file holds disparity (inverse depth); integer files are normalised to [0, 1]")
+    r.add_argument("--disparity-scale", type=float, default=None,
+                   help="S in depth = S / disparity (metres; default 1) for --disparity")
+    r.add_argument("--K", type=float, default=None,
+                   help="with --disparity: CoC diameter in pixels per unit disparity, c = K (d_focus - d); "
+                        "default from the lens and --disparity-scale")
+    r.add_argument("--focal-length", type=float, default=50.0, help="mm (default %(default)s)")
+    r.add_argument("--f-number", type=float, default=2.0, help="(default %(default)s)")
+    r.add_argument("--focus", default="auto", help="focus distance in metres, or 'auto' to focus on the matte")
+    r.add_argument("--sensor-width", type=float, default=36.0, help="mm the image width spans (default %(default)s)")
+    r.add_argument("--model", choices=("fixed_fov", "real_lens"), default="fixed_fov", help="thin-lens CoC model")
+    r.add_argument("--blades", type=int, default=0, help="aperture blades (0 = circle)")
+    r.add_argument("--rotation", type=float, default=0.0, help="aperture rotation in radians")
+    r.add_argument("--bits", type=int, choices=(8, 16), default=None, help="PNG/TIFF bits (default 8 for PNG)")
+    r.add_argument("--save-coc", default=None, help="also write the signed CoC map (pixels), e.g. coc.npy")
+    r.add_argument("--threads", type=_threads, default=None, help="threads (default: all cores)")
+    r.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .tif, .exr, .npy)")
     r.set_defaults(func=_render)
+
+    b = sub.add_parser("batch", help="render a manifest of inputs x seeded lens samples (resumable, Dask)",
+                       description="Render every input of CONFIG with samples of randomly drawn lens "
+                                   "parameters, write the images and one JSON record per output to "
+                                   "OUTDIR/metadata.jsonl; rerunning skips finished outputs.")
+    b.add_argument("config", help="batch config (JSON; TOML on Python >= 3.11), see docs/cli.md")
+    b.add_argument("-o", "--outdir", required=True, help="output directory (created if needed)")
+    b.add_argument("--workers", type=int, default=1,
+                   help="> 1: run on a Dask LocalCluster with this many worker processes")
+    b.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:port)")
+    b.add_argument("--threads", type=_threads, default=None,
+                   help="threads per render (default: all cores; cores / workers on a LocalCluster)")
+    b.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    b.set_defaults(func=_batch)
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from ._batch import BatchError
+
+    try:
+        return args.func(args)
+    except (CliError, BatchError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError,
+            TypeError, ImportError) as e:
+        print(f"synthdof: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("synthdof: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
