@@ -62,6 +62,10 @@ static int cview_of(PyArrayObject *a, const char *name, sd_cview *v)
         PyErr_Format(PyExc_ValueError, "%s: the core takes 1 to 4 channels, got %d", name, nch);
         return -1;
     }
+    if (nch > 1 && PyArray_STRIDE(a, 2) != (npy_intp)sizeof(float)) {
+        PyErr_Format(PyExc_ValueError, "%s: channels must be adjacent in memory", name);
+        return -1;
+    }
     v->data = (const float *)PyArray_DATA(a);
     v->row = fstride(a, 0);
     v->pix = fstride(a, 1);

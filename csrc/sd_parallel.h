@@ -14,6 +14,18 @@
 #define SD_SIMD
 #endif
 
-static inline int sd_threads(int nthreads) { return nthreads < 1 ? 1 : nthreads; }
+/* At least one thread; at most a few per processor (results do not depend on the count, and an
+ * absurd request must not exhaust the process's stacks). */
+static inline int sd_threads(int nthreads)
+{
+    if (nthreads < 1) return 1;
+#ifdef _OPENMP
+    int cap = 4 * omp_get_num_procs();
+    if (nthreads > cap) return cap;
+#else
+    if (nthreads > 1) return 1;
+#endif
+    return nthreads;
+}
 
 #endif

@@ -553,37 +553,53 @@ sd_status sd_scatter(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc
 /* ------------------------------------------------------------------------------------------ */
 /* gather                                                                                      */
 
+/* Row integrals from prefix sums kept in two parts, so that a short span of a long row is not
+ * the difference of two large float sums: a double base every GBLK cells and a float running
+ * sum that restarts there. */
+#define GBLK 64
 typedef struct {
-    float *pre;        /* H rows x (W + 1) x 4 prefix sums along the row */
+    float *loc;        /* H rows x (W + 1) x 4: sum from the start of the cell's block */
+    double *base;      /* H rows x (W / GBLK + 1) x 4: sum up to each block start */
     int H, W;
-    ptrdiff_t stride;
+    ptrdiff_t stride, bstride;
 } gplane_t;
 
-static inline void row_integral_in(const float *r, int W, float pa, float pb, float *acc, float wgt)
+static inline double prefix_at(const float *loc, const double *base, int x, int c)
+{
+    return base[4 * (x / GBLK) + c] + (double)loc[4 * x + c];
+}
+
+static inline void row_integral_in(const float *loc, const double *base, int W, float pa, float pb, float *acc,
+                                   float wgt)
 {
     int ia = (int)pa, ib = (int)pb;
     if (ia >= W) ia = W - 1;
     if (ib >= W) ib = W - 1;
     float fa = pa - (float)ia, fb = pb - (float)ib;
     for (int c = 0; c < 4; c++) {
-        float A = r[4 * ia + c] + fa * (r[4 * ia + 4 + c] - r[4 * ia + c]);
-        float B = r[4 * ib + c] + fb * (r[4 * ib + 4 + c] - r[4 * ib + c]);
-        acc[c] += wgt * (B - A);
+        double a0 = prefix_at(loc, base, ia, c), a1 = prefix_at(loc, base, ia + 1, c);
+        double b0 = prefix_at(loc, base, ib, c), b1 = prefix_at(loc, base, ib + 1, c);
+        acc[c] += wgt * (float)((b0 - a0) + fb * (b1 - b0) - fa * (a1 - a0));
     }
 }
 
 /* Integral of row y over [a, b] (edge coordinates, mirrored beyond the ends), 4 channels. */
 static inline void row_integral(const gplane_t *g, int y, float a, float b, float *acc, float wgt)
 {
-    const float *r = g->pre + (ptrdiff_t)fold_index(y, g->H) * g->stride;
-    FOR_FOLDED(a, b, g->W, pa, pb, row_integral_in(r, g->W, pa, pb, acc, wgt));
+    int fy = fold_index(y, g->H);
+    const float *loc = g->loc + (ptrdiff_t)fy * g->stride;
+    const double *base = g->base + (ptrdiff_t)fy * g->bstride;
+    FOR_FOLDED(a, b, g->W, pa, pb, row_integral_in(loc, base, g->W, pa, pb, acc, wgt));
 }
 
 /* Aperture-weighted mean of plane g around (cx, cy) with radius R, added to acc times wgt. */
 static void gather_one(const gplane_t *g, const sd_aperture *ap, float cx, float cy, float R,
                        int inverted, float wgt, float *acc)
 {
-    if (!(R > 1e-3f)) R = 1e-3f;
+    if (!(R > 0.5f)) { /* the whole shape lies inside this cell */
+        row_integral(g, (int)floorf(cy), floorf(cx), floorf(cx) + 1.0f, acc, wgt);
+        return;
+    }
     if (R > SD_R_MAX + 1.0f) R = SD_R_MAX + 1.0f;
     float vlo, vhi;
     ap_extent(ap, inverted, &vlo, &vhi);
@@ -631,9 +647,11 @@ sd_status sd_gather(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc_
     for (int k = 0; k < nlev && st == SD_OK; k++) {
         int h = k == 0 ? H : (g[k - 1].H + 1) / 2, w = k == 0 ? W : (g[k - 1].W + 1) / 2;
         g[k].H = h; g[k].W = w; g[k].stride = (ptrdiff_t)(w + 1) * 4;
+        g[k].bstride = (ptrdiff_t)(w / GBLK + 2) * 4;
         img[k] = malloc(sizeof(float) * 4 * (size_t)h * (size_t)w);
-        g[k].pre = malloc(sizeof(float) * (size_t)h * (size_t)g[k].stride);
-        if (!img[k] || !g[k].pre) { st = SD_ERR_NOMEM; break; }
+        g[k].loc = malloc(sizeof(float) * (size_t)h * (size_t)g[k].stride);
+        g[k].base = malloc(sizeof(double) * (size_t)h * (size_t)g[k].bstride);
+        if (!img[k] || !g[k].loc || !g[k].base) { st = SD_ERR_NOMEM; break; }
         float *im = img[k];
         if (k == 0) {
             SD_PARALLEL_FOR(nt)
@@ -655,12 +673,18 @@ sd_status sd_gather(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc_
         }
         SD_PARALLEL_FOR(nt)
         for (int y = 0; y < h; y++) {
-            float *pr = g[k].pre + (ptrdiff_t)y * g[k].stride;
+            float *pr = g[k].loc + (ptrdiff_t)y * g[k].stride;
+            double *pb = g[k].base + (ptrdiff_t)y * g[k].bstride;
             const float *ir = im + 4 * (ptrdiff_t)y * w;
-            double acc[4] = {0, 0, 0, 0}; /* double: keeps long rows' differences exact */
-            for (int c = 0; c < 4; c++) pr[c] = 0.0f;
-            for (int x = 0; x < w; x++)
-                for (int c = 0; c < 4; c++) { acc[c] += ir[4 * x + c]; pr[4 * (x + 1) + c] = (float)acc[c]; }
+            double tot[4] = {0, 0, 0, 0};
+            float run[4] = {0, 0, 0, 0};
+            for (int x = 0; x <= w; x++) {
+                if (x % GBLK == 0)
+                    for (int c = 0; c < 4; c++) { tot[c] += run[c]; run[c] = 0.0f; pb[4 * (x / GBLK) + c] = tot[c]; }
+                for (int c = 0; c < 4; c++) pr[4 * x + c] = run[c];
+                if (x < w)
+                    for (int c = 0; c < 4; c++) run[c] += ir[4 * x + c];
+            }
         }
     }
     if (st == SD_OK && cancel && cancel->check && cancel->check(cancel->ctx)) st = SD_ERR_INTERRUPTED;
@@ -684,6 +708,6 @@ sd_status sd_gather(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc_
             }
         }
     }
-    for (int k = 0; k < nlev; k++) { free(img[k]); free(g[k].pre); }
+    for (int k = 0; k < nlev; k++) { free(img[k]); free(g[k].loc); free(g[k].base); }
     return st;
 }
