@@ -7,9 +7,24 @@ import numpy as np
 _SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
+def _checked(x, name):
+    if isinstance(x, (str, bytes)) or (isinstance(x, np.ndarray) and x.dtype.kind not in "fu"):
+        kind = type(x).__name__ if not isinstance(x, np.ndarray) else x.dtype
+        raise TypeError(f"{name}: expected a float, uint8 or uint16 array, got {kind}")
+    try:
+        a = np.asarray(x)
+    except Exception as e:  # noqa: BLE001 - anything NumPy cannot read is the caller's input
+        raise TypeError(f"{name}: cannot be read as an array ({e})") from None
+    if a.dtype.kind not in "fu" or (a.dtype.kind == "u" and a.dtype not in _SCALE):
+        raise TypeError(f"{name}: expected a float, uint8 or uint16 array, got dtype {a.dtype}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    return a
+
+
 def srgb_to_linear(x):
     """sRGB-encoded values (float in [0, 1], or uint8/uint16) to linear float32."""
-    x = np.asarray(x)
+    x = _checked(x, "x")
     if x.dtype in _SCALE:
         x = x.astype(np.float32) / np.float32(_SCALE[x.dtype])
     else:
@@ -19,7 +34,9 @@ def srgb_to_linear(x):
 
 def linear_to_srgb(x, dtype=None):
     """Linear light to sRGB-encoded float in [0, 1] (clipped), or to uint8/uint16 if dtype says so."""
-    x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
+    x = np.clip(_checked(x, "x").astype(np.float32), 0.0, 1.0)
+    if dtype is not None and np.dtype(dtype) not in _SCALE:
+        raise ValueError(f"dtype: expected uint8 or uint16 (or None for float), got {np.dtype(dtype)}")
     y = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(np.maximum(x, 0.0031308), 1 / 2.4) - 0.055)
     if dtype is None:
         return y.astype(np.float32)
