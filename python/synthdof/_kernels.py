@@ -30,11 +30,16 @@ def scatter(image, coc, *, aperture=None, out=None, num_threads=None):
       (decoded to linear first). coc: (H, W) signed CoC diameter in pixels (the sign only turns
       asymmetric apertures by 180 degrees). Returns float32 of the image's shape, linear light.
 
-    Borders: the frame continues as its mirror image beyond its edges: light spread past an edge
-    is folded back in, so a constant image stays constant up to the border and the total is kept.
+    Borders: light spread past an edge is folded back in (the frame continues as its mirror
+    image), so the total is kept exactly and, for shapes symmetric about the image axes (disks,
+    regular polygons with an even number of blades at rotation 0), a constant image stays
+    constant up to the border. An asymmetric shape (3, 5, 7 blades) is mirrored by the fold, so a
+    constant image deviates within |coc|/2 of an edge (up to ~2 % for 5 blades, ~10 % for 3).
 
-    Cost does not grow with the radius: CoCs beyond 2*8.4 px are spread on a 2^k-times coarser
-    grid and upsampled (edges then soften by about 2^k px, under a tenth of the radius)."""
+    Cost does not grow with the radius: radii above ~20 px (CoC above ~40) are spread on a
+    2^k-times coarser grid, merged 2^k x 2^k blocks at a time, and upsampled; edges then soften by
+    about 2^k px (under a tenth of the radius) and, on frames whose size is not a multiple of
+    2^k, a constant image may deviate by up to ~2e-3 (relative)."""
     return _spread(_core.scatter, image, coc, aperture, out, num_threads)
 
 
