@@ -37,16 +37,16 @@ class BatchError(ValueError):
 
 def load_scene(image, depth, matte=None, *, depth_scale=None, disparity=False):
     """(image, depth-or-disparity map, matte or None) from files, checked for matching sizes."""
-    from ._io import read_depth, read_image, read_matte
+    from ._io import _read_depth, _read_image, _read_matte
 
-    img = read_image(image, channels=3)
-    d = read_depth(depth, scale=depth_scale, disparity=disparity)
+    img = _read_image(image, 3, "image")
+    d = _read_depth(depth, depth_scale, disparity, "depth")
     if d.shape != img.shape[:2]:
         raise ValueError(f"depth: {depth} is {d.shape[1]}x{d.shape[0]} pixels but the image {image} is "
                          f"{img.shape[1]}x{img.shape[0]}")
     m = None
     if matte is not None:
-        m = read_matte(matte)
+        m = _read_matte(matte, "matte")
         if m.shape != img.shape[:2]:
             raise ValueError(f"matte: {matte} is {m.shape[1]}x{m.shape[0]} pixels but the image {image} is "
                              f"{img.shape[1]}x{img.shape[0]}")

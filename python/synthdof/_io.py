@@ -174,9 +174,13 @@ def read_image(path, *, channels=None):
     channels: None keeps the file's channels; 3 returns RGB (grey repeated, alpha dropped).
     Raises FileNotFoundError for a missing file and ValueError naming the path for a file that
     cannot be decoded; ImportError names the extra to install when a format's library is absent."""
+    return _read_image(path, channels, "path")
+
+
+def _read_image(path, channels, name):
     if channels not in (None, 3):
         raise ValueError(f"channels: expected None or 3, got {channels!r}")
-    a = _read_any(path, "path")
+    a = _read_any(path, name)
     if a.dtype.kind == "f" and a.dtype != np.float32:
         a = a.astype(np.float32)
     if a.dtype.kind == "b":
@@ -189,7 +193,7 @@ def read_image(path, *, channels=None):
         elif a.ndim == 3 and a.shape[2] >= 3:
             a = a[:, :, :3]
         else:
-            raise ValueError(f"path: {os.fspath(path)} holds an array of shape {a.shape}, not an image")
+            raise ValueError(f"{name}: {os.fspath(path)} holds an array of shape {a.shape}, not an image")
         a = np.ascontiguousarray(a)
     return a
 
@@ -231,13 +235,17 @@ def read_depth(path, *, scale=None, disparity=False):
 
     Depth must be > 0 where it is rendered; zeros (sensor holes) are returned as they are.
     Multi-channel files are accepted when every colour channel holds the same values."""
-    a = _read_any(path, "path")
+    return _read_depth(path, scale, disparity, "path")
+
+
+def _read_depth(path, scale, disparity, name):
+    a = _read_any(path, name)
     p = os.fspath(path)
     if a.dtype.kind == "b" or a.dtype.kind not in "fiu":
-        raise ValueError(f"path: {p} holds {a.dtype} data; expected a numeric depth map")
+        raise ValueError(f"{name}: {p} holds {a.dtype} data; expected a numeric depth map")
     if _ext(p) in _EXR_EXT and a.ndim == 3:
         a = a[:, :, 0]
-    a = _single_channel(a, "path", p)
+    a = _single_channel(a, name, p)
     if a.dtype.kind in "iu":
         if disparity:
             default = 1.0 / float(np.iinfo(a.dtype).max) if a.dtype.kind == "u" else None
@@ -261,18 +269,22 @@ def read_matte(path):
 
     The alpha channel of a grey+alpha or RGBA file (a cut-out of the subject), else the single
     grey channel; integer codes are divided by their maximum (255 or 65535), floats kept."""
-    a = _read_any(path, "path")
+    return _read_matte(path, "path")
+
+
+def _read_matte(path, name):
+    a = _read_any(path, name)
     p = os.fspath(path)
     if a.ndim == 3 and a.shape[2] in (2, 4):
         a = a[:, :, -1]
-    a = _single_channel(a, "path", p)
+    a = _single_channel(a, name, p)
     if a.dtype.kind == "b":
         return a.astype(np.float32)
     if a.dtype.kind == "u":
         return (a.astype(np.float64) / float(np.iinfo(a.dtype).max)).astype(np.float32)
     if a.dtype.kind == "f":
         return a.astype(np.float32)
-    raise ValueError(f"path: {p} holds {a.dtype} data; expected a matte in [0, 1] or 8/16-bit codes")
+    raise ValueError(f"{name}: {p} holds {a.dtype} data; expected a matte in [0, 1] or 8/16-bit codes")
 
 
 # -- writers ---------------------------------------------------------------------------------
