@@ -8,6 +8,7 @@ disparity) map and an optional subject matte.
 """
 from . import _core
 from ._aperture import Aperture
+from ._batch import run_batch
 from ._color import linear_to_srgb, srgb_to_linear
 from ._io import read_depth, read_image, read_matte, write_image
 from ._kernels import gather, scatter
@@ -22,7 +23,7 @@ __all__ = [
     "Aperture", "ThinLens", "coc_from_disparity", "depth_to_disparity", "disparity_to_depth",
     "focus_from_matte", "gather", "linear_to_srgb", "load_sample", "openmp_enabled",
     "recover_highlights", "render", "scatter", "srgb_to_linear",
-    "read_depth", "read_image", "read_matte", "write_image",
+    "read_depth", "read_image", "read_matte", "write_image", "run_batch",
 ]
 
 

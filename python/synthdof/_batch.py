@@ -204,17 +204,22 @@ def sample_lens(lens_spec, seed, name, index):
     return out
 
 
-def load_config(path):
-    """Read and validate a batch config (JSON, or TOML on Python >= 3.11); relative input paths
-    are resolved against the config file's directory. Returns the normalised config dict."""
-    path = os.fspath(path)
-    cfg = _load_config_file(path)
+def load_config(config):
+    """Read and validate a batch config: a file (JSON, or TOML on Python >= 3.11) whose relative
+    input paths are resolved against its directory, or a dict (paths relative to the current
+    directory). Returns the normalised config dict."""
+    if isinstance(config, dict):
+        return _normalise(config, os.getcwd())
+    path = os.fspath(config)
+    return _normalise(_load_config_file(path), os.path.dirname(os.path.abspath(path)))
+
+
+def _normalise(cfg, base):
     if not isinstance(cfg, dict):
         raise BatchError("config: expected an object at the top level")
     unknown = set(cfg) - {"inputs", "samples_per_input", "seed", "lens", "output"}
     if unknown:
         raise BatchError(f"config: unknown keys {sorted(unknown)}")
-    base = os.path.dirname(os.path.abspath(path))
     inputs = cfg.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BatchError("inputs: expected a non-empty list of {name, image, depth[, matte]} entries")
@@ -442,13 +447,15 @@ def _append(f, rec):
 
 
 def run_batch(config, outdir, *, workers=1, scheduler=None, num_threads=None, progress=True, log=None):
-    """Render every unfinished task of `config` (a path or a load_config dict) into `outdir`.
+    """Render every unfinished task of `config` (a config file or dict, see docs/cli.md) into
+    `outdir`: one image per (input, sample) and one JSON record per image in
+    outdir/metadata.jsonl; finished outputs are skipped, so an interrupted run resumes.
 
     workers > 1 starts a Dask LocalCluster of that many single-threaded worker processes;
     scheduler = "tcp://host:port" connects to a running Dask scheduler instead (its workers must
     see the input files and outdir under the same paths). Otherwise tasks run in this process.
     Returns a summary dict (total, skipped, rendered, failed: list of (id, message))."""
-    cfg = config if isinstance(config, dict) else load_config(config)
+    cfg = load_config(config)
     outdir = os.path.abspath(os.fspath(outdir))
     os.makedirs(outdir, exist_ok=True)
     tasks = plan(cfg)
