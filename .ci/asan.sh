@@ -56,7 +56,7 @@ if [ -z "$SO" ] || ! ldd "$SO" | grep -q libasan; then
     exit 2
 fi
 
-# CPython leaks by design at exit: no leak checking. Everything else aborts on the first report.
+# CPython leaks by design at exit: no leak checking. Everything else stops at the first report.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export PYTHONFAULTHANDLER=1
@@ -69,7 +69,9 @@ if [ $# -eq 0 ]; then
 fi
 echo "== pytest $* (sanitized)"
 status=0
-LD_PRELOAD="$LIBASAN" "$VPY" -m pytest -p no:cacheprovider "$@" || status=$?
+# --capture=sys: pytest would otherwise capture file descriptor 2 during each test, and a
+# process that a sanitizer stops takes that captured report with it.
+LD_PRELOAD="$LIBASAN" "$VPY" -m pytest -p no:cacheprovider --capture=sys "$@" || status=$?
 t2=$(date +%s)
 echo "== tests took $((t2 - t1)) s, total $((t2 - t0)) s"
 exit $status
