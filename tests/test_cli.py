@@ -74,8 +74,9 @@ def test_console_script_is_installed(scene, tmp_path):
                         "--f-number", "2.8", "-o", str(tmp_path / "d.tif")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     got = synthdof.read_image(tmp_path / "d.tif")
-    np.testing.assert_array_equal(got, synthdof.render(scene["img"], scene["depth"],
-                                                       lens=synthdof.ThinLens(50, 2.8, 5.0)))
+    assert got.dtype == np.float32  # a float format keeps linear light
+    np.testing.assert_array_equal(synthdof.linear_to_srgb(got, np.uint8),
+                                  synthdof.render(scene["img"], scene["depth"], lens=synthdof.ThinLens(50, 2.8, 5.0)))
 
 
 def test_render_npy_and_png16_depth_match_the_api(scene, tmp_path):
@@ -102,6 +103,25 @@ def test_render_npy_and_png16_depth_match_the_api(scene, tmp_path):
     assert f"focus {zf:.3g} m" in r.stdout
 
 
+def test_float_output_keeps_recovered_highlights(tmp_path):
+    pytest.importorskip("OpenEXR")
+    s = synthdof.load_sample()
+    synthdof.write_image(tmp_path / "i.png", s["image"])
+    np.save(tmp_path / "z.npy", s["depth"])
+    args = ["render", tmp_path / "i.png", "--depth", tmp_path / "z.npy", "--focus", 2.0, "--focal-length", 85,
+            "--f-number", 1.4]
+    r = run(*args, "-o", tmp_path / "o.exr")
+    assert r.returncode == 0, r.stderr
+    r = run(*args, "-o", tmp_path / "o.png")
+    assert r.returncode == 0, r.stderr
+    lin = synthdof.read_image(tmp_path / "o.exr")
+    png = synthdof.read_image(tmp_path / "o.png")
+    assert lin.dtype == np.float32 and png.dtype == np.uint8
+    np.testing.assert_array_equal(synthdof.linear_to_srgb(lin, np.uint8), png)
+    # the sample's clipped lights were scaled up before blurring: their disks keep light above 1
+    assert lin.max() > 1.5 and (s["image"] == 255).any()
+
+
 def test_render_disparity_with_K(scene, tmp_path):
     d = scene["dir"]
     disp = (0.5 / scene["depth"]).astype(np.float32)  # disparity with scale S = 0.5
@@ -111,8 +131,9 @@ def test_render_disparity_with_K(scene, tmp_path):
     assert r.returncode == 0, r.stderr
     coc = synthdof.coc_from_disparity(disp, K=40.0, focus_disparity=0.25)
     np.testing.assert_allclose(np.load(tmp_path / "coc.npy"), coc, rtol=1e-6, atol=1e-6)
-    ref = synthdof.render(scene["img"], coc=coc)
-    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), ref)
+    got = np.load(tmp_path / "c.npy")
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(synthdof.linear_to_srgb(got, np.uint8), synthdof.render(scene["img"], coc=coc))
     # without K the lens gives it: K = f^2 W / (N s) / S reproduces the metric thin lens
     r = run("render", d / "img.png", "--depth", tmp_path / "disp.npy", "--disparity", "--disparity-scale", 0.5,
             "--focus", 2.0, "--focal-length", 85, "--f-number", 1.4, "-o", tmp_path / "e.npy",

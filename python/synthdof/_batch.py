@@ -105,6 +105,26 @@ def scene_coc(depth, matte, params, *, disparity=False, disparity_scale=1.0):
                        "focus_distance": (S / fd) if fd > 0 else float("inf")}
 
 
+FLOAT_EXT = (".exr", ".tif", ".tiff", ".npy")
+
+
+def render_scene(img, depth, matte, lens, coc, aperture, *, float_out=False, num_threads=None):
+    """render() with a lens (depth input) or a CoC map (disparity input). float_out: integer
+    (sRGB) input is decoded and rendered to float32 linear light with the same highlight
+    recovery render() applies to it, so float outputs keep light above 1; otherwise the
+    result has the input's dtype."""
+    from ._color import srgb_to_linear
+    from ._render import AUTO_HIGHLIGHT_GAIN, render
+
+    highlights = "auto"
+    if float_out and img.dtype.kind == "u":
+        img, highlights = srgb_to_linear(img), AUTO_HIGHLIGHT_GAIN
+    if lens is not None:
+        return render(img, depth, matte=matte, lens=lens, aperture=aperture, highlights=highlights,
+                      num_threads=num_threads)
+    return render(img, coc=coc, matte=matte, aperture=aperture, highlights=highlights, num_threads=num_threads)
+
+
 def coc_stats(coc):
     a = np.abs(coc)
     p = np.percentile(coc, [1, 50, 99])
@@ -328,7 +348,7 @@ def _atomic_write(outdir, name, write):
 def run_task(task, outdir, num_threads=None, _scene=None):
     """Render one task into outdir and return its metadata record (runs on a Dask worker too:
     outdir and the input files must be reachable there under the same paths)."""
-    from . import Aperture, __version__, render
+    from . import Aperture, __version__
     from ._io import write_image
 
     t0 = time.perf_counter()
@@ -341,10 +361,8 @@ def run_task(task, outdir, num_threads=None, _scene=None):
     lp = task["lens"]
     coc, lens, info = scene_coc(d, m, lp, disparity=disp, disparity_scale=S)
     ap = Aperture(blades=int(lp["blades"]), rotation=float(lp["rotation"]))
-    if lens is not None:
-        out = render(img, d, matte=m, lens=lens, aperture=ap, num_threads=num_threads)
-    else:
-        out = render(img, coc=coc, matte=m, aperture=ap, num_threads=num_threads)
+    float_out = os.path.splitext(task["output"])[1] in FLOAT_EXT and task["bits"] is None
+    out = render_scene(img, d, m, lens, coc, ap, float_out=float_out, num_threads=num_threads)
     t2 = time.perf_counter()
     _atomic_write(outdir, task["output"], lambda p: write_image(p, out, bits=task["bits"]))
     if task["coc_output"]:

@@ -59,7 +59,7 @@ def _parse_focus(text):
 
 def _render(args):
     import synthdof
-    from ._batch import coc_stats, load_scene, scene_coc
+    from ._batch import FLOAT_EXT, coc_stats, load_scene, render_scene, scene_coc
 
     _check_out_dir(args.output, "--output")
     focus = _parse_focus(args.focus)
@@ -75,10 +75,8 @@ def _render(args):
     coc, lens, info = scene_coc(d, m, params, disparity=args.disparity,
                                 disparity_scale=args.disparity_scale or 1.0)
     ap = synthdof.Aperture(blades=args.blades, rotation=args.rotation)
-    if lens is not None:
-        out = synthdof.render(img, d, matte=m, lens=lens, aperture=ap, num_threads=args.threads)
-    else:
-        out = synthdof.render(img, coc=coc, matte=m, aperture=ap, num_threads=args.threads)
+    float_out = os.path.splitext(args.output)[1].lower() in FLOAT_EXT and args.bits is None
+    out = render_scene(img, d, m, lens, coc, ap, float_out=float_out, num_threads=args.threads)
     dt = time.perf_counter() - t0
     synthdof.write_image(args.output, out, bits=args.bits)
     if args.save_coc:
