@@ -304,6 +304,25 @@ static int fz_aperture_make(fz_aperture *a, fz_in *in)
     return 0;
 }
 
+/* Whether the shape covers a neighbourhood of its centre (so every source keeps part of its
+ * light on its own pixel): the rows around v = 0 hold a span reaching past +-margin. */
+static int fz_aperture_covers_centre(const fz_aperture *a, float margin)
+{
+    const sd_aperture *ap = &a->ap;
+    if (!(ap->vmin < -margin && ap->vmax > margin)) return 0;
+    for (int i = 0; i < ap->nrows; i++) {
+        float v0 = ap->vmin + (float)i * (ap->vmax - ap->vmin) / (float)ap->nrows;
+        float v1 = ap->vmin + (float)(i + 1) * (ap->vmax - ap->vmin) / (float)ap->nrows;
+        if (v1 < -margin || v0 > margin) continue;
+        int ok = 0;
+        const float *row = ap->spans + (ptrdiff_t)i * ap->nspans * 2;
+        for (int k = 0; k < ap->nspans; k++)
+            if (row[2 * k] < -margin && row[2 * k + 1] > margin) ok = 1;
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
 static void fz_aperture_free(fz_aperture *a) { free(a->spans); a->spans = NULL; }
 
 /* ---- cancellation ---------------------------------------------------------------------- */
