@@ -5,8 +5,8 @@
 #
 # Installs clang with apt when no clang is found (root or sudo needed), builds the harnesses
 # with ASan + UBSan + libFuzzer, and runs each one starting from the committed seed corpus
-# (tests/fuzz/corpus). Fails on any crash, sanitizer report, leak, timeout or failed check; the
-# reproducer is printed (replay it with tests/fuzz/build/fuzz_<harness> FILE).
+# (tests/fuzz/seeds.tar.gz). Fails on any crash, sanitizer report, leak, timeout or failed
+# check; the reproducer is printed (replay it with tests/fuzz/build/fuzz_<harness> FILE).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECS=${1:-30}

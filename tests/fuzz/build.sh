@@ -21,7 +21,7 @@ mkdir -p "$OUT"
 FLAGS=(-g -O1 -std=c11 -D_DEFAULT_SOURCE -fno-omit-frame-pointer
        -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all
        -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-function -Wno-unused-variable -Wno-unused-parameter -I"$ROOT/csrc")
-CORE=("$ROOT"/csrc/sd_coc.c "$ROOT"/csrc/sd_spread.c "$ROOT"/csrc/sd_fill.c "$ROOT"/csrc/sd_render.c)
+CORE=("$ROOT"/csrc/sd_*.c) # every core file; _core.c is the Python binding
 for h in spread render pushpull coc; do
     "$CC" "${FLAGS[@]}" "$HERE/fuzz_$h.c" "${CORE[@]}" -lm -o "$OUT/fuzz_$h" &
 done

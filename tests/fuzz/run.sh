@@ -6,9 +6,10 @@
 # Environment: FUZZ_JOBS harnesses at a time (default: number of cores), FUZZ_WORK the working
 # directory (default ${TMPDIR:-/tmp}/synthdof-fuzz: corpus/<harness>, artifacts/<harness>,
 # logs/<harness>.log), FUZZ_BUILD the harness binaries (default tests/fuzz/build, built first
-# when missing or older than the sources). The committed seed corpus tests/fuzz/corpus/<harness>
-# is read but never written. Exit status 1 when any harness found a crash, leak or timeout; the
-# reproducing input is in artifacts/<harness>/ (replay: build/fuzz_<harness> FILE).
+# when missing or older than the sources). The committed seed corpus (tests/fuzz/seeds.tar.gz,
+# one directory per harness, unpacked to $FUZZ_WORK/seeds) is read but never written.
+# Exit status 1 when any harness found a crash, leak, timeout or failed check; the reproducing
+# input is in artifacts/<harness>/ (replay: build/fuzz_<harness> FILE).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SECS=${1:-60}
@@ -29,10 +30,16 @@ for h in "${HARNESSES[@]}"; do
 done
 [ $stale -eq 0 ] || "$HERE/build.sh" "$BUILD"
 
+if [ -f "$HERE/seeds.tar.gz" ]; then
+    rm -rf "$WORK/seeds"
+    mkdir -p "$WORK/seeds"
+    tar -xzf "$HERE/seeds.tar.gz" -C "$WORK/seeds"
+fi
+
 run_one() {
     local h=$1 seeds=()
     mkdir -p "$WORK/corpus/$h" "$WORK/artifacts/$h" "$WORK/logs"
-    [ -d "$HERE/corpus/$h" ] && seeds=("$HERE/corpus/$h")
+    [ -d "$WORK/seeds/$h" ] && seeds=("$WORK/seeds/$h")
     # detect_leaks stays on: every entry point must free what it allocates, cancelled or not.
     ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_stack_use_after_return=1} \
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
