@@ -35,6 +35,10 @@ static PyArrayObject *as_f32(PyObject *o, const char *name, int lo, int hi, int 
             return NULL;
         }
     }
+    if (!PyArray_ISALIGNED(a)) {
+        PyErr_Format(PyExc_ValueError, "%s: data must be aligned to 4 bytes", name);
+        return NULL;
+    }
     if (writeable && !PyArray_ISWRITEABLE(a)) {
         PyErr_Format(PyExc_ValueError, "%s: array is read-only", name);
         return NULL;

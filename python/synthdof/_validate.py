@@ -67,7 +67,7 @@ def as_map(x, name, shape=None, *, finite=True):
     if shape is not None and a.shape != tuple(shape):
         raise ValueError(f"{name}: shape {a.shape} does not match the image's {tuple(shape)}")
     check_size(a, name)
-    a = np.ascontiguousarray(a, dtype=np.float32)
+    a = np.require(a, dtype=np.float32, requirements=["C", "A"])  # packed, aligned, native
     if finite:
         check_finite(a, name)
     return a
@@ -104,7 +104,7 @@ def as_image(x, name="image", *, channels=None, allow_gray=True):
     if a.dtype == np.float32 and a.dtype.isnative and packed and a.flags.aligned:
         lin = a
     else:
-        lin = np.ascontiguousarray(a, dtype=np.float32)
+        lin = np.require(a, dtype=np.float32, requirements=["C", "A"])
     check_finite(lin, name)
     return lin, None
 
