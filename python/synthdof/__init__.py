@@ -10,6 +10,7 @@ from . import _core
 from ._aperture import Aperture
 from ._batch import run_batch
 from ._color import linear_to_srgb, srgb_to_linear
+from ._diagnose import Diagnosis, compare, diagnose, fit_lens
 from ._io import read_depth, read_image, read_matte, write_image
 from ._kernels import gather, scatter
 from ._lens import (ThinLens, coc_from_disparity, depth_to_disparity, disparity_to_depth,
@@ -24,6 +25,7 @@ __all__ = [
     "focus_from_matte", "gather", "linear_to_srgb", "load_sample", "openmp_enabled",
     "recover_highlights", "render", "scatter", "srgb_to_linear",
     "read_depth", "read_image", "read_matte", "write_image", "run_batch",
+    "Diagnosis", "compare", "diagnose", "fit_lens",
 ]
 
 
