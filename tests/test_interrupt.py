@@ -18,15 +18,21 @@ def _scene(n=1200):
 
 def test_render_raises_keyboard_interrupt_quickly():
     img, coc = _scene()
-    timer = threading.Timer(0.15, _thread.interrupt_main)  # what Ctrl-C does to the main thread
-    timer.start()
-    t0 = time.perf_counter()
+    fired = []
+
+    def ctrl_c():  # what Ctrl-C does to the main thread
+        fired.append(time.perf_counter())
+        _thread.interrupt_main()
+
+    timer = threading.Timer(0.2, ctrl_c)
     with pytest.raises(KeyboardInterrupt):
-        synthdof.render(img, coc=coc)
-    elapsed = time.perf_counter() - t0
+        timer.start()
+        for _ in range(100):  # renders until the interrupt lands in one of them
+            synthdof.render(img, coc=coc)
+    raised = time.perf_counter()
     timer.join()
     # the core checks between depth slices; one slice of this frame takes well under a second
-    assert elapsed < 0.15 + 2.0
+    assert raised - fired[0] < 2.0
     # and the library still works afterwards
     out = synthdof.render(img[:64, :64], coc=coc[:64, :64])
     assert np.isfinite(out).all()
