@@ -402,8 +402,11 @@ def _region(num, den, mask, floor):
 
 
 def _pixel_map(num, den, mask, floor, r=1):
-    m = np.where(mask, np.clip(num / (den + floor), 0.0, 1.0), 0.0).astype(np.float32)
-    return _box(m, r)
+    """The region ratio of _region, taken over a (2r+1)^2 window around each pixel of mask."""
+    mf = mask.astype(np.float32)
+    n = _box(np.where(mask, num, 0.0).astype(np.float32), r)
+    d = _box(np.where(mask, den, 0.0).astype(np.float32), r) + floor * _box(mf, r)
+    return np.where(mask, np.clip(n / np.maximum(d, 1e-12), 0.0, 1.0), 0.0).astype(np.float32)
 
 
 def _halo(ctx):
@@ -458,7 +461,9 @@ def _gaussian_look(ctx, aperture):
     q_all = float(h_r[zone].sum() / h_pred[zone].sum())
     # light missing from the disks' outer part, or piled up in their centres instead (log2)
     raw = max(-np.log2(max(q_outer, 1e-3)), np.log2(max(q_core, 1e-3) / max(q_outer, 1e-3)))
-    m = np.where(plateau, np.clip(1.0 - h_r / np.maximum(h_pred, 1e-6), 0.0, 1.0), 0.0)
+    # the map: how far each disk pixel's light is from the prediction, in log2 (either way)
+    ratio = np.maximum(h_r, 1e-3 * h_pred) / np.maximum(h_pred, 1e-9)
+    m = np.where(plateau, np.clip(np.abs(np.log2(np.maximum(ratio, 1e-3))), 0.0, 1.0), 0.0)
     terms = {"core_level": q_core, "rim_level": q_outer, "light_kept": q_all,
              "highlight_pixels": int(plateau.sum())}
     return float(np.clip(raw, 0.0, 1.0)), _box(m.astype(np.float32), 1), terms
@@ -838,8 +843,9 @@ def compare(rendered, reference, *, matte=None, coc=None):
       psnr, ssim: on sRGB-encoded values clipped to [0, 1] (SSIM from scikit-image when it is
         installed, else the NumPy ssim() with the same settings; ssim_impl says which);
       flux_ratio: total linear light, rendered / reference (energy kept: 1.0);
-      highlight_peak_ratio: mean linear luminance over the reference's brightest 0.1 % pixels,
-        rendered / reference (highlights kept as bright disks: 1.0; a Gaussian gives ~0.4);
+      highlight_peak_ratio: mean linear level (channel mean) over the reference's brightest
+        0.1 % pixels, rendered / reference (highlights kept as bright disks: 1.0; a Gaussian
+        gives ~0.4);
     with a matte also:
       band_psnr: PSNR over both sides of the silhouette band;
       inside_psnr / outside_psnr: each side alone;
@@ -853,11 +859,11 @@ def compare(rendered, reference, *, matte=None, coc=None):
     H, W = ref.shape[:2]
     sr = linear_to_srgb(ren).astype(np.float64)
     sf = linear_to_srgb(ref).astype(np.float64)
-    out = {"psnr": _psnr(sr, sf)}
+    out = {"psnr": float(_psnr(sr, sf))}
     out["ssim"], out["ssim_impl"] = _ssim_best(sr, sf)
     tot = float(ref.sum(dtype=np.float64))
     out["flux_ratio"] = float(ren.sum(dtype=np.float64)) / tot if tot > 0 else float("nan")
-    lr, lf = _luma(ren), _luma(ref)
+    lr, lf = ren.mean(2), ref.mean(2)
     hl = lf >= np.percentile(lf, 99.9)
     peak = float(lf[hl].mean())
     out["highlight_peak_ratio"] = float(lr[hl].mean()) / peak if peak > 0 else float("nan")
@@ -866,9 +872,9 @@ def compare(rendered, reference, *, matte=None, coc=None):
         c = None if coc is None else as_map(coc, "coc", (H, W))
         inside, outside = silhouette_band(a, c)
         band = inside | outside
-        out["band_psnr"] = _psnr(sr, sf, band)
-        out["inside_psnr"] = _psnr(sr, sf, inside)
-        out["outside_psnr"] = _psnr(sr, sf, outside)
+        out["band_psnr"] = float(_psnr(sr, sf, band))
+        out["inside_psnr"] = float(_psnr(sr, sf, inside))
+        out["outside_psnr"] = float(_psnr(sr, sf, outside))
         ey = _luma(sr.astype(np.float32)) - _luma(sf.astype(np.float32))
         out["inside_error"] = float(ey[inside].mean()) if inside.any() else float("nan")
         out["outside_error"] = float(ey[outside].mean()) if outside.any() else float("nan")
