@@ -51,7 +51,7 @@ echo "== build took $((t1 - t0)) s"
 
 # The extension must really be the sanitized one.
 SO=$(find "$VENV" -path '*/synthdof/_core*.so' | head -n 1)
-if [ -z "$SO" ] || ! ldd "$SO" | grep -q libasan; then
+if [ -z "$SO" ] || [[ "$(ldd "$SO")" != *libasan* ]]; then
     echo "asan.sh: the installed synthdof._core ($SO) is not linked against libasan" >&2
     exit 2
 fi

@@ -108,15 +108,14 @@ HUGE_SHAPES = [(1, 1), (1, 9), (9, 1), (3, 200), (12, 13)]
 
 
 @pytest.mark.parametrize("ap", ["circle", "hex", "square"])
-@pytest.mark.parametrize("c", [40.0, 333.0, 1e6, 1e30, float(np.finfo(np.float32).max)])
+@pytest.mark.parametrize("c", [40.0, -333.0, 1e6, -1e30, float(np.finfo(np.float32).max)])
 @pytest.mark.parametrize("shape", HUGE_SHAPES, ids=_ids(HUGE_SHAPES))
-@pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_uniform_huge_coc_keeps_constant(shape, c, sign, ap):
+def test_uniform_huge_coc_keeps_constant(shape, c, ap):
     # documented: a constant image with a uniform CoC stays constant, however large the CoC (for
     # shapes symmetric about both axes: the border folds light back mirrored)
     aperture = {"circle": Aperture(), "hex": Aperture(blades=6), "square": Aperture(blades=4)}[ap]
     img = np.full(shape + (3,), 0.25, np.float32) * np.array([1.0, 2.0, 3.0], np.float32)
-    coc = np.full(shape, sign * c, np.float32)
+    coc = np.full(shape, c, np.float32)
     # (coarse levels on frames that are not a multiple of their block size deviate by a few 1e-3)
     np.testing.assert_allclose(synthdof.scatter(img, coc, aperture=aperture), img, rtol=5e-3)
     np.testing.assert_allclose(synthdof.gather(img, coc, aperture=aperture), img, rtol=1e-4)
