@@ -145,8 +145,9 @@ static int parse_aperture(PyObject *spans_o, double vmin, double vmax, sd_apertu
 {
     PyArrayObject *s = as_f32_contig(spans_o, "aperture", 3, 3, 0);
     if (!s) return -1;
+    /* the shape lies in the unit circle's bounding square: anything else is not an aperture */
     if (PyArray_DIM(s, 2) != 2 || PyArray_DIM(s, 1) > SD_MAX_SPANS || !(vmax > vmin) ||
-        !isfinite(vmin) || !isfinite(vmax)) {
+        !(vmin >= -1.001) || !(vmax <= 1.001)) {
         PyErr_SetString(PyExc_ValueError, "aperture: malformed span table");
         return -1;
     }
@@ -155,6 +156,12 @@ static int parse_aperture(PyObject *spans_o, double vmin, double vmax, sd_apertu
         PyErr_SetString(PyExc_ValueError, "aperture: span table is not finite");
         return -1;
     }
+    const float *sp = PyArray_DATA(s);
+    for (npy_intp i = 0; i < PyArray_SIZE(s); i++)
+        if (sp[i] < -1.001f || sp[i] > 1.001f) {
+            PyErr_SetString(PyExc_ValueError, "aperture: span table leaves [-1, 1]");
+            return -1;
+        }
     ap->nrows = (int)PyArray_DIM(s, 0);
     ap->nspans = (int)PyArray_DIM(s, 1);
     ap->spans = (const float *)PyArray_DATA(s);

@@ -170,7 +170,8 @@ sd_status sd_render_layers(int H, int W, const sd_layer_entries *sets, int nsets
             float reach;
             content_rows(&b, H, &r0, &r1, &reach);
             /* what is filled in only matters where the slice's blur can carry it */
-            int m = (int)ceilf(2.0f * reach) + 8;
+            float cap = (float)(H > W ? H : W); /* beyond the frame, reach changes nothing */
+            int m = (int)ceilf(2.0f * (reach < cap ? reach : cap)) + 8;
             if (any_hole) st = fill_slice(H, W, r0 - m > 0 ? r0 - m : 0, r1 + m < H ? r1 + m : H, &b, plate, nt);
             if (st != SD_OK) break;
             sd_pyr_clear(pyr, nt);
