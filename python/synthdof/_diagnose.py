@@ -384,21 +384,23 @@ def _highlight_terms(ctx, aperture):
 # --- the failure modes ------------------------------------------------------------------------
 #
 # Each returns (score in [0, 1], map (H, W) in [0, 1], details) or (None, reason) when the inputs
-# or the picture hold no evidence for it. Sums over a region are ratios of summed terms (so pixels
-# with more detail count more); VISIBLE is the detail a pixel needs (squared differences in the
-# tone encoding, summed over channels) before its ratio means anything, FAINT the floor for
-# regions that are judged whatever their contrast.
+# or the picture hold no evidence for it. A region's value is a ratio of summed terms over the
+# pixels that hold evidence (so pixels with more detail count more): VISIBLE is the detail a pixel
+# needs (squared differences in the tone encoding, summed over channels: about 2 % contrast),
+# FAINT the lower bar used for the subject's own texture, which is judged whatever its contrast.
 
 VISIBLE = 1e-3
 FAINT = 1e-5
 
 
-def _region(num, den, mask, floor):
-    n = int(mask.sum())
-    if n == 0:
-        return float("nan"), 0.0
-    sd = float(den[mask].sum())
-    return float(num[mask].sum()) / (sd + floor * n), sd / n
+def _region(num, den, mask, floor, min_pixels=30):
+    """sum(num) / sum(den) over the pixels of mask whose den exceeds floor (the ones that hold
+    evidence), and how many they are; NaN when fewer than min_pixels do."""
+    sel = mask & (den > floor)
+    n = int(sel.sum())
+    if n < min_pixels:
+        return float("nan"), n
+    return float(num[sel].sum(dtype=np.float64) / den[sel].sum(dtype=np.float64)), n
 
 
 def _pixel_map(num, den, mask, floor, r=1):
@@ -492,8 +494,8 @@ def _wrong_subject(ctx):
     if ctx.c is not None:
         judge &= ctx.veil_alpha < 0.05
     gn, gd = ctx.excess_terms()
-    g, level = _region(gn, gd, judge, FAINT)
-    if np.isfinite(g) and level > 2 * FAINT:
+    g, _ = _region(gn, gd, judge, FAINT)
+    if np.isfinite(g):
         terms["subject_blurred"] = g
         terms["render_off_subject"] = _ramp(g, 0.15, 0.5)
         maps.append(_pixel_map(gn, gd, judge, FAINT, r=2))
@@ -528,8 +530,8 @@ def _foreground_bleed(ctx):
     got = ctx.tR - ctx.tI
     vn, vd = (got * expect).sum(2), (expect * expect).sum(2)
     veiled = sharp & (ctx.veil_alpha >= 0.1)
-    rho, level = _region(vn, vd, veiled, 0.0)
-    if np.isfinite(rho) and level > VISIBLE:
+    rho, _ = _region(vn, vd, veiled, VISIBLE)
+    if np.isfinite(rho):
         terms["veil_kept"] = rho
         terms["veil_missing"] = _ramp(rho, 0.7, 0.3)
         maps.append(np.where(veiled, np.clip(1.0 - vn / np.maximum(vd, VISIBLE), 0.0, 1.0), 0.0))
@@ -542,18 +544,20 @@ def _foreground_bleed(ctx):
         tX = np.minimum(_tone(al * ctx.veil_colour + (1.0 - al) * ctx.E), 1.0)
         dI = np.minimum(ctx.tI, 1.0) - tX
         nn, nd = ((np.minimum(ctx.tR, 1.0) - tX) * dI).sum(2), (dI * dI).sum(2)
-        b, level = _region(nn, nd, near, VISIBLE)
-        if np.isfinite(b) and level > VISIBLE:
+        b, _ = _region(nn, nd, near, VISIBLE)
+        if np.isfinite(b):
             terms["near_left_sharp"] = b
             terms["near_sharp"] = _ramp(b, 0.2, 0.5)
             maps.append(_pixel_map(nn, nd, near, VISIBLE))
-    # 3. in-focus content outside the subject should stay sharp
-    focus = sharp & (ctx.veil_alpha < 0.05)
+    # 3. in-focus content outside the subject should stay sharp (under the veil of nearer
+    # content where that spreads over it: a continuous surface in front of the focal plane)
+    focus = sharp & (ctx.veil_alpha < 0.5)
     if a is not None:
         focus &= _distance(a > 0.02, 3) > 2
-    gn, gd = ctx.excess_terms()
-    g, level = _region(gn, gd, focus, VISIBLE)
-    if np.isfinite(g) and level > VISIBLE:
+    dP = ctx.tI - ctx.tP
+    gn, gd = ((expect + ctx.tI - ctx.tR) * dP).sum(2), (dP * dP).sum(2)
+    g, _ = _region(gn, gd, focus, VISIBLE)
+    if np.isfinite(g):
         terms["focus_blurred"] = g
         terms["in_focus_blurred"] = _ramp(g, 0.2, 0.5)
         maps.append(_pixel_map(gn, gd, focus, VISIBLE))
