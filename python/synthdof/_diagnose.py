@@ -1002,6 +1002,9 @@ def fit_lens(image, depth, reference, *, matte=None, focal_length_mm=85.0, senso
     Error measure: mean squared difference after a compressive tone curve (bright highlights
     count without swamping the rest).
 
+    num_threads: for the renders (default: one thread for the downscaled copies under 200,000
+    pixels, where threads cost more than they gain; all cores otherwise).
+
     Returns a dict: focus_distance (metres), f_number, K (pixels per 1/metre at the full width),
     focus_disparity (1/metre), error (mean squared difference at step 4), lens (a ThinLens with
     the fitted values), and the focal_length_mm and sensor_width_mm used."""
@@ -1033,7 +1036,10 @@ def fit_lens(image, depth, reference, *, matte=None, focal_length_mm=85.0, senso
     def render_err(L, df, logk):
         K = np.exp(logk) / L["s"]
         c = (K * (df - L["disp"])).astype(np.float32)
-        out = render(L["img"], coc=c, matte=L["a"], aperture=ap, num_threads=num_threads)
+        nt = num_threads
+        if nt is None and L["img"].shape[0] * L["img"].shape[1] < 200_000:
+            nt = 1   # small copies: threads cost more than they gain
+        out = render(L["img"], coc=c, matte=L["a"], aperture=ap, num_threads=nt)
         if "tref" not in L:
             L["tref"] = _tone(L["ref"])
         return float(np.mean((_tone(out) - L["tref"]) ** 2))
