@@ -18,7 +18,7 @@ import io
 
 import numpy as np
 
-from ._aperture import Aperture, as_aperture
+from ._aperture import as_aperture
 from ._color import linear_to_srgb
 from ._kernels import gather, scatter
 from ._lens import ThinLens
@@ -126,13 +126,6 @@ def _const_map(shape, v):
     return np.full(shape, np.float32(v), np.float32)
 
 
-def _disk_mean(x, diameter):
-    """Mean over a disk of the given diameter (pixels), via the package's gather kernel."""
-    if diameter <= 1.0:
-        return np.asarray(x, np.float32)
-    return gather(np.ascontiguousarray(x, np.float32), _const_map(x.shape[:2], diameter))
-
-
 def _upsample(x, s, H, W):
     """Bilinear upsampling by an integer factor s (pixel centres aligned) to (H, W)."""
     h, w = x.shape[:2]
@@ -176,12 +169,8 @@ def _gather_coarse(img, c):
 
 def _ramp(x, lo, hi):
     """0 at or below lo, 1 at or above hi, linear between (lo > hi gives a falling ramp)."""
-    return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0)) if np.isscalar(x) or np.ndim(x) == 0 else \
-        np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
-
-
-def _ratio(num, den, floor):
-    return float(num / den) if den > floor else float("nan")
+    r = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return float(r) if np.ndim(r) == 0 else r.astype(np.float32)
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -220,12 +209,9 @@ class _Ctx:
         self.H, self.W = H, W
         self.tI = _tone(img)
         self.tR = _tone(ren)
-        # detail scale of the input: what a 3-pixel blur removes (noise floor for the ratios)
+        # the input's fine detail: what a 3-pixel blur removes
         self.P = _smooth(img, 1.5)
         self.tP = _tone(self.P)
-        dIP = ((self.tI - self.tP) ** 2).sum(2)
-        self.detail = dIP
-        self.detail_floor = 1e-5 + 0.02 * float(np.percentile(dIP, 90))
         self.hard = None if a is None else a >= 0.5
         if c is not None:
             self._veil()
@@ -636,7 +622,8 @@ class Diagnosis:
         return f"Diagnosis({s}; flags={sorted(self.flags)})"
 
     def report(self):
-        """Plain-text table: each mode's score, threshold, verdict and sub-measures."""
+        """Plain-text table: each mode's score, threshold, verdict and sub-measures (or why it
+        was not judged), then what each flagged mode means."""
         lines = [f"{'mode':18s} {'score':>6s} {'thresh':>6s}  verdict   details"]
         for k in MODES:
             if k in self.scores:
@@ -644,7 +631,11 @@ class Diagnosis:
                 verdict = "FLAGGED" if k in self.flags else "ok"
                 lines.append(f"{k:18s} {self.scores[k]:6.2f} {THRESHOLDS[k]:6.2f}  {verdict:8s}  {det}")
             else:
-                lines.append(f"{k:18s} {'-':>6s} {THRESHOLDS[k]:6.2f}  {'n/a':8s}  {self.skipped.get(k, '')}")
+                lines.append(f"{k:18s} {'-':>6s} {THRESHOLDS[k]:6.2f}  {'n/a':8s}  "
+                             f"not judged: {self.skipped.get(k, '')}")
+        for k in MODES:
+            if k in self.flags:
+                lines.append(f"{k}: {DESCRIPTIONS[k]}")
         return "\n".join(lines)
 
     def _repr_html_(self):
@@ -662,7 +653,7 @@ class Diagnosis:
             else:
                 det, verdict, score = self.skipped.get(k, ""), "n/a", "&ndash;"
             rows.append(f"<tr><td><code>{k}</code></td><td>{score}</td><td>{THRESHOLDS[k]:.2f}</td>"
-                        f"<td>{verdict}</td><td>{html.escape(det) if k in self.scores else html.escape(det)}"
+                        f"<td>{verdict}</td><td>{html.escape(det)}"
                         f"</td><td>{thumb}</td></tr>")
         head = ("<tr><th>mode</th><th>score</th><th>threshold</th><th>verdict</th><th>details</th>"
                 "<th>where</th></tr>")
@@ -771,6 +762,8 @@ def ssim(a, b, *, sigma=1.5):
         a, b = a[:, :, None], b[:, :, None]
     C1, C2 = 0.01 ** 2, 0.03 ** 2
     r = len(_gauss_taps(sigma)) // 2
+    if min(a.shape[:2]) < 2 * r + 1:
+        raise ValueError(f"images must be at least {2 * r + 1} pixels a side for SSIM, got {a.shape[:2]}")
     vals = []
     for ch in range(a.shape[2]):
         x, y = a[:, :, ch], b[:, :, ch]
@@ -845,7 +838,8 @@ def compare(rendered, reference, *, matte=None, coc=None):
 
     Returns a dict:
       psnr, ssim: on sRGB-encoded values clipped to [0, 1] (SSIM from scikit-image when it is
-        installed, else the NumPy ssim() with the same settings; ssim_impl says which);
+        installed, else the NumPy ssim() with the same settings; ssim_impl says which; NaN for
+        images under 11 pixels a side);
       flux_ratio: total linear light, rendered / reference (energy kept: 1.0);
       highlight_peak_ratio: mean linear level (channel mean) over the reference's brightest
         0.1 % pixels, rendered / reference (highlights kept as bright disks: 1.0; a Gaussian
@@ -864,7 +858,10 @@ def compare(rendered, reference, *, matte=None, coc=None):
     sr = linear_to_srgb(ren).astype(np.float64)
     sf = linear_to_srgb(ref).astype(np.float64)
     out = {"psnr": float(_psnr(sr, sf))}
-    out["ssim"], out["ssim_impl"] = _ssim_best(sr, sf)
+    if min(H, W) >= 11:
+        out["ssim"], out["ssim_impl"] = _ssim_best(sr, sf)
+    else:   # smaller than the SSIM window
+        out["ssim"], out["ssim_impl"] = float("nan"), None
     tot = float(ref.sum(dtype=np.float64))
     out["flux_ratio"] = float(ren.sum(dtype=np.float64)) / tot if tot > 0 else float("nan")
     lr, lf = ren.mean(2), ref.mean(2)
