@@ -50,7 +50,8 @@ def test_readme_commands():
     assert ci_cmd[-1] in readme, "the README's test command differs from the one CI runs"
 
 
-@pytest.mark.parametrize("doc", ["docs/physics.md", "docs/cli.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/physics.md", "docs/api.md", "docs/cli.md",
+                                 "docs/howto_real_lens.md", "docs/diagnostics.md"])
 def test_relative_links_resolve(doc):
     path = ROOT / doc
     text = read(path)
@@ -87,3 +88,20 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     # read_matte took the cut-out's alpha, read_depth the millimetres
     np.testing.assert_allclose(env["matte"], np.round(s["matte"] * 255) / 255, atol=1e-6)
     np.testing.assert_allclose(env["depth"], np.round(s["depth"] * 1000) / 1000, rtol=1e-6)
+
+
+def test_howto_ground_truth_check_recovers_the_lens(monkeypatch):
+    """The how-to's check on the ground truth runs as written and recovers the scene's lens."""
+    text = read(DOCS / "howto_real_lens.md")
+    if not (ROOT.parent / "shared" / "gt" / "portrait.npz").is_file():
+        pytest.skip("ground truth not found beside the repository")
+    import numpy as np
+
+    block = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if "shared/gt/portrait" in b]
+    assert len(block) == 1
+    monkeypatch.chdir(ROOT)
+    env = {"np": np, "synthdof": synthdof, "print": lambda *a, **k: None}
+    exec(compile(block[0], "howto_real_lens.md", "exec"), env)
+    f, W, s, meta, fit = env["f"], env["W"], env["s"], env["meta"], env["fit"]
+    assert f * f * W / (3.7 * fit["K"] * s) == pytest.approx(meta["f_number"], rel=0.10)
+    assert 3.7 / fit["focus_disparity"] == pytest.approx(meta["focus_distance_m"], rel=0.05)
