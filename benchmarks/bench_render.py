@@ -76,13 +76,15 @@ def _worker(payload):
     first = time.perf_counter() - t
     py_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    rss_peak = benchlib.peak_rss_bytes() - rss0
+    # the peak is only attributable to the call if it rose above the peak before it
+    peak1 = benchlib.peak_rss_bytes()
+    rss_peak = peak1 - rss0 if peak1 > peak0 else None
     ok = bool(np.isfinite(out).all())
     flux = float(out.sum(dtype=np.float64) / img.sum(dtype=np.float64))
     del out
     t = benchlib.timeit(fn, repeats, warmup=0)
     res = dict(kind=kind, threads=nt, first_s=first, median_s=t["median"], min_s=t["min"], times=t["times"],
-               py_peak_mb=benchlib.mb(py_peak), rss_peak_mb=benchlib.mb(rss_peak),
+               py_peak_mb=benchlib.mb(py_peak), rss_peak_mb=None if rss_peak is None else benchlib.mb(rss_peak),
                rss_before_mb=benchlib.mb(rss0), peak_before_mb=benchlib.mb(peak0),
                input_mb=benchlib.mb(img.nbytes), finite=ok, flux=flux, foreign_load=t["foreign_load"], **extra)
     print(json.dumps(res))
@@ -105,7 +107,7 @@ def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, radius_pair=(20.0, 200
         if verbose:
             label = " ".join(f"{k}={v}" for k, v in kw.items() if k not in ("scene", "path"))
             print(f"  {label}: median {r['median_s']:.3f} s (min {r['min_s']:.3f}), first call {r['first_s']:.3f} s, "
-                  f"py peak {r['py_peak_mb']:.0f} MB, rss peak +{r['rss_peak_mb']:.0f} MB", flush=True)
+                  f"py peak {r['py_peak_mb']:.0f} MB, rss peak +{r['rss_peak_mb'] or float('nan'):.0f} MB", flush=True)
         return r
 
     rows = []
