@@ -126,8 +126,11 @@ def _layers(img, coc, matte, nt):
         return _layers(img, coc, None, nt)
     w_other = _confident(1.0 - a, (0.95, 0.5, 0.0))
     c_subj = _fill(coc, w_subj, nt)[:, :, 0]
-    c_other = _fill(coc, w_other, nt)[:, :, 0] if w_other is not None else c_subj.copy()
-    other = _fill(img, w_other, nt) if w_other is not None else np.zeros_like(img)
+    if w_other is not None:  # colour and CoC of the surroundings share one fill
+        filled = _fill(np.concatenate([img, coc[:, :, None]], 2), w_other, nt)
+        other, c_other = filled[:, :, :3], np.ascontiguousarray(filled[:, :, 3])
+    else:
+        other, c_other = np.zeros_like(img), c_subj.copy()
     a3 = a[:, :, None]
     # the two parts always add up to the pixel exactly (so nothing changes where nothing blurs)
     subj_pm = np.clip(img - (1.0 - a3) * other, 0.0, np.maximum(img, 0.0))
