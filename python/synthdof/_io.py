@@ -102,12 +102,18 @@ def _read_tiff(path, name):
     return np.asarray(a)
 
 
-def _exr_channels(path, name):
-    """{channel name: (H, W) float32} of the first part of an OpenEXR file."""
+def _openexr():
+    """The OpenEXR module when installed, else None (imageio is the fallback)."""
     try:
         import OpenEXR
     except ImportError:
-        OpenEXR = None
+        return None
+    return OpenEXR
+
+
+def _exr_channels(path, name):
+    """{channel name: (H, W) float32} of the first part of an OpenEXR file."""
+    OpenEXR = _openexr()
     if OpenEXR is None:
         try:
             import imageio.v3 as iio
@@ -368,10 +374,7 @@ def _write_exr(path, a):
     names = {2: ["Y"], 3: ["R", "G", "B"], 4: ["R", "G", "B", "A"]}
     if lin.ndim == 3 and lin.shape[2] == 2:
         raise ValueError("image: OpenEXR output takes 1, 3 or 4 channels")
-    try:
-        import OpenEXR
-    except ImportError:
-        OpenEXR = None
+    OpenEXR = _openexr()
     if OpenEXR is None:
         try:
             import imageio.v3 as iio
