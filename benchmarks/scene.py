@@ -200,7 +200,8 @@ def cached_scene(width=FULL_SIZE[0], height=FULL_SIZE[1], *, seed=0, max_coc=100
     tag = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     d = os.path.join(cache_dir, f"scene_{width}x{height}_{tag}")
     names = ("image", "depth", "matte")
-    if not all(os.path.exists(os.path.join(d, n + ".npy")) for n in names + ("meta.json",)):
+    files = [n + ".npy" for n in names] + ["meta.json"]
+    if not all(os.path.exists(os.path.join(d, f)) for f in files):
         s = make_scene(width, height, seed=seed, max_coc=max_coc, blades=blades, n_highlights=n_highlights)
         os.makedirs(d, exist_ok=True)
         for n in names:
