@@ -248,88 +248,55 @@ static PyObject *spread_common(PyObject *args, int gather)
 static PyObject *py_scatter(PyObject *self, PyObject *args) { (void)self; return spread_common(args, 0); }
 static PyObject *py_gather(PyObject *self, PyObject *args) { (void)self; return spread_common(args, 1); }
 
-/* ---- push-pull --------------------------------------------------------------------------- */
-
-static PyObject *py_pushpull(PyObject *self, PyObject *args)
-{
-    (void)self;
-    PyObject *v_o, *w_o, *o_o;
-    int nt;
-    if (!PyArg_ParseTuple(args, "OOOi", &v_o, &w_o, &o_o, &nt)) return NULL;
-    PyArrayObject *v = as_f32_contig(v_o, "value", 3, 3, 0);
-    PyArrayObject *w = v ? as_f32_contig(w_o, "weight", 2, 2, 0) : NULL;
-    PyArrayObject *o = w ? as_f32_contig(o_o, "out", 3, 3, 1) : NULL;
-    if (!o || same_hw(v, w, "value", "weight") || same_hw(v, o, "value", "out")) return NULL;
-    if (PyArray_DIM(o, 2) != PyArray_DIM(v, 2) || PyArray_DIM(v, 2) > 64) {
-        PyErr_SetString(PyExc_ValueError, "out: channel count differs from value (at most 64)");
-        return NULL;
-    }
-    if (no_overlap(o, v, "value") || no_overlap(o, w, "weight")) return NULL;
-    int H = (int)PyArray_DIM(v, 0), W = (int)PyArray_DIM(v, 1), n = (int)PyArray_DIM(v, 2);
-    sd_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = sd_pushpull(H, W, n, PyArray_DATA(v), PyArray_DATA(w), PyArray_DATA(o), nt);
-    Py_END_ALLOW_THREADS
-    return raise_status(st, "fill");
-}
-
 /* ---- layered render ---------------------------------------------------------------------- */
 
-static PyObject *py_render_layers(PyObject *self, PyObject *args)
+/* An optional (H, W[, C]) float32 C-contiguous map matching out's size, or NULL for None. */
+static int optional_map(PyObject *o_in, PyArrayObject *out, const char *name, int nch, const float **p)
+{
+    *p = NULL;
+    if (o_in == Py_None) return 0;
+    PyArrayObject *a = as_f32_contig(o_in, name, nch > 1 ? 3 : 2, nch > 1 ? 3 : 2, 0);
+    if (!a || same_hw(out, a, "out", name) || no_overlap(out, a, name)) return -1;
+    if (nch > 1 && PyArray_DIM(a, 2) != nch) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %d channels", name, nch);
+        return -1;
+    }
+    *p = PyArray_DATA(a);
+    return 0;
+}
+
+static PyObject *py_render(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *sets_o, *cent_o, *a_o, *o_o, *plate_o;
+    PyObject *i_o, *c_o, *m_o, *p_o, *a_o, *o_o;
     double vmin, vmax;
     int nt;
-    if (!PyArg_ParseTuple(args, "OOOddOOi", &sets_o, &cent_o, &a_o, &vmin, &vmax, &plate_o, &o_o, &nt)) return NULL;
-    if (!PyList_Check(sets_o) || PyList_GET_SIZE(sets_o) < 1 || PyList_GET_SIZE(sets_o) > 16) {
-        PyErr_SetString(PyExc_TypeError, "layers: expected a list of 1 to 16 (rgba, coc) pairs");
+    if (!PyArg_ParseTuple(args, "OOOOOddOi", &i_o, &c_o, &m_o, &p_o, &a_o, &vmin, &vmax, &o_o, &nt)) return NULL;
+    PyArrayObject *img = as_f32(i_o, "image", 3, 3, 0);
+    PyArrayObject *c = img ? as_f32_contig(c_o, "coc", 2, 2, 0) : NULL;
+    PyArrayObject *o = c ? as_f32(o_o, "out", 3, 3, 1) : NULL;
+    if (!o || same_hw(img, c, "image", "coc") || same_hw(img, o, "image", "out")) return NULL;
+    if (no_overlap(o, img, "image") || no_overlap(o, c, "coc")) return NULL;
+    sd_cview iv, ov_c;
+    if (cview_of(img, "image", &iv) || cview_of(o, "out", &ov_c)) return NULL;
+    if (iv.nch != 3 || ov_c.nch != 3) {
+        PyErr_SetString(PyExc_ValueError, "image: expected 3 channels (and out too)");
         return NULL;
     }
-    PyArrayObject *o = as_f32(o_o, "out", 3, 3, 1);
-    PyArrayObject *cent = o ? as_f32_contig(cent_o, "slices", 1, 1, 0) : NULL;
-    if (!cent) return NULL;
-    if (PyArray_DIM(o, 2) != 3) {
-        PyErr_SetString(PyExc_ValueError, "out: expected 3 channels");
-        return NULL;
-    }
+    const float *matte, *plate;
+    if (optional_map(m_o, o, "matte", 1, &matte) || optional_map(p_o, o, "background", 3, &plate)) return NULL;
     sd_aperture ap;
     if (parse_aperture(a_o, vmin, vmax, &ap)) return NULL;
-    int n = (int)PyList_GET_SIZE(sets_o);
-    sd_layer_entries sets[16];
-    for (int i = 0; i < n; i++) {
-        PyObject *t = PyList_GET_ITEM(sets_o, i);
-        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2) {
-            PyErr_SetString(PyExc_TypeError, "layers: each item must be an (rgba, coc) tuple");
-            return NULL;
-        }
-        PyArrayObject *rgba = as_f32_contig(PyTuple_GET_ITEM(t, 0), "layer rgba", 3, 3, 0);
-        PyArrayObject *coc = rgba ? as_f32_contig(PyTuple_GET_ITEM(t, 1), "layer coc", 2, 2, 0) : NULL;
-        if (!coc || same_hw(o, rgba, "out", "layer rgba") || same_hw(o, coc, "out", "layer coc")) return NULL;
-        if (PyArray_DIM(rgba, 2) != 4) {
-            PyErr_SetString(PyExc_ValueError, "layer rgba: expected 4 channels");
-            return NULL;
-        }
-        if (no_overlap(o, rgba, "layer rgba") || no_overlap(o, coc, "layer coc")) return NULL;
-        sets[i].rgba = PyArray_DATA(rgba);
-        sets[i].coc = PyArray_DATA(coc);
-    }
-    const float *plate = NULL;
-    if (plate_o != Py_None) {
-        PyArrayObject *pl = as_f32_contig(plate_o, "background", 3, 3, 0);
-        if (!pl || same_hw(o, pl, "out", "background") || no_overlap(o, pl, "background")) return NULL;
-        if (PyArray_DIM(pl, 2) != 3) {
-            PyErr_SetString(PyExc_ValueError, "background: expected 3 channels");
-            return NULL;
-        }
-        plate = PyArray_DATA(pl);
-    }
     int H = (int)PyArray_DIM(o, 0), W = (int)PyArray_DIM(o, 1);
-    sd_view ov = {PyArray_DATA(o), fstride(o, 0), fstride(o, 1), 3};
+    if (sd_find_nonfinite(H, W, (sd_cview){PyArray_DATA(c), W, 1, 1}) >= 0) {
+        PyErr_SetString(PyExc_ValueError, "coc: contains NaN or inf");
+        return NULL;
+    }
+    sd_view ov = {(float *)ov_c.data, ov_c.row, ov_c.pix, 3};
     sd_cancel cancel = {check_signals, NULL};
     sd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = sd_render_layers(H, W, sets, n, PyArray_DATA(cent), (int)PyArray_DIM(cent, 0), &ap, plate, ov, nt, &cancel);
+    st = sd_render(H, W, iv, PyArray_DATA(c), matte, plate, &ap, ov, nt, &cancel);
     Py_END_ALLOW_THREADS
     return raise_status(st, "render");
 }
@@ -374,8 +341,7 @@ static PyMethodDef methods[] = {
     {"coc_disparity", py_coc_disparity, METH_VARARGS, "coc_disparity(disparity, K, focus_disparity, max_coc, out, nthreads)"},
     {"scatter", py_scatter, METH_VARARGS, "scatter(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"gather", py_gather, METH_VARARGS, "gather(image, coc, spans, vmin, vmax, out, nthreads)"},
-    {"pushpull", py_pushpull, METH_VARARGS, "pushpull(value, weight, out, nthreads)"},
-    {"render_layers", py_render_layers, METH_VARARGS, "render_layers(sets, slices, spans, vmin, vmax, background, out, nthreads)"},
+    {"render", py_render, METH_VARARGS, "render(image, coc, matte, background, spans, vmin, vmax, out, nthreads)"},
     {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
     {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},

@@ -88,22 +88,15 @@ sd_status sd_pushpull(int H, int W, int nch, const float *value, const float *we
                       int nthreads);
 
 /* ---- layered render (sd_render.c) ----
- * Composites sets of premultiplied RGBA entries (H, W, 4, contiguous) with their signed CoC maps
- * (H, W) in depth order: the CoC axis is cut into soft slices (each entry split linearly between
- * the two nearest slice centres; slice_centres is sorted from largest (farthest) to smallest),
- * what nearer slices hide of each slice is filled in from its surroundings, each slice is
- * scattered with every entry's own CoC, and the slices are composited in depth order; the
- * result is divided by the accumulated coverage. out is (H, W, 3) through a view. */
-typedef struct {
-    const float *rgba; /* premultiplied colour + coverage, (H, W, 4) contiguous */
-    const float *coc;  /* (H, W) contiguous, signed diameter in pixels */
-} sd_layer_entries;
-
-/* plate: optional (H, W, 3) contiguous colour of what lies hidden behind nearer content, used
- * for the filled-in parts of every slice instead of the colour continued from around them. */
-sd_status sd_render_layers(int H, int W, const sd_layer_entries *sets, int nsets,
-                           const float *slice_centres, int nslices, const sd_aperture *ap,
-                           const float *plate, sd_view out, int nthreads, const sd_cancel *cancel);
+ * Synthetic depth of field of an image (3 channels, linear light) with its signed CoC map (H, W,
+ * contiguous, diameters in pixels) and an optional subject matte (H, W, contiguous, in [0, 1]):
+ * the pixels are split into surfaces (sd_entries.h), the CoC axis is cut into soft slices, what
+ * nearer slices hide of each slice is filled in from its surroundings (or taken from the optional
+ * (H, W, 3) contiguous background plate), each slice is scattered with every entry's own CoC and
+ * the slices are composited in depth order; the result is divided by the accumulated coverage.
+ * out is (H, W, 3) through a view. */
+sd_status sd_render(int H, int W, sd_cview img, const float *coc, const float *matte, const float *plate,
+                    const sd_aperture *ap, sd_view out, int nthreads, const sd_cancel *cancel);
 
 /* Whether the core was compiled with OpenMP, and how many threads it would use by default. */
 int sd_openmp_enabled(void);

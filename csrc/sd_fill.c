@@ -5,31 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include "sd_core.h"
+#include "sd_fill.h"
 #include "sd_parallel.h"
-
-#define MAX_LEVELS 32
-
-typedef struct {
-    float *v; /* H x W x nch, normalised values */
-    float *w; /* H x W weights in [0, 1] */
-    int H, W;
-} flevel;
 
 #define RELAX_SWEEPS 4
 
 /* A few red-black Gauss-Seidel sweeps of the membrane equation on the unknown part: each cell
  * becomes w * own + (1 - w) * (mean of its 4 neighbours). Push-pull alone takes the filled value
  * from blocky coarse averages, which lets a distant bright region bias the fill right next to
- * the known boundary; relaxing at every level makes the fill follow the boundary values
+ * the known boundary; relaxing the coarse levels makes the fill follow the boundary values
  * (harmonic), at O(pixels) cost. Red-black order keeps it deterministic under threads. */
-static void relax(float *v, const float *own, const float *wt, int H, int W, int nch, int nt)
+static void relax(float *v, const float *wt, int H, int W, int nch, const int *ux0, const int *ux1, int nt)
 {
     for (int it = 0; it < RELAX_SWEEPS; it++)
         for (int colour = 0; colour < 2; colour++) {
             SD_PARALLEL_FOR(nt)
             for (int y = 0; y < H; y++) {
                 int ym = y > 0 ? y - 1 : y, yp = y + 1 < H ? y + 1 : y;
-                for (int x = (y + colour) & 1; x < W; x += 2) {
+                int xs = ux0 ? ux0[y] : 0, xe = ux0 ? ux1[y] : W; /* the row's cells not fully known */
+                if (xs >= xe) continue;
+                xs += ((xs + y + colour) & 1);
+                for (int x = xs; x < xe; x += 2) {
                     ptrdiff_t i = (ptrdiff_t)y * W + x;
                     float w = wt[i];
                     w = w > 1.0f ? 1.0f : (w > 0.0f ? w : 0.0f);
@@ -39,91 +35,263 @@ static void relax(float *v, const float *own, const float *wt, int H, int W, int
                     ptrdiff_t c = ((ptrdiff_t)y * W + xm) * nch, d = ((ptrdiff_t)y * W + xp) * nch;
                     for (int ch = 0; ch < nch; ch++) {
                         float m = 0.25f * (v[a + ch] + v[b + ch] + v[c + ch] + v[d + ch]);
-                        v[i * nch + ch] = w * own[i * nch + ch] + (1.0f - w) * m;
+                        v[i * nch + ch] = w * v[i * nch + ch] + (1.0f - w) * m;
                     }
                 }
             }
         }
 }
 
-sd_status sd_pushpull(int H, int W, int nch, const float *value, const float *weight, float *out,
-                      int nthreads)
+static int fill_levels(int H, int W, int *hs, int *ws)
 {
-    if (H < 1 || W < 1 || nch < 1) return SD_ERR_ARG;
-    int nt = sd_threads(nthreads);
-    flevel L[MAX_LEVELS];
-    memset(L, 0, sizeof L);
-    int n = 0;
-    sd_status st = SD_OK;
-    L[0].H = H; L[0].W = W;
-    L[0].v = (float *)value; /* read only at level 0 */
-    L[0].w = (float *)weight;
-    n = 1;
-    while ((L[n - 1].H > 1 || L[n - 1].W > 1) && n < MAX_LEVELS) {
-        flevel *p = &L[n - 1], *c = &L[n];
-        c->H = (p->H + 1) / 2; c->W = (p->W + 1) / 2;
-        c->v = malloc(sizeof(float) * (size_t)c->H * (size_t)c->W * (size_t)nch);
-        c->w = malloc(sizeof(float) * (size_t)c->H * (size_t)c->W);
+    int n = 1;
+    hs[0] = H;
+    ws[0] = W;
+    while ((hs[n - 1] > 1 || ws[n - 1] > 1) && n < SD_FILL_MAX_LEVELS) {
+        hs[n] = (hs[n - 1] + 1) / 2;
+        ws[n] = (ws[n - 1] + 1) / 2;
         n++;
-        if (!c->v || !c->w) { st = SD_ERR_NOMEM; break; }
+    }
+    return n;
+}
+
+size_t sd_fill_ws_floats(int H, int W, int nch)
+{
+    int hs[SD_FILL_MAX_LEVELS], ws[SD_FILL_MAX_LEVELS];
+    int n = fill_levels(H, W, hs, ws);
+    size_t t = 0;
+    for (int k = 1; k < n; k++) t += (size_t)hs[k] * (size_t)ws[k] * (size_t)(nch + 1);
+    return t;
+}
+
+/* Level-0 weight of a cell and its value times that weight, in either input convention. */
+static inline float weight0(const float *weight, const float *hole, ptrdiff_t i)
+{
+    if (hole) {
+        float vis = 1.0f - hole[i];
+        return vis > 1e-3f ? vis : 0.0f;
+    }
+    return weight[i];
+}
+
+/* Level 1 from premultiplied 4-channel values and hidden fractions (see sd_fill_build). */
+static void pull_premult4(const float *value, ptrdiff_t vrow, const float *hole, ptrdiff_t mrow, int H, int W,
+                          const int *rx0, const int *rx1, float *cv, float *cw, int ch_, int cw_, int nt)
+{
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < ch_; y++) {
+        int ya = 2 * y, yb = 2 * y + 1 < H ? 2 * y + 1 : -1;
+        /* the cells whose children all lie outside the rows' ranges are seen and empty */
+        int in0 = 0, in1 = cw_;
+        if (rx0) {
+            int a = rx0[ya], b = rx1[ya];
+            if (yb >= 0 && rx0[yb] < rx1[yb]) {
+                a = a < b ? (a < rx0[yb] ? a : rx0[yb]) : rx0[yb];
+                b = rx1[ya] > rx0[ya] ? (b > rx1[yb] ? b : rx1[yb]) : rx1[yb];
+            }
+            in0 = a < b ? a / 2 : cw_;
+            in1 = a < b ? (b + 1) / 2 : cw_;
+            for (int x = 0; x < in0; x++) {
+                ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
+                cw[o] = 1.0f;
+                for (int c = 0; c < 4; c++) cv[4 * o + c] = 0.0f;
+            }
+            for (int x = in1; x < cw_; x++) {
+                ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
+                cw[o] = 1.0f;
+                for (int c = 0; c < 4; c++) cv[4 * o + c] = 0.0f;
+            }
+        }
+        for (int x = in0; x < in1; x++) {
+            int xa = 2 * x, xb = 2 * x + 1 < W ? 2 * x + 1 : -1;
+            float sw = 0.0f, sv[4] = {0, 0, 0, 0};
+            for (int dy = 0; dy < 2; dy++) {
+                int yy = dy ? yb : ya;
+                if (yy < 0) continue;
+                for (int dx = 0; dx < 2; dx++) {
+                    int xx = dx ? xb : xa;
+                    if (xx < 0) continue;
+                    if (rx0 && (xx < rx0[yy] || xx >= rx1[yy])) { sw += 1.0f; continue; } /* seen, empty */
+                    float vis = 1.0f - hole[(ptrdiff_t)yy * mrow + xx];
+                    if (!(vis > 1e-3f)) continue;
+                    const float *q = value + (ptrdiff_t)yy * vrow + 4 * (ptrdiff_t)xx;
+                    sw += vis;
+                    for (int c = 0; c < 4; c++) sv[c] += q[c];
+                }
+            }
+            ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
+            float inv = sw > 0.0f ? 1.0f / sw : 0.0f;
+            cw[o] = sw > 1.0f ? 1.0f : sw;
+            for (int c = 0; c < 4; c++) cv[4 * o + c] = sv[c] * inv;
+        }
+    }
+}
+
+void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float *value, ptrdiff_t vrow,
+                   const float *weight, const float *hole, ptrdiff_t mrow, const int *rx0, const int *rx1,
+                   int nthreads)
+{
+    int nt = sd_threads(nthreads);
+    f->nch = nch;
+    f->n = fill_levels(H, W, f->H, f->W);
+    f->v[0] = NULL;
+    f->w[0] = NULL;
+    float *p = ws;
+    for (int k = 1; k < f->n; k++) {
+        size_t cells = (size_t)f->H[k] * (size_t)f->W[k];
+        f->v[k] = p;
+        p += cells * (size_t)nch;
+        f->w[k] = p;
+        p += cells;
+    }
+    int m = nch < 64 ? nch : 64;
+    /* pull: level 1 from the input, then each level from the one below */
+    int k1 = 1;
+    if (hole && nch == 4 && f->n > 1) { /* the render's case, in float */
+        pull_premult4(value, vrow, hole, mrow, H, W, rx0, rx1, f->v[1], f->w[1], f->H[1], f->W[1], nt);
+        k1 = 2;
+    }
+    for (int k = k1; k < f->n; k++) {
+        int ph = f->H[k - 1], pw = f->W[k - 1], ch_ = f->H[k], cw = f->W[k];
+        float *cv = f->v[k], *cwt = f->w[k];
+        const float *pv = f->v[k - 1], *pwt = f->w[k - 1];
         SD_PARALLEL_FOR(nt)
-        for (int y = 0; y < c->H; y++)
-            for (int x = 0; x < c->W; x++) {
-                double sw = 0.0, sv[64];
-                int m = nch < 64 ? nch : 64;
-                for (int k = 0; k < m; k++) sv[k] = 0.0;
+        for (int y = 0; y < ch_; y++)
+            for (int x = 0; x < cw; x++) {
+                float sw = 0.0f, sv[64];
+                for (int c = 0; c < m; c++) sv[c] = 0.0f;
                 for (int dy = 0; dy < 2; dy++)
                     for (int dx = 0; dx < 2; dx++) {
                         int yy = 2 * y + dy, xx = 2 * x + dx;
-                        if (yy >= p->H || xx >= p->W) continue;
-                        ptrdiff_t i = (ptrdiff_t)yy * p->W + xx;
-                        float w = p->w[i];
-                        if (!(w > 0.0f)) continue;
-                        sw += w;
-                        for (int k = 0; k < m; k++) sv[k] += (double)w * p->v[i * nch + k];
+                        if (yy >= ph || xx >= pw) continue;
+                        if (k == 1) {
+                            ptrdiff_t i = (ptrdiff_t)yy * mrow + xx;
+                            float w = weight0(weight, hole, i);
+                            if (!(w > 0.0f)) continue;
+                            sw += w;
+                            const float *q = value + (ptrdiff_t)yy * vrow + (ptrdiff_t)xx * nch;
+                            /* premultiplied input already holds w * value */
+                            for (int c = 0; c < m; c++) sv[c] += hole ? q[c] : w * q[c];
+                        } else {
+                            ptrdiff_t i = (ptrdiff_t)yy * pw + xx;
+                            float w = pwt[i];
+                            if (!(w > 0.0f)) continue;
+                            sw += w;
+                            for (int c = 0; c < m; c++) sv[c] += w * pv[i * nch + c];
+                        }
                     }
-                ptrdiff_t o = (ptrdiff_t)y * c->W + x;
-                c->w[o] = sw > 1.0 ? 1.0f : (float)sw;
-                for (int k = 0; k < m; k++) c->v[o * nch + k] = sw > 0.0 ? (float)(sv[k] / sw) : 0.0f;
+                ptrdiff_t o = (ptrdiff_t)y * cw + x;
+                float inv = sw > 0.0f ? 1.0f / sw : 0.0f;
+                cwt[o] = sw > 1.0f ? 1.0f : sw;
+                for (int c = 0; c < m; c++) cv[o * nch + c] = sv[c] * inv;
             }
     }
-    if (st == SD_OK) {
-        /* push: level k-1 = own where weighted, else the interpolated coarse level */
-        for (int k = n - 1; k > 0; k--) {
-            flevel *c = &L[k], *f = &L[k - 1];
-            float *dst = k - 1 == 0 ? out : f->v;
-            SD_PARALLEL_FOR(nt)
-            for (int y = 0; y < f->H; y++) {
-                float py = 0.5f * ((float)y + 0.5f) - 0.5f;
-                if (py < 0.0f) py = 0.0f;
-                if (py > (float)(c->H - 1)) py = (float)(c->H - 1);
-                int y0 = (int)py, y1 = y0 + 1 < c->H ? y0 + 1 : y0;
-                float wy = py - (float)y0;
-                for (int x = 0; x < f->W; x++) {
-                    float px = 0.5f * ((float)x + 0.5f) - 0.5f;
-                    if (px < 0.0f) px = 0.0f;
-                    if (px > (float)(c->W - 1)) px = (float)(c->W - 1);
-                    int x0 = (int)px, x1 = x0 + 1 < c->W ? x0 + 1 : x0;
-                    float wx = px - (float)x0;
-                    ptrdiff_t i = (ptrdiff_t)y * f->W + x;
-                    float w = f->w[i];
-                    w = w > 1.0f ? 1.0f : (w > 0.0f ? w : 0.0f);
-                    for (int ch = 0; ch < nch; ch++) {
-                        float a = c->v[((ptrdiff_t)y0 * c->W + x0) * nch + ch];
-                        float b = c->v[((ptrdiff_t)y0 * c->W + x1) * nch + ch];
-                        float d = c->v[((ptrdiff_t)y1 * c->W + x0) * nch + ch];
-                        float e = c->v[((ptrdiff_t)y1 * c->W + x1) * nch + ch];
-                        float up = (1 - wy) * ((1 - wx) * a + wx * b) + wy * ((1 - wx) * d + wx * e);
-                        dst[i * nch + ch] = w * f->v[i * nch + ch] + (1.0f - w) * up;
-                    }
+    /* push down to level 1: own values where weighted, else the interpolated coarser level */
+    for (int k = f->n - 1; k > 1; k--) {
+        int cH = f->H[k], cW = f->W[k], fH = f->H[k - 1], fW = f->W[k - 1];
+        const float *cv = f->v[k];
+        float *fv = f->v[k - 1];
+        const float *fw = f->w[k - 1];
+        int *ux0 = malloc(sizeof(int) * 2 * (size_t)fH), *ux1 = ux0 ? ux0 + fH : NULL;
+        SD_PARALLEL_FOR(nt)
+        for (int y = 0; y < fH; y++) {
+            float py = 0.5f * ((float)y + 0.5f) - 0.5f;
+            if (py < 0.0f) py = 0.0f;
+            if (py > (float)(cH - 1)) py = (float)(cH - 1);
+            int y0 = (int)py, y1 = y0 + 1 < cH ? y0 + 1 : y0;
+            float wy = py - (float)y0;
+            int u0 = fW, u1 = 0;
+            for (int x = 0; x < fW; x++) {
+                float px = 0.5f * ((float)x + 0.5f) - 0.5f;
+                if (px < 0.0f) px = 0.0f;
+                if (px > (float)(cW - 1)) px = (float)(cW - 1);
+                int x0 = (int)px, x1 = x0 + 1 < cW ? x0 + 1 : x0;
+                float wx = px - (float)x0;
+                ptrdiff_t i = (ptrdiff_t)y * fW + x;
+                float w = fw[i];
+                if (w >= 1.0f) continue; /* fully known: keeps its own value */
+                w = w > 0.0f ? w : 0.0f;
+                u0 = x < u0 ? x : u0;
+                u1 = x + 1;
+                for (int c = 0; c < nch; c++) {
+                    float a = cv[((ptrdiff_t)y0 * cW + x0) * nch + c];
+                    float b = cv[((ptrdiff_t)y0 * cW + x1) * nch + c];
+                    float d = cv[((ptrdiff_t)y1 * cW + x0) * nch + c];
+                    float e = cv[((ptrdiff_t)y1 * cW + x1) * nch + c];
+                    float up = (1 - wy) * ((1 - wx) * a + wx * b) + wy * ((1 - wx) * d + wx * e);
+                    fv[i * nch + c] = w * fv[i * nch + c] + (1.0f - w) * up;
                 }
             }
-            if (k - 1 > 0) relax(dst, f->v, f->w, f->H, f->W, nch, nt); /* level 0: a pixel off at most */
+            if (ux0) {
+                ux0[y] = u0;
+                ux1[y] = u1;
+            }
         }
-        if (n == 1) { /* a single pixel: nothing to fill from but itself */
-            for (int ch = 0; ch < nch; ch++) out[ch] = weight[0] > 0.0f ? value[ch] : 0.0f;
-        }
+        relax(fv, fw, fH, fW, nch, ux0, ux1, nt); /* without the ranges (no memory), every cell */
+        free(ux0);
     }
-    for (int k = 1; k < n; k++) { free(L[k].v); free(L[k].w); }
-    return st;
+}
+
+void sd_fill_sample4(const sd_fillpyr *f, int x, int y, float *out)
+{
+    int cH = f->H[1], cW = f->W[1];
+    const float *cv = f->v[1];
+    float py = 0.5f * ((float)y + 0.5f) - 0.5f, px = 0.5f * ((float)x + 0.5f) - 0.5f;
+    py = py < 0.0f ? 0.0f : (py > (float)(cH - 1) ? (float)(cH - 1) : py);
+    px = px < 0.0f ? 0.0f : (px > (float)(cW - 1) ? (float)(cW - 1) : px);
+    int y0 = (int)py, y1 = y0 + 1 < cH ? y0 + 1 : y0, x0 = (int)px, x1 = x0 + 1 < cW ? x0 + 1 : x0;
+    float wy = py - (float)y0, wx = px - (float)x0;
+    const float *a = cv + 4 * ((ptrdiff_t)y0 * cW + x0), *b = cv + 4 * ((ptrdiff_t)y0 * cW + x1);
+    const float *d = cv + 4 * ((ptrdiff_t)y1 * cW + x0), *e = cv + 4 * ((ptrdiff_t)y1 * cW + x1);
+    for (int c = 0; c < 4; c++) out[c] = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * d[c] + wx * e[c]);
+}
+
+void sd_fill_sample(const sd_fillpyr *f, int x, int y, float *out)
+{
+    int cH = f->H[1], cW = f->W[1], nch = f->nch;
+    const float *cv = f->v[1];
+    float py = 0.5f * ((float)y + 0.5f) - 0.5f;
+    if (py < 0.0f) py = 0.0f;
+    if (py > (float)(cH - 1)) py = (float)(cH - 1);
+    int y0 = (int)py, y1 = y0 + 1 < cH ? y0 + 1 : y0;
+    float wy = py - (float)y0;
+    float px = 0.5f * ((float)x + 0.5f) - 0.5f;
+    if (px < 0.0f) px = 0.0f;
+    if (px > (float)(cW - 1)) px = (float)(cW - 1);
+    int x0 = (int)px, x1 = x0 + 1 < cW ? x0 + 1 : x0;
+    float wx = px - (float)x0;
+    for (int c = 0; c < nch; c++) {
+        float a = cv[((ptrdiff_t)y0 * cW + x0) * nch + c];
+        float b = cv[((ptrdiff_t)y0 * cW + x1) * nch + c];
+        float d = cv[((ptrdiff_t)y1 * cW + x0) * nch + c];
+        float e = cv[((ptrdiff_t)y1 * cW + x1) * nch + c];
+        out[c] = (1 - wy) * ((1 - wx) * a + wx * b) + wy * ((1 - wx) * d + wx * e);
+    }
+}
+
+sd_status sd_pushpull(int H, int W, int nch, const float *value, const float *weight, float *out,
+                      int nthreads)
+{
+    if (H < 1 || W < 1 || nch < 1 || nch > 64) return SD_ERR_ARG;
+    if (H == 1 && W == 1) { /* a single pixel: nothing to fill from but itself */
+        for (int c = 0; c < nch; c++) out[c] = weight[0] > 0.0f ? value[c] : 0.0f;
+        return SD_OK;
+    }
+    int nt = sd_threads(nthreads);
+    float *ws = malloc(sizeof(float) * sd_fill_ws_floats(H, W, nch));
+    if (!ws) return SD_ERR_NOMEM;
+    sd_fillpyr f;
+    sd_fill_build(&f, ws, H, W, nch, value, (ptrdiff_t)W * nch, weight, NULL, W, NULL, NULL, nt);
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            float up[64];
+            sd_fill_sample(&f, x, y, up);
+            ptrdiff_t i = (ptrdiff_t)y * W + x;
+            float w = weight[i];
+            w = w > 1.0f ? 1.0f : (w > 0.0f ? w : 0.0f);
+            for (int c = 0; c < nch; c++) out[i * nch + c] = w * value[i * nch + c] + (1.0f - w) * up[c];
+        }
+    free(ws);
+    return SD_OK;
 }

@@ -8,11 +8,26 @@
 #define SD_PARALLEL_FOR(nt) SD_PRAGMA(omp parallel for num_threads(nt) schedule(static))
 #define SD_PARALLEL_FOR_DYN(nt) SD_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 1))
 #define SD_SIMD SD_PRAGMA(omp simd)
+#define SD_SIMD_MINMAX(lo, hi) SD_PRAGMA(omp simd reduction(min : lo) reduction(max : hi))
 #else
 #define SD_PARALLEL_FOR(nt)
 #define SD_PARALLEL_FOR_DYN(nt)
 #define SD_SIMD
+#define SD_SIMD_MINMAX(lo, hi)
 #endif
+
+/* Thread counts are capped at this many per processor and in all. */
+#define SD_MAX_THREADS 256
+
+/* Index of the calling thread inside a parallel region (0 outside one or without OpenMP). */
+static inline int sd_thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 
 /* At least one thread; at most a few per processor (results do not depend on the count, and an
  * absurd request must not exhaust the process's stacks). */
@@ -21,6 +36,7 @@ static inline int sd_threads(int nthreads)
     if (nthreads < 1) return 1;
 #ifdef _OPENMP
     int cap = 4 * omp_get_num_procs();
+    if (cap > SD_MAX_THREADS) cap = SD_MAX_THREADS;
     if (nthreads > cap) return cap;
 #else
     if (nthreads > 1) return 1;

@@ -13,22 +13,40 @@
 typedef struct sd_pyramid sd_pyramid;
 
 /* Difference-buffer pyramid for an H x W frame and CoC diameters up to max_coc. NULL on OOM. */
-sd_pyramid *sd_pyr_new(int H, int W, float max_coc);
+sd_pyramid *sd_pyr_new(int H, int W, float max_coc, int nthreads);
 void sd_pyr_free(sd_pyramid *p);
+/* Zeroes what the last spread touched; must be called before the next spread. */
 void sd_pyr_clear(sd_pyramid *p, int nthreads);
+/* Number of levels, and the coarsest level whose every nominal radius (R / 2^k) stays at least
+ * half of SD_R_MAX for radius R: the level a source of radius R is spread at. */
+int sd_pyr_levels(const sd_pyramid *p);
+int sd_level_of_radius(float R);
 
-/* Spread the sources of frame rows [row0, row1) of src (up to 4 channels, missing ones read as
- * 0) with the per-pixel signed CoC. Only the plane rows this can reach are touched, and only
- * those are cleared and resolved later, so a slice that holds a band of the frame costs that
- * band. */
-void sd_pyr_spread(sd_pyramid *p, sd_cview src, const float *coc, ptrdiff_t coc_row,
-                   const sd_aperture *ap, int row0, int row1, int nthreads);
+/* Sources on the grid of level `base` (cells of 2^base x 2^base frame pixels; the frame is
+ * ceil(H / 2^base) x ceil(W / 2^base) cells): src holds each cell's light (up to 4 channels, the
+ * missing ones read as 0) times `scale`, coc its signed CoC diameter in frame pixels, pos (NULL:
+ * cell centres) the offset of its light centroid from the cell centre in cells (2 floats per cell,
+ * row stride 2 * coc_row). Spreads the cells of rows [row0, row1) and columns [col0, col1); a
+ * source whose radius belongs to a level finer than `base` is spread at `base`. Only the plane
+ * rows and columns this can reach are touched, and only those are cleared and resolved later. */
+typedef struct {
+    sd_cview src;
+    float scale;
+    const float *coc;
+    const float *pos;
+    ptrdiff_t coc_row;
+    const int *rx0, *rx1; /* NULL, or per base row y the columns [rx0[y], rx1[y]) that hold sources */
+} sd_pyr_src;
+sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_aperture *ap, int row0, int row1,
+                        int col0, int col1, int nthreads);
 
-/* Prefix-sum every level and fold the coarse levels into level 0; afterwards
- * sd_pyr_row(p, y) points at W RGBA values of row y for y in [y0, y1) of sd_pyr_active (rows
- * outside it hold nothing). sd_pyr_clear must be called before the next spread. */
-void sd_pyr_resolve(sd_pyramid *p, int nthreads);
-void sd_pyr_active(const sd_pyramid *p, int *y0, int *y1);
+/* Prefix-sums every level at or above `base` and folds the coarser ones into it; afterwards
+ * sd_pyr_row(p, y) points at the RGBA light (per base cell) of row y of the base level's frame,
+ * and only rows [y0, y1) and columns [x0, x1) of sd_pyr_active hold anything. */
+void sd_pyr_resolve(sd_pyramid *p, int base, int nthreads);
+void sd_pyr_active(const sd_pyramid *p, int *y0, int *y1, int *x0, int *x1);
+/* Within that, the frame cells [*x0, *x1) of row y that hold anything. */
+void sd_pyr_row_span(const sd_pyramid *p, int y, int *x0, int *x1);
 float *sd_pyr_row(sd_pyramid *p, int y);
 
 #endif

@@ -1,22 +1,25 @@
-/* Depth-ordered layered compositing of scattered slices (see sd_render_layers in sd_core.h). */
+/* Depth-ordered layered compositing of scattered slices (see sd_render in sd_core.h).
+ *
+ * The CoC axis is cut into slices; every entry (sd_entries.h) is split linearly between the two
+ * slice centres around its CoC. Near to far, each slice gathers its content, fills in what nearer
+ * slices hide of it, is scattered with every entry's own CoC and composited under what is already
+ * there. A slice whose content is all blurred by more than ~20 px is built, filled and scattered
+ * on a coarser grid (2^k x 2^k pixels a cell, the level its smallest radius would be spread at
+ * anyway): a blur that wide holds no finer detail, and it keeps the cost of the wide slices at a
+ * fraction of the frame. Compositing stays at full resolution, because what hides a slice (a
+ * sharp subject in front of a blurred wall) has detail down to the pixel. Every step only visits
+ * the rows and columns a slice's content, or its blur, reaches. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "sd_alloc.h"
 #include "sd_core.h"
+#include "sd_entries.h"
+#include "sd_fill.h"
 #include "sd_parallel.h"
 #include "sd_pyramid.h"
-
-/* Triangle membership of CoC c in the slice centred at mid between neighbours lo < mid < hi
- * (an infinite neighbour keeps weight 1 on that side). */
-static inline float tent(float lo, float mid, float hi, float c)
-{
-    if (c >= mid) {
-        if (c >= hi) return 0.0f;
-        return isinf(hi) ? 1.0f : (hi - c) / (hi - mid);
-    }
-    if (c <= lo) return 0.0f;
-    return isinf(lo) ? 1.0f : (c - lo) / (mid - lo);
-}
+#include "sd_prof.h"
+#include "sd_util.h"
 
 static inline float smoothstep(float e0, float e1, float x)
 {
@@ -25,203 +28,622 @@ static inline float smoothstep(float e0, float e1, float x)
     return t * t * (3.0f - 2.0f * t);
 }
 
-typedef struct {
-    float *layer; /* H x W x 4: this slice's premultiplied content */
-    float *lcoc;  /* H x W: its CoC */
-    float *hole;  /* H x W: pinhole coverage of content that occludes this slice */
-    float *val;   /* H x W x 4: push-pull input (content per visible fraction) */
-    float *wgt;   /* H x W: push-pull weight (visible fraction) */
-    float *fill;  /* H x W x 4: push-pull output */
-    float *rowr;  /* H: per row, the largest blur radius of the slice's content (-1: none) */
-    char *rowh;   /* H: per row, whether anything hides part of the slice */
-} slice_bufs;
+/* Coarsest grid a slice is built on (cells of 32 x 32 pixels: blurs over ~600 px wide). */
+#define MAX_SLICE_LEVEL 5
 
-/* Gathers slice s's content from every entry set and the coverage of what hides it; returns
- * whether the slice holds anything and (via *any_hole) whether anything hides part of it. */
-static int build_slice(int H, int W, const sd_layer_entries *sets, int nsets, const float *centres,
-                       int nslices, int s, slice_bufs *b, int nt, int *any_hole)
+
+/* Interval of CoC c between the descending slice centres: 0 above cent[0], i for
+ * cent[i] < c <= cent[i-1], n at or below cent[n-1]. Slice s draws on intervals s and s+1. */
+static inline int interval_of(const float *cent, int n, float c)
 {
-    float mid = centres[s];
-    float hi = s > 0 ? centres[s - 1] : INFINITY;
-    float lo = s + 1 < nslices ? centres[s + 1] : -INFINITY;
-    /* occluders: entries in slices s+2 and nearer, the ramp of their membership */
-    int has_occ = s + 2 < nslices;
-    float c1 = has_occ ? centres[s + 1] : 0.0f, c2 = has_occ ? centres[s + 2] : 0.0f;
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int m = (lo + hi) >> 1;
+        if (cent[m] >= c) lo = m + 1;
+        else hi = m;
+    }
+    return lo;
+}
+
+static inline int has_light(const float *q) { return q[0] != 0.0f || q[1] != 0.0f || q[2] != 0.0f || q[3] != 0.0f; }
+
+typedef struct {
+    int y0, y1, x0, x1; /* frame rows and columns [y0, y1) x [x0, x1) */
+} box_t;
+
+static inline int box_empty(box_t b) { return b.y0 >= b.y1 || b.x0 >= b.x1; }
+
+typedef struct {
+    int H, W, ns, ni, nt;
+    const sd_entries *e;
+    const float *cent;
+    const sd_aperture *ap;
+    const float *plate;
+    /* where each interval has entries: per (interval, row) columns [x0, x1) and radius range */
+    int *ix0, *ix1;
+    float *irlo, *irhi;
+    /* the current slice at its level: cells of 2^k x 2^k frame pixels */
+    float *layer;  /* cells x 4: mean premultiplied colour + coverage per frame pixel */
+    float *lcoc;   /* cells: coverage-weighted CoC of the content */
+    float *hole;   /* cells: mean fraction hidden by nearer slices */
+    float *pos;    /* cells x 2: light centroid offset from the cell centre, in cells (k > 0) */
+    float *fillws;
+    sd_pyramid *pyr;
+    /* full-resolution accumulation */
+    sd_view out;   /* accumulates the visible premultiplied colour ... */
+    float *acc;    /* ... and this its coverage */
+    float *cover;  /* coverage of every slice composited so far */
+    float *last;   /* the share of it of the latest slice with coverage here */
+    unsigned char *stamp; /* that slice's index + 1 (0: none) */
+    float *rowbuf; /* per thread: a row of a coarse slice, vertically then fully interpolated */
+    int *cx0, *cx1, *dx0, *dx1; /* per frame row: the slice's content columns, grown by its reach */
+    int *kx0, *kx1;             /* per cell row of the slice's level: the cells built */
+    int *gx0, *gx1;             /* the same relative to the fill's grid */
+    int *colidx;   /* per frame column: the coarse cell left of it and its interpolation weight */
+    float *colw;
+    ptrdiff_t rowbuf_stride;
+} rctx;
+
+/* interval_of, starting from a guess (neighbouring pixels mostly share their interval). */
+static inline int interval_near(const float *cent, int n, float c, int i)
+{
+    while (i > 0 && !(cent[i - 1] >= c)) i--;
+    while (i < n && cent[i] >= c) i++;
+    return i;
+}
+
+/* Per (interval, row): the columns and radii of the entries (one pass over every entry). */
+static void index_intervals(rctx *r)
+{
+    const sd_entries *e = r->e;
+    int H = r->H, W = r->W, ni = r->ni, nt = r->nt;
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
-        int row_holes = 0;
-        float row_r = -1.0f;
-        for (int x = 0; x < W; x++) {
-            ptrdiff_t i = (ptrdiff_t)y * W + x;
-            float r[4] = {0, 0, 0, 0}, wc = 0.0f, wa = 0.0f, h = 0.0f;
-            for (int e = 0; e < nsets; e++) {
-                float c = sets[e].coc[i];
-                const float *q = sets[e].rgba + 4 * i;
-                float t = tent(lo, mid, hi, c);
-                if (t > 0.0f) {
-                    for (int k = 0; k < 4; k++) r[k] += t * q[k];
-                    wc += t * q[3] * c;
-                    wa += t * q[3];
-                }
-                if (has_occ && c < c1) h += q[3] * (c <= c2 ? 1.0f : (c1 - c) / (c1 - c2));
-            }
-            h = h > 1.0f ? 1.0f : h;
-            for (int k = 0; k < 4; k++) b->layer[4 * i + k] = r[k];
-            b->lcoc[i] = wa > 1e-8f ? wc / wa : mid;
-            b->hole[i] = h;
-            if (r[3] > 0.0f && 0.5f * fabsf(b->lcoc[i]) > row_r) row_r = 0.5f * fabsf(b->lcoc[i]);
-            row_holes |= h > 0.0f;
+        for (int i = 0; i < ni; i++) {
+            ptrdiff_t j = (ptrdiff_t)i * H + y;
+            r->ix0[j] = W;
+            r->ix1[j] = 0;
+            r->irlo[j] = INFINITY;
+            r->irhi[j] = -INFINITY;
         }
-        b->rowr[y] = row_r;
-        b->rowh[y] = (char)row_holes;
+        int iv = 0;
+        for (int x = 0; x < W; x++) {
+            ptrdiff_t p = (ptrdiff_t)y * W + x;
+            if (!has_light(e->rgba + 4 * p)) continue;
+            float c = e->coc[p];
+            iv = interval_near(r->cent, r->ns, c, iv);
+            ptrdiff_t j = (ptrdiff_t)iv * H + y;
+            float R = 0.5f * fabsf(c);
+            if (x < r->ix0[j]) r->ix0[j] = x;
+            r->ix1[j] = x + 1;
+            if (R < r->irlo[j]) r->irlo[j] = R;
+            if (R > r->irhi[j]) r->irhi[j] = R;
+        }
+        for (ptrdiff_t q = e->row_start[y]; q < e->row_start[y + 1]; q++) {
+            if (!has_light(e->xrgba + 4 * q)) continue;
+            float c = e->xcoc[q];
+            int x = e->x[q];
+            ptrdiff_t j = (ptrdiff_t)interval_of(r->cent, r->ns, c) * H + y;
+            float R = 0.5f * fabsf(c);
+            if (x < r->ix0[j]) r->ix0[j] = x;
+            if (x + 1 > r->ix1[j]) r->ix1[j] = x + 1;
+            if (R < r->irlo[j]) r->irlo[j] = R;
+            if (R > r->irhi[j]) r->irhi[j] = R;
+        }
     }
-    *any_hole = 0;
-    for (int y = 0; y < H; y++) *any_hole |= b->rowh[y];
-    for (int y = 0; y < H; y++)
-        if (b->rowr[y] >= 0.0f) return 1;
+}
+
+/* Per row, the columns [x0, x1) of the entries of intervals [i0, i1) (empty: x0 >= x1); returns
+ * their bounding box (empty if none) and radius range. */
+static box_t intervals_rows(const rctx *r, int i0, int i1, int *x0, int *x1, float *rlo, float *rhi)
+{
+    box_t b = {r->H, 0, r->W, 0};
+    *rlo = INFINITY;
+    *rhi = -INFINITY;
+    for (int y = 0; y < r->H; y++) {
+        int a = r->W, e = 0;
+        for (int i = imax(i0, 0); i < imin(i1, r->ni); i++) {
+            ptrdiff_t j = (ptrdiff_t)i * r->H + y;
+            if (r->ix0[j] >= r->ix1[j]) continue;
+            a = imin(a, r->ix0[j]);
+            e = imax(e, r->ix1[j]);
+            *rlo = r->irlo[j] < *rlo ? r->irlo[j] : *rlo;
+            *rhi = r->irhi[j] > *rhi ? r->irhi[j] : *rhi;
+        }
+        x0[y] = a;
+        x1[y] = e;
+        if (a < e) {
+            b.y0 = imin(b.y0, y);
+            b.y1 = y + 1;
+            b.x0 = imin(b.x0, a);
+            b.x1 = imax(b.x1, e);
+        }
+    }
+    return b;
+}
+
+/* The ranges x0/x1 over rows [b.y0, b.y1) grown by m columns and m rows (into d0/d1, rows
+ * [b.y0 - m, b.y1 + m) clipped to the frame); returns their bounding box. */
+static box_t grow_rows(const rctx *r, box_t b, int m, const int *x0, const int *x1, int *d0, int *d1)
+{
+    box_t g = {imax(b.y0 - m, 0), imin(b.y1 + m, r->H), r->W, 0};
+    for (int y = g.y0; y < g.y1; y++) {
+        int a = r->W, e = 0;
+        for (int t = imax(y - m, b.y0); t < imin(y + m + 1, b.y1); t++)
+            if (x0[t] < x1[t]) {
+                a = imin(a, x0[t]);
+                e = imax(e, x1[t]);
+            }
+        d0[y] = a < e ? imax(a - m, 0) : r->W;
+        d1[y] = a < e ? imin(e + m, r->W) : 0;
+        if (d0[y] < d1[y]) {
+            g.x0 = imin(g.x0, d0[y]);
+            g.x1 = imax(g.x1, d1[y]);
+        }
+    }
+    return g;
+}
+
+/* Whether entries of intervals [i0, ni) lie inside the rows' ranges [d0, d1) over rows of b. */
+static int intervals_meet(const rctx *r, int i0, box_t b, const int *d0, const int *d1)
+{
+    for (int i = imax(i0, 0); i < r->ni; i++)
+        for (int y = b.y0; y < b.y1; y++) {
+            ptrdiff_t j = (ptrdiff_t)i * r->H + y;
+            if (r->ix0[j] < d1[y] && r->ix1[j] > d0[y] && r->ix0[j] < r->ix1[j]) return 1;
+        }
     return 0;
 }
 
-/* Frame rows [r0, r1) holding the slice's content, and the farthest its blur reaches. */
-static void content_rows(const slice_bufs *b, int H, int *r0, int *r1, float *reach)
+typedef struct {
+    float lo, mid, hi; /* the slice's tent */
+    float slo, shi;    /* its slopes on either side (0 towards an infinite neighbour) */
+    int has_occ;
+    float c1, s12;     /* occluders: CoC below c1, the ramp 1 / (c1 - c2) up to full at c2 */
+    int k;             /* level */
+    int cy0, cy1, cx0, cx1; /* the bounding box of the cells built */
+    const int *kx0, *kx1;   /* per cell row cy, the cells [kx0[cy], kx1[cy]) built */
+} slice_t;
+
+/* tent(lo, mid, hi, c) with the slopes precomputed. */
+static inline float slice_weight(const slice_t *s, float c)
 {
-    *r0 = H;
-    *r1 = 0;
-    *reach = 0.0f;
-    for (int y = 0; y < H; y++) {
-        if (b->rowr[y] < 0.0f) continue;
-        if (y < *r0) *r0 = y;
-        *r1 = y + 1;
-        if (b->rowr[y] > *reach) *reach = b->rowr[y];
+    float t = c >= s->mid ? 1.0f - (c - s->mid) * s->shi : 1.0f - (s->mid - c) * s->slo;
+    return t > 0.0f ? t : 0.0f;
+}
+
+/* Hidden fraction of its pixel that an entry of CoC c and coverage a contributes to the slice. */
+static inline float slice_hides(const slice_t *s, float c, float a)
+{
+    if (!s->has_occ || !(c < s->c1)) return 0.0f;
+    float f = (s->c1 - c) * s->s12;
+    return a * (f < 1.0f ? f : 1.0f);
+}
+
+/* One entry's share of a cell: light, coverage-weighted CoC, centroid; and of its pixel's hole. */
+static inline void take_entry(const slice_t *s, const float *q, float c, float px, float py, float *acc, float *h)
+{
+    float t = slice_weight(s, c);
+    if (t > 0.0f) {
+        for (int k = 0; k < 4; k++) acc[k] += t * q[k];
+        acc[4] += t * q[3] * c;
+        acc[5] += t * q[3];
+        float e = t * (fabsf(q[0]) + fabsf(q[1]) + fabsf(q[2]) + fabsf(q[3]));
+        acc[6] += e;
+        acc[7] += e * px;
+        acc[8] += e * py;
     }
+    *h += slice_hides(s, c, q[3]);
+}
+
+/* Level 0: every pixel is its own cell. */
+static void build_slice_fine(rctx *r, const slice_t *s)
+{
+    const sd_entries *e = r->e;
+    int W = r->W;
+    SD_PARALLEL_FOR(r->nt)
+    for (int y = s->cy0; y < s->cy1; y++) {
+        ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
+        int xs = s->kx0[y], xe = s->kx1[y];
+        while (q < qe && e->x[q] < xs) q++;
+        for (int x = xs; x < xe; x++) {
+            ptrdiff_t p = (ptrdiff_t)y * W + x;
+            const float *m = e->rgba + 4 * p;
+            float c = e->coc[p];
+            float t = slice_weight(s, c);
+            float l[4] = {t * m[0], t * m[1], t * m[2], t * m[3]};
+            float wa = t * m[3], wc = wa * c;
+            float h = slice_hides(s, c, m[3]);
+            for (; q < qe && e->x[q] == x; q++) {
+                const float *xq = e->xrgba + 4 * q;
+                float xc = e->xcoc[q], xt = slice_weight(s, xc);
+                for (int ch = 0; ch < 4; ch++) l[ch] += xt * xq[ch];
+                wa += xt * xq[3];
+                wc += xt * xq[3] * xc;
+                h += slice_hides(s, xc, xq[3]);
+            }
+            float *d = r->layer + 4 * p;
+            for (int ch = 0; ch < 4; ch++) d[ch] = l[ch];
+            r->lcoc[p] = wa > 1e-8f ? wc / wa : s->mid;
+            r->hole[p] = h > 1.0f ? 1.0f : h;
+        }
+    }
+}
+
+/* Gathers the slice's content and the hidden fraction over its cells. */
+static void build_slice(rctx *r, const slice_t *s)
+{
+    if (s->k == 0) {
+        build_slice_fine(r, s);
+        return;
+    }
+    const sd_entries *e = r->e;
+    int H = r->H, W = r->W, k = s->k, bs = 1 << k;
+    int nxk = (W + bs - 1) >> k;
+    float inv_area = 1.0f / (float)(bs * bs), inv_bs = 1.0f / (float)bs;
+    SD_PARALLEL_FOR(r->nt)
+    for (int cy = s->cy0; cy < s->cy1; cy++) {
+        int y0 = cy << k, y1 = imin(y0 + bs, H);
+        ptrdiff_t xp[1 << MAX_SLICE_LEVEL]; /* per frame row of the cell row: the next extra entry */
+        int cs = s->kx0[cy], ce = s->kx1[cy];
+        for (int y = y0; y < y1; y++) {
+            ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
+            while (q < qe && e->x[q] < (cs << k)) q++;
+            xp[y - y0] = q;
+        }
+        for (int cx = cs; cx < ce; cx++) {
+            int x0 = cx << k, x1 = imin(x0 + bs, W);
+            float acc[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, hsum = 0.0f;
+            for (int y = y0; y < y1; y++) {
+                ptrdiff_t q = xp[y - y0], qe = e->row_start[y + 1];
+                for (int x = x0; x < x1; x++) {
+                    ptrdiff_t p = (ptrdiff_t)y * W + x;
+                    float h = 0.0f, px = (float)x + 0.5f, py = (float)y + 0.5f;
+                    take_entry(s, e->rgba + 4 * p, e->coc[p], px, py, acc, &h);
+                    for (; q < qe && e->x[q] == x; q++) take_entry(s, e->xrgba + 4 * q, e->xcoc[q], px, py, acc, &h);
+                    hsum += h > 1.0f ? 1.0f : h;
+                }
+                xp[y - y0] = q;
+            }
+            ptrdiff_t c = (ptrdiff_t)cy * nxk + cx;
+            for (int ch = 0; ch < 4; ch++) r->layer[4 * c + ch] = acc[ch] * inv_area;
+            r->lcoc[c] = acc[5] > 1e-8f ? acc[4] / acc[5] : s->mid;
+            r->hole[c] = hsum * inv_area;
+            float mx = ((float)cx + 0.5f) * (float)bs, my = ((float)cy + 0.5f) * (float)bs;
+            r->pos[2 * c] = acc[6] > 0.0f ? (acc[7] / acc[6] - mx) * inv_bs : 0.0f;
+            r->pos[2 * c + 1] = acc[6] > 0.0f ? (acc[8] / acc[6] - my) * inv_bs : 0.0f;
+        }
+    }
+}
+
+/* Mean of the background plate over cell (cx, cy) of level k. */
+static void plate_mean(const rctx *r, int k, int cx, int cy, float *m)
+{
+    int bs = 1 << k, y1 = imin((cy + 1) << k, r->H), x1 = imin((cx + 1) << k, r->W);
+    m[0] = m[1] = m[2] = 0.0f;
+    for (int y = cy << k; y < y1; y++)
+        for (int x = cx << k; x < x1; x++)
+            for (int c = 0; c < 3; c++) m[c] += r->plate[3 * ((ptrdiff_t)y * r->W + x) + c];
+    for (int c = 0; c < 3; c++) m[c] /= (float)(bs * bs);
 }
 
 /* Continues the slice's surfaces behind what hides them: push-pull of the content seen per
  * visible fraction, kept only where the filled coverage is substantial, so a surface (a wall
  * behind a head, a body behind a railing) carries on while sparse specks (distant lights) are
  * not smeared into a glow. With a plate, its colour is used for what is filled in. */
-static sd_status fill_slice(int H, int W, int y0, int y1, slice_bufs *b, const float *plate, int nt)
+static void fill_slice(rctx *r, const slice_t *s)
 {
-    ptrdiff_t i0 = (ptrdiff_t)y0 * W, n = (ptrdiff_t)(y1 - y0) * W;
-    SD_PARALLEL_FOR(nt)
-    for (ptrdiff_t i = i0; i < i0 + n; i++) {
-        float vis = 1.0f - b->hole[i];
-        float inv = vis > 1e-3f ? 1.0f / vis : 0.0f;
-        b->wgt[i] = vis > 1e-3f ? vis : 0.0f;
-        for (int k = 0; k < 4; k++) b->val[4 * i + k] = b->layer[4 * i + k] * inv;
+    int k = s->k, nxk = (r->W + (1 << k) - 1) >> k;
+    int rows = s->cy1 - s->cy0, cols = s->cx1 - s->cx0;
+    ptrdiff_t o = (ptrdiff_t)s->cy0 * nxk + s->cx0;
+    sd_fillpyr f;
+    /* cells outside the rows' ranges were not built: seen and empty, to the fill */
+    for (int cy = s->cy0; cy < s->cy1; cy++) {
+        r->gx0[cy - s->cy0] = s->kx0[cy] - s->cx0;
+        r->gx1[cy - s->cy0] = s->kx1[cy] - s->cx0;
     }
-    (void)H;
-    sd_status st = sd_pushpull(y1 - y0, W, 4, b->val + 4 * i0, b->wgt + i0, b->fill + 4 * i0, nt);
-    if (st != SD_OK) return st;
-    SD_PARALLEL_FOR(nt)
-    for (ptrdiff_t i = i0; i < i0 + n; i++) {
-        float h = b->hole[i];
-        if (h <= 0.0f) continue;
-        const float *f = b->fill + 4 * i;
-        float fa = f[3] > 1.0f ? 1.0f : f[3];
-        float g = smoothstep(0.25f, 0.75f, fa);
-        if (g <= 0.0f) continue;
-        float sc = fa > 1e-6f ? g / fa : 0.0f;
-        for (int k = 0; k < 3; k++) b->layer[4 * i + k] += h * (plate ? plate[3 * i + k] * g : f[k] * sc);
-        b->layer[4 * i + 3] += h * g;
-    }
-    return SD_OK;
+    if (rows > 1 || cols > 1)
+        sd_fill_build(&f, r->fillws, rows, cols, 4, r->layer + 4 * o, 4 * (ptrdiff_t)nxk, NULL, r->hole + o, nxk,
+                      r->gx0, r->gx1, r->nt);
+    else
+        f.n = 1;
+    SD_PARALLEL_FOR(r->nt)
+    for (int cy = s->cy0; cy < s->cy1; cy++)
+        for (int cx = s->kx0[cy]; cx < s->kx1[cy]; cx++) {
+            ptrdiff_t i = (ptrdiff_t)cy * nxk + cx;
+            float h = r->hole[i];
+            if (h <= 0.0f) continue;
+            float *l = r->layer + 4 * i;
+            float vis = 1.0f - h, w = vis > 1e-3f ? vis : 0.0f, up[4];
+            if (f.n > 1) sd_fill_sample4(&f, cx - s->cx0, cy - s->cy0, up);
+            else
+                for (int c = 0; c < 4; c++) up[c] = w > 0.0f ? l[c] / w : 0.0f;
+            float fv[4];
+            for (int c = 0; c < 4; c++) fv[c] = (w > 0.0f ? l[c] : 0.0f) + (1.0f - w) * up[c];
+            float fa = fv[3] > 1.0f ? 1.0f : fv[3];
+            float g = smoothstep(0.25f, 0.75f, fa);
+            if (g <= 0.0f) continue;
+            float sc = fa > 1e-6f ? g / fa : 0.0f;
+            if (r->plate) {
+                float m[3];
+                plate_mean(r, k, cx, cy, m);
+                for (int c = 0; c < 3; c++) l[c] += h * m[c] * g;
+            } else {
+                for (int c = 0; c < 3; c++) l[c] += h * fv[c] * sc;
+            }
+            l[3] += h * g;
+        }
 }
 
-sd_status sd_render_layers(int H, int W, const sd_layer_entries *sets, int nsets,
-                           const float *centres, int nslices, const sd_aperture *ap,
-                           const float *plate, sd_view out, int nthreads, const sd_cancel *cancel)
+/* Composites the resolved slice `si` (frame box `sb`) under what is nearer. A slice resolved on
+ * level k is interpolated bilinearly (clamped at the frame's edge cells) to the frame's pixels,
+ * a row at a time. What hides the slice is all coverage composited so far except the previous
+ * slice's (see sd_render_entries): `cover` sums it, `last` remembers the latest slice's share and
+ * `stamp` which slice that was, so that pixels the slice leaves dark need no update. */
+static void composite(rctx *r, int si, int k, box_t sb)
 {
-    if (H < 1 || W < 1 || nsets < 1 || nslices < 1 || out.nch < 3 || ap->nrows < 1) return SD_ERR_ARG;
-    int nt = sd_threads(nthreads);
-    float max_coc = 0.0f;
-    for (int s = 0; s < nsets; s++)
-        for (ptrdiff_t i = 0; i < (ptrdiff_t)H * W; i++) {
-            float a = fabsf(sets[s].coc[i]);
-            if (a > max_coc) max_coc = a;
+    int W = r->W, bs = 1 << k;
+    int ny = (r->H + bs - 1) >> k, nx = (W + bs - 1) >> k;
+    float s = 1.0f / (float)bs, area = s * s;
+    unsigned char me = (unsigned char)(si + 1), before = (unsigned char)(si + 2);
+    /* the horizontal interpolation is the same for every row: cell and weight per column */
+    int *xi = r->colidx;
+    float *xw = r->colw;
+    if (k > 0)
+        for (int x = sb.x0; x < sb.x1; x++) {
+            float px = ((float)x + 0.5f) * s - 0.5f;
+            px = px < 0.0f ? 0.0f : (px > (float)(nx - 1) ? (float)(nx - 1) : px);
+            xi[x] = (int)px;
+            xw[x] = px - (float)xi[x];
+            if (xi[x] >= nx - 1) { xi[x] = nx - 1 > 0 ? nx - 2 : 0; xw[x] = nx > 1 ? 1.0f : 0.0f; }
         }
-    for (int s = 0; s < nslices; s++)
-        if (fabsf(centres[s]) > max_coc) max_coc = fabsf(centres[s]);
+    SD_PARALLEL_FOR(r->nt)
+    for (int y = sb.y0; y < sb.y1; y++) {
+        ptrdiff_t i0 = (ptrdiff_t)y * W;
+        float *o = r->out.data + (ptrdiff_t)y * r->out.row, *a = r->acc + i0, *cv = r->cover + i0, *ls = r->last + i0;
+        ptrdiff_t op = r->out.pix;
+        unsigned char *st = r->stamp + i0;
+        /* this row of the slice's light, per frame pixel, and the columns where it has any */
+        const float *L;
+        int xa = sb.x1, xb = sb.x0;
+        if (k == 0) {
+            L = sd_pyr_row(r->pyr, y);
+            sd_pyr_row_span(r->pyr, y, &xa, &xb);
+            xa = imax(xa, sb.x0);
+            xb = imin(xb, sb.x1);
+        } else {
+            float *tmp = r->rowbuf + (ptrdiff_t)sd_thread_id() * r->rowbuf_stride;
+            float *vrow = tmp, *lrow = tmp + 4 * (ptrdiff_t)(nx + 1);
+            float py = ((float)y + 0.5f) * s - 0.5f;
+            py = py < 0.0f ? 0.0f : (py > (float)(ny - 1) ? (float)(ny - 1) : py);
+            int y0 = (int)py, y1 = imin(y0 + 1, ny - 1);
+            float wy = py - (float)y0;
+            const float *r0 = sd_pyr_row(r->pyr, y0), *r1 = sd_pyr_row(r->pyr, y1);
+            int a0, a1, b0, b1;
+            sd_pyr_row_span(r->pyr, y0, &a0, &a1);
+            sd_pyr_row_span(r->pyr, y1, &b0, &b1);
+            int ca = a0 < a1 ? a0 : b0, cb = a0 < a1 ? a1 : b1;
+            if (a0 < a1 && b0 < b1) {
+                ca = imin(a0, b0);
+                cb = imax(a1, b1);
+            }
+            /* the pixels below cover cells up to two either side of the lit ones */
+            int c0 = imax(ca - 2, 0), c1 = imin(cb + 2, nx);
+            for (int c = c0; c < c1; c++)
+                for (int ch = 0; ch < 4; ch++)
+                    vrow[4 * c + ch] = area * ((1.0f - wy) * r0[4 * c + ch] + wy * r1[4 * c + ch]);
+            if (ca < cb) { /* pixels whose interpolation reaches a lit cell */
+                xa = imax(((ca - 1) << k) + (bs >> 1), sb.x0);
+                xb = imin(((cb + 1) << k) - (bs >> 1), sb.x1);
+                xa = imax(xa - 1, sb.x0);
+                xb = imin(xb + 1, sb.x1);
+            }
+            for (int x = xa; x < xb; x++) {
+                const float *v0 = vrow + 4 * xi[x];
+                float w = xw[x];
+                for (int c = 0; c < 4; c++) lrow[4 * x + c] = (1.0f - w) * v0[c] + w * v0[4 + c];
+            }
+            L = lrow;
+        }
+        for (int x = xa; x < xb; x++) {
+            const float *l = L + 4 * x;
+            float occ = cv[x] - (st[x] == before ? ls[x] : 0.0f);
+            float vis = 1.0f - occ;
+            vis = vis > 0.0f ? vis : 0.0f;
+            for (int c = 0; c < 3; c++) o[(ptrdiff_t)x * op + c] += vis * l[c];
+            a[x] += vis * l[3];
+            if (l[3] > 0.0f) {
+                cv[x] += l[3];
+                ls[x] = l[3];
+                st[x] = me;
+            }
+        }
+    }
+}
+
+sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, const sd_aperture *ap,
+                            const float *plate, sd_view out, int nthreads, const sd_cancel *cancel)
+{
+    int H = e->H, W = e->W;
+    if (H < 1 || W < 1 || ns < 1 || ns > 250 || out.nch < 3 || ap->nrows < 1) return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
     size_t n = (size_t)H * (size_t)W;
-    sd_pyramid *pyr = sd_pyr_new(H, W, max_coc);
-    float *acc = calloc(n * 4, sizeof(float)); /* visible premultiplied colour + coverage */
-    float *occ = calloc(n, sizeof(float));     /* coverage of slices two or more steps nearer */
-    float *prev = calloc(n, sizeof(float));    /* coverage of the slice just nearer */
-    slice_bufs b = {malloc(n * 4 * sizeof(float)), malloc(n * sizeof(float)), malloc(n * sizeof(float)),
-                    malloc(n * 4 * sizeof(float)), malloc(n * sizeof(float)), malloc(n * 4 * sizeof(float)),
-                    malloc((size_t)H * sizeof(float)), malloc((size_t)H)};
+    float max_coc = 0.0f;
+    for (size_t i = 0; i < n; i++) max_coc = fabsf(e->coc[i]) > max_coc ? fabsf(e->coc[i]) : max_coc;
+    for (ptrdiff_t q = 0; q < e->n; q++) max_coc = fabsf(e->xcoc[q]) > max_coc ? fabsf(e->xcoc[q]) : max_coc;
+    for (int s = 0; s < ns; s++) max_coc = fabsf(cent[s]) > max_coc ? fabsf(cent[s]) : max_coc;
+
+    SD_TIC(t_alloc);
+    rctx r;
+    memset(&r, 0, sizeof r);
+    r.H = H; r.W = W; r.ns = ns; r.ni = ns + 1; r.nt = nt;
+    r.e = e; r.cent = cent; r.ap = ap; r.plate = plate;
+    size_t nh = (size_t)r.ni * (size_t)H;
+    size_t n1 = (size_t)((H + 1) / 2) * (size_t)((W + 1) / 2);
+    r.ix0 = malloc(nh * sizeof(int));
+    r.ix1 = malloc(nh * sizeof(int));
+    r.irlo = malloc(nh * sizeof(float));
+    r.irhi = malloc(nh * sizeof(float));
+    r.layer = sd_big_calloc(n * 4, sizeof(float), nt);
+    r.lcoc = sd_big_calloc(n, sizeof(float), nt);
+    r.hole = sd_big_calloc(n, sizeof(float), nt);
+    r.pos = sd_big_calloc(n1 * 2, sizeof(float), nt);
+    r.fillws = sd_big_calloc(sd_fill_ws_floats(H, W, 4) + 1, sizeof(float), nt);
+    r.pyr = sd_pyr_new(H, W, max_coc, nt);
+    r.acc = sd_big_calloc(n, sizeof(float), nt);
+    r.out = out;
+    r.cover = sd_big_calloc(n, sizeof(float), nt);
+    r.last = sd_big_calloc(n, sizeof(float), nt);
+    r.stamp = sd_big_calloc(n, 1, nt);
+    r.rowbuf_stride = 4 * ((ptrdiff_t)W + 2) * 2;
+    r.rowbuf = malloc(sizeof(float) * (size_t)r.rowbuf_stride * (size_t)nt);
+    r.colidx = malloc(sizeof(int) * (size_t)W);
+    r.cx0 = malloc(sizeof(int) * 8 * (size_t)H);
+    r.cx1 = r.cx0 + H; r.dx0 = r.cx0 + 2 * (size_t)H; r.dx1 = r.cx0 + 3 * (size_t)H;
+    r.kx0 = r.cx0 + 4 * (size_t)H; r.kx1 = r.cx0 + 5 * (size_t)H;
+    r.gx0 = r.cx0 + 6 * (size_t)H; r.gx1 = r.cx0 + 7 * (size_t)H;
+    r.colw = malloc(sizeof(float) * (size_t)W);
     sd_status st = SD_OK;
-    if (!pyr || !acc || !occ || !prev || !b.layer || !b.lcoc || !b.hole || !b.val || !b.wgt || !b.fill ||
-        !b.rowr || !b.rowh)
+    SD_TOC(PROF_ALLOC, t_alloc);
+    if (!r.ix0 || !r.ix1 || !r.irlo || !r.irhi || !r.layer || !r.lcoc || !r.hole || !r.pos || !r.fillws ||
+        !r.pyr || !r.acc || !r.cover || !r.last || !r.stamp || !r.rowbuf || !r.colidx || !r.colw || !r.cx0)
         st = SD_ERR_NOMEM;
-    int p0 = 0, p1 = 0; /* rows where the previous slice left coverage */
+    if (st == SD_OK) { /* out accumulates the colour */
+        SD_PARALLEL_FOR(nt)
+        for (int y = 0; y < H; y++) {
+            float *o = out.data + (ptrdiff_t)y * out.row;
+            for (int x = 0; x < W; x++)
+                for (int c = 0; c < 3; c++) o[(ptrdiff_t)x * out.pix + c] = 0.0f;
+        }
+    }
+    SD_TIC(t_index);
+    if (st == SD_OK) index_intervals(&r);
+    SD_TOC(PROF_INDEX, t_index);
+    int top = st == SD_OK ? sd_pyr_levels(r.pyr) - 1 : 0;
     /* Near to far. A slice is hidden by the summed coverage of the slices at least two steps
      * nearer: summed, because each pixel's light is split between two neighbouring slices (so a
      * surface's two halves together must hide what is behind it, which a product of partial
      * "over" coverages would not); and not by its immediate neighbour, because a surface whose
      * CoC straddles two slices must not hide itself. Occlusion thus sets in across CoC gaps of one
      * slice spacing and is complete at two; the same occluders define the holes that are filled. */
-    for (int s = nslices - 1; s >= 0 && st == SD_OK; s--) {
-        int any_hole = 0;
-        int content = build_slice(H, W, sets, nsets, centres, nslices, s, &b, nt, &any_hole);
-        int a0 = 0, a1 = 0;
-        if (content) {
-            int r0, r1;
-            float reach;
-            content_rows(&b, H, &r0, &r1, &reach);
+    for (int si = ns - 1; si >= 0 && st == SD_OK; si--) {
+        slice_t s;
+        s.mid = cent[si];
+        s.hi = si > 0 ? cent[si - 1] : INFINITY;
+        s.lo = si + 1 < ns ? cent[si + 1] : -INFINITY;
+        s.shi = isinf(s.hi) ? 0.0f : 1.0f / (s.hi - s.mid);
+        s.slo = isinf(s.lo) ? 0.0f : 1.0f / (s.mid - s.lo);
+        s.has_occ = si + 2 < ns;
+        s.c1 = s.has_occ ? cent[si + 1] : 0.0f;
+        s.s12 = s.has_occ ? 1.0f / (cent[si + 1] - cent[si + 2]) : 0.0f;
+        float rlo, rhi;
+        box_t cb = intervals_rows(&r, si, si + 2, r.cx0, r.cx1, &rlo, &rhi);
+        box_t sb = {0, 0, 0, 0};
+        s.k = 0;
+        if (!box_empty(cb)) {
+            /* the finest level any of its content is spread at */
+            s.k = imin(imin(sd_level_of_radius(rlo), top), MAX_SLICE_LEVEL);
             /* what is filled in only matters where the slice's blur can carry it */
             float cap = (float)(H > W ? H : W); /* beyond the frame, reach changes nothing */
-            int m = (int)ceilf(2.0f * (reach < cap ? reach : cap)) + 8;
-            if (any_hole) st = fill_slice(H, W, r0 - m > 0 ? r0 - m : 0, r1 + m < H ? r1 + m : H, &b, plate, nt);
-            if (st != SD_OK) break;
-            sd_pyr_clear(pyr, nt);
-            sd_cview v = {b.layer, (ptrdiff_t)W * 4, 4, 4};
-            int f0 = any_hole ? (r0 - m > 0 ? r0 - m : 0) : r0, f1 = any_hole ? (r1 + m < H ? r1 + m : H) : r1;
-            sd_pyr_spread(pyr, v, b.lcoc, W, ap, f0, f1, nt);
-            sd_pyr_resolve(pyr, nt);
-            sd_pyr_active(pyr, &a0, &a1);
-        }
-        int y0 = a0 < p0 ? a0 : p0, y1 = a1 > p1 ? a1 : p1;
-        if (a0 >= a1) { y0 = p0; y1 = p1; }
-        if (p0 >= p1) { y0 = a0; y1 = a1; }
-        SD_PARALLEL_FOR(nt)
-        for (int y = y0; y < y1; y++) {
-            const float *l = (y >= a0 && y < a1) ? sd_pyr_row(pyr, y) : NULL;
-            ptrdiff_t i0 = (ptrdiff_t)y * W;
-            float *a = acc + 4 * i0, *oc = occ + i0, *pv = prev + i0;
-            for (int x = 0; x < W; x++) {
-                float A = l ? l[4 * x + 3] : 0.0f;
-                if (l) {
-                    float vis = 1.0f - oc[x];
-                    vis = vis < 0.0f ? 0.0f : vis;
-                    for (int c = 0; c < 4; c++) a[4 * x + c] += vis * l[4 * x + c];
+            int m = (int)ceilf(2.0f * (rhi < cap ? rhi : cap)) + 8;
+            box_t fb = grow_rows(&r, cb, m, r.cx0, r.cx1, r.dx0, r.dx1);
+            int holes = s.has_occ && intervals_meet(&r, si + 2, fb, r.dx0, r.dx1);
+            box_t bb = holes ? fb : cb;
+            const int *bx0 = holes ? r.dx0 : r.cx0, *bx1 = holes ? r.dx1 : r.cx1;
+            int bs = 1 << s.k;
+            s.cy0 = bb.y0 >> s.k;
+            s.cy1 = (bb.y1 + bs - 1) >> s.k;
+            s.cx0 = W;
+            s.cx1 = 0;
+            for (int cy = s.cy0; cy < s.cy1; cy++) {
+                int a = W, e = 0;
+                for (int y = imax(cy << s.k, bb.y0); y < imin((cy + 1) << s.k, bb.y1); y++)
+                    if (bx0[y] < bx1[y]) {
+                        a = imin(a, bx0[y]);
+                        e = imax(e, bx1[y]);
+                    }
+                r.kx0[cy] = a < e ? a >> s.k : 0;
+                r.kx1[cy] = a < e ? (e + bs - 1) >> s.k : 0;
+                if (a < e) {
+                    s.cx0 = imin(s.cx0, r.kx0[cy]);
+                    s.cx1 = imax(s.cx1, r.kx1[cy]);
                 }
-                oc[x] += pv[x];
-                pv[x] = A > 0.0f ? A : 0.0f;
+            }
+            s.kx0 = r.kx0;
+            s.kx1 = r.kx1;
+            SD_TIC(t_build);
+            build_slice(&r, &s);
+            SD_TOC(PROF_BUILD, t_build);
+            SD_TIC(t_fill);
+            if (holes) fill_slice(&r, &s);
+            SD_TOC(PROF_FILL, t_fill);
+            SD_TIC(t_spread);
+            sd_pyr_clear(r.pyr, nt);
+            int nxk = (W + bs - 1) >> s.k;
+            sd_pyr_src src = {{r.layer, 4 * (ptrdiff_t)nxk, 4, 4}, (float)(bs * bs), r.lcoc, s.k > 0 ? r.pos : NULL,
+                              nxk, r.kx0, r.kx1};
+            st = sd_pyr_spread(r.pyr, s.k, &src, ap, s.cy0, s.cy1, s.cx0, s.cx1, nt);
+            if (st != SD_OK) break;
+            SD_TOC(PROF_SPREAD, t_spread);
+            SD_TIC(t_resolve);
+            sd_pyr_resolve(r.pyr, s.k, nt);
+            SD_TOC(PROF_RESOLVE, t_resolve);
+            int a0, a1, b0, b1;
+            sd_pyr_active(r.pyr, &a0, &a1, &b0, &b1);
+            if (a0 < a1 && b0 < b1) {
+                /* frame pixels the interpolation of those cells reaches */
+                int g = s.k > 0 ? 1 : 0;
+                sb.y0 = imax((a0 - g) << s.k, 0);
+                sb.y1 = imin((a1 + g) << s.k, H);
+                sb.x0 = imax((b0 - g) << s.k, 0);
+                sb.x1 = imin((b1 + g) << s.k, W);
             }
         }
-        p0 = a0;
-        p1 = a1;
+        SD_TIC(t_comp);
+        if (!box_empty(sb)) composite(&r, si, s.k, sb);
+        SD_TOC(PROF_COMPOSITE, t_comp);
         if (cancel && cancel->check && cancel->check(cancel->ctx)) st = SD_ERR_INTERRUPTED;
     }
+    SD_TIC(t_norm);
     if (st == SD_OK) {
         /* Coverage below 1 (a hole nothing filled) or above 1 (surfaces closer than a slice
          * spacing, blended rather than ordered): renormalise to a full pixel. */
         SD_PARALLEL_FOR(nt)
         for (int y = 0; y < H; y++) {
-            const float *a = acc + (ptrdiff_t)y * W * 4;
+            const float *a = r.acc + (ptrdiff_t)y * W;
             float *o = out.data + (ptrdiff_t)y * out.row;
             for (int x = 0; x < W; x++) {
-                float cov = a[4 * x + 3];
+                float cov = a[x];
                 float inv = cov > 1e-6f ? 1.0f / cov : 1.0f;
-                for (int c = 0; c < 3; c++) o[(ptrdiff_t)x * out.pix + c] = a[4 * x + c] * inv;
+                for (int c = 0; c < 3; c++) o[(ptrdiff_t)x * out.pix + c] *= inv;
             }
         }
     }
-    free(b.layer); free(b.lcoc); free(b.hole); free(b.val); free(b.wgt); free(b.fill); free(b.rowr); free(b.rowh);
-    free(occ);
-    free(prev);
-    free(acc);
-    sd_pyr_free(pyr);
+    SD_TOC(PROF_NORMALISE, t_norm);
+    free(r.ix0); free(r.ix1); free(r.irlo); free(r.irhi);
+    sd_big_free(r.layer); sd_big_free(r.lcoc); sd_big_free(r.hole); sd_big_free(r.pos); sd_big_free(r.fillws);
+    sd_pyr_free(r.pyr);
+    sd_big_free(r.acc); sd_big_free(r.cover); sd_big_free(r.last); sd_big_free(r.stamp); free(r.rowbuf); free(r.colidx); free(r.colw); free(r.cx0);
+    return st;
+}
+
+sd_status sd_render(int H, int W, sd_cview img, const float *coc, const float *matte, const float *plate,
+                    const sd_aperture *ap, sd_view out, int nthreads, const sd_cancel *cancel)
+{
+    if (H < 1 || W < 1 || img.nch != 3 || out.nch < 3 || ap->nrows < 1) return SD_ERR_ARG;
+    sd_entries e;
+    SD_TIC(t_entries);
+    sd_status st = sd_entries_build(H, W, img, coc, matte, nthreads, &e);
+    SD_TOC(PROF_ENTRIES, t_entries);
+    if (st != SD_OK) return st;
+    float cent[SD_MAX_SLICES + 1];
+    int ns = 0;
+    SD_TIC(t_slices);
+    st = sd_entries_slices(&e, cent, &ns);
+    SD_TOC(PROF_SLICES, t_slices);
+    if (st == SD_OK && cancel && cancel->check && cancel->check(cancel->ctx)) st = SD_ERR_INTERRUPTED;
+    if (st == SD_OK) st = sd_render_entries(&e, cent, ns, ap, plate, out, nthreads, cancel);
+    sd_entries_free(&e);
+    SD_PROF_REPORT();
     return st;
 }

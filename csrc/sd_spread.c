@@ -13,9 +13,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "sd_alloc.h"
 #include "sd_core.h"
 #include "sd_parallel.h"
 #include "sd_pyramid.h"
+#include "sd_util.h"
 
 #define FADE 0.25f          /* top part of an octave (in log2 radius) that crossfades up a level */
 #define MAX_LEVELS 20
@@ -125,7 +127,18 @@ typedef struct {
     int rows, cols, o;
     int ny, nx;        /* cells of the frame at this level: ceil(H / 2^k), ceil(W / 2^k) */
     ptrdiff_t stride;  /* floats per row */
+    int *xl, *xr;      /* per row, the cells [xl, xr) that may be nonzero (empty: xl >= xr) */
 } plane_t;
+
+/* Row `row` of the plane may be nonzero in cells [x0, x1) too. */
+static inline void touch(plane_t *l, int row, int x0, int x1)
+{
+    x0 = x0 > 0 ? x0 : 0;
+    x1 = x1 < l->cols + 2 ? x1 : l->cols + 2;
+    if (x0 >= x1) return;
+    if (x0 < l->xl[row]) l->xl[row] = x0;
+    if (x1 > l->xr[row]) l->xr[row] = x1;
+}
 
 /* The footprint of one source as a list of weighted spans relative to the source's cell: it
  * depends only on the radius, the orientation and the sub-cell position of the centre, so the
@@ -181,21 +194,155 @@ static void make_plan(plan_t *pl, const sd_aperture *ap, float fx, float fy, flo
     for (int n = 0; n < pl->n; n++) pl->w[n] = (float)(pl->w[n] / S);
 }
 
-/* Spreads value v over the aperture of radius R centred at (cx, cy) (plane coordinates). */
-static void splat(const plane_t *p, const sd_aperture *ap, plan_t *pl, float cx, float cy, float R,
-                  int inverted, const float *v)
+/* A row of sources waiting to be spread at one level: their light and their footprints' keys
+ * (radius and sub-cell centre; the centre quantised to 1/16 cell, far below what a blur shows,
+ * so that the merged blocks of a flat surface share one footprint), and the plane cell holding
+ * each centre. */
+#define QP 16.0f
+/* A row whose sources do not all share one radius has its radii rounded to 1/QR cell, so that
+ * the neighbours on a smooth depth gradient share footprints and spread in runs instead of
+ * each planning its own (the error, 1/256 cell, is far below what a blur shows). The rounding
+ * depends on each radius alone, so the result does not depend on the direction rows are read
+ * in (a scene turned by 180 degrees renders turned); a row of one radius keeps it exactly, so a
+ * uniform blur spreads exactly the aperture's shape. */
+#define QR 128.0f
+
+/* Rounds the radii (keys > 0) of sources [0, n) of a row unless they are all equal. */
+static void round_radii(float *R, int n)
 {
-    float bx = floorf(cx), by = floorf(cy);
-    float fx = cx - bx, fy = cy - by;
-    if (!pl->valid || pl->R != R || pl->inverted != inverted || pl->fx != fx || pl->fy != fy)
-        make_plan(pl, ap, fx, fy, R, inverted);
-    int jb = (int)by;
+    float first = -1.0f;
+    int mixed = 0;
+    for (int i = 0; i < n && !mixed; i++)
+        if (R[i] > 0.0f) {
+            if (first < 0.0f) first = R[i];
+            else mixed = R[i] != first;
+        }
+    if (!mixed) return;
+    for (int i = 0; i < n; i++)
+        if (R[i] > 0.0f) {
+            float q = (float)sd_ifloor(R[i] * QR + 0.5f) * (1.0f / QR);
+            R[i] = q > 0.5f ? q : 0.5f + 1.0f / QR; /* stays a real footprint */
+        }
+}
+typedef struct {
+    float *v;          /* n x 4 */
+    float *R, *fx, *fy;
+    int *cx, *cy, *inv;
+    int n;
+} rowsrc_t;
+
+static int rowsrc_alloc(rowsrc_t *r, int n)
+{
+    r->v = malloc(sizeof(float) * 4 * (size_t)n);
+    r->R = malloc(sizeof(float) * 3 * (size_t)n);
+    r->cx = malloc(sizeof(int) * 3 * (size_t)n);
+    r->n = n;
+    if (!r->v || !r->R || !r->cx) {
+        free(r->v); free(r->R); free(r->cx);
+        r->v = NULL; r->R = NULL; r->cx = NULL;
+        return -1;
+    }
+    r->fx = r->R + n;
+    r->fy = r->R + 2 * (ptrdiff_t)n;
+    r->cy = r->cx + n;
+    r->inv = r->cx + 2 * (ptrdiff_t)n;
+    return 0;
+}
+
+static void rowsrc_free(rowsrc_t *r)
+{
+    free(r->v);
+    free(r->R);
+    free(r->cx);
+}
+
+/* Source i of the row: light v (NULL: none), centre (cx, cy) in plane coordinates, radius R. */
+static inline void rowsrc_set(rowsrc_t *r, int i, const float *v, float cx, float cy, float R, int inverted)
+{
+    float *d = r->v + 4 * (ptrdiff_t)i;
+    if (!v) {
+        d[0] = d[1] = d[2] = d[3] = 0.0f;
+        r->cx[i] = sd_ifloor(cx);
+        r->cy[i] = sd_ifloor(cy);
+        r->R[i] = -1.0f; /* no light: fits in any run */
+        return;
+    }
+    for (int c = 0; c < 4; c++) d[c] = v[c];
+    float bx = (float)sd_ifloor(cx), by = (float)sd_ifloor(cy);
+    float fx = (float)sd_ifloor((cx - bx) * QP + 0.5f) * (1.0f / QP);
+    float fy = (float)sd_ifloor((cy - by) * QP + 0.5f) * (1.0f / QP);
+    if (fx >= 1.0f) { fx -= 1.0f; bx += 1.0f; }
+    if (fy >= 1.0f) { fy -= 1.0f; by += 1.0f; }
+    r->cx[i] = (int)bx;
+    r->cy[i] = (int)by;
+    r->fx[i] = fx;
+    r->fy[i] = fy;
+    r->R[i] = R > 0.5f ? R : 0.0f; /* at most half a cell: one footprint, the cell itself */
+    r->inv[i] = R > 0.5f ? inverted : 0;
+}
+
+/* D[i] += c0 v[i] + c1 v[i-1] for cells i = 0..len (v is 0 outside [0, len)): one end of the
+ * spans of `len` neighbouring sources that share a footprint, anti-aliased over two cells. */
+static inline void run_end(float *restrict D, const float *restrict v, int len, float c0, float c1)
+{
+    for (int c = 0; c < 4; c++) D[c] += c0 * v[c];
+    int m = 4 * (len - 1);
+    float *restrict d = D + 4;
+    const float *restrict a = v + 4, *restrict b = v;
+    SD_SIMD
+    for (int i = 0; i < m; i++) d[i] += c0 * a[i] + c1 * b[i];
+    for (int c = 0; c < 4; c++) D[4 * len + c] += c1 * v[4 * (len - 1) + c];
+}
+
+/* Spreads `len` sources with light v (len x 4) that share one footprint (radius R, orientation,
+ * centre (fx, fy) inside its cell) and occupy consecutive cells from plane cell (x0, y0). */
+SD_CLONES static void spread_run(plane_t *p, const sd_aperture *ap, plan_t *pl, const float *v, int len,
+                                  int x0, int y0, float R, float fx, float fy, int inv)
+{
+    if (!pl->valid || pl->R != R || pl->inverted != inv || pl->fx != fx || pl->fy != fy)
+        make_plan(pl, ap, fx, fy, R, inv);
     for (int n = 0; n < pl->n; n++) {
-        int j = jb + pl->dj[n];
-        if (j < 0 || j >= p->rows) continue; /* margins make this a no-op; it guards memory */
-        float vv[4];
-        for (int c = 0; c < 4; c++) vv[c] = v[c] * pl->w[n];
-        add_span(p->buf + (ptrdiff_t)j * p->stride, p->cols, bx + pl->a[n], bx + pl->b[n], vv);
+        int row = y0 + pl->dj[n];
+        if (row < 0 || row >= p->rows) continue; /* margins make this a no-op; it guards memory */
+        float *D = p->buf + (ptrdiff_t)row * p->stride;
+        float a = pl->a[n], b = pl->b[n], w = pl->w[n];
+        int ia = sd_ifloor(a), ib = sd_ifloor(b);
+        int xa = x0 + ia, xb = x0 + ib;
+        float fa = a - (float)ia, fb = b - (float)ib;
+        touch(p, row, xa, xb + len + 1);
+        if (xa >= 0 && xb + len <= p->cols + 1) {
+            run_end(D + 4 * (ptrdiff_t)xa, v, len, (1.0f - fa) * w, fa * w);
+            run_end(D + 4 * (ptrdiff_t)xb, v, len, -(1.0f - fb) * w, -fb * w);
+            continue;
+        }
+        for (int q = 0; q < len; q++) { /* at the plane's edge: clamp span by span */
+            float vv[4];
+            for (int c = 0; c < 4; c++) vv[c] = v[4 * q + c] * w;
+            float base = (float)(x0 + q);
+            add_span(D, p->cols, base + a, base + b, vv);
+        }
+    }
+}
+
+/* Spreads a gathered row: runs of neighbours with the same footprint go together. */
+static void spread_row(plane_t *p, const sd_aperture *ap, plan_t *pl, rowsrc_t *r)
+{
+    int i = 0, n = r->n;
+    round_radii(r->R, n);
+    while (i < n) {
+        if (r->R[i] < 0.0f) { i++; continue; }
+        int j = i + 1, last = i;
+        while (j < n && r->cx[j] == r->cx[i] + (j - i) && r->cy[j] == r->cy[i]) {
+            if (r->R[j] >= 0.0f) {
+                if (r->R[j] != r->R[i] || r->inv[j] != r->inv[i] || r->fx[j] != r->fx[i] || r->fy[j] != r->fy[i])
+                    break;
+                last = j;
+            }
+            j++;
+        }
+        spread_run(p, ap, pl, r->v + 4 * (ptrdiff_t)i, last + 1 - i, r->cx[i], r->cy[i], r->R[i], r->fx[i], r->fy[i],
+                   r->inv[i]);
+        i = last + 1;
     }
 }
 
@@ -208,19 +355,34 @@ static inline int level_of(float R, float *w_up)
     *w_up = 0.0f;
     if (R <= SD_R_MAX * 0.8408964f) return 0; /* 2^-FADE */
     float x = log2f(R / SD_R_MAX);
-    int k = x <= 0.0f ? 0 : (int)ceilf(x);
+    int k = x <= 0.0f ? 0 : sd_iceil(x);
     float f = (x - ((float)k - FADE)) / FADE;
     if (f > 0.0f) *w_up = f < 1.0f ? f : 1.0f;
     return k;
 }
 
-static inline float level_weight(float R, int k)
+int sd_level_of_radius(float R)
+{
+    float up;
+    return level_of(R, &up);
+}
+
+/* Weight of level k for radius R when every level finer than `base` is folded into `base`. */
+static inline float level_weight(float R, int k, int base)
 {
     float up;
     int n = level_of(R, &up);
+    if (n < base) return k == base ? 1.0f : 0.0f;
     if (n == k) return 1.0f - up;
     if (n + 1 == k) return up;
     return 0.0f;
+}
+
+/* Radii (lo, hi] that give level k any weight (slightly widened: used to skip rows only). */
+static inline void level_span(int k, int base, float *lo, float *hi)
+{
+    *hi = 1.001f * SD_R_MAX * ldexpf(1.0f, k);
+    *lo = k <= base ? -1.0f : 0.999f * SD_R_MAX * exp2f((float)k - 1.0f - FADE);
 }
 
 /* Number of levels needed for radii up to R. */
@@ -238,25 +400,33 @@ struct sd_pyramid {
     float rcap;        /* radii are clamped to this: a blur wider than the frame */
     plane_t lev[MAX_LEVELS];
     int d0[MAX_LEVELS], d1[MAX_LEVELS]; /* plane rows that may be nonzero: [d0, d1) */
-    int a0, a1;        /* frame rows holding the resolved result */
+    int e0[MAX_LEVELS], e1[MAX_LEVELS]; /* plane columns that may be nonzero: [e0, e1) */
+    float *rlo, *rhi;  /* per source row of the current spread: its radius range */
+    int base;          /* level of the last resolve */
+    int a0, a1, b0, b1; /* frame rows and columns (at the base level) holding its result */
 };
 
-static inline int imin(int a, int b) { return a < b ? a : b; }
-static inline int imax(int a, int b) { return a > b ? a : b; }
 
-static void mark_rows(sd_pyramid *p, int k, int r0, int r1)
+static void mark(sd_pyramid *p, int k, int r0, int r1, int c0, int c1)
 {
     r0 = imax(r0, 0);
     r1 = imin(r1, p->lev[k].rows);
-    if (r0 >= r1) return;
-    if (p->d0[k] >= p->d1[k]) { p->d0[k] = r0; p->d1[k] = r1; return; }
+    c0 = imax(c0, 0);
+    c1 = imin(c1, p->lev[k].cols + 2);
+    if (r0 >= r1 || c0 >= c1) return;
+    if (p->d0[k] >= p->d1[k]) {
+        p->d0[k] = r0; p->d1[k] = r1; p->e0[k] = c0; p->e1[k] = c1;
+        return;
+    }
     p->d0[k] = imin(p->d0[k], r0);
     p->d1[k] = imax(p->d1[k], r1);
+    p->e0[k] = imin(p->e0[k], c0);
+    p->e1[k] = imax(p->e1[k], c1);
 }
 
 static float radius_cap(int H, int W) { return 0.5f * (float)(H > W ? H : W) + 1.0f; }
 
-sd_pyramid *sd_pyr_new(int H, int W, float max_coc)
+sd_pyramid *sd_pyr_new(int H, int W, float max_coc, int nthreads)
 {
     sd_pyramid *p = calloc(1, sizeof *p);
     if (!p) return NULL;
@@ -271,6 +441,9 @@ sd_pyramid *sd_pyr_new(int H, int W, float max_coc)
     int bs = 1 << K;
     int nky = (H + bs - 1) / bs, nkx = (W + bs - 1) / bs;
     int mK = (int)ceilf(R / (float)bs) + 3;
+    p->rlo = malloc(sizeof(float) * (size_t)H);
+    p->rhi = malloc(sizeof(float) * (size_t)H);
+    if (!p->rlo || !p->rhi) { sd_pyr_free(p); return NULL; }
     for (int k = 0; k < p->nlev; k++) {
         plane_t *l = &p->lev[k];
         int s = 1 << (K - k);
@@ -280,8 +453,14 @@ sd_pyramid *sd_pyr_new(int H, int W, float max_coc)
         l->ny = (H + (1 << k) - 1) >> k;
         l->nx = (W + (1 << k) - 1) >> k;
         l->stride = (ptrdiff_t)(l->cols + 2) * 4;
-        l->buf = calloc((size_t)l->rows * (size_t)l->stride, sizeof(float));
-        if (!l->buf) { sd_pyr_free(p); return NULL; }
+        l->buf = sd_big_calloc((size_t)l->rows * (size_t)l->stride, sizeof(float), nthreads);
+        l->xl = malloc(sizeof(int) * 2 * (size_t)l->rows);
+        if (!l->buf || !l->xl) { sd_pyr_free(p); return NULL; }
+        l->xr = l->xl + l->rows;
+        for (int y = 0; y < l->rows; y++) {
+            l->xl[y] = l->cols + 2;
+            l->xr[y] = 0;
+        }
     }
     return p;
 }
@@ -289,9 +468,16 @@ sd_pyramid *sd_pyr_new(int H, int W, float max_coc)
 void sd_pyr_free(sd_pyramid *p)
 {
     if (!p) return;
-    for (int k = 0; k < p->nlev; k++) free(p->lev[k].buf);
+    for (int k = 0; k < p->nlev; k++) {
+        sd_big_free(p->lev[k].buf);
+        free(p->lev[k].xl);
+    }
+    free(p->rlo);
+    free(p->rhi);
     free(p);
 }
+
+int sd_pyr_levels(const sd_pyramid *p) { return p->nlev; }
 
 void sd_pyr_clear(sd_pyramid *p, int nthreads)
 {
@@ -299,120 +485,302 @@ void sd_pyr_clear(sd_pyramid *p, int nthreads)
     for (int k = 0; k < p->nlev; k++) {
         plane_t *l = &p->lev[k];
         int r0 = p->d0[k], r1 = p->d1[k];
-        SD_PARALLEL_FOR(nt)
-        for (int y = r0; y < r1; y++) memset(l->buf + (ptrdiff_t)y * l->stride, 0, sizeof(float) * (size_t)l->stride);
-        p->d0[k] = p->d1[k] = 0;
+        if (r0 < r1) {
+            SD_PARALLEL_FOR(nt)
+            for (int y = r0; y < r1; y++) {
+                if (l->xl[y] < l->xr[y])
+                    memset(l->buf + (ptrdiff_t)y * l->stride + 4 * l->xl[y], 0,
+                           sizeof(float) * 4 * (size_t)(l->xr[y] - l->xl[y]));
+                l->xl[y] = l->cols + 2;
+                l->xr[y] = 0;
+            }
+        }
+        p->d0[k] = p->d1[k] = p->e0[k] = p->e1[k] = 0;
     }
-    p->a0 = p->a1 = 0;
+    p->a0 = p->a1 = p->b0 = p->b1 = 0;
 }
 
-void sd_pyr_active(const sd_pyramid *p, int *y0, int *y1)
+void sd_pyr_active(const sd_pyramid *p, int *y0, int *y1, int *x0, int *x1)
 {
     *y0 = p->a0;
     *y1 = p->a1;
+    *x0 = p->b0;
+    *x1 = p->b1;
 }
 
 float *sd_pyr_row(sd_pyramid *p, int y)
 {
-    const plane_t *l = &p->lev[0];
+    const plane_t *l = &p->lev[p->base];
     return l->buf + (ptrdiff_t)(y + l->o) * l->stride + 4 * l->o;
 }
 
+static inline void load_px(const sd_cview *s, int x, int y, float scale, float *v)
+{
+    const float *q = s->data + (ptrdiff_t)y * s->row + (ptrdiff_t)x * s->pix;
+    for (int c = 0; c < 4; c++) v[c] = c < s->nch ? scale * q[c] : 0.0f;
+}
+
+/* Width (in cells of the level) of the column tiles sources are spread in. */
+#define SPREAD_TILE 256
+
 typedef struct {
-    sd_cview src;
-    const float *coc;
-    ptrdiff_t coc_row;
-    int H, W;
+    const sd_pyr_src *s;
+    int base, col0, col1, row0, row1;
     float rcap;
     const sd_aperture *ap;
 } spread_ctx;
 
-static inline void load_px(const sd_cview *s, int x, int y, float *v)
+/* Columns [x0, x1) of base row y that hold sources. */
+static inline void row_span(const spread_ctx *c, int y, int *x0, int *x1)
 {
-    const float *q = s->data + (ptrdiff_t)y * s->row + (ptrdiff_t)x * s->pix;
-    for (int c = 0; c < 4; c++) v[c] = c < s->nch ? q[c] : 0.0f;
-}
-
-/* Spreads the level-k sources of frame rows [r0, r1) (level cells) into plane k. */
-static void spread_rows(const spread_ctx *c, const plane_t *pl, int k, int r0, int r1)
-{
-    int bs = 1 << k;
-    float inv = 1.0f / (float)bs, o = (float)pl->o;
-    plan_t plan;
-    plan.valid = 0;
-    for (int by = r0; by < r1; by++) {
-        for (int bx = 0; bx < pl->nx; bx++) {
-            if (k == 0) {
-                float cc = c->coc[(ptrdiff_t)by * c->coc_row + bx];
-                float R = fminf(0.5f * fabsf(cc), c->rcap);
-                float w = level_weight(R, 0);
-                if (w <= 0.0f) continue;
-                float v[4];
-                load_px(&c->src, bx, by, v);
-                if (v[0] == 0.0f && v[1] == 0.0f && v[2] == 0.0f && v[3] == 0.0f) continue;
-                for (int ch = 0; ch < 4; ch++) v[ch] *= w;
-                splat(pl, c->ap, &plan, (float)bx + 0.5f + o, (float)by + 0.5f + o, R, cc < 0.0f, v);
-                continue;
-            }
-            /* merge the block's members of this level into one source at their light centroid */
-            double sv[4] = {0, 0, 0, 0}, so = 0, sx = 0, sy = 0, sr = 0, ss = 0;
-            int y1 = (by + 1) * bs < c->H ? (by + 1) * bs : c->H;
-            int x1 = (bx + 1) * bs < c->W ? (bx + 1) * bs : c->W;
-            for (int y = by * bs; y < y1; y++) {
-                const float *cr = c->coc + (ptrdiff_t)y * c->coc_row;
-                for (int x = bx * bs; x < x1; x++) {
-                    float cc = cr[x];
-                    float R = fminf(0.5f * fabsf(cc), c->rcap);
-                    float w = level_weight(R, k);
-                    if (w <= 0.0f) continue;
-                    float v[4];
-                    load_px(&c->src, x, y, v);
-                    double e = fabs(v[0]) + fabs(v[1]) + fabs(v[2]) + fabs(v[3]);
-                    if (e == 0.0) continue;
-                    double ow = w * e;
-                    for (int ch = 0; ch < 4; ch++) sv[ch] += (double)w * v[ch];
-                    so += ow;
-                    sx += ow * (x + 0.5);
-                    sy += ow * (y + 0.5);
-                    sr += ow * R;
-                    ss += ow * (cc < 0.0f ? -1.0 : 1.0);
-                }
-            }
-            if (so <= 0.0) continue;
-            float v[4] = {(float)sv[0], (float)sv[1], (float)sv[2], (float)sv[3]};
-            splat(pl, c->ap, &plan, (float)(sx / so) * inv + o, (float)(sy / so) * inv + o, (float)(sr / so) * inv,
-                  ss < 0.0, v);
-        }
+    *x0 = c->col0;
+    *x1 = c->col1;
+    if (c->s->rx0) {
+        *x0 = imax(*x0, c->s->rx0[y]);
+        *x1 = imin(*x1, c->s->rx1[y]);
     }
 }
 
-void sd_pyr_spread(sd_pyramid *p, sd_cview src, const float *coc, ptrdiff_t coc_row,
-                   const sd_aperture *ap, int row0, int row1, int nthreads)
+/* Level weight with the common case (a radius spread at level 0) first. */
+static inline float weight_at(float R, int k, int base)
 {
-    spread_ctx c = {src, coc, coc_row, p->H, p->W, p->rcap, ap};
+    if (R <= SD_R_MAX * 0.8408964f) return k == base ? 1.0f : 0.0f;
+    return level_weight(R, k, base);
+}
+
+/* One row of base-grid sources at their cell centres (the common case: no centroids, no
+ * merging), gathered and spread in runs that share a radius. */
+static void spread_row_cells(const spread_ctx *c, plane_t *pl, int k, int by, int bx0, int bx1, rowsrc_t *rs,
+                             plan_t *plan)
+{
+    const sd_pyr_src *s = c->s;
+    const float *cr = s->coc + (ptrdiff_t)by * s->coc_row;
+    const float *src = s->src.data + (ptrdiff_t)by * s->src.row;
+    ptrdiff_t pix = s->src.pix;
+    int nch = s->src.nch, any = 0;
+    float rscale = 1.0f / (float)(1 << k);
+    for (int bx = bx0; bx < bx1; bx++) {
+        int i = bx - bx0;
+        float cc = cr[bx];
+        float R = 0.5f * fabsf(cc);
+        R = R < c->rcap ? R : c->rcap;
+        float w = weight_at(R, k, c->base) * s->scale;
+        float *v = rs->v + 4 * (ptrdiff_t)i;
+        const float *q = src + (ptrdiff_t)bx * pix;
+        if (nch == 4) {
+            for (int ch = 0; ch < 4; ch++) v[ch] = w * q[ch];
+        } else {
+            for (int ch = 0; ch < 4; ch++) v[ch] = ch < nch ? w * q[ch] : 0.0f;
+        }
+        int lit = v[0] != 0.0f || v[1] != 0.0f || v[2] != 0.0f || v[3] != 0.0f;
+        float Rk = R * rscale;
+        rs->R[i] = !lit ? -1.0f : (Rk > 0.5f ? Rk : 0.0f); /* at most half a cell: the cell itself */
+        rs->inv[i] = Rk > 0.5f && cc < 0.0f;
+        any |= lit;
+    }
+    if (!any) return;
+    int n = bx1 - bx0, i = 0, o = pl->o;
+    round_radii(rs->R, n);
+    while (i < n) {
+        if (rs->R[i] < 0.0f) { i++; continue; }
+        int j = i + 1, last = i;
+        for (; j < n; j++) {
+            if (rs->R[j] < 0.0f) continue;
+            if (rs->R[j] != rs->R[i] || rs->inv[j] != rs->inv[i]) break;
+            last = j;
+        }
+        spread_run(pl, c->ap, plan, rs->v + 4 * (ptrdiff_t)i, last + 1 - i, bx0 + i + o, by + o, rs->R[i], 0.5f, 0.5f,
+                   rs->inv[i]);
+        i = last + 1;
+    }
+}
+
+/* Spreads the level-k sources of level rows [r0, r1) into plane k: cells of the base grid
+ * directly at k == base, else merged 2^(k-base) x 2^(k-base) blocks at their light centroid. */
+static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r1, rowsrc_t *rs)
+{
+    plane_t *pl = &p->lev[k];
+    const sd_pyr_src *s = c->s;
+    int sh = k - c->base, bs = 1 << sh;
+    float inv = 1.0f / (float)bs, o = (float)pl->o, rscale = 1.0f / (float)(1 << k);
+    float lo, hi;
+    level_span(k, c->base, &lo, &hi);
+    plan_t plan;
+    plan.valid = 0;
+    plan.n = 0;
+    /* Column tiles, each spread over all the band's rows before the next: a source writes the
+     * 2R rows around its own, and a tile keeps those rows' stretch of the plane in cache. */
+    for (int t0 = c->col0; t0 < c->col1; t0 += SPREAD_TILE << sh) {
+    int t1 = imin(t0 + (SPREAD_TILE << sh), c->col1);
+    for (int by = r0; by < r1; by++) {
+        int y0 = imax(by << sh, c->row0), y1 = imin((by + 1) << sh, c->row1);
+        float rl = INFINITY, rh = -INFINITY;
+        int ux0 = t1, ux1 = t0; /* the columns of the tile the block row's sources span */
+        for (int y = y0; y < y1; y++) {
+            rl = rl < p->rlo[y - c->row0] ? rl : p->rlo[y - c->row0];
+            rh = rh > p->rhi[y - c->row0] ? rh : p->rhi[y - c->row0];
+            int a, b;
+            row_span(c, y, &a, &b);
+            a = imax(a, t0);
+            b = imin(b, t1);
+            if (a < b) { ux0 = imin(ux0, a); ux1 = imax(ux1, b); }
+        }
+        if (!(rh > lo && rl <= hi) || ux0 >= ux1) continue; /* no source of this level in these rows */
+        int bx0 = ux0 >> sh, bx1 = (ux1 + bs - 1) >> sh;
+        rs->n = bx1 - bx0;
+        if (sh == 0 && !s->pos) {
+            spread_row_cells(c, pl, k, by, bx0, bx1, rs, &plan);
+            continue;
+        }
+        int any = 0;
+        for (int bx = bx0; bx < bx1; bx++) {
+            int i = bx - bx0;
+            float ccx = (float)bx + 0.5f + o, ccy = (float)by + 0.5f + o;
+            if (sh == 0) {
+                float cc = s->coc[(ptrdiff_t)by * s->coc_row + bx];
+                float R = 0.5f * fabsf(cc);
+                R = R < c->rcap ? R : c->rcap;
+                float w = level_weight(R, k, c->base);
+                float v[4] = {0, 0, 0, 0};
+                if (w > 0.0f) load_px(&s->src, bx, by, s->scale * w, v);
+                if (v[0] == 0.0f && v[1] == 0.0f && v[2] == 0.0f && v[3] == 0.0f) {
+                    rowsrc_set(rs, i, NULL, ccx, ccy, 0.0f, 0);
+                    continue;
+                }
+                if (s->pos) {
+                    const float *q = s->pos + 2 * ((ptrdiff_t)by * s->coc_row + bx);
+                    ccx += q[0];
+                    ccy += q[1];
+                }
+                rowsrc_set(rs, i, v, ccx, ccy, R * rscale, cc < 0.0f);
+                any = 1;
+                continue;
+            }
+            int x0 = imax(bx << sh, ux0), x1 = imin((bx + 1) << sh, ux1);
+            float sv[4] = {0, 0, 0, 0}, so = 0, sx = 0, sy = 0, sr = 0, ss = 0, rmin = INFINITY, rmax = -INFINITY;
+            for (int y = y0; y < y1; y++) {
+                if (!(p->rhi[y - c->row0] > lo && p->rlo[y - c->row0] <= hi)) continue;
+                const float *cr = s->coc + (ptrdiff_t)y * s->coc_row;
+                for (int x = x0; x < x1; x++) {
+                    float cc = cr[x];
+                    float R = 0.5f * fabsf(cc);
+                    R = R < c->rcap ? R : c->rcap;
+                    float w = level_weight(R, k, c->base);
+                    if (w <= 0.0f) continue;
+                    float v[4];
+                    load_px(&s->src, x, y, s->scale * w, v);
+                    float e = fabsf(v[0]) + fabsf(v[1]) + fabsf(v[2]) + fabsf(v[3]);
+                    if (e == 0.0f) continue;
+                    float px = (float)x + 0.5f, py = (float)y + 0.5f;
+                    if (s->pos) {
+                        const float *q = s->pos + 2 * ((ptrdiff_t)y * s->coc_row + x);
+                        px += q[0];
+                        py += q[1];
+                    }
+                    for (int ch = 0; ch < 4; ch++) sv[ch] += v[ch];
+                    so += e;
+                    sx += e * px;
+                    sy += e * py;
+                    sr += e * R;
+                    ss += cc < 0.0f ? -e : e;
+                    rmin = R < rmin ? R : rmin;
+                    rmax = R > rmax ? R : rmax;
+                }
+            }
+            if (!(so > 0.0f)) {
+                rowsrc_set(rs, i, NULL, ccx, ccy, 0.0f, 0);
+                continue;
+            }
+            float is = 1.0f / so;
+            /* a block of one radius keeps it exactly (its weighted mean would round) */
+            float Rm = rmin == rmax ? rmin : sr * is;
+            rowsrc_set(rs, i, sv, sx * is * inv + o, sy * is * inv + o, Rm * rscale, ss < 0.0f);
+            any = 1;
+        }
+        if (any) spread_row(pl, c->ap, &plan, rs);
+    }
+    }
+}
+
+sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_aperture *ap, int row0, int row1,
+                        int col0, int col1, int nthreads)
+{
     int nt = sd_threads(nthreads);
+    if (base < 0 || base >= p->nlev) return SD_ERR_ARG;
+    int ny = p->lev[base].ny, nx = p->lev[base].nx;
     row0 = imax(row0, 0);
-    row1 = imin(row1, p->H);
-    if (row0 >= row1) return;
-    for (int k = 0; k < p->nlev; k++) {
+    row1 = imin(row1, ny);
+    col0 = imax(col0, 0);
+    col1 = imin(col1, nx);
+    if (row0 >= row1 || col0 >= col1) return SD_OK;
+    spread_ctx c = {s, base, col0, col1, row0, row1, p->rcap, ap};
+    /* one row of gathered sources per thread, as wide as the widest level's rows */
+    rowsrc_t rs[SD_MAX_THREADS];
+    int nrs = 0;
+    for (; nrs < nt; nrs++)
+        if (rowsrc_alloc(&rs[nrs], col1 - col0 + 1)) break;
+    if (nrs < nt) {
+        for (int i = 0; i < nrs; i++) rowsrc_free(&rs[i]);
+        return SD_ERR_NOMEM;
+    }
+    /* radius range of every source row, so that each level only visits rows it has sources in */
+    SD_PARALLEL_FOR(nt)
+    for (int y = row0; y < row1; y++) {
+        const float *cr = s->coc + (ptrdiff_t)y * s->coc_row;
+        float lo = INFINITY, hi = -INFINITY;
+        int xa, xb;
+        row_span(&c, y, &xa, &xb);
+        SD_SIMD_MINMAX(lo, hi)
+        for (int x = xa; x < xb; x++) {
+            float a = fabsf(cr[x]);
+            lo = a < lo ? a : lo;
+            hi = a > hi ? a : hi;
+        }
+        /* radii, clamped like the sources' */
+        lo = 0.5f * lo < p->rcap ? 0.5f * lo : p->rcap;
+        hi = 0.5f * hi < p->rcap ? 0.5f * hi : p->rcap;
+        p->rlo[y - row0] = xa < xb ? lo : INFINITY;
+        p->rhi[y - row0] = xa < xb ? hi : -INFINITY;
+    }
+    for (int k = base; k < p->nlev; k++) {
         const plane_t *pl = &p->lev[k];
-        int y0 = row0 >> k, y1 = imin((row1 + (1 << k) - 1) >> k, pl->ny);
-        mark_rows(p, k, y0 + pl->o - REACH, y1 + pl->o + REACH);
-        /* bands start at y0 and depend only on the rows spread, never on the thread count */
-        int band = 2 * REACH + 2;
-        int nb = (y1 - y0 + band - 1) / band;
+        int sh = k - base;
+        int y0 = row0 >> sh, y1 = imin((row1 + (1 << sh) - 1) >> sh, pl->ny);
+        int x0 = col0 >> sh, x1 = imin((col1 + (1 << sh) - 1) >> sh, pl->nx);
+        /* the level rows that hold sources of this level */
+        float lo, hi;
+        level_span(k, base, &lo, &hi);
+        int f0 = y1, f1 = y0;
+        float rmax = 0.0f;
+        for (int y = row0; y < row1; y++)
+            if (p->rhi[y - row0] > lo && p->rlo[y - row0] <= hi) {
+                f0 = imin(f0, y >> sh);
+                f1 = imax(f1, (y >> sh) + 1);
+                rmax = p->rhi[y - row0] > rmax ? p->rhi[y - row0] : rmax;
+            }
+        if (f0 >= f1) continue;
+        /* the farthest these sources reach, in rows of this level (a footprint never exceeds
+         * SD_R_MAX + 1 cells, see make_plan) */
+        float rk = ldexpf(rmax, -k);
+        int reach = imin(sd_iceil(rk < SD_R_MAX + 1.0f ? rk : SD_R_MAX + 1.0f) + 3, REACH);
+        mark(p, k, f0 + pl->o - reach, f1 + pl->o + reach, x0 + pl->o - reach, x1 + pl->o + reach);
+        /* bands start at f0 and depend only on the rows spread, never on the thread count */
+        int band = 2 * reach + 2;
+        int nb = (f1 - f0 + band - 1) / band;
         if (nb < 3) { /* too short to split */
-            spread_rows(&c, pl, k, y0, y1);
+            spread_rows(&c, p, k, f0, f1, &rs[0]);
             continue;
         }
         for (int phase = 0; phase < 2; phase++) {
             SD_PARALLEL_FOR_DYN(nt)
             for (int b = phase; b < nb; b += 2) {
-                int r0 = y0 + b * band, r1 = imin(r0 + band, y1);
-                spread_rows(&c, pl, k, r0, r1);
+                int r0 = f0 + b * band, r1 = imin(r0 + band, f1);
+                spread_rows(&c, p, k, r0, r1, &rs[sd_thread_id()]);
             }
         }
     }
+    for (int i = 0; i < nrs; i++) rowsrc_free(&rs[i]);
+    return SD_OK;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -425,14 +793,14 @@ static void prefix_rows(plane_t *l, int r0, int r1, int nthreads)
     for (int y = r0; y < r1; y++) {
         float *r = l->buf + (ptrdiff_t)y * l->stride;
         float acc[4] = {0, 0, 0, 0};
-        for (int x = 0; x < l->cols; x++)
+        for (int x = l->xl[y]; x < l->xr[y]; x++)
             for (int c = 0; c < 4; c++) { acc[c] += r[4 * x + c]; r[4 * x + c] = acc[c]; }
     }
 }
 
 /* Adds the 2x bilinear upsampling of coarse (resolved) into fine, which is exactly twice its
  * size: each child gets a quarter of the interpolated parent density; sampling is clamped at
- * the plane's ends, which keeps every parent's total. */
+ * the plane's ends, which keeps every parent's total. Fine rows [r0, r1), columns [c0, c1). */
 static void upsample_add(const plane_t *coarse, plane_t *fine, int r0, int r1, int nthreads)
 {
     int nt = sd_threads(nthreads);
@@ -444,9 +812,14 @@ static void upsample_add(const plane_t *coarse, plane_t *fine, int r0, int r1, i
         if (py > (float)(coarse->rows - 1)) py = (float)(coarse->rows - 1);
         int y0 = (int)py, y1 = y0 + 1 < coarse->rows ? y0 + 1 : y0;
         float wy = py - (float)y0;
-        const float *r0 = coarse->buf + (ptrdiff_t)y0 * coarse->stride;
-        const float *r1 = coarse->buf + (ptrdiff_t)y1 * coarse->stride;
-        for (int fx = 0; fx < fine->cols; fx++) {
+        const float *q0 = coarse->buf + (ptrdiff_t)y0 * coarse->stride;
+        const float *q1 = coarse->buf + (ptrdiff_t)y1 * coarse->stride;
+        /* the children of the parents' nonzero cells, under the bilinear kernel */
+        int pl = imin(coarse->xl[y0], coarse->xl[y1]), pr = imax(coarse->xr[y0], coarse->xr[y1]);
+        if (pl >= pr) continue;
+        int c0 = imax(2 * pl - 1, 0), c1 = imin(2 * pr + 1, fine->cols);
+        touch(fine, fy, c0, c1);
+        for (int fx = c0; fx < c1; fx++) {
             float px = 0.5f * ((float)fx + 0.5f) - 0.5f;
             if (px < 0.0f) px = 0.0f;
             if (px > (float)(coarse->cols - 1)) px = (float)(coarse->cols - 1);
@@ -455,62 +828,108 @@ static void upsample_add(const plane_t *coarse, plane_t *fine, int r0, int r1, i
             float w00 = 0.25f * (1 - wx) * (1 - wy), w01 = 0.25f * wx * (1 - wy);
             float w10 = 0.25f * (1 - wx) * wy, w11 = 0.25f * wx * wy;
             for (int c = 0; c < 4; c++)
-                dst[4 * fx + c] += w00 * r0[4 * x0 + c] + w01 * r0[4 * x1 + c] + w10 * r1[4 * x0 + c] +
-                                   w11 * r1[4 * x1 + c];
+                dst[4 * fx + c] += w00 * q0[4 * x0 + c] + w01 * q0[4 * x1 + c] + w10 * q1[4 * x0 + c] +
+                                   w11 * q1[4 * x1 + c];
         }
     }
 }
 
-/* Mirrors what landed in the level-0 margins back into the frame (the frame continues as its
- * mirror image, so its light beyond an edge belongs to the pixel it mirrors). */
-static void fold_margins(plane_t *l, int H, int W, int d0, int d1, int y0, int y1, int nthreads)
+/* Frame cells [*a0, *a1) that hold something once the dirty cells [u0, u1) (frame coordinates,
+ * possibly beyond both ends) are folded into a frame of n cells. */
+static void folded_span(int u0, int u1, int n, int *a0, int *a1)
+{
+    int lo = imax(u0, 0), hi = imin(u1, n);
+    if (lo >= hi) { lo = n; hi = 0; }
+    if (u0 < 0) { lo = 0; hi = imax(hi, imin(-u0, n)); }
+    if (u1 > n) { hi = n; lo = imin(lo, imax(n - (u1 - n), 0)); }
+    if (u0 < -n || u1 > 2 * n) { lo = 0; hi = n; } /* folded more than once */
+    *a0 = lo;
+    *a1 = hi;
+}
+
+/* Mirrors what landed in the margins of level k back into its frame (the frame continues as its
+ * mirror image, so its light beyond an edge belongs to the cell it mirrors). */
+static void fold_margins(sd_pyramid *p, int k, int nthreads)
 {
     int nt = sd_threads(nthreads);
+    plane_t *l = &p->lev[k];
+    int d0 = p->d0[k], d1 = p->d1[k], o = l->o;
     for (int j = d0; j < d1; j++) { /* rows, serial: several margin rows may share a target */
-        int y = j - l->o;
-        if (y >= 0 && y < H) continue;
+        int y = j - o;
+        if (y >= 0 && y < l->ny) continue;
+        if (l->xl[j] >= l->xr[j]) continue;
+        int t = fold_index(y, l->ny) + o;
         float *src = l->buf + (ptrdiff_t)j * l->stride;
-        float *dst = l->buf + (ptrdiff_t)(fold_index(y, H) + l->o) * l->stride;
-        for (int i = 0; i < 4 * l->cols; i++) dst[i] += src[i];
+        float *dst = l->buf + (ptrdiff_t)t * l->stride;
+        for (int i = 4 * l->xl[j]; i < 4 * l->xr[j]; i++) dst[i] += src[i];
+        touch(l, t, l->xl[j], l->xr[j]);
     }
+    int y0, y1;
+    folded_span(d0 - o, d1 - o, l->ny, &y0, &y1);
+    int b0 = l->nx, b1 = 0;
     SD_PARALLEL_FOR(nt)
     for (int y = y0; y < y1; y++) {
-        float *r = l->buf + (ptrdiff_t)(y + l->o) * l->stride;
-        for (int i = 0; i < l->cols; i++) {
-            int x = i - l->o;
-            if (x >= 0 && x < W) continue;
-            float *d = r + 4 * (fold_index(x, W) + l->o);
+        int j = y + o;
+        float *r = l->buf + (ptrdiff_t)j * l->stride;
+        int xl = l->xl[j], xr = l->xr[j];
+        if (xl >= xr) continue;
+        for (int i = xl; i < xr; i++) {
+            int x = i - o;
+            if (x >= 0 && x < l->nx) continue;
+            float *d = r + 4 * (fold_index(x, l->nx) + o);
             for (int c = 0; c < 4; c++) d[c] += r[4 * i + c];
         }
+        /* what the row holds inside the frame now */
+        int f0, f1;
+        folded_span(xl - o, xr - o, l->nx, &f0, &f1);
+        l->xl[j] = imin(xl, f0 + o);
+        l->xr[j] = imax(xr, f1 + o);
     }
-}
-
-void sd_pyr_resolve(sd_pyramid *p, int nthreads)
-{
-    int K = p->nlev - 1;
-    prefix_rows(&p->lev[K], p->d0[K], p->d1[K], nthreads);
-    for (int k = K; k > 0; k--) {
-        prefix_rows(&p->lev[k - 1], p->d0[k - 1], p->d1[k - 1], nthreads);
-        if (p->d0[k] < p->d1[k]) {
-            /* children of the coarse rows [d0, d1) under the 2x bilinear kernel */
-            int r0 = imax(2 * p->d0[k] - 1, 0), r1 = imin(2 * p->d1[k] + 1, p->lev[k - 1].rows);
-            upsample_add(&p->lev[k], &p->lev[k - 1], r0, r1, nthreads);
-            mark_rows(p, k - 1, r0, r1);
-        }
+    for (int y = y0; y < y1; y++) {
+        int j = y + o;
+        if (l->xl[j] >= l->xr[j]) continue;
+        b0 = imin(b0, imax(l->xl[j] - o, 0));
+        b1 = imax(b1, imin(l->xr[j] - o, l->nx));
     }
-    /* frame rows holding the result: the dirty rows inside the frame, plus those the margins
-     * fold onto */
-    plane_t *l = &p->lev[0];
-    int d0 = p->d0[0], d1 = p->d1[0];
-    if (d0 >= d1) { p->a0 = p->a1 = 0; return; }
-    int y0 = imax(d0 - l->o, 0), y1 = imin(d1 - l->o, p->H);
-    if (d0 - l->o < 0) { y0 = 0; y1 = imax(y1, imin(l->o - d0, p->H)); }
-    if (d1 - l->o > p->H) { y1 = p->H; y0 = imin(y0, imax(p->H - (d1 - l->o - p->H), 0)); }
-    if (y0 >= y1) { y0 = 0; y1 = p->H; } /* everything folded: be safe */
-    fold_margins(l, p->H, p->W, d0, d1, y0, y1, nthreads);
-    mark_rows(p, 0, y0 + l->o, y1 + l->o);
     p->a0 = y0;
     p->a1 = y1;
+    p->b0 = b0;
+    p->b1 = b1;
+    if (p->a0 >= p->a1 || p->b0 >= p->b1) p->a0 = p->a1 = p->b0 = p->b1 = 0;
+    /* the rows folded onto are live now too */
+    if (p->a0 < p->a1) mark(p, k, p->a0 + o, p->a1 + o, p->b0 + o, p->b1 + o);
+}
+
+/* Frame cells [*x0, *x1) of base row y that hold anything after sd_pyr_resolve. */
+void sd_pyr_row_span(const sd_pyramid *p, int y, int *x0, int *x1)
+{
+    const plane_t *l = &p->lev[p->base];
+    int j = y + l->o;
+    *x0 = imax(l->xl[j] - l->o, 0);
+    *x1 = imin(l->xr[j] - l->o, l->nx);
+    if (*x0 >= *x1) { *x0 = 0; *x1 = 0; }
+}
+
+void sd_pyr_resolve(sd_pyramid *p, int base, int nthreads)
+{
+    int K = p->nlev - 1;
+    if (base < 0) base = 0;
+    if (base > K) base = K;
+    p->base = base;
+    if (p->d0[K] < p->d1[K]) prefix_rows(&p->lev[K], p->d0[K], p->d1[K], nthreads);
+    for (int k = K; k > base; k--) {
+        plane_t *f = &p->lev[k - 1];
+        if (p->d0[k - 1] < p->d1[k - 1]) prefix_rows(f, p->d0[k - 1], p->d1[k - 1], nthreads);
+        if (p->d0[k] < p->d1[k]) {
+            /* children of the coarse rows [d0, d1) under the 2x bilinear kernel */
+            int r0 = imax(2 * p->d0[k] - 1, 0), r1 = imin(2 * p->d1[k] + 1, f->rows);
+            int c0 = imax(2 * p->e0[k] - 1, 0), c1 = imin(2 * p->e1[k] + 1, f->cols);
+            upsample_add(&p->lev[k], f, r0, r1, nthreads);
+            mark(p, k - 1, r0, r1, c0, c1);
+        }
+    }
+    if (p->d0[base] >= p->d1[base]) { p->a0 = p->a1 = p->b0 = p->b1 = 0; return; }
+    fold_margins(p, base, nthreads);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -532,19 +951,22 @@ sd_status sd_scatter(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc
 {
     if (H < 1 || W < 1 || src.nch < 1 || src.nch > 4 || dst.nch != src.nch || ap->nrows < 1)
         return SD_ERR_ARG;
-    sd_pyramid *p = sd_pyr_new(H, W, max_abs(H, W, coc, coc_row));
+    sd_pyramid *p = sd_pyr_new(H, W, max_abs(H, W, coc, coc_row), nthreads);
     if (!p) return SD_ERR_NOMEM;
-    sd_pyr_spread(p, src, coc, coc_row, ap, 0, H, nthreads);
+    sd_pyr_src s = {src, 1.0f, coc, NULL, coc_row, NULL, NULL};
+    if (sd_pyr_spread(p, 0, &s, ap, 0, H, 0, W, nthreads) != SD_OK) { sd_pyr_free(p); return SD_ERR_NOMEM; }
     if (cancel && cancel->check && cancel->check(cancel->ctx)) { sd_pyr_free(p); return SD_ERR_INTERRUPTED; }
-    sd_pyr_resolve(p, nthreads);
+    sd_pyr_resolve(p, 0, nthreads);
     int nt = sd_threads(nthreads);
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
         int live = y >= p->a0 && y < p->a1;
         const float *r = sd_pyr_row(p, y);
         float *o = dst.data + (ptrdiff_t)y * dst.row;
-        for (int x = 0; x < W; x++)
-            for (int c = 0; c < dst.nch; c++) o[(ptrdiff_t)x * dst.pix + c] = live ? r[4 * x + c] : 0.0f;
+        for (int x = 0; x < W; x++) {
+            int on = live && x >= p->b0 && x < p->b1;
+            for (int c = 0; c < dst.nch; c++) o[(ptrdiff_t)x * dst.pix + c] = on ? r[4 * x + c] : 0.0f;
+        }
     }
     sd_pyr_free(p);
     return SD_OK;
@@ -656,7 +1078,7 @@ sd_status sd_gather(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc_
         if (k == 0) {
             SD_PARALLEL_FOR(nt)
             for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++) load_px(&src, x, y, im + 4 * ((ptrdiff_t)y * w + x));
+                for (int x = 0; x < w; x++) load_px(&src, x, y, 1.0f, im + 4 * ((ptrdiff_t)y * w + x));
         } else {
             const float *pi = img[k - 1];
             int ph = g[k - 1].H, pw = g[k - 1].W;

@@ -1,0 +1,35 @@
+/* Internal interface of the push-pull fill (sd_fill.c), shared with the layered render. */
+#ifndef SD_FILL_H
+#define SD_FILL_H
+
+#include <stddef.h>
+
+#define SD_FILL_MAX_LEVELS 32
+
+/* The coarse levels (1 and up) of a push-pull pyramid over an H x W grid, in a caller-owned
+ * workspace: after sd_fill_build, level 1 holds the filled values everywhere, and the fill of a
+ * level-0 cell is sd_fill_sample's bilinear interpolation of it. */
+typedef struct {
+    int n, nch;
+    int H[SD_FILL_MAX_LEVELS], W[SD_FILL_MAX_LEVELS];
+    float *v[SD_FILL_MAX_LEVELS]; /* H * W * nch normalised values (level 0: unused) */
+    float *w[SD_FILL_MAX_LEVELS]; /* H * W weights in [0, 1] */
+} sd_fillpyr;
+
+/* Floats of workspace sd_fill_build needs for an H x W grid of nch channels. */
+size_t sd_fill_ws_floats(int H, int W, int nch);
+
+/* Level 0 is given either as normalised values with weights (hole == NULL: value, weight) or, for
+ * the render, as premultiplied values with the fraction hidden (weight == NULL: value holds
+ * colour times visible fraction, hole the hidden fraction; fractions visible below 1e-3 count as
+ * no weight). Rows of value are vrow floats apart, of weight/hole mrow. With hole and nch == 4,
+ * rx0/rx1 (or NULL) limit row y to cells [rx0[y], rx1[y]): the others count as seen and empty. */
+void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float *value, ptrdiff_t vrow,
+                   const float *weight, const float *hole, ptrdiff_t mrow, const int *rx0, const int *rx1,
+                   int nthreads);
+
+/* The coarse levels' fill at level-0 cell (x, y), nch values (n >= 2 levels only). */
+void sd_fill_sample(const sd_fillpyr *f, int x, int y, float *out);
+void sd_fill_sample4(const sd_fillpyr *f, int x, int y, float *out); /* nch == 4 */
+
+#endif
