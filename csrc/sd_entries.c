@@ -31,6 +31,7 @@
 #include <string.h>
 #include "sd_alloc.h"
 #include "sd_entries.h"
+#include "sd_fill.h"
 #include "sd_core.h"
 #include "sd_parallel.h"
 
@@ -135,14 +136,34 @@ static rect grow_rect(rect b, int H, int W)
     return r;
 }
 
+/* A push-pull fill of a box, sampled where it is needed (at the pixels that are not confident,
+ * whose own weight is 0, the fill is the interpolation of its coarse levels). */
+typedef struct {
+    sd_fillpyr p;
+    float *ws;
+    float v0[4]; /* a box of a single pixel: its own value, if it has weight */
+    int w0;
+} boxfill;
+
+/* The fill at pixel (x, y) of the box: nch values. */
+static inline void boxfill_at(const boxfill *b, int nch, int x, int y, float *out)
+{
+    if (b->p.n < 2) {
+        for (int c = 0; c < nch; c++) out[c] = b->w0 ? b->v0[c] : 0.0f;
+        return;
+    }
+    if (nch == 4) sd_fill_sample4(&b->p, x, y, out);
+    else sd_fill_sample(&b->p, x, y, out);
+}
+
 /* Push-pull fill over rectangle *r of the CoC (nch 1) or of colour + CoC (nch 4) from where the
  * part (subject, or the rest: 1 - matte) is confident at `level`. The inputs are staged in the
- * caller's scratch (sv: 4 floats per frame pixel, sw: 1); the result goes to a new *out of r's
- * size. If r holds no confident pixel at all, the fill runs on the whole frame (*r updated). */
+ * caller's scratch (sv: 4 floats per frame pixel, sw: 1), which is free again afterwards. If r
+ * holds no confident pixel at all, the fill runs on the whole frame (*r updated). */
 static sd_status run_fill(const frame *f, rect *r, int nch, int subject, int level, float *sv, float *sw,
-                          float **out)
+                          boxfill *out)
 {
-    *out = NULL;
+    memset(out, 0, sizeof *out);
     for (;;) {
         const rect rr = *r;
         const int cw = rr.x1 - rr.x0, ch = rr.y1 - rr.y0;
@@ -185,14 +206,15 @@ static sd_status run_fill(const frame *f, rect *r, int nch, int subject, int lev
             r->x0 = 0; r->y0 = 0; r->x1 = f->W; r->y1 = f->H;
             continue;
         }
-        float *o = malloc(sizeof(float) * (size_t)cw * (size_t)ch * (size_t)nch);
-        if (!o) return SD_ERR_NOMEM;
-        sd_status st = sd_pushpull(ch, cw, nch, v, sw, o, f->nt);
-        if (st != SD_OK) {
-            free(o);
-            return st;
+        if (cw == 1 && ch == 1) { /* nothing to fill from but the pixel itself */
+            out->p.n = 1;
+            out->w0 = sw[0] > 0.0f;
+            for (int c = 0; c < nch; c++) out->v0[c] = v[c];
+            return SD_OK;
         }
-        *out = o;
+        out->ws = malloc(sizeof(float) * sd_fill_ws_floats(ch, cw, nch));
+        if (!out->ws) return SD_ERR_NOMEM;
+        sd_fill_build(&out->p, out->ws, ch, cw, nch, v, (ptrdiff_t)cw * nch, sw, NULL, cw, NULL, NULL, f->nt);
         return SD_OK;
     }
 }
@@ -289,7 +311,7 @@ typedef struct {
     const frame *f;
     int lev_s, lev_o;     /* confident levels of the subject and of the rest (NO_LEVEL: none) */
     rect rs, ro;          /* boxes of the two fills */
-    const float *fs, *fo; /* their results: subject CoC; surroundings' colour + CoC */
+    boxfill fs, fo;       /* their results: subject CoC; surroundings' colour + CoC */
     sd_entries *e;
     ptrdiff_t *rowcnt;    /* H: extras per row */
     int unmix;            /* the frame is large enough to look for depth edges */
@@ -441,8 +463,6 @@ static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx,
     ptrdiff_t n0 = b->n;
     int nu = B->unmix ? find_unmixed(B, y, vmn, vmx, cand, U) : 0, ui = 0;
     const int in_s = y >= B->rs.y0 && y < B->rs.y1, in_o = y >= B->ro.y0 && y < B->ro.y1;
-    const float *fsr = in_s ? B->fs + (ptrdiff_t)(y - B->rs.y0) * (B->rs.x1 - B->rs.x0) : NULL;
-    const float *for_ = in_o ? B->fo + (ptrdiff_t)(y - B->ro.y0) * (B->ro.x1 - B->ro.x0) * 4 : NULL;
     const float zero[3] = {0.0f, 0.0f, 0.0f};
     for (int x = 0; x < W; x++) {
         const float *p = prow + (ptrdiff_t)x * pix;
@@ -459,20 +479,21 @@ static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx,
             float c_subj = c;
             int miss_s = 0;
             if (!conf(a, B->lev_s)) {
-                if (in_s && x >= B->rs.x0 && x < B->rs.x1) c_subj = fsr[x - B->rs.x0];
+                if (in_s && x >= B->rs.x0 && x < B->rs.x1) boxfill_at(&B->fs, 1, x - B->rs.x0, y - B->rs.y0, &c_subj);
                 else miss_s = 1;
             }
             /* the surroundings' colour and CoC, continued from the confident outside (with no
              * rest left to be confident, the surroundings lie at the subject's CoC) */
             const float *oth = p;
-            float c_rest = c;
+            float c_rest = c, fill_o[4];
             int miss_o = 0;
             if (B->lev_o == NO_LEVEL) {
                 oth = zero;
                 c_rest = c_subj;
             } else if (!conf(oma, B->lev_o)) {
                 if (in_o && x >= B->ro.x0 && x < B->ro.x1) {
-                    oth = for_ + 4 * (ptrdiff_t)(x - B->ro.x0);
+                    boxfill_at(&B->fo, 4, x - B->ro.x0, y - B->ro.y0, fill_o);
+                    oth = fill_o;
                     c_rest = oth[3];
                 } else {
                     oth = p; /* only read times oma == 0, else it is a miss */
@@ -532,7 +553,6 @@ static sd_status build(const frame *f0, int full_s, int full_o, sd_entries *e, i
     B.e = e;
     B.lev_s = B.lev_o = NO_LEVEL;
     B.unmix = H >= 3 && W >= 3;
-    float *fs = NULL, *fo = NULL;
     sd_status st = SD_OK;
     const rect whole = {0, 0, W, H};
     rect frac = {0, 0, 0, 0};
@@ -559,12 +579,10 @@ static sd_status build(const frame *f0, int full_s, int full_o, sd_entries *e, i
         const rect none = {0, 0, 0, 0};
         B.rs = full_s ? whole : B.lev_s >= 2 ? none : grow_rect(frac, H, W);
         B.ro = full_o ? whole : B.lev_o >= 2 ? none : grow_rect(frac, H, W);
-        if (B.rs.x0 < B.rs.x1) st = run_fill(f, &B.rs, 1, 1, B.lev_s, e->rgba, e->coc, &fs);
+        if (B.rs.x0 < B.rs.x1) st = run_fill(f, &B.rs, 1, 1, B.lev_s, e->rgba, e->coc, &B.fs);
         if (st == SD_OK && B.ro.x0 < B.ro.x1)
-            st = run_fill(f, &B.ro, 4, 0, B.lev_o, e->rgba, e->coc, &fo);
+            st = run_fill(f, &B.ro, 4, 0, B.lev_o, e->rgba, e->coc, &B.fo);
         if (st != SD_OK) goto done;
-        B.fs = fs;
-        B.fo = fo;
     }
     B.rowcnt = e->row_start + 1;
     SD_PARALLEL_FOR_DYN(f->nt)
@@ -615,8 +633,8 @@ done:
     if (xb)
         for (int k = 0; k < nchunk; k++) { free(xb[k].x); free(xb[k].rgba); free(xb[k].coc); }
     free(xb);
-    free(fs);
-    free(fo);
+    free(B.fs.ws);
+    free(B.fo.ws);
     if (st != SD_OK || *retry_s || *retry_o) sd_entries_free(e);
     return st;
 }
@@ -643,6 +661,9 @@ sd_status sd_entries_build(int H, int W, sd_cview img, const float *coc, const f
 }
 
 /* ---- slice centres --------------------------------------------------------------------- */
+
+/* Rows per chunk of the histogram pass (each chunk has its own histogram). */
+#define SLICE_CHUNK_ROWS 64
 
 /* numpy.histogram's bin of v for nb equal bins over [lo, hi] with these edges: the estimate is
  * corrected against the edges, so a value on an edge lands exactly where numpy puts it. */
@@ -745,7 +766,7 @@ static void coc_range(const float *coc, const float *rgba, ptrdiff_t n, float *p
 
 /* Serial: the interface gives it no thread count, and it is two passes over the entries. A CoC
  * range beyond MAX_MODE_BINS bins is SD_ERR_VALUE. */
-sd_status sd_entries_slices(const sd_entries *e, float *centres, int *n)
+sd_status sd_entries_slices(const sd_entries *e, float *centres, int *n, int nthreads)
 {
     if (!e || !centres || !n || e->H < 1 || e->W < 1 || !e->rgba || !e->coc || e->n < 0 ||
         (e->n > 0 && (!e->xrgba || !e->xcoc)))
@@ -795,21 +816,41 @@ sd_status sd_entries_slices(const sd_entries *e, float *centres, int *n)
     for (ptrdiff_t k = 0; k < nb; k++) h[k] = (hbin){0.0, 0.0, 0.0, INFINITY, -INFINITY};
     const double scale = (double)nb / (hi - lo);
     double total = 0.0;
-    /* one pass over every entry; a run of equal CoC (a flat surface, a row of the ground plane)
-     * is summed before it touches its bin */
-    float rc = NAN;
-    double rw = 0.0;
+    /* One pass over every entry, in fixed chunks of rows whose histograms are added up in order
+     * (so the sums do not depend on the thread count); a run of equal CoC (a flat surface, a row
+     * of the ground plane) is summed before it touches its bin. */
+    const int H = e->H, W = e->W;
+    /* at most ~32 MB of partial histograms: fewer, taller chunks for a very wide CoC range */
+    ptrdiff_t maxchunks = ((ptrdiff_t)32 << 20) / ((ptrdiff_t)sizeof(hbin) * nb);
+    int crows = SLICE_CHUNK_ROWS;
+    if (maxchunks < 1) maxchunks = 1;
+    while ((H + crows - 1) / crows > maxchunks) crows *= 2;
+    const int nchunk = (H + crows - 1) / crows;
+    hbin *ph = malloc(sizeof(hbin) * (size_t)nb * (size_t)nchunk);
+    double *ptot = malloc(sizeof(double) * (size_t)(nchunk + 1));
+    if (!ph || !ptot) {
+        free(ph); free(ptot); free(edges); free(h);
+        return SD_ERR_NOMEM;
+    }
+    SD_PARALLEL_FOR_DYN(sd_threads(nthreads))
+    for (int k = 0; k <= nchunk; k++) { /* chunk nchunk: the extras */
+        hbin *hk = k < nchunk ? ph + (ptrdiff_t)k * nb : h;
+        if (k < nchunk)
+            for (ptrdiff_t b = 0; b < nb; b++) hk[b] = (hbin){0.0, 0.0, 0.0, INFINITY, -INFINITY};
+        double tk = 0.0;
+        float rc = NAN;
+        double rw = 0.0;
 #define FLUSH_RUN()                                                                           \
     do {                                                                                      \
         if (rw > 0.0) {                                                                       \
             ptrdiff_t k_ = bin_of((double)rc, lo, scale, edges, nb);                          \
-            hbin *q_ = &h[k_];                                                                \
+            hbin *q_ = &hk[k_];                                                               \
             q_->w += rw;                                                                      \
             q_->cw += ((double)rc - edges[k_]) * rw;                                          \
             if (k_ > 0 && (double)rc == edges[k_]) q_->ew += rw;                              \
             if (rc < q_->mn) q_->mn = rc;                                                     \
             if (rc > q_->mx) q_->mx = rc;                                                     \
-            total += rw;                                                                      \
+            tk += rw;                                                                         \
         }                                                                                     \
     } while (0)
 #define ADD_ENTRY(cf, wf)                                                                     \
@@ -823,11 +864,33 @@ sd_status sd_entries_slices(const sd_entries *e, float *centres, int *n)
         }                                                                                     \
         rw += (double)w_;                                                                     \
     } while (0)
-    for (ptrdiff_t i = 0; i < np; i++) ADD_ENTRY(e->coc[i], e->rgba[4 * i + 3]);
-    for (ptrdiff_t i = 0; i < e->n; i++) ADD_ENTRY(e->xcoc[i], e->xrgba[4 * i + 3]);
-    FLUSH_RUN();
+        if (k < nchunk) {
+            ptrdiff_t i0 = (ptrdiff_t)k * crows * W;
+            ptrdiff_t i1 = (ptrdiff_t)(k + 1 < nchunk ? (k + 1) * crows : H) * W;
+            for (ptrdiff_t i = i0; i < i1; i++) ADD_ENTRY(e->coc[i], e->rgba[4 * i + 3]);
+        } else {
+            for (ptrdiff_t i = 0; i < e->n; i++) ADD_ENTRY(e->xcoc[i], e->xrgba[4 * i + 3]);
+        }
+        FLUSH_RUN();
 #undef ADD_ENTRY
 #undef FLUSH_RUN
+        ptot[k] = tk;
+    }
+    for (int k = 0; k < nchunk; k++) { /* in order: the sums are the same for any thread count */
+        const hbin *hk = ph + (ptrdiff_t)k * nb;
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            if (!(hk[b].w > 0.0)) continue;
+            h[b].w += hk[b].w;
+            h[b].cw += hk[b].cw;
+            h[b].ew += hk[b].ew;
+            if (hk[b].mn < h[b].mn) h[b].mn = hk[b].mn;
+            if (hk[b].mx > h[b].mx) h[b].mx = hk[b].mx;
+        }
+        total += ptot[k];
+    }
+    total += ptot[nchunk];
+    free(ph);
+    free(ptot);
     /* strong modes, the heaviest first; equal ones the smaller CoC first (numpy's argsort left
      * their order unspecified) */
     double thr = MODE_MIN_SHARE * total;

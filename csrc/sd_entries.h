@@ -31,7 +31,7 @@ void sd_entries_free(sd_entries *e);
 /* Slice centres along the CoC axis, from the largest (farthest) to the smallest; writes at most
  * SD_MAX_SLICES + 1 values to centres and their number to *n (at least 1). */
 #define SD_MAX_SLICES 24
-sd_status sd_entries_slices(const sd_entries *e, float *centres, int *n);
+sd_status sd_entries_slices(const sd_entries *e, float *centres, int *n, int nthreads);
 
 /* The layered composite of sd_render over given entries and slice centres (sd_render.c). */
 sd_status sd_render_entries(const sd_entries *e, const float *centres, int nslices, const sd_aperture *ap,

@@ -127,6 +127,37 @@ static void pull_premult4(const float *value, ptrdiff_t vrow, const float *hole,
     }
 }
 
+/* Level 1 from normalised values with weights, for a channel count known at compile time. */
+static inline void pull_weighted(const float *value, ptrdiff_t vrow, const float *weight, ptrdiff_t mrow, int H,
+                                 int W, int nch, float *cv, float *cw, int ch_, int cw_, int nt)
+{
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < ch_; y++) {
+        int ya = 2 * y, yb = 2 * y + 1 < H ? 2 * y + 1 : -1;
+        for (int x = 0; x < cw_; x++) {
+            int xa = 2 * x, xb = 2 * x + 1 < W ? 2 * x + 1 : -1;
+            float sw = 0.0f, sv[4] = {0, 0, 0, 0};
+            for (int dy = 0; dy < 2; dy++) {
+                int yy = dy ? yb : ya;
+                if (yy < 0) continue;
+                for (int dx = 0; dx < 2; dx++) {
+                    int xx = dx ? xb : xa;
+                    if (xx < 0) continue;
+                    float w = weight[(ptrdiff_t)yy * mrow + xx];
+                    if (!(w > 0.0f)) continue;
+                    const float *q = value + (ptrdiff_t)yy * vrow + (ptrdiff_t)xx * nch;
+                    sw += w;
+                    for (int c = 0; c < nch; c++) sv[c] += w * q[c];
+                }
+            }
+            ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
+            float inv = sw > 0.0f ? 1.0f / sw : 0.0f;
+            cw[o] = sw > 1.0f ? 1.0f : sw;
+            for (int c = 0; c < nch; c++) cv[o * nch + c] = sv[c] * inv;
+        }
+    }
+}
+
 void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float *value, ptrdiff_t vrow,
                    const float *weight, const float *hole, ptrdiff_t mrow, const int *rx0, const int *rx1,
                    int nthreads)
@@ -149,6 +180,10 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
     int k1 = 1;
     if (hole && nch == 4 && f->n > 1) { /* the render's case, in float */
         pull_premult4(value, vrow, hole, mrow, H, W, rx0, rx1, f->v[1], f->w[1], f->H[1], f->W[1], nt);
+        k1 = 2;
+    } else if (!hole && (nch == 1 || nch == 4) && f->n > 1) { /* the matte's fills */
+        if (nch == 1) pull_weighted(value, vrow, weight, mrow, H, W, 1, f->v[1], f->w[1], f->H[1], f->W[1], nt);
+        else pull_weighted(value, vrow, weight, mrow, H, W, 4, f->v[1], f->w[1], f->H[1], f->W[1], nt);
         k1 = 2;
     }
     for (int k = k1; k < f->n; k++) {

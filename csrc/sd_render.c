@@ -97,7 +97,7 @@ static void index_intervals(rctx *r)
 {
     const sd_entries *e = r->e;
     int H = r->H, W = r->W, ni = r->ni, nt = r->nt;
-    SD_PARALLEL_FOR(nt)
+    SD_PARALLEL_FOR_DYN(nt)
     for (int y = 0; y < H; y++) {
         for (int i = 0; i < ni; i++) {
             ptrdiff_t j = (ptrdiff_t)i * H + y;
@@ -241,7 +241,7 @@ static void build_slice_fine(rctx *r, const slice_t *s)
 {
     const sd_entries *e = r->e;
     int W = r->W;
-    SD_PARALLEL_FOR(r->nt)
+    SD_PARALLEL_FOR_DYN(r->nt)
     for (int y = s->cy0; y < s->cy1; y++) {
         ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
         int xs = s->kx0[y], xe = s->kx1[y];
@@ -281,7 +281,7 @@ static void build_slice(rctx *r, const slice_t *s)
     int H = r->H, W = r->W, k = s->k, bs = 1 << k;
     int nxk = (W + bs - 1) >> k;
     float inv_area = 1.0f / (float)(bs * bs), inv_bs = 1.0f / (float)bs;
-    SD_PARALLEL_FOR(r->nt)
+    SD_PARALLEL_FOR_DYN(r->nt)
     for (int cy = s->cy0; cy < s->cy1; cy++) {
         int y0 = cy << k, y1 = imin(y0 + bs, H);
         ptrdiff_t xp[1 << MAX_SLICE_LEVEL]; /* per frame row of the cell row: the next extra entry */
@@ -347,7 +347,7 @@ static void fill_slice(rctx *r, const slice_t *s)
                       r->gx0, r->gx1, r->nt);
     else
         f.n = 1;
-    SD_PARALLEL_FOR(r->nt)
+    SD_PARALLEL_FOR_DYN(r->nt)
     for (int cy = s->cy0; cy < s->cy1; cy++)
         for (int cx = s->kx0[cy]; cx < s->kx1[cy]; cx++) {
             ptrdiff_t i = (ptrdiff_t)cy * nxk + cx;
@@ -397,7 +397,7 @@ static void composite(rctx *r, int si, int k, box_t sb)
             xw[x] = px - (float)xi[x];
             if (xi[x] >= nx - 1) { xi[x] = nx - 1 > 0 ? nx - 2 : 0; xw[x] = nx > 1 ? 1.0f : 0.0f; }
         }
-    SD_PARALLEL_FOR(r->nt)
+    SD_PARALLEL_FOR_DYN(r->nt)
     for (int y = sb.y0; y < sb.y1; y++) {
         ptrdiff_t i0 = (ptrdiff_t)y * W;
         float *o = r->out.data + (ptrdiff_t)y * r->out.row, *a = r->acc + i0, *cv = r->cover + i0, *ls = r->last + i0;
@@ -639,7 +639,7 @@ sd_status sd_render(int H, int W, sd_cview img, const float *coc, const float *m
     float cent[SD_MAX_SLICES + 1];
     int ns = 0;
     SD_TIC(t_slices);
-    st = sd_entries_slices(&e, cent, &ns);
+    st = sd_entries_slices(&e, cent, &ns, nthreads);
     SD_TOC(PROF_SLICES, t_slices);
     if (st == SD_OK && cancel && cancel->check && cancel->check(cancel->ctx)) st = SD_ERR_INTERRUPTED;
     if (st == SD_OK) st = sd_render_entries(&e, cent, ns, ap, plate, out, nthreads, cancel);

@@ -349,15 +349,23 @@ static void spread_row(plane_t *p, const sd_aperture *ap, plan_t *pl, rowsrc_t *
 /* ------------------------------------------------------------------------------------------ */
 /* levels                                                                                      */
 
-/* Nominal level of radius R and the weight that crossfades to the next level up. */
+/* Nominal level of radius R (the smallest k with R <= SD_R_MAX 2^k) and the weight that
+ * crossfades to the next level up, rising linearly in R over the top FADE (in log2 radius) of
+ * the level's octave. No logarithm: this runs for every source of every level. */
 static inline int level_of(float R, float *w_up)
 {
     *w_up = 0.0f;
-    if (R <= SD_R_MAX * 0.8408964f) return 0; /* 2^-FADE */
-    float x = log2f(R / SD_R_MAX);
-    int k = x <= 0.0f ? 0 : sd_iceil(x);
-    float f = (x - ((float)k - FADE)) / FADE;
-    if (f > 0.0f) *w_up = f < 1.0f ? f : 1.0f;
+    float top = SD_R_MAX;
+    int k = 0;
+    while (R > top && k < MAX_LEVELS - 1) {
+        top *= 2.0f;
+        k++;
+    }
+    float f0 = top * 0.8408964f; /* 2^-FADE */
+    if (R > f0) {
+        float f = (R - f0) / (top - f0);
+        *w_up = f < 1.0f ? f : 1.0f;
+    }
     return k;
 }
 
@@ -486,7 +494,7 @@ void sd_pyr_clear(sd_pyramid *p, int nthreads)
         plane_t *l = &p->lev[k];
         int r0 = p->d0[k], r1 = p->d1[k];
         if (r0 < r1) {
-            SD_PARALLEL_FOR(nt)
+            SD_PARALLEL_FOR_DYN(nt)
             for (int y = r0; y < r1; y++) {
                 if (l->xl[y] < l->xr[y])
                     memset(l->buf + (ptrdiff_t)y * l->stride + 4 * l->xl[y], 0,
@@ -724,7 +732,7 @@ sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_a
         return SD_ERR_NOMEM;
     }
     /* radius range of every source row, so that each level only visits rows it has sources in */
-    SD_PARALLEL_FOR(nt)
+    SD_PARALLEL_FOR_DYN(nt)
     for (int y = row0; y < row1; y++) {
         const float *cr = s->coc + (ptrdiff_t)y * s->coc_row;
         float lo = INFINITY, hi = -INFINITY;
@@ -789,7 +797,7 @@ sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_a
 static void prefix_rows(plane_t *l, int r0, int r1, int nthreads)
 {
     int nt = sd_threads(nthreads);
-    SD_PARALLEL_FOR(nt)
+    SD_PARALLEL_FOR_DYN(nt)
     for (int y = r0; y < r1; y++) {
         float *r = l->buf + (ptrdiff_t)y * l->stride;
         float acc[4] = {0, 0, 0, 0};
@@ -804,7 +812,7 @@ static void prefix_rows(plane_t *l, int r0, int r1, int nthreads)
 static void upsample_add(const plane_t *coarse, plane_t *fine, int r0, int r1, int nthreads)
 {
     int nt = sd_threads(nthreads);
-    SD_PARALLEL_FOR(nt)
+    SD_PARALLEL_FOR_DYN(nt)
     for (int fy = r0; fy < r1; fy++) {
         float *dst = fine->buf + (ptrdiff_t)fy * fine->stride;
         float py = 0.5f * ((float)fy + 0.5f) - 0.5f;
@@ -867,7 +875,7 @@ static void fold_margins(sd_pyramid *p, int k, int nthreads)
     int y0, y1;
     folded_span(d0 - o, d1 - o, l->ny, &y0, &y1);
     int b0 = l->nx, b1 = 0;
-    SD_PARALLEL_FOR(nt)
+    SD_PARALLEL_FOR_DYN(nt)
     for (int y = y0; y < y1; y++) {
         int j = y + o;
         float *r = l->buf + (ptrdiff_t)j * l->stride;
