@@ -157,21 +157,26 @@ static inline void boxfill_at(const boxfill *b, int nch, int x, int y, float *ou
 }
 
 /* Push-pull fill over rectangle *r of the CoC (nch 1) or of colour + CoC (nch 4) from where the
- * part (subject, or the rest: 1 - matte) is confident at `level`. The inputs are staged in the
- * caller's scratch (sv: 4 floats per frame pixel, sw: 1), which is free again afterwards. If r
- * holds no confident pixel at all, the fill runs on the whole frame (*r updated). */
-static sd_status run_fill(const frame *f, rect *r, int nch, int subject, int level, float *sv, float *sw,
-                          boxfill *out)
+ * part (subject, or the rest: 1 - matte) is confident at `level`, its inputs staged in scratch
+ * of the box's size. If r holds no confident pixel at all, the fill runs on the whole frame (*r
+ * updated). */
+static sd_status run_fill(const frame *f, rect *r, int nch, int subject, int level, boxfill *out)
 {
     memset(out, 0, sizeof *out);
     for (;;) {
         const rect rr = *r;
         const int cw = rr.x1 - rr.x0, ch = rr.y1 - rr.y0;
+        float *sv = malloc(sizeof(float) * (size_t)cw * (size_t)ch * (size_t)(nch + 1));
+        if (!sv) return SD_ERR_NOMEM;
+        float *sw = sv + (size_t)cw * (size_t)ch * (size_t)nch;
         /* whole rows of the CoC are already laid out as push-pull wants them */
         const int stage = !(nch == 1 && cw == f->W);
         const float *v = stage ? sv : f->coc + (ptrdiff_t)rr.y0 * f->W;
         unsigned char *rowany = malloc((size_t)ch);
-        if (!rowany) return SD_ERR_NOMEM;
+        if (!rowany) {
+            free(sv);
+            return SD_ERR_NOMEM;
+        }
         const float t = CONF_LEVEL[level < 2 ? level : 1];
         SD_PARALLEL_FOR(f->nt)
         for (int y = 0; y < ch; y++) {
@@ -203,6 +208,7 @@ static sd_status run_fill(const frame *f, rect *r, int nch, int subject, int lev
         free(rowany);
         if (!any && (cw < f->W || ch < f->H)) {
             /* nothing confident near the pixels that need it: continue from the whole frame */
+            free(sv);
             r->x0 = 0; r->y0 = 0; r->x1 = f->W; r->y1 = f->H;
             continue;
         }
@@ -210,12 +216,14 @@ static sd_status run_fill(const frame *f, rect *r, int nch, int subject, int lev
             out->p.n = 1;
             out->w0 = sw[0] > 0.0f;
             for (int c = 0; c < nch; c++) out->v0[c] = v[c];
+            free(sv);
             return SD_OK;
         }
         out->ws = malloc(sizeof(float) * sd_fill_ws_floats(ch, cw, nch));
-        if (!out->ws) return SD_ERR_NOMEM;
-        sd_fill_build(&out->p, out->ws, ch, cw, nch, v, (ptrdiff_t)cw * nch, sw, NULL, cw, NULL, NULL, f->nt);
-        return SD_OK;
+        if (out->ws)
+            sd_fill_build(&out->p, out->ws, ch, cw, nch, v, (ptrdiff_t)cw * nch, sw, NULL, cw, NULL, NULL, NULL, f->nt);
+        free(sv);
+        return out->ws ? SD_OK : SD_ERR_NOMEM;
     }
 }
 
@@ -456,7 +464,6 @@ static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx,
     const int W = f->W;
     const float *crow = f->coc + (ptrdiff_t)y * W;
     const float *mrow = f->matte ? f->matte + (ptrdiff_t)y * W : NULL;
-    float *orgba = B->e->rgba + (ptrdiff_t)y * W * 4;
     float *ococ = B->e->coc + (ptrdiff_t)y * W;
     const float *prow = f->img.data + (ptrdiff_t)y * f->img.row;
     const ptrdiff_t pix = f->img.pix;
@@ -466,7 +473,7 @@ static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx,
     const float zero[3] = {0.0f, 0.0f, 0.0f};
     for (int x = 0; x < W; x++) {
         const float *p = prow + (ptrdiff_t)x * pix;
-        float *o = orgba + 4 * (ptrdiff_t)x;
+        float o[4]; /* the main entry */
         float c = crow[x];
         float a = mrow ? mrow[x] : 0.0f;
         if (a == 0.0f) {
@@ -528,6 +535,11 @@ static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx,
             q[3] = (float)u->b;
             if (!push_extra(b, x, q, u->c)) return 0;
         }
+        /* the pixel as it is stays implicit; anything else becomes an extra like the others */
+        if (o[0] == p[0] && o[1] == p[1] && o[2] == p[2] && o[3] == 1.0f) continue;
+        float mc = ococ[x];
+        ococ[x] = NAN;
+        if (nonzero4(o) && !push_extra(b, x, o, mc)) return 0;
     }
     B->rowcnt[y] = b->n - n0;
     return 1;
@@ -536,7 +548,7 @@ static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx,
 void sd_entries_free(sd_entries *e)
 {
     if (!e) return;
-    sd_big_free(e->rgba); sd_big_free(e->coc); free(e->row_start); free(e->x); free(e->xrgba); free(e->xcoc);
+    sd_big_free(e->coc); free(e->row_start); free(e->x); free(e->xrgba); free(e->xcoc);
     memset(e, 0, sizeof *e);
 }
 
@@ -564,12 +576,12 @@ static sd_status build(const frame *f0, int full_s, int full_o, sd_entries *e, i
     size_t npix = (size_t)H * (size_t)W;
     e->H = H;
     e->W = W;
-    e->rgba = sd_big_calloc(4 * npix, sizeof(float), f->nt);
+    e->img = f->img;
     e->coc = sd_big_calloc(npix, sizeof(float), f->nt);
     e->row_start = malloc(sizeof(ptrdiff_t) * ((size_t)H + 1));
     int nchunk = (H + CHUNK_ROWS - 1) / CHUNK_ROWS;
     xbuf *xb = calloc((size_t)nchunk, sizeof(xbuf));
-    if (!e->rgba || !e->coc || !e->row_start || !xb) {
+    if (!e->coc || !e->row_start || !xb) {
         st = SD_ERR_NOMEM;
         goto done;
     }
@@ -579,9 +591,8 @@ static sd_status build(const frame *f0, int full_s, int full_o, sd_entries *e, i
         const rect none = {0, 0, 0, 0};
         B.rs = full_s ? whole : B.lev_s >= 2 ? none : grow_rect(frac, H, W);
         B.ro = full_o ? whole : B.lev_o >= 2 ? none : grow_rect(frac, H, W);
-        if (B.rs.x0 < B.rs.x1) st = run_fill(f, &B.rs, 1, 1, B.lev_s, e->rgba, e->coc, &B.fs);
-        if (st == SD_OK && B.ro.x0 < B.ro.x1)
-            st = run_fill(f, &B.ro, 4, 0, B.lev_o, e->rgba, e->coc, &B.fo);
+        if (B.rs.x0 < B.rs.x1) st = run_fill(f, &B.rs, 1, 1, B.lev_s, &B.fs);
+        if (st == SD_OK && B.ro.x0 < B.ro.x1) st = run_fill(f, &B.ro, 4, 0, B.lev_o, &B.fo);
         if (st != SD_OK) goto done;
     }
     B.rowcnt = e->row_start + 1;
@@ -707,7 +718,7 @@ static int any_in_scan(const sd_entries *e, double A, double B, int closed)
     ptrdiff_t np = (ptrdiff_t)e->H * e->W;
     for (ptrdiff_t i = 0; i < np; i++) {
         double c = e->coc[i];
-        if (e->rgba[4 * i + 3] > 0.0f && c >= A && (c < B || (closed && c <= B))) return 1;
+        if (c >= A && (c < B || (closed && c <= B))) return 1; /* a NaN (no main entry) fails */
     }
     for (ptrdiff_t i = 0; i < e->n; i++) {
         double c = e->xcoc[i];
@@ -740,6 +751,7 @@ static int any_in(const sd_entries *e, const hbin *h, const double *edges, ptrdi
 
 /* Widens [*mn, *mx] to the CoC of every entry with coverage. Blocks whose whole CoC range lies
  * inside already are skipped without reading their coverage. */
+/* Range of coc[i] over the entries with coverage (rgba NULL: the main entries, NaN for none). */
 static void coc_range(const float *coc, const float *rgba, ptrdiff_t n, float *pmn, float *pmx)
 {
     float fmn = *pmn, fmx = *pmx;
@@ -754,7 +766,7 @@ static void coc_range(const float *coc, const float *rgba, ptrdiff_t n, float *p
         if (bmn >= fmn && bmx <= fmx) continue;
         for (ptrdiff_t i = i0; i < i1; i++) {
             float c = coc[i];
-            if ((c < fmn || c > fmx) && rgba[4 * i + 3] > 0.0f) {
+            if ((c < fmn || c > fmx) && (!rgba || rgba[4 * i + 3] > 0.0f)) {
                 if (c < fmn) fmn = c;
                 if (c > fmx) fmx = c;
             }
@@ -768,13 +780,13 @@ static void coc_range(const float *coc, const float *rgba, ptrdiff_t n, float *p
  * range beyond MAX_MODE_BINS bins is SD_ERR_VALUE. */
 sd_status sd_entries_slices(const sd_entries *e, float *centres, int *n, int nthreads)
 {
-    if (!e || !centres || !n || e->H < 1 || e->W < 1 || !e->rgba || !e->coc || e->n < 0 ||
+    if (!e || !centres || !n || e->H < 1 || e->W < 1 || !e->coc || e->n < 0 ||
         (e->n > 0 && (!e->xrgba || !e->xcoc)))
         return SD_ERR_ARG;
     const ptrdiff_t np = (ptrdiff_t)e->H * e->W;
     /* the CoC range of everything with coverage */
     float fmn = INFINITY, fmx = -INFINITY;
-    coc_range(e->coc, e->rgba, np, &fmn, &fmx);
+    coc_range(e->coc, NULL, np, &fmn, &fmx);
     if (e->n > 0) coc_range(e->xcoc, e->xrgba, e->n, &fmn, &fmx);
     if (!(fmn <= fmx)) { /* nothing covers anything */
         centres[0] = 0.0f;
@@ -867,7 +879,7 @@ sd_status sd_entries_slices(const sd_entries *e, float *centres, int *n, int nth
         if (k < nchunk) {
             ptrdiff_t i0 = (ptrdiff_t)k * crows * W;
             ptrdiff_t i1 = (ptrdiff_t)(k + 1 < nchunk ? (k + 1) * crows : H) * W;
-            for (ptrdiff_t i = i0; i < i1; i++) ADD_ENTRY(e->coc[i], e->rgba[4 * i + 3]);
+            for (ptrdiff_t i = i0; i < i1; i++) ADD_ENTRY(e->coc[i], e->coc[i] == e->coc[i] ? 1.0f : 0.0f);
         } else {
             for (ptrdiff_t i = 0; i < e->n; i++) ADD_ENTRY(e->xcoc[i], e->xrgba[4 * i + 3]);
         }

@@ -76,7 +76,8 @@ static inline float weight0(const float *weight, const float *hole, ptrdiff_t i)
 
 /* Level 1 from premultiplied 4-channel values and hidden fractions (see sd_fill_build). */
 static void pull_premult4(const float *value, ptrdiff_t vrow, const float *hole, ptrdiff_t mrow, int H, int W,
-                          const int *rx0, const int *rx1, float *cv, float *cw, int ch_, int cw_, int nt)
+                          const int *rx0, const int *rx1, const ptrdiff_t *roff, float *cv, float *cw, int ch_,
+                          int cw_, int nt)
 {
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < ch_; y++) {
@@ -112,9 +113,10 @@ static void pull_premult4(const float *value, ptrdiff_t vrow, const float *hole,
                     int xx = dx ? xb : xa;
                     if (xx < 0) continue;
                     if (rx0 && (xx < rx0[yy] || xx >= rx1[yy])) { sw += 1.0f; continue; } /* seen, empty */
-                    float vis = 1.0f - hole[(ptrdiff_t)yy * mrow + xx];
+                    ptrdiff_t i = roff ? roff[yy] + xx : (ptrdiff_t)yy * mrow + xx;
+                    float vis = 1.0f - hole[i];
                     if (!(vis > 1e-3f)) continue;
-                    const float *q = value + (ptrdiff_t)yy * vrow + 4 * (ptrdiff_t)xx;
+                    const float *q = roff ? value + 4 * i : value + (ptrdiff_t)yy * vrow + 4 * (ptrdiff_t)xx;
                     sw += vis;
                     for (int c = 0; c < 4; c++) sv[c] += q[c];
                 }
@@ -160,7 +162,7 @@ static inline void pull_weighted(const float *value, ptrdiff_t vrow, const float
 
 void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float *value, ptrdiff_t vrow,
                    const float *weight, const float *hole, ptrdiff_t mrow, const int *rx0, const int *rx1,
-                   int nthreads)
+                   const ptrdiff_t *roff, int nthreads)
 {
     int nt = sd_threads(nthreads);
     f->nch = nch;
@@ -179,7 +181,7 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
     /* pull: level 1 from the input, then each level from the one below */
     int k1 = 1;
     if (hole && nch == 4 && f->n > 1) { /* the render's case, in float */
-        pull_premult4(value, vrow, hole, mrow, H, W, rx0, rx1, f->v[1], f->w[1], f->H[1], f->W[1], nt);
+        pull_premult4(value, vrow, hole, mrow, H, W, rx0, rx1, roff, f->v[1], f->w[1], f->H[1], f->W[1], nt);
         k1 = 2;
     } else if (!hole && (nch == 1 || nch == 4) && f->n > 1) { /* the matte's fills */
         if (nch == 1) pull_weighted(value, vrow, weight, mrow, H, W, 1, f->v[1], f->w[1], f->H[1], f->W[1], nt);
@@ -316,7 +318,7 @@ sd_status sd_pushpull(int H, int W, int nch, const float *value, const float *we
     float *ws = malloc(sizeof(float) * sd_fill_ws_floats(H, W, nch));
     if (!ws) return SD_ERR_NOMEM;
     sd_fillpyr f;
-    sd_fill_build(&f, ws, H, W, nch, value, (ptrdiff_t)W * nch, weight, NULL, W, NULL, NULL, nt);
+    sd_fill_build(&f, ws, H, W, nch, value, (ptrdiff_t)W * nch, weight, NULL, W, NULL, NULL, NULL, nt);
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {

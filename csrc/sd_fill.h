@@ -23,10 +23,12 @@ size_t sd_fill_ws_floats(int H, int W, int nch);
  * the render, as premultiplied values with the fraction hidden (weight == NULL: value holds
  * colour times visible fraction, hole the hidden fraction; fractions visible below 1e-3 count as
  * no weight). Rows of value are vrow floats apart, of weight/hole mrow. With hole and nch == 4,
- * rx0/rx1 (or NULL) limit row y to cells [rx0[y], rx1[y]): the others count as seen and empty. */
+ * rx0/rx1 (or NULL) limit row y to cells [rx0[y], rx1[y]): the others count as seen and empty;
+ * roff (or NULL) then places cell (x, y) at element roff[y] + x of hole (times nch of value),
+ * the rows stored back to back. */
 void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float *value, ptrdiff_t vrow,
                    const float *weight, const float *hole, ptrdiff_t mrow, const int *rx0, const int *rx1,
-                   int nthreads);
+                   const ptrdiff_t *roff, int nthreads);
 
 /* The coarse levels' fill at level-0 cell (x, y), nch values (n >= 2 levels only). */
 void sd_fill_sample(const sd_fillpyr *f, int x, int y, float *out);

@@ -36,7 +36,16 @@ typedef struct {
     const float *pos;
     ptrdiff_t coc_row;
     const int *rx0, *rx1; /* NULL, or per base row y the columns [rx0[y], rx1[y]) that hold sources */
+    const ptrdiff_t *roff; /* NULL, or cell (x, y) is element roff[y] + x of coc, pos and src (whose
+                            * row strides are then unused): rows stored back to back, each only
+                            * as wide as its columns [rx0[y], rx1[y]) */
 } sd_pyr_src;
+
+/* Index of cell (x, y) of a source grid in its coc array (pos: twice that, src: times pix). */
+static inline ptrdiff_t sd_pyr_cell(const sd_pyr_src *s, int x, int y)
+{
+    return s->roff ? s->roff[y] + x : (ptrdiff_t)y * s->coc_row + x;
+}
 sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_aperture *ap, int row0, int row1,
                         int col0, int col1, int nthreads);
 

@@ -47,6 +47,7 @@ static inline int interval_of(const float *cent, int n, float c)
 
 static inline int has_light(const float *q) { return q[0] != 0.0f || q[1] != 0.0f || q[2] != 0.0f || q[3] != 0.0f; }
 
+
 typedef struct {
     int y0, y1, x0, x1; /* frame rows and columns [y0, y1) x [x0, x1) */
 } box_t;
@@ -79,6 +80,7 @@ typedef struct {
     int *cx0, *cx1, *dx0, *dx1; /* per frame row: the slice's content columns, grown by its reach */
     int *kx0, *kx1;             /* per cell row of the slice's level: the cells built */
     int *gx0, *gx1;             /* the same relative to the fill's grid */
+    ptrdiff_t *roff, *groff;    /* row offsets of the cells in the slice buffers, and in the fill's grid */
     int *colidx;   /* per frame column: the coarse cell left of it and its interpolation weight */
     float *colw;
     ptrdiff_t rowbuf_stride;
@@ -108,9 +110,8 @@ static void index_intervals(rctx *r)
         }
         int iv = 0;
         for (int x = 0; x < W; x++) {
-            ptrdiff_t p = (ptrdiff_t)y * W + x;
-            if (!has_light(e->rgba + 4 * p)) continue;
-            float c = e->coc[p];
+            float c = e->coc[(ptrdiff_t)y * W + x];
+            if (c != c) continue; /* no main entry: its extras follow */
             iv = interval_near(r->cent, r->ns, c, iv);
             ptrdiff_t j = (ptrdiff_t)iv * H + y;
             float R = 0.5f * fabsf(c);
@@ -203,6 +204,8 @@ typedef struct {
     int k;             /* level */
     int cy0, cy1, cx0, cx1; /* the bounding box of the cells built */
     const int *kx0, *kx1;   /* per cell row cy, the cells [kx0[cy], kx1[cy]) built */
+    const ptrdiff_t *roff;  /* ... stored back to back: cell (cx, cy) is element roff[cy] + cx */
+    int holes;              /* whether nearer slices hide part of it */
 } slice_t;
 
 /* tent(lo, mid, hi, c) with the slopes precomputed. */
@@ -246,14 +249,22 @@ static void build_slice_fine(rctx *r, const slice_t *s)
         ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
         int xs = s->kx0[y], xe = s->kx1[y];
         while (q < qe && e->x[q] < xs) q++;
+        const float *irow = e->img.data + (ptrdiff_t)y * e->img.row;
         for (int x = xs; x < xe; x++) {
             ptrdiff_t p = (ptrdiff_t)y * W + x;
-            const float *m = e->rgba + 4 * p;
             float c = e->coc[p];
-            float t = slice_weight(s, c);
-            float l[4] = {t * m[0], t * m[1], t * m[2], t * m[3]};
-            float wa = t * m[3], wc = wa * c;
-            float h = slice_hides(s, c, m[3]);
+            float l[4] = {0, 0, 0, 0}, wa = 0.0f, wc = 0.0f, h = 0.0f;
+            if (c == c) { /* the main entry: the pixel itself, fully covered */
+                const float *m = irow + (ptrdiff_t)x * e->img.pix;
+                float t = slice_weight(s, c);
+                l[0] = t * m[0];
+                l[1] = t * m[1];
+                l[2] = t * m[2];
+                l[3] = t;
+                wa = t;
+                wc = t * c;
+                h = slice_hides(s, c, 1.0f);
+            }
             for (; q < qe && e->x[q] == x; q++) {
                 const float *xq = e->xrgba + 4 * q;
                 float xc = e->xcoc[q], xt = slice_weight(s, xc);
@@ -262,10 +273,11 @@ static void build_slice_fine(rctx *r, const slice_t *s)
                 wc += xt * xq[3] * xc;
                 h += slice_hides(s, xc, xq[3]);
             }
-            float *d = r->layer + 4 * p;
+            ptrdiff_t i = s->roff[y] + x;
+            float *d = r->layer + 4 * i;
             for (int ch = 0; ch < 4; ch++) d[ch] = l[ch];
-            r->lcoc[p] = wa > 1e-8f ? wc / wa : s->mid;
-            r->hole[p] = h > 1.0f ? 1.0f : h;
+            r->lcoc[i] = wa > 1e-8f ? wc / wa : s->mid;
+            r->hole[i] = h > 1.0f ? 1.0f : h;
         }
     }
 }
@@ -279,7 +291,6 @@ static void build_slice(rctx *r, const slice_t *s)
     }
     const sd_entries *e = r->e;
     int H = r->H, W = r->W, k = s->k, bs = 1 << k;
-    int nxk = (W + bs - 1) >> k;
     float inv_area = 1.0f / (float)(bs * bs), inv_bs = 1.0f / (float)bs;
     SD_PARALLEL_FOR_DYN(r->nt)
     for (int cy = s->cy0; cy < s->cy1; cy++) {
@@ -297,15 +308,15 @@ static void build_slice(rctx *r, const slice_t *s)
             for (int y = y0; y < y1; y++) {
                 ptrdiff_t q = xp[y - y0], qe = e->row_start[y + 1];
                 for (int x = x0; x < x1; x++) {
-                    ptrdiff_t p = (ptrdiff_t)y * W + x;
                     float h = 0.0f, px = (float)x + 0.5f, py = (float)y + 0.5f;
-                    take_entry(s, e->rgba + 4 * p, e->coc[p], px, py, acc, &h);
+                    float mq[4], mc;
+                    if (sd_main_entry(e, x, y, mq, &mc)) take_entry(s, mq, mc, px, py, acc, &h);
                     for (; q < qe && e->x[q] == x; q++) take_entry(s, e->xrgba + 4 * q, e->xcoc[q], px, py, acc, &h);
                     hsum += h > 1.0f ? 1.0f : h;
                 }
                 xp[y - y0] = q;
             }
-            ptrdiff_t c = (ptrdiff_t)cy * nxk + cx;
+            ptrdiff_t c = s->roff[cy] + cx;
             for (int ch = 0; ch < 4; ch++) r->layer[4 * c + ch] = acc[ch] * inv_area;
             r->lcoc[c] = acc[5] > 1e-8f ? acc[4] / acc[5] : s->mid;
             r->hole[c] = hsum * inv_area;
@@ -333,24 +344,24 @@ static void plate_mean(const rctx *r, int k, int cx, int cy, float *m)
  * not smeared into a glow. With a plate, its colour is used for what is filled in. */
 static void fill_slice(rctx *r, const slice_t *s)
 {
-    int k = s->k, nxk = (r->W + (1 << k) - 1) >> k;
+    int k = s->k;
     int rows = s->cy1 - s->cy0, cols = s->cx1 - s->cx0;
-    ptrdiff_t o = (ptrdiff_t)s->cy0 * nxk + s->cx0;
     sd_fillpyr f;
-    /* cells outside the rows' ranges were not built: seen and empty, to the fill */
+    /* the fill's grid is the slice's bounding box; cells outside the rows' ranges were not
+     * built: seen and empty, to the fill */
     for (int cy = s->cy0; cy < s->cy1; cy++) {
         r->gx0[cy - s->cy0] = s->kx0[cy] - s->cx0;
         r->gx1[cy - s->cy0] = s->kx1[cy] - s->cx0;
+        r->groff[cy - s->cy0] = s->roff[cy] + s->cx0;
     }
     if (rows > 1 || cols > 1)
-        sd_fill_build(&f, r->fillws, rows, cols, 4, r->layer + 4 * o, 4 * (ptrdiff_t)nxk, NULL, r->hole + o, nxk,
-                      r->gx0, r->gx1, r->nt);
+        sd_fill_build(&f, r->fillws, rows, cols, 4, r->layer, 0, NULL, r->hole, 0, r->gx0, r->gx1, r->groff, r->nt);
     else
         f.n = 1;
     SD_PARALLEL_FOR_DYN(r->nt)
     for (int cy = s->cy0; cy < s->cy1; cy++)
         for (int cx = s->kx0[cy]; cx < s->kx1[cy]; cx++) {
-            ptrdiff_t i = (ptrdiff_t)cy * nxk + cx;
+            ptrdiff_t i = s->roff[cy] + cx;
             float h = r->hole[i];
             if (h <= 0.0f) continue;
             float *l = r->layer + 4 * i;
@@ -461,6 +472,63 @@ static void composite(rctx *r, int si, int k, box_t sb)
     }
 }
 
+/* Plans slice si: its tent and level, and the cells to build (per cell row, into r->kx0/kx1,
+ * with their bounding box); returns how many cells that is (0: the slice holds nothing). */
+static ptrdiff_t plan_slice(rctx *r, int si, int top, slice_t *s)
+{
+    const float *cent = r->cent;
+    int ns = r->ns, H = r->H, W = r->W;
+    s->mid = cent[si];
+    s->hi = si > 0 ? cent[si - 1] : INFINITY;
+    s->lo = si + 1 < ns ? cent[si + 1] : -INFINITY;
+    s->shi = isinf(s->hi) ? 0.0f : 1.0f / (s->hi - s->mid);
+    s->slo = isinf(s->lo) ? 0.0f : 1.0f / (s->mid - s->lo);
+    s->has_occ = si + 2 < ns;
+    s->c1 = s->has_occ ? cent[si + 1] : 0.0f;
+    s->s12 = s->has_occ ? 1.0f / (cent[si + 1] - cent[si + 2]) : 0.0f;
+    s->k = 0;
+    s->holes = 0;
+    s->kx0 = r->kx0;
+    s->kx1 = r->kx1;
+    s->roff = r->roff;
+    s->cy0 = s->cy1 = s->cx0 = s->cx1 = 0;
+    float rlo, rhi;
+    box_t cb = intervals_rows(r, si, si + 2, r->cx0, r->cx1, &rlo, &rhi);
+    if (box_empty(cb)) return 0;
+    /* the finest level any of its content is spread at */
+    s->k = imin(imin(sd_level_of_radius(rlo), top), MAX_SLICE_LEVEL);
+    /* what is filled in only matters where the slice's blur can carry it */
+    float cap = (float)(H > W ? H : W); /* beyond the frame, reach changes nothing */
+    int m = (int)ceilf(2.0f * (rhi < cap ? rhi : cap)) + 8;
+    box_t fb = grow_rows(r, cb, m, r->cx0, r->cx1, r->dx0, r->dx1);
+    s->holes = s->has_occ && intervals_meet(r, si + 2, fb, r->dx0, r->dx1);
+    box_t bb = s->holes ? fb : cb;
+    const int *bx0 = s->holes ? r->dx0 : r->cx0, *bx1 = s->holes ? r->dx1 : r->cx1;
+    int bs = 1 << s->k;
+    s->cy0 = bb.y0 >> s->k;
+    s->cy1 = (bb.y1 + bs - 1) >> s->k;
+    s->cx0 = W;
+    s->cx1 = 0;
+    ptrdiff_t cells = 0;
+    for (int cy = s->cy0; cy < s->cy1; cy++) {
+        int a = W, e = 0;
+        for (int y = imax(cy << s->k, bb.y0); y < imin((cy + 1) << s->k, bb.y1); y++)
+            if (bx0[y] < bx1[y]) {
+                a = imin(a, bx0[y]);
+                e = imax(e, bx1[y]);
+            }
+        r->kx0[cy] = a < e ? a >> s->k : 0;
+        r->kx1[cy] = a < e ? (e + bs - 1) >> s->k : 0;
+        r->roff[cy] = cells - r->kx0[cy];
+        cells += r->kx1[cy] - r->kx0[cy];
+        if (a < e) {
+            s->cx0 = imin(s->cx0, r->kx0[cy]);
+            s->cx1 = imax(s->cx1, r->kx1[cy]);
+        }
+    }
+    return cells;
+}
+
 sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, const sd_aperture *ap,
                             const float *plate, sd_view out, int nthreads, const sd_cancel *cancel)
 {
@@ -479,17 +547,43 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
     r.H = H; r.W = W; r.ns = ns; r.ni = ns + 1; r.nt = nt;
     r.e = e; r.cent = cent; r.ap = ap; r.plate = plate;
     size_t nh = (size_t)r.ni * (size_t)H;
-    size_t n1 = (size_t)((H + 1) / 2) * (size_t)((W + 1) / 2);
     r.ix0 = malloc(nh * sizeof(int));
     r.ix1 = malloc(nh * sizeof(int));
     r.irlo = malloc(nh * sizeof(float));
     r.irhi = malloc(nh * sizeof(float));
-    r.layer = sd_big_calloc(n * 4, sizeof(float), nt);
-    r.lcoc = sd_big_calloc(n, sizeof(float), nt);
-    r.hole = sd_big_calloc(n, sizeof(float), nt);
-    r.pos = sd_big_calloc(n1 * 2, sizeof(float), nt);
-    r.fillws = sd_big_calloc(sd_fill_ws_floats(H, W, 4) + 1, sizeof(float), nt);
+    r.cx0 = malloc(sizeof(int) * 8 * (size_t)H);
+    r.roff = malloc(sizeof(ptrdiff_t) * 2 * (size_t)H);
     r.pyr = sd_pyr_new(H, W, max_coc, nt);
+    sd_status st = SD_OK;
+    if (!r.ix0 || !r.ix1 || !r.irlo || !r.irhi || !r.cx0 || !r.roff || !r.pyr) st = SD_ERR_NOMEM;
+    int top = st == SD_OK ? sd_pyr_levels(r.pyr) - 1 : 0;
+    ptrdiff_t max_cells = 1;
+    size_t max_fill = 1;
+    if (st == SD_OK) {
+        r.cx1 = r.cx0 + H; r.dx0 = r.cx0 + 2 * (size_t)H; r.dx1 = r.cx0 + 3 * (size_t)H;
+        r.kx0 = r.cx0 + 4 * (size_t)H; r.kx1 = r.cx0 + 5 * (size_t)H;
+        r.gx0 = r.cx0 + 6 * (size_t)H; r.gx1 = r.cx0 + 7 * (size_t)H;
+        r.groff = r.roff + H;
+        SD_TIC(t_index);
+        index_intervals(&r);
+        SD_TOC(PROF_INDEX, t_index);
+        /* the slice buffers hold the largest slice's cells, rows back to back */
+        for (int si = 0; si < ns; si++) {
+            slice_t s;
+            ptrdiff_t cells = plan_slice(&r, si, top, &s);
+            if (cells > max_cells) max_cells = cells;
+            if (cells > 0 && s.holes) {
+                size_t f = sd_fill_ws_floats(s.cy1 - s.cy0, s.cx1 - s.cx0, 4);
+                if (f > max_fill) max_fill = f;
+            }
+        }
+    }
+    size_t nc = (size_t)max_cells;
+    r.layer = sd_big_calloc(nc * 4, sizeof(float), nt);
+    r.lcoc = sd_big_calloc(nc, sizeof(float), nt);
+    r.hole = sd_big_calloc(nc, sizeof(float), nt);
+    r.pos = sd_big_calloc(nc * 2, sizeof(float), nt);
+    r.fillws = sd_big_calloc(max_fill, sizeof(float), nt);
     r.acc = sd_big_calloc(n, sizeof(float), nt);
     r.out = out;
     r.cover = sd_big_calloc(n, sizeof(float), nt);
@@ -498,15 +592,10 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
     r.rowbuf_stride = 4 * ((ptrdiff_t)W + 2) * 2;
     r.rowbuf = malloc(sizeof(float) * (size_t)r.rowbuf_stride * (size_t)nt);
     r.colidx = malloc(sizeof(int) * (size_t)W);
-    r.cx0 = malloc(sizeof(int) * 8 * (size_t)H);
-    r.cx1 = r.cx0 + H; r.dx0 = r.cx0 + 2 * (size_t)H; r.dx1 = r.cx0 + 3 * (size_t)H;
-    r.kx0 = r.cx0 + 4 * (size_t)H; r.kx1 = r.cx0 + 5 * (size_t)H;
-    r.gx0 = r.cx0 + 6 * (size_t)H; r.gx1 = r.cx0 + 7 * (size_t)H;
     r.colw = malloc(sizeof(float) * (size_t)W);
-    sd_status st = SD_OK;
     SD_TOC(PROF_ALLOC, t_alloc);
-    if (!r.ix0 || !r.ix1 || !r.irlo || !r.irhi || !r.layer || !r.lcoc || !r.hole || !r.pos || !r.fillws ||
-        !r.pyr || !r.acc || !r.cover || !r.last || !r.stamp || !r.rowbuf || !r.colidx || !r.colw || !r.cx0)
+    if (!r.layer || !r.lcoc || !r.hole || !r.pos || !r.fillws || !r.acc || !r.cover || !r.last || !r.stamp ||
+        !r.rowbuf || !r.colidx || !r.colw)
         st = SD_ERR_NOMEM;
     if (st == SD_OK) { /* out accumulates the colour */
         SD_PARALLEL_FOR(nt)
@@ -516,10 +605,6 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
                 for (int c = 0; c < 3; c++) o[(ptrdiff_t)x * out.pix + c] = 0.0f;
         }
     }
-    SD_TIC(t_index);
-    if (st == SD_OK) index_intervals(&r);
-    SD_TOC(PROF_INDEX, t_index);
-    int top = st == SD_OK ? sd_pyr_levels(r.pyr) - 1 : 0;
     /* Near to far. A slice is hidden by the summed coverage of the slices at least two steps
      * nearer: summed, because each pixel's light is split between two neighbouring slices (so a
      * surface's two halves together must hide what is behind it, which a product of partial
@@ -528,60 +613,20 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
      * slice spacing and is complete at two; the same occluders define the holes that are filled. */
     for (int si = ns - 1; si >= 0 && st == SD_OK; si--) {
         slice_t s;
-        s.mid = cent[si];
-        s.hi = si > 0 ? cent[si - 1] : INFINITY;
-        s.lo = si + 1 < ns ? cent[si + 1] : -INFINITY;
-        s.shi = isinf(s.hi) ? 0.0f : 1.0f / (s.hi - s.mid);
-        s.slo = isinf(s.lo) ? 0.0f : 1.0f / (s.mid - s.lo);
-        s.has_occ = si + 2 < ns;
-        s.c1 = s.has_occ ? cent[si + 1] : 0.0f;
-        s.s12 = s.has_occ ? 1.0f / (cent[si + 1] - cent[si + 2]) : 0.0f;
-        float rlo, rhi;
-        box_t cb = intervals_rows(&r, si, si + 2, r.cx0, r.cx1, &rlo, &rhi);
+        ptrdiff_t cells = plan_slice(&r, si, top, &s);
         box_t sb = {0, 0, 0, 0};
-        s.k = 0;
-        if (!box_empty(cb)) {
-            /* the finest level any of its content is spread at */
-            s.k = imin(imin(sd_level_of_radius(rlo), top), MAX_SLICE_LEVEL);
-            /* what is filled in only matters where the slice's blur can carry it */
-            float cap = (float)(H > W ? H : W); /* beyond the frame, reach changes nothing */
-            int m = (int)ceilf(2.0f * (rhi < cap ? rhi : cap)) + 8;
-            box_t fb = grow_rows(&r, cb, m, r.cx0, r.cx1, r.dx0, r.dx1);
-            int holes = s.has_occ && intervals_meet(&r, si + 2, fb, r.dx0, r.dx1);
-            box_t bb = holes ? fb : cb;
-            const int *bx0 = holes ? r.dx0 : r.cx0, *bx1 = holes ? r.dx1 : r.cx1;
+        if (cells > 0) {
             int bs = 1 << s.k;
-            s.cy0 = bb.y0 >> s.k;
-            s.cy1 = (bb.y1 + bs - 1) >> s.k;
-            s.cx0 = W;
-            s.cx1 = 0;
-            for (int cy = s.cy0; cy < s.cy1; cy++) {
-                int a = W, e = 0;
-                for (int y = imax(cy << s.k, bb.y0); y < imin((cy + 1) << s.k, bb.y1); y++)
-                    if (bx0[y] < bx1[y]) {
-                        a = imin(a, bx0[y]);
-                        e = imax(e, bx1[y]);
-                    }
-                r.kx0[cy] = a < e ? a >> s.k : 0;
-                r.kx1[cy] = a < e ? (e + bs - 1) >> s.k : 0;
-                if (a < e) {
-                    s.cx0 = imin(s.cx0, r.kx0[cy]);
-                    s.cx1 = imax(s.cx1, r.kx1[cy]);
-                }
-            }
-            s.kx0 = r.kx0;
-            s.kx1 = r.kx1;
             SD_TIC(t_build);
             build_slice(&r, &s);
             SD_TOC(PROF_BUILD, t_build);
             SD_TIC(t_fill);
-            if (holes) fill_slice(&r, &s);
+            if (s.holes) fill_slice(&r, &s);
             SD_TOC(PROF_FILL, t_fill);
             SD_TIC(t_spread);
             sd_pyr_clear(r.pyr, nt);
-            int nxk = (W + bs - 1) >> s.k;
-            sd_pyr_src src = {{r.layer, 4 * (ptrdiff_t)nxk, 4, 4}, (float)(bs * bs), r.lcoc, s.k > 0 ? r.pos : NULL,
-                              nxk, r.kx0, r.kx1};
+            sd_pyr_src src = {{r.layer, 0, 4, 4}, (float)(bs * bs), r.lcoc, s.k > 0 ? r.pos : NULL, 0,
+                              r.kx0, r.kx1, r.roff};
             st = sd_pyr_spread(r.pyr, s.k, &src, ap, s.cy0, s.cy1, s.cx0, s.cx1, nt);
             if (st != SD_OK) break;
             SD_TOC(PROF_SPREAD, t_spread);
@@ -620,10 +665,11 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
         }
     }
     SD_TOC(PROF_NORMALISE, t_norm);
-    free(r.ix0); free(r.ix1); free(r.irlo); free(r.irhi);
+    free(r.ix0); free(r.ix1); free(r.irlo); free(r.irhi); free(r.roff);
     sd_big_free(r.layer); sd_big_free(r.lcoc); sd_big_free(r.hole); sd_big_free(r.pos); sd_big_free(r.fillws);
     sd_pyr_free(r.pyr);
-    sd_big_free(r.acc); sd_big_free(r.cover); sd_big_free(r.last); sd_big_free(r.stamp); free(r.rowbuf); free(r.colidx); free(r.colw); free(r.cx0);
+    sd_big_free(r.acc); sd_big_free(r.cover); sd_big_free(r.last); sd_big_free(r.stamp);
+    free(r.rowbuf); free(r.colidx); free(r.colw); free(r.cx0);
     return st;
 }
 

@@ -531,6 +531,14 @@ static inline void load_px(const sd_cview *s, int x, int y, float scale, float *
 /* Width (in cells of the level) of the column tiles sources are spread in. */
 #define SPREAD_TILE 256
 
+/* The light of source cell (x, y), times scale, as 4 channels. */
+static inline void load_cell(const sd_pyr_src *s, int x, int y, float scale, float *v)
+{
+    const float *q = s->src.data +
+                     (s->roff ? (s->roff[y] + x) * s->src.pix : (ptrdiff_t)y * s->src.row + (ptrdiff_t)x * s->src.pix);
+    for (int c = 0; c < 4; c++) v[c] = c < s->src.nch ? scale * q[c] : 0.0f;
+}
+
 typedef struct {
     const sd_pyr_src *s;
     int base, col0, col1, row0, row1;
@@ -562,8 +570,8 @@ static void spread_row_cells(const spread_ctx *c, plane_t *pl, int k, int by, in
                              plan_t *plan)
 {
     const sd_pyr_src *s = c->s;
-    const float *cr = s->coc + (ptrdiff_t)by * s->coc_row;
-    const float *src = s->src.data + (ptrdiff_t)by * s->src.row;
+    const float *cr = s->coc + sd_pyr_cell(s, 0, by);
+    const float *src = s->src.data + (s->roff ? s->roff[by] * s->src.pix : (ptrdiff_t)by * s->src.row);
     ptrdiff_t pix = s->src.pix;
     int nch = s->src.nch, any = 0;
     float rscale = 1.0f / (float)(1 << k);
@@ -645,18 +653,18 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
             int i = bx - bx0;
             float ccx = (float)bx + 0.5f + o, ccy = (float)by + 0.5f + o;
             if (sh == 0) {
-                float cc = s->coc[(ptrdiff_t)by * s->coc_row + bx];
+                float cc = s->coc[sd_pyr_cell(s, bx, by)];
                 float R = 0.5f * fabsf(cc);
                 R = R < c->rcap ? R : c->rcap;
                 float w = level_weight(R, k, c->base);
                 float v[4] = {0, 0, 0, 0};
-                if (w > 0.0f) load_px(&s->src, bx, by, s->scale * w, v);
+                if (w > 0.0f) load_cell(s, bx, by, s->scale * w, v);
                 if (v[0] == 0.0f && v[1] == 0.0f && v[2] == 0.0f && v[3] == 0.0f) {
                     rowsrc_set(rs, i, NULL, ccx, ccy, 0.0f, 0);
                     continue;
                 }
                 if (s->pos) {
-                    const float *q = s->pos + 2 * ((ptrdiff_t)by * s->coc_row + bx);
+                    const float *q = s->pos + 2 * sd_pyr_cell(s, bx, by);
                     ccx += q[0];
                     ccy += q[1];
                 }
@@ -668,7 +676,7 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
             float sv[4] = {0, 0, 0, 0}, so = 0, sx = 0, sy = 0, sr = 0, ss = 0, rmin = INFINITY, rmax = -INFINITY;
             for (int y = y0; y < y1; y++) {
                 if (!(p->rhi[y - c->row0] > lo && p->rlo[y - c->row0] <= hi)) continue;
-                const float *cr = s->coc + (ptrdiff_t)y * s->coc_row;
+                const float *cr = s->coc + sd_pyr_cell(s, 0, y);
                 for (int x = x0; x < x1; x++) {
                     float cc = cr[x];
                     float R = 0.5f * fabsf(cc);
@@ -676,12 +684,12 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
                     float w = level_weight(R, k, c->base);
                     if (w <= 0.0f) continue;
                     float v[4];
-                    load_px(&s->src, x, y, s->scale * w, v);
+                    load_cell(s, x, y, s->scale * w, v);
                     float e = fabsf(v[0]) + fabsf(v[1]) + fabsf(v[2]) + fabsf(v[3]);
                     if (e == 0.0f) continue;
                     float px = (float)x + 0.5f, py = (float)y + 0.5f;
                     if (s->pos) {
-                        const float *q = s->pos + 2 * ((ptrdiff_t)y * s->coc_row + x);
+                        const float *q = s->pos + 2 * sd_pyr_cell(s, x, y);
                         px += q[0];
                         py += q[1];
                     }
@@ -734,7 +742,7 @@ sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_a
     /* radius range of every source row, so that each level only visits rows it has sources in */
     SD_PARALLEL_FOR_DYN(nt)
     for (int y = row0; y < row1; y++) {
-        const float *cr = s->coc + (ptrdiff_t)y * s->coc_row;
+        const float *cr = s->coc + sd_pyr_cell(s, 0, y);
         float lo = INFINITY, hi = -INFINITY;
         int xa, xb;
         row_span(&c, y, &xa, &xb);
@@ -961,7 +969,7 @@ sd_status sd_scatter(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc
         return SD_ERR_ARG;
     sd_pyramid *p = sd_pyr_new(H, W, max_abs(H, W, coc, coc_row), nthreads);
     if (!p) return SD_ERR_NOMEM;
-    sd_pyr_src s = {src, 1.0f, coc, NULL, coc_row, NULL, NULL};
+    sd_pyr_src s = {src, 1.0f, coc, NULL, coc_row, NULL, NULL, NULL};
     if (sd_pyr_spread(p, 0, &s, ap, 0, H, 0, W, nthreads) != SD_OK) { sd_pyr_free(p); return SD_ERR_NOMEM; }
     if (cancel && cancel->check && cancel->check(cancel->ctx)) { sd_pyr_free(p); return SD_ERR_INTERRUPTED; }
     sd_pyr_resolve(p, 0, nthreads);
