@@ -73,7 +73,6 @@ typedef struct {
     /* full-resolution accumulation */
     sd_view out;   /* accumulates the visible premultiplied colour ... */
     float *acc;    /* ... and this its coverage */
-    float *cover;  /* coverage of every slice composited so far */
     float *last;   /* the share of it of the latest slice with coverage here */
     unsigned char *stamp; /* that slice's index + 1 (0: none) */
     float *rowbuf; /* per thread: a row of a coarse slice, vertically then fully interpolated */
@@ -388,9 +387,9 @@ static void fill_slice(rctx *r, const slice_t *s)
 
 /* Composites the resolved slice `si` (frame box `sb`) under what is nearer. A slice resolved on
  * level k is interpolated bilinearly (clamped at the frame's edge cells) to the frame's pixels,
- * a row at a time. What hides the slice is all coverage composited so far except the previous
- * slice's (see sd_render_entries): `cover` sums it, `last` remembers the latest slice's share and
- * `stamp` which slice that was, so that pixels the slice leaves dark need no update. */
+ * a row at a time. What hides the slice is the visible coverage composited so far except the
+ * previous slice's (see sd_render_entries): `acc` sums it, `last` remembers the latest slice's
+ * share and `stamp` which slice that was, so that pixels the slice leaves dark need no update. */
 static void composite(rctx *r, int si, int k, box_t sb)
 {
     int W = r->W, bs = 1 << k;
@@ -411,7 +410,7 @@ static void composite(rctx *r, int si, int k, box_t sb)
     SD_PARALLEL_FOR_DYN(r->nt)
     for (int y = sb.y0; y < sb.y1; y++) {
         ptrdiff_t i0 = (ptrdiff_t)y * W;
-        float *o = r->out.data + (ptrdiff_t)y * r->out.row, *a = r->acc + i0, *cv = r->cover + i0, *ls = r->last + i0;
+        float *o = r->out.data + (ptrdiff_t)y * r->out.row, *a = r->acc + i0, *ls = r->last + i0;
         ptrdiff_t op = r->out.pix;
         unsigned char *st = r->stamp + i0;
         /* this row of the slice's light, per frame pixel, and the columns where it has any */
@@ -458,14 +457,14 @@ static void composite(rctx *r, int si, int k, box_t sb)
         }
         for (int x = xa; x < xb; x++) {
             const float *l = L + 4 * x;
-            float occ = cv[x] - (st[x] == before ? ls[x] : 0.0f);
+            float occ = a[x] - (st[x] == before ? ls[x] : 0.0f);
             float vis = 1.0f - occ;
             vis = vis > 0.0f ? vis : 0.0f;
             for (int c = 0; c < 3; c++) o[(ptrdiff_t)x * op + c] += vis * l[c];
-            a[x] += vis * l[3];
+            float va = vis * l[3];
+            a[x] += va;
             if (l[3] > 0.0f) {
-                cv[x] += l[3];
-                ls[x] = l[3];
+                ls[x] = va;
                 st[x] = me;
             }
         }
@@ -586,7 +585,6 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
     r.fillws = sd_big_calloc(max_fill, sizeof(float), nt);
     r.acc = sd_big_calloc(n, sizeof(float), nt);
     r.out = out;
-    r.cover = sd_big_calloc(n, sizeof(float), nt);
     r.last = sd_big_calloc(n, sizeof(float), nt);
     r.stamp = sd_big_calloc(n, 1, nt);
     r.rowbuf_stride = 4 * ((ptrdiff_t)W + 2) * 2;
@@ -594,7 +592,7 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
     r.colidx = malloc(sizeof(int) * (size_t)W);
     r.colw = malloc(sizeof(float) * (size_t)W);
     SD_TOC(PROF_ALLOC, t_alloc);
-    if (!r.layer || !r.lcoc || !r.hole || !r.pos || !r.fillws || !r.acc || !r.cover || !r.last || !r.stamp ||
+    if (!r.layer || !r.lcoc || !r.hole || !r.pos || !r.fillws || !r.acc || !r.last || !r.stamp ||
         !r.rowbuf || !r.colidx || !r.colw)
         st = SD_ERR_NOMEM;
     if (st == SD_OK) { /* out accumulates the colour */
@@ -605,12 +603,14 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
                 for (int c = 0; c < 3; c++) o[(ptrdiff_t)x * out.pix + c] = 0.0f;
         }
     }
-    /* Near to far. A slice is hidden by the summed coverage of the slices at least two steps
-     * nearer: summed, because each pixel's light is split between two neighbouring slices (so a
-     * surface's two halves together must hide what is behind it, which a product of partial
-     * "over" coverages would not); and not by its immediate neighbour, because a surface whose
-     * CoC straddles two slices must not hide itself. Occlusion thus sets in across CoC gaps of one
-     * slice spacing and is complete at two; the same occluders define the holes that are filled. */
+    /* Near to far. A slice is hidden by the coverage already visible of the slices at least two
+     * steps nearer: visible coverage, so that the two halves of one surface (each pixel's light
+     * is split between two neighbouring slices) together hide what is behind it, while two
+     * partly transparent occluders one behind the other (a blurred railing over the soft edge of
+     * a subject) hide no more than they show; and not the immediate neighbour, because a surface
+     * whose CoC straddles two slices must not hide itself. Occlusion thus sets in across CoC gaps
+     * of one slice spacing and is complete at two; the same occluders define the holes that are
+     * filled. */
     for (int si = ns - 1; si >= 0 && st == SD_OK; si--) {
         slice_t s;
         ptrdiff_t cells = plan_slice(&r, si, top, &s);
@@ -668,7 +668,7 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
     free(r.ix0); free(r.ix1); free(r.irlo); free(r.irhi); free(r.roff);
     sd_big_free(r.layer); sd_big_free(r.lcoc); sd_big_free(r.hole); sd_big_free(r.pos); sd_big_free(r.fillws);
     sd_pyr_free(r.pyr);
-    sd_big_free(r.acc); sd_big_free(r.cover); sd_big_free(r.last); sd_big_free(r.stamp);
+    sd_big_free(r.acc); sd_big_free(r.last); sd_big_free(r.stamp);
     free(r.rowbuf); free(r.colidx); free(r.colw); free(r.cx0);
     return st;
 }
