@@ -31,7 +31,6 @@ static inline float smoothstep(float e0, float e1, float x)
 /* Coarsest grid a slice is built on (cells of 32 x 32 pixels: blurs over ~600 px wide). */
 #define MAX_SLICE_LEVEL 5
 
-
 /* Interval of CoC c between the descending slice centres: 0 above cent[0], i for
  * cent[i] < c <= cent[i-1], n at or below cent[n-1]. Slice s draws on intervals s and s+1. */
 static inline int interval_of(const float *cent, int n, float c)
@@ -47,12 +46,23 @@ static inline int interval_of(const float *cent, int n, float c)
 
 static inline int has_light(const float *q) { return q[0] != 0.0f || q[1] != 0.0f || q[2] != 0.0f || q[3] != 0.0f; }
 
-
 typedef struct {
     int y0, y1, x0, x1; /* frame rows and columns [y0, y1) x [x0, x1) */
 } box_t;
 
 static inline int box_empty(box_t b) { return b.y0 >= b.y1 || b.x0 >= b.x1; }
+
+typedef struct {
+    float lo, mid, hi; /* the slice's tent */
+    float slo, shi;    /* its slopes on either side (0 towards an infinite neighbour) */
+    int has_occ;
+    float c1, s12;     /* occluders: CoC below c1, the ramp 1 / (c1 - c2) up to full at c2 */
+    int k;             /* level */
+    int cy0, cy1, cx0, cx1; /* the bounding box of the cells built */
+    const int *kx0, *kx1;   /* per cell row cy, the cells [kx0[cy], kx1[cy]) built */
+    const ptrdiff_t *roff;  /* ... stored back to back: cell (cx, cy) is element roff[cy] + cx */
+    int holes;              /* whether nearer slices hide part of it */
+} slice_t;
 
 typedef struct {
     int H, W, ns, ni, nt;
@@ -77,9 +87,11 @@ typedef struct {
     unsigned char *stamp; /* that slice's index + 1 (0: none) */
     float *rowbuf; /* per thread: a row of a coarse slice, vertically then fully interpolated */
     int *cx0, *cx1, *dx0, *dx1; /* per frame row: the slice's content columns, grown by its reach */
-    int *kx0, *kx1;             /* per cell row of the slice's level: the cells built */
+    slice_t *plan;              /* every slice, planned before the first is built */
+    ptrdiff_t *ncells;          /* ... the cells each builds */
+    int *kx0, *kx1;             /* per slice and cell row of its level: the cells built */
     int *gx0, *gx1;             /* the same relative to the fill's grid */
-    ptrdiff_t *roff, *groff;    /* row offsets of the cells in the slice buffers, and in the fill's grid */
+    ptrdiff_t *roff, *groff;    /* row offsets of the cells in the slice buffers (per slice), in the fill's grid */
     int *colidx;   /* per frame column: the coarse cell left of it and its interpolation weight */
     float *colw;
     ptrdiff_t rowbuf_stride;
@@ -167,6 +179,7 @@ static box_t intervals_rows(const rctx *r, int i0, int i1, int *x0, int *x1, flo
 static box_t grow_rows(const rctx *r, box_t b, int m, const int *x0, const int *x1, int *d0, int *d1)
 {
     box_t g = {imax(b.y0 - m, 0), imin(b.y1 + m, r->H), r->W, 0};
+    SD_PARALLEL_FOR(r->nt)
     for (int y = g.y0; y < g.y1; y++) {
         int a = r->W, e = 0;
         for (int t = imax(y - m, b.y0); t < imin(y + m + 1, b.y1); t++)
@@ -176,11 +189,12 @@ static box_t grow_rows(const rctx *r, box_t b, int m, const int *x0, const int *
             }
         d0[y] = a < e ? imax(a - m, 0) : r->W;
         d1[y] = a < e ? imin(e + m, r->W) : 0;
+    }
+    for (int y = g.y0; y < g.y1; y++)
         if (d0[y] < d1[y]) {
             g.x0 = imin(g.x0, d0[y]);
             g.x1 = imax(g.x1, d1[y]);
         }
-    }
     return g;
 }
 
@@ -194,18 +208,6 @@ static int intervals_meet(const rctx *r, int i0, box_t b, const int *d0, const i
         }
     return 0;
 }
-
-typedef struct {
-    float lo, mid, hi; /* the slice's tent */
-    float slo, shi;    /* its slopes on either side (0 towards an infinite neighbour) */
-    int has_occ;
-    float c1, s12;     /* occluders: CoC below c1, the ramp 1 / (c1 - c2) up to full at c2 */
-    int k;             /* level */
-    int cy0, cy1, cx0, cx1; /* the bounding box of the cells built */
-    const int *kx0, *kx1;   /* per cell row cy, the cells [kx0[cy], kx1[cy]) built */
-    const ptrdiff_t *roff;  /* ... stored back to back: cell (cx, cy) is element roff[cy] + cx */
-    int holes;              /* whether nearer slices hide part of it */
-} slice_t;
 
 /* tent(lo, mid, hi, c) with the slopes precomputed. */
 static inline float slice_weight(const slice_t *s, float c)
@@ -473,7 +475,7 @@ static void composite(rctx *r, int si, int k, box_t sb)
 
 /* Plans slice si: its tent and level, and the cells to build (per cell row, into r->kx0/kx1,
  * with their bounding box); returns how many cells that is (0: the slice holds nothing). */
-static ptrdiff_t plan_slice(rctx *r, int si, int top, slice_t *s)
+static ptrdiff_t plan_slice(rctx *r, int si, int top, slice_t *s, int *kx0, int *kx1, ptrdiff_t *roff)
 {
     const float *cent = r->cent;
     int ns = r->ns, H = r->H, W = r->W;
@@ -487,9 +489,9 @@ static ptrdiff_t plan_slice(rctx *r, int si, int top, slice_t *s)
     s->s12 = s->has_occ ? 1.0f / (cent[si + 1] - cent[si + 2]) : 0.0f;
     s->k = 0;
     s->holes = 0;
-    s->kx0 = r->kx0;
-    s->kx1 = r->kx1;
-    s->roff = r->roff;
+    s->kx0 = kx0;
+    s->kx1 = kx1;
+    s->roff = roff;
     s->cy0 = s->cy1 = s->cx0 = s->cx1 = 0;
     float rlo, rhi;
     box_t cb = intervals_rows(r, si, si + 2, r->cx0, r->cx1, &rlo, &rhi);
@@ -516,13 +518,13 @@ static ptrdiff_t plan_slice(rctx *r, int si, int top, slice_t *s)
                 a = imin(a, bx0[y]);
                 e = imax(e, bx1[y]);
             }
-        r->kx0[cy] = a < e ? a >> s->k : 0;
-        r->kx1[cy] = a < e ? (e + bs - 1) >> s->k : 0;
-        r->roff[cy] = cells - r->kx0[cy];
-        cells += r->kx1[cy] - r->kx0[cy];
+        kx0[cy] = a < e ? a >> s->k : 0;
+        kx1[cy] = a < e ? (e + bs - 1) >> s->k : 0;
+        roff[cy] = cells - kx0[cy];
+        cells += kx1[cy] - kx0[cy];
         if (a < e) {
-            s->cx0 = imin(s->cx0, r->kx0[cy]);
-            s->cx1 = imax(s->cx1, r->kx1[cy]);
+            s->cx0 = imin(s->cx0, kx0[cy]);
+            s->cx1 = imax(s->cx1, kx1[cy]);
         }
     }
     return cells;
@@ -550,29 +552,34 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
     r.ix1 = malloc(nh * sizeof(int));
     r.irlo = malloc(nh * sizeof(float));
     r.irhi = malloc(nh * sizeof(float));
-    r.cx0 = malloc(sizeof(int) * 8 * (size_t)H);
-    r.roff = malloc(sizeof(ptrdiff_t) * 2 * (size_t)H);
+    r.cx0 = malloc(sizeof(int) * 6 * (size_t)H);
+    r.kx0 = malloc(sizeof(int) * 2 * (size_t)H * (size_t)ns);
+    r.roff = malloc(sizeof(ptrdiff_t) * (size_t)H * (size_t)(ns + 1));
+    r.plan = malloc(sizeof(slice_t) * (size_t)ns);
+    r.ncells = malloc(sizeof(ptrdiff_t) * (size_t)ns);
     r.pyr = sd_pyr_new(H, W, max_coc, nt);
     sd_status st = SD_OK;
-    if (!r.ix0 || !r.ix1 || !r.irlo || !r.irhi || !r.cx0 || !r.roff || !r.pyr) st = SD_ERR_NOMEM;
+    if (!r.ix0 || !r.ix1 || !r.irlo || !r.irhi || !r.cx0 || !r.kx0 || !r.roff || !r.plan || !r.ncells || !r.pyr)
+        st = SD_ERR_NOMEM;
     int top = st == SD_OK ? sd_pyr_levels(r.pyr) - 1 : 0;
     ptrdiff_t max_cells = 1;
     size_t max_fill = 1;
     if (st == SD_OK) {
         r.cx1 = r.cx0 + H; r.dx0 = r.cx0 + 2 * (size_t)H; r.dx1 = r.cx0 + 3 * (size_t)H;
-        r.kx0 = r.cx0 + 4 * (size_t)H; r.kx1 = r.cx0 + 5 * (size_t)H;
-        r.gx0 = r.cx0 + 6 * (size_t)H; r.gx1 = r.cx0 + 7 * (size_t)H;
-        r.groff = r.roff + H;
+        r.gx0 = r.cx0 + 4 * (size_t)H; r.gx1 = r.cx0 + 5 * (size_t)H;
+        r.kx1 = r.kx0 + (size_t)H * (size_t)ns;
+        r.groff = r.roff + (size_t)H * (size_t)ns;
         SD_TIC(t_index);
         index_intervals(&r);
         SD_TOC(PROF_INDEX, t_index);
         /* the slice buffers hold the largest slice's cells, rows back to back */
         for (int si = 0; si < ns; si++) {
-            slice_t s;
-            ptrdiff_t cells = plan_slice(&r, si, top, &s);
+            slice_t *s = &r.plan[si];
+            size_t o = (size_t)si * (size_t)H;
+            ptrdiff_t cells = r.ncells[si] = plan_slice(&r, si, top, s, r.kx0 + o, r.kx1 + o, r.roff + o);
             if (cells > max_cells) max_cells = cells;
-            if (cells > 0 && s.holes) {
-                size_t f = sd_fill_ws_floats(s.cy1 - s.cy0, s.cx1 - s.cx0, 4);
+            if (cells > 0 && s->holes) {
+                size_t f = sd_fill_ws_floats(s->cy1 - s->cy0, s->cx1 - s->cx0, 4);
                 if (f > max_fill) max_fill = f;
             }
         }
@@ -612,8 +619,8 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
      * of one slice spacing and is complete at two; the same occluders define the holes that are
      * filled. */
     for (int si = ns - 1; si >= 0 && st == SD_OK; si--) {
-        slice_t s;
-        ptrdiff_t cells = plan_slice(&r, si, top, &s);
+        slice_t s = r.plan[si];
+        ptrdiff_t cells = r.ncells[si];
         box_t sb = {0, 0, 0, 0};
         if (cells > 0) {
             int bs = 1 << s.k;
@@ -626,7 +633,7 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
             SD_TIC(t_spread);
             sd_pyr_clear(r.pyr, nt);
             sd_pyr_src src = {{r.layer, 0, 4, 4}, (float)(bs * bs), r.lcoc, s.k > 0 ? r.pos : NULL, 0,
-                              r.kx0, r.kx1, r.roff};
+                              s.kx0, s.kx1, s.roff};
             st = sd_pyr_spread(r.pyr, s.k, &src, ap, s.cy0, s.cy1, s.cx0, s.cx1, nt);
             if (st != SD_OK) break;
             SD_TOC(PROF_SPREAD, t_spread);
@@ -665,7 +672,7 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
         }
     }
     SD_TOC(PROF_NORMALISE, t_norm);
-    free(r.ix0); free(r.ix1); free(r.irlo); free(r.irhi); free(r.roff);
+    free(r.ix0); free(r.ix1); free(r.irlo); free(r.irhi); free(r.roff); free(r.kx0); free(r.plan); free(r.ncells);
     sd_big_free(r.layer); sd_big_free(r.lcoc); sd_big_free(r.hole); sd_big_free(r.pos); sd_big_free(r.fillws);
     sd_pyr_free(r.pyr);
     sd_big_free(r.acc); sd_big_free(r.last); sd_big_free(r.stamp);
