@@ -1,5 +1,7 @@
 /* Circle-of-confusion maps: signed diameter in pixels, negative in front of the focal plane. */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 #include "sd_core.h"
 #include "sd_parallel.h"
 
@@ -66,10 +68,29 @@ sd_status sd_coc_disparity(int H, int W, const float *depth, ptrdiff_t drow, ptr
     SD_COC_LOOP(K * (focus_disp - z), isfinite(z))
 }
 
+/* Whether a float is NaN or infinite, from its bits: all exponent bits set. A branch-free test
+ * lets the row scan vectorise; the exact place is only looked for in a row that has one. */
+static inline unsigned nonfinite_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u & 0x7f800000u) == 0x7f800000u;
+}
+
 ptrdiff_t sd_find_nonfinite(int H, int W, sd_cview v)
 {
     for (int y = 0; y < H; y++) {
         const float *r = v.data + (ptrdiff_t)y * v.row;
+        unsigned bad = 0;
+        if (v.pix == v.nch) { /* packed pixels: one run of floats */
+            ptrdiff_t n = (ptrdiff_t)W * v.nch;
+            SD_SIMD_OR(bad)
+            for (ptrdiff_t i = 0; i < n; i++) bad |= nonfinite_bits(r[i]);
+        } else {
+            for (int x = 0; x < W; x++)
+                for (int c = 0; c < v.nch; c++) bad |= nonfinite_bits(r[(ptrdiff_t)x * v.pix + c]);
+        }
+        if (!bad) continue;
         for (int x = 0; x < W; x++)
             for (int c = 0; c < v.nch; c++)
                 if (!isfinite(r[(ptrdiff_t)x * v.pix + c])) return (ptrdiff_t)y * W + x;

@@ -66,15 +66,11 @@ static const float CONF_LEVEL[3] = {0.95f, 0.5f, 0.0f};
 #endif
 #define FILL_ALIGN 256
 
-/* Vectorised row reductions where OpenMP's simd is available. */
+/* Vectorised row reductions where OpenMP's simd is available (see also sd_parallel.h). */
 #ifdef _OPENMP
 #define SIMD_MINMAX_COUNT(mn, mx, n) SD_PRAGMA(omp simd reduction(min : mn) reduction(max : mx) reduction(+ : n))
-#define SIMD_OR(v) SD_PRAGMA(omp simd reduction(| : v))
-#define SIMD_MINMAX(mn, mx) SD_PRAGMA(omp simd reduction(min : mn) reduction(max : mx))
 #else
-#define SIMD_MINMAX(mn, mx)
 #define SIMD_MINMAX_COUNT(mn, mx, n)
-#define SIMD_OR(v)
 #endif
 
 /* Rows per unit of work of the assembly pass (each keeps its extras in its own buffer). */
@@ -185,7 +181,7 @@ static sd_status run_fill(const frame *f, rect *r, int nch, int subject, int lev
             float *wr = sw + (ptrdiff_t)y * cw;
             int any = 0;
             const float sg = subject ? 1.0f : -1.0f, off = subject ? 0.0f : 1.0f;
-            SIMD_OR(any)
+            SD_SIMD_OR(any)
             for (int x = 0; x < cw; x++) {
                 float a = off + sg * mr[x]; /* a, or 1 - a exactly */
                 int c = level < 2 ? a >= t : a > 0.0f;
@@ -758,7 +754,7 @@ static void coc_range(const float *coc, const float *rgba, ptrdiff_t n, float *p
     for (ptrdiff_t i0 = 0; i0 < n; i0 += 256) {
         ptrdiff_t i1 = i0 + 256 < n ? i0 + 256 : n;
         float bmn = coc[i0], bmx = coc[i0];
-        SIMD_MINMAX(bmn, bmx)
+        SD_SIMD_MINMAX(bmn, bmx)
         for (ptrdiff_t i = i0; i < i1; i++) {
             bmn = coc[i] < bmn ? coc[i] : bmn;
             bmx = coc[i] > bmx ? coc[i] : bmx;

@@ -9,11 +9,13 @@
 #define SD_PARALLEL_FOR_DYN(nt) SD_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 1))
 #define SD_SIMD SD_PRAGMA(omp simd)
 #define SD_SIMD_MINMAX(lo, hi) SD_PRAGMA(omp simd reduction(min : lo) reduction(max : hi))
+#define SD_SIMD_OR(flag) SD_PRAGMA(omp simd reduction(| : flag))
 #else
 #define SD_PARALLEL_FOR(nt)
 #define SD_PARALLEL_FOR_DYN(nt)
 #define SD_SIMD
 #define SD_SIMD_MINMAX(lo, hi)
+#define SD_SIMD_OR(flag)
 #endif
 
 /* Thread counts are capped at this many per processor and in all. */
