@@ -85,6 +85,7 @@ def _worker(payload):
     t = benchlib.timeit(fn, repeats, warmup=0)
     res = dict(kind=kind, threads=nt, first_s=first, median_s=t["median"], min_s=t["min"], times=t["times"],
                py_peak_mb=benchlib.mb(py_peak), rss_peak_mb=None if rss_peak is None else benchlib.mb(rss_peak),
+               rss_over_input=None if rss_peak is None else rss_peak / img.nbytes,
                rss_before_mb=benchlib.mb(rss0), peak_before_mb=benchlib.mb(peak0),
                input_mb=benchlib.mb(img.nbytes), finite=ok, flux=flux, foreign_load=t["foreign_load"], **extra)
     print(json.dumps(res))
@@ -149,6 +150,7 @@ def report(res):
         ("label", "what", "{}"), ("threads", "threads", "{}"), ("max_coc", "max|CoC|", "{:.0f}"),
         ("median_s", "median s", "{:.3f}"), ("min_s", "min s", "{:.3f}"), ("first_s", "1st call s", "{:.3f}"),
         ("py_peak_mb", "py peak MB", "{:.0f}"), ("rss_peak_mb", "RSS +MB", "{:.0f}"), ("input_mb", "image MB", "{:.0f}"),
+        ("rss_over_input", "RSS+/image", "{:.2f}"),
         ("flux", "flux", "{:.4f}"), ("foreign_load", "other load", "{:.0%}")]))
     d = res["derived"]
     for nt, v in d["render_over_scatter"].items():
