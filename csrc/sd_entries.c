@@ -522,13 +522,16 @@ static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx,
         if (ui < nu && U[ui].x == x) {
             /* a depth edge: only fully covered rest pixels, whose main entry is the rest */
             const unmixed *u = &U[ui++];
+            /* b is a share of the pixel; the rest covers only 1 - a of it (at least 0.999) */
+            double bm = u->b, sc = bm > (double)o[3] ? (double)o[3] / bm : 1.0;
             float q[4];
             for (int k = 0; k < 3; k++) {
-                o[k] = (float)((double)o[k] - u->move[k]);
-                q[k] = (float)u->move[k];
+                double mv = u->move[k] * sc;
+                o[k] = (float)((double)o[k] - mv);
+                q[k] = (float)mv;
             }
-            o[3] = (float)((double)o[3] - u->b);
-            q[3] = (float)u->b;
+            o[3] = (float)((double)o[3] - bm * sc);
+            q[3] = (float)(bm * sc);
             if (!push_extra(b, x, q, u->c)) return 0;
         }
         /* the pixel as it is stays implicit; anything else becomes an extra like the others */
@@ -669,6 +672,9 @@ sd_status sd_entries_build(int H, int W, sd_cview img, const float *coc, const f
 
 /* ---- slice centres --------------------------------------------------------------------- */
 
+/* Slice centres closer than this (px) are one. */
+#define MIN_CENTRE_GAP_PX 1e-3
+
 /* Rows per chunk of the histogram pass (each chunk has its own histogram). */
 #define SLICE_CHUNK_ROWS 64
 
@@ -792,6 +798,7 @@ sd_status sd_entries_slices(const sd_entries *e, float *centres, int *n, int nth
     const double lo = fmn, hi = fmx;
     double span = ceil((hi - lo) / MIN_SLICE_PX);
     int ns = (int)(span < SD_MAX_SLICES ? span : SD_MAX_SLICES) + 1;
+    if (hi - lo < MIN_CENTRE_GAP_PX) ns = 1; /* one surface, as far as any blur can tell */
     double asc[SD_MAX_SLICES + 1];
     /* numpy.linspace: start + k * step, the last one exactly hi */
     if (ns == 1) {
@@ -938,8 +945,8 @@ sd_status sd_entries_slices(const sd_entries *e, float *centres, int *n, int nth
     free(sb);
     qsort(asc, (size_t)ns, sizeof(double), by_value);
     int m = 0;
-    for (int k = 0; k < ns; k++)
-        if (m == 0 || asc[k] != asc[m - 1]) asc[m++] = asc[k];
+    for (int k = 0; k < ns; k++) /* centres closer than that would make slices of no width */
+        if (m == 0 || asc[k] - asc[m - 1] >= MIN_CENTRE_GAP_PX) asc[m++] = asc[k];
     /* drop centres whose tent holds nothing: neither interval beside them has an entry */
     unsigned char has[SD_MAX_SLICES + 1] = {0};
     for (int j = 0; j + 1 < m; j++)

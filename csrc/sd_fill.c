@@ -138,7 +138,7 @@ static inline void pull_weighted(const float *value, ptrdiff_t vrow, const float
         int ya = 2 * y, yb = 2 * y + 1 < H ? 2 * y + 1 : -1;
         for (int x = 0; x < cw_; x++) {
             int xa = 2 * x, xb = 2 * x + 1 < W ? 2 * x + 1 : -1;
-            float sw = 0.0f, sv[4] = {0, 0, 0, 0};
+            double sw = 0.0, sv[4] = {0, 0, 0, 0}; /* double: weights may be denormal */
             for (int dy = 0; dy < 2; dy++) {
                 int yy = dy ? yb : ya;
                 if (yy < 0) continue;
@@ -149,13 +149,12 @@ static inline void pull_weighted(const float *value, ptrdiff_t vrow, const float
                     if (!(w > 0.0f)) continue;
                     const float *q = value + (ptrdiff_t)yy * vrow + (ptrdiff_t)xx * nch;
                     sw += w;
-                    for (int c = 0; c < nch; c++) sv[c] += w * q[c];
+                    for (int c = 0; c < nch; c++) sv[c] += (double)w * q[c];
                 }
             }
             ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
-            float inv = sw > 0.0f ? 1.0f / sw : 0.0f;
-            cw[o] = sw > 1.0f ? 1.0f : sw;
-            for (int c = 0; c < nch; c++) cv[o * nch + c] = sv[c] * inv;
+            cw[o] = sw > 1.0 ? 1.0f : (float)sw;
+            for (int c = 0; c < nch; c++) cv[o * nch + c] = sw > 0.0 ? (float)(sv[c] / sw) : 0.0f;
         }
     }
 }
@@ -195,8 +194,8 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
         SD_PARALLEL_FOR(nt)
         for (int y = 0; y < ch_; y++)
             for (int x = 0; x < cw; x++) {
-                float sw = 0.0f, sv[64];
-                for (int c = 0; c < m; c++) sv[c] = 0.0f;
+                double sw = 0.0, sv[64]; /* double: weights may be denormal */
+                for (int c = 0; c < m; c++) sv[c] = 0.0;
                 for (int dy = 0; dy < 2; dy++)
                     for (int dx = 0; dx < 2; dx++) {
                         int yy = 2 * y + dy, xx = 2 * x + dx;
@@ -208,19 +207,18 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
                             sw += w;
                             const float *q = value + (ptrdiff_t)yy * vrow + (ptrdiff_t)xx * nch;
                             /* premultiplied input already holds w * value */
-                            for (int c = 0; c < m; c++) sv[c] += hole ? q[c] : w * q[c];
+                            for (int c = 0; c < m; c++) sv[c] += hole ? (double)q[c] : (double)w * q[c];
                         } else {
                             ptrdiff_t i = (ptrdiff_t)yy * pw + xx;
                             float w = pwt[i];
                             if (!(w > 0.0f)) continue;
                             sw += w;
-                            for (int c = 0; c < m; c++) sv[c] += w * pv[i * nch + c];
+                            for (int c = 0; c < m; c++) sv[c] += (double)w * pv[i * nch + c];
                         }
                     }
                 ptrdiff_t o = (ptrdiff_t)y * cw + x;
-                float inv = sw > 0.0f ? 1.0f / sw : 0.0f;
-                cwt[o] = sw > 1.0f ? 1.0f : sw;
-                for (int c = 0; c < m; c++) cv[o * nch + c] = sv[c] * inv;
+                cwt[o] = sw > 1.0 ? 1.0f : (float)sw;
+                for (int c = 0; c < m; c++) cv[o * nch + c] = sw > 0.0 ? (float)(sv[c] / sw) : 0.0f;
             }
     }
     /* push down to level 1: own values where weighted, else the interpolated coarser level */

@@ -322,21 +322,28 @@ static void build_slice(rctx *r, const slice_t *s)
             r->lcoc[c] = acc[5] > 1e-8f ? acc[4] / acc[5] : s->mid;
             r->hole[c] = hsum * inv_area;
             float mx = ((float)cx + 0.5f) * (float)bs, my = ((float)cy + 0.5f) * (float)bs;
-            r->pos[2 * c] = acc[6] > 0.0f ? (acc[7] / acc[6] - mx) * inv_bs : 0.0f;
-            r->pos[2 * c + 1] = acc[6] > 0.0f ? (acc[8] / acc[6] - my) * inv_bs : 0.0f;
+            /* the light's centroid, kept inside the cell (light so bright its weights overflow
+             * has none: the cell centre) */
+            float px = acc[6] > 0.0f ? (acc[7] / acc[6] - mx) * inv_bs : 0.0f;
+            float py = acc[6] > 0.0f ? (acc[8] / acc[6] - my) * inv_bs : 0.0f;
+            r->pos[2 * c] = px >= -0.5f && px <= 0.5f ? px : 0.0f;
+            r->pos[2 * c + 1] = py >= -0.5f && py <= 0.5f ? py : 0.0f;
         }
     }
 }
 
 /* Mean of the background plate over cell (cx, cy) of level k. */
+/* Mean of the background plate over the frame pixels of cell (cx, cy) of level k (the hidden
+ * fraction it is weighted with already counts only those). */
 static void plate_mean(const rctx *r, int k, int cx, int cy, float *m)
 {
-    int bs = 1 << k, y1 = imin((cy + 1) << k, r->H), x1 = imin((cx + 1) << k, r->W);
+    int y1 = imin((cy + 1) << k, r->H), x1 = imin((cx + 1) << k, r->W);
+    int n = (y1 - (cy << k)) * (x1 - (cx << k));
     m[0] = m[1] = m[2] = 0.0f;
     for (int y = cy << k; y < y1; y++)
         for (int x = cx << k; x < x1; x++)
             for (int c = 0; c < 3; c++) m[c] += r->plate[3 * ((ptrdiff_t)y * r->W + x) + c];
-    for (int c = 0; c < 3; c++) m[c] /= (float)(bs * bs);
+    for (int c = 0; c < 3; c++) m[c] /= (float)(n > 0 ? n : 1);
 }
 
 /* Continues the slice's surfaces behind what hides them: push-pull of the content seen per
@@ -445,8 +452,8 @@ static void composite(rctx *r, int si, int k, box_t sb)
                 for (int ch = 0; ch < 4; ch++)
                     vrow[4 * c + ch] = area * ((1.0f - wy) * r0[4 * c + ch] + wy * r1[4 * c + ch]);
             if (ca < cb) { /* pixels whose interpolation reaches a lit cell */
-                xa = imax(((ca - 1) << k) + (bs >> 1), sb.x0);
-                xb = imin(((cb + 1) << k) - (bs >> 1), sb.x1);
+                xa = imax((ca - 1) * bs + (bs >> 1), sb.x0);
+                xb = imin((cb + 1) * bs - (bs >> 1), sb.x1);
                 xa = imax(xa - 1, sb.x0);
                 xb = imin(xb + 1, sb.x1);
             }
@@ -645,10 +652,10 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
             if (a0 < a1 && b0 < b1) {
                 /* frame pixels the interpolation of those cells reaches */
                 int g = s.k > 0 ? 1 : 0;
-                sb.y0 = imax((a0 - g) << s.k, 0);
-                sb.y1 = imin((a1 + g) << s.k, H);
-                sb.x0 = imax((b0 - g) << s.k, 0);
-                sb.x1 = imin((b1 + g) << s.k, W);
+                sb.y0 = imax((a0 - g) * bs, 0);
+                sb.y1 = imin((a1 + g) * bs, H);
+                sb.x0 = imax((b0 - g) * bs, 0);
+                sb.x1 = imin((b1 + g) * bs, W);
             }
         }
         SD_TIC(t_comp);

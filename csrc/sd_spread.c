@@ -673,7 +673,9 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
                 continue;
             }
             int x0 = imax(bx << sh, ux0), x1 = imin((bx + 1) << sh, ux1);
-            float sv[4] = {0, 0, 0, 0}, so = 0, sx = 0, sy = 0, sr = 0, ss = 0, rmin = INFINITY, rmax = -INFINITY;
+            /* centroid sums in double: the weights may be tiny (denormal light) or huge */
+            float sv[4] = {0, 0, 0, 0}, rmin = INFINITY, rmax = -INFINITY;
+            double so = 0, sx = 0, sy = 0, sr = 0, ss = 0;
             for (int y = y0; y < y1; y++) {
                 if (!(p->rhi[y - c->row0] > lo && p->rlo[y - c->row0] <= hi)) continue;
                 const float *cr = s->coc + sd_pyr_cell(s, 0, y);
@@ -685,8 +687,8 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
                     if (w <= 0.0f) continue;
                     float v[4];
                     load_cell(s, x, y, s->scale * w, v);
-                    float e = fabsf(v[0]) + fabsf(v[1]) + fabsf(v[2]) + fabsf(v[3]);
-                    if (e == 0.0f) continue;
+                    double e = (double)fabsf(v[0]) + fabsf(v[1]) + fabsf(v[2]) + fabsf(v[3]);
+                    if (e == 0.0) continue;
                     float px = (float)x + 0.5f, py = (float)y + 0.5f;
                     if (s->pos) {
                         const float *q = s->pos + 2 * sd_pyr_cell(s, x, y);
@@ -703,14 +705,18 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
                     rmax = R > rmax ? R : rmax;
                 }
             }
-            if (!(so > 0.0f)) {
+            if (!(so > 0.0)) {
                 rowsrc_set(rs, i, NULL, ccx, ccy, 0.0f, 0);
                 continue;
             }
-            float is = 1.0f / so;
-            /* a block of one radius keeps it exactly (its weighted mean would round) */
-            float Rm = rmin == rmax ? rmin : sr * is;
-            rowsrc_set(rs, i, sv, sx * is * inv + o, sy * is * inv + o, Rm * rscale, ss < 0.0f);
+            /* a block of one radius keeps it exactly (its weighted mean would round); a centroid
+             * outside the block (weights overflowing) falls back to the block's centre */
+            float Rm = rmin == rmax ? rmin : (float)(sr / so);
+            float mx = (float)(sx / so) * inv, my = (float)(sy / so) * inv;
+            if (!(mx >= (float)bx && mx <= (float)(bx + 1))) mx = (float)bx + 0.5f;
+            if (!(my >= (float)by && my <= (float)(by + 1))) my = (float)by + 0.5f;
+            if (!(Rm >= rmin && Rm <= rmax)) Rm = rmin;
+            rowsrc_set(rs, i, sv, mx + o, my + o, Rm * rscale, ss < 0.0);
             any = 1;
         }
         if (any) spread_row(pl, c->ap, &plan, rs);
