@@ -1060,9 +1060,13 @@ static void gather_one(const gplane_t *g, const sd_aperture *ap, float cx, float
         spans_t s;
         ap_eval(ap, (0.5f * (t0 + t1) - cy) / R, inverted, &s);
         for (int k = 0; k < ap->nspans; k++) {
-            if (s.r[k] <= s.l[k]) continue;
-            S += (double)h * (s.r[k] - s.l[k]) * R;
-            row_integral(g, j, cx + R * s.l[k], cx + R * s.r[k], sum, h);
+            /* the mean is taken over the very ends integrated; a sliver narrower than 1/1000 px
+             * adds nothing but the rounding of its ends, which its own tiny weight would blow up
+             * (an aperture of slivers only falls back to the pixel below) */
+            float pa = cx + R * s.l[k], pb = cx + R * s.r[k];
+            if (!(pb - pa >= 1e-3f)) continue;
+            S += (double)h * (pb - pa);
+            row_integral(g, j, pa, pb, sum, h);
         }
     }
     if (!(S > 1e-12)) { /* degenerate: the pixel itself */
