@@ -19,7 +19,8 @@
 #include "sd_pyramid.h"
 #include "sd_util.h"
 
-#define FADE 0.25f          /* top part of an octave (in log2 radius) that crossfades up a level */
+#define FADE 0.125f         /* top part of an octave (in log2 radius) that crossfades up a level */
+#define FADE_START 0.9170040f /* 2^-FADE: where in a level's top radius the crossfade starts */
 #define MAX_LEVELS 20
 #define REACH ((int)SD_R_MAX + 3) /* rows a source can reach above or below its own */
 #define MAX_ROWS (2 * REACH + 2)
@@ -361,7 +362,7 @@ static inline int level_of(float R, float *w_up)
         top *= 2.0f;
         k++;
     }
-    float f0 = top * 0.8408964f; /* 2^-FADE */
+    float f0 = top * FADE_START;
     if (R > f0) {
         float f = (R - f0) / (top - f0);
         *w_up = f < 1.0f ? f : 1.0f;
@@ -560,7 +561,7 @@ static inline void row_span(const spread_ctx *c, int y, int *x0, int *x1)
 /* Level weight with the common case (a radius spread at level 0) first. */
 static inline float weight_at(float R, int k, int base)
 {
-    if (R <= SD_R_MAX * 0.8408964f) return k == base ? 1.0f : 0.0f;
+    if (R <= SD_R_MAX * FADE_START) return k == base ? 1.0f : 0.0f;
     return level_weight(R, k, base);
 }
 

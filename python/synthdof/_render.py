@@ -77,7 +77,7 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
     # a blur wider than twice the frame looks the same as one that wide (and keeps the slice
     # arithmetic finite for absurd inputs)
     cap = np.float32(2 * max(H, W) + 4)
-    if np.abs(c).max() > cap:
+    if c.max() > cap or c.min() < -cap:  # (no temporary array for the check)
         c = np.clip(c, -cap, cap)
     a = None if matte is None else as_matte(matte, (H, W))
     ap = as_aperture(aperture)
