@@ -153,73 +153,81 @@ static inline void boxfill_at(const boxfill *b, int nch, int x, int y, float *ou
 }
 
 /* Push-pull fill over rectangle *r of the CoC (nch 1) or of colour + CoC (nch 4) from where the
- * part (subject, or the rest: 1 - matte) is confident at `level`, its inputs staged in scratch
- * of the box's size. If r holds no confident pixel at all, the fill runs on the whole frame (*r
- * updated). */
+ * part (subject, or the rest: 1 - matte) is confident at `level`. Its first level is pulled
+ * straight from the frame (no copy of the box's input). If r holds no confident pixel at all,
+ * the fill runs on the whole frame (*r updated). */
 static sd_status run_fill(const frame *f, rect *r, int nch, int subject, int level, boxfill *out)
 {
     memset(out, 0, sizeof *out);
+    const float t = CONF_LEVEL[level < 2 ? level : 1];
+    const float sg = subject ? 1.0f : -1.0f, off = subject ? 0.0f : 1.0f;
     for (;;) {
         const rect rr = *r;
         const int cw = rr.x1 - rr.x0, ch = rr.y1 - rr.y0;
-        float *sv = malloc(sizeof(float) * (size_t)cw * (size_t)ch * (size_t)(nch + 1));
-        if (!sv) return SD_ERR_NOMEM;
-        float *sw = sv + (size_t)cw * (size_t)ch * (size_t)nch;
-        /* whole rows of the CoC are already laid out as push-pull wants them */
-        const int stage = !(nch == 1 && cw == f->W);
-        const float *v = stage ? sv : f->coc + (ptrdiff_t)rr.y0 * f->W;
-        unsigned char *rowany = malloc((size_t)ch);
-        if (!rowany) {
-            free(sv);
-            return SD_ERR_NOMEM;
-        }
-        const float t = CONF_LEVEL[level < 2 ? level : 1];
-        SD_PARALLEL_FOR(f->nt)
-        for (int y = 0; y < ch; y++) {
-            const float *mr = f->matte + (ptrdiff_t)(y + rr.y0) * f->W + rr.x0;
-            const float *cr = f->coc + (ptrdiff_t)(y + rr.y0) * f->W + rr.x0;
-            float *wr = sw + (ptrdiff_t)y * cw;
-            int any = 0;
-            const float sg = subject ? 1.0f : -1.0f, off = subject ? 0.0f : 1.0f;
-            SD_SIMD_OR(any)
-            for (int x = 0; x < cw; x++) {
-                float a = off + sg * mr[x]; /* a, or 1 - a exactly */
-                int c = level < 2 ? a >= t : a > 0.0f;
-                wr[x] = c ? 1.0f : 0.0f;
-                any |= c;
-            }
-            rowany[y] = (unsigned char)any;
-            if (stage && nch == 1) {
-                memcpy(sv + (ptrdiff_t)y * cw, cr, sizeof(float) * (size_t)cw);
-            } else if (stage) {
-                float *o = sv + (ptrdiff_t)y * cw * 4;
-                for (int x = 0; x < cw; x++) {
-                    const float *p = px_at(f, y + rr.y0, x + rr.x0);
-                    o[4 * x] = p[0]; o[4 * x + 1] = p[1]; o[4 * x + 2] = p[2]; o[4 * x + 3] = cr[x];
-                }
-            }
-        }
-        int any = 0;
-        for (int y = 0; y < ch; y++) any |= rowany[y];
-        free(rowany);
-        if (!any && (cw < f->W || ch < f->H)) {
-            /* nothing confident near the pixels that need it: continue from the whole frame */
-            free(sv);
-            r->x0 = 0; r->y0 = 0; r->x1 = f->W; r->y1 = f->H;
-            continue;
-        }
         if (cw == 1 && ch == 1) { /* nothing to fill from but the pixel itself */
+            float a = off + sg * f->matte[(ptrdiff_t)rr.y0 * f->W + rr.x0];
+            const float *p = px_at(f, rr.y0, rr.x0);
+            float c = f->coc[(ptrdiff_t)rr.y0 * f->W + rr.x0];
             out->p.n = 1;
-            out->w0 = sw[0] > 0.0f;
-            for (int c = 0; c < nch; c++) out->v0[c] = v[c];
-            free(sv);
+            out->w0 = level < 2 ? a >= t : a > 0.0f;
+            if (nch == 1) out->v0[0] = c;
+            else { out->v0[0] = p[0]; out->v0[1] = p[1]; out->v0[2] = p[2]; out->v0[3] = c; }
+            if (out->w0) return SD_OK;
+            if (cw < f->W || ch < f->H) { r->x0 = 0; r->y0 = 0; r->x1 = f->W; r->y1 = f->H; continue; }
             return SD_OK;
         }
         out->ws = malloc(sizeof(float) * sd_fill_ws_floats(ch, cw, nch));
-        if (out->ws)
-            sd_fill_build(&out->p, out->ws, ch, cw, nch, v, (ptrdiff_t)cw * nch, sw, NULL, cw, NULL, NULL, NULL, f->nt);
-        free(sv);
-        return out->ws ? SD_OK : SD_ERR_NOMEM;
+        if (!out->ws) return SD_ERR_NOMEM;
+        sd_fillpyr *fp = &out->p;
+        sd_fill_layout(fp, out->ws, ch, cw, nch);
+        const int h1 = fp->H[1], w1 = fp->W[1];
+        unsigned char *rowany = malloc((size_t)h1);
+        if (!rowany) {
+            free(out->ws);
+            out->ws = NULL;
+            return SD_ERR_NOMEM;
+        }
+        /* level 1: means over the confident pixels of each 2 x 2 block of the box (weights 0/1) */
+        SD_PARALLEL_FOR(f->nt)
+        for (int y = 0; y < h1; y++) {
+            int any = 0;
+            for (int x = 0; x < w1; x++) {
+                double sv[4] = {0, 0, 0, 0};
+                int n = 0;
+                for (int dy = 0; dy < 2; dy++)
+                    for (int dx = 0; dx < 2; dx++) {
+                        int yy = 2 * y + dy, xx = 2 * x + dx;
+                        if (yy >= ch || xx >= cw) continue;
+                        ptrdiff_t i = (ptrdiff_t)(yy + rr.y0) * f->W + xx + rr.x0;
+                        float a = off + sg * f->matte[i]; /* a, or 1 - a exactly */
+                        if (!(level < 2 ? a >= t : a > 0.0f)) continue;
+                        n++;
+                        if (nch == 1) {
+                            sv[0] += f->coc[i];
+                        } else {
+                            const float *p = px_at(f, yy + rr.y0, xx + rr.x0);
+                            sv[0] += p[0]; sv[1] += p[1]; sv[2] += p[2]; sv[3] += f->coc[i];
+                        }
+                    }
+                ptrdiff_t o = (ptrdiff_t)y * w1 + x;
+                fp->w[1][o] = n > 0 ? 1.0f : 0.0f;
+                for (int c = 0; c < nch; c++) fp->v[1][o * nch + c] = n > 0 ? (float)(sv[c] / n) : 0.0f;
+                any |= n > 0;
+            }
+            rowany[y] = (unsigned char)any;
+        }
+        int any = 0;
+        for (int y = 0; y < h1; y++) any |= rowany[y];
+        free(rowany);
+        if (!any && (cw < f->W || ch < f->H)) {
+            /* nothing confident near the pixels that need it: continue from the whole frame */
+            free(out->ws);
+            out->ws = NULL;
+            r->x0 = 0; r->y0 = 0; r->x1 = f->W; r->y1 = f->H;
+            continue;
+        }
+        sd_fill_finish(fp, f->nt);
+        return SD_OK;
     }
 }
 

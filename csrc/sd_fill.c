@@ -159,11 +159,8 @@ static inline void pull_weighted(const float *value, ptrdiff_t vrow, const float
     }
 }
 
-void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float *value, ptrdiff_t vrow,
-                   const float *weight, const float *hole, ptrdiff_t mrow, const int *rx0, const int *rx1,
-                   const ptrdiff_t *roff, int nthreads)
+void sd_fill_layout(sd_fillpyr *f, float *ws, int H, int W, int nch)
 {
-    int nt = sd_threads(nthreads);
     f->nch = nch;
     f->n = fill_levels(H, W, f->H, f->W);
     f->v[0] = NULL;
@@ -176,18 +173,42 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
         f->w[k] = p;
         p += cells;
     }
-    int m = nch < 64 ? nch : 64;
-    /* pull: level 1 from the input, then each level from the one below */
-    int k1 = 1;
-    if (hole && nch == 4 && f->n > 1) { /* the render's case, in float */
-        pull_premult4(value, vrow, hole, mrow, H, W, rx0, rx1, roff, f->v[1], f->w[1], f->H[1], f->W[1], nt);
-        k1 = 2;
-    } else if (!hole && (nch == 1 || nch == 4) && f->n > 1) { /* the matte's fills */
-        if (nch == 1) pull_weighted(value, vrow, weight, mrow, H, W, 1, f->v[1], f->w[1], f->H[1], f->W[1], nt);
-        else pull_weighted(value, vrow, weight, mrow, H, W, 4, f->v[1], f->w[1], f->H[1], f->W[1], nt);
-        k1 = 2;
-    }
-    for (int k = k1; k < f->n; k++) {
+}
+
+/* Level 1 from level 0 in either input convention, any channel count (see sd_fill_build). */
+static void pull_generic(sd_fillpyr *f, int H, int W, const float *value, ptrdiff_t vrow, const float *weight,
+                         const float *hole, ptrdiff_t mrow, int nt)
+{
+    int nch = f->nch, m = nch < 64 ? nch : 64, ch_ = f->H[1], cw = f->W[1];
+    float *cv = f->v[1], *cwt = f->w[1];
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < ch_; y++)
+        for (int x = 0; x < cw; x++) {
+            double sw = 0.0, sv[64]; /* double: weights may be denormal */
+            for (int c = 0; c < m; c++) sv[c] = 0.0;
+            for (int dy = 0; dy < 2; dy++)
+                for (int dx = 0; dx < 2; dx++) {
+                    int yy = 2 * y + dy, xx = 2 * x + dx;
+                    if (yy >= H || xx >= W) continue;
+                    ptrdiff_t i = (ptrdiff_t)yy * mrow + xx;
+                    float w = weight0(weight, hole, i);
+                    if (!(w > 0.0f)) continue;
+                    sw += w;
+                    const float *q = value + (ptrdiff_t)yy * vrow + (ptrdiff_t)xx * nch;
+                    /* premultiplied input already holds w * value */
+                    for (int c = 0; c < m; c++) sv[c] += hole ? (double)q[c] : (double)w * q[c];
+                }
+            ptrdiff_t o = (ptrdiff_t)y * cw + x;
+            cwt[o] = sw > 1.0 ? 1.0f : (float)sw;
+            for (int c = 0; c < m; c++) cv[o * nch + c] = sw > 0.0 ? (float)(sv[c] / sw) : 0.0f;
+        }
+}
+
+void sd_fill_finish(sd_fillpyr *f, int nthreads)
+{
+    int nt = sd_threads(nthreads), nch = f->nch, m = nch < 64 ? nch : 64;
+    /* pull: each level from the one below */
+    for (int k = 2; k < f->n; k++) {
         int ph = f->H[k - 1], pw = f->W[k - 1], ch_ = f->H[k], cw = f->W[k];
         float *cv = f->v[k], *cwt = f->w[k];
         const float *pv = f->v[k - 1], *pwt = f->w[k - 1];
@@ -200,21 +221,11 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
                     for (int dx = 0; dx < 2; dx++) {
                         int yy = 2 * y + dy, xx = 2 * x + dx;
                         if (yy >= ph || xx >= pw) continue;
-                        if (k == 1) {
-                            ptrdiff_t i = (ptrdiff_t)yy * mrow + xx;
-                            float w = weight0(weight, hole, i);
-                            if (!(w > 0.0f)) continue;
-                            sw += w;
-                            const float *q = value + (ptrdiff_t)yy * vrow + (ptrdiff_t)xx * nch;
-                            /* premultiplied input already holds w * value */
-                            for (int c = 0; c < m; c++) sv[c] += hole ? (double)q[c] : (double)w * q[c];
-                        } else {
-                            ptrdiff_t i = (ptrdiff_t)yy * pw + xx;
-                            float w = pwt[i];
-                            if (!(w > 0.0f)) continue;
-                            sw += w;
-                            for (int c = 0; c < m; c++) sv[c] += (double)w * pv[i * nch + c];
-                        }
+                        ptrdiff_t i = (ptrdiff_t)yy * pw + xx;
+                        float w = pwt[i];
+                        if (!(w > 0.0f)) continue;
+                        sw += w;
+                        for (int c = 0; c < m; c++) sv[c] += (double)w * pv[i * nch + c];
                     }
                 ptrdiff_t o = (ptrdiff_t)y * cw + x;
                 cwt[o] = sw > 1.0 ? 1.0f : (float)sw;
@@ -265,6 +276,24 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
         relax(fv, fw, fH, fW, nch, ux0, ux1, nt); /* without the ranges (no memory), every cell */
         free(ux0);
     }
+}
+
+void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float *value, ptrdiff_t vrow,
+                   const float *weight, const float *hole, ptrdiff_t mrow, const int *rx0, const int *rx1,
+                   const ptrdiff_t *roff, int nthreads)
+{
+    int nt = sd_threads(nthreads);
+    sd_fill_layout(f, ws, H, W, nch);
+    if (f->n < 2) return;
+    if (hole && nch == 4) /* the render's case, in float */
+        pull_premult4(value, vrow, hole, mrow, H, W, rx0, rx1, roff, f->v[1], f->w[1], f->H[1], f->W[1], nt);
+    else if (!hole && nch == 1)
+        pull_weighted(value, vrow, weight, mrow, H, W, 1, f->v[1], f->w[1], f->H[1], f->W[1], nt);
+    else if (!hole && nch == 4)
+        pull_weighted(value, vrow, weight, mrow, H, W, 4, f->v[1], f->w[1], f->H[1], f->W[1], nt);
+    else
+        pull_generic(f, H, W, value, vrow, weight, hole, mrow, nt);
+    sd_fill_finish(f, nt);
 }
 
 void sd_fill_sample4(const sd_fillpyr *f, int x, int y, float *out)

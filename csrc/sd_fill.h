@@ -30,6 +30,12 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
                    const float *weight, const float *hole, ptrdiff_t mrow, const int *rx0, const int *rx1,
                    const ptrdiff_t *roff, int nthreads);
 
+/* sd_fill_build in two halves, for a caller that pulls level 1 itself: the levels laid out in
+ * the workspace, then (after f->v[1] and f->w[1] are written) the coarser levels pulled and the
+ * fill pushed back down to level 1. */
+void sd_fill_layout(sd_fillpyr *f, float *ws, int H, int W, int nch);
+void sd_fill_finish(sd_fillpyr *f, int nthreads);
+
 /* The coarse levels' fill at level-0 cell (x, y), nch values (n >= 2 levels only). */
 void sd_fill_sample(const sd_fillpyr *f, int x, int y, float *out);
 void sd_fill_sample4(const sd_fillpyr *f, int x, int y, float *out); /* nch == 4 */
