@@ -3,7 +3,7 @@
  * The CoC axis is cut into slices; every entry (sd_entries.h) is split linearly between the two
  * slice centres around its CoC. Near to far, each slice gathers its content, fills in what nearer
  * slices hide of it, is scattered with every entry's own CoC and composited under what is already
- * there. A slice whose content is all blurred by more than ~22 px (radius) is built, filled and
+ * there. A slice whose content is all blurred by more than ~20 px (radius) is built, filled and
  * scattered on a coarser grid (2^k x 2^k pixels a cell, the level its smallest radius would be
  * spread at anyway): a blur that wide holds no finer detail, and it keeps the cost of the wide
  * slices at a fraction of the frame. Compositing stays at full resolution, because what hides a

@@ -19,8 +19,8 @@
 #include "sd_pyramid.h"
 #include "sd_util.h"
 
-#define FADE 0.125f         /* top part of an octave (in log2 radius) that crossfades up a level */
-#define FADE_START 0.9170040f /* 2^-FADE: where in a level's top radius the crossfade starts */
+#define FADE 0.25f          /* top part of an octave (in log2 radius) that crossfades up a level */
+#define FADE_START 0.8408964f /* 2^-FADE: where in a level's top radius the crossfade starts */
 #define MAX_LEVELS 20
 #define REACH ((int)SD_R_MAX + 3) /* rows a source can reach above or below its own */
 #define MAX_ROWS (2 * REACH + 2)
