@@ -680,7 +680,11 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
             for (int y = y0; y < y1; y++) {
                 if (!(p->rhi[y - c->row0] > lo && p->rlo[y - c->row0] <= hi)) continue;
                 const float *cr = s->coc + sd_pyr_cell(s, 0, y);
-                for (int x = x0; x < x1; x++) {
+                int ra, rb; /* this row's own sources (rows may be stored only that wide) */
+                row_span(c, y, &ra, &rb);
+                ra = imax(ra, x0);
+                rb = imin(rb, x1);
+                for (int x = ra; x < rb; x++) {
                     float cc = cr[x];
                     float R = 0.5f * fabsf(cc);
                     R = R < c->rcap ? R : c->rcap;
