@@ -3,7 +3,8 @@
 #
 #   tests/fuzz/build.sh [outdir]      (default: tests/fuzz/build)
 #
-# Needs clang with libFuzzer (Debian/Ubuntu: apt-get install clang). CC overrides the compiler.
+# Needs clang with libFuzzer and the sanitizer runtimes (Debian/Ubuntu: apt-get install clang; on
+# Debian 12 and later also libclang-rt-dev, which clang only recommends). CC overrides the compiler.
 # The core is built without OpenMP here (one thread, deterministic runs); the sanitized Python
 # test run (.ci/asan.sh) covers the threaded paths.
 set -euo pipefail
