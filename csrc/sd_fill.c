@@ -15,7 +15,8 @@
  * from blocky coarse averages, which lets a distant bright region bias the fill right next to
  * the known boundary; relaxing the coarse levels makes the fill follow the boundary values
  * (harmonic), at O(pixels) cost. Red-black order keeps it deterministic under threads. */
-static void relax(float *v, const float *wt, int H, int W, int nch, const int *ux0, const int *ux1, int nt)
+static inline void relax_n(float *v, const float *wt, int H, int W, int nch, const int *ux0, const int *ux1,
+                           int nt)
 {
     for (int it = 0; it < RELAX_SWEEPS; it++)
         for (int colour = 0; colour < 2; colour++) {
@@ -40,6 +41,14 @@ static void relax(float *v, const float *wt, int H, int W, int nch, const int *u
                 }
             }
         }
+}
+
+/* The channel counts the core uses get loops of a known length (unrolled, vectorised). */
+static void relax(float *v, const float *wt, int H, int W, int nch, const int *ux0, const int *ux1, int nt)
+{
+    if (nch == 4) relax_n(v, wt, H, W, 4, ux0, ux1, nt);
+    else if (nch == 1) relax_n(v, wt, H, W, 1, ux0, ux1, nt);
+    else relax_n(v, wt, H, W, nch, ux0, ux1, nt);
 }
 
 static int fill_levels(int H, int W, int *hs, int *ws)
@@ -204,76 +213,107 @@ static void pull_generic(sd_fillpyr *f, int H, int W, const float *value, ptrdif
         }
 }
 
-void sd_fill_finish(sd_fillpyr *f, int nthreads)
+/* Level k from level k - 1 (ph x pw): each cell the weighted mean of its up to 4 children, its
+ * weight their sum capped at 1. The mean is taken with the weights normalised first (w_i / sum),
+ * so that it stays a convex combination, exact to rounding, even for denormal weights. */
+static inline void pull_level(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int ch_,
+                              int cw, int nch, int nt)
 {
-    int nt = sd_threads(nthreads), nch = f->nch, m = nch < 64 ? nch : 64;
-    /* pull: each level from the one below */
-    for (int k = 2; k < f->n; k++) {
-        int ph = f->H[k - 1], pw = f->W[k - 1], ch_ = f->H[k], cw = f->W[k];
-        float *cv = f->v[k], *cwt = f->w[k];
-        const float *pv = f->v[k - 1], *pwt = f->w[k - 1];
-        SD_PARALLEL_FOR(nt)
-        for (int y = 0; y < ch_; y++)
-            for (int x = 0; x < cw; x++) {
-                double sw = 0.0, sv[64]; /* double: weights may be denormal */
-                for (int c = 0; c < m; c++) sv[c] = 0.0;
-                for (int dy = 0; dy < 2; dy++)
-                    for (int dx = 0; dx < 2; dx++) {
-                        int yy = 2 * y + dy, xx = 2 * x + dx;
-                        if (yy >= ph || xx >= pw) continue;
-                        ptrdiff_t i = (ptrdiff_t)yy * pw + xx;
-                        float w = pwt[i];
-                        if (!(w > 0.0f)) continue;
-                        sw += w;
-                        for (int c = 0; c < m; c++) sv[c] += (double)w * pv[i * nch + c];
-                    }
-                ptrdiff_t o = (ptrdiff_t)y * cw + x;
-                cwt[o] = sw > 1.0 ? 1.0f : (float)sw;
-                for (int c = 0; c < m; c++) cv[o * nch + c] = sw > 0.0 ? (float)(sv[c] / sw) : 0.0f;
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < ch_; y++) {
+        int ya = 2 * y, yb = 2 * y + 1 < ph ? 2 * y + 1 : 2 * y;
+        float my = 2 * y + 1 < ph ? 1.0f : 0.0f; /* the second child row exists */
+        for (int x = 0; x < cw; x++) {
+            int xa = 2 * x, xb = 2 * x + 1 < pw ? 2 * x + 1 : 2 * x;
+            float mx = 2 * x + 1 < pw ? 1.0f : 0.0f;
+            ptrdiff_t i[4] = {(ptrdiff_t)ya * pw + xa, (ptrdiff_t)ya * pw + xb, (ptrdiff_t)yb * pw + xa,
+                              (ptrdiff_t)yb * pw + xb};
+            float w[4] = {pwt[i[0]], pwt[i[1]] * mx, pwt[i[2]] * my, pwt[i[3]] * mx * my}, sw = 0.0f;
+            for (int q = 0; q < 4; q++) {
+                w[q] = w[q] > 0.0f ? w[q] : 0.0f;
+                sw += w[q];
             }
-    }
-    /* push down to level 1: own values where weighted, else the interpolated coarser level */
-    for (int k = f->n - 1; k > 1; k--) {
-        int cH = f->H[k], cW = f->W[k], fH = f->H[k - 1], fW = f->W[k - 1];
-        const float *cv = f->v[k];
-        float *fv = f->v[k - 1];
-        const float *fw = f->w[k - 1];
-        int *ux0 = malloc(sizeof(int) * 2 * (size_t)fH), *ux1 = ux0 ? ux0 + fH : NULL;
-        SD_PARALLEL_FOR(nt)
-        for (int y = 0; y < fH; y++) {
-            float py = 0.5f * ((float)y + 0.5f) - 0.5f;
-            if (py < 0.0f) py = 0.0f;
-            if (py > (float)(cH - 1)) py = (float)(cH - 1);
-            int y0 = (int)py, y1 = y0 + 1 < cH ? y0 + 1 : y0;
-            float wy = py - (float)y0;
-            int u0 = fW, u1 = 0;
-            for (int x = 0; x < fW; x++) {
-                float px = 0.5f * ((float)x + 0.5f) - 0.5f;
-                if (px < 0.0f) px = 0.0f;
-                if (px > (float)(cW - 1)) px = (float)(cW - 1);
-                int x0 = (int)px, x1 = x0 + 1 < cW ? x0 + 1 : x0;
-                float wx = px - (float)x0;
-                ptrdiff_t i = (ptrdiff_t)y * fW + x;
-                float w = fw[i];
-                if (w >= 1.0f) continue; /* fully known: keeps its own value */
-                w = w > 0.0f ? w : 0.0f;
-                u0 = x < u0 ? x : u0;
-                u1 = x + 1;
-                for (int c = 0; c < nch; c++) {
-                    float a = cv[((ptrdiff_t)y0 * cW + x0) * nch + c];
-                    float b = cv[((ptrdiff_t)y0 * cW + x1) * nch + c];
-                    float d = cv[((ptrdiff_t)y1 * cW + x0) * nch + c];
-                    float e = cv[((ptrdiff_t)y1 * cW + x1) * nch + c];
-                    float up = (1 - wy) * ((1 - wx) * a + wx * b) + wy * ((1 - wx) * d + wx * e);
-                    fv[i * nch + c] = w * fv[i * nch + c] + (1.0f - w) * up;
-                }
-            }
-            if (ux0) {
-                ux0[y] = u0;
-                ux1[y] = u1;
+            float inv = sw > 0.0f ? 1.0f / sw : 0.0f;
+            for (int q = 0; q < 4; q++) w[q] *= inv;
+            ptrdiff_t o = (ptrdiff_t)y * cw + x;
+            cwt[o] = sw > 1.0f ? 1.0f : sw;
+            for (int c = 0; c < nch; c++) { /* a child without weight adds nothing, whatever its value */
+                float t = 0.0f;
+                for (int q = 0; q < 4; q++) t += w[q] > 0.0f ? w[q] * pv[i[q] * nch + c] : 0.0f;
+                cv[o * nch + c] = t;
             }
         }
-        relax(fv, fw, fH, fW, nch, ux0, ux1, nt); /* without the ranges (no memory), every cell */
+    }
+}
+
+/* Level k - 1 (fH x fW) from the filled level k: cells of weight below 1 blend their own value
+ * with the bilinear interpolation of level k; ux0/ux1 (or NULL) get each row's span of such
+ * cells. */
+static inline void push_level(const float *cv, int cH, int cW, float *fv, const float *fw, int fH, int fW, int nch,
+                              int *ux0, int *ux1, int nt)
+{
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < fH; y++) {
+        float py = 0.5f * ((float)y + 0.5f) - 0.5f;
+        if (py < 0.0f) py = 0.0f;
+        if (py > (float)(cH - 1)) py = (float)(cH - 1);
+        int y0 = (int)py, y1 = y0 + 1 < cH ? y0 + 1 : y0;
+        float wy = py - (float)y0;
+        int u0 = fW, u1 = 0;
+        for (int x = 0; x < fW; x++) {
+            ptrdiff_t i = (ptrdiff_t)y * fW + x;
+            float w = fw[i];
+            if (w >= 1.0f) continue; /* fully known: keeps its own value */
+            w = w > 0.0f ? w : 0.0f;
+            float px = 0.5f * ((float)x + 0.5f) - 0.5f;
+            if (px < 0.0f) px = 0.0f;
+            if (px > (float)(cW - 1)) px = (float)(cW - 1);
+            int x0 = (int)px, x1 = x0 + 1 < cW ? x0 + 1 : x0;
+            float wx = px - (float)x0;
+            u0 = x < u0 ? x : u0;
+            u1 = x + 1;
+            const float *a = cv + ((ptrdiff_t)y0 * cW + x0) * nch, *b = cv + ((ptrdiff_t)y0 * cW + x1) * nch;
+            const float *d = cv + ((ptrdiff_t)y1 * cW + x0) * nch, *e = cv + ((ptrdiff_t)y1 * cW + x1) * nch;
+            for (int c = 0; c < nch; c++) {
+                float up = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * d[c] + wx * e[c]);
+                fv[i * nch + c] = w * fv[i * nch + c] + (1.0f - w) * up;
+            }
+        }
+        if (ux0) {
+            ux0[y] = u0;
+            ux1[y] = u1;
+        }
+    }
+}
+
+static void pull_any(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int ch_, int cw,
+                     int nch, int nt)
+{
+    if (nch == 4) pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, 4, nt);
+    else if (nch == 1) pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, 1, nt);
+    else pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, nch, nt);
+}
+
+static void push_any(const float *cv, int cH, int cW, float *fv, const float *fw, int fH, int fW, int nch, int *ux0,
+                     int *ux1, int nt)
+{
+    if (nch == 4) push_level(cv, cH, cW, fv, fw, fH, fW, 4, ux0, ux1, nt);
+    else if (nch == 1) push_level(cv, cH, cW, fv, fw, fH, fW, 1, ux0, ux1, nt);
+    else push_level(cv, cH, cW, fv, fw, fH, fW, nch, ux0, ux1, nt);
+}
+
+void sd_fill_finish(sd_fillpyr *f, int nthreads)
+{
+    int nt = sd_threads(nthreads), nch = f->nch;
+    /* pull: each level from the one below */
+    for (int k = 2; k < f->n; k++)
+        pull_any(f->v[k - 1], f->w[k - 1], f->H[k - 1], f->W[k - 1], f->v[k], f->w[k], f->H[k], f->W[k], nch, nt);
+    /* push down to level 1: own values where weighted, else the interpolated coarser level */
+    for (int k = f->n - 1; k > 1; k--) {
+        int fH = f->H[k - 1];
+        int *ux0 = malloc(sizeof(int) * 2 * (size_t)fH), *ux1 = ux0 ? ux0 + fH : NULL;
+        push_any(f->v[k], f->H[k], f->W[k], f->v[k - 1], f->w[k - 1], fH, f->W[k - 1], nch, ux0, ux1, nt);
+        relax(f->v[k - 1], f->w[k - 1], fH, f->W[k - 1], nch, ux0, ux1, nt); /* without the ranges (no memory), every cell */
         free(ux0);
     }
 }
