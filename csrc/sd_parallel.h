@@ -31,6 +31,15 @@ static inline int sd_thread_id(void)
 #endif
 }
 
+/* Inside a spin-wait: lets another thread on the same processor run (more threads than
+ * processors) and eases the wait otherwise. */
+#if defined(__unix__) || defined(__APPLE__)
+#include <sched.h>
+static inline void sd_relax_cpu(void) { (void)sched_yield(); }
+#else
+static inline void sd_relax_cpu(void) {}
+#endif
+
 /* At least one thread; at most a few per processor (results do not depend on the count, and an
  * absurd request must not exhaust the process's stacks). */
 static inline int sd_threads(int nthreads)

@@ -11,6 +11,7 @@
  * reaches; even bands run in parallel, then odd bands, so no two threads touch the same row and
  * the summation order (hence the result, bit for bit) does not depend on the thread count. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sd_alloc.h"
@@ -529,8 +530,10 @@ static inline void load_px(const sd_cview *s, int x, int y, float scale, float *
     for (int c = 0; c < 4; c++) v[c] = c < s->nch ? scale * q[c] : 0.0f;
 }
 
-/* Width (in cells of the level) of the column tiles sources are spread in. */
+/* Width (in cells of the level) of the column tiles sources are spread in; at least 2 REACH + 2,
+ * so that tiles two apart never write the same cell. */
 #define SPREAD_TILE 256
+_Static_assert(SPREAD_TILE >= 2 * REACH + 2, "column tiles narrower than two reaches");
 
 /* The light of source cell (x, y), times scale, as 4 channels. */
 static inline void load_cell(const sd_pyr_src *s, int x, int y, float scale, float *v)
@@ -770,7 +773,7 @@ sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_a
         p->rhi[y - row0] = xa < xb ? hi : -INFINITY;
     }
     for (int k = base; k < p->nlev; k++) {
-        const plane_t *pl = &p->lev[k];
+        plane_t *pl = &p->lev[k];
         int sh = k - base;
         int y0 = row0 >> sh, y1 = imin((row1 + (1 << sh) - 1) >> sh, pl->ny);
         int x0 = col0 >> sh, x1 = imin((col1 + (1 << sh) - 1) >> sh, pl->nx);
@@ -794,17 +797,53 @@ sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_a
         /* bands start at f0 and depend only on the rows spread, never on the thread count */
         int band = 2 * reach + 2;
         int nb = (f1 - f0 + band - 1) / band;
-        if (nb < 3) { /* too short to split */
+        /* bands too short to split by rows are split by columns, in the column tiles
+         * spread_rows uses anyway, so that the result is the same for any thread count */
+        int tile = SPREAD_TILE << sh, ntile = (col1 - col0 + tile - 1) / tile;
+        int bycol = nb < 3;
+        if (bycol && ntile < 3) {
             spread_rows(&c, p, k, f0, f1, &rs[0]);
             continue;
         }
-        for (int phase = 0; phase < 2; phase++) {
-            SD_PARALLEL_FOR_DYN(nt)
-            for (int b = phase; b < nb; b += 2) {
+        if (bycol) {
+            /* the tiles write the same rows: widen the rows' nonzero ranges up front to all the
+             * tiles can reach (so the tiles never change them) */
+            for (int y = imax(f0 + pl->o - reach, 0); y < imin(f1 + pl->o + reach, pl->rows); y++)
+                touch(pl, y, x0 + pl->o - reach, x1 + pl->o + reach);
+            nb = ntile;
+        }
+        /* Even bands (or tiles) write cells no other even one writes, odd ones likewise; an
+         * odd one starts once both even neighbours are done. So every cell gets its even band's light
+         * before its odd band's whatever the thread count, and no thread waits at a barrier
+         * between the two halves. */
+        atomic_int *done = malloc(sizeof(atomic_int) * (size_t)nb);
+        if (!done) {
+            for (int i = 0; i < nrs; i++) rowsrc_free(&rs[i]);
+            return SD_ERR_NOMEM;
+        }
+        for (int b = 0; b < nb; b++) atomic_init(&done[b], 0);
+        int ne = (nb + 1) / 2;
+        /* dynamic scheduling hands the tasks out in order: every band an odd one waits for is
+         * already being spread */
+        SD_PARALLEL_FOR_DYN(nt)
+        for (int t = 0; t < nb; t++) {
+            int b = t < ne ? 2 * t : 2 * (t - ne) + 1;
+            if (b & 1)
+                while (!atomic_load_explicit(&done[b - 1], memory_order_acquire) ||
+                       (b + 1 < nb && !atomic_load_explicit(&done[b + 1], memory_order_acquire)))
+                    sd_relax_cpu();
+            if (bycol) {
+                spread_ctx ct = c;
+                ct.col0 = col0 + b * tile;
+                ct.col1 = imin(ct.col0 + tile, col1);
+                spread_rows(&ct, p, k, f0, f1, &rs[sd_thread_id()]);
+            } else {
                 int r0 = f0 + b * band, r1 = imin(r0 + band, f1);
                 spread_rows(&c, p, k, r0, r1, &rs[sd_thread_id()]);
             }
+            atomic_store_explicit(&done[b], 1, memory_order_release);
         }
+        free(done);
     }
     for (int i = 0; i < nrs; i++) rowsrc_free(&rs[i]);
     return SD_OK;
