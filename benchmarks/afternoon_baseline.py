@@ -116,7 +116,8 @@ def run(size=scene.FULL_SIZE, repeats=3, threads=(1, 2), n_layers=20, synthdof_r
                          median_s=t2["median"], min_s=t2["min"], repeats=synthdof_repeats if rec is None else None,
                          foreign_load=t2["foreign_load"]))
         if verbose:
-            print(f"  synthdof.render threads={nt}: median {t2['median']:.2f} s (min {t2['min']:.2f})", flush=True)
+            where = "from render.json" if rec is not None else f"min {t2['min']:.2f}"
+            print(f"  synthdof.render threads={nt}: median {t2['median']:.2f} s ({where})", flush=True)
     speed = {nt: rows[2 * i]["median_s"] / rows[2 * i + 1]["median_s"] for i, nt in enumerate(threads)}
     return dict(benchmark="afternoon", size=[W, H], n_layers=n_layers, max_coc=s["meta"]["max_coc"],
                 rows=rows, synthdof_speedup=speed, machine=benchlib.machine())

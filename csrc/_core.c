@@ -5,6 +5,7 @@
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
+#include "sd_alloc.h"
 #include "sd_core.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -335,6 +336,15 @@ static PyObject *py_default_threads(PyObject *self, PyObject *args)
     return PyLong_FromLong(sd_default_threads());
 }
 
+static PyObject *py_scratch_limit(PyObject *self, PyObject *args)
+{
+    (void)self;
+    long long limit;
+    if (!PyArg_ParseTuple(args, "L", &limit)) return NULL;
+    size_t kept = limit < 0 ? sd_scratch_kept() : sd_scratch_limit((size_t)limit);
+    return PyLong_FromSize_t(kept);
+}
+
 static PyMethodDef methods[] = {
     {"coc_fixed_fov", py_coc_fixed_fov, METH_VARARGS, "coc_fixed_fov(depth, scale, inv_focus, max_coc, out, nthreads)"},
     {"coc_real_lens", py_coc_real_lens, METH_VARARGS, "coc_real_lens(depth, scale, focus, focal_length, max_coc, out, nthreads)"},
@@ -345,6 +355,7 @@ static PyMethodDef methods[] = {
     {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
     {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},
+    {"scratch_limit", py_scratch_limit, METH_VARARGS, "scratch_limit(bytes): most scratch kept between calls (< 0: unchanged); bytes kept"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_core", "synthdof C core binding", -1, methods};

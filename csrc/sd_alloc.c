@@ -2,8 +2,10 @@
 #if defined(__linux__) && !defined(_DEFAULT_SOURCE)
 #define _DEFAULT_SOURCE /* mmap, madvise */
 #endif
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include "sd_alloc.h"
 #include "sd_parallel.h"
 
@@ -16,14 +18,119 @@
 /* Room before the returned pointer for the mapping's length (keeps 64-byte alignment). */
 #define HEADER 64
 
+#if defined(__linux__) && defined(MAP_ANONYMOUS)
+/* Freed mappings kept for reuse. The lock is held only to pick or place a slot. */
+#define SLOTS 64
+static struct {
+    void *m;
+    size_t len;
+} kept[SLOTS];
+static size_t kept_bytes, kept_limit = SD_SCRATCH_DEFAULT;
+static atomic_flag kept_lock = ATOMIC_FLAG_INIT;
+
+static void lock(void)
+{
+    while (atomic_flag_test_and_set_explicit(&kept_lock, memory_order_acquire)) sd_relax_cpu();
+}
+static void unlock(void) { atomic_flag_clear_explicit(&kept_lock, memory_order_release); }
+
+/* A kept mapping of at least len bytes and at most twice that (the smallest), or NULL. */
+static void *take_kept(size_t len, size_t *got)
+{
+    lock();
+    int best = -1;
+    for (int i = 0; i < SLOTS; i++)
+        if (kept[i].m && kept[i].len >= len && kept[i].len / 2 <= len && (best < 0 || kept[i].len < kept[best].len))
+            best = i;
+    void *m = NULL;
+    if (best >= 0) {
+        m = kept[best].m;
+        *got = kept[best].len;
+        kept_bytes -= kept[best].len;
+        kept[best].m = NULL;
+    }
+    unlock();
+    return m;
+}
+
+/* Keeps mapping m of len bytes if the limit allows; else unmaps it. */
+static void keep(void *m, size_t len)
+{
+    lock();
+    int slot = -1;
+    if (kept_bytes + len <= kept_limit)
+        for (int i = 0; i < SLOTS && slot < 0; i++)
+            if (!kept[i].m) slot = i;
+    if (slot >= 0) {
+        kept[slot].m = m;
+        kept[slot].len = len;
+        kept_bytes += len;
+    }
+    unlock();
+    if (slot < 0) munmap(m, len);
+}
+
+size_t sd_scratch_limit(size_t bytes)
+{
+    void *drop[SLOTS];
+    size_t dlen[SLOTS];
+    int nd = 0;
+    lock();
+    kept_limit = bytes;
+    /* release the largest first until what is kept fits */
+    while (kept_bytes > kept_limit) {
+        int big = -1;
+        for (int i = 0; i < SLOTS; i++)
+            if (kept[i].m && (big < 0 || kept[i].len > kept[big].len)) big = i;
+        drop[nd] = kept[big].m;
+        dlen[nd++] = kept[big].len;
+        kept_bytes -= kept[big].len;
+        kept[big].m = NULL;
+    }
+    size_t now = kept_bytes;
+    unlock();
+    for (int i = 0; i < nd; i++) munmap(drop[i], dlen[i]);
+    return now;
+}
+
+size_t sd_scratch_kept(void)
+{
+    lock();
+    size_t now = kept_bytes;
+    unlock();
+    return now;
+}
+#else
+size_t sd_scratch_limit(size_t bytes)
+{
+    (void)bytes;
+    return 0;
+}
+size_t sd_scratch_kept(void) { return 0; }
+#endif
+
 void *sd_big_calloc(size_t n, size_t size, int nthreads)
 {
     if (size && n > SIZE_MAX / size) return NULL;
     size_t bytes = n * size;
 #if defined(__linux__) && defined(MAP_ANONYMOUS)
     if (bytes >= BIG_BYTES && bytes <= SIZE_MAX - HEADER) {
-        size_t len = bytes + HEADER;
-        void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        size_t len = bytes + HEADER, got = 0;
+        void *m = take_kept(len, &got);
+        if (m) { /* zero what the caller gets, a slice per thread */
+            size_t chunk = (size_t)32 << 20;
+            long nchunks = (long)((bytes + chunk - 1) / chunk);
+            int nt = sd_threads(nthreads);
+            char *p = (char *)m + HEADER;
+            SD_PARALLEL_FOR(nt)
+            for (long i = 0; i < nchunks; i++) {
+                size_t off = (size_t)i * chunk;
+                memset(p + off, 0, bytes - off < chunk ? bytes - off : chunk);
+            }
+            *(size_t *)m = got;
+            return p;
+        }
+        m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) return NULL;
 #ifdef MADV_HUGEPAGE
         (void)madvise(m, len, MADV_HUGEPAGE); /* a hint: without it the pages are only smaller */
@@ -63,7 +170,7 @@ void sd_big_free(void *p)
 #if defined(__linux__) && defined(MAP_ANONYMOUS)
     char *m = (char *)p - HEADER;
     size_t len = *(size_t *)m;
-    if (len) munmap(m, len);
+    if (len) keep(m, len);
     else free(m);
 #else
     free(p);

@@ -1,14 +1,25 @@
-/* Large zeroed buffers for the kernels' scratch planes. A 12-megapixel render touches over a
- * gigabyte of fresh scratch memory; in 4 KiB pages that is a quarter of a million page faults,
+/* Large zeroed buffers for the kernels' scratch planes. A 12-megapixel render touches over half
+ * a gigabyte of scratch memory; in 4 KiB pages that is a quarter of a million page faults,
  * which cost more than the arithmetic. Where the system offers transparent huge pages (Linux),
- * big buffers are mapped directly and marked for them; elsewhere this is calloc. */
+ * big buffers are mapped directly and marked for them; elsewhere this is calloc.
+ *
+ * Freed big buffers are kept, up to a limit, for the next call to take: memory the process
+ * hands back may be handed on by the system (a virtual machine's free-page reporting returns it
+ * to the host), and getting it back then costs far more than zeroing it again. */
 #ifndef SD_ALLOC_H
 #define SD_ALLOC_H
 
 #include <stddef.h>
 
-/* n * size zeroed bytes; nthreads may share the work of faulting the pages in. */
+/* n * size zeroed bytes; nthreads may share the work of faulting the pages in or zeroing. */
 void *sd_big_calloc(size_t n, size_t size, int nthreads);
 void sd_big_free(void *p);
+
+/* The most bytes of freed buffers kept for reuse (default SD_SCRATCH_DEFAULT); a lower limit
+ * releases what is over it at once, 0 releases everything. Returns the bytes kept now. */
+size_t sd_scratch_limit(size_t bytes);
+size_t sd_scratch_kept(void);
+
+#define SD_SCRATCH_DEFAULT ((size_t)1 << 30)
 
 #endif

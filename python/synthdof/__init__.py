@@ -22,11 +22,40 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Aperture", "ThinLens", "coc_from_disparity", "depth_to_disparity", "disparity_to_depth",
-    "focus_from_matte", "gather", "linear_to_srgb", "load_sample", "openmp_enabled",
+    "focus_from_matte", "gather", "linear_to_srgb", "load_sample", "openmp_enabled", "scratch_memory",
     "recover_highlights", "render", "scatter", "srgb_to_linear",
     "read_depth", "read_image", "read_matte", "write_image", "run_batch",
     "Diagnosis", "compare", "diagnose", "fit_lens",
 ]
+
+
+def scratch_memory(limit_mb=None):
+    """Scratch memory the C core keeps between calls, in bytes.
+
+    A render's large scratch buffers (about 5x the image for a 12 MP render) are kept when it
+    returns, up to a limit, so the next call of a similar size reuses them instead of mapping
+    fresh memory: on virtual machines that return freed memory to the host, fresh memory costs
+    up to a second per gigabyte. `limit_mb` sets that limit (default 1024, or the environment's
+    SYNTHDOF_SCRATCH_MB at import); 0 keeps nothing and releases what is kept now."""
+    if limit_mb is None:
+        return int(_core.scratch_limit(-1))
+    from ._validate import positive
+    mb = positive(limit_mb, "limit_mb", allow_zero=True)
+    return int(_core.scratch_limit(int(mb * (1 << 20))))
+
+
+def _scratch_from_env():
+    import os
+    v = os.environ.get("SYNTHDOF_SCRATCH_MB")
+    if v is None or not v.strip():
+        return
+    try:
+        scratch_memory(float(v))
+    except (TypeError, ValueError):
+        raise ValueError(f"SYNTHDOF_SCRATCH_MB: expected a number of megabytes >= 0, got {v!r}") from None
+
+
+_scratch_from_env()
 
 
 def openmp_enabled():

@@ -1,0 +1,88 @@
+"""The core keeps large scratch buffers between calls (synthdof.scratch_memory): a call that reuses
+them renders exactly what a call on fresh memory renders, the limit is honoured, and bad limits
+are refused."""
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import synthdof
+
+H, W = 600, 800  # large enough for the core's big (mapped, kept) buffers
+
+
+def _scene(seed):
+    rng = np.random.default_rng(seed)
+    img = rng.random((H, W, 3), dtype=np.float32)
+    img[rng.integers(0, H, 40), rng.integers(0, W, 40)] = 30.0  # point lights
+    y, x = np.mgrid[0:H, 0:W]
+    coc = np.where(x > W // 2, 40.0, -25.0).astype(np.float32) + rng.normal(0, 2, (H, W)).astype(np.float32)
+    matte = (((y - H / 2) / 180.0) ** 2 + ((x - W / 3) / 120.0) ** 2 < 1.0).astype(np.float32)
+    coc[matte > 0] = 0.5
+    return img, coc, matte
+
+
+def _render(scene, threads=2):
+    img, coc, matte = scene
+    return synthdof.render(img, coc=coc, matte=matte, aperture=synthdof.Aperture(blades=6), num_threads=threads)
+
+
+@pytest.fixture
+def default_limit():
+    yield
+    synthdof.scratch_memory(1024)
+
+
+def test_reused_scratch_renders_as_fresh_memory(default_limit):
+    a, b = _scene(1), _scene(2)
+    synthdof.scratch_memory(0)  # nothing kept: the next render maps fresh (zeroed) memory
+    fresh = _render(a)
+    synthdof.scratch_memory(1024)
+    _render(b)  # leaves its buffers, full of b's light, for the next call
+    if sys.platform.startswith("linux"):
+        assert synthdof.scratch_memory() > 0
+    reused = _render(a)
+    np.testing.assert_array_equal(reused, fresh)
+
+
+def test_limit_zero_keeps_nothing(default_limit):
+    _render(_scene(3))
+    assert synthdof.scratch_memory(0) == 0
+    _render(_scene(3))
+    assert synthdof.scratch_memory() == 0
+    assert synthdof.scratch_memory(1) == 0  # 1 MB: smaller than any kept buffer
+
+
+def test_concurrent_renders_share_the_kept_buffers(default_limit):
+    scenes = [_scene(s) for s in range(4)]
+    sequential = [_render(s, threads=1) for s in scenes]
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        concurrent = list(ex.map(lambda s: _render(s, threads=1), scenes * 2))
+    for k, out in enumerate(concurrent):
+        np.testing.assert_array_equal(out, sequential[k % 4])
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "lots"])
+def test_bad_limit_names_the_argument(bad):
+    with pytest.raises((ValueError, TypeError), match="limit_mb"):
+        synthdof.scratch_memory(bad)
+
+
+def _child(code, env_value):
+    env = dict(os.environ, SYNTHDOF_SCRATCH_MB=env_value)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_environment_sets_the_limit():
+    code = ("import numpy as np, synthdof\n"
+            "img = np.random.default_rng(0).random((600, 800, 3), dtype=np.float32)\n"
+            "synthdof.render(img, coc=np.full((600, 800), 30, np.float32))\n"
+            "print(synthdof.scratch_memory())\n")
+    r = _child(code, "0")
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[-1]) == 0
+    r = _child(code, "lots")
+    assert r.returncode != 0 and "SYNTHDOF_SCRATCH_MB" in r.stderr
