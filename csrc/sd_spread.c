@@ -12,6 +12,7 @@
  * the summation order (hence the result, bit for bit) does not depend on the thread count. */
 #include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sd_alloc.h"
@@ -196,14 +197,32 @@ static void make_plan(plan_t *pl, const sd_aperture *ap, float fx, float fy, flo
     for (int n = 0; n < pl->n; n++) pl->w[n] = (float)(pl->w[n] / S);
 }
 
+/* Plans are kept in a small table per thread, a slot per footprint key (a plan depends on its
+ * key alone, so which plans happen to be kept changes nothing but time): neighbours of a noisy
+ * depth map rarely share a footprint with the one just before, but a row has few distinct ones. */
+#define PLAN_SLOTS_LOG2 6
+#define PLAN_SLOTS (1 << PLAN_SLOTS_LOG2)
+
+static inline unsigned plan_slot(float R, float fx, float fy, int inv)
+{
+    uint32_t a, b, c;
+    memcpy(&a, &R, sizeof a);
+    memcpy(&b, &fx, sizeof b);
+    memcpy(&c, &fy, sizeof c);
+    uint32_t h = a ^ (b * 0x85ebca6bu) ^ (c * 0xc2b2ae35u) ^ (uint32_t)inv;
+    h ^= h >> 15;
+    return (h * 0x9e3779b1u) >> (32 - PLAN_SLOTS_LOG2);
+}
+
 /* A row of sources waiting to be spread at one level: their light and their footprints' keys
  * (radius and sub-cell centre; the centre quantised to 1/16 cell, far below what a blur shows,
  * so that the merged blocks of a flat surface share one footprint), and the plane cell holding
  * each centre. */
 #define QP 16.0f
-/* A row whose sources do not all share one radius has its radii rounded to 1/QR cell, so that
- * the neighbours on a smooth depth gradient share footprints and spread in runs instead of
- * each planning its own (the error, 1/256 cell, is far below what a blur shows). The rounding
+/* A row whose sources do not all share one radius has its radii rounded to 1/QR cell (from a
+ * radius of 2 cells on, to 1/(2 QR) to 1/QR of the radius), so that the neighbours on a smooth
+ * depth gradient share footprints and spread in runs instead of each planning its own (the
+ * error, at most 1/256 of the radius or of a cell, is far below what a blur shows). The rounding
  * depends on each radius alone, so the result does not depend on the direction rows are read
  * in (a scene turned by 180 degrees renders turned); a row of one radius keeps it exactly, so a
  * uniform blur spreads exactly the aperture's shape. */
@@ -222,7 +241,11 @@ static void round_radii(float *R, int n)
     if (!mixed) return;
     for (int i = 0; i < n; i++)
         if (R[i] > 0.0f) {
-            float q = (float)sd_ifloor(R[i] * QR + 0.5f) * (1.0f / QR);
+            /* steps of 1/QR cell, or of 1/(2 QR) to 1/QR of the radius once that is coarser */
+            int e;
+            (void)frexpf(R[i], &e);
+            float step = e > 1 ? ldexpf(1.0f / QR, e - 1) : 1.0f / QR;
+            float q = (float)sd_ifloor(R[i] / step + 0.5f) * step;
             R[i] = q > 0.5f ? q : 0.5f + 1.0f / QR; /* stays a real footprint */
         }
 }
@@ -231,6 +254,7 @@ typedef struct {
     float *R, *fx, *fy;
     int *cx, *cy, *inv;
     int n;
+    plan_t *plans;     /* PLAN_SLOTS */
 } rowsrc_t;
 
 static int rowsrc_alloc(rowsrc_t *r, int n)
@@ -238,12 +262,14 @@ static int rowsrc_alloc(rowsrc_t *r, int n)
     r->v = malloc(sizeof(float) * 4 * (size_t)n);
     r->R = malloc(sizeof(float) * 3 * (size_t)n);
     r->cx = malloc(sizeof(int) * 3 * (size_t)n);
+    r->plans = malloc(sizeof(plan_t) * PLAN_SLOTS);
     r->n = n;
-    if (!r->v || !r->R || !r->cx) {
-        free(r->v); free(r->R); free(r->cx);
-        r->v = NULL; r->R = NULL; r->cx = NULL;
+    if (!r->v || !r->R || !r->cx || !r->plans) {
+        free(r->v); free(r->R); free(r->cx); free(r->plans);
+        r->v = NULL; r->R = NULL; r->cx = NULL; r->plans = NULL;
         return -1;
     }
+    for (int i = 0; i < PLAN_SLOTS; i++) r->plans[i].valid = 0;
     r->fx = r->R + n;
     r->fy = r->R + 2 * (ptrdiff_t)n;
     r->cy = r->cx + n;
@@ -256,6 +282,7 @@ static void rowsrc_free(rowsrc_t *r)
     free(r->v);
     free(r->R);
     free(r->cx);
+    free(r->plans);
 }
 
 /* Source i of the row: light v (NULL: none), centre (cx, cy) in plane coordinates, radius R. */
@@ -298,9 +325,10 @@ static inline void run_end(float *restrict D, const float *restrict v, int len, 
 
 /* Spreads `len` sources with light v (len x 4) that share one footprint (radius R, orientation,
  * centre (fx, fy) inside its cell) and occupy consecutive cells from plane cell (x0, y0). */
-SD_CLONES static void spread_run(plane_t *p, const sd_aperture *ap, plan_t *pl, const float *v, int len,
+SD_CLONES static void spread_run(plane_t *p, const sd_aperture *ap, plan_t *plans, const float *v, int len,
                                   int x0, int y0, float R, float fx, float fy, int inv)
 {
+    plan_t *pl = &plans[plan_slot(R, fx, fy, inv)];
     if (!pl->valid || pl->R != R || pl->inverted != inv || pl->fx != fx || pl->fy != fy)
         make_plan(pl, ap, fx, fy, R, inv);
     for (int n = 0; n < pl->n; n++) {
@@ -327,7 +355,7 @@ SD_CLONES static void spread_run(plane_t *p, const sd_aperture *ap, plan_t *pl, 
 }
 
 /* Spreads a gathered row: runs of neighbours with the same footprint go together. */
-static void spread_row(plane_t *p, const sd_aperture *ap, plan_t *pl, rowsrc_t *r)
+static void spread_row(plane_t *p, const sd_aperture *ap, rowsrc_t *r)
 {
     int i = 0, n = r->n;
     round_radii(r->R, n);
@@ -342,8 +370,8 @@ static void spread_row(plane_t *p, const sd_aperture *ap, plan_t *pl, rowsrc_t *
             }
             j++;
         }
-        spread_run(p, ap, pl, r->v + 4 * (ptrdiff_t)i, last + 1 - i, r->cx[i], r->cy[i], r->R[i], r->fx[i], r->fy[i],
-                   r->inv[i]);
+        spread_run(p, ap, r->plans, r->v + 4 * (ptrdiff_t)i, last + 1 - i, r->cx[i], r->cy[i], r->R[i], r->fx[i],
+                   r->fy[i], r->inv[i]);
         i = last + 1;
     }
 }
@@ -570,8 +598,7 @@ static inline float weight_at(float R, int k, int base)
 
 /* One row of base-grid sources at their cell centres (the common case: no centroids, no
  * merging), gathered and spread in runs that share a radius. */
-static void spread_row_cells(const spread_ctx *c, plane_t *pl, int k, int by, int bx0, int bx1, rowsrc_t *rs,
-                             plan_t *plan)
+static void spread_row_cells(const spread_ctx *c, plane_t *pl, int k, int by, int bx0, int bx1, rowsrc_t *rs)
 {
     const sd_pyr_src *s = c->s;
     const float *cr = s->coc + sd_pyr_cell(s, 0, by);
@@ -609,8 +636,8 @@ static void spread_row_cells(const spread_ctx *c, plane_t *pl, int k, int by, in
             if (rs->R[j] != rs->R[i] || rs->inv[j] != rs->inv[i]) break;
             last = j;
         }
-        spread_run(pl, c->ap, plan, rs->v + 4 * (ptrdiff_t)i, last + 1 - i, bx0 + i + o, by + o, rs->R[i], 0.5f, 0.5f,
-                   rs->inv[i]);
+        spread_run(pl, c->ap, rs->plans, rs->v + 4 * (ptrdiff_t)i, last + 1 - i, bx0 + i + o, by + o, rs->R[i], 0.5f,
+                   0.5f, rs->inv[i]);
         i = last + 1;
     }
 }
@@ -625,9 +652,6 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
     float inv = 1.0f / (float)bs, o = (float)pl->o, rscale = 1.0f / (float)(1 << k);
     float lo, hi;
     level_span(k, c->base, &lo, &hi);
-    plan_t plan;
-    plan.valid = 0;
-    plan.n = 0;
     /* Column tiles, each spread over all the band's rows before the next: a source writes the
      * 2R rows around its own, and a tile keeps those rows' stretch of the plane in cache. */
     for (int t0 = c->col0; t0 < c->col1; t0 += SPREAD_TILE << sh) {
@@ -649,7 +673,7 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
         int bx0 = ux0 >> sh, bx1 = (ux1 + bs - 1) >> sh;
         rs->n = bx1 - bx0;
         if (sh == 0 && !s->pos) {
-            spread_row_cells(c, pl, k, by, bx0, bx1, rs, &plan);
+            spread_row_cells(c, pl, k, by, bx0, bx1, rs);
             continue;
         }
         int any = 0;
@@ -727,7 +751,7 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
             rowsrc_set(rs, i, sv, mx + o, my + o, Rm * rscale, ss < 0.0);
             any = 1;
         }
-        if (any) spread_row(pl, c->ap, &plan, rs);
+        if (any) spread_row(pl, c->ap, rs);
     }
     }
 }
