@@ -24,6 +24,7 @@
 static struct {
     void *m;
     size_t len;
+    int zero; /* left all zero by its last user */
 } kept[SLOTS];
 static size_t kept_bytes, kept_limit = SD_SCRATCH_DEFAULT;
 static atomic_flag kept_lock = ATOMIC_FLAG_INIT;
@@ -34,18 +35,23 @@ static void lock(void)
 }
 static void unlock(void) { atomic_flag_clear_explicit(&kept_lock, memory_order_release); }
 
-/* A kept mapping of at least len bytes and at most twice that (the smallest), or NULL. */
-static void *take_kept(size_t len, size_t *got)
+/* A kept mapping of at least len bytes and at most twice that, or NULL: the smallest, and of
+ * those one left zero when want_zero (else one that is not, to save the zero ones). */
+static void *take_kept(size_t len, int want_zero, size_t *got, int *zero)
 {
     lock();
     int best = -1;
-    for (int i = 0; i < SLOTS; i++)
-        if (kept[i].m && kept[i].len >= len && kept[i].len / 2 <= len && (best < 0 || kept[i].len < kept[best].len))
+    for (int i = 0; i < SLOTS; i++) {
+        if (!kept[i].m || kept[i].len < len || kept[i].len / 2 > len) continue;
+        if (best < 0 || kept[i].len < kept[best].len ||
+            (kept[i].len == kept[best].len && (kept[i].zero == want_zero) > (kept[best].zero == want_zero)))
             best = i;
+    }
     void *m = NULL;
     if (best >= 0) {
         m = kept[best].m;
         *got = kept[best].len;
+        *zero = kept[best].zero;
         kept_bytes -= kept[best].len;
         kept[best].m = NULL;
     }
@@ -54,7 +60,7 @@ static void *take_kept(size_t len, size_t *got)
 }
 
 /* Keeps mapping m of len bytes if the limit allows; else unmaps it. */
-static void keep(void *m, size_t len)
+static void keep(void *m, size_t len, int zero)
 {
     lock();
     int slot = -1;
@@ -64,6 +70,7 @@ static void keep(void *m, size_t len)
     if (slot >= 0) {
         kept[slot].m = m;
         kept[slot].len = len;
+        kept[slot].zero = zero;
         kept_bytes += len;
     }
     unlock();
@@ -109,14 +116,19 @@ size_t sd_scratch_limit(size_t bytes)
 size_t sd_scratch_kept(void) { return 0; }
 #endif
 
-void *sd_big_calloc(size_t n, size_t size, int nthreads)
+static void *big_alloc(size_t n, size_t size, int nthreads, int zeroed)
 {
     if (size && n > SIZE_MAX / size) return NULL;
     size_t bytes = n * size;
 #if defined(__linux__) && defined(MAP_ANONYMOUS)
     if (bytes >= BIG_BYTES && bytes <= SIZE_MAX - HEADER) {
         size_t len = bytes + HEADER, got = 0;
-        void *m = take_kept(len, &got);
+        int zero = 0;
+        void *m = take_kept(len, zeroed, &got, &zero);
+        if (m && (zero || !zeroed)) {
+            *(size_t *)m = got;
+            return (char *)m + HEADER;
+        }
         if (m) { /* zero what the caller gets, a slice per thread */
             size_t chunk = (size_t)32 << 20;
             long nchunks = (long)((bytes + chunk - 1) / chunk);
@@ -164,15 +176,22 @@ void *sd_big_calloc(size_t n, size_t size, int nthreads)
 #endif
 }
 
-void sd_big_free(void *p)
+void *sd_big_calloc(size_t n, size_t size, int nthreads) { return big_alloc(n, size, nthreads, 1); }
+void *sd_big_alloc(size_t n, size_t size, int nthreads) { return big_alloc(n, size, nthreads, 0); }
+
+static void big_free(void *p, int zero)
 {
     if (!p) return;
 #if defined(__linux__) && defined(MAP_ANONYMOUS)
     char *m = (char *)p - HEADER;
     size_t len = *(size_t *)m;
-    if (len) keep(m, len);
+    if (len) keep(m, len, zero);
     else free(m);
 #else
+    (void)zero;
     free(p);
 #endif
 }
+
+void sd_big_free(void *p) { big_free(p, 0); }
+void sd_big_free_zeroed(void *p) { big_free(p, 1); }

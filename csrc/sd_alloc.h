@@ -13,7 +13,11 @@
 
 /* n * size zeroed bytes; nthreads may share the work of faulting the pages in or zeroing. */
 void *sd_big_calloc(size_t n, size_t size, int nthreads);
+/* n * size bytes of undefined content, for a buffer written before it is read. */
+void *sd_big_alloc(size_t n, size_t size, int nthreads);
 void sd_big_free(void *p);
+/* sd_big_free of a buffer the caller has left all zero: a later sd_big_calloc need not zero it. */
+void sd_big_free_zeroed(void *p);
 
 /* The most bytes of freed buffers kept for reuse (default SD_SCRATCH_DEFAULT); a lower limit
  * releases what is over it at once, 0 releases everything. Returns the bytes kept now. */

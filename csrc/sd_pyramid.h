@@ -17,6 +17,8 @@ sd_pyramid *sd_pyr_new(int H, int W, float max_coc, int nthreads);
 void sd_pyr_free(sd_pyramid *p);
 /* Zeroes what the last spread touched; must be called before the next spread. */
 void sd_pyr_clear(sd_pyramid *p, int nthreads);
+/* sd_pyr_free after clearing what was written: the planes go back to the allocator as zero. */
+void sd_pyr_release(sd_pyramid *p, int nthreads);
 /* Number of levels, and the coarsest level whose every nominal radius (R / 2^k) stays at least
  * half of SD_R_MAX for radius R: the level a source of radius R is spread at. */
 int sd_pyr_levels(const sd_pyramid *p);

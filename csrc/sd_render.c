@@ -592,11 +592,12 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
         }
     }
     size_t nc = (size_t)max_cells;
-    r.layer = sd_big_calloc(nc * 4, sizeof(float), nt);
-    r.lcoc = sd_big_calloc(nc, sizeof(float), nt);
-    r.hole = sd_big_calloc(nc, sizeof(float), nt);
-    r.pos = sd_big_calloc(nc * 2, sizeof(float), nt);
-    r.fillws = sd_big_calloc(max_fill, sizeof(float), nt);
+    /* the slice buffers are written (over each slice's cells) before they are read */
+    r.layer = sd_big_alloc(nc * 4, sizeof(float), nt);
+    r.lcoc = sd_big_alloc(nc, sizeof(float), nt);
+    r.hole = sd_big_alloc(nc, sizeof(float), nt);
+    r.pos = sd_big_alloc(nc * 2, sizeof(float), nt);
+    r.fillws = sd_big_alloc(max_fill, sizeof(float), nt);
     r.acc = sd_big_calloc(n, sizeof(float), nt);
     r.out = out;
     r.last = sd_big_calloc(n, sizeof(float), nt);
@@ -681,7 +682,7 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
     SD_TOC(PROF_NORMALISE, t_norm);
     free(r.ix0); free(r.ix1); free(r.irlo); free(r.irhi); free(r.roff); free(r.kx0); free(r.plan); free(r.ncells);
     sd_big_free(r.layer); sd_big_free(r.lcoc); sd_big_free(r.hole); sd_big_free(r.pos); sd_big_free(r.fillws);
-    sd_pyr_free(r.pyr);
+    sd_pyr_release(r.pyr, nt);
     sd_big_free(r.acc); sd_big_free(r.last); sd_big_free(r.stamp);
     free(r.rowbuf); free(r.colidx); free(r.colw); free(r.cx0);
     return st;

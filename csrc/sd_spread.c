@@ -503,16 +503,26 @@ sd_pyramid *sd_pyr_new(int H, int W, float max_coc, int nthreads)
     return p;
 }
 
-void sd_pyr_free(sd_pyramid *p)
+static void pyr_free(sd_pyramid *p, int zeroed)
 {
     if (!p) return;
     for (int k = 0; k < p->nlev; k++) {
-        sd_big_free(p->lev[k].buf);
+        if (zeroed) sd_big_free_zeroed(p->lev[k].buf);
+        else sd_big_free(p->lev[k].buf);
         free(p->lev[k].xl);
     }
     free(p->rlo);
     free(p->rhi);
     free(p);
+}
+
+void sd_pyr_free(sd_pyramid *p) { pyr_free(p, 0); }
+
+void sd_pyr_release(sd_pyramid *p, int nthreads)
+{
+    if (!p) return;
+    sd_pyr_clear(p, nthreads); /* only what was written is nonzero: the next user need not zero it */
+    pyr_free(p, 1);
 }
 
 int sd_pyr_levels(const sd_pyramid *p) { return p->nlev; }
@@ -1058,7 +1068,7 @@ sd_status sd_scatter(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc
             for (int c = 0; c < dst.nch; c++) o[(ptrdiff_t)x * dst.pix + c] = on ? r[4 * x + c] : 0.0f;
         }
     }
-    sd_pyr_free(p);
+    sd_pyr_release(p, nthreads);
     return SD_OK;
 }
 

@@ -48,6 +48,27 @@ def test_reused_scratch_renders_as_fresh_memory(default_limit):
     np.testing.assert_array_equal(reused, fresh)
 
 
+def test_buffers_left_by_larger_and_other_calls_change_nothing(default_limit):
+    # a larger frame's dirty buffers (kept buffers serve requests down to half their size), and
+    # scatter's pyramid planes handed back zeroed, reused by render and scatter
+    a = _scene(4)
+    rng = np.random.default_rng(5)
+    big = rng.random((800, 1000, 3), dtype=np.float32) * 5
+    big_coc = rng.normal(0, 30, (800, 1000)).astype(np.float32)
+    synthdof.scratch_memory(0)
+    fresh_render = _render(a)
+    fresh_scatter = synthdof.scatter(a[0], a[1], aperture=synthdof.Aperture(blades=5), num_threads=2)
+    synthdof.scratch_memory(1024)
+    for first in ("render", "scatter"):
+        if first == "render":
+            synthdof.render(big, coc=big_coc, matte=(big_coc > 20).astype(np.float32), num_threads=2)
+        else:
+            synthdof.scatter(big, big_coc, aperture=synthdof.Aperture(blades=6), num_threads=2)
+        np.testing.assert_array_equal(_render(a), fresh_render)
+        np.testing.assert_array_equal(
+            synthdof.scatter(a[0], a[1], aperture=synthdof.Aperture(blades=5), num_threads=2), fresh_scatter)
+
+
 def test_limit_zero_keeps_nothing(default_limit):
     _render(_scene(3))
     assert synthdof.scratch_memory(0) == 0
