@@ -239,8 +239,8 @@ def _version(cmd):
         return None
 
 
-def run(gegl_size=scene.FULL_SIZE, blender_size=(1920, 1080), threads=THREADS, repeats=3, synthdof_repeats=5,
-        blender_max_coc=100.0, blender_gt=False, only=None, blender_repeats=2):
+def run(gegl_size=scene.FULL_SIZE, blender_size=(1920, 1080), threads=THREADS, repeats=5, synthdof_repeats=5,
+        blender_max_coc=100.0, blender_gt=False, only=None, blender_repeats=3):
     res = dict(benchmark="peers", machine=benchlib.machine())
     if only in (None, "gegl"):
         res["gegl"] = run_gegl(gegl_size, threads, repeats, synthdof_repeats)
@@ -295,8 +295,8 @@ def main(argv=None):
     p.add_argument("--gegl-size", type=scene.parse_size, default=scene.FULL_SIZE, help="WxH (default 4032x3024)")
     p.add_argument("--blender-size", type=scene.parse_size, default=(1920, 1080), help="WxH (default 1920x1080)")
     p.add_argument("--blender-max-coc", type=float, default=100.0)
-    p.add_argument("--repeats", type=int, default=3, help="GEGL runs per configuration (default 3)")
-    p.add_argument("--blender-repeats", type=int, default=2, help="Defocus runs per configuration (default 2)")
+    p.add_argument("--repeats", type=int, default=5, help="GEGL runs per configuration (default 5)")
+    p.add_argument("--blender-repeats", type=int, default=3, help="Defocus runs per configuration (default 3)")
     p.add_argument("--synthdof-repeats", type=int, default=5)
     p.add_argument("--only", choices=("gegl", "blender"))
     p.add_argument("--blender-gt", action="store_true", help="also check the Blender setup on the ground truth")

@@ -1,6 +1,6 @@
 """Run every benchmark (each in its own process, one after the other) and print one summary.
 
-    python benchmarks/run_all.py                 # full size: takes about an hour on 2 cores
+    python benchmarks/run_all.py                 # full size: about 25 minutes on 2 cores
     python benchmarks/run_all.py --quick         # small sizes, 1-2 repeats: a smoke check
     python benchmarks/run_all.py --only scatter render
     python benchmarks/run_all.py --summary       # only re-print the summary of the last results
