@@ -28,6 +28,11 @@ static inline float smoothstep(float e0, float e1, float x)
     return t * t * (3.0f - 2.0f * t);
 }
 
+/* A slice's fill runs on its hidden cells' bounding box grown by this many cells, aligned to
+ * FILL_ALIGN cells (see fill_slice). */
+#define FILL_MARGIN 64
+#define FILL_ALIGN 64
+
 /* Coarsest grid a slice is built on (cells of 32 x 32 pixels: blurs over ~600 px wide). */
 #define MAX_SLICE_LEVEL 5
 
@@ -353,28 +358,57 @@ static void plate_mean(const rctx *r, int k, int cx, int cy, float *m)
 static void fill_slice(rctx *r, const slice_t *s)
 {
     int k = s->k;
-    int rows = s->cy1 - s->cy0, cols = s->cx1 - s->cx0;
-    sd_fillpyr f;
-    /* the fill's grid is the slice's bounding box; cells outside the rows' ranges were not
-     * built: seen and empty, to the fill */
+    /* the hidden cells' bounding box [hy0, hy1) x [hx0, hx1), from each cell row's span */
+    int *h0 = r->dx0, *h1 = r->dx1; /* free once the slices are planned */
+    SD_PARALLEL_FOR(r->nt)
     for (int cy = s->cy0; cy < s->cy1; cy++) {
-        r->gx0[cy - s->cy0] = s->kx0[cy] - s->cx0;
-        r->gx1[cy - s->cy0] = s->kx1[cy] - s->cx0;
-        r->groff[cy - s->cy0] = s->roff[cy] + s->cx0;
+        int a = s->kx1[cy], b = s->kx0[cy];
+        const float *hr = r->hole + s->roff[cy];
+        for (int cx = s->kx0[cy]; cx < s->kx1[cy]; cx++)
+            if (hr[cx] > 0.0f) {
+                a = cx < a ? cx : a;
+                b = cx + 1;
+            }
+        h0[cy - s->cy0] = a;
+        h1[cy - s->cy0] = b;
     }
+    int hy0 = s->cy1, hy1 = s->cy0, hx0 = s->cx1, hx1 = s->cx0;
+    for (int cy = s->cy0; cy < s->cy1; cy++)
+        if (h0[cy - s->cy0] < h1[cy - s->cy0]) {
+            hy0 = imin(hy0, cy);
+            hy1 = cy + 1;
+            hx0 = imin(hx0, h0[cy - s->cy0]);
+            hx1 = imax(hx1, h1[cy - s->cy0]);
+        }
+    if (hy0 >= hy1) return; /* nothing hidden after all */
+    /* The fill's grid: that box grown by FILL_MARGIN cells, within the slice's box, its origin a
+     * multiple of FILL_ALIGN cells from the slice box's so that its coarse cells are the same
+     * whatever the crop. Farther cells hardly move the fill of the hidden ones; cells outside
+     * the rows' ranges were not built: seen and empty, to the fill. */
+    int gy0 = s->cy0 + imax(hy0 - FILL_MARGIN - s->cy0, 0) / FILL_ALIGN * FILL_ALIGN;
+    int gx0 = s->cx0 + imax(hx0 - FILL_MARGIN - s->cx0, 0) / FILL_ALIGN * FILL_ALIGN;
+    int gy1 = imin(hy1 + FILL_MARGIN, s->cy1), gx1 = imin(hx1 + FILL_MARGIN, s->cx1);
+    int rows = gy1 - gy0, cols = gx1 - gx0;
+    for (int cy = gy0; cy < gy1; cy++) {
+        int a = imax(s->kx0[cy], gx0), b = imin(s->kx1[cy], gx1);
+        r->gx0[cy - gy0] = a < b ? a - gx0 : 0;
+        r->gx1[cy - gy0] = a < b ? b - gx0 : 0;
+        r->groff[cy - gy0] = s->roff[cy] + gx0;
+    }
+    sd_fillpyr f;
     if (rows > 1 || cols > 1)
         sd_fill_build(&f, r->fillws, rows, cols, 4, r->layer, 0, NULL, r->hole, 0, r->gx0, r->gx1, r->groff, r->nt);
     else
         f.n = 1;
     SD_PARALLEL_FOR_DYN(r->nt)
-    for (int cy = s->cy0; cy < s->cy1; cy++)
-        for (int cx = s->kx0[cy]; cx < s->kx1[cy]; cx++) {
+    for (int cy = hy0; cy < hy1; cy++)
+        for (int cx = imax(s->kx0[cy], hx0); cx < imin(s->kx1[cy], hx1); cx++) {
             ptrdiff_t i = s->roff[cy] + cx;
             float h = r->hole[i];
             if (h <= 0.0f) continue;
             float *l = r->layer + 4 * i;
             float vis = 1.0f - h, w = vis > 1e-3f ? vis : 0.0f, up[4];
-            if (f.n > 1) sd_fill_sample4(&f, cx - s->cx0, cy - s->cy0, up);
+            if (f.n > 1) sd_fill_sample4(&f, cx - gx0, cy - gy0, up);
             else
                 for (int c = 0; c < 4; c++) up[c] = w > 0.0f ? l[c] / w : 0.0f;
             float fv[4];
