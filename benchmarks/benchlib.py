@@ -59,18 +59,34 @@ def wait_quiet(max_wait=None, window=0.5):
 
 def timeit(fn, repeats, warmup=1, quiet=True):
     """Call fn() `warmup` times untimed, then `repeats` times; wall-clock seconds, plus the CPU
-    seconds other processes used during each timed call."""
-    for _ in range(warmup):
-        fn()
-    times, foreign, waited = [], [], 0.0
-    for _ in range(repeats):
-        if quiet:
-            waited += wait_quiet()
+    seconds other processes used during each timed call.
+
+    The calls run back to back, as a script rendering a dataset makes them; only when other
+    processes kept more than QUIET_CORES busy during the previous call (or nothing was measured
+    yet) does it wait for the machine to be quiet first. An idle pause before every call would
+    measure something else on virtual machines that hand freed memory back to the host: the
+    next call's fresh NumPy arrays (the returned image) then fault their pages in from the host
+    again, which cost a 12 MP render 0.2-0.7 s."""
+    loaded = True  # unknown until a call was measured
+
+    def call():
         f = Foreign().start()
         t = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t)
-        foreign.append(f.stop())
+        dt = time.perf_counter() - t
+        return dt, f.stop()
+
+    for _ in range(warmup):
+        dt, fs = call()
+        loaded = fs / dt >= QUIET_CORES
+    times, foreign, waited = [], [], 0.0
+    for _ in range(repeats):
+        if quiet and loaded:
+            waited += wait_quiet()
+        dt, fs = call()
+        times.append(dt)
+        foreign.append(fs)
+        loaded = fs / dt >= QUIET_CORES
     return summary(times, foreign, waited)
 
 
