@@ -233,8 +233,8 @@ static inline void pull_level(const float *pv, const float *pwt, int ph, int pw,
                 w[q] = w[q] > 0.0f ? w[q] : 0.0f;
                 sw += w[q];
             }
-            float inv = sw > 0.0f ? 1.0f / sw : 0.0f;
-            for (int q = 0; q < 4; q++) w[q] *= inv;
+            /* divided, not multiplied by 1 / sw: that overflows for a sum of denormal weights */
+            for (int q = 0; q < 4; q++) w[q] = sw > 0.0f ? w[q] / sw : 0.0f;
             ptrdiff_t o = (ptrdiff_t)y * cw + x;
             cwt[o] = sw > 1.0f ? 1.0f : sw;
             for (int c = 0; c < nch; c++) { /* a child without weight adds nothing, whatever its value */
