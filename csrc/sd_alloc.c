@@ -116,6 +116,25 @@ size_t sd_scratch_limit(size_t bytes)
 size_t sd_scratch_kept(void) { return 0; }
 #endif
 
+#if defined(__linux__) && defined(MAP_ANONYMOUS)
+/* Zeroes (zero) or faults in writable (!zero, where the system can) bytes [p, p + len), a
+ * 32 MiB slice at a time shared among the threads. */
+static void by_slices(char *p, size_t len, int zero, int nthreads)
+{
+    size_t chunk = (size_t)32 << 20;
+    long nchunks = (long)((len + chunk - 1) / chunk);
+    (void)nthreads; /* without OpenMP */
+    SD_PARALLEL_FOR(sd_threads(nthreads))
+    for (long i = 0; i < nchunks; i++) {
+        size_t off = (size_t)i * chunk, l = len - off < chunk ? len - off : chunk;
+        if (zero) memset(p + off, 0, l);
+#ifdef MADV_POPULATE_WRITE
+        else (void)madvise(p + off, l, MADV_POPULATE_WRITE);
+#endif
+    }
+}
+#endif
+
 static void *big_alloc(size_t n, size_t size, int nthreads, int zeroed)
 {
     if (size && n > SIZE_MAX / size) return NULL;
@@ -125,43 +144,19 @@ static void *big_alloc(size_t n, size_t size, int nthreads, int zeroed)
         size_t len = bytes + HEADER, got = 0;
         int zero = 0;
         void *m = take_kept(len, zeroed, &got, &zero);
-        if (m && (zero || !zeroed)) {
+        if (m) {
+            if (zeroed && !zero) by_slices((char *)m + HEADER, bytes, 1, nthreads); /* what the caller gets */
             *(size_t *)m = got;
             return (char *)m + HEADER;
-        }
-        if (m) { /* zero what the caller gets, a slice per thread */
-            size_t chunk = (size_t)32 << 20;
-            long nchunks = (long)((bytes + chunk - 1) / chunk);
-            int nt = sd_threads(nthreads);
-            char *p = (char *)m + HEADER;
-            SD_PARALLEL_FOR(nt)
-            for (long i = 0; i < nchunks; i++) {
-                size_t off = (size_t)i * chunk;
-                memset(p + off, 0, bytes - off < chunk ? bytes - off : chunk);
-            }
-            *(size_t *)m = got;
-            return p;
         }
         m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) return NULL;
 #ifdef MADV_HUGEPAGE
         (void)madvise(m, len, MADV_HUGEPAGE); /* a hint: without it the pages are only smaller */
 #endif
-#ifdef MADV_POPULATE_WRITE
-        /* Fault the pages in now, writable, a slice per thread: a buffer that is read before it
-         * is written would otherwise map the shared zero page first and then copy it page by
-         * page. */
-        size_t chunk = (size_t)32 << 20;
-        long nchunks = (long)((len + chunk - 1) / chunk);
-        int nt = sd_threads(nthreads);
-        SD_PARALLEL_FOR(nt)
-        for (long i = 0; i < nchunks; i++) {
-            size_t off = (size_t)i * chunk, l = len - off < chunk ? len - off : chunk;
-            (void)madvise((char *)m + off, l, MADV_POPULATE_WRITE);
-        }
-#else
-        (void)nthreads;
-#endif
+        /* Fault the pages in now, writable: a buffer that is read before it is written would
+         * otherwise map the shared zero page first and then copy it page by page. */
+        by_slices((char *)m, len, 0, nthreads);
         *(size_t *)m = len;
         return (char *)m + HEADER;
     }

@@ -19,6 +19,8 @@ void sd_pyr_free(sd_pyramid *p);
 void sd_pyr_clear(sd_pyramid *p, int nthreads);
 /* sd_pyr_free after clearing what was written: the planes go back to the allocator as zero. */
 void sd_pyr_release(sd_pyramid *p, int nthreads);
+/* The largest |v| of an H x W map with rows `row` floats apart (NaN left out; 0 if none). */
+float sd_max_abs(int H, int W, const float *v, ptrdiff_t row, int nthreads);
 /* Number of levels, and the coarsest level whose every nominal radius (R / 2^k) stays at least
  * half of SD_R_MAX for radius R: the level a source of radius R is spread at. */
 int sd_pyr_levels(const sd_pyramid *p);

@@ -578,24 +578,8 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
     if (H < 1 || W < 1 || ns < 1 || ns > 250 || out.nch < 3 || ap->nrows < 1) return SD_ERR_ARG;
     int nt = sd_threads(nthreads);
     size_t n = (size_t)H * (size_t)W;
-    /* the largest |CoC| of any entry: per row block, then over the blocks */
-    enum { MAXB = 64 };
-    float bmax[MAXB];
-    int nb = imin(MAXB, H);
-    SD_PARALLEL_FOR(nt)
-    for (int b = 0; b < nb; b++) {
-        size_t i0 = n * (size_t)b / (size_t)nb, i1 = n * (size_t)(b + 1) / (size_t)nb;
-        float lo = 0.0f, hi = 0.0f; /* NaN (no main entry) compares false: left out */
-        SD_SIMD_MINMAX(lo, hi)
-        for (size_t i = i0; i < i1; i++) {
-            float c = e->coc[i];
-            lo = c < lo ? c : lo;
-            hi = c > hi ? c : hi;
-        }
-        bmax[b] = -lo > hi ? -lo : hi;
-    }
-    float max_coc = 0.0f;
-    for (int b = 0; b < nb; b++) max_coc = bmax[b] > max_coc ? bmax[b] : max_coc;
+    /* the largest |CoC| of any entry (a pixel without main entry has NaN, left out) */
+    float max_coc = sd_max_abs(H, W, e->coc, W, nt);
     for (ptrdiff_t q = 0; q < e->n; q++) max_coc = fabsf(e->xcoc[q]) > max_coc ? fabsf(e->xcoc[q]) : max_coc;
     for (int s = 0; s < ns; s++) max_coc = fabsf(cent[s]) > max_coc ? fabsf(cent[s]) : max_coc;
 

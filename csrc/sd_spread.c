@@ -8,8 +8,10 @@
  * bilinear upsampling with edge clamping keeps every parent's mass.
  *
  * Threads: level rows are cut into bands at least twice as tall as the farthest a source
- * reaches; even bands run in parallel, then odd bands, so no two threads touch the same row and
- * the summation order (hence the result, bit for bit) does not depend on the thread count. */
+ * reaches (bands too short for that, into column tiles as wide); even bands run in parallel, and
+ * each odd band once both its even neighbours are done, so no two threads touch the same cell at
+ * once and every cell sums its even band's light before its odd band's: the result, bit for bit,
+ * does not depend on the thread count. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -1035,14 +1037,26 @@ void sd_pyr_resolve(sd_pyramid *p, int base, int nthreads)
 /* ------------------------------------------------------------------------------------------ */
 /* public scatter                                                                              */
 
-static float max_abs(int H, int W, const float *coc, ptrdiff_t row)
+float sd_max_abs(int H, int W, const float *v, ptrdiff_t row, int nthreads)
 {
-    float m = 0.0f;
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            float a = fabsf(coc[(ptrdiff_t)y * row + x]);
-            if (a > m) m = a;
+    enum { MAXB = 64 }; /* row blocks: the result is exact, so it does not depend on them */
+    float bmax[MAXB];
+    int nb = imin(MAXB, H);
+    SD_PARALLEL_FOR(sd_threads(nthreads))
+    for (int b = 0; b < nb; b++) {
+        float lo = 0.0f, hi = 0.0f; /* a NaN compares false: left out */
+        for (int y = (int)((long long)H * b / nb); y < (int)((long long)H * (b + 1) / nb); y++) {
+            const float *r = v + (ptrdiff_t)y * row;
+            SD_SIMD_MINMAX(lo, hi)
+            for (int x = 0; x < W; x++) {
+                lo = r[x] < lo ? r[x] : lo;
+                hi = r[x] > hi ? r[x] : hi;
+            }
         }
+        bmax[b] = -lo > hi ? -lo : hi;
+    }
+    float m = 0.0f;
+    for (int b = 0; b < nb; b++) m = bmax[b] > m ? bmax[b] : m;
     return m;
 }
 
@@ -1051,7 +1065,7 @@ sd_status sd_scatter(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc
 {
     if (H < 1 || W < 1 || src.nch < 1 || src.nch > 4 || dst.nch != src.nch || ap->nrows < 1)
         return SD_ERR_ARG;
-    sd_pyramid *p = sd_pyr_new(H, W, max_abs(H, W, coc, coc_row), nthreads);
+    sd_pyramid *p = sd_pyr_new(H, W, sd_max_abs(H, W, coc, coc_row, nthreads), nthreads);
     if (!p) return SD_ERR_NOMEM;
     sd_pyr_src s = {src, 1.0f, coc, NULL, coc_row, NULL, NULL, NULL};
     if (sd_pyr_spread(p, 0, &s, ap, 0, H, 0, W, nthreads) != SD_OK) { sd_pyr_free(p); return SD_ERR_NOMEM; }
@@ -1161,7 +1175,7 @@ sd_status sd_gather(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc_
     if (H < 1 || W < 1 || src.nch < 1 || src.nch > 4 || dst.nch != src.nch || ap->nrows < 1)
         return SD_ERR_ARG;
     float rcap = radius_cap(H, W);
-    float Rmax = 0.5f * max_abs(H, W, coc, coc_row);
+    float Rmax = 0.5f * sd_max_abs(H, W, coc, coc_row, nthreads);
     int nlev = levels_for(Rmax < rcap ? Rmax : rcap);
     int nt = sd_threads(nthreads);
     gplane_t g[MAX_LEVELS];
