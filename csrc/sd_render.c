@@ -75,7 +75,7 @@ typedef struct {
     const float *cent;
     const sd_aperture *ap;
     const float *plate;
-    /* where each interval has entries: per (interval, row) columns [x0, x1) and radius range */
+    /* where each bin (see bin_of) has entries: per (bin, row) columns [x0, x1) and radius range */
     int *ix0, *ix1;
     float *irlo, *irhi;
     /* the current slice at its level: cells of 2^k x 2^k frame pixels */
@@ -102,6 +102,16 @@ typedef struct {
     ptrdiff_t rowbuf_stride;
 } rctx;
 
+/* The CoC axis in 2 ns + 1 bins: 2 i for the open interval cent[i] < c < cent[i-1] (interval_of
+ * is i), 2 i + 1 for c exactly at cent[i]. Slice s holds bins [2 s, 2 s + 3) and is hidden by
+ * bins from 2 s + 4 on. An entry exactly at a centre has no share in the neighbouring slices, and
+ * those are where the flat surfaces are (the centres snap onto the modes): counting them in the
+ * neighbours' boxes would build, fill and spread a wall's worth of empty cells twice more. */
+static inline int bin_of(const float *cent, int iv, float c)
+{
+    return iv > 0 && c == cent[iv - 1] ? 2 * iv - 1 : 2 * iv;
+}
+
 /* interval_of, starting from a guess (neighbouring pixels mostly share their interval). */
 static inline int interval_near(const float *cent, int n, float c, int i)
 {
@@ -110,7 +120,7 @@ static inline int interval_near(const float *cent, int n, float c, int i)
     return i;
 }
 
-/* Per (interval, row): the columns and radii of the entries (one pass over every entry). */
+/* Per (bin, row): the columns and radii of the entries (one pass over every entry). */
 static void index_intervals(rctx *r)
 {
     const sd_entries *e = r->e;
@@ -129,7 +139,7 @@ static void index_intervals(rctx *r)
             float c = e->coc[(ptrdiff_t)y * W + x];
             if (c != c) continue; /* no main entry: its extras follow */
             iv = interval_near(r->cent, r->ns, c, iv);
-            ptrdiff_t j = (ptrdiff_t)iv * H + y;
+            ptrdiff_t j = (ptrdiff_t)bin_of(r->cent, iv, c) * H + y;
             float R = 0.5f * fabsf(c);
             if (x < r->ix0[j]) r->ix0[j] = x;
             r->ix1[j] = x + 1;
@@ -140,7 +150,7 @@ static void index_intervals(rctx *r)
             if (!has_light(e->xrgba + 4 * q)) continue;
             float c = e->xcoc[q];
             int x = e->x[q];
-            ptrdiff_t j = (ptrdiff_t)interval_of(r->cent, r->ns, c) * H + y;
+            ptrdiff_t j = (ptrdiff_t)bin_of(r->cent, interval_of(r->cent, r->ns, c), c) * H + y;
             float R = 0.5f * fabsf(c);
             if (x < r->ix0[j]) r->ix0[j] = x;
             if (x + 1 > r->ix1[j]) r->ix1[j] = x + 1;
@@ -150,7 +160,7 @@ static void index_intervals(rctx *r)
     }
 }
 
-/* Per row, the columns [x0, x1) of the entries of intervals [i0, i1) (empty: x0 >= x1); returns
+/* Per row, the columns [x0, x1) of the entries of bins [i0, i1) (empty: x0 >= x1); returns
  * their bounding box (empty if none) and radius range. */
 static box_t intervals_rows(const rctx *r, int i0, int i1, int *x0, int *x1, float *rlo, float *rhi)
 {
@@ -203,7 +213,7 @@ static box_t grow_rows(const rctx *r, box_t b, int m, const int *x0, const int *
     return g;
 }
 
-/* Whether entries of intervals [i0, ni) lie inside the rows' ranges [d0, d1) over rows of b. */
+/* Whether entries of bins [i0, ni) lie inside the rows' ranges [d0, d1) over rows of b. */
 static int intervals_meet(const rctx *r, int i0, box_t b, const int *d0, const int *d1)
 {
     for (int i = imax(i0, 0); i < r->ni; i++)
@@ -535,7 +545,7 @@ static ptrdiff_t plan_slice(rctx *r, int si, int top, slice_t *s, int *kx0, int 
     s->roff = roff;
     s->cy0 = s->cy1 = s->cx0 = s->cx1 = 0;
     float rlo, rhi;
-    box_t cb = intervals_rows(r, si, si + 2, r->cx0, r->cx1, &rlo, &rhi);
+    box_t cb = intervals_rows(r, 2 * si, 2 * si + 3, r->cx0, r->cx1, &rlo, &rhi);
     if (box_empty(cb)) return 0;
     /* the finest level any of its content is spread at */
     s->k = imin(imin(sd_level_of_radius(rlo), top), MAX_SLICE_LEVEL);
@@ -543,7 +553,7 @@ static ptrdiff_t plan_slice(rctx *r, int si, int top, slice_t *s, int *kx0, int 
     float cap = (float)(H > W ? H : W); /* beyond the frame, reach changes nothing */
     int m = (int)ceilf(2.0f * (rhi < cap ? rhi : cap)) + 8;
     box_t fb = grow_rows(r, cb, m, r->cx0, r->cx1, r->dx0, r->dx1);
-    s->holes = s->has_occ && intervals_meet(r, si + 2, fb, r->dx0, r->dx1);
+    s->holes = s->has_occ && intervals_meet(r, 2 * si + 4, fb, r->dx0, r->dx1);
     box_t bb = s->holes ? fb : cb;
     const int *bx0 = s->holes ? r->dx0 : r->cx0, *bx1 = s->holes ? r->dx1 : r->cx1;
     int bs = 1 << s->k;
@@ -586,7 +596,7 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
     SD_TIC(t_alloc);
     rctx r;
     memset(&r, 0, sizeof r);
-    r.H = H; r.W = W; r.ns = ns; r.ni = ns + 1; r.nt = nt;
+    r.H = H; r.W = W; r.ns = ns; r.ni = 2 * ns + 1; r.nt = nt;
     r.e = e; r.cent = cent; r.ap = ap; r.plate = plate;
     size_t nh = (size_t)r.ni * (size_t)H;
     r.ix0 = malloc(nh * sizeof(int));
@@ -664,24 +674,30 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
         slice_t s = r.plan[si];
         ptrdiff_t cells = r.ncells[si];
         box_t sb = {0, 0, 0, 0};
+#ifdef SD_SLICEPROF
+        double T[6] = {0}; T[0] = sd_prof_now();
+#define MARK(i) T[i] = sd_prof_now()
+#else
+#define MARK(i) (void)0
+#endif
         if (cells > 0) {
             int bs = 1 << s.k;
             SD_TIC(t_build);
             build_slice(&r, &s);
-            SD_TOC(PROF_BUILD, t_build);
+            SD_TOC(PROF_BUILD, t_build); MARK(1);
             SD_TIC(t_fill);
             if (s.holes) fill_slice(&r, &s);
-            SD_TOC(PROF_FILL, t_fill);
+            SD_TOC(PROF_FILL, t_fill); MARK(2);
             SD_TIC(t_spread);
             sd_pyr_clear(r.pyr, nt);
             sd_pyr_src src = {{r.layer, 0, 4, 4}, (float)(bs * bs), r.lcoc, s.k > 0 ? r.pos : NULL, 0,
                               s.kx0, s.kx1, s.roff};
             st = sd_pyr_spread(r.pyr, s.k, &src, ap, s.cy0, s.cy1, s.cx0, s.cx1, nt);
             if (st != SD_OK) break;
-            SD_TOC(PROF_SPREAD, t_spread);
+            SD_TOC(PROF_SPREAD, t_spread); MARK(3);
             SD_TIC(t_resolve);
             sd_pyr_resolve(r.pyr, s.k, nt);
-            SD_TOC(PROF_RESOLVE, t_resolve);
+            SD_TOC(PROF_RESOLVE, t_resolve); MARK(4);
             int a0, a1, b0, b1;
             sd_pyr_active(r.pyr, &a0, &a1, &b0, &b1);
             if (a0 < a1 && b0 < b1) {
@@ -695,7 +711,11 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
         }
         SD_TIC(t_comp);
         if (!box_empty(sb)) composite(&r, si, s.k, sb);
-        SD_TOC(PROF_COMPOSITE, t_comp);
+        SD_TOC(PROF_COMPOSITE, t_comp); MARK(5);
+#ifdef SD_SLICEPROF
+        if (cells > 0) fprintf(stderr, "slice %2d c %6.1f k %d cells %8td box %4dx%4d holes %d b %.3f f %.3f s %.3f r %.3f c %.3f sb %dx%d\n", si, cent[si], s.k, cells, s.cy1 - s.cy0, s.cx1 - s.cx0, s.holes,
+            T[1]-T[0], T[2]-T[1], T[3]-T[2], T[4]-T[3], T[5]-T[4], sb.y1 - sb.y0, sb.x1 - sb.x0);
+#endif
         if (cancel && cancel->check && cancel->check(cancel->ctx)) st = SD_ERR_INTERRUPTED;
     }
     SD_TIC(t_norm);
