@@ -21,10 +21,11 @@ void sd_pyr_clear(sd_pyramid *p, int nthreads);
 void sd_pyr_release(sd_pyramid *p, int nthreads);
 /* The largest |v| of an H x W map with rows `row` floats apart (NaN left out; 0 if none). */
 float sd_max_abs(int H, int W, const float *v, ptrdiff_t row, int nthreads);
-/* Number of levels, and the coarsest level whose every nominal radius (R / 2^k) stays at least
- * half of SD_R_MAX for radius R: the level a source of radius R is spread at. */
+/* Number of levels, and the level most of a source of radius R is spread at: its nominal level
+ * (the coarsest whose nominal radius R / 2^k stays at least half of SD_R_MAX), or the next one up
+ * once the crossfade to that is past half. */
 int sd_pyr_levels(const sd_pyramid *p);
-int sd_level_of_radius(float R);
+int sd_level_mostly(float R);
 
 /* Sources on the grid of level `base` (cells of 2^base x 2^base frame pixels; the frame is
  * ceil(H / 2^base) x ceil(W / 2^base) cells): src holds each cell's light (up to 4 channels, the

@@ -3,8 +3,8 @@
  * The CoC axis is cut into slices; every entry (sd_entries.h) is split linearly between the two
  * slice centres around its CoC. Near to far, each slice gathers its content, fills in what nearer
  * slices hide of it, is scattered with every entry's own CoC and composited under what is already
- * there. A slice whose content is all blurred by more than ~20 px (radius) is built, filled and
- * scattered on a coarser grid (2^k x 2^k pixels a cell, the level its smallest radius would be
+ * there. A slice whose content is mostly blurred by more than ~20 px (radius) is built, filled and
+ * scattered on a coarser grid (2^k x 2^k pixels a cell, the level most of its light would be
  * spread at anyway): a blur that wide holds no finer detail, and it keeps the cost of the wide
  * slices at a fraction of the frame. Compositing stays at full resolution, because what hides a
  * slice (a sharp subject in front of a blurred wall) has detail down to the pixel. Every step only
@@ -547,8 +547,13 @@ static ptrdiff_t plan_slice(rctx *r, int si, int top, slice_t *s, int *kx0, int 
     float rlo, rhi;
     box_t cb = intervals_rows(r, 2 * si, 2 * si + 3, r->cx0, r->cx1, &rlo, &rhi);
     if (box_empty(cb)) return 0;
-    /* the finest level any of its content is spread at */
-    s->k = imin(imin(sd_level_of_radius(rlo), top), MAX_SLICE_LEVEL);
+    /* The level its content is mostly spread at, judged where the slice's weight is half on the
+     * side of smaller |CoC| (or at its smallest radius if that is larger): what is finer has
+     * weights below 1/2 here, and most of that is already crossfading to this level. */
+    float cl = isinf(s->lo) ? -INFINITY : 0.5f * (s->mid + s->lo);
+    float ch = isinf(s->hi) ? INFINITY : 0.5f * (s->mid + s->hi);
+    float rh = cl <= 0.0f && ch >= 0.0f ? 0.0f : 0.5f * fminf(fabsf(cl), fabsf(ch));
+    s->k = imin(imin(sd_level_mostly(fmaxf(rlo, rh)), top), MAX_SLICE_LEVEL);
     /* what is filled in only matters where the slice's blur can carry it */
     float cap = (float)(H > W ? H : W); /* beyond the frame, reach changes nothing */
     int m = (int)ceilf(2.0f * (rhi < cap ? rhi : cap)) + 8;

@@ -401,10 +401,11 @@ static inline int level_of(float R, float *w_up)
     return k;
 }
 
-int sd_level_of_radius(float R)
+int sd_level_mostly(float R)
 {
     float up;
-    return level_of(R, &up);
+    int k = level_of(R, &up);
+    return up > 0.5f && k < MAX_LEVELS - 1 ? k + 1 : k;
 }
 
 /* Weight of level k for radius R when every level finer than `base` is folded into `base`. */
