@@ -134,17 +134,36 @@ static void index_intervals(rctx *r)
             r->irlo[j] = INFINITY;
             r->irhi[j] = -INFINITY;
         }
+        const float *crow = e->coc + (ptrdiff_t)y * W;
         int iv = 0;
-        for (int x = 0; x < W; x++) {
-            float c = e->coc[(ptrdiff_t)y * W + x];
-            if (c != c) continue; /* no main entry: its extras follow */
+        for (int x = 0; x < W;) {
+            float c = crow[x];
+            if (c != c) { /* no main entry: its extras follow */
+                x++;
+                continue;
+            }
             iv = interval_near(r->cent, r->ns, c, iv);
-            ptrdiff_t j = (ptrdiff_t)bin_of(r->cent, iv, c) * H + y;
-            float R = 0.5f * fabsf(c);
+            int bin = bin_of(r->cent, iv, c);
+            /* the run of pixels in the same bin, at once (neighbours mostly share theirs) */
+            float alo = fabsf(c), ahi = alo;
+            int xe = x + 1;
+            if (bin & 1)
+                while (xe < W && crow[xe] == c) xe++;
+            else {
+                float above = iv > 0 ? r->cent[iv - 1] : INFINITY, below = iv < r->ns ? r->cent[iv] : -INFINITY;
+                for (; xe < W && crow[xe] < above && crow[xe] > below; xe++) {
+                    float a = fabsf(crow[xe]);
+                    alo = a < alo ? a : alo;
+                    ahi = a > ahi ? a : ahi;
+                }
+            }
+            ptrdiff_t j = (ptrdiff_t)bin * H + y;
+            float Rlo = 0.5f * alo, Rhi = 0.5f * ahi;
             if (x < r->ix0[j]) r->ix0[j] = x;
-            r->ix1[j] = x + 1;
-            if (R < r->irlo[j]) r->irlo[j] = R;
-            if (R > r->irhi[j]) r->irhi[j] = R;
+            r->ix1[j] = xe;
+            if (Rlo < r->irlo[j]) r->irlo[j] = Rlo;
+            if (Rhi > r->irhi[j]) r->irhi[j] = Rhi;
+            x = xe;
         }
         for (ptrdiff_t q = e->row_start[y]; q < e->row_start[y + 1]; q++) {
             if (!has_light(e->xrgba + 4 * q)) continue;
@@ -405,11 +424,17 @@ static void fill_slice(rctx *r, const slice_t *s)
         r->gx1[cy - gy0] = a < b ? b - gx0 : 0;
         r->groff[cy - gy0] = s->roff[cy] + gx0;
     }
+#ifdef SD_SLICEPROF
+    double tf0 = sd_prof_now();
+#endif
     sd_fillpyr f;
     if (rows > 1 || cols > 1)
         sd_fill_build(&f, r->fillws, rows, cols, 4, r->layer, 0, NULL, r->hole, 0, r->gx0, r->gx1, r->groff, r->nt);
     else
         f.n = 1;
+#ifdef SD_SLICEPROF
+    double tf1 = sd_prof_now();
+#endif
     SD_PARALLEL_FOR_DYN(r->nt)
     for (int cy = hy0; cy < hy1; cy++)
         for (int cx = imax(s->kx0[cy], hx0); cx < imin(s->kx1[cy], hx1); cx++) {
@@ -436,6 +461,9 @@ static void fill_slice(rctx *r, const slice_t *s)
             }
             l[3] += h * g;
         }
+#ifdef SD_SLICEPROF
+    fprintf(stderr, "  fill grid %dx%d hidden box %dx%d build %.3f sample %.3f\n", rows, cols, hy1 - hy0, hx1 - hx0, tf1 - tf0, sd_prof_now() - tf1);
+#endif
 }
 
 /* Composites the resolved slice `si` (frame box `sb`) under what is nearer. A slice resolved on

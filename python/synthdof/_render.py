@@ -61,10 +61,15 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
     Returns (H, W, 3) float32 linear light (or the input's integer dtype, sRGB-encoded)."""
     img, enc = as_image(image, "image", channels=3, allow_gray=False)
     H, W = img.shape[:2]
+    # a blur wider than twice the frame looks the same as one that wide (and keeps the slice
+    # arithmetic finite for absurd inputs)
+    cap = np.float32(2 * max(H, W) + 4)
     if coc is not None:
         if depth is not None:
             raise ValueError("depth: give either depth (with lens) or coc, not both")
         c = as_map(coc, "coc", (H, W))
+        if c.max() > cap or c.min() < -cap:  # (no temporary array for the check)
+            c = np.clip(c, -cap, cap)
     else:
         if depth is None:
             raise ValueError("depth: required (or pass coc=)")
@@ -73,12 +78,7 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
         if not isinstance(lens, ThinLens):
             raise TypeError(f"lens: expected a synthdof.ThinLens, got {type(lens).__name__}")
         d = as_map(depth, "depth", (H, W), finite=False)
-        c = lens.coc(d, W, num_threads=num_threads)
-    # a blur wider than twice the frame looks the same as one that wide (and keeps the slice
-    # arithmetic finite for absurd inputs)
-    cap = np.float32(2 * max(H, W) + 4)
-    if c.max() > cap or c.min() < -cap:  # (no temporary array for the check)
-        c = np.clip(c, -cap, cap)
+        c = lens.coc(d, W, max_coc=min(lens.max_coc or cap, cap), num_threads=num_threads)
     a = None if matte is None else as_matte(matte, (H, W))
     ap = as_aperture(aperture)
     bg = None
