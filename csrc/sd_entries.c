@@ -584,7 +584,7 @@ static sd_status build(const frame *f0, int full_s, int full_o, sd_entries *e, i
     e->H = H;
     e->W = W;
     e->img = f->img;
-    e->coc = sd_big_calloc(npix, sizeof(float), f->nt);
+    e->coc = sd_big_alloc(npix, sizeof(float), f->nt); /* build_row writes every pixel */
     e->row_start = malloc(sizeof(ptrdiff_t) * ((size_t)H + 1));
     int nchunk = (H + CHUNK_ROWS - 1) / CHUNK_ROWS;
     xbuf *xb = calloc((size_t)nchunk, sizeof(xbuf));

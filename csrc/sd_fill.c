@@ -350,6 +350,26 @@ void sd_fill_sample4(const sd_fillpyr *f, int x, int y, float *out)
     for (int c = 0; c < 4; c++) out[c] = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * d[c] + wx * e[c]);
 }
 
+void sd_fill_sample4_row(const sd_fillpyr *f, int x0, int x1, int y, float *out)
+{
+    int cH = f->H[1], cW = f->W[1];
+    const float *cv = f->v[1];
+    float py = 0.5f * ((float)y + 0.5f) - 0.5f;
+    py = py < 0.0f ? 0.0f : (py > (float)(cH - 1) ? (float)(cH - 1) : py);
+    int ya = (int)py, yb = ya + 1 < cH ? ya + 1 : ya;
+    float wy = py - (float)ya;
+    const float *ra = cv + 4 * (ptrdiff_t)ya * cW, *rb = cv + 4 * (ptrdiff_t)yb * cW;
+    for (int x = x0; x < x1; x++) { /* as sd_fill_sample4, with the row's terms hoisted */
+        float px = 0.5f * ((float)x + 0.5f) - 0.5f;
+        px = px < 0.0f ? 0.0f : (px > (float)(cW - 1) ? (float)(cW - 1) : px);
+        int xa = (int)px, xb = xa + 1 < cW ? xa + 1 : xa;
+        float wx = px - (float)xa;
+        const float *a = ra + 4 * xa, *b = ra + 4 * xb, *d = rb + 4 * xa, *e = rb + 4 * xb;
+        float *o = out + 4 * (ptrdiff_t)(x - x0);
+        for (int c = 0; c < 4; c++) o[c] = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * d[c] + wx * e[c]);
+    }
+}
+
 void sd_fill_sample(const sd_fillpyr *f, int x, int y, float *out)
 {
     int cH = f->H[1], cW = f->W[1], nch = f->nch;

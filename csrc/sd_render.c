@@ -436,14 +436,19 @@ static void fill_slice(rctx *r, const slice_t *s)
     double tf1 = sd_prof_now();
 #endif
     SD_PARALLEL_FOR_DYN(r->nt)
-    for (int cy = hy0; cy < hy1; cy++)
-        for (int cx = imax(s->kx0[cy], hx0); cx < imin(s->kx1[cy], hx1); cx++) {
+    for (int cy = hy0; cy < hy1; cy++) {
+        /* the row's hidden cells, and the coarse fill interpolated over them */
+        int xa = h0[cy - s->cy0], xb = h1[cy - s->cy0];
+        float *ups = r->rowbuf + (ptrdiff_t)sd_thread_id() * r->rowbuf_stride;
+        if (xa < xb && f.n > 1) sd_fill_sample4_row(&f, xa - gx0, xb - gx0, cy - gy0, ups);
+        for (int cx = xa; cx < xb; cx++) {
             ptrdiff_t i = s->roff[cy] + cx;
             float h = r->hole[i];
             if (h <= 0.0f) continue;
             float *l = r->layer + 4 * i;
             float vis = 1.0f - h, w = vis > 1e-3f ? vis : 0.0f, up[4];
-            if (f.n > 1) sd_fill_sample4(&f, cx - gx0, cy - gy0, up);
+            if (f.n > 1)
+                for (int c = 0; c < 4; c++) up[c] = ups[4 * (cx - xa) + c];
             else
                 for (int c = 0; c < 4; c++) up[c] = w > 0.0f ? l[c] / w : 0.0f;
             float fv[4];
@@ -461,6 +466,7 @@ static void fill_slice(rctx *r, const slice_t *s)
             }
             l[3] += h * g;
         }
+    }
 #ifdef SD_SLICEPROF
     fprintf(stderr, "  fill grid %dx%d hidden box %dx%d build %.3f sample %.3f\n", rows, cols, hy1 - hy0, hx1 - hx0, tf1 - tf0, sd_prof_now() - tf1);
 #endif
