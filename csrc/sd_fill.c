@@ -20,7 +20,7 @@ static inline void relax_n(float *v, const float *wt, int H, int W, int nch, con
 {
     for (int it = 0; it < RELAX_SWEEPS; it++)
         for (int colour = 0; colour < 2; colour++) {
-            SD_PARALLEL_FOR(nt)
+            SD_PARALLEL_FOR_CHUNKS(nt)
             for (int y = 0; y < H; y++) {
                 int ym = y > 0 ? y - 1 : y, yp = y + 1 < H ? y + 1 : y;
                 int xs = ux0 ? ux0[y] : 0, xe = ux0 ? ux1[y] : W; /* the row's cells not fully known */
@@ -88,7 +88,7 @@ static void pull_premult4(const float *value, ptrdiff_t vrow, const float *hole,
                           const int *rx0, const int *rx1, const ptrdiff_t *roff, float *cv, float *cw, int ch_,
                           int cw_, int nt)
 {
-    SD_PARALLEL_FOR(nt)
+    SD_PARALLEL_FOR_CHUNKS(nt)
     for (int y = 0; y < ch_; y++) {
         int ya = 2 * y, yb = 2 * y + 1 < H ? 2 * y + 1 : -1;
         /* the cells whose children all lie outside the rows' ranges are seen and empty */
@@ -142,7 +142,7 @@ static void pull_premult4(const float *value, ptrdiff_t vrow, const float *hole,
 static inline void pull_weighted(const float *value, ptrdiff_t vrow, const float *weight, ptrdiff_t mrow, int H,
                                  int W, int nch, float *cv, float *cw, int ch_, int cw_, int nt)
 {
-    SD_PARALLEL_FOR(nt)
+    SD_PARALLEL_FOR_CHUNKS(nt)
     for (int y = 0; y < ch_; y++) {
         int ya = 2 * y, yb = 2 * y + 1 < H ? 2 * y + 1 : -1;
         for (int x = 0; x < cw_; x++) {
@@ -190,7 +190,7 @@ static void pull_generic(sd_fillpyr *f, int H, int W, const float *value, ptrdif
 {
     int nch = f->nch, m = nch < 64 ? nch : 64, ch_ = f->H[1], cw = f->W[1];
     float *cv = f->v[1], *cwt = f->w[1];
-    SD_PARALLEL_FOR(nt)
+    SD_PARALLEL_FOR_CHUNKS(nt)
     for (int y = 0; y < ch_; y++)
         for (int x = 0; x < cw; x++) {
             double sw = 0.0, sv[64]; /* double: weights may be denormal */
@@ -219,7 +219,7 @@ static void pull_generic(sd_fillpyr *f, int H, int W, const float *value, ptrdif
 static inline void pull_level(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int ch_,
                               int cw, int nch, int nt)
 {
-    SD_PARALLEL_FOR(nt)
+    SD_PARALLEL_FOR_CHUNKS(nt)
     for (int y = 0; y < ch_; y++) {
         int ya = 2 * y, yb = 2 * y + 1 < ph ? 2 * y + 1 : 2 * y;
         float my = 2 * y + 1 < ph ? 1.0f : 0.0f; /* the second child row exists */
@@ -252,7 +252,7 @@ static inline void pull_level(const float *pv, const float *pwt, int ph, int pw,
 static inline void push_level(const float *cv, int cH, int cW, float *fv, const float *fw, int fH, int fW, int nch,
                               int *ux0, int *ux1, int nt)
 {
-    SD_PARALLEL_FOR(nt)
+    SD_PARALLEL_FOR_CHUNKS(nt)
     for (int y = 0; y < fH; y++) {
         float py = 0.5f * ((float)y + 0.5f) - 0.5f;
         if (py < 0.0f) py = 0.0f;

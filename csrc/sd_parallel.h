@@ -7,12 +7,15 @@
 #define SD_PRAGMA(x) _Pragma(#x)
 #define SD_PARALLEL_FOR(nt) SD_PRAGMA(omp parallel for num_threads(nt) schedule(static))
 #define SD_PARALLEL_FOR_DYN(nt) SD_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 1))
+/* rows whose cost varies (a hole on one side of the frame): handed out in chunks of 16 */
+#define SD_PARALLEL_FOR_CHUNKS(nt) SD_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 16))
 #define SD_SIMD SD_PRAGMA(omp simd)
 #define SD_SIMD_MINMAX(lo, hi) SD_PRAGMA(omp simd reduction(min : lo) reduction(max : hi))
 #define SD_SIMD_OR(flag) SD_PRAGMA(omp simd reduction(| : flag))
 #else
 #define SD_PARALLEL_FOR(nt)
 #define SD_PARALLEL_FOR_DYN(nt)
+#define SD_PARALLEL_FOR_CHUNKS(nt)
 #define SD_SIMD
 #define SD_SIMD_MINMAX(lo, hi)
 #define SD_SIMD_OR(flag)

@@ -389,7 +389,7 @@ static void fill_slice(rctx *r, const slice_t *s)
     int k = s->k;
     /* the hidden cells' bounding box [hy0, hy1) x [hx0, hx1), from each cell row's span */
     int *h0 = r->dx0, *h1 = r->dx1; /* free once the slices are planned */
-    SD_PARALLEL_FOR(r->nt)
+    SD_PARALLEL_FOR_CHUNKS(r->nt)
     for (int cy = s->cy0; cy < s->cy1; cy++) {
         int a = s->kx1[cy], b = s->kx0[cy];
         const float *hr = r->hole + s->roff[cy];
