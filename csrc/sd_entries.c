@@ -481,9 +481,11 @@ static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx,
         float c = crow[x];
         float a = mrow ? mrow[x] : 0.0f;
         if (a == 0.0f) {
-            /* no subject: the pixel is all rest, as it is */
-            o[0] = p[0]; o[1] = p[1]; o[2] = p[2]; o[3] = 1.0f;
+            /* no subject: the pixel is all rest, as it is (and stays implicit, without reading
+             * its colour, unless it sits on a depth edge) */
             ococ[x] = c;
+            if (!(ui < nu && U[ui].x == x)) continue;
+            o[0] = p[0]; o[1] = p[1]; o[2] = p[2]; o[3] = 1.0f;
         } else {
             float oma = 1.0f - a;
             /* the subject's CoC, continued from its confident interior */
