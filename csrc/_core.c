@@ -153,7 +153,7 @@ static int parse_aperture(PyObject *spans_o, double vmin, double vmax, sd_apertu
         return -1;
     }
     if (sd_find_nonfinite((int)PyArray_DIM(s, 0), (int)PyArray_DIM(s, 1) * 2,
-                          (sd_cview){PyArray_DATA(s), PyArray_DIM(s, 1) * 2, 1, 1}) >= 0) {
+                          (sd_cview){PyArray_DATA(s), PyArray_DIM(s, 1) * 2, 1, 1}, 1) >= 0) {
         PyErr_SetString(PyExc_ValueError, "aperture: span table is not finite");
         return -1;
     }
@@ -232,7 +232,7 @@ static PyObject *spread_common(PyObject *args, int gather)
         return NULL;
     }
     int H = (int)PyArray_DIM(s, 0), W = (int)PyArray_DIM(s, 1);
-    if (sd_find_nonfinite(H, W, (sd_cview){PyArray_DATA(c), W, 1, 1}) >= 0) {
+    if (sd_find_nonfinite(H, W, (sd_cview){PyArray_DATA(c), W, 1, 1}, nt) >= 0) {
         PyErr_SetString(PyExc_ValueError, "coc: contains NaN or inf");
         return NULL;
     }
@@ -289,7 +289,7 @@ static PyObject *py_render(PyObject *self, PyObject *args)
     sd_aperture ap;
     if (parse_aperture(a_o, vmin, vmax, &ap)) return NULL;
     int H = (int)PyArray_DIM(o, 0), W = (int)PyArray_DIM(o, 1);
-    if (sd_find_nonfinite(H, W, (sd_cview){PyArray_DATA(c), W, 1, 1}) >= 0) {
+    if (sd_find_nonfinite(H, W, (sd_cview){PyArray_DATA(c), W, 1, 1}, nt) >= 0) {
         PyErr_SetString(PyExc_ValueError, "coc: contains NaN or inf");
         return NULL;
     }
@@ -308,7 +308,8 @@ static PyObject *py_find_nonfinite(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *a_o;
-    if (!PyArg_ParseTuple(args, "O", &a_o)) return NULL;
+    int nt = 1;
+    if (!PyArg_ParseTuple(args, "O|i", &a_o, &nt)) return NULL;
     PyArrayObject *a = as_f32(a_o, "array", 2, 3, 0);
     if (!a) return NULL;
     sd_cview v;
@@ -319,7 +320,7 @@ static PyObject *py_find_nonfinite(PyObject *self, PyObject *args)
     if (cview_of(a, "array", &v)) return NULL;
     ptrdiff_t r;
     Py_BEGIN_ALLOW_THREADS
-    r = sd_find_nonfinite((int)PyArray_DIM(a, 0), (int)PyArray_DIM(a, 1), v);
+    r = sd_find_nonfinite((int)PyArray_DIM(a, 0), (int)PyArray_DIM(a, 1), v, nt);
     Py_END_ALLOW_THREADS
     return PyLong_FromSsize_t(r);
 }
@@ -352,7 +353,7 @@ static PyMethodDef methods[] = {
     {"scatter", py_scatter, METH_VARARGS, "scatter(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"gather", py_gather, METH_VARARGS, "gather(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"render", py_render, METH_VARARGS, "render(image, coc, matte, background, spans, vmin, vmax, out, nthreads)"},
-    {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1"},
+    {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1 (array[, threads])"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
     {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},
     {"scratch_limit", py_scratch_limit, METH_VARARGS, "scratch_limit(bytes): most scratch kept between calls (< 0: unchanged); bytes kept"},

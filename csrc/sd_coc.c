@@ -77,24 +77,39 @@ static inline unsigned nonfinite_bits(float f)
     return (u & 0x7f800000u) == 0x7f800000u;
 }
 
-ptrdiff_t sd_find_nonfinite(int H, int W, sd_cview v)
+/* The first non-finite value of row y of v (its pixel's flat index y W + x), or -1. */
+static ptrdiff_t row_nonfinite(int W, sd_cview v, int y)
 {
-    for (int y = 0; y < H; y++) {
-        const float *r = v.data + (ptrdiff_t)y * v.row;
-        unsigned bad = 0;
-        if (v.pix == v.nch) { /* packed pixels: one run of floats */
-            ptrdiff_t n = (ptrdiff_t)W * v.nch;
-            SD_SIMD_OR(bad)
-            for (ptrdiff_t i = 0; i < n; i++) bad |= nonfinite_bits(r[i]);
-        } else {
-            for (int x = 0; x < W; x++)
-                for (int c = 0; c < v.nch; c++) bad |= nonfinite_bits(r[(ptrdiff_t)x * v.pix + c]);
-        }
-        if (!bad) continue;
+    const float *r = v.data + (ptrdiff_t)y * v.row;
+    unsigned bad = 0;
+    if (v.pix == v.nch) { /* packed pixels: one run of floats */
+        ptrdiff_t n = (ptrdiff_t)W * v.nch;
+        SD_SIMD_OR(bad)
+        for (ptrdiff_t i = 0; i < n; i++) bad |= nonfinite_bits(r[i]);
+    } else {
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < v.nch; c++) bad |= nonfinite_bits(r[(ptrdiff_t)x * v.pix + c]);
+    }
+    if (bad)
         for (int x = 0; x < W; x++)
             for (int c = 0; c < v.nch; c++)
                 if (!isfinite(r[(ptrdiff_t)x * v.pix + c])) return (ptrdiff_t)y * W + x;
+    return -1;
+}
+
+ptrdiff_t sd_find_nonfinite(int H, int W, sd_cview v, int nthreads)
+{
+    enum { MAXB = 64 }; /* row blocks, each scanned in order up to its first bad row */
+    ptrdiff_t first[MAXB];
+    int nb = H < MAXB ? H : MAXB;
+    SD_PARALLEL_FOR_DYN(sd_threads(nthreads))
+    for (int b = 0; b < nb; b++) {
+        first[b] = -1;
+        for (int y = (int)((long long)H * b / nb); y < (int)((long long)H * (b + 1) / nb) && first[b] < 0; y++)
+            first[b] = row_nonfinite(W, v, y);
     }
+    for (int b = 0; b < nb; b++) /* the first block with one holds the first */
+        if (first[b] >= 0) return first[b];
     return -1;
 }
 

@@ -65,8 +65,8 @@ sd_status sd_coc_real_lens(int H, int W, const float *depth, ptrdiff_t drow, ptr
 sd_status sd_coc_disparity(int H, int W, const float *disp, ptrdiff_t drow, ptrdiff_t dpix,
                            double K, double focus_disp, double max_coc, float *out,
                            ptrdiff_t orow, int nthreads, ptrdiff_t *bad);
-/* Index of the first non-finite value in a view (or -1). */
-ptrdiff_t sd_find_nonfinite(int H, int W, sd_cview v);
+/* Index of the first non-finite value in a view (or -1), the same for any thread count. */
+ptrdiff_t sd_find_nonfinite(int H, int W, sd_cview v, int nthreads);
 
 /* ---- scatter and gather (sd_spread.c) ---- */
 

@@ -7,11 +7,11 @@ from ._validate import as_image, as_map, prepare_out, resolve_threads
 
 
 def _spread(kernel, image, coc, aperture, out, num_threads):
-    img, _ = as_image(image, "image")
-    c = as_map(coc, "coc", img.shape[:2])
+    nt = resolve_threads(num_threads)
+    img, _ = as_image(image, "image", threads=nt)
+    c = as_map(coc, "coc", img.shape[:2], threads=nt)
     ap = as_aperture(aperture)
     out = prepare_out(out, img.shape, [("image", image), ("coc", coc)])
-    nt = resolve_threads(num_threads)
     src = img if img.ndim == 3 else img[:, :, None]
     dst = out if out.ndim == 3 else out[:, :, None]
     for c0 in range(0, src.shape[2], 4):  # the core takes up to 4 channels at a time

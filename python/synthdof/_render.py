@@ -59,7 +59,8 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
       (1 = off), "off" disables it.
 
     Returns (H, W, 3) float32 linear light (or the input's integer dtype, sRGB-encoded)."""
-    img, enc = as_image(image, "image", channels=3, allow_gray=False)
+    nt = resolve_threads(num_threads)
+    img, enc = as_image(image, "image", channels=3, allow_gray=False, threads=nt)
     H, W = img.shape[:2]
     # a blur wider than twice the frame looks the same as one that wide (and keeps the slice
     # arithmetic finite for absurd inputs)
@@ -67,7 +68,7 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
     if coc is not None:
         if depth is not None:
             raise ValueError("depth: give either depth (with lens) or coc, not both")
-        c = as_map(coc, "coc", (H, W))
+        c = as_map(coc, "coc", (H, W), threads=nt)
         if c.max() > cap or c.min() < -cap:  # (no temporary array for the check)
             c = np.clip(c, -cap, cap)
     else:
@@ -79,15 +80,14 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
             raise TypeError(f"lens: expected a synthdof.ThinLens, got {type(lens).__name__}")
         d = as_map(depth, "depth", (H, W), finite=False)
         c = lens.coc(d, W, max_coc=min(lens.max_coc or cap, cap), num_threads=num_threads)
-    a = None if matte is None else as_matte(matte, (H, W))
+    a = None if matte is None else as_matte(matte, (H, W), threads=nt)
     ap = as_aperture(aperture)
     bg = None
     if background is not None:
-        bg, _ = as_image(background, "background", channels=3, allow_gray=False)
+        bg, _ = as_image(background, "background", channels=3, allow_gray=False, threads=nt)
         if bg.shape != img.shape:
             raise ValueError(f"background: shape {bg.shape} does not match the image's {img.shape}")
     gain = _highlight_gain(highlights, enc)
-    nt = resolve_threads(num_threads)
     out_dtype = np.float32 if enc is None else enc
     inputs = [("image", image), ("depth", depth), ("coc", coc), ("matte", matte), ("background", background)]
     out = prepare_out(out, (H, W, 3), inputs, dtype=out_dtype)

@@ -57,11 +57,12 @@ def _core_scannable(a):
             and (a.ndim == 2 or (a.ndim == 3 and a.shape[2] <= 4 and a.strides[2] == 4)))
 
 
-def check_finite(a, name):
-    """Raise ValueError naming `name` if float array `a` holds NaN or inf."""
+def check_finite(a, name, threads=1):
+    """Raise ValueError naming `name` if float array `a` holds NaN or inf (scanned by `threads`
+    threads where the core can)."""
     if a.dtype.kind != "f":
         return
-    if _core_scannable(a) and _core.find_nonfinite(a) < 0:
+    if _core_scannable(a) and _core.find_nonfinite(a, threads) < 0:
         return
     if np.isfinite(a).all():
         return
@@ -69,7 +70,7 @@ def check_finite(a, name):
     raise ValueError(f"{name}: contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
 
 
-def as_map(x, name, shape=None, *, finite=True):
+def as_map(x, name, shape=None, *, finite=True, threads=1):
     """A (H, W) float map as a C-contiguous native float32 array (copied only if needed)."""
     a = _array(x, name)
     _check_dtype(a, name, allow_int=False)
@@ -82,21 +83,21 @@ def as_map(x, name, shape=None, *, finite=True):
     check_size(a, name)
     a = np.require(a, dtype=np.float32, requirements=["C", "A"])  # packed, aligned, native
     if finite:
-        check_finite(a, name)
+        check_finite(a, name, threads)
     return a
 
 
-def as_matte(x, shape, name="matte"):
-    a = as_map(x, name, shape)
+def as_matte(x, shape, name="matte", threads=1):
+    a = as_map(x, name, shape, threads=threads)
     lo, hi = float(a.min()), float(a.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name}: values must lie in [0, 1], got [{lo:g}, {hi:g}]")
     return a
 
 
-def as_image(x, name="image", *, channels=None, allow_gray=True):
+def as_image(x, name="image", *, channels=None, allow_gray=True, threads=1):
     """Returns (linear float32 image, encoding) where encoding is None for float input or the
-    integer dtype of an sRGB-encoded input that was linearised."""
+    integer dtype of an sRGB-encoded input that was linearised (`threads` scan it for NaN)."""
     from ._color import srgb_to_linear
 
     a = _array(x, name)
@@ -118,7 +119,7 @@ def as_image(x, name="image", *, channels=None, allow_gray=True):
         lin = a
     else:
         lin = np.require(a, dtype=np.float32, requirements=["C", "A"])
-    check_finite(lin, name)
+    check_finite(lin, name, threads)
     return lin, None
 
 

@@ -82,7 +82,7 @@ static int run(fz_in *in)
             }
         }
     /* the non-finite finder on the same view */
-    ptrdiff_t nf = sd_find_nonfinite(H, W, fz_cview(&d)), want = -1;
+    ptrdiff_t nf = sd_find_nonfinite(H, W, fz_cview(&d), 1 + (int)(H % 3)), want = -1;
     for (int y = 0; y < H && want < 0; y++)
         for (int x = 0; x < W; x++)
             if (!isfinite(*fz_at(&d, y, x))) { want = (ptrdiff_t)y * W + x; break; }
