@@ -14,8 +14,6 @@ handling, no hidden-background fill: the classic layered approach.
     python benchmarks/afternoon_baseline.py --score-gt          # quality on the ground-truth scenes
 """
 import argparse
-import glob
-import os
 import sys
 import time
 
@@ -125,23 +123,17 @@ def run(size=scene.FULL_SIZE, repeats=3, threads=(1, 2), n_layers=20, synthdof_r
 
 def score_gt(n_layers=20, workers=2):
     """Quality of the afternoon renderer against the Cycles ground truth, with score.py's metrics."""
-    sys.path.insert(0, benchlib.GT_DIR)
-    import score  # the project's scorer beside the ground truth
     rows = []
-    for p in sorted(glob.glob(os.path.join(benchlib.GT_DIR, "*.npz"))):
-        g, m = score.load(p)
-        import synthdof
-        lens = synthdof.ThinLens(focal_length_mm=m["focal_length_mm"], f_number=m["f_number"],
-                                 focus_distance=m["focus_distance_m"], sensor_width_mm=m["sensor_width_mm"])
+    for score, name, g, m, lens, _ in benchlib.gt_scenes():
         coc = lens.coc(g["depth"])
         t = time.perf_counter()
         out = render(g["pinhole"], coc, blades=m["aperture_blades"], rotation=m["aperture_rotation_rad"],
                      n_layers=n_layers, workers=workers)
         dt = time.perf_counter() - t
-        for name, o, sec in (("afternoon", out, dt), ("blender_defocus", g["blender_defocus"], m.get("t_blender_defocus_s")),
+        for method, o, sec in (("afternoon", out, dt), ("blender_defocus", g["blender_defocus"], m.get("t_blender_defocus_s")),
                              ("synthdof", score.render_synthdof(g, m), None)):
             r = score.metrics(o, g, m)
-            rows.append(dict(scene=os.path.basename(p)[:-4], method=name, seconds=sec, **r))
+            rows.append(dict(scene=name, method=method, seconds=sec, **r))
     return rows
 
 

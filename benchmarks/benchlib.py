@@ -14,6 +14,21 @@ RESULTS = os.path.join(HERE, "results")
 GT_DIR = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "gt")
 
 
+def gt_scenes():
+    """The ground-truth scenes with the scorer beside them: yields (score module, name, arrays,
+    meta, synthdof.ThinLens, synthdof.Aperture) per scene in GT_DIR."""
+    import glob
+    sys.path.insert(0, GT_DIR)
+    import score  # the scorer beside the ground truth
+    import synthdof
+    for p in sorted(glob.glob(os.path.join(GT_DIR, "*.npz"))):
+        g, m = score.load(p)
+        lens = synthdof.ThinLens(focal_length_mm=m["focal_length_mm"], f_number=m["f_number"],
+                                 focus_distance=m["focus_distance_m"], sensor_width_mm=m["sensor_width_mm"])
+        ap = synthdof.Aperture(blades=m["aperture_blades"], rotation=m["aperture_rotation_rad"])
+        yield score, os.path.basename(p)[:-4], g, m, lens, ap
+
+
 # Other programs on the machine distort timings. Before each timed call we wait (up to
 # QUIET_WAIT_S) until the rest of the machine uses less than QUIET_CORES cores, and we record
 # how much CPU other processes used during each call ("foreign" core-seconds).

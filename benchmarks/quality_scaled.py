@@ -22,15 +22,9 @@ import benchlib
 
 
 def run(scales):
-    sys.path.insert(0, benchlib.GT_DIR)
-    import score  # the scorer beside the ground truth
     import synthdof
     rows = []
-    for p in sorted(glob.glob(os.path.join(benchlib.GT_DIR, "*.npz"))):
-        g, m = score.load(p)
-        lens = synthdof.ThinLens(focal_length_mm=m["focal_length_mm"], f_number=m["f_number"],
-                                 focus_distance=m["focus_distance_m"], sensor_width_mm=m["sensor_width_mm"])
-        ap = synthdof.Aperture(blades=m["aperture_blades"], rotation=m["aperture_rotation_rad"])
+    for score, name, g, m, lens, ap in benchlib.gt_scenes():
         H, W = g["depth"].shape
         for s in scales:
             def up(a):
@@ -40,7 +34,7 @@ def run(scales):
             out = synthdof.render(img, depth, matte=up(g["alpha"]), lens=lens, aperture=ap)
             dt = time.perf_counter() - t
             down = out.reshape(H, s, W, s, 3).mean((1, 3))
-            rows.append(dict(scene=os.path.basename(p)[:-4], scale=s, max_coc=float(np.abs(lens.coc(depth)).max()),
+            rows.append(dict(scene=name, scale=s, max_coc=float(np.abs(lens.coc(depth)).max()),
                              seconds=dt, **score.metrics(down, g, m)))
     return rows
 
