@@ -356,7 +356,9 @@ static inline int rest_full(const build_ctx *B, int y, int x, float col[3])
 
 /* Depth-edge unmixing of the fully covered rest pixel (y, x) with colour own and CoC c: the
  * other side is the neighbours whose CoC differs by more than the margin (nearer ones first: a
- * light, a railing), the same side the others; I = b N + (1 - b) F gives the other side's
+ * light, a railing), the same side the others (only those not next to the other side themselves,
+ * where there are any: a light's anti-aliased rim is a ring of mixed pixels, and as its own
+ * reference it would keep most of the light at the wall's CoC); I = b N + (1 - b) F gives the other side's
  * share b by projecting the colour onto the line between the two sides' means. Neighbours the
  * matte splits belong to neither side. Returns whether anything moves (b > 0); never more light
  * moves than the pixel has. A pixel with b = 0 is left alone (the NumPy version rewrote those
@@ -384,8 +386,8 @@ static int unmix_at(const build_ctx *B, int y, int x, const float own[3], float 
     }
     if (!any_near && !any_far) return 0;
     int want = any_near ? 2 : 3;
-    float so[3] = {0, 0, 0}, ss[3] = {0, 0, 0}, sc = 0.0f;
-    int n_o = 0, n_s = 0;
+    float so[3] = {0, 0, 0}, ss[3] = {0, 0, 0}, sp[3] = {0, 0, 0}, sc = 0.0f;
+    int n_o = 0, n_s = 0, n_p = 0;
     for (int k = 0; k < 8; k++) {
         if (kind[k] == want) {
             for (int j = 0; j < 3; j++) so[j] += col[k][j];
@@ -394,9 +396,27 @@ static int unmix_at(const build_ctx *B, int y, int x, const float own[3], float 
         } else if (kind[k] == 1) {
             for (int j = 0; j < 3; j++) ss[j] += col[k][j];
             n_s++;
+            /* a same-side neighbour that touches the other side itself is likely mixed too
+             * (a light's rim is a ring of such pixels): the pure ones make the better reference */
+            int yk = y + OFF[k][0], xk = x + OFF[k][1], touches = 0;
+            for (int q = 0; q < 8 && !touches; q++) {
+                int yy = yk + OFF[q][0], xx = xk + OFF[q][1];
+                yy = yy < 0 ? 0 : (yy >= f->H ? f->H - 1 : yy);
+                xx = xx < 0 ? 0 : (xx >= f->W ? f->W - 1 : xx);
+                float cq = f->coc[(ptrdiff_t)yy * f->W + xx];
+                touches = want == 2 ? cq < cmin : cq > cmax;
+            }
+            if (!touches) {
+                for (int j = 0; j < 3; j++) sp[j] += col[k][j];
+                n_p++;
+            }
         }
     }
     if (n_s == 0) return 0;
+    if (n_p > 0) { /* the pure same-side neighbours, where there are any */
+        for (int j = 0; j < 3; j++) ss[j] = sp[j];
+        n_s = n_p;
+    }
     double O[3], S[3], d[3], dd = 0.0, ao = 0.0, as = 0.0, proj = 0.0;
     for (int j = 0; j < 3; j++) {
         O[j] = (double)so[j] / n_o;
