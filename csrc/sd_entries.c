@@ -120,6 +120,13 @@ static inline const float *px_at(const frame *f, int y, int x)
     return f->img.data + (ptrdiff_t)y * f->img.row + (ptrdiff_t)x * f->img.pix;
 }
 
+/* (y, x) moved onto the frame's nearest pixel: the frame continues as its edge. */
+static inline void clamp_to_frame(const frame *f, int *y, int *x)
+{
+    *y = *y < 0 ? 0 : (*y >= f->H ? f->H - 1 : *y);
+    *x = *x < 0 ? 0 : (*x >= f->W ? f->W - 1 : *x);
+}
+
 static rect grow_rect(rect b, int H, int W)
 {
     if (b.x0 >= b.x1) return b;
@@ -373,8 +380,7 @@ static int unmix_at(const build_ctx *B, int y, int x, const float own[3], float 
     int any_near = 0, any_far = 0;
     for (int k = 0; k < 8; k++) {
         int yy = y + OFF[k][0], xx = x + OFF[k][1];
-        yy = yy < 0 ? 0 : (yy >= f->H ? f->H - 1 : yy); /* the frame continues as its edge */
-        xx = xx < 0 ? 0 : (xx >= f->W ? f->W - 1 : xx);
+        clamp_to_frame(f, &yy, &xx);
         nbc[k] = f->coc[(ptrdiff_t)yy * f->W + xx];
         if (!rest_full(B, yy, xx, col[k])) {
             kind[k] = 0;
@@ -401,8 +407,7 @@ static int unmix_at(const build_ctx *B, int y, int x, const float own[3], float 
             int yk = y + OFF[k][0], xk = x + OFF[k][1], touches = 0;
             for (int q = 0; q < 8 && !touches; q++) {
                 int yy = yk + OFF[q][0], xx = xk + OFF[q][1];
-                yy = yy < 0 ? 0 : (yy >= f->H ? f->H - 1 : yy);
-                xx = xx < 0 ? 0 : (xx >= f->W ? f->W - 1 : xx);
+                clamp_to_frame(f, &yy, &xx);
                 float cq = f->coc[(ptrdiff_t)yy * f->W + xx];
                 touches = want == 2 ? cq < cmin : cq > cmax;
             }

@@ -336,20 +336,6 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
     sd_fill_finish(f, nt);
 }
 
-void sd_fill_sample4(const sd_fillpyr *f, int x, int y, float *out)
-{
-    int cH = f->H[1], cW = f->W[1];
-    const float *cv = f->v[1];
-    float py = 0.5f * ((float)y + 0.5f) - 0.5f, px = 0.5f * ((float)x + 0.5f) - 0.5f;
-    py = py < 0.0f ? 0.0f : (py > (float)(cH - 1) ? (float)(cH - 1) : py);
-    px = px < 0.0f ? 0.0f : (px > (float)(cW - 1) ? (float)(cW - 1) : px);
-    int y0 = (int)py, y1 = y0 + 1 < cH ? y0 + 1 : y0, x0 = (int)px, x1 = x0 + 1 < cW ? x0 + 1 : x0;
-    float wy = py - (float)y0, wx = px - (float)x0;
-    const float *a = cv + 4 * ((ptrdiff_t)y0 * cW + x0), *b = cv + 4 * ((ptrdiff_t)y0 * cW + x1);
-    const float *d = cv + 4 * ((ptrdiff_t)y1 * cW + x0), *e = cv + 4 * ((ptrdiff_t)y1 * cW + x1);
-    for (int c = 0; c < 4; c++) out[c] = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * d[c] + wx * e[c]);
-}
-
 void sd_fill_sample4_row(const sd_fillpyr *f, int x0, int x1, int y, float *out)
 {
     int cH = f->H[1], cW = f->W[1];
@@ -359,7 +345,7 @@ void sd_fill_sample4_row(const sd_fillpyr *f, int x0, int x1, int y, float *out)
     int ya = (int)py, yb = ya + 1 < cH ? ya + 1 : ya;
     float wy = py - (float)ya;
     const float *ra = cv + 4 * (ptrdiff_t)ya * cW, *rb = cv + 4 * (ptrdiff_t)yb * cW;
-    for (int x = x0; x < x1; x++) { /* as sd_fill_sample4, with the row's terms hoisted */
+    for (int x = x0; x < x1; x++) {
         float px = 0.5f * ((float)x + 0.5f) - 0.5f;
         px = px < 0.0f ? 0.0f : (px > (float)(cW - 1) ? (float)(cW - 1) : px);
         int xa = (int)px, xb = xa + 1 < cW ? xa + 1 : xa;
@@ -368,6 +354,11 @@ void sd_fill_sample4_row(const sd_fillpyr *f, int x0, int x1, int y, float *out)
         float *o = out + 4 * (ptrdiff_t)(x - x0);
         for (int c = 0; c < 4; c++) o[c] = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * d[c] + wx * e[c]);
     }
+}
+
+void sd_fill_sample4(const sd_fillpyr *f, int x, int y, float *out)
+{
+    sd_fill_sample4_row(f, x, x + 1, y, out);
 }
 
 void sd_fill_sample(const sd_fillpyr *f, int x, int y, float *out)

@@ -424,17 +424,11 @@ static void fill_slice(rctx *r, const slice_t *s)
         r->gx1[cy - gy0] = a < b ? b - gx0 : 0;
         r->groff[cy - gy0] = s->roff[cy] + gx0;
     }
-#ifdef SD_SLICEPROF
-    double tf0 = sd_prof_now();
-#endif
     sd_fillpyr f;
     if (rows > 1 || cols > 1)
         sd_fill_build(&f, r->fillws, rows, cols, 4, r->layer, 0, NULL, r->hole, 0, r->gx0, r->gx1, r->groff, r->nt);
     else
         f.n = 1;
-#ifdef SD_SLICEPROF
-    double tf1 = sd_prof_now();
-#endif
     SD_PARALLEL_FOR_DYN(r->nt)
     for (int cy = hy0; cy < hy1; cy++) {
         /* the row's hidden cells, and the coarse fill interpolated over them */
@@ -467,9 +461,6 @@ static void fill_slice(rctx *r, const slice_t *s)
             l[3] += h * g;
         }
     }
-#ifdef SD_SLICEPROF
-    fprintf(stderr, "  fill grid %dx%d hidden box %dx%d build %.3f sample %.3f\n", rows, cols, hy1 - hy0, hx1 - hx0, tf1 - tf0, sd_prof_now() - tf1);
-#endif
 }
 
 /* Composites the resolved slice `si` (frame box `sb`) under what is nearer. A slice resolved on
@@ -714,29 +705,27 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
         ptrdiff_t cells = r.ncells[si];
         box_t sb = {0, 0, 0, 0};
 #ifdef SD_SLICEPROF
-        double T[6] = {0}; T[0] = sd_prof_now();
-#define MARK(i) T[i] = sd_prof_now()
-#else
-#define MARK(i) (void)0
+        double before[PROF_N]; /* the phase totals so far: this slice's steps are the increase */
+        memcpy(before, sd_prof_acc, sizeof before);
 #endif
         if (cells > 0) {
             int bs = 1 << s.k;
             SD_TIC(t_build);
             build_slice(&r, &s);
-            SD_TOC(PROF_BUILD, t_build); MARK(1);
+            SD_TOC(PROF_BUILD, t_build);
             SD_TIC(t_fill);
             if (s.holes) fill_slice(&r, &s);
-            SD_TOC(PROF_FILL, t_fill); MARK(2);
+            SD_TOC(PROF_FILL, t_fill);
             SD_TIC(t_spread);
             sd_pyr_clear(r.pyr, nt);
             sd_pyr_src src = {{r.layer, 0, 4, 4}, (float)(bs * bs), r.lcoc, s.k > 0 ? r.pos : NULL, 0,
                               s.kx0, s.kx1, s.roff};
             st = sd_pyr_spread(r.pyr, s.k, &src, ap, s.cy0, s.cy1, s.cx0, s.cx1, nt);
             if (st != SD_OK) break;
-            SD_TOC(PROF_SPREAD, t_spread); MARK(3);
+            SD_TOC(PROF_SPREAD, t_spread);
             SD_TIC(t_resolve);
             sd_pyr_resolve(r.pyr, s.k, nt);
-            SD_TOC(PROF_RESOLVE, t_resolve); MARK(4);
+            SD_TOC(PROF_RESOLVE, t_resolve);
             int a0, a1, b0, b1;
             sd_pyr_active(r.pyr, &a0, &a1, &b0, &b1);
             if (a0 < a1 && b0 < b1) {
@@ -750,10 +739,15 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
         }
         SD_TIC(t_comp);
         if (!box_empty(sb)) composite(&r, si, s.k, sb);
-        SD_TOC(PROF_COMPOSITE, t_comp); MARK(5);
+        SD_TOC(PROF_COMPOSITE, t_comp);
 #ifdef SD_SLICEPROF
-        if (cells > 0) fprintf(stderr, "slice %2d c %6.1f k %d cells %8td box %4dx%4d holes %d b %.3f f %.3f s %.3f r %.3f c %.3f sb %dx%d\n", si, cent[si], s.k, cells, s.cy1 - s.cy0, s.cx1 - s.cx0, s.holes,
-            T[1]-T[0], T[2]-T[1], T[3]-T[2], T[4]-T[3], T[5]-T[4], sb.y1 - sb.y0, sb.x1 - sb.x0);
+        if (cells > 0) {
+            const double *a = sd_prof_acc;
+            fprintf(stderr, "slice %2d c %6.1f k %d cells %8td box %4dx%4d holes %d b %.3f f %.3f s %.3f r %.3f c %.3f\n",
+                    si, cent[si], s.k, cells, s.cy1 - s.cy0, s.cx1 - s.cx0, s.holes, a[PROF_BUILD] - before[PROF_BUILD],
+                    a[PROF_FILL] - before[PROF_FILL], a[PROF_SPREAD] - before[PROF_SPREAD],
+                    a[PROF_RESOLVE] - before[PROF_RESOLVE], a[PROF_COMPOSITE] - before[PROF_COMPOSITE]);
+        }
 #endif
         if (cancel && cancel->check && cancel->check(cancel->ctx)) st = SD_ERR_INTERRUPTED;
     }
