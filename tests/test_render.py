@@ -62,14 +62,8 @@ def test_ground_truth_holds_at_twice_the_size(scored, name):
     scored against the same truth it must stay close to the full-size render."""
     score, results = scored
     s1, _, _, g, m = results[name]
-    lens = synthdof.ThinLens(focal_length_mm=m["focal_length_mm"], f_number=m["f_number"],
-                             focus_distance=m["focus_distance_m"], sensor_width_mm=m["sensor_width_mm"])
-    ap = synthdof.Aperture(blades=m["aperture_blades"], rotation=m["aperture_rotation_rad"])
-
-    def up(a):
-        return np.repeat(np.repeat(a, 2, 0), 2, 1)
-
-    out = synthdof.render(up(g["pinhole"]), up(g["depth"]), matte=up(g["alpha"]), lens=lens, aperture=ap)
+    twice = {k: np.repeat(np.repeat(g[k], 2, 0), 2, 1) for k in ("pinhole", "depth", "alpha")}
+    out = score.render_synthdof(twice, m)  # the scorer's own call (the lens scales with the width)
     H, W = g["depth"].shape
     s2 = score.metrics(out.reshape(H, 2, W, 2, 3).mean((1, 3)), g, m)
     assert s2["psnr"] >= s1["psnr"] - 1.0
