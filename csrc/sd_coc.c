@@ -4,6 +4,7 @@
 #include <string.h>
 #include "sd_core.h"
 #include "sd_parallel.h"
+#include "sd_util.h"
 
 static inline float clamp_coc(double c, double max_coc)
 {
@@ -111,6 +112,29 @@ ptrdiff_t sd_find_nonfinite(int H, int W, sd_cview v, int nthreads)
     for (int b = 0; b < nb; b++) /* the first block with one holds the first */
         if (first[b] >= 0) return first[b];
     return -1;
+}
+
+float sd_max_abs(int H, int W, const float *v, ptrdiff_t row, int nthreads)
+{
+    enum { MAXB = 64 }; /* row blocks: the result is exact, so it does not depend on them */
+    float bmax[MAXB];
+    int nb = imin(MAXB, H);
+    SD_PARALLEL_FOR(sd_threads(nthreads))
+    for (int b = 0; b < nb; b++) {
+        float lo = 0.0f, hi = 0.0f; /* a NaN compares false: left out */
+        for (int y = (int)((long long)H * b / nb); y < (int)((long long)H * (b + 1) / nb); y++) {
+            const float *r = v + (ptrdiff_t)y * row;
+            SD_SIMD_MINMAX(lo, hi)
+            for (int x = 0; x < W; x++) {
+                lo = r[x] < lo ? r[x] : lo;
+                hi = r[x] > hi ? r[x] : hi;
+            }
+        }
+        bmax[b] = -lo > hi ? -lo : hi;
+    }
+    float m = 0.0f;
+    for (int b = 0; b < nb; b++) m = bmax[b] > m ? bmax[b] : m;
+    return m;
 }
 
 int sd_openmp_enabled(void)

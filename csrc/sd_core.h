@@ -67,8 +67,10 @@ sd_status sd_coc_disparity(int H, int W, const float *disp, ptrdiff_t drow, ptrd
                            ptrdiff_t orow, int nthreads, ptrdiff_t *bad);
 /* Index of the first non-finite value in a view (or -1), the same for any thread count. */
 ptrdiff_t sd_find_nonfinite(int H, int W, sd_cview v, int nthreads);
+/* The largest |v| of an H x W map with rows `row` floats apart (NaN left out; 0 if none). */
+float sd_max_abs(int H, int W, const float *v, ptrdiff_t row, int nthreads);
 
-/* ---- scatter and gather (sd_spread.c) ---- */
+/* ---- scatter (sd_scatter.c) and gather (sd_gather.c) ---- */
 
 /* Energy-preserving scatter: every source pixel spreads its value over the aperture scaled to
  * diameter |coc| with total weight exactly 1 (up to float rounding). dst may not overlap src. */

@@ -1,16 +1,112 @@
-/* Internal interface of the spreading pyramid (sd_spread.c), shared with the layered render. */
+/* Pyramid stage: the difference-buffer planes the scatter writes into, one per level, and their
+ * resolve (prefix sums, upsampling, folding the margins back in) in sd_pyramid.c; the spread of
+ * sources into them (sd_pyr_spread) is the scatter stage, sd_scatter.c. The layered render
+ * (sd_render.c) uses the functions only; the structures are shared by sd_pyramid.c and
+ * sd_scatter.c. */
 #ifndef SD_PYRAMID_H
 #define SD_PYRAMID_H
 
+#include <stddef.h>
+#include "sd_aperture.h"
 #include "sd_core.h"
+#include "sd_util.h"
 
-/* Largest radius (pixels) spread at one level; a larger CoC goes to a coarser level, where a
- * 2^k x 2^k block of sources is merged into one and spread with radius R / 2^k, so the cost per
- * source never exceeds ~2 R_MAX rows whatever the blur. The coarse result is upsampled back;
- * its edge softness (~2^k px) stays below a tenth of the radius. */
-#define SD_R_MAX 24.0f
+#define SD_PYR_MAX_LEVELS 20
+/* Top part of an octave (in log2 radius) that crossfades up a level, and 2^-FADE: where in a
+ * level's top radius the crossfade starts. */
+#define SD_PYR_FADE 0.25f
+#define SD_PYR_FADE_START 0.8408964f
 
-typedef struct sd_pyramid sd_pyramid;
+/* A level of the pyramid: difference rows over the frame at this level plus a margin wide
+ * enough that nothing spread from inside the frame leaves the plane. Level coordinate 0 is
+ * plane cell `o` on both axes. */
+typedef struct {
+    float *buf;        /* rows x (cols + 2) x 4 floats */
+    int rows, cols, o;
+    int ny, nx;        /* cells of the frame at this level: ceil(H / 2^k), ceil(W / 2^k) */
+    ptrdiff_t stride;  /* floats per row */
+    int *xl, *xr;      /* per row, the cells [xl, xr) that may be nonzero (empty: xl >= xr) */
+} sd_plane;
+
+typedef struct sd_pyramid {
+    int nlev, H, W;
+    float rcap;        /* radii are clamped to this: a blur wider than the frame */
+    sd_plane lev[SD_PYR_MAX_LEVELS];
+    /* per level, the plane rows [dirty_y0, dirty_y1) and columns [dirty_x0, dirty_x1) that may
+     * be nonzero */
+    int dirty_y0[SD_PYR_MAX_LEVELS], dirty_y1[SD_PYR_MAX_LEVELS];
+    int dirty_x0[SD_PYR_MAX_LEVELS], dirty_x1[SD_PYR_MAX_LEVELS];
+    float *rlo, *rhi;  /* per source row of the current spread: its radius range */
+    int base;          /* level of the last resolve */
+    /* the frame rows [live_y0, live_y1) and columns [live_x0, live_x1) at the base level that
+     * hold its result */
+    int live_y0, live_y1, live_x0, live_x1;
+} sd_pyramid;
+
+/* Row `row` of the plane may be nonzero in cells [x0, x1) too. */
+static inline void sd_plane_touch(sd_plane *l, int row, int x0, int x1)
+{
+    x0 = x0 > 0 ? x0 : 0;
+    x1 = x1 < l->cols + 2 ? x1 : l->cols + 2;
+    if (x0 >= x1) return;
+    if (x0 < l->xl[row]) l->xl[row] = x0;
+    if (x1 > l->xr[row]) l->xr[row] = x1;
+}
+
+/* Plane rows [r0, r1) and columns [c0, c1) of level k may be nonzero. */
+void sd_pyr_mark(sd_pyramid *p, int k, int r0, int r1, int c0, int c1);
+
+/* The radius a CoC diameter is spread (or gathered) with: half its magnitude, at most rcap (a
+ * blur wider than the frame looks no different; a NaN gets rcap too). */
+static inline float sd_radius(float coc, float rcap)
+{
+    float R = 0.5f * fabsf(coc);
+    return R < rcap ? R : rcap;
+}
+
+/* The radius cap of an H x W frame. */
+static inline float sd_radius_cap(int H, int W) { return 0.5f * (float)(H > W ? H : W) + 1.0f; }
+
+/* Nominal level of radius R (the smallest k with R <= SD_R_MAX 2^k) and the weight that
+ * crossfades to the next level up, rising linearly in R over the top SD_PYR_FADE (in log2
+ * radius) of the level's octave. No logarithm: this runs for every source of every level. */
+static inline int sd_level_of(float R, float *w_up)
+{
+    *w_up = 0.0f;
+    float top = SD_R_MAX;
+    int k = 0;
+    while (R > top && k < SD_PYR_MAX_LEVELS - 1) {
+        top *= 2.0f;
+        k++;
+    }
+    float f0 = top * SD_PYR_FADE_START;
+    if (R > f0) {
+        float f = (R - f0) / (top - f0);
+        *w_up = f < 1.0f ? f : 1.0f;
+    }
+    return k;
+}
+
+/* Weight of level k for radius R when every level finer than `base` is folded into `base`. */
+static inline float sd_level_weight(float R, int k, int base)
+{
+    float up;
+    int n = sd_level_of(R, &up);
+    if (n < base) return k == base ? 1.0f : 0.0f;
+    if (n == k) return 1.0f - up;
+    if (n + 1 == k) return up;
+    return 0.0f;
+}
+
+/* Number of levels needed for radii up to R. */
+static inline int sd_levels_for(float R)
+{
+    float up;
+    int k = sd_level_of(R, &up);
+    if (up > 0.0f) k++;
+    if (k >= SD_PYR_MAX_LEVELS) k = SD_PYR_MAX_LEVELS - 1;
+    return k + 1;
+}
 
 /* Difference-buffer pyramid for an H x W frame and CoC diameters up to max_coc. NULL on OOM. */
 sd_pyramid *sd_pyr_new(int H, int W, float max_coc, int nthreads);
@@ -19,8 +115,6 @@ void sd_pyr_free(sd_pyramid *p);
 void sd_pyr_clear(sd_pyramid *p, int nthreads);
 /* sd_pyr_free after clearing what was written: the planes go back to the allocator as zero. */
 void sd_pyr_release(sd_pyramid *p, int nthreads);
-/* The largest |v| of an H x W map with rows `row` floats apart (NaN left out; 0 if none). */
-float sd_max_abs(int H, int W, const float *v, ptrdiff_t row, int nthreads);
 /* Number of levels, and the level most of a source of radius R is spread at: its nominal level
  * (the coarsest whose nominal radius R / 2^k stays at least half of SD_R_MAX), or the next one up
  * once the crossfade to that is past half. */
@@ -51,6 +145,7 @@ static inline ptrdiff_t sd_pyr_cell(const sd_pyr_src *s, int x, int y)
 {
     return s->roff ? s->roff[y] + x : (ptrdiff_t)y * s->coc_row + x;
 }
+/* The scatter stage (sd_scatter.c). */
 sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_aperture *ap, int row0, int row1,
                         int col0, int col1, int nthreads);
 

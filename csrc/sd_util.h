@@ -19,6 +19,25 @@ static inline int sd_iceil(float x)
     return i + (x > (float)i);
 }
 
+/* A bilinear lookup on a grid of n cells: the position of pixel i's centre on it is
+ * (i + 0.5) * scale - 0.5 cells (scale 1/2 for a grid twice as coarse), clamped to [0, n - 1]
+ * (the grid continues as its edge cells); *i0 is the cell at or before it, *i1 the next one (the
+ * same at the end) and *w the weight of *i1. */
+static inline void sd_lerp_cell(int i, float scale, int n, int *i0, int *i1, float *w)
+{
+    float p = ((float)i + 0.5f) * scale - 0.5f;
+    p = p < 0.0f ? 0.0f : (p > (float)(n - 1) ? (float)(n - 1) : p);
+    *i0 = (int)p;
+    *i1 = *i0 + 1 < n ? *i0 + 1 : *i0;
+    *w = p - (float)*i0;
+}
+
+/* Whether premultiplied colour + coverage q holds anything. */
+static inline int sd_nonzero4(const float *q)
+{
+    return q[0] != 0.0f || q[1] != 0.0f || q[2] != 0.0f || q[3] != 0.0f;
+}
+
 /* The innermost spreading loop, compiled a second time for AVX2 + FMA and picked at load time
  * where the toolchain supports it (GCC's function multi-versioning on x86-64 Linux): the
  * package itself is built for the baseline x86-64, never for the build machine. */

@@ -1,0 +1,141 @@
+/* Aperture stage: the shape's spans at a height, the strips a shape of radius R covers, and a
+ * source's footprint (sd_aperture.c), which is where a pixel's CoC becomes the weighted spans
+ * the scatter writes. Shared by the scatter (sd_scatter.c) and the gather (sd_gather.c).
+ *
+ * The evaluation runs for every source row the gather reads and every footprint the scatter
+ * plans, so it lives here as inline functions. */
+#ifndef SD_APERTURE_H
+#define SD_APERTURE_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include "sd_core.h"
+
+/* Largest radius (pixels) spread at one pyramid level; a larger CoC goes to a coarser level, where a
+ * 2^k x 2^k block of sources is merged into one and spread with radius R / 2^k, so the cost per
+ * source never exceeds ~2 R_MAX rows whatever the blur. The coarse result is upsampled back;
+ * its edge softness (~2^k px) stays below a tenth of the radius. */
+#define SD_R_MAX 24.0f
+/* Rows a footprint can reach above or below its own: SD_R_MAX + 1 (the largest radius a
+ * footprint is made for), rounded up, plus the sub-cell centre and anti-aliased ends. */
+#define SD_REACH ((int)SD_R_MAX + 3)
+/* Most rows one footprint covers. */
+#define SD_AP_MAX_ROWS (2 * SD_REACH + 2)
+
+/* The spans of the unit aperture at one height. */
+typedef struct {
+    float l[SD_MAX_SPANS], r[SD_MAX_SPANS];
+} sd_spans;
+
+/* Spans of the unit aperture at height v (image-down, radius units); inverted = rotated 180. */
+static inline void sd_ap_eval(const sd_aperture *ap, float v, int inverted, sd_spans *s)
+{
+    if (inverted) v = -v;
+    int n = ap->nrows;
+    float t = (v - ap->vmin) / (ap->vmax - ap->vmin) * (float)n - 0.5f;
+    if (t < 0.0f) t = 0.0f;
+    if (t > (float)(n - 1)) t = (float)(n - 1);
+    int i = (int)t;
+    if (i > n - 2) i = n - 2 < 0 ? 0 : n - 2;
+    float f = t - (float)i;
+    const float *a = ap->spans + (ptrdiff_t)i * ap->nspans * 2;
+    const float *b = (n > 1) ? a + ap->nspans * 2 : a;
+    for (int k = 0; k < ap->nspans; k++) {
+        float l = a[2 * k] + f * (b[2 * k] - a[2 * k]);
+        float r = a[2 * k + 1] + f * (b[2 * k + 1] - a[2 * k + 1]);
+        if (inverted) { float tmp = l; l = -r; r = -tmp; }
+        s->l[k] = l;
+        s->r[k] = r > l ? r : l;
+    }
+}
+
+/* The rows of a shape of radius R centred at height cy: row j covers [j, j + 1), and the shape
+ * spans [top, bot]. */
+typedef struct {
+    const sd_aperture *ap;
+    float cy, R, top, bot;
+    int inverted;
+    int j0, j1; /* the rows it touches: [j0, j1], at most SD_AP_MAX_ROWS */
+} sd_ap_strips;
+
+static inline void sd_ap_strips_init(sd_ap_strips *st, const sd_aperture *ap, float cy, float R, int inverted)
+{
+    float vlo = inverted ? -ap->vmax : ap->vmin;
+    float vhi = inverted ? -ap->vmin : ap->vmax;
+    st->ap = ap;
+    st->cy = cy;
+    st->R = R;
+    st->inverted = inverted;
+    st->top = cy + R * vlo;
+    st->bot = cy + R * vhi;
+    st->j0 = (int)floorf(st->top);
+    st->j1 = (int)ceilf(st->bot) - 1;
+    if (st->j1 - st->j0 + 1 > SD_AP_MAX_ROWS) st->j1 = st->j0 + SD_AP_MAX_ROWS - 1;
+}
+
+/* The strip of row j inside the shape: returns its height (<= 0: none, *s is then not set) and
+ * the shape's spans (in pixels, relative to the centre's column) at the strip's middle. Rows are
+ * sampled at the middle of their strip and weighted by its height, so horizontal edges are
+ * anti-aliased as well as vertical ones. */
+static inline float sd_ap_strip(const sd_ap_strips *st, int j, sd_spans *s)
+{
+    float t0 = (float)j > st->top ? (float)j : st->top;
+    float t1 = (float)(j + 1) < st->bot ? (float)(j + 1) : st->bot;
+    float h = t1 - t0;
+    if (h <= 0.0f) return h;
+    sd_ap_eval(st->ap, (0.5f * (t0 + t1) - st->cy) / st->R, st->inverted, s);
+    return h;
+}
+
+/* ---- footprints (sd_aperture.c) ---- */
+
+/* The footprint of one source as a list of weighted spans relative to the source's cell: it
+ * depends only on the radius, the orientation and the sub-cell position of the centre, so the
+ * many sources of a flat surface (one CoC) share one footprint. */
+#define SD_FOOTPRINT_MAX_SPANS (SD_AP_MAX_ROWS * SD_MAX_SPANS)
+typedef struct {
+    int dj[SD_FOOTPRINT_MAX_SPANS];            /* row offset from floor(cy) */
+    float a[SD_FOOTPRINT_MAX_SPANS], b[SD_FOOTPRINT_MAX_SPANS]; /* span ends relative to floor(cx) */
+    float w[SD_FOOTPRINT_MAX_SPANS];           /* strip height / footprint area */
+    int n;
+    float R, fx, fy; /* what the footprint was made for */
+    int inverted, valid;
+} sd_footprint;
+
+/* The aperture of radius R (cells) centred at (fx, fy) inside cell (0, 0), total weight exactly
+ * 1. A radius of at most half a cell keeps the whole source in its cell. */
+void sd_footprint_make(sd_footprint *fp, const sd_aperture *ap, float fx, float fy, float R, int inverted);
+
+/* Footprints are kept in a small table per thread, a slot per footprint key (a footprint depends
+ * on its key alone, so which ones happen to be kept changes nothing but time): neighbours of a
+ * noisy depth map rarely share a footprint with the one just before, but a row has few distinct
+ * ones. */
+#define SD_FOOTPRINT_SLOTS_LOG2 6
+#define SD_FOOTPRINT_SLOTS (1 << SD_FOOTPRINT_SLOTS_LOG2)
+
+static inline unsigned sd_footprint_slot(float R, float fx, float fy, int inv)
+{
+    uint32_t a, b, c;
+    memcpy(&a, &R, sizeof a);
+    memcpy(&b, &fx, sizeof b);
+    memcpy(&c, &fy, sizeof c);
+    /* multiplicative hashing (MurmurHash3's and Fibonacci's constants) of the key's bits */
+    uint32_t h = a ^ (b * 0x85ebca6bu) ^ (c * 0xc2b2ae35u) ^ (uint32_t)inv;
+    h ^= h >> 15;
+    return (h * 0x9e3779b1u) >> (32 - SD_FOOTPRINT_SLOTS_LOG2);
+}
+
+/* The footprint for this key from the table `cache` (SD_FOOTPRINT_SLOTS entries), made there
+ * if its slot holds another one. */
+static inline const sd_footprint *sd_footprint_get(sd_footprint *cache, const sd_aperture *ap, float R, float fx,
+                                                   float fy, int inv)
+{
+    sd_footprint *fp = &cache[sd_footprint_slot(R, fx, fy, inv)];
+    if (!fp->valid || fp->R != R || fp->inverted != inv || fp->fx != fx || fp->fy != fy)
+        sd_footprint_make(fp, ap, fx, fy, R, inv);
+    return fp;
+}
+
+#endif

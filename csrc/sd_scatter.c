@@ -1,0 +1,549 @@
+/* Scatter stage: every source spreads its light over the aperture scaled to its |CoC| with
+ * total weight exactly 1 (sd_scatter in sd_core.h), into the planes of the pyramid
+ * (sd_pyramid.c), whose cost per source does not grow with the blur radius.
+ *
+ * A source's CoC becomes a footprint (sd_footprint_make, sd_aperture.c): horizontal spans, each
+ * written as four entries of a per-row difference buffer (anti-aliased ends) that the resolve's
+ * prefix sum turns into light. A large CoC is spread on a coarser level (see SD_R_MAX): there
+ * 2^k x 2^k blocks of sources are merged at their light centroid. Neighbours that share a
+ * footprint (a flat surface) are spread as one run.
+ *
+ * Threads: level rows are cut into bands at least twice as tall as the farthest a source
+ * reaches (bands too short for that, into column tiles as wide); even bands run in parallel, and
+ * each odd band once both its even neighbours are done, so no two threads touch the same cell at
+ * once and every cell sums its even band's light before its odd band's: the result, bit for bit,
+ * does not depend on the thread count. */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sd_alloc.h"
+#include "sd_aperture.h"
+#include "sd_core.h"
+#include "sd_parallel.h"
+#include "sd_pyramid.h"
+#include "sd_util.h"
+
+/* Adds v * (overlap of [a, b] with each cell) to a difference row of `cols` cells (entries
+ * 0..cols+1). The plane's margins make clamping a no-op; it only guards memory. */
+static inline void add_span(float *row, int cols, float a, float b, const float *v)
+{
+    if (a < 0.0f) a = 0.0f;
+    if (b > (float)cols) b = (float)cols;
+    if (!(b > a)) return;
+    int ia = (int)a, ib = (int)b;
+    float fa = a - (float)ia, fb = b - (float)ib;
+    float *pa = row + 4 * ia, *pb = row + 4 * ib;
+    for (int c = 0; c < 4; c++) {
+        pa[c] += (1.0f - fa) * v[c];
+        pa[4 + c] += fa * v[c];
+        pb[c] -= (1.0f - fb) * v[c];
+        pb[4 + c] -= fb * v[c];
+    }
+}
+
+/* A row of sources waiting to be spread at one level: their light and their footprints' keys
+ * (radius and sub-cell centre; the centre quantised to 1/16 cell, far below what a blur shows,
+ * so that the merged blocks of a flat surface share one footprint), and the plane cell holding
+ * each centre. */
+#define QP 16.0f
+/* A row whose sources do not all share one radius has its radii rounded to 1/QR cell (from a
+ * radius of 2 cells on, to 1/(2 QR) to 1/QR of the radius), so that the neighbours on a smooth
+ * depth gradient share footprints and spread in runs instead of each planning its own (the
+ * error, at most 1/256 of the radius or of a cell, is far below what a blur shows). The rounding
+ * depends on each radius alone, so the result does not depend on the direction rows are read
+ * in (a scene turned by 180 degrees renders turned); a row of one radius keeps it exactly, so a
+ * uniform blur spreads exactly the aperture's shape. */
+#define QR 128.0f
+
+/* Rounds the radii (keys > 0) of sources [0, n) of a row unless they are all equal. */
+static void round_radii(float *R, int n)
+{
+    float first = -1.0f;
+    int mixed = 0;
+    for (int i = 0; i < n && !mixed; i++)
+        if (R[i] > 0.0f) {
+            if (first < 0.0f) first = R[i];
+            else mixed = R[i] != first;
+        }
+    if (!mixed) return;
+    for (int i = 0; i < n; i++)
+        if (R[i] > 0.0f) {
+            /* steps of 1/QR cell, or of 1/(2 QR) to 1/QR of the radius once that is coarser */
+            int e;
+            (void)frexpf(R[i], &e);
+            float step = e > 1 ? ldexpf(1.0f / QR, e - 1) : 1.0f / QR;
+            float q = (float)sd_ifloor(R[i] / step + 0.5f) * step;
+            R[i] = q > 0.5f ? q : 0.5f + 1.0f / QR; /* stays a real footprint */
+        }
+}
+typedef struct {
+    float *v;          /* n x 4 */
+    float *R, *fx, *fy;
+    int *cx, *cy, *inv;
+    int n;
+    sd_footprint *fps; /* SD_FOOTPRINT_SLOTS: the footprint cache */
+} rowsrc_t;
+
+static int rowsrc_alloc(rowsrc_t *r, int n)
+{
+    r->v = malloc(sizeof(float) * 4 * (size_t)n);
+    r->R = malloc(sizeof(float) * 3 * (size_t)n);
+    r->cx = malloc(sizeof(int) * 3 * (size_t)n);
+    r->fps = malloc(sizeof(sd_footprint) * SD_FOOTPRINT_SLOTS);
+    r->n = n;
+    if (!r->v || !r->R || !r->cx || !r->fps) {
+        free(r->v); free(r->R); free(r->cx); free(r->fps);
+        r->v = NULL; r->R = NULL; r->cx = NULL; r->fps = NULL;
+        return -1;
+    }
+    for (int i = 0; i < SD_FOOTPRINT_SLOTS; i++) r->fps[i].valid = 0;
+    r->fx = r->R + n;
+    r->fy = r->R + 2 * (ptrdiff_t)n;
+    r->cy = r->cx + n;
+    r->inv = r->cx + 2 * (ptrdiff_t)n;
+    return 0;
+}
+
+static void rowsrc_free(rowsrc_t *r)
+{
+    free(r->v);
+    free(r->R);
+    free(r->cx);
+    free(r->fps);
+}
+
+/* Source i of the row: light v (NULL: none), centre (cx, cy) in plane coordinates, radius R. */
+static inline void rowsrc_set(rowsrc_t *r, int i, const float *v, float cx, float cy, float R, int inverted)
+{
+    float *d = r->v + 4 * (ptrdiff_t)i;
+    if (!v) {
+        d[0] = d[1] = d[2] = d[3] = 0.0f;
+        r->cx[i] = sd_ifloor(cx);
+        r->cy[i] = sd_ifloor(cy);
+        r->R[i] = -1.0f; /* no light: fits in any run */
+        return;
+    }
+    for (int c = 0; c < 4; c++) d[c] = v[c];
+    float bx = (float)sd_ifloor(cx), by = (float)sd_ifloor(cy);
+    float fx = (float)sd_ifloor((cx - bx) * QP + 0.5f) * (1.0f / QP);
+    float fy = (float)sd_ifloor((cy - by) * QP + 0.5f) * (1.0f / QP);
+    if (fx >= 1.0f) { fx -= 1.0f; bx += 1.0f; }
+    if (fy >= 1.0f) { fy -= 1.0f; by += 1.0f; }
+    r->cx[i] = (int)bx;
+    r->cy[i] = (int)by;
+    r->fx[i] = fx;
+    r->fy[i] = fy;
+    r->R[i] = R > 0.5f ? R : 0.0f; /* at most half a cell: one footprint, the cell itself */
+    r->inv[i] = R > 0.5f ? inverted : 0;
+}
+
+/* D[i] += c0 v[i] + c1 v[i-1] for cells i = 0..len (v is 0 outside [0, len)): one end of the
+ * spans of `len` neighbouring sources that share a footprint, anti-aliased over two cells. */
+static inline void run_end(float *restrict D, const float *restrict v, int len, float c0, float c1)
+{
+    for (int c = 0; c < 4; c++) D[c] += c0 * v[c];
+    int m = 4 * (len - 1);
+    float *restrict d = D + 4;
+    const float *restrict a = v + 4, *restrict b = v;
+    SD_SIMD
+    for (int i = 0; i < m; i++) d[i] += c0 * a[i] + c1 * b[i];
+    for (int c = 0; c < 4; c++) D[4 * len + c] += c1 * v[4 * (len - 1) + c];
+}
+
+/* Spreads `len` sources with light v (len x 4) that share one footprint (radius R, orientation,
+ * centre (fx, fy) inside its cell) and occupy consecutive cells from plane cell (x0, y0). */
+SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprint *fps, const float *v, int len,
+                                  int x0, int y0, float R, float fx, float fy, int inv)
+{
+    const sd_footprint *fp = sd_footprint_get(fps, ap, R, fx, fy, inv);
+    for (int n = 0; n < fp->n; n++) {
+        int row = y0 + fp->dj[n];
+        if (row < 0 || row >= p->rows) continue; /* margins make this a no-op; it guards memory */
+        float *D = p->buf + (ptrdiff_t)row * p->stride;
+        float a = fp->a[n], b = fp->b[n], w = fp->w[n];
+        int ia = sd_ifloor(a), ib = sd_ifloor(b);
+        int xa = x0 + ia, xb = x0 + ib;
+        float fa = a - (float)ia, fb = b - (float)ib;
+        sd_plane_touch(p, row, xa, xb + len + 1);
+        if (xa >= 0 && xb + len <= p->cols + 1) {
+            run_end(D + 4 * (ptrdiff_t)xa, v, len, (1.0f - fa) * w, fa * w);
+            run_end(D + 4 * (ptrdiff_t)xb, v, len, -(1.0f - fb) * w, -fb * w);
+            continue;
+        }
+        for (int q = 0; q < len; q++) { /* at the plane's edge: clamp span by span */
+            float vv[4];
+            for (int c = 0; c < 4; c++) vv[c] = v[4 * q + c] * w;
+            float base = (float)(x0 + q);
+            add_span(D, p->cols, base + a, base + b, vv);
+        }
+    }
+}
+
+/* Spreads a gathered row: runs of neighbours with the same footprint go together. */
+static void spread_row(sd_plane *p, const sd_aperture *ap, rowsrc_t *r)
+{
+    int i = 0, n = r->n;
+    round_radii(r->R, n);
+    while (i < n) {
+        if (r->R[i] < 0.0f) { i++; continue; }
+        int j = i + 1, last = i;
+        while (j < n && r->cx[j] == r->cx[i] + (j - i) && r->cy[j] == r->cy[i]) {
+            if (r->R[j] >= 0.0f) {
+                if (r->R[j] != r->R[i] || r->inv[j] != r->inv[i] || r->fx[j] != r->fx[i] || r->fy[j] != r->fy[i])
+                    break;
+                last = j;
+            }
+            j++;
+        }
+        spread_run(p, ap, r->fps, r->v + 4 * (ptrdiff_t)i, last + 1 - i, r->cx[i], r->cy[i], r->R[i], r->fx[i],
+                   r->fy[i], r->inv[i]);
+        i = last + 1;
+    }
+}
+
+/* Radii (lo, hi] that give level k any weight (slightly widened: used to skip rows only). */
+static inline void level_span(int k, int base, float *lo, float *hi)
+{
+    *hi = 1.001f * SD_R_MAX * ldexpf(1.0f, k);
+    *lo = k <= base ? -1.0f : 0.999f * SD_R_MAX * exp2f((float)k - 1.0f - SD_PYR_FADE);
+}
+
+
+/* Width (in cells of the level) of the column tiles sources are spread in; at least 2 SD_REACH + 2,
+ * so that tiles two apart never write the same cell. */
+#define SPREAD_TILE 256
+_Static_assert(SPREAD_TILE >= 2 * SD_REACH + 2, "column tiles narrower than two reaches");
+
+/* The light of source cell (x, y), times scale, as 4 channels. */
+static inline void load_cell(const sd_pyr_src *s, int x, int y, float scale, float *v)
+{
+    const float *q = s->src.data +
+                     (s->roff ? (s->roff[y] + x) * s->src.pix : (ptrdiff_t)y * s->src.row + (ptrdiff_t)x * s->src.pix);
+    for (int c = 0; c < 4; c++) v[c] = c < s->src.nch ? scale * q[c] : 0.0f;
+}
+
+typedef struct {
+    const sd_pyr_src *s;
+    int base, col0, col1, row0, row1;
+    float rcap;
+    const sd_aperture *ap;
+} spread_ctx;
+
+/* Columns [x0, x1) of base row y that hold sources. */
+static inline void row_span(const spread_ctx *c, int y, int *x0, int *x1)
+{
+    *x0 = c->col0;
+    *x1 = c->col1;
+    if (c->s->rx0) {
+        *x0 = imax(*x0, c->s->rx0[y]);
+        *x1 = imin(*x1, c->s->rx1[y]);
+    }
+}
+
+/* Level weight with the common case (a radius spread at level 0) first. */
+static inline float weight_at(float R, int k, int base)
+{
+    if (R <= SD_R_MAX * SD_PYR_FADE_START) return k == base ? 1.0f : 0.0f;
+    return sd_level_weight(R, k, base);
+}
+
+/* One row of base-grid sources at their cell centres (the common case: no centroids, no
+ * merging), gathered and spread in runs that share a radius. */
+static void spread_row_cells(const spread_ctx *c, sd_plane *pl, int k, int by, int bx0, int bx1, rowsrc_t *rs)
+{
+    const sd_pyr_src *s = c->s;
+    const float *cr = s->coc + sd_pyr_cell(s, 0, by);
+    const float *src = s->src.data + (s->roff ? s->roff[by] * s->src.pix : (ptrdiff_t)by * s->src.row);
+    ptrdiff_t pix = s->src.pix;
+    int nch = s->src.nch, any = 0;
+    float rscale = 1.0f / (float)(1 << k);
+    for (int bx = bx0; bx < bx1; bx++) {
+        int i = bx - bx0;
+        float cc = cr[bx];
+        float R = sd_radius(cc, c->rcap);
+        float w = weight_at(R, k, c->base) * s->scale;
+        float *v = rs->v + 4 * (ptrdiff_t)i;
+        const float *q = src + (ptrdiff_t)bx * pix;
+        if (nch == 4) {
+            for (int ch = 0; ch < 4; ch++) v[ch] = w * q[ch];
+        } else {
+            for (int ch = 0; ch < 4; ch++) v[ch] = ch < nch ? w * q[ch] : 0.0f;
+        }
+        int lit = v[0] != 0.0f || v[1] != 0.0f || v[2] != 0.0f || v[3] != 0.0f;
+        float Rk = R * rscale;
+        rs->R[i] = !lit ? -1.0f : (Rk > 0.5f ? Rk : 0.0f); /* at most half a cell: the cell itself */
+        rs->inv[i] = Rk > 0.5f && cc < 0.0f;
+        any |= lit;
+    }
+    if (!any) return;
+    int n = bx1 - bx0, i = 0, o = pl->o;
+    round_radii(rs->R, n);
+    while (i < n) {
+        if (rs->R[i] < 0.0f) { i++; continue; }
+        int j = i + 1, last = i;
+        for (; j < n; j++) {
+            if (rs->R[j] < 0.0f) continue;
+            if (rs->R[j] != rs->R[i] || rs->inv[j] != rs->inv[i]) break;
+            last = j;
+        }
+        spread_run(pl, c->ap, rs->fps, rs->v + 4 * (ptrdiff_t)i, last + 1 - i, bx0 + i + o, by + o, rs->R[i], 0.5f,
+                   0.5f, rs->inv[i]);
+        i = last + 1;
+    }
+}
+
+/* Spreads the level-k sources of level rows [r0, r1) into plane k: cells of the base grid
+ * directly at k == base, else merged 2^(k-base) x 2^(k-base) blocks at their light centroid. */
+static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r1, rowsrc_t *rs)
+{
+    sd_plane *pl = &p->lev[k];
+    const sd_pyr_src *s = c->s;
+    int sh = k - c->base, bs = 1 << sh;
+    float inv = 1.0f / (float)bs, o = (float)pl->o, rscale = 1.0f / (float)(1 << k);
+    float lo, hi;
+    level_span(k, c->base, &lo, &hi);
+    /* Column tiles, each spread over all the band's rows before the next: a source writes the
+     * 2R rows around its own, and a tile keeps those rows' stretch of the plane in cache. */
+    for (int t0 = c->col0; t0 < c->col1; t0 += SPREAD_TILE << sh) {
+        int t1 = imin(t0 + (SPREAD_TILE << sh), c->col1);
+        for (int by = r0; by < r1; by++) {
+            int y0 = imax(by << sh, c->row0), y1 = imin((by + 1) << sh, c->row1);
+            float rl = INFINITY, rh = -INFINITY;
+            int ux0 = t1, ux1 = t0; /* the columns of the tile the block row's sources span */
+            for (int y = y0; y < y1; y++) {
+                rl = rl < p->rlo[y - c->row0] ? rl : p->rlo[y - c->row0];
+                rh = rh > p->rhi[y - c->row0] ? rh : p->rhi[y - c->row0];
+                int a, b;
+                row_span(c, y, &a, &b);
+                a = imax(a, t0);
+                b = imin(b, t1);
+                if (a < b) { ux0 = imin(ux0, a); ux1 = imax(ux1, b); }
+            }
+            if (!(rh > lo && rl <= hi) || ux0 >= ux1) continue; /* no source of this level in these rows */
+            int bx0 = ux0 >> sh, bx1 = (ux1 + bs - 1) >> sh;
+            rs->n = bx1 - bx0;
+            if (sh == 0 && !s->pos) {
+                spread_row_cells(c, pl, k, by, bx0, bx1, rs);
+                continue;
+            }
+            int any = 0;
+            for (int bx = bx0; bx < bx1; bx++) {
+                int i = bx - bx0;
+                float ccx = (float)bx + 0.5f + o, ccy = (float)by + 0.5f + o;
+                if (sh == 0) {
+                    float cc = s->coc[sd_pyr_cell(s, bx, by)];
+                    float R = sd_radius(cc, c->rcap);
+                    float w = sd_level_weight(R, k, c->base);
+                    float v[4] = {0, 0, 0, 0};
+                    if (w > 0.0f) load_cell(s, bx, by, s->scale * w, v);
+                    if (v[0] == 0.0f && v[1] == 0.0f && v[2] == 0.0f && v[3] == 0.0f) {
+                        rowsrc_set(rs, i, NULL, ccx, ccy, 0.0f, 0);
+                        continue;
+                    }
+                    if (s->pos) {
+                        const float *q = s->pos + 2 * sd_pyr_cell(s, bx, by);
+                        ccx += q[0];
+                        ccy += q[1];
+                    }
+                    rowsrc_set(rs, i, v, ccx, ccy, R * rscale, cc < 0.0f);
+                    any = 1;
+                    continue;
+                }
+                int x0 = imax(bx << sh, ux0), x1 = imin((bx + 1) << sh, ux1);
+                /* centroid sums in double: the weights may be tiny (denormal light) or huge */
+                float sv[4] = {0, 0, 0, 0}, rmin = INFINITY, rmax = -INFINITY;
+                double so = 0, sx = 0, sy = 0, sr = 0, ss = 0;
+                for (int y = y0; y < y1; y++) {
+                    if (!(p->rhi[y - c->row0] > lo && p->rlo[y - c->row0] <= hi)) continue;
+                    const float *cr = s->coc + sd_pyr_cell(s, 0, y);
+                    int ra, rb; /* this row's own sources (rows may be stored only that wide) */
+                    row_span(c, y, &ra, &rb);
+                    ra = imax(ra, x0);
+                    rb = imin(rb, x1);
+                    for (int x = ra; x < rb; x++) {
+                        float cc = cr[x];
+                        float R = sd_radius(cc, c->rcap);
+                        float w = sd_level_weight(R, k, c->base);
+                        if (w <= 0.0f) continue;
+                        float v[4];
+                        load_cell(s, x, y, s->scale * w, v);
+                        double e = (double)fabsf(v[0]) + fabsf(v[1]) + fabsf(v[2]) + fabsf(v[3]);
+                        if (e == 0.0) continue;
+                        float px = (float)x + 0.5f, py = (float)y + 0.5f;
+                        if (s->pos) {
+                            const float *q = s->pos + 2 * sd_pyr_cell(s, x, y);
+                            px += q[0];
+                            py += q[1];
+                        }
+                        for (int ch = 0; ch < 4; ch++) sv[ch] += v[ch];
+                        so += e;
+                        sx += e * px;
+                        sy += e * py;
+                        sr += e * R;
+                        ss += cc < 0.0f ? -e : e;
+                        rmin = R < rmin ? R : rmin;
+                        rmax = R > rmax ? R : rmax;
+                    }
+                }
+                if (!(so > 0.0)) {
+                    rowsrc_set(rs, i, NULL, ccx, ccy, 0.0f, 0);
+                    continue;
+                }
+                /* a block of one radius keeps it exactly (its weighted mean would round); a centroid
+                 * outside the block (weights overflowing) falls back to the block's centre */
+                float Rm = rmin == rmax ? rmin : (float)(sr / so);
+                float mx = (float)(sx / so) * inv, my = (float)(sy / so) * inv;
+                if (!(mx >= (float)bx && mx <= (float)(bx + 1))) mx = (float)bx + 0.5f;
+                if (!(my >= (float)by && my <= (float)(by + 1))) my = (float)by + 0.5f;
+                if (!(Rm >= rmin && Rm <= rmax)) Rm = rmin;
+                rowsrc_set(rs, i, sv, mx + o, my + o, Rm * rscale, ss < 0.0);
+                any = 1;
+            }
+            if (any) spread_row(pl, c->ap, rs);
+        }
+    }
+}
+
+sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_aperture *ap, int row0, int row1,
+                        int col0, int col1, int nthreads)
+{
+    int nt = sd_threads(nthreads);
+    if (base < 0 || base >= p->nlev) return SD_ERR_ARG;
+    int ny = p->lev[base].ny, nx = p->lev[base].nx;
+    row0 = imax(row0, 0);
+    row1 = imin(row1, ny);
+    col0 = imax(col0, 0);
+    col1 = imin(col1, nx);
+    if (row0 >= row1 || col0 >= col1) return SD_OK;
+    spread_ctx c = {s, base, col0, col1, row0, row1, p->rcap, ap};
+    /* one row of gathered sources per thread, as wide as the widest level's rows */
+    rowsrc_t rs[SD_MAX_THREADS];
+    int nrs = 0;
+    for (; nrs < nt; nrs++)
+        if (rowsrc_alloc(&rs[nrs], col1 - col0 + 1)) break;
+    if (nrs < nt) {
+        for (int i = 0; i < nrs; i++) rowsrc_free(&rs[i]);
+        return SD_ERR_NOMEM;
+    }
+    /* radius range of every source row, so that each level only visits rows it has sources in */
+    SD_PARALLEL_FOR_DYN(nt)
+    for (int y = row0; y < row1; y++) {
+        const float *cr = s->coc + sd_pyr_cell(s, 0, y);
+        float lo = INFINITY, hi = -INFINITY;
+        int xa, xb;
+        row_span(&c, y, &xa, &xb);
+        SD_SIMD_MINMAX(lo, hi)
+        for (int x = xa; x < xb; x++) {
+            float a = fabsf(cr[x]);
+            lo = a < lo ? a : lo;
+            hi = a > hi ? a : hi;
+        }
+        /* radii, clamped like the sources' */
+        lo = sd_radius(lo, p->rcap);
+        hi = sd_radius(hi, p->rcap);
+        p->rlo[y - row0] = xa < xb ? lo : INFINITY;
+        p->rhi[y - row0] = xa < xb ? hi : -INFINITY;
+    }
+    for (int k = base; k < p->nlev; k++) {
+        sd_plane *pl = &p->lev[k];
+        int sh = k - base;
+        int y0 = row0 >> sh, y1 = imin((row1 + (1 << sh) - 1) >> sh, pl->ny);
+        int x0 = col0 >> sh, x1 = imin((col1 + (1 << sh) - 1) >> sh, pl->nx);
+        /* the level rows that hold sources of this level */
+        float lo, hi;
+        level_span(k, base, &lo, &hi);
+        int f0 = y1, f1 = y0;
+        float rmax = 0.0f;
+        for (int y = row0; y < row1; y++)
+            if (p->rhi[y - row0] > lo && p->rlo[y - row0] <= hi) {
+                f0 = imin(f0, y >> sh);
+                f1 = imax(f1, (y >> sh) + 1);
+                rmax = p->rhi[y - row0] > rmax ? p->rhi[y - row0] : rmax;
+            }
+        if (f0 >= f1) continue;
+        /* the farthest these sources reach, in rows of this level (a footprint never exceeds
+         * SD_R_MAX + 1 cells, see sd_footprint_make) */
+        float rk = ldexpf(rmax, -k);
+        int reach = imin(sd_iceil(rk < SD_R_MAX + 1.0f ? rk : SD_R_MAX + 1.0f) + 3, SD_REACH);
+        sd_pyr_mark(p, k, f0 + pl->o - reach, f1 + pl->o + reach, x0 + pl->o - reach, x1 + pl->o + reach);
+        /* bands start at f0 and depend only on the rows spread, never on the thread count */
+        int band = 2 * reach + 2;
+        int nb = (f1 - f0 + band - 1) / band;
+        /* bands too short to split by rows are split by columns, in the column tiles
+         * spread_rows uses anyway, so that the result is the same for any thread count */
+        int tile = SPREAD_TILE << sh, ntile = (col1 - col0 + tile - 1) / tile;
+        int bycol = nb < 3;
+        if (bycol && ntile < 3) {
+            spread_rows(&c, p, k, f0, f1, &rs[0]);
+            continue;
+        }
+        if (bycol) {
+            /* the tiles write the same rows: widen the rows' nonzero ranges up front to all the
+             * tiles can reach (so the tiles never change them) */
+            for (int y = imax(f0 + pl->o - reach, 0); y < imin(f1 + pl->o + reach, pl->rows); y++)
+                sd_plane_touch(pl, y, x0 + pl->o - reach, x1 + pl->o + reach);
+            nb = ntile;
+        }
+        /* Even bands (or tiles) write cells no other even one writes, odd ones likewise; an
+         * odd one starts once both even neighbours are done. So every cell gets its even band's light
+         * before its odd band's whatever the thread count, and no thread waits at a barrier
+         * between the two halves. */
+        atomic_int *done = malloc(sizeof(atomic_int) * (size_t)nb);
+        if (!done) {
+            for (int i = 0; i < nrs; i++) rowsrc_free(&rs[i]);
+            return SD_ERR_NOMEM;
+        }
+        for (int b = 0; b < nb; b++) atomic_init(&done[b], 0);
+        int ne = (nb + 1) / 2;
+        /* dynamic scheduling hands the tasks out in order: every band an odd one waits for is
+         * already being spread */
+        SD_PARALLEL_FOR_DYN(nt)
+        for (int t = 0; t < nb; t++) {
+            int b = t < ne ? 2 * t : 2 * (t - ne) + 1;
+            if (b & 1)
+                while (!atomic_load_explicit(&done[b - 1], memory_order_acquire) ||
+                       (b + 1 < nb && !atomic_load_explicit(&done[b + 1], memory_order_acquire)))
+                    sd_relax_cpu();
+            if (bycol) {
+                spread_ctx ct = c;
+                ct.col0 = col0 + b * tile;
+                ct.col1 = imin(ct.col0 + tile, col1);
+                spread_rows(&ct, p, k, f0, f1, &rs[sd_thread_id()]);
+            } else {
+                int r0 = f0 + b * band, r1 = imin(r0 + band, f1);
+                spread_rows(&c, p, k, r0, r1, &rs[sd_thread_id()]);
+            }
+            atomic_store_explicit(&done[b], 1, memory_order_release);
+        }
+        free(done);
+    }
+    for (int i = 0; i < nrs; i++) rowsrc_free(&rs[i]);
+    return SD_OK;
+}
+
+sd_status sd_scatter(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc_row,
+                     const sd_aperture *ap, sd_view dst, int nthreads, const sd_cancel *cancel)
+{
+    if (H < 1 || W < 1 || src.nch < 1 || src.nch > 4 || dst.nch != src.nch || ap->nrows < 1)
+        return SD_ERR_ARG;
+    sd_pyramid *p = sd_pyr_new(H, W, sd_max_abs(H, W, coc, coc_row, nthreads), nthreads);
+    if (!p) return SD_ERR_NOMEM;
+    sd_pyr_src s = {src, 1.0f, coc, NULL, coc_row, NULL, NULL, NULL};
+    if (sd_pyr_spread(p, 0, &s, ap, 0, H, 0, W, nthreads) != SD_OK) { sd_pyr_free(p); return SD_ERR_NOMEM; }
+    if (cancel && cancel->check && cancel->check(cancel->ctx)) { sd_pyr_free(p); return SD_ERR_INTERRUPTED; }
+    sd_pyr_resolve(p, 0, nthreads);
+    int nt = sd_threads(nthreads);
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < H; y++) {
+        int live = y >= p->live_y0 && y < p->live_y1;
+        const float *r = sd_pyr_row(p, y);
+        float *o = dst.data + (ptrdiff_t)y * dst.row;
+        for (int x = 0; x < W; x++) {
+            int on = live && x >= p->live_x0 && x < p->live_x1;
+            for (int c = 0; c < dst.nch; c++) o[(ptrdiff_t)x * dst.pix + c] = on ? r[4 * x + c] : 0.0f;
+        }
+    }
+    sd_pyr_release(p, nthreads);
+    return SD_OK;
+}
