@@ -1,5 +1,5 @@
-/* Internal interface of the layered render's input stage (sd_entries.c): what every pixel shows,
- * split by surface, and the depth slices the render cuts the CoC axis into. */
+/* Internal interface of the entries stage (sd_entries.c, with the depth-edge unmixing of
+ * sd_unmix.c): what every pixel shows, split by surface, the input of the layered render. */
 #ifndef SD_ENTRIES_H
 #define SD_ENTRIES_H
 
@@ -37,6 +37,37 @@ static inline int sd_main_entry(const sd_entries *e, int x, int y, float *q, flo
     return 1;
 }
 
+/* The inputs of the entries stage: the image (3 channels), its CoC and matte (H*W contiguous;
+ * matte may be NULL), and the thread count. */
+typedef struct {
+    int H, W;
+    sd_cview img;
+    const float *coc, *matte;
+    int nt;
+} sd_frame;
+
+static inline const float *sd_frame_px(const sd_frame *f, int y, int x)
+{
+    return f->img.data + (ptrdiff_t)y * f->img.row + (ptrdiff_t)x * f->img.pix;
+}
+
+/* A pixel px that the matte covers by a (oma = 1 - a), with `oth` the colour of what lies
+ * around the subject: the subject's premultiplied colour s is what is left of the pixel once the
+ * surroundings' share oma * oth is taken off, kept within [0, pixel] so neither part holds
+ * negative light; the rest r is the remainder, so the two add up to the pixel. */
+static inline void sd_split_parts(const float *px, float oma, const float *oth, float s[3], float r[3])
+{
+    for (int k = 0; k < 3; k++) {
+        float v = px[k];
+        float t = v - oma * oth[k];
+        float hi = v >= 0.0f ? v : 0.0f;
+        t = t > 0.0f ? t : 0.0f;
+        t = t < hi ? t : hi;
+        s[k] = t;
+        r[k] = v - t;
+    }
+}
+
 /* Splits the image into entries (see the comment in sd_entries.c for the model). img has 3
  * channels and must outlive e; coc and matte are H*W contiguous; matte may be NULL (no
  * subject). On success *e owns its buffers (sd_entries_free); on failure nothing is left
@@ -44,14 +75,5 @@ static inline int sd_main_entry(const sd_entries *e, int x, int y, float *q, flo
 sd_status sd_entries_build(int H, int W, sd_cview img, const float *coc, const float *matte, int nthreads,
                            sd_entries *e);
 void sd_entries_free(sd_entries *e);
-
-/* Slice centres along the CoC axis, from the largest (farthest) to the smallest; writes at most
- * SD_MAX_SLICES + 1 values to centres and their number to *n (at least 1). */
-#define SD_MAX_SLICES 24
-sd_status sd_entries_slices(const sd_entries *e, float *centres, int *n, int nthreads);
-
-/* The layered composite of sd_render over given entries and slice centres (sd_render.c). */
-sd_status sd_render_entries(const sd_entries *e, const float *centres, int nslices, const sd_aperture *ap,
-                            const float *plate, sd_view out, int nthreads, const sd_cancel *cancel);
 
 #endif

@@ -78,7 +78,7 @@ static inline float weight0(const float *weight, const float *hole, ptrdiff_t i)
 {
     if (hole) {
         float vis = 1.0f - hole[i];
-        return vis > 1e-3f ? vis : 0.0f;
+        return vis > SD_FILL_MIN_VISIBLE ? vis : 0.0f;
     }
     return weight[i];
 }
@@ -124,7 +124,7 @@ static void pull_premult4(const float *value, ptrdiff_t vrow, const float *hole,
                     if (rx0 && (xx < rx0[yy] || xx >= rx1[yy])) { sw += 1.0f; continue; } /* seen, empty */
                     ptrdiff_t i = roff ? roff[yy] + xx : (ptrdiff_t)yy * mrow + xx;
                     float vis = 1.0f - hole[i];
-                    if (!(vis > 1e-3f)) continue;
+                    if (!(vis > SD_FILL_MIN_VISIBLE)) continue;
                     const float *q = roff ? value + 4 * i : value + (ptrdiff_t)yy * vrow + 4 * (ptrdiff_t)xx;
                     sw += vis;
                     for (int c = 0; c < 4; c++) sv[c] += q[c];

@@ -6,6 +6,10 @@
 
 #define SD_FILL_MAX_LEVELS 32
 
+/* A cell visible by less than this counts as hidden (no weight): its premultiplied colour
+ * divided by so small a fraction would mostly be rounding error. */
+#define SD_FILL_MIN_VISIBLE 1e-3f
+
 /* The coarse levels (1 and up) of a push-pull pyramid over an H x W grid, in a caller-owned
  * workspace: after sd_fill_build, level 1 holds the filled values everywhere, and the fill of a
  * level-0 cell is sd_fill_sample's bilinear interpolation of it. */
@@ -21,11 +25,11 @@ size_t sd_fill_ws_floats(int H, int W, int nch);
 
 /* Level 0 is given either as normalised values with weights (hole == NULL: value, weight) or, for
  * the render, as premultiplied values with the fraction hidden (weight == NULL: value holds
- * colour times visible fraction, hole the hidden fraction; fractions visible below 1e-3 count as
- * no weight). Rows of value are vrow floats apart, of weight/hole mrow. With hole and nch == 4,
- * rx0/rx1 (or NULL) limit row y to cells [rx0[y], rx1[y]): the others count as seen and empty;
- * roff (or NULL) then places cell (x, y) at element roff[y] + x of hole (times nch of value),
- * the rows stored back to back. */
+ * colour times visible fraction, hole the hidden fraction; fractions visible below
+ * SD_FILL_MIN_VISIBLE count as no weight). Rows of value are vrow floats apart, of weight/hole
+ * mrow. With hole and nch == 4, rx0/rx1 (or NULL) limit row y to cells [rx0[y], rx1[y]): the
+ * others count as seen and empty; roff (or NULL) then places cell (x, y) at element roff[y] + x
+ * of hole (times nch of value), the rows stored back to back. */
 void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float *value, ptrdiff_t vrow,
                    const float *weight, const float *hole, ptrdiff_t mrow, const int *rx0, const int *rx1,
                    const ptrdiff_t *roff, int nthreads);

@@ -13,9 +13,12 @@
 #define SD_SIMD_MINMAX(lo, hi) SD_PRAGMA(omp simd reduction(min : lo) reduction(max : hi))
 #define SD_SIMD_OR(flag) SD_PRAGMA(omp simd reduction(| : flag))
 #else
-#define SD_PARALLEL_FOR(nt)
-#define SD_PARALLEL_FOR_DYN(nt)
-#define SD_PARALLEL_FOR_CHUNKS(nt)
+/* Without OpenMP the loop runs on the calling thread; the thread count is still evaluated (a
+ * one-pass loop around the loop that follows), so that it counts as used. */
+#define SD_SERIAL_FOR(nt) for (int sd_once_ = ((void)(nt), 1); sd_once_; sd_once_ = 0)
+#define SD_PARALLEL_FOR(nt) SD_SERIAL_FOR(nt)
+#define SD_PARALLEL_FOR_DYN(nt) SD_SERIAL_FOR(nt)
+#define SD_PARALLEL_FOR_CHUNKS(nt) SD_SERIAL_FOR(nt)
 #define SD_SIMD
 #define SD_SIMD_MINMAX(lo, hi)
 #define SD_SIMD_OR(flag)

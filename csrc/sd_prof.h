@@ -9,6 +9,7 @@ enum { PROF_ENTRIES, PROF_SLICES, PROF_ALLOC, PROF_INDEX, PROF_BUILD, PROF_FILL,
        PROF_COMPOSITE, PROF_NORMALISE, PROF_N };
 
 #ifdef SD_PROFILE
+#include <stddef.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -38,10 +39,44 @@ static void sd_prof_report(void)
 #define SD_TIC(v) double v = sd_prof_now()
 #define SD_TOC(i, v) (sd_prof_acc[i] += sd_prof_now() - (v))
 #define SD_PROF_REPORT() sd_prof_report()
+
+#ifdef SD_SLICEPROF
+#include <string.h>
+/* The phase totals when a slice starts: its steps are the increase. */
+typedef struct {
+    double before[PROF_N];
+} sd_slice_prof;
+
+static inline void sd_slice_prof_start(sd_slice_prof *p) { memcpy(p->before, sd_prof_acc, sizeof p->before); }
+
+static void sd_slice_prof_line(const sd_slice_prof *p, int si, float centre, int k, ptrdiff_t cells, int rows,
+                               int cols, int holes)
+{
+    const double *a = sd_prof_acc, *b = p->before;
+    fprintf(stderr, "slice %2d c %6.1f k %d cells %8td box %4dx%4d holes %d b %.3f f %.3f s %.3f r %.3f c %.3f\n", si,
+            centre, k, cells, rows, cols, holes, a[PROF_BUILD] - b[PROF_BUILD], a[PROF_FILL] - b[PROF_FILL],
+            a[PROF_SPREAD] - b[PROF_SPREAD], a[PROF_RESOLVE] - b[PROF_RESOLVE], a[PROF_COMPOSITE] - b[PROF_COMPOSITE]);
+}
+#define SD_SLICE_PROF_START(p) sd_slice_prof p; sd_slice_prof_start(&p)
+#define SD_SLICE_PROF_LINE(p, ...) sd_slice_prof_line(&p, __VA_ARGS__)
+#endif
 #else
 #define SD_TIC(v) (void)0
 #define SD_TOC(i, v) (void)0
 #define SD_PROF_REPORT() (void)0
 #endif
+
+#ifndef SD_SLICE_PROF_START
+#define SD_SLICE_PROF_START(p) (void)0
+#define SD_SLICE_PROF_LINE(p, ...) (void)0
+#endif
+
+/* Runs the statement, timed as phase i in profiling builds. */
+#define SD_TIMED(i, stmt)       \
+    do {                        \
+        SD_TIC(sd_t0_);         \
+        stmt;                   \
+        SD_TOC(i, sd_t0_);      \
+    } while (0)
 
 #endif

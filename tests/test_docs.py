@@ -51,7 +51,7 @@ def test_readme_commands():
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/physics.md", "docs/api.md", "docs/cli.md",
-                                 "docs/howto_real_lens.md", "docs/diagnostics.md"])
+                                 "docs/howto_real_lens.md", "docs/diagnostics.md", "docs/internals.md"])
 def test_relative_links_resolve(doc):
     path = ROOT / doc
     text = read(path)
@@ -105,3 +105,26 @@ def test_howto_ground_truth_check_recovers_the_lens(monkeypatch):
     f, W, s, meta, fit = env["f"], env["W"], env["s"], env["meta"], env["fit"]
     assert f * f * W / (3.7 * fit["K"] * s) == pytest.approx(meta["f_number"], rel=0.10)
     assert 3.7 / fit["focus_disparity"] == pytest.approx(meta["focus_distance_m"], rel=0.05)
+
+
+def test_code_map_names_existing_files_and_functions():
+    """docs/internals.md: every file it names exists, and every function or type in a table row
+    appears in one of that row's files (or their headers)."""
+    text = read(DOCS / "internals.md")
+    paths = set(re.findall(r"`((?:csrc|python|benchmarks)/[\w/.]+)`", text))
+    assert len(paths) >= 10
+    missing = sorted(p for p in paths if not (ROOT / p).is_file())
+    assert not missing, f"docs/internals.md names missing files: {missing}"
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "csrc/" in ln]
+    assert len(rows) >= 15
+    undefined = []
+    for row in rows:
+        files = re.findall(r"`(csrc/[\w.]+)`", row)
+        source = "".join((ROOT / f).read_text(encoding="utf-8") for f in files)
+        if any(f.endswith(".c") for f in files):  # a .c file's own header
+            source += "".join((ROOT / f[:-2]).with_suffix(".h").read_text(encoding="utf-8")
+                              for f in files if f.endswith(".c") and (ROOT / f[:-2]).with_suffix(".h").is_file())
+        for name in re.findall(r"`([a-z_][a-z0-9_]*)`", row):
+            if not re.search(rf"\b{name}\b", source):
+                undefined.append((files, name))
+    assert not undefined, f"docs/internals.md names functions not in their files: {undefined}"

@@ -21,7 +21,7 @@
  *    every output element is written (unless cancelled);
  *  - the status: SD_OK for valid input; SD_ERR_INTERRUPTED exactly when the fuzzer's check
  *    count is reached. sd_render checks once after slicing and once per slice, so a complete
- *    render makes 1 + nslices checks (nslices from sd_entries_slices, called here directly), and
+ *    render makes 1 + nslices checks (nslices from sd_slice_centres, called here directly), and
  *    an interrupted one stops at the check that said stop;
  *  - finite output for ordinary inputs: every image and plate value within +-1e6 (any CoC,
  *    clamped or not, any matte). Light that large summed over a 48 x 48 frame in up to 25 slices
@@ -30,7 +30,7 @@
  *  - the input stage (sd_entries_build): a pixel's entries add up to the pixel (rgb) and to 1
  *    (coverage), each coverage lies in [0, 1], extras are in row order, at most three entries a
  *    pixel, and every entry's CoC lies within the CoC map's range (the fills and the edge
- *    unmixing only average CoCs); sd_entries_slices gives 1 to SD_MAX_SLICES + 1 finite,
+ *    unmixing only average CoCs); sd_slice_centres gives 1 to SD_MAX_SLICES + 1 finite,
  *    strictly descending centres;
  *  - layout: the same render from a contiguous copy of the image into a contiguous output is bit
  *    for bit the same (strides only address memory), and an all-0 matte renders exactly as no
@@ -42,6 +42,7 @@
  *    weighted mean of the image. */
 #include "fuzz_common.h"
 #include "sd_entries.h"
+#include "sd_slices.h"
 
 enum { CK_ZERO, CK_TINY, CK_UNIFORM, CK_RANDOM, CK_GRADIENT, CK_EDGES, CK_HUGE, CK_LEVELS, CK_N };
 static const char *const CK_NAME[CK_N] = {"zero", "tiny", "uniform", "random", "gradient", "edges", "huge", "levels"};
@@ -319,10 +320,10 @@ static int check_entries(int H, int W, sd_cview img, const float *coc, const flo
     }
     float cent[SD_MAX_SLICES + 1];
     int ns = -1;
-    st = sd_entries_slices(&e, cent, &ns, nthreads);
+    st = sd_slice_centres(&e, cent, &ns, nthreads);
     sd_entries_free(&e);
     if (st == SD_ERR_VALUE && raw) return 0;
-    if (st != SD_OK) FZ_FAIL("sd_entries_slices status %d", (int)st);
+    if (st != SD_OK) FZ_FAIL("sd_slice_centres status %d", (int)st);
     if (ns < 1 || ns > SD_MAX_SLICES + 1) FZ_FAIL("slices: %d centres", ns);
     fz_dump("centres", cent, (size_t)ns);
     for (int k = 0; k < ns; k++) {

@@ -1,0 +1,257 @@
+/* A slice's layer: its share of every entry gathered onto the cells of its level
+ * (sd_layer_build), and what nearer slices hide of it filled in from its surroundings or a
+ * background plate (sd_layer_fill: where a hole is filled). Both run once per slice, called by
+ * the layered render (sd_render.c) on the cells the slice planning chose (sd_slices.c). */
+#include <math.h>
+#include "sd_core.h"
+#include "sd_entries.h"
+#include "sd_fill.h"
+#include "sd_layer.h"
+#include "sd_parallel.h"
+#include "sd_render.h"
+#include "sd_util.h"
+
+/* A slice's fill runs on its hidden cells' bounding box grown by this many cells, its origin a
+ * multiple of SLICE_FILL_ALIGN_CELLS cells from the slice box's (see sd_layer_fill). These
+ * count cells of the slice's level, unlike the entries' fill box (ENTRY_FILL_ALIGN_PX in
+ * sd_entries.c), which counts frame pixels. */
+#define SLICE_FILL_MARGIN_CELLS 64
+#define SLICE_FILL_ALIGN_CELLS 64
+
+/* What the fill brings back is kept by the filled coverage: not at all below FILL_KEEP_FROM
+ * (sparse specks, such as distant lights, would be smeared into a glow), fully from
+ * FILL_KEEP_FULL (a surface carries on behind what hides it), smoothly in between. */
+#define FILL_KEEP_FROM 0.25f
+#define FILL_KEEP_FULL 0.75f
+
+/* A cell's CoC is its content's coverage-weighted mean; content with less coverage than this
+ * takes the slice's centre. */
+#define MIN_CELL_COVERAGE 1e-8f
+
+static inline float smoothstep(float e0, float e1, float x)
+{
+    float t = (x - e0) / (e1 - e0);
+    t = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t);
+    return t * t * (3.0f - 2.0f * t);
+}
+
+/* tent(lo, mid, hi, c) with the slopes precomputed. */
+static inline float slice_weight(const sd_slice *s, float c)
+{
+    float t = c >= s->mid ? 1.0f - (c - s->mid) * s->shi : 1.0f - (s->mid - c) * s->slo;
+    return t > 0.0f ? t : 0.0f;
+}
+
+/* Hidden fraction of its pixel that an entry of CoC c and coverage a contributes to the slice. */
+static inline float slice_hides(const sd_slice *s, float c, float a)
+{
+    if (!s->has_occ || !(c < s->c1)) return 0.0f;
+    float f = (s->c1 - c) * s->s12;
+    return a * (f < 1.0f ? f : 1.0f);
+}
+
+/* One entry's share of a cell: light, coverage-weighted CoC, centroid; and of its pixel's hole. */
+static inline void take_entry(const sd_slice *s, const float *q, float c, float px, float py, float *acc, float *h)
+{
+    float t = slice_weight(s, c);
+    if (t > 0.0f) {
+        for (int k = 0; k < 4; k++) acc[k] += t * q[k];
+        acc[4] += t * q[3] * c;
+        acc[5] += t * q[3];
+        float e = t * (fabsf(q[0]) + fabsf(q[1]) + fabsf(q[2]) + fabsf(q[3]));
+        acc[6] += e;
+        acc[7] += e * px;
+        acc[8] += e * py;
+    }
+    *h += slice_hides(s, c, q[3]);
+}
+
+/* Level 0: every pixel is its own cell. */
+static void build_fine(sd_render_ctx *r, const sd_slice *s)
+{
+    const sd_entries *e = r->e;
+    int W = r->W;
+    SD_PARALLEL_FOR_DYN(r->nt)
+    for (int y = s->cy0; y < s->cy1; y++) {
+        ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
+        int xs = s->cell_x0[y], xe = s->cell_x1[y];
+        while (q < qe && e->x[q] < xs) q++;
+        const float *irow = e->img.data + (ptrdiff_t)y * e->img.row;
+        for (int x = xs; x < xe; x++) {
+            ptrdiff_t p = (ptrdiff_t)y * W + x;
+            float c = e->coc[p];
+            float l[4] = {0, 0, 0, 0}, wa = 0.0f, wc = 0.0f, h = 0.0f;
+            if (c == c) { /* the main entry: the pixel itself, fully covered */
+                const float *m = irow + (ptrdiff_t)x * e->img.pix;
+                float t = slice_weight(s, c);
+                l[0] = t * m[0];
+                l[1] = t * m[1];
+                l[2] = t * m[2];
+                l[3] = t;
+                wa = t;
+                wc = t * c;
+                h = slice_hides(s, c, 1.0f);
+            }
+            for (; q < qe && e->x[q] == x; q++) {
+                const float *xq = e->xrgba + 4 * q;
+                float xc = e->xcoc[q], xt = slice_weight(s, xc);
+                for (int ch = 0; ch < 4; ch++) l[ch] += xt * xq[ch];
+                wa += xt * xq[3];
+                wc += xt * xq[3] * xc;
+                h += slice_hides(s, xc, xq[3]);
+            }
+            ptrdiff_t i = s->cell_off[y] + x;
+            float *d = r->layer + 4 * i;
+            for (int ch = 0; ch < 4; ch++) d[ch] = l[ch];
+            r->lcoc[i] = wa > MIN_CELL_COVERAGE ? wc / wa : s->mid;
+            r->hole[i] = h > 1.0f ? 1.0f : h;
+        }
+    }
+}
+
+/* Gathers the slice's content and the hidden fraction over its cells. */
+void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
+{
+    if (s->k == 0) {
+        build_fine(r, s);
+        return;
+    }
+    const sd_entries *e = r->e;
+    int H = r->H, W = r->W, k = s->k, bs = 1 << k;
+    float inv_area = 1.0f / (float)(bs * bs), inv_bs = 1.0f / (float)bs;
+    SD_PARALLEL_FOR_DYN(r->nt)
+    for (int cy = s->cy0; cy < s->cy1; cy++) {
+        int y0 = cy << k, y1 = imin(y0 + bs, H);
+        ptrdiff_t xp[1 << SD_MAX_SLICE_LEVEL]; /* per frame row of the cell row: the next extra entry */
+        int cs = s->cell_x0[cy], ce = s->cell_x1[cy];
+        for (int y = y0; y < y1; y++) {
+            ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
+            while (q < qe && e->x[q] < (cs << k)) q++;
+            xp[y - y0] = q;
+        }
+        for (int cx = cs; cx < ce; cx++) {
+            int x0 = cx << k, x1 = imin(x0 + bs, W);
+            float acc[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, hsum = 0.0f;
+            for (int y = y0; y < y1; y++) {
+                ptrdiff_t q = xp[y - y0], qe = e->row_start[y + 1];
+                for (int x = x0; x < x1; x++) {
+                    float h = 0.0f, px = (float)x + 0.5f, py = (float)y + 0.5f;
+                    float mq[4], mc;
+                    if (sd_main_entry(e, x, y, mq, &mc)) take_entry(s, mq, mc, px, py, acc, &h);
+                    for (; q < qe && e->x[q] == x; q++) take_entry(s, e->xrgba + 4 * q, e->xcoc[q], px, py, acc, &h);
+                    hsum += h > 1.0f ? 1.0f : h;
+                }
+                xp[y - y0] = q;
+            }
+            ptrdiff_t c = s->cell_off[cy] + cx;
+            for (int ch = 0; ch < 4; ch++) r->layer[4 * c + ch] = acc[ch] * inv_area;
+            r->lcoc[c] = acc[5] > MIN_CELL_COVERAGE ? acc[4] / acc[5] : s->mid;
+            r->hole[c] = hsum * inv_area;
+            float mx = ((float)cx + 0.5f) * (float)bs, my = ((float)cy + 0.5f) * (float)bs;
+            /* the light's centroid, kept inside the cell (light so bright its weights overflow
+             * has none: the cell centre) */
+            float px = acc[6] > 0.0f ? (acc[7] / acc[6] - mx) * inv_bs : 0.0f;
+            float py = acc[6] > 0.0f ? (acc[8] / acc[6] - my) * inv_bs : 0.0f;
+            r->pos[2 * c] = px >= -0.5f && px <= 0.5f ? px : 0.0f;
+            r->pos[2 * c + 1] = py >= -0.5f && py <= 0.5f ? py : 0.0f;
+        }
+    }
+}
+
+/* Mean of the background plate over the frame pixels of cell (cx, cy) of level k (the hidden
+ * fraction it is weighted with already counts only those). */
+static void plate_mean(const sd_render_ctx *r, int k, int cx, int cy, float *m)
+{
+    int y1 = imin((cy + 1) << k, r->H), x1 = imin((cx + 1) << k, r->W);
+    int n = (y1 - (cy << k)) * (x1 - (cx << k));
+    m[0] = m[1] = m[2] = 0.0f;
+    for (int y = cy << k; y < y1; y++)
+        for (int x = cx << k; x < x1; x++)
+            for (int c = 0; c < 3; c++) m[c] += r->plate[3 * ((ptrdiff_t)y * r->W + x) + c];
+    for (int c = 0; c < 3; c++) m[c] /= (float)(n > 0 ? n : 1);
+}
+
+/* Continues the slice's surfaces behind what hides them: push-pull of the content seen per
+ * visible fraction, kept only where the filled coverage is substantial, so a surface (a wall
+ * behind a head, a body behind a railing) carries on while sparse specks (distant lights) are
+ * not smeared into a glow. With a plate, its colour is used for what is filled in. */
+void sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
+{
+    int k = s->k;
+    /* the hidden cells' bounding box [hy0, hy1) x [hx0, hx1), from each cell row's span */
+    int *h0 = r->reach_x0, *h1 = r->reach_x1; /* free once the slices are planned */
+    SD_PARALLEL_FOR_CHUNKS(r->nt)
+    for (int cy = s->cy0; cy < s->cy1; cy++) {
+        int a = s->cell_x1[cy], b = s->cell_x0[cy];
+        const float *hr = r->hole + s->cell_off[cy];
+        for (int cx = s->cell_x0[cy]; cx < s->cell_x1[cy]; cx++)
+            if (hr[cx] > 0.0f) {
+                a = cx < a ? cx : a;
+                b = cx + 1;
+            }
+        h0[cy - s->cy0] = a;
+        h1[cy - s->cy0] = b;
+    }
+    int hy0 = s->cy1, hy1 = s->cy0, hx0 = s->cx1, hx1 = s->cx0;
+    for (int cy = s->cy0; cy < s->cy1; cy++)
+        if (h0[cy - s->cy0] < h1[cy - s->cy0]) {
+            hy0 = imin(hy0, cy);
+            hy1 = cy + 1;
+            hx0 = imin(hx0, h0[cy - s->cy0]);
+            hx1 = imax(hx1, h1[cy - s->cy0]);
+        }
+    if (hy0 >= hy1) return; /* nothing hidden after all */
+    /* The fill's grid: that box grown by SLICE_FILL_MARGIN_CELLS cells, within the slice's box, its origin a
+     * multiple of SLICE_FILL_ALIGN_CELLS cells from the slice box's so that its coarse cells are
+     * the same whatever the crop. Farther cells hardly move the fill of the hidden ones; cells outside
+     * the rows' ranges were not built: seen and empty, to the fill. */
+    const int M = SLICE_FILL_MARGIN_CELLS, A = SLICE_FILL_ALIGN_CELLS;
+    int grid_y0 = s->cy0 + imax(hy0 - M - s->cy0, 0) / A * A;
+    int grid_x0 = s->cx0 + imax(hx0 - M - s->cx0, 0) / A * A;
+    int grid_y1 = imin(hy1 + M, s->cy1), grid_x1 = imin(hx1 + M, s->cx1);
+    int rows = grid_y1 - grid_y0, cols = grid_x1 - grid_x0;
+    for (int cy = grid_y0; cy < grid_y1; cy++) {
+        int a = imax(s->cell_x0[cy], grid_x0), b = imin(s->cell_x1[cy], grid_x1);
+        r->fill_x0[cy - grid_y0] = a < b ? a - grid_x0 : 0;
+        r->fill_x1[cy - grid_y0] = a < b ? b - grid_x0 : 0;
+        r->fill_off[cy - grid_y0] = s->cell_off[cy] + grid_x0;
+    }
+    sd_fillpyr f;
+    if (rows > 1 || cols > 1)
+        sd_fill_build(&f, r->fillws, rows, cols, 4, r->layer, 0, NULL, r->hole, 0, r->fill_x0, r->fill_x1, r->fill_off,
+                      r->nt);
+    else
+        f.n = 1;
+    SD_PARALLEL_FOR_DYN(r->nt)
+    for (int cy = hy0; cy < hy1; cy++) {
+        /* the row's hidden cells, and the coarse fill interpolated over them */
+        int xa = h0[cy - s->cy0], xb = h1[cy - s->cy0];
+        float *ups = r->rowbuf + (ptrdiff_t)sd_thread_id() * r->rowbuf_stride;
+        if (xa < xb && f.n > 1) sd_fill_sample4_row(&f, xa - grid_x0, xb - grid_x0, cy - grid_y0, ups);
+        for (int cx = xa; cx < xb; cx++) {
+            ptrdiff_t i = s->cell_off[cy] + cx;
+            float h = r->hole[i];
+            if (h <= 0.0f) continue;
+            float *l = r->layer + 4 * i;
+            float vis = 1.0f - h, w = vis > SD_FILL_MIN_VISIBLE ? vis : 0.0f, up[4];
+            if (f.n > 1)
+                for (int c = 0; c < 4; c++) up[c] = ups[4 * (cx - xa) + c];
+            else
+                for (int c = 0; c < 4; c++) up[c] = w > 0.0f ? l[c] / w : 0.0f;
+            float fv[4];
+            for (int c = 0; c < 4; c++) fv[c] = (w > 0.0f ? l[c] : 0.0f) + (1.0f - w) * up[c];
+            float fa = fv[3] > 1.0f ? 1.0f : fv[3];
+            float g = smoothstep(FILL_KEEP_FROM, FILL_KEEP_FULL, fa);
+            if (g <= 0.0f) continue;
+            float sc = fa > 1e-6f ? g / fa : 0.0f;
+            if (r->plate) {
+                float m[3];
+                plate_mean(r, k, cx, cy, m);
+                for (int c = 0; c < 3; c++) l[c] += h * m[c] * g;
+            } else {
+                for (int c = 0; c < 3; c++) l[c] += h * fv[c] * sc;
+            }
+            l[3] += h * g;
+        }
+    }
+}

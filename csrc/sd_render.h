@@ -1,0 +1,72 @@
+/* Internal interface of the layered render (sd_render.c): its state, shared with the stages it
+ * runs per slice: the slice planning (sd_slices.c) and the slice's layer (sd_layer.c). */
+#ifndef SD_RENDER_H
+#define SD_RENDER_H
+
+#include <stddef.h>
+#include "sd_core.h"
+#include "sd_entries.h"
+#include "sd_pyramid.h"
+
+/* Coarsest grid a slice is built on (cells of 32 x 32 pixels: blurs over ~600 px wide). */
+#define SD_MAX_SLICE_LEVEL 5
+
+typedef struct {
+    int y0, y1, x0, x1; /* frame rows and columns [y0, y1) x [x0, x1) */
+} sd_box;
+
+static inline int sd_box_empty(sd_box b) { return b.y0 >= b.y1 || b.x0 >= b.x1; }
+
+typedef struct {
+    float lo, mid, hi; /* the slice's tent */
+    float slo, shi;    /* its slopes on either side (0 towards an infinite neighbour) */
+    int has_occ;
+    float c1, s12;     /* occluders: CoC below c1, the ramp 1 / (c1 - c2) up to full at c2 */
+    int k;             /* level */
+    int cy0, cy1, cx0, cx1; /* the bounding box of the cells built */
+    const int *cell_x0, *cell_x1; /* per cell row cy, the cells [cell_x0[cy], cell_x1[cy]) built */
+    const ptrdiff_t *cell_off;    /* ... stored back to back: cell (cx, cy) is element cell_off[cy] + cx */
+    int holes;                    /* whether nearer slices hide part of it */
+} sd_slice;
+
+typedef struct {
+    int H, W, ns, ni, nt; /* ns slices, ni = 2 ns + 1 bins of the CoC axis */
+    const sd_entries *e;
+    const float *cent;
+    const sd_aperture *ap;
+    const float *plate;
+    /* where each bin (see coc_bin in sd_slices.c) has entries: per (bin, row) columns [x0, x1) and radius range */
+    int *bin_x0, *bin_x1;
+    float *bin_rlo, *bin_rhi;
+    /* the current slice at its level: cells of 2^k x 2^k frame pixels */
+    float *layer;  /* cells x 4: mean premultiplied colour + coverage per frame pixel */
+    float *lcoc;   /* cells: coverage-weighted CoC of the content */
+    float *hole;   /* cells: mean fraction hidden by nearer slices */
+    float *pos;    /* cells x 2: light centroid offset from the cell centre, in cells (k > 0) */
+    float *fillws;
+    sd_pyramid *pyr;
+    /* full-resolution accumulation */
+    sd_view out;   /* accumulates the visible premultiplied colour ... */
+    float *acc;    /* ... and this its coverage */
+    float *last;   /* the share of it of the latest slice with coverage here */
+    unsigned char *stamp; /* that slice's index + 1 (0: none; see MAX_STAMPED_SLICES) */
+    float *rowbuf; /* per thread: a row of a coarse slice, vertically then fully interpolated */
+    int *content_x0, *content_x1; /* per frame row: the slice's content columns ... */
+    int *reach_x0, *reach_x1;     /* ... and those grown by its reach */
+    sd_slice *plan;              /* every slice, planned before the first is built */
+    ptrdiff_t *ncells;          /* ... the cells each builds */
+    int *cell_x0, *cell_x1;     /* per slice and cell row of its level: the cells built */
+    ptrdiff_t *cell_off;        /* ... and their rows' offsets in the slice buffers */
+    int *fill_x0, *fill_x1;     /* the current slice's cells relative to its fill's grid ... */
+    ptrdiff_t *fill_off;        /* ... and their rows' offsets in the slice buffers */
+    int *colidx;   /* per frame column: the coarse cell left of it and its interpolation weight */
+    float *colw;
+    ptrdiff_t rowbuf_stride;
+} sd_render_ctx;
+
+/* The layered composite of sd_render over given entries and slice centres (descending, from
+ * sd_slice_centres). */
+sd_status sd_render_entries(const sd_entries *e, const float *centres, int nslices, const sd_aperture *ap,
+                            const float *plate, sd_view out, int nthreads, const sd_cancel *cancel);
+
+#endif

@@ -1,0 +1,163 @@
+/* Depth-edge unmixing (part of the entries stage, sd_entries.c).
+ *
+ * Depth maps are rarely anti-aliased: a pixel half covered by a light in front of a wall
+ * carries one of the two depths, and spread with the wrong CoC it leaves a soft rim around the
+ * light's disk. Where a pixel's neighbours hold a surface whose CoC differs by more than a pixel,
+ * the share of that surface is estimated from the colours (the pixel as a mix of the two sides'
+ * means) and moved to an entry at that surface's CoC. */
+#include <math.h>
+#include <string.h>
+#include "sd_entries.h"
+#include "sd_parallel.h"
+#include "sd_unmix.h"
+
+/* Neighbours whose CoC differs by more than this mark a depth edge. */
+#define EDGE_MARGIN_PX 1.0f
+/* The two sides' mean colours must differ by this fraction of the brighter one's magnitude
+ * (L1) for their shares to be told apart: less is noise, and the projection would be too. */
+#define SIDES_MIN_CONTRAST 0.05
+
+/* (y, x) moved onto the frame's nearest pixel: the frame continues as its edge. */
+static inline void clamp_to_frame(const sd_frame *f, int *y, int *x)
+{
+    *y = *y < 0 ? 0 : (*y >= f->H ? f->H - 1 : *y);
+    *x = *x < 0 ? 0 : (*x >= f->W ? f->W - 1 : *x);
+}
+
+/* Whether the rest fully covers pixel (y, x), and its colour there (per unit coverage). */
+static inline int rest_full(const sd_frame *f, int y, int x, float col[3])
+{
+    const float *p = sd_frame_px(f, y, x);
+    if (!f->matte) {
+        col[0] = p[0]; col[1] = p[1]; col[2] = p[2];
+        return 1;
+    }
+    float oma = 1.0f - f->matte[(ptrdiff_t)y * f->W + x];
+    if (!(oma >= SD_FULL_ALPHA)) return 0;
+    /* covered by the rest means confident outside: the surroundings there are the pixel */
+    float s[3], r[3];
+    sd_split_parts(p, oma, p, s, r);
+    for (int k = 0; k < 3; k++) col[k] = r[k] / oma;
+    return 1;
+}
+
+/* Depth-edge unmixing of the fully covered rest pixel (y, x) with colour own and CoC c: the
+ * other side is the neighbours whose CoC differs by more than the margin (nearer ones first: a
+ * light, a railing), the same side the others (only those not next to the other side themselves,
+ * where there are any: a light's anti-aliased rim is a ring of mixed pixels, and as its own
+ * reference it would keep most of the light at the wall's CoC); I = b N + (1 - b) F gives the other side's
+ * share b by projecting the colour onto the line between the two sides' means. Neighbours the
+ * matte splits belong to neither side. Returns whether anything moves (b > 0); never more light
+ * moves than the pixel has. A pixel with b = 0 is left alone (the NumPy version rewrote those
+ * too, which moved negative light to an entry at CoC 0 whenever some other pixel had b > 0). */
+static int unmix_at(const sd_frame *f, int y, int x, const float own[3], float c, sd_unmixed *u)
+{
+    static const int OFF[8][2] = {{-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};
+    float cmin = c - EDGE_MARGIN_PX, cmax = c + EDGE_MARGIN_PX;
+    float col[8][3], nbc[8];
+    unsigned char kind[8]; /* 0 not fully the rest's, 1 same side, 2 nearer, 3 farther */
+    int any_near = 0, any_far = 0;
+    for (int k = 0; k < 8; k++) {
+        int yy = y + OFF[k][0], xx = x + OFF[k][1];
+        clamp_to_frame(f, &yy, &xx);
+        nbc[k] = f->coc[(ptrdiff_t)yy * f->W + xx];
+        if (!rest_full(f, yy, xx, col[k])) {
+            kind[k] = 0;
+            continue;
+        }
+        kind[k] = nbc[k] < cmin ? 2 : (nbc[k] > cmax ? 3 : 1);
+        any_near |= kind[k] == 2;
+        any_far |= kind[k] == 3;
+    }
+    if (!any_near && !any_far) return 0;
+    int want = any_near ? 2 : 3;
+    float so[3] = {0, 0, 0}, ss[3] = {0, 0, 0}, sp[3] = {0, 0, 0}, sc = 0.0f;
+    int n_o = 0, n_s = 0, n_p = 0;
+    for (int k = 0; k < 8; k++) {
+        if (kind[k] == want) {
+            for (int j = 0; j < 3; j++) so[j] += col[k][j];
+            sc += nbc[k];
+            n_o++;
+        } else if (kind[k] == 1) {
+            for (int j = 0; j < 3; j++) ss[j] += col[k][j];
+            n_s++;
+            /* a same-side neighbour that touches the other side itself is likely mixed too
+             * (a light's rim is a ring of such pixels): the pure ones make the better reference */
+            int yk = y + OFF[k][0], xk = x + OFF[k][1], touches = 0;
+            for (int q = 0; q < 8 && !touches; q++) {
+                int yy = yk + OFF[q][0], xx = xk + OFF[q][1];
+                clamp_to_frame(f, &yy, &xx);
+                float cq = f->coc[(ptrdiff_t)yy * f->W + xx];
+                touches = want == 2 ? cq < cmin : cq > cmax;
+            }
+            if (!touches) {
+                for (int j = 0; j < 3; j++) sp[j] += col[k][j];
+                n_p++;
+            }
+        }
+    }
+    if (n_s == 0) return 0;
+    if (n_p > 0) { /* the pure same-side neighbours, where there are any */
+        for (int j = 0; j < 3; j++) ss[j] = sp[j];
+        n_s = n_p;
+    }
+    double O[3], S[3], d[3], dd = 0.0, ao = 0.0, as = 0.0, proj = 0.0;
+    for (int j = 0; j < 3; j++) {
+        O[j] = (double)so[j] / n_o;
+        S[j] = (double)ss[j] / n_s;
+        d[j] = O[j] - S[j];
+        dd += d[j] * d[j];
+        ao += fabs(O[j]);
+        as += fabs(S[j]);
+    }
+    double tol = SIDES_MIN_CONTRAST * (ao > as ? ao : as);
+    if (!(dd > tol * tol)) return 0; /* the two sides must differ to tell their shares apart */
+    for (int j = 0; j < 3; j++) proj += ((double)own[j] - S[j]) * d[j];
+    double b = proj / (dd > 1e-20 ? dd : 1e-20);
+    b = b < 0.0 ? 0.0 : (b > 1.0 ? 1.0 : b);
+    if (!(b > 0.0)) return 0;
+    for (int j = 0; j < 3; j++) {
+        double m = b * O[j];
+        u->move[j] = m <= (double)own[j] ? m : (double)own[j];
+    }
+    u->x = x;
+    u->b = b;
+    u->c = (float)((double)sc / n_o);
+    return 1;
+}
+
+int sd_unmix_row(const sd_frame *f, int y, float *vmn, float *vmx, unsigned char *cand, sd_unmixed *U)
+{
+    const int W = f->W, H = f->H;
+    const float *crow = f->coc + (ptrdiff_t)y * W;
+    const float *cu = f->coc + (ptrdiff_t)(y > 0 ? y - 1 : y) * W;
+    const float *cd = f->coc + (ptrdiff_t)(y + 1 < H ? y + 1 : y) * W;
+    /* the 3x3 CoC range, separably: a cheap test that rules out almost every pixel (it looks at
+     * every neighbour, a superset of the fully covered ones that decide) */
+    SD_SIMD
+    for (int x = 0; x < W; x++) {
+        float lo = crow[x], hi = crow[x];
+        lo = cu[x] < lo ? cu[x] : lo; hi = cu[x] > hi ? cu[x] : hi;
+        lo = cd[x] < lo ? cd[x] : lo; hi = cd[x] > hi ? cd[x] : hi;
+        vmn[x] = lo; vmx[x] = hi;
+    }
+    SD_SIMD
+    for (int x = 1; x < W - 1; x++) {
+        float lo = vmn[x - 1] < vmn[x] ? vmn[x - 1] : vmn[x], hi = vmx[x - 1] > vmx[x] ? vmx[x - 1] : vmx[x];
+        lo = vmn[x + 1] < lo ? vmn[x + 1] : lo; hi = vmx[x + 1] > hi ? vmx[x + 1] : hi;
+        cand[x] = (unsigned char)((lo < crow[x] - EDGE_MARGIN_PX) | (hi > crow[x] + EDGE_MARGIN_PX));
+    }
+    for (int x = 0; x < W; x += W - 1) { /* the edge columns: their outside neighbour is themselves */
+        int xo = x == 0 ? 1 : W - 2;
+        float lo = vmn[xo] < vmn[x] ? vmn[xo] : vmn[x], hi = vmx[xo] > vmx[x] ? vmx[xo] : vmx[x];
+        cand[x] = (unsigned char)((lo < crow[x] - EDGE_MARGIN_PX) | (hi > crow[x] + EDGE_MARGIN_PX));
+    }
+    int nu = 0;
+    const unsigned char *end = cand + W;
+    for (const unsigned char *q = memchr(cand, 1, (size_t)W); q; q = memchr(q + 1, 1, (size_t)(end - q - 1))) {
+        int x = (int)(q - cand);
+        float col[3];
+        if (rest_full(f, y, x, col) && unmix_at(f, y, x, col, crow[x], &U[nu])) nu++;
+    }
+    return nu;
+}
