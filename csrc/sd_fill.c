@@ -7,6 +7,7 @@
 #include "sd_core.h"
 #include "sd_fill.h"
 #include "sd_parallel.h"
+#include "sd_util.h"
 
 #define RELAX_SWEEPS 4
 
@@ -254,22 +255,18 @@ static inline void push_level(const float *cv, int cH, int cW, float *fv, const 
 {
     SD_PARALLEL_FOR_CHUNKS(nt)
     for (int y = 0; y < fH; y++) {
-        float py = 0.5f * ((float)y + 0.5f) - 0.5f;
-        if (py < 0.0f) py = 0.0f;
-        if (py > (float)(cH - 1)) py = (float)(cH - 1);
-        int y0 = (int)py, y1 = y0 + 1 < cH ? y0 + 1 : y0;
-        float wy = py - (float)y0;
+        int y0, y1;
+        float wy;
+        sd_lerp_cell(y, 0.5f, cH, &y0, &y1, &wy);
         int u0 = fW, u1 = 0;
         for (int x = 0; x < fW; x++) {
             ptrdiff_t i = (ptrdiff_t)y * fW + x;
             float w = fw[i];
             if (w >= 1.0f) continue; /* fully known: keeps its own value */
             w = w > 0.0f ? w : 0.0f;
-            float px = 0.5f * ((float)x + 0.5f) - 0.5f;
-            if (px < 0.0f) px = 0.0f;
-            if (px > (float)(cW - 1)) px = (float)(cW - 1);
-            int x0 = (int)px, x1 = x0 + 1 < cW ? x0 + 1 : x0;
-            float wx = px - (float)x0;
+            int x0, x1;
+            float wx;
+            sd_lerp_cell(x, 0.5f, cW, &x0, &x1, &wx);
             u0 = x < u0 ? x : u0;
             u1 = x + 1;
             const float *a = cv + ((ptrdiff_t)y0 * cW + x0) * nch, *b = cv + ((ptrdiff_t)y0 * cW + x1) * nch;
@@ -340,16 +337,14 @@ void sd_fill_sample4_row(const sd_fillpyr *f, int x0, int x1, int y, float *out)
 {
     int cH = f->H[1], cW = f->W[1];
     const float *cv = f->v[1];
-    float py = 0.5f * ((float)y + 0.5f) - 0.5f;
-    py = py < 0.0f ? 0.0f : (py > (float)(cH - 1) ? (float)(cH - 1) : py);
-    int ya = (int)py, yb = ya + 1 < cH ? ya + 1 : ya;
-    float wy = py - (float)ya;
+    int ya, yb;
+    float wy;
+    sd_lerp_cell(y, 0.5f, cH, &ya, &yb, &wy);
     const float *ra = cv + 4 * (ptrdiff_t)ya * cW, *rb = cv + 4 * (ptrdiff_t)yb * cW;
     for (int x = x0; x < x1; x++) {
-        float px = 0.5f * ((float)x + 0.5f) - 0.5f;
-        px = px < 0.0f ? 0.0f : (px > (float)(cW - 1) ? (float)(cW - 1) : px);
-        int xa = (int)px, xb = xa + 1 < cW ? xa + 1 : xa;
-        float wx = px - (float)xa;
+        int xa, xb;
+        float wx;
+        sd_lerp_cell(x, 0.5f, cW, &xa, &xb, &wx);
         const float *a = ra + 4 * xa, *b = ra + 4 * xb, *d = rb + 4 * xa, *e = rb + 4 * xb;
         float *o = out + 4 * (ptrdiff_t)(x - x0);
         for (int c = 0; c < 4; c++) o[c] = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * d[c] + wx * e[c]);
@@ -365,16 +360,10 @@ void sd_fill_sample(const sd_fillpyr *f, int x, int y, float *out)
 {
     int cH = f->H[1], cW = f->W[1], nch = f->nch;
     const float *cv = f->v[1];
-    float py = 0.5f * ((float)y + 0.5f) - 0.5f;
-    if (py < 0.0f) py = 0.0f;
-    if (py > (float)(cH - 1)) py = (float)(cH - 1);
-    int y0 = (int)py, y1 = y0 + 1 < cH ? y0 + 1 : y0;
-    float wy = py - (float)y0;
-    float px = 0.5f * ((float)x + 0.5f) - 0.5f;
-    if (px < 0.0f) px = 0.0f;
-    if (px > (float)(cW - 1)) px = (float)(cW - 1);
-    int x0 = (int)px, x1 = x0 + 1 < cW ? x0 + 1 : x0;
-    float wx = px - (float)x0;
+    int y0, y1, x0, x1;
+    float wy, wx;
+    sd_lerp_cell(y, 0.5f, cH, &y0, &y1, &wy);
+    sd_lerp_cell(x, 0.5f, cW, &x0, &x1, &wx);
     for (int c = 0; c < nch; c++) {
         float a = cv[((ptrdiff_t)y0 * cW + x0) * nch + c];
         float b = cv[((ptrdiff_t)y0 * cW + x1) * nch + c];

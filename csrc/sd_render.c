@@ -51,10 +51,9 @@ static void composite(sd_render_ctx *r, int si, int k, sd_box sb)
     float *xw = r->colw;
     if (k > 0)
         for (int x = sb.x0; x < sb.x1; x++) {
-            float px = ((float)x + 0.5f) * s - 0.5f;
-            px = px < 0.0f ? 0.0f : (px > (float)(nx - 1) ? (float)(nx - 1) : px);
-            xi[x] = (int)px;
-            xw[x] = px - (float)xi[x];
+            int x1;
+            sd_lerp_cell(x, s, nx, &xi[x], &x1, &xw[x]);
+            /* the last cell interpolates from the one before it with weight 1 */
             if (xi[x] >= nx - 1) { xi[x] = nx - 1 > 0 ? nx - 2 : 0; xw[x] = nx > 1 ? 1.0f : 0.0f; }
         }
     SD_PARALLEL_FOR_DYN(r->nt)
@@ -74,10 +73,9 @@ static void composite(sd_render_ctx *r, int si, int k, sd_box sb)
         } else {
             float *tmp = r->rowbuf + (ptrdiff_t)sd_thread_id() * r->rowbuf_stride;
             float *vrow = tmp, *lrow = tmp + 4 * (ptrdiff_t)(nx + 1);
-            float py = ((float)y + 0.5f) * s - 0.5f;
-            py = py < 0.0f ? 0.0f : (py > (float)(ny - 1) ? (float)(ny - 1) : py);
-            int y0 = (int)py, y1 = imin(y0 + 1, ny - 1);
-            float wy = py - (float)y0;
+            int y0, y1;
+            float wy;
+            sd_lerp_cell(y, s, ny, &y0, &y1, &wy);
             const float *r0 = sd_pyr_row(r->pyr, y0), *r1 = sd_pyr_row(r->pyr, y1);
             int a0, a1, b0, b1;
             sd_pyr_row_span(r->pyr, y0, &a0, &a1);
