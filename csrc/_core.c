@@ -129,11 +129,14 @@ static int check_signals(void *ctx)
     return r != 0;
 }
 
-static PyObject *raise_status(sd_status st, const char *what)
+static PyObject *raise_status(sd_status st, const char *what, int H, int W)
 {
     switch (st) {
     case SD_OK: Py_RETURN_NONE;
-    case SD_ERR_NOMEM: return PyErr_NoMemory();
+    case SD_ERR_NOMEM: /* the kernels do not say which buffer failed: the image size tells its scale */
+        return PyErr_Format(PyExc_MemoryError, "%s: out of memory for a %dx%d image (%zu pixels; one "
+                            "float plane of it is %zu bytes)", what, W, H, (size_t)W * (size_t)H,
+                            sizeof(float) * (size_t)W * (size_t)H);
     case SD_ERR_INTERRUPTED:
         if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
         return NULL;
@@ -204,7 +207,7 @@ static PyObject *coc_common(PyObject *args, int kind)
         Py_DECREF(z);
         return NULL;
     }
-    return raise_status(st, name);
+    return raise_status(st, name, H, W);
 }
 
 static PyObject *py_coc_fixed_fov(PyObject *self, PyObject *args) { (void)self; return coc_common(args, 0); }
@@ -243,7 +246,7 @@ static PyObject *spread_common(PyObject *args, int gather)
     st = gather ? sd_gather(H, W, sv, PyArray_DATA(c), W, &ap, ov, nt, &cancel)
                 : sd_scatter(H, W, sv, PyArray_DATA(c), W, &ap, ov, nt, &cancel);
     Py_END_ALLOW_THREADS
-    return raise_status(st, gather ? "gather" : "scatter");
+    return raise_status(st, gather ? "gather" : "scatter", H, W);
 }
 
 static PyObject *py_scatter(PyObject *self, PyObject *args) { (void)self; return spread_common(args, 0); }
@@ -299,7 +302,7 @@ static PyObject *py_render(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     st = sd_render(H, W, iv, PyArray_DATA(c), matte, plate, &ap, ov, nt, &cancel);
     Py_END_ALLOW_THREADS
-    return raise_status(st, "render");
+    return raise_status(st, "render", H, W);
 }
 
 /* ---- misc -------------------------------------------------------------------------------- */
