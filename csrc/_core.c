@@ -5,6 +5,7 @@
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
+#include <math.h>
 #include "sd_alloc.h"
 #include "sd_core.h"
 
@@ -305,6 +306,42 @@ static PyObject *py_render(PyObject *self, PyObject *args)
     return raise_status(st, "render", H, W);
 }
 
+/* ---- refine ------------------------------------------------------------------------------ */
+
+static PyObject *py_edge_filter(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *d_o, *g_o;
+    double sigma_s, sigma_r;
+    int iterations, nt;
+    if (!PyArg_ParseTuple(args, "OOddii", &d_o, &g_o, &sigma_s, &sigma_r, &iterations, &nt)) return NULL;
+    PyArrayObject *d = as_f32_contig(d_o, "data", 3, 3, 1);
+    if (!d) return NULL;
+    const float *guide = NULL;
+    int K = 0;
+    if (g_o != Py_None) {
+        PyArrayObject *g = as_f32_contig(g_o, "guide", 3, 3, 0);
+        if (!g || same_hw(d, g, "data", "guide") || no_overlap(d, g, "guide")) return NULL;
+        guide = PyArray_DATA(g);
+        K = (int)PyArray_DIM(g, 2);
+    }
+    int H = (int)PyArray_DIM(d, 0), W = (int)PyArray_DIM(d, 1), C = (int)PyArray_DIM(d, 2);
+    if (C > 16 || K > 8) {
+        PyErr_Format(PyExc_ValueError, "data: at most 16 channels and 8 guide channels, got %d and %d", C, K);
+        return NULL;
+    }
+    if (!(sigma_s > 0.0) || !(sigma_r > 0.0) || !isfinite(sigma_s) || !isfinite(sigma_r) || iterations < 1 ||
+        iterations > 16) {
+        PyErr_SetString(PyExc_ValueError, "sigma_s, sigma_r: must be finite and > 0 (iterations 1 to 16)");
+        return NULL;
+    }
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_edge_filter(H, W, C, PyArray_DATA(d), guide, K, sigma_s, sigma_r, iterations, nt);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "edge_filter");
+}
+
 /* ---- misc -------------------------------------------------------------------------------- */
 
 static PyObject *py_find_nonfinite(PyObject *self, PyObject *args)
@@ -356,6 +393,7 @@ static PyMethodDef methods[] = {
     {"scatter", py_scatter, METH_VARARGS, "scatter(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"gather", py_gather, METH_VARARGS, "gather(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"render", py_render, METH_VARARGS, "render(image, coc, matte, background, spans, vmin, vmax, out, nthreads)"},
+    {"edge_filter", py_edge_filter, METH_VARARGS, "edge_filter(data, guide, sigma_s, sigma_r, iterations, nthreads): in place"},
     {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1 (array[, threads])"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
     {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},

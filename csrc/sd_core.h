@@ -89,6 +89,16 @@ sd_status sd_gather(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc_
 sd_status sd_pushpull(int H, int W, int nch, const float *value, const float *weight, float *out,
                       int nthreads);
 
+/* ---- refine (sd_refine.c) ----
+ * Edge-aware smoothing of an (H, W, C) contiguous float image in place (C <= 16) with the
+ * domain-transform recursive filter: a Gaussian-like blur of spatial sigma sigma_s (pixels)
+ * whose weights fall across edges of the (H, W, K) contiguous guide (K <= 8; K = 0 or guide NULL:
+ * no edges, a plain recursive blur), sigma_r the guide difference that doubles the distance.
+ * Cost per pixel does not depend on sigma_s. Normalised convolution (values times weights, and
+ * the weights, as channels) turns it into an edge-aware fill. */
+sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, int K, double sigma_s,
+                         double sigma_r, int iterations, int nthreads);
+
 /* ---- layered render (sd_render.c) ----
  * Synthetic depth of field of an image (3 channels, linear light) with its signed CoC map (H, W,
  * contiguous, diameters in pixels) and an optional subject matte (H, W, contiguous, in [0, 1]):

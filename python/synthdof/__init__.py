@@ -15,6 +15,7 @@ from ._io import read_depth, read_image, read_matte, write_image
 from ._kernels import gather, scatter
 from ._lens import (ThinLens, coc_from_disparity, depth_to_disparity, disparity_to_depth,
                     focus_from_matte)
+from ._refine import refine
 from ._render import recover_highlights, render
 from ._sample import load_sample
 
@@ -23,7 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Aperture", "ThinLens", "coc_from_disparity", "depth_to_disparity", "disparity_to_depth",
     "focus_from_matte", "gather", "linear_to_srgb", "load_sample", "openmp_enabled", "scratch_memory",
-    "recover_highlights", "render", "scatter", "srgb_to_linear",
+    "recover_highlights", "refine", "render", "scatter", "srgb_to_linear",
     "read_depth", "read_image", "read_matte", "write_image", "run_batch",
     "Diagnosis", "compare", "diagnose", "fit_lens",
 ]

@@ -1,0 +1,124 @@
+/* Refine stage: the domain-transform recursive filter (Gastal & Oliveira, "Domain Transform for
+ * Edge-Aware Image and Video Processing", SIGGRAPH 2011), used by synthdof.refine to continue
+ * depth and colours along surfaces without crossing image and matte edges.
+ *
+ * Why this filter: its cost is a fixed number of multiply-adds per pixel and channel whatever the
+ * spatial sigma (a first-order recursion per row and per column), it has no halo at edges the
+ * guide shows, and every row (horizontal pass) and column (vertical pass) is independent, so rows
+ * and column blocks split between threads give the same bits for any thread count. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "sd_alloc.h"
+#include "sd_parallel.h"
+#include "sd_refine.h"
+
+/* Columns per block of the vertical pass: a block's rows are read and written in order, so the
+ * recursion runs down the image with unit-stride inner loops. */
+#define COL_BLOCK 64
+
+/* Feedback coefficient a^(domain step) of one pass for every neighbour pair: pairs along rows
+ * (H x (W-1), horizontal) or along columns ((H-1) x W, vertical). The domain step between two
+ * neighbours is 1 + (sigma_s / sigma_r) * sum of |guide difference| over the guide's channels. */
+static void pair_coefficients(int H, int W, const float *guide, int K, double ratio, double log_a,
+                              int vertical, float *coef, int nt)
+{
+    int rows = vertical ? H - 1 : H, cols = vertical ? W : W - 1;
+    ptrdiff_t step = vertical ? (ptrdiff_t)W * K : K;
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < rows; y++) {
+        float *c = coef + (ptrdiff_t)y * cols;
+        const float *g = guide ? guide + (ptrdiff_t)y * W * K : NULL;
+        for (int x = 0; x < cols; x++) {
+            double d = 0.0;
+            if (g)
+                for (int k = 0; k < K; k++) d += fabs((double)g[(ptrdiff_t)x * K + step + k] - g[(ptrdiff_t)x * K + k]);
+            c[x] = (float)exp(log_a * (1.0 + ratio * d));
+        }
+    }
+}
+
+/* One horizontal pass (left to right, then right to left) over every row. */
+static void pass_rows(int H, int W, int C, float *data, const float *coef, int nt)
+{
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < H; y++) {
+        float *row = data + (ptrdiff_t)y * W * C;
+        const float *c = coef + (ptrdiff_t)y * (W - 1);
+        for (int x = 1; x < W; x++) {
+            float a = c[x - 1];
+            float *cur = row + (ptrdiff_t)x * C, *prev = cur - C;
+            for (int k = 0; k < C; k++) cur[k] += a * (prev[k] - cur[k]);
+        }
+        for (int x = W - 2; x >= 0; x--) {
+            float a = c[x];
+            float *cur = row + (ptrdiff_t)x * C, *next = cur + C;
+            for (int k = 0; k < C; k++) cur[k] += a * (next[k] - cur[k]);
+        }
+    }
+}
+
+/* One vertical pass (top to bottom, then bottom to top) in blocks of columns. */
+static void pass_cols(int H, int W, int C, float *data, const float *coef, int nt)
+{
+    int nblocks = (W + COL_BLOCK - 1) / COL_BLOCK;
+    ptrdiff_t rowlen = (ptrdiff_t)W * C;
+    SD_PARALLEL_FOR(nt)
+    for (int b = 0; b < nblocks; b++) {
+        int x0 = b * COL_BLOCK, x1 = x0 + COL_BLOCK < W ? x0 + COL_BLOCK : W;
+        for (int y = 1; y < H; y++) {
+            float *cur = data + (ptrdiff_t)y * rowlen, *prev = cur - rowlen;
+            const float *c = coef + (ptrdiff_t)(y - 1) * W;
+            for (int x = x0; x < x1; x++) {
+                float a = c[x];
+                SD_SIMD
+                for (int k = 0; k < C; k++) cur[(ptrdiff_t)x * C + k] += a * (prev[(ptrdiff_t)x * C + k] - cur[(ptrdiff_t)x * C + k]);
+            }
+        }
+        for (int y = H - 2; y >= 0; y--) {
+            float *cur = data + (ptrdiff_t)y * rowlen, *next = cur + rowlen;
+            const float *c = coef + (ptrdiff_t)y * W;
+            for (int x = x0; x < x1; x++) {
+                float a = c[x];
+                SD_SIMD
+                for (int k = 0; k < C; k++) cur[(ptrdiff_t)x * C + k] += a * (next[(ptrdiff_t)x * C + k] - cur[(ptrdiff_t)x * C + k]);
+            }
+        }
+    }
+}
+
+sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, int K, double sigma_s,
+                         double sigma_r, int iterations, int nthreads)
+{
+    if (H < 1 || W < 1 || C < 1 || C > SD_EDGE_MAX_CH || K < 0 || K > SD_EDGE_MAX_GUIDE || !data ||
+        (K > 0 && !guide) || iterations < 1 || iterations > 16)
+        return SD_ERR_ARG;
+    if (!(sigma_s > 0.0) || !(sigma_r > 0.0) || !isfinite(sigma_s) || !isfinite(sigma_r)) return SD_ERR_VALUE;
+    if (K == 0) guide = NULL;
+    int nt = sd_threads(nthreads);
+    size_t nh = (size_t)H * (size_t)(W > 1 ? W - 1 : 0), nv = (size_t)(H > 1 ? H - 1 : 0) * (size_t)W;
+    float *ch = nh ? sd_big_alloc(nh, sizeof(float), nt) : NULL;
+    float *cv = nv ? sd_big_alloc(nv, sizeof(float), nt) : NULL;
+    if ((nh && !ch) || (nv && !cv)) {
+        sd_big_free(ch);
+        sd_big_free(cv);
+        return SD_ERR_NOMEM;
+    }
+    double ratio = sigma_s / sigma_r;
+    /* The n passes' sigmas halve from one to the next and add up (in variance) to sigma_s. */
+    for (int i = 0; i < iterations; i++) {
+        double s = sigma_s * sqrt(3.0) * pow(2.0, iterations - i - 1) / sqrt(pow(4.0, iterations) - 1.0);
+        double log_a = -sqrt(2.0) / s;
+        if (nh) {
+            pair_coefficients(H, W, guide, K, ratio, log_a, 0, ch, nt);
+            pass_rows(H, W, C, data, ch, nt);
+        }
+        if (nv) {
+            pair_coefficients(H, W, guide, K, ratio, log_a, 1, cv, nt);
+            pass_cols(H, W, C, data, cv, nt);
+        }
+    }
+    sd_big_free(ch);
+    sd_big_free(cv);
+    return SD_OK;
+}

@@ -1,0 +1,252 @@
+"""refine(): turn a network's or a sensor's depth and a segmentation matte into render-ready maps."""
+import numbers
+
+import numpy as np
+
+from . import _core
+from ._color import linear_to_srgb
+from ._validate import _array, _check_dtype, as_image, as_map, check_size, resolve_threads
+
+# Matte values at or beyond these count as confidently outside / inside the subject; the pixels
+# between them (a segmentation mask's soft ramp) get their alpha from their colour.
+MATTE_OUT, MATTE_IN = 0.02, 0.98
+# The colour line is trusted only where the two sides' colours differ by this much (sRGB units,
+# Euclidean over RGB, 0.02 per channel): below it a pixel's alpha is ill-conditioned.
+MIN_SIDE_CONTRAST = 0.035
+# Edge-stopping of the hole fill: a guide step of this size (sRGB units summed over channels)
+# doubles the distance across it, so fills stay on the surface the image shows.
+FILL_SIGMA_R = 0.1
+# Normalised fills whose weight falls below this are redone with a 4x wider reach (a hole or a
+# band wider than the filter's reach).
+MIN_FILL_WEIGHT = 1e-4
+FILTER_ITERATIONS = 3
+# A pixel beside the matte's boundary keeps its own disparity when it lies this close (relative)
+# to its side's continuation: sharp depth (a renderer's, a good sensor's) is left as it is, and
+# only depth pulled towards the other side is replaced.
+SIDE_TOLERANCE = 0.02
+# Depth whose pixel-to-pixel scatter (median relative deviation from its 3x3 mean) exceeds this is
+# noisy (a stereo or time-of-flight sensor) and is smoothed along the surfaces the image shows;
+# a renderer's or a network's depth is far below it and is not touched.
+NOISE_LEVEL = 0.003
+
+
+def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt):
+    """Normalised edge-aware convolution: each channel of `values` (H, W, C) averaged with
+    `weight` (H, W) over the surface the guide shows; widened where no weight is in reach.
+    Returns (filled (H, W, C), reached (H, W) bool)."""
+    H, W = weight.shape
+    C = values.shape[2]
+    out = np.zeros((H, W, C), np.float32)
+    todo = np.ones((H, W), bool)
+    for k in range(4):
+        buf = np.empty((H, W, C + 1), np.float32)
+        buf[..., :C] = values * weight[..., None]
+        buf[..., C] = weight
+        _core.edge_filter(buf, guide, float(sigma_s * 4 ** k), float(sigma_r), FILTER_ITERATIONS, nt)
+        den = buf[..., C]
+        ok = todo & (den > MIN_FILL_WEIGHT)
+        out[ok] = buf[ok, :C] / den[ok, None]
+        todo &= ~ok
+        if not todo.any():
+            break
+    return out, ~todo
+
+
+def _near_other_side(side, radius):
+    """Pixels with a pixel of the other side within `radius` (a square window)."""
+    s = side.astype(np.int32)
+    c = np.zeros((s.shape[0] + 1, s.shape[1] + 1), np.int64)
+    np.cumsum(np.cumsum(s, 0), 1, out=c[1:, 1:])
+    H, W = side.shape
+    y0 = np.clip(np.arange(H) - radius, 0, H)
+    y1 = np.clip(np.arange(H) + radius + 1, 0, H)
+    x0 = np.clip(np.arange(W) - radius, 0, W)
+    x1 = np.clip(np.arange(W) + radius + 1, 0, W)
+    count = c[y1][:, x1] - c[y0][:, x1] - c[y1][:, x0] + c[y0][:, x0]
+    area = (y1 - y0)[:, None] * (x1 - x0)[None, :]
+    return np.where(side, count < area, count > 0)
+
+
+def _relative_noise(q, weight):
+    """Median of |q - its 3x3 mean| / q over pixels whose 3x3 neighbourhood is all valid."""
+    ok = weight >= 1
+    inner = ok[1:-1, 1:-1].copy()
+    acc = np.zeros_like(q[1:-1, 1:-1])
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            acc += q[dy:dy + q.shape[0] - 2, dx:dx + q.shape[1] - 2]
+            inner &= ok[dy:dy + q.shape[0] - 2, dx:dx + q.shape[1] - 2]
+    if not inner.any():
+        return 0.0
+    c = q[1:-1, 1:-1][inner]
+    return float(np.median(np.abs(c - acc[inner] / 9) / np.maximum(np.abs(c), 1e-30)))
+
+
+def _upsample(q, weight, shape):
+    """Bilinear upsampling of weighted values (pixel centres aligned, as image resizers do)."""
+    h, w = q.shape
+    H, W = shape
+    ys = np.clip((np.arange(H) + 0.5) * h / H - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(W) + 0.5) * w / W - 0.5, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(np.intp), np.floor(xs).astype(np.intp)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy, fx = (ys - y0).astype(np.float32)[:, None], (xs - x0).astype(np.float32)[None, :]
+
+    def interp(a):
+        top = a[y0][:, x0] * (1 - fx) + a[y0][:, x1] * fx
+        bot = a[y1][:, x0] * (1 - fx) + a[y1][:, x1] * fx
+        return top * (1 - fy) + bot * fy
+
+    wq, ww = interp(q * weight), interp(weight)
+    return np.where(ww > 0, wq / np.maximum(ww, 1e-30), 0).astype(np.float32), ww.astype(np.float32)
+
+
+def _refine_matte(guide, matte, sigma, nt):
+    """Alpha of the soft ramp from each pixel's colour between its local subject and background
+    colours (I = a F + (1 - a) B, solved for a along the line from B to F); elsewhere the matte."""
+    inside = (matte >= MATTE_IN).astype(np.float32)
+    outside = (matte <= MATTE_OUT).astype(np.float32)
+    F, _ = _edge_fill(guide, inside, None, sigma, 1.0, nt)
+    B, _ = _edge_fill(guide, outside, None, sigma, 1.0, nt)
+    d = F - B
+    n2 = np.einsum("ijk,ijk->ij", d, d)
+    t = np.clip(np.einsum("ijk,ijk->ij", guide - B, d) / np.maximum(n2, 1e-12), 0.0, 1.0)
+    ramp = (matte > MATTE_OUT) & (matte < MATTE_IN)
+    ok = ramp & (n2 > MIN_SIDE_CONTRAST ** 2)
+    return np.where(ok, t, matte).astype(np.float32)
+
+
+def _edge_width(edge_width, shape):
+    if isinstance(edge_width, str):
+        if edge_width != "auto":
+            raise ValueError(f"edge_width: expected 'auto' or a number of pixels, got {edge_width!r}")
+        return max(2, int(round(max(shape) / 128)))
+    if isinstance(edge_width, bool) or not isinstance(edge_width, numbers.Real) or not np.isfinite(edge_width) \
+            or edge_width < 0:
+        raise ValueError(f"edge_width: expected 'auto' or a finite number of pixels >= 0, got {edge_width!r}")
+    return int(round(edge_width))
+
+
+def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_width="auto",
+           num_threads=None):
+    """Turn a network's or a sensor's depth (and a segmentation matte) into render-ready maps.
+
+    Depth from a monocular network, a phone or a stereo / time-of-flight sensor differs from
+    the depth a renderer writes: it may have a lower resolution than the photograph, holes
+    (NaN, inf, 0 or negative values), and edges that blur across the subject's silhouette, so
+    that the background right beside the subject takes on the subject's depth (and renders as a
+    sharp halo). `refine` works in disparity (1 / depth):
+
+    1. depth given at a lower resolution is upsampled to the image's;
+    2. invalid pixels are filled from valid ones on the same surface (an edge-aware fill guided
+       by the image, so a hole next to a near object takes the surface it lies on);
+    3. with a matte, the soft ramp of a segmentation mask gets its alpha from the colours
+       (each pixel's position between its local subject and background colours), and in a band
+       of `edge_width` pixels on each side of the matte's boundary the depth is continued from
+       beyond the band on the same side: the subject's side from the subject, the background's
+       from the background, so depth never mixes across the silhouette.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3)
+        The photograph: uint8/uint16 sRGB or float linear light. It guides the fills.
+    depth : ndarray, shape (h, w)
+        Depth (any positive unit), or disparity with ``disparity=True``, at the image's
+        resolution or lower with the same aspect ratio. NaN, inf, 0 and negative values mark
+        invalid pixels.
+    matte : ndarray, shape (H, W), optional
+        Subject alpha or segmentation mask in [0, 1].
+    invalid : ndarray of bool, shape (h, w), optional
+        Further pixels of `depth` to treat as invalid (a sensor's confidence mask).
+    disparity : bool, default False
+        `depth` holds disparity (larger is nearer, e.g. a network's relative inverse depth);
+        the result is disparity too.
+    edge_width : 'auto' or float, default 'auto'
+        Width in image pixels of the band beside the matte's boundary whose depth is replaced;
+        'auto' is 1/128 of the image's longer side (6 px at 768 wide, 31 px at 4032). 0 turns
+        the band off.
+    num_threads : int, optional
+        Threads for the filters (default: all cores); the result does not depend on it.
+
+    Returns
+    -------
+    depth : ndarray of float32, shape (H, W)
+        Finite, positive depth (or disparity) at the image's resolution.
+    matte : ndarray of float32, shape (H, W) or None
+        The refined matte (None when none was given).
+
+    Raises
+    ------
+    ValueError
+        If a shape does not fit the image, or `depth` holds no valid pixel.
+
+    Examples
+    --------
+    A depth map with a hole, refined and rendered:
+
+    >>> import numpy as np, synthdof
+    >>> image = np.full((32, 48, 3), 0.5, np.float32)
+    >>> depth = np.full((32, 48), 3.0, np.float32)
+    >>> depth[10:14, 20:30] = np.nan
+    >>> d, m = synthdof.refine(image, depth)
+    >>> bool(np.isfinite(d).all()), float(d[12, 25])
+    (True, 3.0)
+    """
+    nt = resolve_threads(num_threads)
+    img, _ = as_image(image, "image", channels=3, allow_gray=False, threads=nt)
+    H, W = img.shape[:2]
+    d = _array(depth, "depth")
+    _check_dtype(d, "depth", allow_int=False)
+    if d.ndim != 2 or d.size == 0:
+        raise ValueError(f"depth: expected a non-empty 2-D (h, w) array, got shape {d.shape}")
+    check_size(d, "depth")
+    h, w = d.shape
+    if h > H or w > W or abs(h / w - H / W) > 2.0 / min(h, w):
+        raise ValueError(f"depth: shape {d.shape} is neither the image's {(H, W)} nor a smaller one of "
+                         "the same aspect ratio")
+    d = np.asarray(d, np.float32)
+    valid = np.isfinite(d) & (d > 0)
+    if invalid is not None:
+        bad = _array(invalid, "invalid")
+        if bad.shape != d.shape:
+            raise ValueError(f"invalid: shape {bad.shape} does not match depth's {d.shape}")
+        valid &= ~bad.astype(bool)
+    if not valid.any():
+        raise ValueError("depth: no valid pixel (all NaN, inf, zero or negative)")
+    a = None if matte is None else as_map(matte, "matte", (H, W), threads=nt)
+    if a is not None and (a.min() < 0 or a.max() > 1):
+        raise ValueError(f"matte: values must lie in [0, 1], got [{a.min():g}, {a.max():g}]")
+    band = _edge_width(edge_width, (H, W))
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(valid, d if disparity else 1.0 / d, 0.0).astype(np.float32)
+    weight = valid.astype(np.float32)
+    if (h, w) != (H, W):
+        q, weight = _upsample(q, weight, (H, W))
+    # edges as the eye sees them: sRGB-encoded, so dark and bright edges count alike
+    guide = np.ascontiguousarray(linear_to_srgb(img))
+    if _relative_noise(q, weight) > NOISE_LEVEL:
+        smooth, _ = _edge_fill(q[..., None], weight, guide, max(2.0, band), FILL_SIGMA_R, nt)
+        q, weight = smooth[..., 0], np.ones_like(weight)
+    holes = weight < 1
+    if holes.any():
+        fill, _ = _edge_fill(q[..., None], weight, guide, max(H, W) / 32, FILL_SIGMA_R, nt)
+        q = np.where(holes, weight * q + (1 - weight) * fill[..., 0], q).astype(np.float32)
+
+    m = None
+    if a is not None:
+        m = _refine_matte(guide, a, max(2.0, band * 2 / 3), nt)
+        if band > 0:
+            side = np.minimum(m, a) >= 0.5  # subject where both the given and the refined matte say so
+            near = _near_other_side(side, band)
+            if near.any():
+                sure = ~near
+                fg, _ = _edge_fill(q[..., None], (side & sure).astype(np.float32), None, band, 1.0, nt)
+                bg, _ = _edge_fill(q[..., None], (~side & sure).astype(np.float32), None, band, 1.0, nt)
+                cont = np.where(side, fg[..., 0], bg[..., 0])
+                reached = np.where(side, (side & sure).any(), (~side & sure).any())
+                pulled = np.abs(q - cont) > SIDE_TOLERANCE * np.abs(cont)
+                q = np.where(near & reached & pulled, cont, q).astype(np.float32)
+    q = np.maximum(q, np.float32(np.finfo(np.float32).tiny))
+    out = q if disparity else (1.0 / q).astype(np.float32)
+    return out, m
