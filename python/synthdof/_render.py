@@ -79,7 +79,13 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
         if not isinstance(lens, ThinLens):
             raise TypeError(f"lens: expected a synthdof.ThinLens, got {type(lens).__name__}")
         d = as_map(depth, "depth", (H, W), finite=False)
-        c = lens.coc(d, W, max_coc=min(lens.max_coc or cap, cap), num_threads=num_threads)
+        try:
+            c = lens.coc(d, W, max_coc=min(lens.max_coc or cap, cap), num_threads=num_threads)
+        except ValueError as e:
+            if not str(e).startswith("depth:"):
+                raise
+            raise ValueError(f"{e}; synthdof.refine(image, depth) fills invalid depth (holes, NaN, "
+                             "0) from the surfaces around them") from None
     a = None if matte is None else as_matte(matte, (H, W), threads=nt)
     ap = as_aperture(aperture)
     bg = None

@@ -1,0 +1,82 @@
+/* libFuzzer harness of sd_edge_filter (the refine stage's domain-transform filter): frames from
+ * 1x1 to long thin strips, 1 to 16 channels, 0 to 8 guide channels (or none), sigmas from tiny
+ * to huge, 1 to 16 iterations, values ordinary or wild.
+ *
+ * Checks: the guide unchanged, nothing past the data written (exact allocations), invalid
+ * arguments refused with SD_ERR_ARG / SD_ERR_VALUE; for ordinary values a finite result inside
+ * the input's range per channel (every step is a convex combination of two neighbours), and a
+ * constant channel kept constant. */
+#include "fuzz_common.h"
+
+static int run(fz_in *in)
+{
+    int H = fz_range(in, 1, 48), W = fz_range(in, 1, 48);
+    uint8_t big = fz_u8(in);
+    if (big == 0xfe) H = fz_range(in, 1, 3), W = fz_range(in, 200, 1500);
+    if (big == 0xfd) W = fz_range(in, 1, 3), H = fz_range(in, 200, 1500);
+    int C = fz_range(in, 1, 16), K = fz_range(in, -1, 8);
+    uint8_t mode = fz_u8(in);
+    int wild_v = mode & 1, wild_g = (mode >> 1) & 1, const_ch = (mode >> 2) & 1;
+    double sigma_s = (mode >> 3) & 1 ? (double)fz_wild(in, 50.0f) : 0.1 + 100.0 * fz_unit(in);
+    double sigma_r = (mode >> 4) & 1 ? (double)fz_wild(in, 1.0f) : 0.01 + fz_unit(in);
+    int iters = fz_range(in, 0, 17);
+    size_t n = (size_t)H * (size_t)W;
+    int Kc = K > 0 ? K : 1;
+    float *d = malloc(sizeof(float) * n * (size_t)C), *g = malloc(sizeof(float) * n * (size_t)Kc);
+    float *gc = malloc(sizeof(float) * n * (size_t)Kc);
+    if (!d || !g || !gc) goto done;
+    int moderate = 1;
+    float lo[16], hi[16];
+    for (int c = 0; c < 16; c++) { lo[c] = INFINITY; hi[c] = -INFINITY; }
+    float cval = fz_uniform(in, -3.0f, 3.0f);
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < C; c++) {
+            float x = (const_ch && c == 0) ? cval : wild_v ? fz_wild(in, 10.0f) : fz_uniform(in, -2.0f, 2.0f);
+            d[i * (size_t)C + c] = x;
+            if (!(fabsf(x) <= 1e6f)) moderate = 0;
+            if (x < lo[c]) lo[c] = x;
+            if (x > hi[c]) hi[c] = x;
+        }
+    for (size_t i = 0; i < n * (size_t)Kc; i++) {
+        float x = wild_g ? fz_wild(in, 1.0f) : fz_unit(in);
+        g[i] = x;
+        if (!(fabsf(x) <= 1e6f)) moderate = 0;
+    }
+    memcpy(gc, g, sizeof(float) * n * (size_t)Kc);
+    int nthreads = fz_range(in, -1, 3);
+
+    sd_status st = sd_edge_filter(H, W, C, d, K > 0 ? g : NULL, K, sigma_s, sigma_r, iters, nthreads);
+
+    if (memcmp(gc, g, sizeof(float) * n * (size_t)Kc)) FZ_FAIL("guide modified");
+    int bad_arg = K < 0 || iters < 1 || iters > 16;
+    int bad_val = !(sigma_s > 0.0) || !(sigma_r > 0.0) || !isfinite(sigma_s) || !isfinite(sigma_r);
+    if (bad_arg) {
+        if (st != SD_ERR_ARG) FZ_FAIL("status %d for K %d, iterations %d (want SD_ERR_ARG)", (int)st, K, iters);
+        goto done;
+    }
+    if (bad_val) {
+        if (st != SD_ERR_VALUE) FZ_FAIL("status %d for sigmas %g, %g (want SD_ERR_VALUE)", (int)st, sigma_s, sigma_r);
+        goto done;
+    }
+    if (st != SD_OK) FZ_FAIL("status %d for %dx%dx%d", (int)st, H, W, C);
+    if (!moderate) goto done;
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < C; c++) {
+            float o = d[i * (size_t)C + c];
+            float tol = 1e-5f * (fabsf(lo[c]) + fabsf(hi[c])) + 1e-30f;
+            if (!isfinite(o)) FZ_FAIL("non-finite output at %zu, %d", i, c);
+            if (o < lo[c] - tol || o > hi[c] + tol)
+                FZ_FAIL("output %.9g at %zu, %d outside the input's range [%g, %g]", o, i, c, lo[c], hi[c]);
+            if (const_ch && c == 0 && fabsf(o - cval) > 1e-5f * (fabsf(cval) + 1e-30f))
+                FZ_FAIL("constant channel %.9g became %.9g at %zu", cval, o, i);
+        }
+done:
+    free(d); free(g); free(gc);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_in in = {data, size};
+    return run(&in);
+}

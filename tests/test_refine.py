@@ -1,0 +1,178 @@
+"""synthdof.refine: network and sensor depth made render-ready (analytic cases and the ground truth)."""
+import importlib.util
+
+import numpy as np
+import pytest
+
+import synthdof
+from conftest import GT_DIR, GT_SCENES
+
+
+def two_surfaces(H=64, W=96, edge=48):
+    """Left half a red near surface (2 m), right half a blue far one (6 m), split at column `edge`."""
+    image = np.zeros((H, W, 3), np.float32)
+    image[:, :edge] = (0.6, 0.1, 0.1)
+    image[:, edge:] = (0.1, 0.1, 0.6)
+    depth = np.full((H, W), 6.0, np.float32)
+    depth[:, :edge] = 2.0
+    return image, depth
+
+
+def blur_rows(x, radius):
+    k = np.ones(2 * radius + 1) / (2 * radius + 1)
+    p = np.pad(x, ((0, 0), (radius, radius)), mode="edge")
+    return np.stack([np.convolve(r, k, "valid") for r in p]).astype(np.float32)
+
+
+def test_hole_is_filled_from_its_own_surface():
+    image, depth = two_surfaces()
+    holey = depth.copy()
+    holey[20:40, 40:48] = np.nan  # on the near surface, touching the edge
+    holey[5:9, 60:70] = 0.0  # on the far surface
+    holey[50:52, 10:12] = -1.0
+    out, m = synthdof.refine(image, holey)
+    assert m is None
+    assert np.isfinite(out).all() and (out > 0).all()
+    np.testing.assert_allclose(out[20:40, 40:48], 2.0, rtol=0.02)
+    np.testing.assert_allclose(out[5:9, 60:70], 6.0, rtol=0.02)
+    np.testing.assert_allclose(out[50:52, 10:12], 2.0, rtol=0.02)
+    valid = np.isfinite(holey) & (holey > 0)
+    np.testing.assert_array_equal(out[valid], depth[valid])  # exact valid depth untouched
+
+
+def test_user_invalid_mask_is_filled_too():
+    image, depth = two_surfaces()
+    wrong = depth.copy()
+    wrong[10:20, 60:70] = 0.5  # a sensor's known-bad pixels holding garbage
+    out, _ = synthdof.refine(image, wrong, invalid=wrong == 0.5)
+    np.testing.assert_allclose(out[10:20, 60:70], 6.0, rtol=0.02)
+
+
+def test_blurred_step_beside_the_matte_becomes_a_step_again():
+    image, depth = two_surfaces()
+    matte = np.zeros(depth.shape, np.float32)
+    matte[:, :48] = 1.0
+    blurred = 1.0 / blur_rows(1.0 / depth, 4)  # a network's edge: 9 px wide, in disparity
+    assert abs(blurred[0, 50] - 6.0) > 0.5  # the background beside the subject took its depth
+    out, m = synthdof.refine(image, blurred, matte=matte, edge_width=6)  # wider than the blur
+    np.testing.assert_array_equal(m, matte)  # a hard matte has no ramp to re-estimate
+    np.testing.assert_allclose(out[:, :48], 2.0, rtol=0.01)
+    np.testing.assert_allclose(out[:, 48:], 6.0, rtol=0.01)
+
+
+def test_segmentation_ramp_takes_its_alpha_from_the_colours():
+    image, _ = two_surfaces()
+    # the true boundary is at 48: a pixel a quarter covered by the subject at column 48
+    image[:, 48] = 0.25 * image[0, 0] + 0.75 * image[0, -1]
+    seg = np.zeros(image.shape[:2], np.float32)
+    seg[:, :45] = 1.0
+    seg[:, 45:52] = np.linspace(1, 0, 9)[1:-1]  # a wide soft ramp as a low-res mask gives
+    depth = np.where(np.arange(96) < 48, 2.0, 6.0).astype(np.float32)[None].repeat(64, 0)
+    _, m = synthdof.refine(image, depth, matte=seg)
+    np.testing.assert_allclose(m[:, 45:48], 1.0, atol=0.02)
+    np.testing.assert_allclose(m[:, 48], 0.25, atol=0.02)
+    np.testing.assert_allclose(m[:, 49:52], 0.0, atol=0.02)
+
+
+def test_low_resolution_depth_is_upsampled_to_the_image():
+    image, depth = two_surfaces(H=64, W=96)
+    small = depth[::4, ::4]
+    out, _ = synthdof.refine(image, small)
+    assert out.shape == (64, 96)
+    np.testing.assert_allclose(out[:, :40], 2.0, rtol=1e-5)
+    np.testing.assert_allclose(out[:, 56:], 6.0, rtol=1e-5)
+
+
+def test_noisy_sensor_depth_is_smoothed_along_surfaces_not_across():
+    image, depth = two_surfaces()
+    rng = np.random.default_rng(3)
+    noisy = (depth * (1 + 0.02 * rng.standard_normal(depth.shape))).astype(np.float32)
+    out, _ = synthdof.refine(image, noisy)
+    for sl, z in ((np.s_[:, :44], 2.0), (np.s_[:, 52:], 6.0)):
+        assert np.std(out[sl] / z) < 0.25 * np.std(noisy[sl] / z)
+        np.testing.assert_allclose(out[sl].mean(), z, rtol=0.005)
+    # the edge stays where the image has it
+    assert out[:, 47].max() < 2.2 and out[:, 48].min() > 5.4
+
+
+def test_clean_depth_is_left_alone():
+    image, depth = two_surfaces()
+    out, _ = synthdof.refine(image, depth)
+    np.testing.assert_array_equal(out, depth)
+
+
+def test_disparity_in_disparity_out():
+    image, depth = two_surfaces()
+    disp = (1.0 / depth).astype(np.float32)
+    disp[3:6, 70:80] = np.nan
+    out, _ = synthdof.refine(image, disp, disparity=True)
+    np.testing.assert_allclose(out[3:6, 70:80], 1 / 6.0, rtol=0.02)
+
+
+def test_threads_do_not_change_a_bit():
+    rng = np.random.default_rng(5)
+    image = rng.random((70, 90, 3), dtype=np.float32)
+    depth = (1 + 5 * rng.random((70, 90))).astype(np.float32)
+    depth[rng.random((70, 90)) < 0.05] = np.nan
+    matte = np.clip(rng.random((70, 90)) * 1.4 - 0.2, 0, 1).astype(np.float32)
+    a = synthdof.refine(image, depth, matte=matte, num_threads=1)
+    b = synthdof.refine(image, depth, matte=matte, num_threads=2)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(depth=np.full((8, 12), np.nan, np.float32)), "depth: no valid pixel"),
+    (dict(depth=np.ones((8, 8), np.float32)), "depth: shape"),
+    (dict(depth=np.ones((16, 24), np.float32)), "depth: shape"),
+    (dict(depth=np.ones((8, 12), np.float32), matte=np.ones((8, 12), np.float32) * 2), "matte: values"),
+    (dict(depth=np.ones((8, 12), np.float32), matte=np.ones((4, 6), np.float32)), "matte: shape"),
+    (dict(depth=np.ones((8, 12), np.float32), invalid=np.zeros((4, 4), bool)), "invalid: shape"),
+    (dict(depth=np.ones((8, 12), np.float32), edge_width=-1), "edge_width"),
+    (dict(depth=np.ones((8, 12), np.float32), edge_width="wide"), "edge_width"),
+])
+def test_bad_input_names_the_argument(kwargs, match):
+    image = np.zeros((8, 12, 3), np.float32)
+    with pytest.raises(ValueError, match=match):
+        synthdof.refine(image, **kwargs)
+
+
+def test_render_rejects_holes_and_points_to_refine():
+    image, depth = two_surfaces()
+    depth[3, 4] = np.nan
+    lens = synthdof.ThinLens(focal_length_mm=50, f_number=2, focus_distance=2.0)
+    with pytest.raises(ValueError, match="depth: .*refine"):
+        synthdof.render(image, depth, lens=lens)
+
+
+# ---- the ground truth with realistic inputs -----------------------------------------------
+
+def _score_module():
+    spec = importlib.util.spec_from_file_location("gt_score", GT_DIR / "score.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# (recipe, scene) pairs that meet the issue's bar with refine today: band PSNR >= the peer's
+# (Blender given the exact CoC) and PSNR >= the peer's - 1 dB. The rest are strict xfails: the
+# suite fails when one starts passing unnoticed.
+MEETS = {("net", "lights"), ("net", "occluder"), ("net", "slant"), ("lowres", "occluder"),
+         ("lowres", "slant"), ("sensor", "occluder"), ("sensor", "slant")}
+CASES = [pytest.param(r, s, marks=() if (r, s) in MEETS else pytest.mark.xfail(
+    strict=True, reason="refine does not reach the bar here yet (see the refine issue's closing note)"))
+    for r in ("net", "lowres", "sensor") for s in GT_SCENES]
+
+
+@pytest.mark.parametrize("recipe, scene", CASES)
+def test_realistic_inputs_meet_the_bar(gt_dir, recipe, scene):
+    S = _score_module()
+    g, m = S.load(str(gt_dir / f"{scene}.npz"))
+    depth, matte = S.realistic_inputs(g, recipe)
+    depth, matte = synthdof.refine(g["pinhole"], depth, matte=matte)
+    out = S.render_synthdof(g, m, depth, matte)
+    s, peer = S.metrics(out, g, m), S.metrics(g["blender_defocus"], g, m)
+    assert 0.97 <= s["flux"] <= 1.03 or abs(s["kept"] - 1) <= 0.01
+    assert 0.85 <= s["hl_peak"] <= 1.15
+    assert s["band"] >= peer["band"], (s, peer)
+    assert s["psnr"] >= peer["psnr"] - 1.0, (s, peer)
