@@ -339,7 +339,7 @@ static PyObject *py_edge_filter(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     st = sd_edge_filter(H, W, C, PyArray_DATA(d), guide, K, sigma_s, sigma_r, iterations, nt);
     Py_END_ALLOW_THREADS
-    return raise_status(st, "edge_filter");
+    return raise_status(st, "edge_filter", H, W);
 }
 
 /* ---- misc -------------------------------------------------------------------------------- */
