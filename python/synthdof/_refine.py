@@ -20,10 +20,11 @@ FILL_SIGMA_R = 0.1
 # band wider than the filter's reach).
 MIN_FILL_WEIGHT = 1e-4
 FILTER_ITERATIONS = 3
-# A pixel beside the matte's boundary keeps its own disparity when it lies this close (relative)
-# to its side's continuation: sharp depth (a renderer's, a good sensor's) is left as it is, and
-# only depth pulled towards the other side is replaced.
-SIDE_TOLERANCE = 0.02
+# A pixel beside the matte's boundary keeps its own disparity when it lies within this fraction
+# of its side's continuation: sharp depth (a renderer's, a good sensor's) is left as it is, and
+# only depth pulled towards the other side is replaced. 0.5 % of disparity is about half a pixel
+# of CoC on a subject in focus at 2 m with an 85 mm f/1.4 lens (0.02 left a visible blur).
+SIDE_TOLERANCE = 0.005
 # Depth whose pixel-to-pixel scatter (median relative deviation from its 3x3 mean) exceeds this is
 # noisy (a stereo or time-of-flight sensor) and is smoothed along the surfaces the image shows;
 # a renderer's or a network's depth is far below it and is not touched.
