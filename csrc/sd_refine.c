@@ -17,9 +17,10 @@
  * recursion runs down the image with unit-stride inner loops. */
 #define COL_BLOCK 64
 
-/* Feedback coefficient a^(domain step) of one pass for every neighbour pair: pairs along rows
- * (H x (W-1), horizontal) or along columns ((H-1) x W, vertical). The domain step between two
- * neighbours is 1 + (sigma_s / sigma_r) * sum of |guide difference| over the guide's channels. */
+/* Feedback coefficient a^(domain step) of the first pass for every neighbour pair: pairs along
+ * rows (H x (W-1), horizontal) or along columns ((H-1) x W, vertical). The domain step between
+ * two neighbours is 1 + (sigma_s / sigma_r) * sum of |guide difference| over the guide's
+ * channels. Each later pass halves the sigma, which squares the coefficient (square_all). */
 static void pair_coefficients(int H, int W, const float *guide, int K, double ratio, double log_a,
                               int vertical, float *coef, int nt)
 {
@@ -28,30 +29,35 @@ static void pair_coefficients(int H, int W, const float *guide, int K, double ra
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < rows; y++) {
         float *c = coef + (ptrdiff_t)y * cols;
-        const float *g = guide ? guide + (ptrdiff_t)y * W * K : NULL;
+        const float *g = guide + (ptrdiff_t)y * W * K;
         for (int x = 0; x < cols; x++) {
-            double d = 0.0;
-            if (g)
-                for (int k = 0; k < K; k++) d += fabs((double)g[(ptrdiff_t)x * K + step + k] - g[(ptrdiff_t)x * K + k]);
-            c[x] = (float)exp(log_a * (1.0 + ratio * d));
+            float d = 0.0f;
+            for (int k = 0; k < K; k++) d += fabsf(g[(ptrdiff_t)x * K + step + k] - g[(ptrdiff_t)x * K + k]);
+            c[x] = (float)exp(log_a * (1.0 + ratio * (double)d));
         }
     }
 }
 
+static void square_all(float *coef, size_t n, int nt)
+{
+    SD_PARALLEL_FOR(nt)
+    for (ptrdiff_t i = 0; i < (ptrdiff_t)n; i++) coef[i] *= coef[i];
+}
+
 /* One horizontal pass (left to right, then right to left) over every row. */
-static void pass_rows(int H, int W, int C, float *data, const float *coef, int nt)
+static void pass_rows(int H, int W, int C, float *data, const float *coef, float a_const, int nt)
 {
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
         float *row = data + (ptrdiff_t)y * W * C;
-        const float *c = coef + (ptrdiff_t)y * (W - 1);
+        const float *c = coef ? coef + (ptrdiff_t)y * (W - 1) : NULL;
         for (int x = 1; x < W; x++) {
-            float a = c[x - 1];
+            float a = c ? c[x - 1] : a_const;
             float *cur = row + (ptrdiff_t)x * C, *prev = cur - C;
             for (int k = 0; k < C; k++) cur[k] += a * (prev[k] - cur[k]);
         }
         for (int x = W - 2; x >= 0; x--) {
-            float a = c[x];
+            float a = c ? c[x] : a_const;
             float *cur = row + (ptrdiff_t)x * C, *next = cur + C;
             for (int k = 0; k < C; k++) cur[k] += a * (next[k] - cur[k]);
         }
@@ -59,7 +65,7 @@ static void pass_rows(int H, int W, int C, float *data, const float *coef, int n
 }
 
 /* One vertical pass (top to bottom, then bottom to top) in blocks of columns. */
-static void pass_cols(int H, int W, int C, float *data, const float *coef, int nt)
+static void pass_cols(int H, int W, int C, float *data, const float *coef, float a_const, int nt)
 {
     int nblocks = (W + COL_BLOCK - 1) / COL_BLOCK;
     ptrdiff_t rowlen = (ptrdiff_t)W * C;
@@ -68,18 +74,18 @@ static void pass_cols(int H, int W, int C, float *data, const float *coef, int n
         int x0 = b * COL_BLOCK, x1 = x0 + COL_BLOCK < W ? x0 + COL_BLOCK : W;
         for (int y = 1; y < H; y++) {
             float *cur = data + (ptrdiff_t)y * rowlen, *prev = cur - rowlen;
-            const float *c = coef + (ptrdiff_t)(y - 1) * W;
+            const float *c = coef ? coef + (ptrdiff_t)(y - 1) * W : NULL;
             for (int x = x0; x < x1; x++) {
-                float a = c[x];
+                float a = c ? c[x] : a_const;
                 SD_SIMD
                 for (int k = 0; k < C; k++) cur[(ptrdiff_t)x * C + k] += a * (prev[(ptrdiff_t)x * C + k] - cur[(ptrdiff_t)x * C + k]);
             }
         }
         for (int y = H - 2; y >= 0; y--) {
             float *cur = data + (ptrdiff_t)y * rowlen, *next = cur + rowlen;
-            const float *c = coef + (ptrdiff_t)y * W;
+            const float *c = coef ? coef + (ptrdiff_t)y * W : NULL;
             for (int x = x0; x < x1; x++) {
-                float a = c[x];
+                float a = c ? c[x] : a_const;
                 SD_SIMD
                 for (int k = 0; k < C; k++) cur[(ptrdiff_t)x * C + k] += a * (next[(ptrdiff_t)x * C + k] - cur[(ptrdiff_t)x * C + k]);
             }
@@ -96,6 +102,17 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
     if (!(sigma_s > 0.0) || !(sigma_r > 0.0) || !isfinite(sigma_s) || !isfinite(sigma_r)) return SD_ERR_VALUE;
     if (K == 0) guide = NULL;
     int nt = sd_threads(nthreads);
+    /* The n passes' sigmas halve from one to the next and add up (in variance) to sigma_s. */
+    double s0 = sigma_s * sqrt(3.0) * pow(2.0, iterations - 1) / sqrt(pow(4.0, iterations) - 1.0);
+    double log_a = -sqrt(2.0) / s0;
+    if (!guide) { /* every domain step is 1: one coefficient per pass */
+        for (int i = 0; i < iterations; i++) {
+            float a = (float)exp(log_a * pow(2.0, i));
+            if (W > 1) pass_rows(H, W, C, data, NULL, a, nt);
+            if (H > 1) pass_cols(H, W, C, data, NULL, a, nt);
+        }
+        return SD_OK;
+    }
     size_t nh = (size_t)H * (size_t)(W > 1 ? W - 1 : 0), nv = (size_t)(H > 1 ? H - 1 : 0) * (size_t)W;
     float *ch = nh ? sd_big_alloc(nh, sizeof(float), nt) : NULL;
     float *cv = nv ? sd_big_alloc(nv, sizeof(float), nt) : NULL;
@@ -105,18 +122,15 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
         return SD_ERR_NOMEM;
     }
     double ratio = sigma_s / sigma_r;
-    /* The n passes' sigmas halve from one to the next and add up (in variance) to sigma_s. */
+    if (nh) pair_coefficients(H, W, guide, K, ratio, log_a, 0, ch, nt);
+    if (nv) pair_coefficients(H, W, guide, K, ratio, log_a, 1, cv, nt);
     for (int i = 0; i < iterations; i++) {
-        double s = sigma_s * sqrt(3.0) * pow(2.0, iterations - i - 1) / sqrt(pow(4.0, iterations) - 1.0);
-        double log_a = -sqrt(2.0) / s;
-        if (nh) {
-            pair_coefficients(H, W, guide, K, ratio, log_a, 0, ch, nt);
-            pass_rows(H, W, C, data, ch, nt);
+        if (i > 0) {
+            square_all(ch, nh, nt);
+            square_all(cv, nv, nt);
         }
-        if (nv) {
-            pair_coefficients(H, W, guide, K, ratio, log_a, 1, cv, nt);
-            pass_cols(H, W, C, data, cv, nt);
-        }
+        if (nh) pass_rows(H, W, C, data, ch, 0.0f, nt);
+        if (nv) pass_cols(H, W, C, data, cv, 0.0f, nt);
     }
     sd_big_free(ch);
     sd_big_free(cv);

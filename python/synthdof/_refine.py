@@ -20,6 +20,9 @@ FILL_SIGMA_R = 0.1
 # band wider than the filter's reach).
 MIN_FILL_WEIGHT = 1e-4
 FILTER_ITERATIONS = 3
+# Fills run on the box of the pixels that read them grown by this many sigmas of the filter:
+# the weight of what lies farther is below 1e-3 of the nearest.
+REACH_SIGMAS = 6
 # A pixel beside the matte's boundary keeps its own disparity when it lies within this fraction
 # of its side's continuation: sharp depth (a renderer's, a good sensor's) is left as it is, and
 # only depth pulled towards the other side is replaced. 0.5 % of disparity is about half a pixel
@@ -51,6 +54,17 @@ def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt):
         if not todo.any():
             break
     return out, ~todo
+
+
+def _grown_box(mask, margin):
+    """Slices of the bounding box of `mask` grown by `margin` pixels (None if mask is empty):
+    the fills only run where their result is read, plus the reach they continue from."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if rows.size == 0:
+        return None
+    H, W = mask.shape
+    return (slice(max(0, rows[0] - margin), min(H, rows[-1] + margin + 1)),
+            slice(max(0, cols[0] - margin), min(W, cols[-1] + margin + 1)))
 
 
 def _near_other_side(side, radius):
@@ -105,16 +119,32 @@ def _upsample(q, weight, shape):
 def _refine_matte(guide, matte, sigma, nt):
     """Alpha of the soft ramp from each pixel's colour between its local subject and background
     colours (I = a F + (1 - a) B, solved for a along the line from B to F); elsewhere the matte."""
-    inside = (matte >= MATTE_IN).astype(np.float32)
-    outside = (matte <= MATTE_OUT).astype(np.float32)
-    F, _ = _edge_fill(guide, inside, None, sigma, 1.0, nt)
-    B, _ = _edge_fill(guide, outside, None, sigma, 1.0, nt)
+    ramp = (matte > MATTE_OUT) & (matte < MATTE_IN)
+    box = _grown_box(ramp, int(REACH_SIGMAS * sigma) + 1)
+    out = matte.copy()
+    if box is None:
+        return out
+    g, a, r = guide[box], matte[box], ramp[box]
+    F, _ = _edge_fill(g, (a >= MATTE_IN).astype(np.float32), None, sigma, 1.0, nt)
+    B, _ = _edge_fill(g, (a <= MATTE_OUT).astype(np.float32), None, sigma, 1.0, nt)
     d = F - B
     n2 = np.einsum("ijk,ijk->ij", d, d)
-    t = np.clip(np.einsum("ijk,ijk->ij", guide - B, d) / np.maximum(n2, 1e-12), 0.0, 1.0)
-    ramp = (matte > MATTE_OUT) & (matte < MATTE_IN)
-    ok = ramp & (n2 > MIN_SIDE_CONTRAST ** 2)
-    return np.where(ok, t, matte).astype(np.float32)
+    t = np.clip(np.einsum("ijk,ijk->ij", g - B, d) / np.maximum(n2, 1e-12), 0.0, 1.0)
+    ok = r & (n2 > MIN_SIDE_CONTRAST ** 2)
+    out[box] = np.where(ok, t, a)
+    return out
+
+
+def _continue_sides(q, side, near, band, nt):
+    """Within `band` pixels of the matte's boundary (`near`), depth that strays from its own
+    side's continuation (from beyond the band) by more than SIDE_TOLERANCE is replaced by it."""
+    sure = ~near
+    fg, _ = _edge_fill(q[..., None], (side & sure).astype(np.float32), None, band, 1.0, nt)
+    bg, _ = _edge_fill(q[..., None], (~side & sure).astype(np.float32), None, band, 1.0, nt)
+    cont = np.where(side, fg[..., 0], bg[..., 0])
+    reached = np.where(side, (side & sure).any(), (~side & sure).any())
+    pulled = np.abs(q - cont) > SIDE_TOLERANCE * np.abs(cont)
+    return np.where(near & reached & pulled, cont, q).astype(np.float32)
 
 
 def _edge_width(edge_width, shape):
@@ -240,14 +270,10 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         if band > 0:
             side = np.minimum(m, a) >= 0.5  # subject where both the given and the refined matte say so
             near = _near_other_side(side, band)
-            if near.any():
-                sure = ~near
-                fg, _ = _edge_fill(q[..., None], (side & sure).astype(np.float32), None, band, 1.0, nt)
-                bg, _ = _edge_fill(q[..., None], (~side & sure).astype(np.float32), None, band, 1.0, nt)
-                cont = np.where(side, fg[..., 0], bg[..., 0])
-                reached = np.where(side, (side & sure).any(), (~side & sure).any())
-                pulled = np.abs(q - cont) > SIDE_TOLERANCE * np.abs(cont)
-                q = np.where(near & reached & pulled, cont, q).astype(np.float32)
+            box = _grown_box(near, int(REACH_SIGMAS * band) + 1)
+            if box is not None:
+                q = q.copy()
+                q[box] = _continue_sides(q[box], side[box], near[box], band, nt)
     q = np.maximum(q, np.float32(np.finfo(np.float32).tiny))
     out = q if disparity else (1.0 / q).astype(np.float32)
     return out, m
