@@ -43,13 +43,13 @@ static inline int rest_full(const sd_frame *f, int y, int x, float col[3])
 
 /* Depth-edge unmixing of the fully covered rest pixel (y, x) with colour own and CoC c: the
  * other side is the neighbours whose CoC differs by more than the margin (nearer ones first: a
- * light, a railing), the same side the others (only those not next to the other side themselves,
- * where there are any: a light's anti-aliased rim is a ring of mixed pixels, and as its own
- * reference it would keep most of the light at the wall's CoC); I = b N + (1 - b) F gives the other side's
- * share b by projecting the colour onto the line between the two sides' means. Neighbours the
- * matte splits belong to neither side. Returns whether anything moves (b > 0); never more light
- * moves than the pixel has. A pixel with b = 0 is left alone (the NumPy version rewrote those
- * too, which moved negative light to an entry at CoC 0 whenever some other pixel had b > 0). */
+ * light, a railing), the same side the others (only those not next to the other side
+ * themselves, where there are any: a light's anti-aliased rim is a ring of mixed pixels, and as
+ * its own reference it would keep most of the light at the wall's CoC); I = b N + (1 - b) F
+ * gives the other side's share b by projecting the colour onto the line between the two sides'
+ * means. Neighbours the matte splits belong to neither side. Returns whether anything moves
+ * (b > 0); never more light moves than the pixel has. A pixel with b = 0 is left alone:
+ * rewriting it too would move negative light to an entry at CoC 0. */
 static int unmix_at(const sd_frame *f, int y, int x, const float own[3], float c, sd_unmixed *u)
 {
     static const int OFF[8][2] = {{-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};

@@ -11,6 +11,7 @@ import pytest
 
 import synthdof
 from synthdof import _diagnose as dg
+from synthdof import _imageops, _metrics
 from conftest import GT_DIR
 
 ndimage = pytest.importorskip("scipy.ndimage")
@@ -296,7 +297,7 @@ def test_compare_matches_the_scorer(scene, name):
     assert m["psnr"] == pytest.approx(ref["psnr"], abs=1e-3)
     assert m["flux_ratio"] == pytest.approx(ref["flux"], rel=1e-5)
     assert m["highlight_peak_ratio"] == pytest.approx(ref["hl_peak"], rel=1e-5)
-    inside, outside = dg.silhouette_band(s.matte, s.coc)
+    inside, outside = _metrics.silhouette_band(s.matte, s.coc)
     assert not (inside & outside).any()
     assert inside.sum() == m["band_pixels"][0] and outside.sum() == m["band_pixels"][1]
 
@@ -305,18 +306,18 @@ def test_compare_band_signed_errors(scene):
     """A render brightened by a known amount just outside the silhouette: the outside error
     reports it with its sign, the inside error stays at zero."""
     s = scene("portrait")
-    inside, outside = dg.silhouette_band(s.matte, s.coc)
+    inside, outside = _metrics.silhouette_band(s.matte, s.coc)
     enc = synthdof.linear_to_srgb(s.truth)
     enc = np.where(outside[:, :, None], np.clip(enc + 0.05, 0, 1) , enc)
     bad = synthdof.srgb_to_linear(enc)
     m = synthdof.compare(bad, s.truth, matte=s.matte, coc=s.coc)
-    sr = synthdof.linear_to_srgb(bad) @ dg._LUMA - synthdof.linear_to_srgb(s.truth) @ dg._LUMA
+    sr = synthdof.linear_to_srgb(bad) @ _imageops._LUMA - synthdof.linear_to_srgb(s.truth) @ _imageops._LUMA
     assert m["outside_error"] == pytest.approx(float(sr[outside].mean()), abs=1e-5)
     assert 0.03 < m["outside_error"] <= 0.05
     assert abs(m["inside_error"]) < 1e-6
     assert m["inside_psnr"] > 100 and m["outside_psnr"] < 30
     # and the band widens with the CoC: at twice the blur, more pixels
-    _, wider = dg.silhouette_band(s.matte, 2 * s.coc)
+    _, wider = _metrics.silhouette_band(s.matte, 2 * s.coc)
     assert wider.sum() > 1.3 * outside.sum() and (outside & ~wider).sum() == 0
 
 
@@ -325,10 +326,10 @@ def test_ssim_constant_images_analytic():
     luminance term (2 m (m + b) + C1) / (m^2 + (m + b)^2 + C1)."""
     m, b = 0.3, 0.2
     x = np.full((32, 40, 3), m)
-    v = dg.ssim(x, x + b)
+    v = _metrics.ssim(x, x + b)
     C1 = 0.01 ** 2
     assert v == pytest.approx((2 * m * (m + b) + C1) / (m * m + (m + b) ** 2 + C1), rel=1e-12)
-    assert dg.ssim(x, x) == 1.0
+    assert _metrics.ssim(x, x) == 1.0
 
 
 def test_ssim_against_skimage(scene):
@@ -338,7 +339,7 @@ def test_ssim_against_skimage(scene):
     b = synthdof.linear_to_srgb(s.truth).astype(np.float64)
     ref = skm.structural_similarity(a, b, channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5,
                                     use_sample_covariance=False)
-    assert dg.ssim(a, b) == pytest.approx(ref, abs=1e-10)
+    assert _metrics.ssim(a, b) == pytest.approx(ref, abs=1e-10)
     assert synthdof.compare(s.ours, s.truth)["ssim_impl"] == "skimage"
 
 
@@ -346,7 +347,7 @@ def test_ssim_detects_structure_loss():
     rng = np.random.default_rng(3)
     x = rng.random((64, 64))
     blurred = ndimage.gaussian_filter(x, 2)
-    assert dg.ssim(x, blurred) < 0.5 < dg.ssim(x, 0.98 * x + 0.01)
+    assert _metrics.ssim(x, blurred) < 0.5 < _metrics.ssim(x, 0.98 * x + 0.01)
 
 
 # --- fit_lens -----------------------------------------------------------------------------------------

@@ -10,11 +10,13 @@ from . import _core
 from ._aperture import Aperture
 from ._batch import run_batch
 from ._color import linear_to_srgb, srgb_to_linear
-from ._diagnose import Diagnosis, compare, diagnose, fit_lens
+from ._diagnose import Diagnosis, diagnose
+from ._fit_lens import fit_lens
 from ._io import read_depth, read_image, read_matte, write_image
 from ._kernels import gather, scatter
 from ._lens import (ThinLens, coc_from_disparity, depth_to_disparity, disparity_to_depth,
                     focus_from_matte)
+from ._metrics import compare
 from ._refine import refine
 from ._render import recover_highlights, render
 from ._sample import load_sample
@@ -36,8 +38,33 @@ def scratch_memory(limit_mb=None):
     A render's large scratch buffers (about 5x the image for a 12 MP render) are kept when it
     returns, up to a limit, so the next call of a similar size reuses them instead of mapping
     fresh memory: on virtual machines that return freed memory to the host, fresh memory costs
-    up to a second per gigabyte. `limit_mb` sets that limit (default 1024, or the environment's
-    SYNTHDOF_SCRATCH_MB at import); 0 keeps nothing and releases what is kept now."""
+    up to a second per gigabyte.
+
+    Parameters
+    ----------
+    limit_mb : float, optional
+        New limit in megabytes (default at import: 1024, or the environment's
+        SYNTHDOF_SCRATCH_MB); 0 keeps nothing and releases what is kept now. None (default)
+        leaves the limit as it is.
+
+    Returns
+    -------
+    int
+        The bytes kept now.
+
+    Raises
+    ------
+    ValueError
+        If limit_mb is negative or not finite.
+
+    Examples
+    --------
+    >>> import synthdof
+    >>> synthdof.scratch_memory(0)  # release everything kept
+    0
+    >>> synthdof.scratch_memory(1024)  # keep up to 1 GiB again (the default)
+    0
+    """
     if limit_mb is None:
         return int(_core.scratch_limit(-1))
     from ._validate import positive
@@ -60,5 +87,18 @@ _scratch_from_env()
 
 
 def openmp_enabled():
-    """True when the C core was built with OpenMP (threads); otherwise it runs on one thread."""
+    """Whether the C core was built with OpenMP.
+
+    Returns
+    -------
+    bool
+        True when the kernels can use threads (`num_threads`); otherwise they run on one thread,
+        with the same results.
+
+    Examples
+    --------
+    >>> import synthdof
+    >>> synthdof.openmp_enabled() in (True, False)
+    True
+    """
     return bool(_core.openmp_enabled())

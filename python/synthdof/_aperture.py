@@ -11,14 +11,45 @@ _MAX_BLADES = 128
 
 
 class Aperture:
-    """The shape a defocused point takes: a disk (blades=0) or a regular polygon of `blades` >= 3
-    sides, turned by `rotation` radians (counter-clockwise in the image).
+    """The shape a defocused point takes: a disk or a regular polygon.
 
     Blade convention (Blender Cycles'): vertices at angles rotation + 180/n + k 360/n degrees, so
     6 blades at rotation 0 give hexagons with a vertex pointing straight up and one straight down.
     A CoC of diameter c scales the shape so its circumscribed circle has diameter c. Light behind
     the focal plane (c > 0) shows the shape as given; in front of it (c < 0) the lens shows it
-    rotated by 180 degrees, as a real lens does (visible with odd blade counts)."""
+    rotated by 180 degrees, as a real lens does (visible with odd blade counts).
+
+    Parameters
+    ----------
+    blades : int, optional
+        0 (default) for a disk, or 3 to 128 for a regular polygon of that many sides.
+    rotation : float, optional
+        Turn of the polygon in radians, counter-clockwise in the image (default 0).
+
+    Raises
+    ------
+    TypeError
+        If blades is not an int.
+    ValueError
+        If blades is 1, 2, negative or over 128, or rotation is not finite.
+
+    See Also
+    --------
+    Aperture.from_image : a custom shape from a kernel image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import synthdof
+    >>> hexagon = synthdof.Aperture(blades=6)
+    >>> hexagon
+    Aperture(blades=6, rotation=0)
+    >>> point = np.zeros((31, 31, 3), np.float32)
+    >>> point[15, 15] = 1.0
+    >>> disk = synthdof.scatter(point, np.full((31, 31), 20.0, np.float32), aperture=hexagon)
+    >>> round(float(disk.sum()), 4)  # the light is kept, spread over a hexagon 20 px across
+    3.0
+    """
 
     def __init__(self, blades=0, rotation=0.0):
         if isinstance(blades, bool) or not isinstance(blades, numbers.Integral):
@@ -36,10 +67,39 @@ class Aperture:
 
     @classmethod
     def from_image(cls, kernel):
-        """A custom shape from a 2-D kernel image (row 0 at the top, as the shape appears for light
-        behind the focal plane): pixels at or above half the maximum are inside. The larger side of
-        the shape's bounding box maps to the CoC diameter. Each row may hold up to 4 separate spans
-        (rings, hearts, stars); brightness variation inside the shape is not used."""
+        """A custom shape from a 2-D kernel image.
+
+        Pixels at or above half the maximum are inside. The larger side of the shape's bounding
+        box maps to the CoC diameter. Each row may hold up to 4 separate spans (rings, hearts,
+        stars); brightness variation inside the shape is not used.
+
+        Parameters
+        ----------
+        kernel : ndarray
+            2-D image of the shape, row 0 at the top, as the shape appears for light behind the
+            focal plane; values finite and >= 0.
+
+        Returns
+        -------
+        Aperture
+
+        Raises
+        ------
+        TypeError
+            If kernel is not a NumPy array of numbers.
+        ValueError
+            If kernel is not 2-D, is empty, holds negative or non-finite values, or is zero
+            everywhere.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import synthdof
+        >>> y, x = np.mgrid[-20:21, -20:21]
+        >>> ring = ((x * x + y * y <= 400) & (x * x + y * y >= 200)).astype(float)
+        >>> synthdof.Aperture.from_image(ring)
+        Aperture.from_image(<41x41 mask>)
+        """
         if not isinstance(kernel, np.ndarray):
             raise TypeError(f"kernel: expected a numpy array, got {type(kernel).__name__}")
         if kernel.ndim != 2 or kernel.size == 0:
@@ -75,7 +135,22 @@ class Aperture:
         self.spans = np.ascontiguousarray(np.stack([-h, h], -1)[:, None, :], dtype=np.float32)
 
     def vertices(self):
-        """Polygon vertices (x right, y down the image) on the unit circle, shape (n, 2)."""
+        """The polygon's vertices on the unit circle.
+
+        Returns
+        -------
+        ndarray
+            (blades, 2) float64: x to the right, y down the image.
+
+        Examples
+        --------
+        >>> import synthdof
+        >>> synthdof.Aperture(blades=4).vertices().round(3)
+        array([[ 0.707, -0.707],
+               [-0.707, -0.707],
+               [-0.707,  0.707],
+               [ 0.707,  0.707]])
+        """
         n = self.blades
         th = self.rotation + np.pi / n + 2 * np.pi * np.arange(n) / n
         return np.stack([np.cos(th), -np.sin(th)], -1)

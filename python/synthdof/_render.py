@@ -29,9 +29,33 @@ def _highlight_gain(highlights, encoding):
 
 
 def recover_highlights(linear, gain, clip=1.0):
-    """Scale up pixels at the clip level, which stored less light than they received: the gain
-    ramps in with the brightest channel from 90 % to 100 % of `clip` (in linear light) and is
-    `gain` at the clip level, so unclipped pixels are untouched."""
+    """Scale up pixels at the clip level, which stored less light than they received.
+
+    The gain ramps in with the brightest channel from 90 % to 100 % of `clip` (in linear light)
+    and is `gain` at the clip level, so unclipped pixels are untouched.
+
+    Parameters
+    ----------
+    linear : ndarray
+        (H, W, C) linear light.
+    gain : float
+        Gain at the clip level (>= 1).
+    clip : float, optional
+        The clip level in linear light (default 1).
+
+    Returns
+    -------
+    ndarray
+        float32 of linear's shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import synthdof
+    >>> synthdof.recover_highlights(np.array([[[0.5, 0.5, 0.5], [1.0, 1.0, 0.2]]]), 6.0)
+    array([[[0.5, 0.5, 0.5],
+            [6. , 6. , 1.2]]], dtype=float32)
+    """
     peak = linear.max(axis=2, keepdims=True)
     t = np.clip((peak / clip - 0.9) / 0.1, 0.0, 1.0)
     return (linear * (1.0 + (gain - 1.0) * t * t)).astype(np.float32)
@@ -41,24 +65,72 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
            highlights="auto", num_threads=None, out=None):
     """Synthetic depth of field: blur the scene in depth, not the flat image.
 
-    image: (H, W, 3). Float input is linear light (values above 1 are bright light, kept as is);
-      uint8/uint16 input is sRGB-encoded: it is decoded to linear light, rendered, and encoded back
-      to the same dtype.
-    depth: (H, W) planar depth in metres (finite, > 0), with `lens` (a ThinLens); or instead
-      coc=: (H, W) signed CoC diameter in pixels (negative in front of the focal plane), for
-      disparity-based pipelines (see coc_from_disparity).
-    matte: (H, W) subject alpha in [0, 1] from any matting or segmentation model. It decides what
-      is subject: the subject layer is composited with it, so hair and fine edges blend
-      fractionally, and the subject's own CoC is taken from its confident interior (so depth maps
-      that blur across the silhouette do not smear the edge).
-    aperture: an Aperture (default: circle).
-    background: optional (H, W, 3) linear plate of what lies behind the subject (from an
-      inpainting model); by default the hidden background is filled from its surroundings.
-    highlights: "auto" (default) recovers clipped highlights of integer input with a gain of
-      AUTO_HIGHLIGHT_GAIN at the clip level; float input is used as is. A number sets the gain
-      (1 = off), "off" disables it.
+    Parameters
+    ----------
+    image : array_like
+        (H, W, 3). Float input is linear light (values above 1 are bright light, kept as is);
+        uint8/uint16 input is sRGB-encoded: it is decoded to linear light, rendered, and encoded
+        back to the same dtype.
+    depth : array_like, optional
+        (H, W) planar depth in metres (finite, > 0), with `lens`.
+    coc : array_like, optional
+        Instead of depth: (H, W) signed CoC diameter in pixels (negative in front of the focal
+        plane), for disparity-based pipelines (see coc_from_disparity).
+    matte : array_like, optional
+        (H, W) subject alpha in [0, 1] from any matting or segmentation model. It decides what
+        is subject: the subject layer is composited with it, so hair and fine edges blend
+        fractionally, and the subject's own CoC is taken from its confident interior (so depth
+        maps that blur across the silhouette do not smear the edge).
+    lens : ThinLens, optional
+        Required with depth.
+    aperture : Aperture, optional
+        The shape of the blur (default: a disk).
+    background : array_like, optional
+        (H, W, 3) linear plate of what lies behind the subject (from an inpainting model); by
+        default the hidden background is filled from its surroundings.
+    highlights : {"auto", "off"} or float, optional
+        "auto" (default) recovers clipped highlights of integer input with a gain of
+        AUTO_HIGHLIGHT_GAIN at the clip level (recover_highlights); float input is used as is.
+        A number sets the gain (1 = off), "off" disables it.
+    num_threads : int, optional
+        Threads (default: all cores); the result is the same, bit for bit, for any count.
+    out : ndarray, optional
+        (H, W, 3) array of the result's dtype to write into.
 
-    Returns (H, W, 3) float32 linear light (or the input's integer dtype, sRGB-encoded)."""
+    Returns
+    -------
+    ndarray
+        (H, W, 3) float32 linear light (or the input's integer dtype, sRGB-encoded).
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type (the message names it).
+    ValueError
+        If a shape disagrees with the image's, both or neither of depth and coc are given, depth
+        comes without lens, or a map holds a bad value (the message names the argument).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import synthdof
+    >>> img = np.full((48, 64, 3), 0.2, np.float32)
+    >>> img[10, 50] = 40.0                                    # a light on the far wall
+    >>> depth = np.full((48, 64), 10.0, np.float32)
+    >>> depth[16:40, 8:28] = 2.0                              # a subject at 2 m
+    >>> lens = synthdof.ThinLens(focal_length_mm=200, f_number=1.4, focus_distance=2.0)
+    >>> float(lens.coc(depth).max())                         # the wall's blur: 20 px across
+    20.317461013793945
+    >>> out = synthdof.render(img, depth, lens=lens, aperture=synthdof.Aperture(blades=6))
+    >>> out.shape, out.dtype
+    ((48, 64, 3), dtype('float32'))
+    >>> bool(out[10, 50, 0] < 1.0)                            # the light spread into a disk ...
+    True
+    >>> bool(abs(out.sum() / img.sum() - 1.0) < 0.01)         # ... and kept
+    True
+    >>> bool(np.allclose(out[20:36, 12:24], 0.2))             # the subject stays sharp
+    True
+    """
     nt = resolve_threads(num_threads)
     img, enc = as_image(image, "image", channels=3, allow_gray=False, threads=nt)
     H, W = img.shape[:2]
