@@ -12,7 +12,8 @@ NOTEBOOKS = sorted(p.name for p in NB_DIR.glob("*.ipynb"))
 
 
 def test_notebooks_present():
-    assert NOTEBOOKS == ["01_quickstart.ipynb", "02_ground_truth.ipynb", "03_dataset_generation.ipynb"]
+    assert NOTEBOOKS == ["01_quickstart.ipynb", "02_ground_truth.ipynb", "03_dataset_generation.ipynb",
+                         "04_realistic_inputs.ipynb"]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
