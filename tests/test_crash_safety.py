@@ -395,12 +395,12 @@ def test_task_that_kills_its_worker_is_retried_then_reported(scene, tmp_path):
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "3 rendered, 0 already done, 1 failed" in r.stdout
     line = error_line(r)
-    assert line.startswith("synthdof: error: a_0001:") and "died on each of 3 attempts" in line  # 2 retries
+    assert line.startswith("synthdof: error: a_0001:") and "died each time it ran it (3 attempts" in line  # 2 retries
     assert sorted(read_records(out)) == ["a_0000", "a_0002", "a_0003"]
     r = run("batch", cfg, "-o", tmp_path / "out0", "-q", "--workers", 2, "--retries", 0,
             env={"SYNTHDOF_TEST_KILL_TASK": "a_0002"}, timeout=180)
     assert r.returncode == 1 and "3 rendered, 0 already done, 1 failed" in r.stdout, (r.stdout, r.stderr)
-    assert "a_0002: its worker process died on each of 1 attempt (" in error_line(r)
+    assert "a_0002: its worker process died each time it ran it (1 attempt:" in error_line(r)
 
 
 def test_dask_without_workers_does_not_hang(scene, tmp_path):

@@ -10,6 +10,7 @@ its record; a rerun skips finished tasks and redoes the rest.
 The modules: _batch_config (config validation and the plan), _batch_scene (loading and
 rendering one scene, shared with `synthdof render`), _batch_folder (the folder's lock, record log
 and stale temporary files) and this runner."""
+import collections
 import contextlib
 import json
 import logging
@@ -19,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -258,9 +260,10 @@ def run_batch(config, outdir, *, workers=1, scheduler=None, num_threads=None, pr
     wait_lock : float, optional
         Seconds to wait for another batch that holds the folder (0: refuse at once).
     retries : int, optional
-        On a LocalCluster: how many times a task whose worker died is run again before it is
-        reported as failed (a remote scheduler applies its own
-        ``distributed.scheduler.allowed-failures``).
+        How many times a task whose Dask worker died (killed, out of memory) is run again, on
+        another worker, before it is reported as failed. Each worker thread runs one task at a
+        time, so only the task that took its worker down is blamed. (A running scheduler given
+        as `scheduler` may also rerun it first, per its ``distributed.scheduler.allowed-failures``.)
     worker_timeout : float, optional
         Seconds without any live Dask worker (or to connect to the scheduler) before the
         remaining tasks are reported as failed.
@@ -400,6 +403,21 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, old)
 
 
+@contextlib.contextmanager
+def _environ(**values):
+    """Environment variables set for the processes started meanwhile."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _run_dask(todo, outdir, num_threads, rlog, bar, summary, workers, scheduler, retries, worker_timeout):
     try:
         import dask
@@ -414,55 +432,79 @@ def _run_dask(todo, outdir, num_threads, rlog, bar, summary, workers, scheduler,
     try:
         for lg in loggers:
             lg.setLevel(quiet)
-        # one task at a time per worker thread (worker-saturation 1): a worker that dies takes
-        # down only the task it runs, which alone is counted against `retries`
-        with dask.config.set({"distributed.scheduler.allowed-failures": int(retries),
-                              "distributed.scheduler.worker-saturation": 1.0,
-                              "logging.distributed": "critical"}):
+        # The scheduler does not run a task again after its worker died (allowed-failures 0 on a
+        # LocalCluster); this loop does, up to `retries` times. Each worker thread is given one
+        # task at a time, so a worker that dies held only the task that killed it, and no other
+        # task is blamed.
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0, "logging.distributed": "critical"}):
             if scheduler is not None:
                 client = Client(scheduler, timeout=f"{worker_timeout}s")
             else:
                 if num_threads is None:
                     num_threads = max(1, (os.cpu_count() or 1) // workers)
-                with _sigint_ignored():
+                with _sigint_ignored(), _environ(DASK_LOGGING__DISTRIBUTED="critical", PYTHONWARNINGS="ignore"), \
+                        warnings.catch_warnings():
+                    # the worker processes inherit these, also those a nanny starts after a death:
+                    # Dask's own messages (a busy dashboard port, a closed connection) are not ours
+                    warnings.simplefilter("ignore")
                     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                            dashboard_address=None, silence_logs=quiet)
                 client = Client(cluster, timeout=f"{worker_timeout}s")
-        pending = {}
-        for t in todo:
-            fut = client.submit(run_task, t, outdir, num_threads, key=f"synthdof-{t['id']}-{t['task_hash']}",
-                                pure=False)
-            pending[fut] = t
+        queue = collections.deque(todo)
+        inflight = {}  # future -> (task, worker address)
+        attempts = {}
         last_worker_seen = time.monotonic()
-        while pending:
-            try:
-                finished, _ = wait(list(pending), timeout=1.0, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                finished = ()
-            if not finished:
-                if _live_workers(client):
-                    last_worker_seen = time.monotonic()
-                elif time.monotonic() - last_worker_seen > worker_timeout:
-                    for t in pending.values():
-                        summary["failed"].append((t["id"], f"no Dask worker alive for {worker_timeout:g} s"))
-                    return
+        workers_at, known = 0.0, {}
+        finished = []
+        while queue or inflight or finished:
+            if time.monotonic() - workers_at > 1.0 or not known:  # the worker list, once a second
+                known, workers_at = _worker_slots(client), time.monotonic()
+            slots = dict(known)
+            if slots:
+                last_worker_seen = time.monotonic()
+            elif time.monotonic() - last_worker_seen > worker_timeout and not finished:
+                for t in list(queue) + [t for t, _ in inflight.values()]:
+                    summary["failed"].append((t["id"], f"no Dask worker alive for {worker_timeout:g} s"))
+                return
+            for _, w in inflight.values():
+                slots[w] = slots.get(w, 0) - 1
+            for w, free in slots.items():
+                for _ in range(max(0, free)):
+                    if not queue:
+                        break
+                    t = queue.popleft()
+                    n = attempts.get(t["id"], 0)
+                    fut = client.submit(run_task, t, outdir, num_threads, workers=[w], allow_other_workers=True,
+                                        key=f"synthdof-{t['id']}-{t['task_hash']}-{n}", pure=False)
+                    inflight[fut] = (t, w)
+            # the records of the last round, appended once the freed workers have their next tasks
+            for t, rec in finished:
+                _finish(t, rec, rlog, bar, summary)
+            finished = []
+            if not inflight:
+                if queue:
+                    time.sleep(0.5)  # no worker yet: wait for one (up to worker_timeout)
                 continue
-            for fut in finished:
-                t = pending.pop(fut)
+            try:
+                done, _ = wait(list(inflight), timeout=1.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                continue
+            for fut in done:  # results are fetched at once: the worker holding one may die next
+                t, _ = inflight.pop(fut)
                 try:
-                    rec = fut.result(timeout=worker_timeout)
+                    finished.append((t, fut.result(timeout=worker_timeout)))
                 except KilledWorker:
-                    n = int(retries) + 1
-                    summary["failed"].append((t["id"], f"its worker process died on each of {n} attempt"
-                                                       f"{'s' if n > 1 else ''} (killed, or out of memory)"))
-                    continue
+                    workers_at = 0.0  # that worker is gone
+                    n = attempts[t["id"]] = attempts.get(t["id"], 0) + 1
+                    if n <= retries:
+                        queue.appendleft(t)
+                    else:
+                        summary["failed"].append((t["id"], f"its worker process died each time it ran it ({n} "
+                                                           f"attempt{'s' if n > 1 else ''}: killed, or out of memory)"))
                 except _TASK_ERRORS as e:
                     summary["failed"].append((t["id"], str(e) or type(e).__name__))
-                    continue
                 except Exception as e:  # noqa: BLE001 - any other task failure is the task's
                     summary["failed"].append((t["id"], f"{type(e).__name__}: {e}"))
-                    continue
-                _finish(t, rec, rlog, bar, summary)
     finally:
         with _sigint_ignored():  # a second Ctrl-C must not leave the workers behind
             if client is not None:
@@ -475,9 +517,9 @@ def _run_dask(todo, outdir, num_threads, rlog, bar, summary, workers, scheduler,
             lg.setLevel(lv)
 
 
-def _live_workers(client):
-    """Number of workers the scheduler knows (0 when it cannot be asked)."""
+def _worker_slots(client):
+    """{worker address: threads} of the scheduler's workers ({} when it cannot be asked)."""
     try:
-        return len(client.scheduler_info()["workers"])
+        return dict(client.nthreads())
     except Exception:  # noqa: BLE001 - a lost scheduler has no workers for us
-        return 0
+        return {}

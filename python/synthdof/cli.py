@@ -243,7 +243,7 @@ def build_parser():
     b.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
                    help="wait up to this long for another batch running on OUTDIR (default: refuse at once)")
     b.add_argument("--retries", type=int, default=2,
-                   help="on a LocalCluster, runs again of a task whose worker died (default %(default)s)")
+                   help="on Dask, runs again of a task whose worker process died (default %(default)s)")
     b.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     b.set_defaults(func=_batch)
     return p
