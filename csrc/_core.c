@@ -342,6 +342,44 @@ static PyObject *py_edge_filter(PyObject *self, PyObject *args)
     return raise_status(st, "edge_filter", H, W);
 }
 
+static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *l_o, *lw_o, *gl_o, *g_o, *o_o, *ow_o;
+    double sigma_r;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOOOdOOi", &l_o, &lw_o, &gl_o, &g_o, &sigma_r, &o_o, &ow_o, &nt)) return NULL;
+    PyArrayObject *lo = as_f32_contig(l_o, "depth", 2, 2, 0);
+    PyArrayObject *lw = lo ? as_f32_contig(lw_o, "weight", 2, 2, 0) : NULL;
+    PyArrayObject *gl = lw ? as_f32_contig(gl_o, "guide_lo", 3, 3, 0) : NULL;
+    PyArrayObject *g = gl ? as_f32_contig(g_o, "guide", 3, 3, 0) : NULL;
+    PyArrayObject *o = g ? as_f32_contig(o_o, "out", 2, 2, 1) : NULL;
+    PyArrayObject *ow = o ? as_f32_contig(ow_o, "out_weight", 2, 2, 1) : NULL;
+    if (!ow || same_hw(lo, lw, "depth", "weight") || same_hw(lo, gl, "depth", "guide_lo") ||
+        same_hw(o, g, "out", "guide") || same_hw(o, ow, "out", "out_weight"))
+        return NULL;
+    if (no_overlap(o, lo, "depth") || no_overlap(o, lw, "weight") || no_overlap(o, gl, "guide_lo") ||
+        no_overlap(o, g, "guide") || no_overlap(ow, lo, "depth") || no_overlap(ow, lw, "weight") ||
+        no_overlap(ow, gl, "guide_lo") || no_overlap(ow, g, "guide") || no_overlap(ow, o, "out"))
+        return NULL;
+    int h = (int)PyArray_DIM(lo, 0), w = (int)PyArray_DIM(lo, 1), H = (int)PyArray_DIM(o, 0), W = (int)PyArray_DIM(o, 1);
+    int K = (int)PyArray_DIM(g, 2);
+    if (PyArray_DIM(gl, 2) != K || K > 8 || H < h || W < w) {
+        PyErr_SetString(PyExc_ValueError, "guide: channels differ (at most 8) or the output is smaller than depth");
+        return NULL;
+    }
+    if (!(sigma_r > 0.0) || !isfinite(sigma_r)) {
+        PyErr_SetString(PyExc_ValueError, "sigma_r: must be finite and > 0");
+        return NULL;
+    }
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_guided_upsample(h, w, PyArray_DATA(lo), PyArray_DATA(lw), PyArray_DATA(gl), H, W, PyArray_DATA(g), K,
+                            sigma_r, PyArray_DATA(o), PyArray_DATA(ow), nt);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "guided_upsample", H, W);
+}
+
 /* ---- misc -------------------------------------------------------------------------------- */
 
 static PyObject *py_find_nonfinite(PyObject *self, PyObject *args)
@@ -394,6 +432,7 @@ static PyMethodDef methods[] = {
     {"gather", py_gather, METH_VARARGS, "gather(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"render", py_render, METH_VARARGS, "render(image, coc, matte, background, spans, vmin, vmax, out, nthreads)"},
     {"edge_filter", py_edge_filter, METH_VARARGS, "edge_filter(data, guide, sigma_s, sigma_r, iterations, nthreads): in place"},
+    {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, sigma_r, out, out_weight, nthreads)"},
     {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1 (array[, threads])"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
     {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},

@@ -99,6 +99,16 @@ sd_status sd_pushpull(int H, int W, int nch, const float *value, const float *we
 sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, int K, double sigma_s,
                          double sigma_r, int iterations, int nthreads);
 
+/* Joint (guided) upsampling of an h x w map `lo` with weights lo_weight (0: invalid) to H x W
+ * (H >= h, W >= w, the same frame): each output pixel averages the 4 x 4 samples around it with
+ * a tent of radius 2 samples times exp(-|guide - guide_lo| / sigma_r), the L1 distance over the
+ * K guide channels between the pixel's guide (H, W, K) and the guide at each sample (h, w, K):
+ * edges and thin structures the image shows stay where it shows them. out_weight receives the
+ * weight each output pixel found (0: no valid sample in reach, out is 0 there). */
+sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
+                             int W, const float *guide, int K, double sigma_r, float *out, float *out_weight,
+                             int nthreads);
+
 /* ---- layered render (sd_render.c) ----
  * Synthetic depth of field of an image (3 channels, linear light) with its signed CoC map (H, W,
  * contiguous, diameters in pixels) and an optional subject matte (H, W, contiguous, in [0, 1]):

@@ -136,3 +136,53 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
     sd_big_free(cv);
     return SD_OK;
 }
+
+/* Spatial reach of the joint upsampling, in low-resolution samples: a tent of this radius, so
+ * each output pixel weighs the 4 x 4 samples around it. */
+#define UPSAMPLE_RADIUS 2.0f
+
+sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
+                             int W, const float *guide, int K, double sigma_r, float *out, float *out_weight,
+                             int nthreads)
+{
+    if (h < 1 || w < 1 || H < h || W < w || K < 1 || K > SD_EDGE_MAX_GUIDE || !lo || !lo_weight || !guide_lo ||
+        !guide || !out || !out_weight)
+        return SD_ERR_ARG;
+    if (!(sigma_r > 0.0) || !isfinite(sigma_r)) return SD_ERR_VALUE;
+    int nt = sd_threads(nthreads);
+    const float sy = (float)h / (float)H, sx = (float)w / (float)W;
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < H; y++) {
+        float v = ((float)y + 0.5f) * sy - 0.5f; /* the pixel centre in sample coordinates */
+        int j0 = (int)floorf(v) - 1;
+        for (int x = 0; x < W; x++) {
+            float u = ((float)x + 0.5f) * sx - 0.5f;
+            int i0 = (int)floorf(u) - 1;
+            const float *g = guide + ((ptrdiff_t)y * W + x) * K;
+            double num = 0.0, den = 0.0;
+            for (int j = j0; j < j0 + 4; j++) {
+                if (j < 0 || j >= h) continue;
+                float wy = 1.0f - fabsf(v - (float)j) / UPSAMPLE_RADIUS;
+                if (wy <= 0.0f) continue;
+                for (int i = i0; i < i0 + 4; i++) {
+                    if (i < 0 || i >= w) continue;
+                    ptrdiff_t k = (ptrdiff_t)j * w + i;
+                    float wx = 1.0f - fabsf(u - (float)i) / UPSAMPLE_RADIUS;
+                    if (wx <= 0.0f || !(lo_weight[k] > 0.0f)) continue;
+                    const float *gl = guide_lo + k * K;
+                    float d = 0.0f;
+                    for (int c = 0; c < K; c++) d += fabsf(g[c] - gl[c]);
+                    /* a sample whose colour differs from the pixel's lies on another surface */
+                    double wt = (double)(wx * wy * lo_weight[k]);
+                    if (d > 0.0f) wt *= exp(-(double)d / sigma_r); /* (d == 0 counts fully, even for a tiny sigma_r) */
+                    num += wt * (double)lo[k];
+                    den += wt;
+                }
+            }
+            float found = (float)den; /* a weight below float's range counts as none */
+            out[(ptrdiff_t)y * W + x] = found > 0.0f ? (float)(num / den) : 0.0f;
+            out_weight[(ptrdiff_t)y * W + x] = found;
+        }
+    }
+    return SD_OK;
+}

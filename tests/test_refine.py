@@ -100,6 +100,21 @@ def test_low_resolution_depth_is_upsampled_to_the_image():
     np.testing.assert_allclose(out[:, 56:], 6.0, rtol=1e-5)
 
 
+def test_upsampling_keeps_thin_structures_the_image_shows():
+    H, W = 64, 96
+    image = np.full((H, W, 3), (0.1, 0.1, 0.6), np.float32)
+    image[:, 40:44] = (0.9, 0.8, 0.2)  # a thin post, one low-resolution sample wide
+    small = np.full((H // 4, W // 4), 6.0, np.float32)
+    small[:, 10] = 2.0  # the sample on the post
+    out, _ = synthdof.refine(image, small)
+    np.testing.assert_allclose(out[:, 40:44], 2.0, rtol=0.02)
+    np.testing.assert_allclose(out[:, 30:40], 6.0, rtol=0.02)
+    np.testing.assert_allclose(out[:, 45:56], 6.0, rtol=0.02)
+    # bilinear upsampling would smear the post over 8 columns, half of them the wall's
+    bilinear_at_39 = 6.0 + (2.0 - 6.0) * (1 - abs((39 + 0.5) / 4 - 0.5 - 10))
+    assert abs(bilinear_at_39 - 6.0) > 1.0
+
+
 def test_noisy_sensor_depth_is_smoothed_along_surfaces_not_across():
     image, depth = two_surfaces()
     rng = np.random.default_rng(3)

@@ -103,23 +103,22 @@ def _relative_noise(q, weight):
     return float(np.median(np.abs(c - acc[inner] / 9) / np.maximum(np.abs(c), 1e-30)))
 
 
-def _upsample(q, weight, shape):
-    """Bilinear upsampling of weighted values (pixel centres aligned, as image resizers do)."""
+def _upsample(q, weight, guide, nt):
+    """Joint upsampling of the (h, w) disparity to the guide's (H, W): each pixel averages the
+    4 x 4 samples around it, weighted down where a sample's colour differs from the pixel's, so
+    depth edges and thin structures land where the image has them. Returns (q, weight), weight
+    0 where no valid sample is in reach (filled afterwards like any hole)."""
     h, w = q.shape
-    H, W = shape
-    ys = np.clip((np.arange(H) + 0.5) * h / H - 0.5, 0, h - 1)
-    xs = np.clip((np.arange(W) + 0.5) * w / W - 0.5, 0, w - 1)
-    y0, x0 = np.floor(ys).astype(np.intp), np.floor(xs).astype(np.intp)
-    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
-    fy, fx = (ys - y0).astype(np.float32)[:, None], (xs - x0).astype(np.float32)[None, :]
-
-    def interp(a):
-        top = a[y0][:, x0] * (1 - fx) + a[y0][:, x1] * fx
-        bot = a[y1][:, x0] * (1 - fx) + a[y1][:, x1] * fx
-        return top * (1 - fy) + bot * fy
-
-    wq, ww = interp(q * weight), interp(weight)
-    return np.where(ww > 0, wq / np.maximum(ww, 1e-30), 0).astype(np.float32), ww.astype(np.float32)
+    H, W = guide.shape[:2]
+    # the guide's colour at each sample's centre
+    ys = np.clip(np.rint((np.arange(h) + 0.5) * H / h - 0.5).astype(np.intp), 0, H - 1)
+    xs = np.clip(np.rint((np.arange(w) + 0.5) * W / w - 0.5).astype(np.intp), 0, W - 1)
+    guide_lo = np.ascontiguousarray(guide[ys][:, xs])
+    out = np.empty((H, W), np.float32)
+    found = np.empty((H, W), np.float32)
+    _core.guided_upsample(np.ascontiguousarray(q), np.ascontiguousarray(weight), guide_lo, guide,
+                          FILL_SIGMA_R, out, found, nt)
+    return out, (found > 0).astype(np.float32)
 
 
 def _side_colours(guide, matte, ys, xs, reach):
@@ -209,7 +208,8 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     that the background right beside the subject takes on the subject's depth (and renders as a
     sharp halo). `refine` works in disparity (1 / depth):
 
-    1. depth given at a lower resolution is upsampled to the image's;
+    1. depth given at a lower resolution is upsampled to the image's, guided by the image
+       (each pixel weighs the samples around it by how alike their colours are);
     2. invalid pixels are filled from valid ones on the same surface (an edge-aware fill guided
        by the image, so a hole next to a near object takes the surface it lies on);
     3. with a matte, the soft ramp of a segmentation mask gets its alpha from the colours
@@ -299,10 +299,10 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where(valid, d if disparity else 1.0 / d, 0.0).astype(np.float32)
     weight = valid.astype(np.float32)
-    if (h, w) != (H, W):
-        q, weight = _upsample(q, weight, (H, W))
     # edges as the eye sees them: sRGB-encoded, so dark and bright edges count alike
     guide = np.ascontiguousarray(linear_to_srgb(img))
+    if (h, w) != (H, W):
+        q, weight = _upsample(q, weight, guide, nt)
     if _relative_noise(q, weight) > NOISE_LEVEL:
         smooth, _ = _edge_fill(q[..., None], weight, guide, max(2.0, band), FILL_SIGMA_R, nt)
         q, weight = smooth[..., 0], np.ones_like(weight)

@@ -1,4 +1,6 @@
-/* libFuzzer harness of sd_edge_filter (the refine stage's domain-transform filter): frames from
+/* libFuzzer harness of the refine stage's kernels, sd_edge_filter and sd_guided_upsample.
+ *
+ * sd_edge_filter (the domain-transform filter): frames from
  * 1x1 to long thin strips, 1 to 16 channels, 0 to 8 guide channels (or none), sigmas from tiny
  * to huge, 1 to 16 iterations, values ordinary or wild.
  *
@@ -8,8 +10,72 @@
  * constant channel kept constant. */
 #include "fuzz_common.h"
 
+/* sd_guided_upsample: an h x w map with weights (some zero, some wild), a K-channel guide at
+ * both resolutions, H x W >= h x w. Checks: inputs unchanged, every output written, refused
+ * arguments; for ordinary values the output lies within the valid samples' range, its weight
+ * is >= 0 and 0 exactly where the output is 0 for want of a sample. */
+static int run_upsample(fz_in *in)
+{
+    int h = fz_range(in, 1, 24), w = fz_range(in, 1, 24);
+    int H = h * fz_range(in, 1, 5) + fz_range(in, -1, 3), W = w * fz_range(in, 1, 5) + fz_range(in, -1, 3);
+    int K = fz_range(in, 0, 9);
+    uint8_t mode = fz_u8(in);
+    int wild = mode & 1;
+    double sigma_r = (mode >> 1) & 1 ? (double)fz_wild(in, 1.0f) : 0.01 + fz_unit(in);
+    int Hc = H > 0 ? H : 1, Wc = W > 0 ? W : 1, Kc = K > 0 ? K : 1;
+    size_t n = (size_t)h * (size_t)w, N = (size_t)Hc * (size_t)Wc;
+    float *lo = malloc(sizeof(float) * n), *lw = malloc(sizeof(float) * n);
+    float *gl = malloc(sizeof(float) * n * (size_t)Kc), *g = malloc(sizeof(float) * N * (size_t)Kc);
+    float *out = malloc(sizeof(float) * N), *ow = malloc(sizeof(float) * N);
+    float *loc = malloc(sizeof(float) * n);
+    if (!lo || !lw || !gl || !g || !out || !ow || !loc) goto done;
+    float vmin = INFINITY, vmax = -INFINITY;
+    int moderate = 1;
+    for (size_t i = 0; i < n; i++) {
+        lo[i] = wild ? fz_wild(in, 5.0f) : fz_uniform(in, 0.01f, 2.0f);
+        lw[i] = (fz_u8(in) & 3) ? 1.0f : 0.0f;
+        if (!(fabsf(lo[i]) <= 1e6f)) moderate = 0;
+        if (lw[i] > 0.0f && lo[i] < vmin) vmin = lo[i];
+        if (lw[i] > 0.0f && lo[i] > vmax) vmax = lo[i];
+    }
+    for (size_t i = 0; i < n * (size_t)Kc; i++) gl[i] = fz_unit(in);
+    for (size_t i = 0; i < N * (size_t)Kc; i++) g[i] = fz_unit(in);
+    for (size_t i = 0; i < N; i++) out[i] = ow[i] = FZ_GUARD;
+    memcpy(loc, lo, sizeof(float) * n);
+    int nthreads = fz_range(in, -1, 3);
+
+    sd_status st = sd_guided_upsample(h, w, lo, lw, gl, H, W, g, K, sigma_r, out, ow, nthreads);
+
+    if (memcmp(loc, lo, sizeof(float) * n)) FZ_FAIL("input modified");
+    if (H < h || W < w || K < 1 || K > 8) {
+        if (st != SD_ERR_ARG) FZ_FAIL("status %d for %dx%d -> %dx%d, K %d (want SD_ERR_ARG)", (int)st, h, w, H, W, K);
+        goto done;
+    }
+    if (!(sigma_r > 0.0) || !isfinite(sigma_r)) {
+        if (st != SD_ERR_VALUE) FZ_FAIL("status %d for sigma_r %g (want SD_ERR_VALUE)", (int)st, sigma_r);
+        goto done;
+    }
+    if (st != SD_OK) FZ_FAIL("status %d for %dx%d -> %dx%d", (int)st, h, w, H, W);
+    for (size_t i = 0; i < N; i++) {
+        if (out[i] == FZ_GUARD || ow[i] == FZ_GUARD) FZ_FAIL("output %zu not written", i);
+        if (!(ow[i] >= 0.0f)) FZ_FAIL("weight %g at %zu", ow[i], i);
+        if (!moderate) continue;
+        if (ow[i] > 0.0f) {
+            float tol = 1e-5f * (fabsf(vmin) + fabsf(vmax)) + 1e-30f;
+            if (!(out[i] >= vmin - tol && out[i] <= vmax + tol))
+                FZ_FAIL("output %.9g at %zu outside the valid samples' range [%g, %g]", out[i], i, vmin, vmax);
+        } else if (out[i] != 0.0f) {
+            FZ_FAIL("no weight but output %.9g at %zu", out[i], i);
+        }
+    }
+done:
+    free(lo); free(lw); free(gl); free(g); free(out); free(ow); free(loc);
+    return 0;
+}
+
 static int run(fz_in *in)
 {
+    if (fz_u8(in) & 1) return run_upsample(in);
     int H = fz_range(in, 1, 48), W = fz_range(in, 1, 48);
     uint8_t big = fz_u8(in);
     if (big == 0xfe) H = fz_range(in, 1, 3), W = fz_range(in, 200, 1500);
