@@ -293,6 +293,97 @@ static void spread_row_cells(const spread_ctx *c, sd_plane *pl, int k, int by, i
     }
 }
 
+/* One level's pass over the sources: level k of the pyramid, whose cells merge 2^sh x 2^sh base
+ * cells; radii (lo, hi] give it any weight (level_span). */
+typedef struct {
+    int k, sh;
+    float lo, hi;
+    float inv;    /* 1 / 2^sh: base cells to level cells */
+    float o;      /* the plane's margin: level cell (0, 0) is plane cell (o, o) */
+    float rscale; /* 1 / 2^k: frame pixels to level cells */
+} level_pass;
+
+/* Source i of the row from base cell (bx, by) itself (sh == 0, the cell's light centroid given
+ * by pos); returns whether it has light. */
+static int cell_source(const spread_ctx *c, const level_pass *lp, int bx, int by, rowsrc_t *rs, int i)
+{
+    const sd_pyr_src *s = c->s;
+    float ccx = (float)bx + 0.5f + lp->o, ccy = (float)by + 0.5f + lp->o;
+    float cc = s->coc[sd_pyr_cell(s, bx, by)];
+    float R = sd_radius(cc, c->rcap);
+    float w = sd_level_weight(R, lp->k, c->base);
+    float v[4] = {0, 0, 0, 0};
+    if (w > 0.0f) load_cell(s, bx, by, s->scale * w, v);
+    if (v[0] == 0.0f && v[1] == 0.0f && v[2] == 0.0f && v[3] == 0.0f) {
+        rowsrc_set(rs, i, NULL, ccx, ccy, 0.0f, 0);
+        return 0;
+    }
+    if (s->pos) {
+        const float *q = s->pos + 2 * sd_pyr_cell(s, bx, by);
+        ccx += q[0];
+        ccy += q[1];
+    }
+    rowsrc_set(rs, i, v, ccx, ccy, R * lp->rscale, cc < 0.0f);
+    return 1;
+}
+
+/* Source i of the row from the level's sources in block (bx, by) of the level, base rows
+ * [y0, y1) and columns [x0, x1), merged: their light at its centroid, their light-weighted
+ * radius; returns whether it has light. */
+static int block_source(const spread_ctx *c, const sd_pyramid *p, const level_pass *lp, int bx, int by, int y0,
+                        int y1, int x0, int x1, rowsrc_t *rs, int i)
+{
+    const sd_pyr_src *s = c->s;
+    /* centroid sums in double: the weights may be tiny (denormal light) or huge */
+    float sv[4] = {0, 0, 0, 0}, rmin = INFINITY, rmax = -INFINITY;
+    double so = 0, sx = 0, sy = 0, sr = 0, ss = 0;
+    for (int y = y0; y < y1; y++) {
+        if (!(p->rhi[y - c->row0] > lp->lo && p->rlo[y - c->row0] <= lp->hi)) continue;
+        const float *cr = s->coc + sd_pyr_cell(s, 0, y);
+        int ra, rb; /* this row's own sources (rows may be stored only that wide) */
+        row_span(c, y, &ra, &rb);
+        ra = imax(ra, x0);
+        rb = imin(rb, x1);
+        for (int x = ra; x < rb; x++) {
+            float cc = cr[x];
+            float R = sd_radius(cc, c->rcap);
+            float w = sd_level_weight(R, lp->k, c->base);
+            if (w <= 0.0f) continue;
+            float v[4];
+            load_cell(s, x, y, s->scale * w, v);
+            double e = (double)fabsf(v[0]) + fabsf(v[1]) + fabsf(v[2]) + fabsf(v[3]);
+            if (e == 0.0) continue;
+            float px = (float)x + 0.5f, py = (float)y + 0.5f;
+            if (s->pos) {
+                const float *q = s->pos + 2 * sd_pyr_cell(s, x, y);
+                px += q[0];
+                py += q[1];
+            }
+            for (int ch = 0; ch < 4; ch++) sv[ch] += v[ch];
+            so += e;
+            sx += e * px;
+            sy += e * py;
+            sr += e * R;
+            ss += cc < 0.0f ? -e : e;
+            rmin = R < rmin ? R : rmin;
+            rmax = R > rmax ? R : rmax;
+        }
+    }
+    if (!(so > 0.0)) {
+        rowsrc_set(rs, i, NULL, (float)bx + 0.5f + lp->o, (float)by + 0.5f + lp->o, 0.0f, 0);
+        return 0;
+    }
+    /* a block of one radius keeps it exactly (its weighted mean would round); a centroid outside
+     * the block (weights overflowing) falls back to the block's centre */
+    float Rm = rmin == rmax ? rmin : (float)(sr / so);
+    float mx = (float)(sx / so) * lp->inv, my = (float)(sy / so) * lp->inv;
+    if (!(mx >= (float)bx && mx <= (float)(bx + 1))) mx = (float)bx + 0.5f;
+    if (!(my >= (float)by && my <= (float)(by + 1))) my = (float)by + 0.5f;
+    if (!(Rm >= rmin && Rm <= rmax)) Rm = rmin;
+    rowsrc_set(rs, i, sv, mx + lp->o, my + lp->o, Rm * lp->rscale, ss < 0.0);
+    return 1;
+}
+
 /* Spreads the level-k sources of level rows [r0, r1) into plane k: cells of the base grid
  * directly at k == base, else merged 2^(k-base) x 2^(k-base) blocks at their light centroid. */
 static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r1, rowsrc_t *rs)
@@ -300,9 +391,8 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
     sd_plane *pl = &p->lev[k];
     const sd_pyr_src *s = c->s;
     int sh = k - c->base, bs = 1 << sh;
-    float inv = 1.0f / (float)bs, o = (float)pl->o, rscale = 1.0f / (float)(1 << k);
-    float lo, hi;
-    level_span(k, c->base, &lo, &hi);
+    level_pass lp = {k, sh, 0.0f, 0.0f, 1.0f / (float)bs, (float)pl->o, 1.0f / (float)(1 << k)};
+    level_span(k, c->base, &lp.lo, &lp.hi);
     /* Column tiles, each spread over all the band's rows before the next: a source writes the
      * 2R rows around its own, and a tile keeps those rows' stretch of the plane in cache. */
     for (int t0 = c->col0; t0 < c->col1; t0 += SPREAD_TILE << sh) {
@@ -320,7 +410,7 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
                 b = imin(b, t1);
                 if (a < b) { ux0 = imin(ux0, a); ux1 = imax(ux1, b); }
             }
-            if (!(rh > lo && rl <= hi) || ux0 >= ux1) continue; /* no source of this level in these rows */
+            if (!(rh > lp.lo && rl <= lp.hi) || ux0 >= ux1) continue; /* no source of this level here */
             int bx0 = ux0 >> sh, bx1 = (ux1 + bs - 1) >> sh;
             rs->n = bx1 - bx0;
             if (sh == 0 && !s->pos) {
@@ -329,76 +419,9 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
             }
             int any = 0;
             for (int bx = bx0; bx < bx1; bx++) {
-                int i = bx - bx0;
-                float ccx = (float)bx + 0.5f + o, ccy = (float)by + 0.5f + o;
-                if (sh == 0) {
-                    float cc = s->coc[sd_pyr_cell(s, bx, by)];
-                    float R = sd_radius(cc, c->rcap);
-                    float w = sd_level_weight(R, k, c->base);
-                    float v[4] = {0, 0, 0, 0};
-                    if (w > 0.0f) load_cell(s, bx, by, s->scale * w, v);
-                    if (v[0] == 0.0f && v[1] == 0.0f && v[2] == 0.0f && v[3] == 0.0f) {
-                        rowsrc_set(rs, i, NULL, ccx, ccy, 0.0f, 0);
-                        continue;
-                    }
-                    if (s->pos) {
-                        const float *q = s->pos + 2 * sd_pyr_cell(s, bx, by);
-                        ccx += q[0];
-                        ccy += q[1];
-                    }
-                    rowsrc_set(rs, i, v, ccx, ccy, R * rscale, cc < 0.0f);
-                    any = 1;
-                    continue;
-                }
                 int x0 = imax(bx << sh, ux0), x1 = imin((bx + 1) << sh, ux1);
-                /* centroid sums in double: the weights may be tiny (denormal light) or huge */
-                float sv[4] = {0, 0, 0, 0}, rmin = INFINITY, rmax = -INFINITY;
-                double so = 0, sx = 0, sy = 0, sr = 0, ss = 0;
-                for (int y = y0; y < y1; y++) {
-                    if (!(p->rhi[y - c->row0] > lo && p->rlo[y - c->row0] <= hi)) continue;
-                    const float *cr = s->coc + sd_pyr_cell(s, 0, y);
-                    int ra, rb; /* this row's own sources (rows may be stored only that wide) */
-                    row_span(c, y, &ra, &rb);
-                    ra = imax(ra, x0);
-                    rb = imin(rb, x1);
-                    for (int x = ra; x < rb; x++) {
-                        float cc = cr[x];
-                        float R = sd_radius(cc, c->rcap);
-                        float w = sd_level_weight(R, k, c->base);
-                        if (w <= 0.0f) continue;
-                        float v[4];
-                        load_cell(s, x, y, s->scale * w, v);
-                        double e = (double)fabsf(v[0]) + fabsf(v[1]) + fabsf(v[2]) + fabsf(v[3]);
-                        if (e == 0.0) continue;
-                        float px = (float)x + 0.5f, py = (float)y + 0.5f;
-                        if (s->pos) {
-                            const float *q = s->pos + 2 * sd_pyr_cell(s, x, y);
-                            px += q[0];
-                            py += q[1];
-                        }
-                        for (int ch = 0; ch < 4; ch++) sv[ch] += v[ch];
-                        so += e;
-                        sx += e * px;
-                        sy += e * py;
-                        sr += e * R;
-                        ss += cc < 0.0f ? -e : e;
-                        rmin = R < rmin ? R : rmin;
-                        rmax = R > rmax ? R : rmax;
-                    }
-                }
-                if (!(so > 0.0)) {
-                    rowsrc_set(rs, i, NULL, ccx, ccy, 0.0f, 0);
-                    continue;
-                }
-                /* a block of one radius keeps it exactly (its weighted mean would round); a centroid
-                 * outside the block (weights overflowing) falls back to the block's centre */
-                float Rm = rmin == rmax ? rmin : (float)(sr / so);
-                float mx = (float)(sx / so) * inv, my = (float)(sy / so) * inv;
-                if (!(mx >= (float)bx && mx <= (float)(bx + 1))) mx = (float)bx + 0.5f;
-                if (!(my >= (float)by && my <= (float)(by + 1))) my = (float)by + 0.5f;
-                if (!(Rm >= rmin && Rm <= rmax)) Rm = rmin;
-                rowsrc_set(rs, i, sv, mx + o, my + o, Rm * rscale, ss < 0.0);
-                any = 1;
+                any |= sh == 0 ? cell_source(c, &lp, bx, by, rs, bx - bx0)
+                               : block_source(c, p, &lp, bx, by, y0, y1, x0, x1, rs, bx - bx0);
             }
             if (any) spread_row(pl, c->ap, rs);
         }

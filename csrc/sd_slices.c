@@ -112,7 +112,9 @@ static int any_in(const sd_entries *e, const hbin *h, const double *edges, ptrdi
 #undef BELOW_B
 }
 
-/* Range of coc[i] over the entries with coverage (rgba NULL: the main entries, NaN for none). */
+/* Widens [*pmn, *pmx] to the CoC of every entry with coverage (rgba NULL: the main entries, NaN
+ * for none). Blocks whose whole CoC range lies inside already are skipped without reading their
+ * coverage. */
 static void coc_range(const float *coc, const float *rgba, ptrdiff_t n, float *pmn, float *pmx)
 {
     float fmn = *pmn, fmx = *pmx;
