@@ -159,22 +159,36 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
             float u = ((float)x + 0.5f) * sx - 0.5f;
             int i0 = (int)floorf(u) - 1;
             const float *g = guide + ((ptrdiff_t)y * W + x) * K;
+            int jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4;
+            int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
+            /* where the samples in reach agree (inside a surface: most pixels), the colours
+             * cannot change the result: skip their weights */
+            float vmin = INFINITY, vmax = -INFINITY;
+            for (int j = jlo; j < jhi; j++)
+                for (int i = ilo; i < ihi; i++) {
+                    ptrdiff_t k = (ptrdiff_t)j * w + i;
+                    if (!(lo_weight[k] > 0.0f)) continue;
+                    vmin = fminf(vmin, lo[k]);
+                    vmax = fmaxf(vmax, lo[k]);
+                }
+            int uniform = vmin == vmax;
             double num = 0.0, den = 0.0;
-            for (int j = j0; j < j0 + 4; j++) {
-                if (j < 0 || j >= h) continue;
+            for (int j = jlo; j < jhi; j++) {
                 float wy = 1.0f - fabsf(v - (float)j) / UPSAMPLE_RADIUS;
                 if (wy <= 0.0f) continue;
-                for (int i = i0; i < i0 + 4; i++) {
-                    if (i < 0 || i >= w) continue;
+                for (int i = ilo; i < ihi; i++) {
                     ptrdiff_t k = (ptrdiff_t)j * w + i;
                     float wx = 1.0f - fabsf(u - (float)i) / UPSAMPLE_RADIUS;
                     if (wx <= 0.0f || !(lo_weight[k] > 0.0f)) continue;
-                    const float *gl = guide_lo + k * K;
-                    float d = 0.0f;
-                    for (int c = 0; c < K; c++) d += fabsf(g[c] - gl[c]);
-                    /* a sample whose colour differs from the pixel's lies on another surface */
                     double wt = (double)(wx * wy * lo_weight[k]);
-                    if (d > 0.0f) wt *= exp(-(double)d / sigma_r); /* (d == 0 counts fully, even for a tiny sigma_r) */
+                    if (!uniform) {
+                        const float *gl = guide_lo + k * K;
+                        float d = 0.0f;
+                        for (int c = 0; c < K; c++) d += fabsf(g[c] - gl[c]);
+                        /* a sample whose colour differs from the pixel's lies on another surface
+                         * (d == 0 counts fully, even for a tiny sigma_r) */
+                        if (d > 0.0f) wt *= exp(-(double)d / sigma_r);
+                    }
                     num += wt * (double)lo[k];
                     den += wt;
                 }

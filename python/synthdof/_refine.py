@@ -40,14 +40,14 @@ SIDE_TOLERANCE = 0.005
 NOISE_LEVEL = 0.003
 
 
-def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt):
+def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
     """Normalised edge-aware convolution: each channel of `values` (H, W, C) averaged with
-    `weight` (H, W) over the surface the guide shows; widened where no weight is in reach.
-    Returns (filled (H, W, C), reached (H, W) bool)."""
+    `weight` (H, W) over the surface the guide shows; widened where no weight is in reach of a
+    pixel in `need` (default: all). Returns (filled (H, W, C), reached (H, W) bool)."""
     H, W = weight.shape
     C = values.shape[2]
     out = np.zeros((H, W, C), np.float32)
-    todo = np.ones((H, W), bool)
+    todo = np.ones((H, W), bool) if need is None else need.copy()
     for k in range(4):
         buf = np.empty((H, W, C + 1), np.float32)
         buf[..., :C] = values * weight[..., None]
@@ -73,19 +73,21 @@ def _grown_box(mask, margin):
             slice(max(0, cols[0] - margin), min(W, cols[-1] + margin + 1)))
 
 
+def _any_within(mask, radius, axis):
+    """Whether `mask` holds a True within `radius` along `axis` (running sums)."""
+    n = mask.shape[axis]
+    c = np.cumsum(mask, axis=axis, dtype=np.int32)
+    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+    hi = np.minimum(np.arange(n) + radius + 1, n)
+    lo = np.maximum(np.arange(n) - radius, 0)
+    return (np.take(c, hi, axis=axis) - np.take(c, lo, axis=axis)) > 0
+
+
 def _near_other_side(side, radius):
     """Pixels with a pixel of the other side within `radius` (a square window)."""
-    s = side.astype(np.int32)
-    c = np.zeros((s.shape[0] + 1, s.shape[1] + 1), np.int64)
-    np.cumsum(np.cumsum(s, 0), 1, out=c[1:, 1:])
-    H, W = side.shape
-    y0 = np.clip(np.arange(H) - radius, 0, H)
-    y1 = np.clip(np.arange(H) + radius + 1, 0, H)
-    x0 = np.clip(np.arange(W) - radius, 0, W)
-    x1 = np.clip(np.arange(W) + radius + 1, 0, W)
-    count = c[y1][:, x1] - c[y0][:, x1] - c[y1][:, x0] + c[y0][:, x0]
-    area = (y1 - y0)[:, None] * (x1 - x0)[None, :]
-    return np.where(side, count < area, count > 0)
+    near_side = _any_within(_any_within(side, radius, 1), radius, 0)
+    near_other = _any_within(_any_within(~side, radius, 1), radius, 0)
+    return np.where(side, near_other, near_side)
 
 
 def _relative_noise(q, weight):
@@ -179,8 +181,8 @@ def _continue_sides(q, side, near, band, nt):
     """Within `band` pixels of the matte's boundary (`near`), depth that strays from its own
     side's continuation (from beyond the band) by more than SIDE_TOLERANCE is replaced by it."""
     sure = ~near
-    fg, _ = _edge_fill(q[..., None], (side & sure).astype(np.float32), None, band, 1.0, nt)
-    bg, _ = _edge_fill(q[..., None], (~side & sure).astype(np.float32), None, band, 1.0, nt)
+    fg, _ = _edge_fill(q[..., None], (side & sure).astype(np.float32), None, band, 1.0, nt, need=near & side)
+    bg, _ = _edge_fill(q[..., None], (~side & sure).astype(np.float32), None, band, 1.0, nt, need=near & ~side)
     cont = np.where(side, fg[..., 0], bg[..., 0])
     reached = np.where(side, (side & sure).any(), (~side & sure).any())
     pulled = np.abs(q - cont) > SIDE_TOLERANCE * np.abs(cont)
@@ -308,7 +310,7 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         q, weight = smooth[..., 0], np.ones_like(weight)
     holes = weight < 1
     if holes.any():
-        fill, _ = _edge_fill(q[..., None], weight, guide, max(H, W) / 32, FILL_SIGMA_R, nt)
+        fill, _ = _edge_fill(q[..., None], weight, guide, max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)
         q = np.where(holes, weight * q + (1 - weight) * fill[..., 0], q).astype(np.float32)
 
     m = None
