@@ -189,6 +189,18 @@ def _continue_sides(q, side, near, band, nt):
     return np.where(near & reached & pulled, cont, q).astype(np.float32)
 
 
+def _guide(image, nt):
+    """The image as the filters compare it: sRGB-encoded in [0, 1], so that dark and bright
+    edges count alike (integer input is sRGB already: no round trip through linear light)."""
+    if isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16):
+        if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+            raise ValueError(f"image: expected shape (H, W, 3), got {image.shape}")
+        check_size(image, "image")
+        return (image * np.float32(1.0 / np.iinfo(image.dtype).max)).astype(np.float32)
+    img, _ = as_image(image, "image", channels=3, allow_gray=False, threads=nt)
+    return np.ascontiguousarray(linear_to_srgb(img))
+
+
 def _edge_width(edge_width, shape):
     if isinstance(edge_width, str):
         if edge_width != "auto":
@@ -271,8 +283,8 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     (True, 3.0)
     """
     nt = resolve_threads(num_threads)
-    img, _ = as_image(image, "image", channels=3, allow_gray=False, threads=nt)
-    H, W = img.shape[:2]
+    guide = _guide(image, nt)
+    H, W = guide.shape[:2]
     d = _array(depth, "depth")
     _check_dtype(d, "depth", allow_int=False)
     if d.ndim != 2 or d.size == 0:
@@ -301,8 +313,6 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where(valid, d if disparity else 1.0 / d, 0.0).astype(np.float32)
     weight = valid.astype(np.float32)
-    # edges as the eye sees them: sRGB-encoded, so dark and bright edges count alike
-    guide = np.ascontiguousarray(linear_to_srgb(img))
     if (h, w) != (H, W):
         q, weight = _upsample(q, weight, guide, nt)
     if _relative_noise(q, weight) > NOISE_LEVEL:
