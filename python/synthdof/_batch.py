@@ -433,9 +433,10 @@ def _run_dask(todo, outdir, num_threads, rlog, bar, summary, workers, scheduler,
         for lg in loggers:
             lg.setLevel(quiet)
         # The scheduler does not run a task again after its worker died (allowed-failures 0 on a
-        # LocalCluster); this loop does, up to `retries` times. Each worker thread is given one
-        # task at a time, so a worker that dies held only the task that killed it, and no other
-        # task is blamed.
+        # LocalCluster); this loop does, up to `retries` times, blaming only the task that took
+        # the worker down: each worker thread holds one running and one waiting task (no idle gap
+        # between tasks), and the tasks of a worker that died holding several are suspects, run
+        # again alone on an idle worker, where a death is theirs and counts.
         with dask.config.set({"distributed.scheduler.allowed-failures": 0, "logging.distributed": "critical"}):
             if scheduler is not None:
                 client = Client(scheduler, timeout=f"{worker_timeout}s")
@@ -451,32 +452,36 @@ def _run_dask(todo, outdir, num_threads, rlog, bar, summary, workers, scheduler,
                                            dashboard_address=None, silence_logs=quiet)
                 client = Client(cluster, timeout=f"{worker_timeout}s")
         queue = collections.deque(todo)
-        inflight = {}  # future -> (task, worker address)
-        attempts = {}
+        inflight = {}  # future -> (task, worker address, alone)
+        attempts, suspects = {}, set()
         last_worker_seen = time.monotonic()
         workers_at, known = 0.0, {}
         finished = []
         while queue or inflight or finished:
             if time.monotonic() - workers_at > 1.0 or not known:  # the worker list, once a second
                 known, workers_at = _worker_slots(client), time.monotonic()
-            slots = dict(known)
-            if slots:
+            if known:
                 last_worker_seen = time.monotonic()
             elif time.monotonic() - last_worker_seen > worker_timeout and not finished:
-                for t in list(queue) + [t for t, _ in inflight.values()]:
+                for t in list(queue) + [v[0] for v in inflight.values()]:
                     summary["failed"].append((t["id"], f"no Dask worker alive for {worker_timeout:g} s"))
                 return
-            for _, w in inflight.values():
-                slots[w] = slots.get(w, 0) - 1
-            for w, free in slots.items():
-                for _ in range(max(0, free)):
-                    if not queue:
+            held = collections.Counter(w for _, w, _ in inflight.values())
+            alone_on = {w for _, w, alone in inflight.values() if alone}
+            for w, threads in known.items():
+                while queue and w not in alone_on:
+                    t = queue[0]
+                    alone = t["id"] in suspects
+                    if (alone and held[w]) or held[w] >= 2 * threads:
                         break
-                    t = queue.popleft()
-                    n = attempts.get(t["id"], 0)
+                    queue.popleft()
                     fut = client.submit(run_task, t, outdir, num_threads, workers=[w], allow_other_workers=True,
-                                        key=f"synthdof-{t['id']}-{t['task_hash']}-{n}", pure=False)
-                    inflight[fut] = (t, w)
+                                        key=f"synthdof-{t['id']}-{t['task_hash']}-{attempts.get(t['id'], 0)}"
+                                            f"{'-alone' if alone else ''}", pure=False)
+                    inflight[fut] = (t, w, alone)
+                    held[w] += 1
+                    if alone:
+                        alone_on.add(w)
             # the records of the last round, appended once the freed workers have their next tasks
             for t, rec in finished:
                 _finish(t, rec, rlog, bar, summary)
@@ -490,11 +495,15 @@ def _run_dask(todo, outdir, num_threads, rlog, bar, summary, workers, scheduler,
             except TimeoutError:
                 continue
             for fut in done:  # results are fetched at once: the worker holding one may die next
-                t, _ = inflight.pop(fut)
+                t, _, alone = inflight.pop(fut)
                 try:
                     finished.append((t, fut.result(timeout=worker_timeout)))
                 except KilledWorker:
                     workers_at = 0.0  # that worker is gone
+                    if not alone:
+                        suspects.add(t["id"])
+                        queue.appendleft(t)
+                        continue
                     n = attempts[t["id"]] = attempts.get(t["id"], 0) + 1
                     if n <= retries:
                         queue.appendleft(t)
