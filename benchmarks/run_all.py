@@ -5,8 +5,8 @@
     python benchmarks/run_all.py --only scatter render
     python benchmarks/run_all.py --summary       # only re-print the summary of the last results
 
-Each benchmark writes its own JSON under benchmarks/results/ (scatter, render, afternoon,
-peers); the combined summary goes to benchmarks/results/all.json.
+Each benchmark writes its own JSON under benchmarks/results/ (scatter, render, refine,
+afternoon, peers); the combined summary goes to benchmarks/results/all.json.
 """
 import argparse
 import json
@@ -20,6 +20,7 @@ import benchlib
 STEPS = {
     "scatter": (["bench_scatter.py"], ["--size", "640x480", "--repeats", "2"]),
     "render": (["bench_render.py"], ["--size", "1008x756", "--repeats", "2"]),
+    "refine": (["bench_refine.py"], ["--size", "1008x756", "--repeats", "2"]),
     "afternoon": (["afternoon_baseline.py"], ["--size", "1008x756", "--repeats", "1"]),
     "peers": (["bench_peers.py", "--blender-gt"], ["--gegl-size", "1008x756", "--blender-size", "640x360",
                                                    "--repeats", "1", "--synthdof-repeats", "2"]),
@@ -70,6 +71,18 @@ def summary(results):
             if r["threads"] == max(x["threads"] for x in rd["gt"]):
                 add(f"render gt {r['scene']} 768x512", f"{r['median_s']:.2f} s",
                     f"{r['threads']} threads; Blender Defocus recorded {r.get('t_blender_defocus_s') or float('nan'):.2f} s")
+    rf = _load("refine", results)
+    if rf:
+        W, H = rf["size"]
+        for r in rf["rows"]:
+            shape = "x".join(str(v) for v in r["depth_shape"][::-1])
+            add(f"refine {W}x{H} {r['input']} depth {shape}", f"{r['median_s']:.2f} s",
+                f"{r['threads']} thread(s), C filter {r['filter_s'] or float('nan'):.2f} s, "
+                f"+ render {r.get('refine_render_s', float('nan')):.2f} s, other load {r['foreign_load']:.0%}")
+        rr = rf["derived"]["radius_ratio"]
+        if rr:
+            add(f"refine t(edge_width {rr['hi']}) / t(edge_width {rr['lo']})", f"{rr['ratio']:.2f}",
+                f"net input, {rr['threads']} threads")
     af = _load("afternoon", results)
     if af:
         for nt, v in af["synthdof_speedup"].items():
