@@ -78,7 +78,7 @@ def summary(results):
             shape = "x".join(str(v) for v in r["depth_shape"][::-1])
             add(f"refine {W}x{H} {r['input']} depth {shape}", f"{r['median_s']:.2f} s",
                 f"{r['threads']} thread(s), C filter {r['filter_s'] or float('nan'):.2f} s, "
-                f"+ render {r.get('refine_render_s', float('nan')):.2f} s, other load {r['foreign_load']:.0%}")
+                f"refine + render {r.get('refine_render_s', float('nan')):.2f} s, other load {r['foreign_load']:.0%}")
         rr = rf["derived"]["radius_ratio"]
         if rr:
             add(f"refine t(edge_width {rr['hi']}) / t(edge_width {rr['lo']})", f"{rr['ratio']:.2f}",
