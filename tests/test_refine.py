@@ -209,3 +209,72 @@ def test_realistic_inputs_meet_the_bar(gt_dir, recipe, scene):
     assert 0.85 <= s["hl_peak"] <= 1.15
     assert s["band"] >= peer["band"], (s, peer)
     assert s["psnr"] >= peer["psnr"] - 1.0, (s, peer)
+
+
+# ---- the command line and the batch ----------------------------------------------------------
+
+def _sensor_files(tmp_path):
+    """The sample as a user's files: a PNG photo, a cut-out matte, and depth at 1/4 resolution
+    with NaN holes, as a sensor gives it."""
+    s = synthdof.load_sample()
+    synthdof.write_image(tmp_path / "photo.png", s["image"])
+    synthdof.write_image(tmp_path / "matte.png", np.round(s["matte"] * 255).astype(np.uint8))
+    small = s["depth"].reshape(64, 4, 96, 4).mean(axis=(1, 3)).astype(np.float32)
+    small[10:14, 20:30] = np.nan
+    small[40, 5] = 0.0
+    np.save(tmp_path / "depth.npy", small)
+    return s
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "synthdof", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_render_refine_takes_sensor_depth(tmp_path):
+    s = _sensor_files(tmp_path)
+    base = ["render", tmp_path / "photo.png", "--depth", tmp_path / "depth.npy", "--matte",
+            tmp_path / "matte.png", "--focal-length", 85, "--f-number", 1.4, "--focus", "auto"]
+    r = _cli(*base, "-o", tmp_path / "raw.png")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "--refine" in r.stderr, r.stderr
+    r = _cli(*base, "--refine", "-o", tmp_path / "out.png", "--save-coc", tmp_path / "coc.npy")
+    assert r.returncode == 0, r.stderr
+    out = synthdof.read_image(tmp_path / "out.png")
+    assert out.shape == s["image"].shape and out.dtype == np.uint8
+    coc = np.load(tmp_path / "coc.npy")
+    assert coc.shape == s["depth"].shape and np.isfinite(coc).all()
+    # the same as refine and render from Python
+    d, m = synthdof.refine(s["image"], np.load(tmp_path / "depth.npy"),
+                           matte=synthdof.read_matte(tmp_path / "matte.png"))
+    lens = synthdof.ThinLens(focal_length_mm=85, f_number=1.4, focus_distance=synthdof.focus_from_matte(d, m))
+    np.testing.assert_allclose(coc, lens.coc(d, d.shape[1]), rtol=1e-5, atol=1e-4)
+
+
+def test_batch_refines_each_input_once(tmp_path, monkeypatch):
+    import json
+
+    import synthdof._refine as refine_module
+
+    _sensor_files(tmp_path)
+    calls = []
+    real = refine_module.refine
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(refine_module, "refine", counting)
+    cfg = {"inputs": [{"name": "cam", "image": "photo.png", "depth": "depth.npy", "matte": "matte.png"}],
+           "refine": True, "samples_per_input": 3, "seed": 1,
+           "lens": {"focal_length_mm": 85, "f_number": [1.4, 4.0], "focus": "auto"}}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    synthdof.run_batch(str(tmp_path / "cfg.json"), str(tmp_path / "out"), progress=False)
+    assert len(calls) == 1
+    assert len(list((tmp_path / "out").glob("cam*.png"))) == 3
+    cfg["refine"] = "yes"
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    with pytest.raises(Exception, match="refine"):
+        synthdof.run_batch(str(tmp_path / "cfg.json"), str(tmp_path / "out2"), progress=False)

@@ -37,7 +37,7 @@ _TASK_ERRORS = (OSError, ValueError, TypeError, ImportError, MemoryError)
 _RECORD_BYTES = 4096
 
 
-def load_task_scene(inp):
+def load_task_scene(inp, num_threads=None):
     """The `Scene` of one normalised config input (the packaged sample for ``"sample": true``).
 
     Parameters
@@ -62,7 +62,7 @@ def load_task_scene(inp):
         s = load_sample()
         return Scene(s["image"], s["depth"], s["matte"], load_seconds=time.perf_counter() - t0)
     img, d, m = load_scene(inp["image"], inp["depth"], inp["matte"], depth_scale=inp["depth_scale"],
-                           disparity=inp["disparity"])
+                           disparity=inp["disparity"], refine=inp.get("refine", False), num_threads=num_threads)
     return Scene(img, d, m, inp["disparity"], inp["disparity_scale"], depth_path=inp["depth"],
                  load_seconds=time.perf_counter() - t0)
 
@@ -126,7 +126,7 @@ def _render_task(task, outdir, num_threads, scene):
 
     _kill_hook(task["id"])
     if scene is None:
-        scene = load_task_scene(task["input"])
+        scene = load_task_scene(task["input"], num_threads)
     img, d, m = scene.image, scene.depth, scene.matte
     t1 = time.perf_counter()
     dtype, float_out = _output_dtype(task, img.dtype)
@@ -373,7 +373,7 @@ def _run_local(todo, outdir, num_threads, rlog, bar, summary):
             try:
                 key = json.dumps(t["input"], sort_keys=True)
                 if key != cache_key:  # the samples of one input are consecutive: load it once
-                    scene, cache_key = load_task_scene(t["input"]), key
+                    scene, cache_key = load_task_scene(t["input"], num_threads), key
                 rendered = _render_task(t, outdir, num_threads, scene)
             except _TASK_ERRORS as e:
                 summary["failed"].append((t["id"], str(e) or type(e).__name__))

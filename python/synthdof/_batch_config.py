@@ -186,7 +186,7 @@ def load_config(config):
 def _normalise(cfg, base):
     if not isinstance(cfg, dict):
         raise BatchError("config: expected an object at the top level")
-    unknown = set(cfg) - {"inputs", "samples_per_input", "seed", "lens", "output"}
+    unknown = set(cfg) - {"inputs", "samples_per_input", "seed", "lens", "output", "refine"}
     if unknown:
         raise BatchError(f"config: unknown keys {sorted(unknown)}")
     inputs = cfg.get("inputs")
@@ -197,7 +197,8 @@ def _normalise(cfg, base):
         where = f"inputs[{i}]"
         if not isinstance(e, dict):
             raise BatchError(f"{where}: expected an object")
-        bad = set(e) - {"name", "image", "depth", "matte", "depth_scale", "disparity", "disparity_scale", "sample"}
+        bad = set(e) - {"name", "image", "depth", "matte", "depth_scale", "disparity", "disparity_scale", "sample",
+                        "refine"}
         if bad:
             raise BatchError(f"{where}: unknown keys {sorted(bad)}")
         if e.get("sample"):
@@ -209,7 +210,10 @@ def _normalise(cfg, base):
                  "image": os.path.join(base, str(e["image"])), "depth": os.path.join(base, str(e["depth"])),
                  "matte": os.path.join(base, str(e["matte"])) if e.get("matte") else None,
                  "depth_scale": e.get("depth_scale"), "disparity": bool(e.get("disparity", False)),
-                 "disparity_scale": float(e.get("disparity_scale", 1.0))}
+                 "disparity_scale": float(e.get("disparity_scale", 1.0)),
+                 "refine": e.get("refine", cfg.get("refine", False))}
+            if not isinstance(n["refine"], bool):
+                raise BatchError(f"{where}.refine: expected true or false, got {n['refine']!r}")
             for key in ("image", "depth", "matte"):
                 if n[key] is not None and not os.path.isfile(n[key]):
                     raise BatchError(f"{where}.{key}: file not found: {n[key]}")

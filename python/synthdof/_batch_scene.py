@@ -54,7 +54,7 @@ class Scene:
         return f"{self.image.shape[1]}x{self.image.shape[0]}"
 
 
-def load_scene(image, depth, matte=None, *, depth_scale=None, disparity=False):
+def load_scene(image, depth, matte=None, *, depth_scale=None, disparity=False, refine=False, num_threads=None):
     """Read an image, its depth (or disparity) map and matte, checked for matching sizes.
 
     Parameters
@@ -67,6 +67,11 @@ def load_scene(image, depth, matte=None, *, depth_scale=None, disparity=False):
         `scale` of `read_depth`.
     disparity : bool, optional
         The depth file holds disparity.
+    refine : bool, optional
+        Pass the depth (which may then be smaller than the image and hold holes) and the matte
+        through `synthdof.refine` (see there).
+    num_threads : int, optional
+        Threads for `refine`.
 
     Returns
     -------
@@ -93,16 +98,27 @@ def load_scene(image, depth, matte=None, *, depth_scale=None, disparity=False):
     from ._io import _read_depth, _read_image, _read_matte
 
     img = _read_image(image, 3, "image")
-    d = _read_depth(depth, depth_scale, disparity, "depth")
-    if d.shape != img.shape[:2]:
+    try:
+        d = _read_depth(depth, depth_scale, disparity, "depth", check=not refine)
+    except ValueError as e:
+        if "holds" not in str(e) or "value" not in str(e):
+            raise
+        raise ValueError(f"{e}; refine (--refine) fills holes from the surface around them") from None
+    if d.shape != img.shape[:2] and not refine:
         raise ValueError(f"depth: {depth} is {d.shape[1]}x{d.shape[0]} pixels but the image {image} is "
-                         f"{img.shape[1]}x{img.shape[0]}")
+                         f"{img.shape[1]}x{img.shape[0]} (refine, --refine, upsamples smaller depth)")
     m = None
     if matte is not None:
         m = _read_matte(matte, "matte")
         if m.shape != img.shape[:2]:
             raise ValueError(f"matte: {matte} is {m.shape[1]}x{m.shape[0]} pixels but the image {image} is "
                              f"{img.shape[1]}x{img.shape[0]}")
+    if refine:
+        from ._refine import refine as refine_maps
+        try:
+            d, m = refine_maps(img, d, matte=m, disparity=disparity, num_threads=num_threads)
+        except ValueError as e:
+            raise ValueError(f"{e} ({depth})") from None
     return img, d, m
 
 

@@ -251,7 +251,7 @@ def _single_channel(a, name, path):
     raise ValueError(f"{name}: {path} holds an array of shape {a.shape}; expected (H, W)")
 
 
-def read_depth(path, *, scale=None, disparity=False):
+def read_depth(path, *, scale=None, disparity=False, invalid="raise"):
     """Read a depth map (or a disparity map) as float32 (H, W).
 
     The result is the stored value times `scale`:
@@ -295,6 +295,10 @@ def read_depth(path, *, scale=None, disparity=False):
         `scale`, or a value that is not finite (or a negative depth); the message names the file
         and the first bad pixel.
 
+    invalid : {'raise', 'keep'}, optional
+        'keep' returns NaN, inf and negative values as they are (a sensor's holes, for
+        `refine` to fill) instead of raising.
+
     Examples
     --------
     >>> import os, tempfile
@@ -304,10 +308,12 @@ def read_depth(path, *, scale=None, disparity=False):
     >>> read_depth(path)
     array([[1.5, 2. ]], dtype=float32)
     """
-    return _read_depth(path, scale, disparity, "path")
+    if invalid not in ("raise", "keep"):
+        raise ValueError(f"invalid: expected 'raise' or 'keep', got {invalid!r}")
+    return _read_depth(path, scale, disparity, "path", check=invalid == "raise")
 
 
-def _read_depth(path, scale, disparity, name):
+def _read_depth(path, scale, disparity, name, check=True):
     a = _read_any(path, name)
     p = os.fspath(path)
     if a.dtype.kind == "b" or a.dtype.kind not in "fiu":
@@ -330,8 +336,10 @@ def _read_depth(path, scale, disparity, name):
     s = float(s)
     if not np.isfinite(s) or s <= 0:
         raise ValueError(f"scale: must be finite and > 0, got {scale!r}")
-    out = (a.astype(np.float64) * s).astype(np.float32)
-    _check_values(out, name, p, "disparity" if disparity else "depth", 0.0 if not disparity else None, None)
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = (a.astype(np.float64) * s).astype(np.float32)
+    if check:
+        _check_values(out, name, p, "disparity" if disparity else "depth", 0.0 if not disparity else None, None)
     return out
 
 

@@ -112,7 +112,7 @@ def _render(args):
     if not args.disparity and (args.K is not None or args.disparity_scale is not None):
         raise CliError("--K and --disparity-scale apply to disparity input: add --disparity")
     img, d, m = load_scene(args.image, args.depth, args.matte, depth_scale=args.depth_scale,
-                           disparity=args.disparity)
+                           disparity=args.disparity, refine=args.refine, num_threads=args.threads)
     if focus == "auto" and m is None:
         raise CliError("--focus auto focuses on the subject: give --matte, or a focus distance in metres")
     h, w = img.shape[:2]
@@ -209,6 +209,9 @@ def build_parser():
     r.add_argument("--depth-scale", type=float, default=None,
                    help="multiply the stored depth codes by this (default 1 for float files, 0.001 for 16-bit)")
     r.add_argument("--matte", default=None, help="subject matte (grey, or the alpha of an RGBA cut-out)")
+    r.add_argument("--refine", action="store_true",
+                   help="pass depth and matte through synthdof.refine first: depth from a network or a sensor "
+                        "(holes as 0/NaN/inf, lower resolution than the image, edges blurred across the matte)")
     r.add_argument("--disparity", action="store_true",
                    help="the depth file holds disparity (inverse depth); integer files are normalised to [0, 1]")
     r.add_argument("--disparity-scale", type=float, default=None,
