@@ -134,10 +134,16 @@ static PyObject *raise_status(sd_status st, const char *what, int H, int W)
 {
     switch (st) {
     case SD_OK: Py_RETURN_NONE;
-    case SD_ERR_NOMEM: /* the kernels do not say which buffer failed: the image size tells its scale */
+    case SD_ERR_NOMEM: { /* the image size tells the scale; the failed request, where recorded, the need */
+        size_t failed = sd_alloc_failed_bytes();
+        if (failed)
+            return PyErr_Format(PyExc_MemoryError, "%s: out of memory for a %dx%d image (%zu pixels): a request "
+                                "of %zu bytes failed (one float plane of the image is %zu bytes)", what, W, H,
+                                (size_t)W * (size_t)H, failed, sizeof(float) * (size_t)W * (size_t)H);
         return PyErr_Format(PyExc_MemoryError, "%s: out of memory for a %dx%d image (%zu pixels; one "
                             "float plane of it is %zu bytes)", what, W, H, (size_t)W * (size_t)H,
                             sizeof(float) * (size_t)W * (size_t)H);
+    }
     case SD_ERR_INTERRUPTED:
         if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
         return NULL;

@@ -135,7 +135,7 @@ static void by_slices(char *p, size_t len, int zero, int nthreads)
 }
 #endif
 
-static void *big_alloc(size_t n, size_t size, int nthreads, int zeroed)
+static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed)
 {
     if (size && n > SIZE_MAX / size) return NULL;
     size_t bytes = n * size;
@@ -170,6 +170,22 @@ static void *big_alloc(size_t n, size_t size, int nthreads, int zeroed)
     return calloc(n ? n : 1, size ? size : 1);
 #endif
 }
+
+/* The largest request that failed since it was last read, for the caller's error message. */
+static _Atomic size_t failed_bytes;
+
+static void *big_alloc(size_t n, size_t size, int nthreads, int zeroed)
+{
+    void *p = big_alloc_raw(n, size, nthreads, zeroed);
+    if (!p) {
+        size_t want = size && n > SIZE_MAX / size ? SIZE_MAX : n * size;
+        size_t had = atomic_load(&failed_bytes);
+        while (want > had && !atomic_compare_exchange_weak(&failed_bytes, &had, want)) {}
+    }
+    return p;
+}
+
+size_t sd_alloc_failed_bytes(void) { return atomic_exchange(&failed_bytes, (size_t)0); }
 
 void *sd_big_calloc(size_t n, size_t size, int nthreads) { return big_alloc(n, size, nthreads, 1); }
 void *sd_big_alloc(size_t n, size_t size, int nthreads) { return big_alloc(n, size, nthreads, 0); }

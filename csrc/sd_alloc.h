@@ -16,6 +16,9 @@ void *sd_big_calloc(size_t n, size_t size, int nthreads);
 /* n * size bytes of undefined content, for a buffer written before it is read. */
 void *sd_big_alloc(size_t n, size_t size, int nthreads);
 void sd_big_free(void *p);
+/* The largest sd_big_calloc / sd_big_alloc request (bytes) that failed since the last call (0:
+ * none), read and cleared: for the message of an out-of-memory error. */
+size_t sd_alloc_failed_bytes(void);
 /* sd_big_free of a buffer the caller has left all zero: a later sd_big_calloc need not zero it. */
 void sd_big_free_zeroed(void *p);
 

@@ -441,10 +441,14 @@ except MemoryError as e:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc are Linux's")
-def test_memory_error_names_the_image_size():
+def test_memory_error_names_the_image_size_and_the_request():
+    import re
     r = subprocess.run([sys.executable, "-c", MEMORY_CODE], capture_output=True, text=True, timeout=120)
     assert r.stdout.startswith("MemoryError: render: out of memory for a 2000x2000 image"), (r.stdout, r.stderr)
     assert "16000000 bytes" in r.stdout  # one float plane
+    failed = re.search(r"a request of (\d+) bytes failed", r.stdout)
+    assert failed, r.stdout
+    assert 1 << 20 < int(failed.group(1)) < 1 << 34  # a scratch plane set of the 2000 x 2000 render
 
 
 def test_cli_memory_error_is_one_line(scene, tmp_path):
