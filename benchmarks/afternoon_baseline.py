@@ -103,7 +103,8 @@ def run(size=scene.FULL_SIZE, repeats=3, threads=(1, 2), n_layers=20, synthdof_r
         rows.append(dict(method="afternoon (layered FFT)", threads=nt, median_s=t["median"], min_s=t["min"],
                          repeats=repeats, foreign_load=t["foreign_load"]))
         if verbose:
-            print(f"  afternoon threads={nt}: median {t['median']:.2f} s (min {t['min']:.2f}, {repeats} runs)", flush=True)
+            print(f"  afternoon threads={nt}: median {t['median']:.2f} s (min {t['min']:.2f}, {repeats} runs)",
+                  flush=True)
         rec = benchlib.recorded_render_time([W, H], nt)
         if rec is not None:  # measured by bench_render.py with the installed core
             t2 = dict(median=rec, min=None, foreign_load=None)
@@ -130,8 +131,9 @@ def score_gt(n_layers=20, workers=2):
         out = render(g["pinhole"], coc, blades=m["aperture_blades"], rotation=m["aperture_rotation_rad"],
                      n_layers=n_layers, workers=workers)
         dt = time.perf_counter() - t
-        for method, o, sec in (("afternoon", out, dt), ("blender_defocus", g["blender_defocus"], m.get("t_blender_defocus_s")),
-                             ("synthdof", score.render_synthdof(g, m), None)):
+        for method, o, sec in (("afternoon", out, dt),
+                               ("blender_defocus", g["blender_defocus"], m.get("t_blender_defocus_s")),
+                               ("synthdof", score.render_synthdof(g, m), None)):
             r = score.metrics(o, g, m)
             rows.append(dict(scene=name, method=method, seconds=sec, **r))
     return rows
@@ -161,7 +163,8 @@ def main(argv=None):
         print(benchlib.table(rows, [("scene", "scene", "{}"), ("method", "method", "{}"), ("psnr", "psnr", "{:.2f}"),
                                     ("band", "band", "{:.2f}"), ("far", "far", "{:.2f}"), ("flux", "flux", "{:.3f}"),
                                     ("hl_peak", "hl_peak", "{:.3f}"), ("seconds", "sec", "{:.2f}")]))
-        benchlib.write_json(a.json.replace(".json", "_gt_quality.json"), dict(benchmark="afternoon_gt_quality", rows=rows))
+        benchlib.write_json(a.json.replace(".json", "_gt_quality.json"),
+                            dict(benchmark="afternoon_gt_quality", rows=rows))
         return 0
     res = run(a.size, a.repeats, n_layers=a.layers)
     report(res)

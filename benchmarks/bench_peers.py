@@ -17,10 +17,11 @@ ground-truth scenes and its output compared with the `blender_defocus` arrays st
 (the same node, rendered when the ground truth was made): this checks the setup.
 
 synthdof.render's time on the same scene is taken from results/render.json when that was measured
-with the installed C core (else it is measured here). Ratios are peer time / synthdof time on the same input and thread count, so > 1 means synthdof
-is faster. GEGL's op is a plain disk scatter without occlusion handling, so it is compared with
-both synthdof.render (the full renderer, hexagon) and synthdof.scatter with a disk aperture (the
-like-for-like kernel). Peers that are not installed are skipped with a message.
+with the installed C core (else it is measured here). Ratios are peer time / synthdof time on the
+same input and thread count, so > 1 means synthdof is faster. GEGL's op is a plain disk scatter
+without occlusion handling, so it is compared with both synthdof.render (the full renderer,
+hexagon) and synthdof.scatter with a disk aperture (the like-for-like kernel). Peers that are not
+installed are skipped with a message.
 
     python benchmarks/bench_peers.py                   # GEGL at 12 MP, Blender at 1920x1080
     python benchmarks/bench_peers.py --gegl-size 1008x756 --blender-size 640x360 --repeats 1
@@ -191,8 +192,8 @@ def run_blender(size, threads, repeats, synthdof_repeats, max_coc, verbose=True)
         nt = r["threads"]
         r.update(synthdof_render_s=sd["render", nt], ratio_render=r["median_s"] / sd["render", nt],
                  ratio_render_op=r["op_s"] / sd["render", nt])
-    return dict(peer="blender Defocus", size=[W, H], max_coc=float(np.abs(s["coc"]).max()), bokeh=BOKEH[s["aperture"].blades],
-                rows=rows, check=check, version=_version([exe, "--version"]))
+    return dict(peer="blender Defocus", size=[W, H], max_coc=float(np.abs(s["coc"]).max()),
+                bokeh=BOKEH[s["aperture"].blades], rows=rows, check=check, version=_version([exe, "--version"]))
 
 
 def blender_gt_check(threads=2, verbose=True):
@@ -227,7 +228,8 @@ def blender_gt_check(threads=2, verbose=True):
         row["ratio_render"] = row["median_s"] / t_sd
         rows.append(row)
         if verbose:
-            print(f"  blender Defocus on gt {row['scene']}: {row['median_s']:.2f} s (recorded {row['recorded_s']:.2f} s), "
+            print(f"  blender Defocus on gt {row['scene']}: {row['median_s']:.2f} s "
+                  f"(recorded {row['recorded_s']:.2f} s), "
                   f"mean |ours - stored| / mean |stored| = {rel:.4f}", flush=True)
     return dict(rows=rows)
 

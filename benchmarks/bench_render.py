@@ -149,7 +149,8 @@ def report(res):
     print(benchlib.table(res["rows"], [
         ("label", "what", "{}"), ("threads", "threads", "{}"), ("max_coc", "max|CoC|", "{:.0f}"),
         ("median_s", "median s", "{:.3f}"), ("min_s", "min s", "{:.3f}"), ("first_s", "1st call s", "{:.3f}"),
-        ("py_peak_mb", "py peak MB", "{:.0f}"), ("rss_peak_mb", "RSS +MB", "{:.0f}"), ("input_mb", "image MB", "{:.0f}"),
+        ("py_peak_mb", "py peak MB", "{:.0f}"), ("rss_peak_mb", "RSS +MB", "{:.0f}"),
+        ("input_mb", "image MB", "{:.0f}"),
         ("rss_over_input", "RSS+/image", "{:.2f}"),
         ("flux", "flux", "{:.4f}"), ("foreign_load", "other load", "{:.0%}")]))
     d = res["derived"]

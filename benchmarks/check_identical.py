@@ -83,7 +83,7 @@ def cases(quick):
     smooth = blur(s["depth"], SMOOTH_SIGMA_PX)
     yield "smooth12", lambda nt: digest(synthdof.render(
         s["image"], smooth, lens=s["lens"], aperture=s["aperture"], num_threads=nt))
-    for score, name, g, m, lens, ap in gt_scenes():
+    for _score, name, g, _meta, lens, ap in gt_scenes():
         yield f"gt_{name}", (lambda g=g, lens=lens, ap=ap: lambda nt: digest(synthdof.render(
             g["pinhole"], g["depth"], matte=g["alpha"], lens=lens, aperture=ap, num_threads=nt)))()
 

@@ -48,7 +48,8 @@ def main(argv=None):
         print(f"ground-truth scenes not found in {benchlib.GT_DIR}: nothing to score")
         return 1
     rows = run(a.scales)
-    print(benchlib.table(rows, [("scene", "scene", "{}"), ("scale", "scale", "{}x"), ("max_coc", "max |CoC| px", "{:.0f}"),
+    print(benchlib.table(rows, [("scene", "scene", "{}"), ("scale", "scale", "{}x"),
+                                ("max_coc", "max |CoC| px", "{:.0f}"),
                                 ("psnr", "PSNR", "{:.2f}"), ("band", "band", "{:.2f}"), ("far", "far", "{:.2f}"),
                                 ("flux", "flux", "{:.3f}"), ("hl_peak", "hl_peak", "{:.3f}"),
                                 ("seconds", "s", "{:.2f}")]))

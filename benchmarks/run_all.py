@@ -70,7 +70,8 @@ def summary(results):
         for r in rd["gt"]:
             if r["threads"] == max(x["threads"] for x in rd["gt"]):
                 add(f"render gt {r['scene']} 768x512", f"{r['median_s']:.2f} s",
-                    f"{r['threads']} threads; Blender Defocus recorded {r.get('t_blender_defocus_s') or float('nan'):.2f} s")
+                    f"{r['threads']} threads; Blender Defocus recorded "
+                    f"{r.get('t_blender_defocus_s') or float('nan'):.2f} s")
     rf = _load("refine", results)
     if rf:
         W, H = rf["size"]

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import as_strided
 
-import synthdof
 from synthdof import (Aperture, ThinLens, coc_from_disparity, depth_to_disparity, disparity_to_depth,
                       focus_from_matte, gather, linear_to_srgb, render, scatter, srgb_to_linear)
 
@@ -176,7 +175,8 @@ ACCEPTED = {
                            lambda I: LENS.coc(I["depth"], 768.0)),
     "thinlens-numpy-scalars": (lambda I: call(ThinLens(np.float32(85), np.int64(2), np.float64(2.0)).coc, I["depth"]),
                                lambda I: ThinLens(85.0, 2.0, 2.0).coc(I["depth"])),
-    "coc-disparity-view": (lambda I: call(coc_from_disparity, wide(I["disp"], I["big_map"]), K=110.0, focus_disparity=0.5),
+    "coc-disparity-view": (lambda I: call(coc_from_disparity, wide(I["disp"], I["big_map"]), K=110.0,
+                                          focus_disparity=0.5),
                            lambda I: coc_from_disparity(I["disp"], K=110.0, focus_disparity=0.5)),
     "coc-disparity-bigendian-float64": (lambda I: call(coc_from_disparity, be(I["disp"].astype(np.float64)),
                                                        K=np.float32(110.0), focus_disparity=np.float64(0.5)),
@@ -312,7 +312,8 @@ REJECTED = {
     "coc-depth-inf": (lambda I: call(LENS.coc, _nan_at("depth", np.inf)(I)), VE, "depth"),
     "coc-depth-zero": (lambda I: call(LENS.coc, _nan_at("depth", 0.0)(I)), VE, "depth"),
     "coc-depth-negative": (lambda I: call(LENS.coc, _nan_at("depth", -1.0)(I)), VE, "depth"),
-    "coc-real-depth-at-focal-length": (lambda I: call(LENS_REAL.coc, _nan_at("depth", np.nextafter(np.float32(0.085), 0))(I)),
+    "coc-real-depth-at-focal-length": (lambda I: call(LENS_REAL.coc,
+                                                      _nan_at("depth", np.nextafter(np.float32(0.085), 0))(I)),
                                        VE, "depth"),
     "coc-real-depth-inside-focal-length": (lambda I: call(LENS_REAL.coc, _nan_at("depth", 0.05)(I)), VE, "depth"),
     "coc-width-zero": (lambda I: call(LENS.coc, I["depth"], 0), VE, "width"),

@@ -220,7 +220,7 @@ def test_batch_renders_records_and_resumes(scene, tmp_path):
     assert "4 rendered, 0 already done" in r.stdout
     recs = records(out)
     assert sorted(recs) == ["a_0000", "a_0001", "b_0000", "b_0001"]
-    for rid, rec in recs.items():
+    for rec in recs.values():
         L = rec["lens"]
         assert 50 <= L["focal_length_mm"] <= 100 and 1.4 <= L["f_number"] <= 4.0
         assert 1.5 <= L["focus_distance"] <= 3.0 and rec["aperture"]["blades"] in (0, 5, 6)
@@ -232,7 +232,8 @@ def test_batch_renders_records_and_resumes(scene, tmp_path):
         lens = synthdof.ThinLens(L["focal_length_mm"], L["f_number"], L["focus_distance"], L["sensor_width_mm"])
         coc = np.load(out / rec["coc_output"])
         np.testing.assert_array_equal(coc, lens.coc(z))
-        assert rec["coc"]["min"] == pytest.approx(float(coc.min())) and rec["coc"]["max"] == pytest.approx(float(coc.max()))
+        assert rec["coc"]["min"] == pytest.approx(float(coc.min()))
+        assert rec["coc"]["max"] == pytest.approx(float(coc.max()))
         ap = synthdof.Aperture(**rec["aperture"])
         if rec["input"] == "a":
             ref = synthdof.render(scene["img"], z, matte=scene["matte8"] / np.float32(255), lens=lens, aperture=ap)

@@ -141,7 +141,8 @@ def test_full_disk_leaves_the_old_file(small_disk, ext, dtype, shape):
     code = textwrap.dedent(f"""
         import numpy as np, synthdof
         a = np.random.default_rng(0).random({shape}, dtype=np.float32)
-        a = a if {dtype.__name__!r} == "float32" else (a * np.iinfo(np.{dtype.__name__}).max).astype(np.{dtype.__name__})
+        if {dtype.__name__!r} != "float32":
+            a = (a * np.iinfo(np.{dtype.__name__}).max).astype(np.{dtype.__name__})
         try:
             synthdof.write_image({path!r}, a)
         except OSError as e:
@@ -223,7 +224,8 @@ def test_record_that_does_not_fit_is_cut_back(small_disk):
                 print("OSError", e)
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=small_disk.preexec)
-    assert r.stdout.startswith("OSError") and "cannot append to" in r.stdout and "metadata.jsonl" in r.stdout, (r.stdout, r.stderr)
+    assert r.stdout.startswith("OSError") and "cannot append to" in r.stdout and "metadata.jsonl" in r.stdout, \
+        (r.stdout, r.stderr)
     assert open(meta, "rb").read() == before  # no torn line left
     assert list(read_records(small_disk.dir)) == ["a"]
 

@@ -1,6 +1,5 @@
 """render(): physical expectations and the thin-lens ground truth bar."""
 import importlib.util
-import json
 
 import numpy as np
 import pytest

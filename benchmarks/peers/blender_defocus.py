@@ -7,10 +7,11 @@
 IMAGE.npy: (H, W, 4) float32 RGBA, linear light; RADIUS.npy: (H, W, 4) float32 with the CoC
 *radius* in pixels in R, G and B. Both in Blender's pixel order, row 0 at the *bottom* (the
 caller flips them), so that this script needs nothing beyond Blender's own Python (Debian's
-Blender has no NumPy). OUT.exr gets the result (uncompressed float OpenEXR, linear light). The node tree is Image -> Defocus (use_zbuffer off, so the Z input is read as
-a blur radius: radius = Z * z_scale with z_scale 1, blur_max = the largest radius) -> Composite,
-and the last result is saved from the Render Result. Compositing runs through bpy.ops.render.render(); the tree
-has no Render Layers node, so no scene is rendered, only composited. Each repeat is timed; the
+Blender has no NumPy). OUT.exr gets the result (uncompressed float OpenEXR, linear light). The
+node tree is Image -> Defocus (use_zbuffer off, so the Z input is read as a blur radius:
+radius = Z * z_scale with z_scale 1, blur_max = the largest radius) -> Composite, and the last
+result is saved from the Render Result. Compositing runs through bpy.ops.render.render(); the
+tree has no Render Layers node, so no scene is rendered, only composited. Each repeat is timed; the
 same tree with the Defocus node bypassed is timed too (the fixed cost of a compositor run:
 image upload, conversion, output), so that the Defocus node's own time can be separated.
 """

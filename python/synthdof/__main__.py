@@ -6,5 +6,5 @@ if __name__ == "__main__":  # guarded: Dask's spawned worker processes import th
     except KeyboardInterrupt:  # Ctrl-C while the package loads: the same one line as later
         import sys
         print("synthdof: interrupted", file=sys.stderr)
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     raise SystemExit(main())

@@ -424,7 +424,7 @@ def _run_dask(todo, outdir, num_threads, rlog, bar, summary, workers, scheduler,
         from dask.distributed import Client, LocalCluster, wait
         from distributed import KilledWorker
     except ImportError:
-        raise ImportError("synthdof batch: --workers/--scheduler run on Dask: pip install \"synthdof[dask]\"")
+        raise ImportError("synthdof batch: --workers/--scheduler run on Dask: pip install \"synthdof[dask]\"") from None
     quiet = logging.CRITICAL  # a Ctrl-C or a lost worker is reported by the batch, not by Dask's logs
     loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
     levels = [lg.level for lg in loggers]

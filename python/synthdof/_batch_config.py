@@ -42,7 +42,7 @@ def _load_config_file(path):
         try:
             import tomllib
         except ImportError:
-            raise BatchError("config: TOML needs Python 3.11 or later; write the config as JSON")
+            raise BatchError("config: TOML needs Python 3.11 or later; write the config as JSON") from None
         try:
             return tomllib.loads(raw.decode("utf-8"))
         except Exception as e:  # noqa: BLE001

@@ -376,7 +376,7 @@ BLUR_LO, BLUR_HI = 0.005, 0.015
 def _similar_depth(ctx):
     if ctx.a is None or (ctx.c is None and ctx.z is None):
         return None, "needs matte and depth + lens (or coc)"
-    a, H, W = ctx.a, ctx.H, ctx.W
+    a, W = ctx.a, ctx.W
     subj = a >= 0.5
     if subj.sum() < 16:
         return None, "matte holds almost no subject"

@@ -63,7 +63,7 @@ def _read_pil(path, name):
         try:
             import imagecodecs
         except ImportError:
-            raise _missing("reading a 16-bit colour PNG (Pillow keeps only 8 bits of it)", "imagecodecs")
+            raise _missing("reading a 16-bit colour PNG (Pillow keeps only 8 bits of it)", "imagecodecs") from None
         with open(path, "rb") as f:
             data = f.read()
         try:
@@ -73,7 +73,7 @@ def _read_pil(path, name):
     try:
         from PIL import Image
     except ImportError:
-        raise _missing(f"reading {_ext(path)} files", "pillow")
+        raise _missing(f"reading {_ext(path)} files", "pillow") from None
     try:
         with Image.open(path) as im:
             im.load()
@@ -98,7 +98,7 @@ def _read_tiff(path, name):
     try:
         import tifffile
     except ImportError:
-        raise _missing("reading TIFF files", "tifffile")
+        raise _missing("reading TIFF files", "tifffile") from None
     try:
         a = tifffile.imread(path)
     except Exception as e:  # noqa: BLE001
@@ -122,7 +122,7 @@ def _exr_channels(path, name):
         try:
             import imageio.v3 as iio
         except ImportError:
-            raise _missing("reading OpenEXR files", "openexr")
+            raise _missing("reading OpenEXR files", "openexr") from None
         try:
             a = np.asarray(iio.imread(path), dtype=np.float32)
         except Exception as e:  # noqa: BLE001

@@ -1,5 +1,4 @@
 """The two spreading kernels: energy-preserving scatter and its cheap gather counterpart."""
-import numpy as np
 
 from . import _core
 from ._aperture import as_aperture

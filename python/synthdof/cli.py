@@ -88,7 +88,7 @@ def _parse_focus(text):
     try:
         v = float(text)
     except ValueError:
-        raise CliError(f"--focus: expected a distance in metres or 'auto', got {text!r}")
+        raise CliError(f"--focus: expected a distance in metres or 'auto', got {text!r}") from None
     if not (v > 0 and np.isfinite(v)):
         raise CliError(f"--focus: must be a distance > 0 in metres, got {text!r}")
     return v
@@ -168,7 +168,7 @@ def _threads(text):
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if n == 0:
         raise argparse.ArgumentTypeError("0 threads: use a positive count, or -1 for all cores")
     return n
