@@ -140,6 +140,10 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
 /* Spatial reach of the joint upsampling, in low-resolution samples: a tent of this radius, so
  * each output pixel weighs the 4 x 4 samples around it. */
 #define UPSAMPLE_RADIUS 2.0f
+/* Samples in reach that agree to this fraction need no colour weights: inside a surface, even a
+ * slanted one, the weights could move the result by less than that (0.5 % of disparity is about
+ * half a pixel of CoC on a subject in focus at 2 m, 85 mm f/1.4). */
+#define UPSAMPLE_AGREE 0.005f
 
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
                              int W, const float *guide, int K, double sigma_r, float *out, float *out_weight,
@@ -151,6 +155,7 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     if (!(sigma_r > 0.0) || !isfinite(sigma_r)) return SD_ERR_VALUE;
     int nt = sd_threads(nthreads);
     const float sy = (float)h / (float)H, sx = (float)w / (float)W;
+    const float inv_r = sigma_r < 1e-30 ? 1e30f : (float)(1.0 / sigma_r); /* finite: d > 0 here */
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
         float v = ((float)y + 0.5f) * sy - 0.5f; /* the pixel centre in sample coordinates */
@@ -171,7 +176,7 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
                     vmin = fminf(vmin, lo[k]);
                     vmax = fmaxf(vmax, lo[k]);
                 }
-            int uniform = vmin == vmax;
+            int uniform = vmax - vmin <= UPSAMPLE_AGREE * fmaxf(fabsf(vmin), fabsf(vmax));
             double num = 0.0, den = 0.0;
             for (int j = jlo; j < jhi; j++) {
                 float wy = 1.0f - fabsf(v - (float)j) / UPSAMPLE_RADIUS;
@@ -187,7 +192,7 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
                         for (int c = 0; c < K; c++) d += fabsf(g[c] - gl[c]);
                         /* a sample whose colour differs from the pixel's lies on another surface
                          * (d == 0 counts fully, even for a tiny sigma_r) */
-                        if (d > 0.0f) wt *= exp(-(double)d / sigma_r);
+                        if (d > 0.0f) wt *= (double)expf(-d * inv_r);
                     }
                     num += wt * (double)lo[k];
                     den += wt;
