@@ -58,10 +58,6 @@ def test_refined_disparity_is_finite_and_keeps_the_valid_pixels(motorcycle):
     np.testing.assert_allclose(refined[valid], disparity[valid], rtol=0.01)
 
 
-@pytest.mark.xfail(strict=True, reason="found defect: 372 hole pixels (104 of 3,366 holes) that the "
-                   "image separates from every valid pixel by strong edges are never reached by the "
-                   "edge-aware fill (its weight does not grow with the radius across an edge) and are "
-                   "left at disparity 1.2e-38, i.e. infinitely far")
 def test_every_hole_takes_a_value_of_its_surroundings(motorcycle):
     _, disparity, refined = motorcycle
     outside = 0

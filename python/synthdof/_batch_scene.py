@@ -7,6 +7,8 @@ from typing import Optional
 
 import numpy as np
 
+from ._lens import median_on_matte
+
 # output formats that keep float32 linear light (8/16-bit input is decoded for them)
 FLOAT_EXT = (".exr", ".tif", ".tiff", ".npy")
 
@@ -122,20 +124,6 @@ def load_scene(image, depth, matte=None, *, depth_scale=None, disparity=False, r
     return img, d, m
 
 
-def _median_on_matte(d, matte):
-    """Median disparity of the confidently matted pixels (matte-weighted if none reach 0.5)."""
-    sel = matte >= 0.5
-    if sel.any():
-        return float(np.median(d[sel].astype(np.float64)))
-    if not (matte > 0).any():
-        raise ValueError("matte: is zero everywhere; nothing to focus on")
-    v = d.astype(np.float64).ravel()
-    w = matte.astype(np.float64).ravel()
-    o = np.argsort(v)
-    cw = np.cumsum(w[o])
-    return float(v[o][np.searchsorted(cw, 0.5 * cw[-1])])
-
-
 def scene_coc(depth, matte, params, *, disparity=False, disparity_scale=1.0, depth_path=None):
     """Signed CoC map and the resolved focus for one set of lens parameters.
 
@@ -209,7 +197,7 @@ def scene_coc(depth, matte, params, *, disparity=False, disparity_scale=1.0, dep
         if K is None:
             K = ThinLens(params["focal_length_mm"], params["f_number"], 1.0,
                          params["sensor_width_mm"]).coc_scale(W) / S
-        fd = _median_on_matte(depth, matte) if auto else S / float(focus)
+        fd = median_on_matte(depth, matte) if auto else S / float(focus)
         coc = coc_from_disparity(depth, K=float(K), focus_disparity=fd)
     except ValueError as e:
         msg = str(e)

@@ -26,6 +26,8 @@ FILL_SIGMA_R = 0.1
 # band wider than the filter's reach).
 MIN_FILL_WEIGHT = 1e-4
 FILTER_ITERATIONS = 3
+# The reach (pixels) from which a hole that edges wall in on every side is continued unguided.
+NEAREST_REACH = 2.0
 # Fills run on the box of the pixels that read them grown by this many sigmas of the filter:
 # the weight of what lies farther is below 1e-3 of the nearest.
 REACH_SIGMAS = 6
@@ -48,7 +50,8 @@ def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
     C = values.shape[2]
     out = np.zeros((H, W, C), np.float32)
     todo = np.ones((H, W), bool) if need is None else need.copy()
-    for k in range(4):
+    # unguided, the reach grows until it spans any frame (4^8 times the first)
+    for k in range(4 if guide is not None else 9):
         buf = np.empty((H, W, C + 1), np.float32)
         buf[..., :C] = values * weight[..., None]
         buf[..., C] = weight
@@ -59,6 +62,13 @@ def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
         todo &= ~ok
         if not todo.any():
             break
+    if todo.any() and guide is not None and weight.any():
+        # enclosed by edges on every side (a hole inside a small bright patch): across an edge
+        # the weight does not grow with the radius, so these continue their nearest surroundings
+        # unguided (from a reach of NEAREST_REACH pixels, widened as needed)
+        rest, _ = _edge_fill(values, weight, None, NEAREST_REACH, sigma_r, nt, need=todo)
+        out[todo] = rest[todo]
+        todo[:] = False
     return out, ~todo
 
 
