@@ -26,7 +26,7 @@ VPY=$VENV/bin/python
 # Build and test prerequisites (no build isolation: the build must see these exact tools).
 "$VPY" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
 "$VPY" -m pip install -q --disable-pip-version-check \
-    "meson-python>=0.15" "meson>=1.1" ninja "numpy>=2.0" "pytest>=7" scipy
+    "meson-python>=0.15" "meson>=1.1" ninja "numpy>=2.0" "pytest>=7" scipy scikit-image
 
 LIBASAN=$("$CC" -print-file-name=libasan.so)
 if [ ! -e "$LIBASAN" ]; then

@@ -11,7 +11,8 @@ import synthdof
 MODULES = sorted(m.name for m in pkgutil.iter_modules(synthdof.__path__, "synthdof.")
                  if m.name not in ("synthdof._core", "synthdof.__main__")) + ["synthdof"]
 # the file, batch and command-line modules: their examples read and write image files
-NEEDS_PIL = {"synthdof._io", "synthdof._batch", "synthdof._batch_config", "synthdof._batch_folder",
+NEEDS_PIL = {"synthdof._io", "synthdof._io_write",
+             "synthdof._batch", "synthdof._batch_config", "synthdof._batch_folder",
              "synthdof._batch_scene", "synthdof.cli"}
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
