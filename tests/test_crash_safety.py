@@ -133,6 +133,8 @@ def batch_config(path, samples=2, inputs=("a",), fmt="png", save_coc=False, scen
 def test_full_disk_leaves_the_old_file(small_disk, ext, dtype, shape):
     if ext == ".exr":
         pytest.importorskip("OpenEXR")
+    if ext == ".png" and dtype == np.uint16:
+        pytest.importorskip("imagecodecs")  # 16-bit colour PNG (the io extra; not in the sanitized run)
     path = os.path.join(small_disk.dir, "out" + ext)
     old = noise((4, 4, 3), dtype, seed=1)
     synthdof.write_image(path, old)
