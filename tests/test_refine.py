@@ -182,6 +182,12 @@ def test_bad_input_names_the_argument(kwargs, match):
         synthdof.refine(image, **kwargs)
 
 
+def test_coc_from_disparity_rejects_holes_and_points_to_refine():
+    disp = np.array([[0.2, np.inf, 0.4]], np.float32)
+    with pytest.raises(ValueError, match=r"disparity: invalid value inf at row 0, column 1.*refine"):
+        synthdof.coc_from_disparity(disp, K=10.0, focus_disparity=0.3)
+
+
 def test_render_rejects_holes_and_points_to_refine():
     image, depth = two_surfaces()
     depth[3, 4] = np.nan

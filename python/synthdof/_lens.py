@@ -220,7 +220,11 @@ def coc_from_disparity(disparity, *, K, focus_disparity, max_coc=None, out=None,
     fd = finite(focus_disparity, "focus_disparity")
     mc = None if max_coc is None else positive(max_coc, "max_coc")
     out = prepare_out(out, d.shape, [("disparity", disparity)])
-    _core.coc_disparity(d, K, fd, mc or 0.0, out, resolve_threads(num_threads))
+    try:
+        _core.coc_disparity(d, K, fd, mc or 0.0, out, resolve_threads(num_threads))
+    except ValueError as e:
+        raise ValueError(f"{e}; synthdof.refine(image, disparity, disparity=True) fills invalid "
+                         "disparity from the surfaces around it") from None
     return out
 
 
