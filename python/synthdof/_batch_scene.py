@@ -100,12 +100,8 @@ def load_scene(image, depth, matte=None, *, depth_scale=None, disparity=False, r
     from ._io import _read_depth, _read_image, _read_matte
 
     img = _read_image(image, 3, "image")
-    try:
-        d = _read_depth(depth, depth_scale, disparity, "depth", check=not refine)
-    except ValueError as e:
-        if "holds" not in str(e) or "value" not in str(e):
-            raise
-        raise ValueError(f"{e}; refine (--refine) fills holes from the surface around them") from None
+    d = _read_depth(depth, depth_scale, disparity, "depth", check=not refine,
+                    hint="; refine (--refine) fills holes from the surface around them")
     if d.shape != img.shape[:2] and not refine:
         raise ValueError(f"depth: {depth} is {d.shape[1]}x{d.shape[0]} pixels but the image {image} is "
                          f"{img.shape[1]}x{img.shape[0]} (refine, --refine, upsamples smaller depth)")

@@ -309,7 +309,7 @@ def read_depth(path, *, scale=None, disparity=False, invalid="raise"):
     return _read_depth(path, scale, disparity, "path", check=invalid == "raise")
 
 
-def _read_depth(path, scale, disparity, name, check=True):
+def _read_depth(path, scale, disparity, name, check=True, hint=""):
     a = _read_any(path, name)
     p = os.fspath(path)
     if a.dtype.kind == "b" or a.dtype.kind not in "fiu":
@@ -335,13 +335,14 @@ def _read_depth(path, scale, disparity, name, check=True):
     with np.errstate(invalid="ignore", over="ignore"):
         out = (a.astype(np.float64) * s).astype(np.float32)
     if check:
-        _check_values(out, name, p, "disparity" if disparity else "depth", 0.0 if not disparity else None, None)
+        _check_values(out, name, p, "disparity" if disparity else "depth", 0.0 if not disparity else None, None,
+                      hint)
     return out
 
 
-def _check_values(a, name, path, what, lo, hi):
+def _check_values(a, name, path, what, lo, hi, hint=""):
     """Raise ValueError naming the file and the first pixel of `a` that is not finite or lies
-    outside [lo, hi] (None: unbounded)."""
+    outside [lo, hi] (None: unbounded), followed by `hint`."""
     bad = ~np.isfinite(a)
     if lo is not None:
         bad |= a < lo
@@ -351,7 +352,7 @@ def _check_values(a, name, path, what, lo, hi):
         y, x = np.unravel_index(int(np.argmax(bad)), a.shape)
         rng = "finite" + ("" if lo is None else f" and >= {lo:g}" if hi is None else f" and in [{lo:g}, {hi:g}]")
         raise ValueError(f"{name}: {path} holds {what} value {float(a[y, x])!r} at row {y}, column {x} "
-                         f"({int(bad.sum())} such pixels; {what} values must be {rng})")
+                         f"({int(bad.sum())} such pixels; {what} values must be {rng}){hint}")
 
 
 def read_matte(path):

@@ -45,16 +45,17 @@ NOISE_LEVEL = 0.003
 def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
     """Normalised edge-aware convolution: each channel of `values` (H, W, C) averaged with
     `weight` (H, W) over the surface the guide shows; widened where no weight is in reach of a
-    pixel in `need` (default: all). Returns (filled (H, W, C), reached (H, W) bool)."""
+    pixel in `need` (default: all). Returns the filled (H, W, C) values (0 where not needed)."""
     H, W = weight.shape
     C = values.shape[2]
     out = np.zeros((H, W, C), np.float32)
     todo = np.ones((H, W), bool) if need is None else need.copy()
+    weighted = np.empty((H, W, C + 1), np.float32)
+    weighted[..., :C] = values * weight[..., None]
+    weighted[..., C] = weight
     # unguided, the reach grows until it spans any frame (4^8 times the first)
     for k in range(4 if guide is not None else 9):
-        buf = np.empty((H, W, C + 1), np.float32)
-        buf[..., :C] = values * weight[..., None]
-        buf[..., C] = weight
+        buf = weighted.copy()  # the filter works in place
         _core.edge_filter(buf, guide, float(sigma_s * 4 ** k), float(sigma_r), FILTER_ITERATIONS, nt)
         den = buf[..., C]
         ok = todo & (den > MIN_FILL_WEIGHT)
@@ -66,10 +67,9 @@ def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
         # enclosed by edges on every side (a hole inside a small bright patch): across an edge
         # the weight does not grow with the radius, so these continue their nearest surroundings
         # unguided (from a reach of NEAREST_REACH pixels, widened as needed)
-        rest, _ = _edge_fill(values, weight, None, NEAREST_REACH, sigma_r, nt, need=todo)
+        rest = _edge_fill(values, weight, None, NEAREST_REACH, sigma_r, nt, need=todo)
         out[todo] = rest[todo]
-        todo[:] = False
-    return out, ~todo
+    return out
 
 
 def _grown_box(mask, margin):
@@ -191,8 +191,8 @@ def _continue_sides(q, side, near, band, nt):
     """Within `band` pixels of the matte's boundary (`near`), depth that strays from its own
     side's continuation (from beyond the band) by more than SIDE_TOLERANCE is replaced by it."""
     sure = ~near
-    fg, _ = _edge_fill(q[..., None], (side & sure).astype(np.float32), None, band, 1.0, nt, need=near & side)
-    bg, _ = _edge_fill(q[..., None], (~side & sure).astype(np.float32), None, band, 1.0, nt, need=near & ~side)
+    fg = _edge_fill(q[..., None], (side & sure).astype(np.float32), None, band, 1.0, nt, need=near & side)
+    bg = _edge_fill(q[..., None], (~side & sure).astype(np.float32), None, band, 1.0, nt, need=near & ~side)
     cont = np.where(side, fg[..., 0], bg[..., 0])
     reached = np.where(side, (side & sure).any(), (~side & sure).any())
     pulled = np.abs(q - cont) > SIDE_TOLERANCE * np.abs(cont)
@@ -326,11 +326,11 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     if (h, w) != (H, W):
         q, weight = _upsample(q, weight, guide, nt)
     if _relative_noise(q, weight) > NOISE_LEVEL:
-        smooth, _ = _edge_fill(q[..., None], weight, guide, max(2.0, band), FILL_SIGMA_R, nt)
+        smooth = _edge_fill(q[..., None], weight, guide, max(2.0, band), FILL_SIGMA_R, nt)
         q, weight = smooth[..., 0], np.ones_like(weight)
     holes = weight < 1
     if holes.any():
-        fill, _ = _edge_fill(q[..., None], weight, guide, max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)
+        fill = _edge_fill(q[..., None], weight, guide, max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)
         q = np.where(holes, weight * q + (1 - weight) * fill[..., 0], q).astype(np.float32)
 
     m = None
