@@ -16,6 +16,8 @@
 /* Columns per block of the vertical pass: a block's rows are read and written in order, so the
  * recursion runs down the image with unit-stride inner loops. */
 #define COL_BLOCK 64
+/* Rows per group of the horizontal pass (see pass_rows). */
+#define ROW_GROUP 8
 
 /* Feedback coefficient a^(domain step) of the first pass for every neighbour pair: pairs along
  * rows (H x (W-1), horizontal) or along columns ((H-1) x W, vertical). The domain step between
@@ -44,23 +46,73 @@ static void square_all(float *coef, size_t n, int nt)
     for (ptrdiff_t i = 0; i < (ptrdiff_t)n; i++) coef[i] *= coef[i];
 }
 
-/* One horizontal pass (left to right, then right to left) over every row. */
-static void pass_rows(int H, int W, int C, float *data, const float *coef, float a_const, int nt)
+/* The left-to-right and right-to-left recursions of n <= ROW_GROUP rows stepped side by side:
+ * each row's recursion is a chain of dependent steps, and interleaving the rows of a group lets
+ * the processor overlap their chains (each row's arithmetic is unchanged). */
+static inline void hgroup(int W, int C, int n, float *rows, const float *c0, float a_const)
 {
-    SD_PARALLEL_FOR(nt)
-    for (int y = 0; y < H; y++) {
-        float *row = data + (ptrdiff_t)y * W * C;
-        const float *c = coef ? coef + (ptrdiff_t)y * (W - 1) : NULL;
-        for (int x = 1; x < W; x++) {
-            float a = c ? c[x - 1] : a_const;
-            float *cur = row + (ptrdiff_t)x * C, *prev = cur - C;
+    ptrdiff_t rowlen = (ptrdiff_t)W * C;
+    for (int x = 1; x < W; x++)
+        for (int r = 0; r < n; r++) {
+            float a = c0 ? c0[(ptrdiff_t)r * (W - 1) + x - 1] : a_const;
+            float *cur = rows + (ptrdiff_t)r * rowlen + (ptrdiff_t)x * C, *prev = cur - C;
             for (int k = 0; k < C; k++) cur[k] += a * (prev[k] - cur[k]);
         }
-        for (int x = W - 2; x >= 0; x--) {
-            float a = c ? c[x] : a_const;
-            float *cur = row + (ptrdiff_t)x * C, *next = cur + C;
+    for (int x = W - 2; x >= 0; x--)
+        for (int r = 0; r < n; r++) {
+            float a = c0 ? c0[(ptrdiff_t)r * (W - 1) + x] : a_const;
+            float *cur = rows + (ptrdiff_t)r * rowlen + (ptrdiff_t)x * C, *next = cur + C;
             for (int k = 0; k < C; k++) cur[k] += a * (next[k] - cur[k]);
         }
+}
+
+/* One horizontal pass (left to right, then right to left) over every row, in groups of
+ * ROW_GROUP rows. */
+static void pass_rows(int H, int W, int C, float *data, const float *coef, float a_const, int nt)
+{
+    int ngroups = (H + ROW_GROUP - 1) / ROW_GROUP;
+    SD_PARALLEL_FOR(nt)
+    for (int b = 0; b < ngroups; b++) {
+        int y0 = b * ROW_GROUP, n = H - y0 < ROW_GROUP ? H - y0 : ROW_GROUP;
+        float *rows = data + (ptrdiff_t)y0 * W * C;
+        const float *c0 = coef ? coef + (ptrdiff_t)y0 * (W - 1) : NULL;
+        switch (C) { /* the channel counts refine uses, with the channel loop unrolled */
+        case 1: hgroup(W, 1, n, rows, c0, a_const); break;
+        case 2: hgroup(W, 2, n, rows, c0, a_const); break;
+        case 3: hgroup(W, 3, n, rows, c0, a_const); break;
+        case 4: hgroup(W, 4, n, rows, c0, a_const); break;
+        default: hgroup(W, C, n, rows, c0, a_const); break;
+        }
+    }
+}
+
+/* One step of the vertical recursion along a row segment of n pixels: cur += a * (prev - cur),
+ * a per pixel (coef) or constant. Inlined with C a constant (vstep_rows) so that the channel
+ * loop unrolls and the pixel loop vectorises. */
+static inline void vstep(float *restrict cur, const float *restrict prev, const float *restrict coef,
+                         float a_const, int n, int C)
+{
+    if (coef) {
+        SD_SIMD
+        for (int x = 0; x < n; x++)
+            for (int k = 0; k < C; k++) cur[x * C + k] += coef[x] * (prev[x * C + k] - cur[x * C + k]);
+    } else {
+        SD_SIMD
+        for (int i = 0; i < n * C; i++) cur[i] += a_const * (prev[i] - cur[i]);
+    }
+}
+
+/* The down and up recursions of one block of columns [x0, x1). */
+static inline void vblock(int H, int W, int C, float *data, const float *coef, float a_const, int x0, int x1)
+{
+    ptrdiff_t rowlen = (ptrdiff_t)W * C;
+    for (int y = 1; y < H; y++) {
+        float *cur = data + (ptrdiff_t)y * rowlen + (ptrdiff_t)x0 * C;
+        vstep(cur, cur - rowlen, coef ? coef + (ptrdiff_t)(y - 1) * W + x0 : NULL, a_const, x1 - x0, C);
+    }
+    for (int y = H - 2; y >= 0; y--) {
+        float *cur = data + (ptrdiff_t)y * rowlen + (ptrdiff_t)x0 * C;
+        vstep(cur, cur + rowlen, coef ? coef + (ptrdiff_t)y * W + x0 : NULL, a_const, x1 - x0, C);
     }
 }
 
@@ -68,27 +120,15 @@ static void pass_rows(int H, int W, int C, float *data, const float *coef, float
 static void pass_cols(int H, int W, int C, float *data, const float *coef, float a_const, int nt)
 {
     int nblocks = (W + COL_BLOCK - 1) / COL_BLOCK;
-    ptrdiff_t rowlen = (ptrdiff_t)W * C;
     SD_PARALLEL_FOR(nt)
     for (int b = 0; b < nblocks; b++) {
         int x0 = b * COL_BLOCK, x1 = x0 + COL_BLOCK < W ? x0 + COL_BLOCK : W;
-        for (int y = 1; y < H; y++) {
-            float *cur = data + (ptrdiff_t)y * rowlen, *prev = cur - rowlen;
-            const float *c = coef ? coef + (ptrdiff_t)(y - 1) * W : NULL;
-            for (int x = x0; x < x1; x++) {
-                float a = c ? c[x] : a_const;
-                SD_SIMD
-                for (int k = 0; k < C; k++) cur[(ptrdiff_t)x * C + k] += a * (prev[(ptrdiff_t)x * C + k] - cur[(ptrdiff_t)x * C + k]);
-            }
-        }
-        for (int y = H - 2; y >= 0; y--) {
-            float *cur = data + (ptrdiff_t)y * rowlen, *next = cur + rowlen;
-            const float *c = coef ? coef + (ptrdiff_t)y * W : NULL;
-            for (int x = x0; x < x1; x++) {
-                float a = c ? c[x] : a_const;
-                SD_SIMD
-                for (int k = 0; k < C; k++) cur[(ptrdiff_t)x * C + k] += a * (next[(ptrdiff_t)x * C + k] - cur[(ptrdiff_t)x * C + k]);
-            }
+        switch (C) { /* the channel counts refine uses, with the channel loop unrolled */
+        case 1: vblock(H, W, 1, data, coef, a_const, x0, x1); break;
+        case 2: vblock(H, W, 2, data, coef, a_const, x0, x1); break;
+        case 3: vblock(H, W, 3, data, coef, a_const, x0, x1); break;
+        case 4: vblock(H, W, 4, data, coef, a_const, x0, x1); break;
+        default: vblock(H, W, C, data, coef, a_const, x0, x1); break;
         }
     }
 }
