@@ -123,7 +123,7 @@ def run(size=scene.FULL_SIZE, repeats=3, threads=(1, 2), n_layers=20, synthdof_r
 
 
 def score_gt(n_layers=20, workers=2):
-    """Quality of the afternoon renderer against the Cycles ground truth, with score.py's metrics."""
+    """Quality of the afternoon renderer against the Cycles ground truth, with score_gt.py's metrics."""
     rows = []
     for score, name, g, m, lens, _ in benchlib.gt_scenes():
         coc = lens.coc(g["depth"])

@@ -27,7 +27,6 @@ installed are skipped with a message.
     python benchmarks/bench_peers.py --gegl-size 1008x756 --blender-size 640x360 --repeats 1
 """
 import argparse
-import glob
 import json
 import os
 import subprocess
@@ -200,16 +199,15 @@ def blender_gt_check(threads=2, verbose=True):
     """Run the Defocus node on each ground-truth scene exactly as stored there and compare with the
     stored `blender_defocus` output and its recorded time."""
     exe = benchlib.which("blender")
-    paths = sorted(glob.glob(os.path.join(benchlib.GT_DIR, "*.npz")))
-    if not exe or not paths:
-        msg = "Blender or the ground-truth scenes missing: check skipped"
+    if not exe:
+        msg = "Blender missing: check skipped"
         print("  " + msg)
         return dict(skipped=msg)
     import synthdof
     rows = []
-    for p in paths:
-        z = np.load(p)
-        m = json.loads(str(z["meta"]))
+    for name in benchlib.gt_names():
+        z = synthdof.load_ground_truth(name)
+        m = z["meta"]
         lens = synthdof.ThinLens(focal_length_mm=m["focal_length_mm"], f_number=m["f_number"],
                                  focus_distance=m["focus_distance_m"], sensor_width_mm=m["sensor_width_mm"])
         coc = lens.coc(z["depth"].astype(np.float32))
@@ -223,7 +221,7 @@ def blender_gt_check(threads=2, verbose=True):
                         aperture=synthdof.Aperture(blades=m["aperture_blades"], rotation=m["aperture_rotation_rad"]),
                         num_threads=threads)
         t_sd = time.perf_counter() - t0
-        row = dict(scene=os.path.basename(p)[:-4], threads=threads, median_s=float(np.median(r["defocus_times"])),
+        row = dict(scene=name, threads=threads, median_s=float(np.median(r["defocus_times"])),
                    recorded_s=m.get("t_blender_defocus_s"), rel_diff_vs_stored=rel, synthdof_s=t_sd)
         row["ratio_render"] = row["median_s"] / t_sd
         rows.append(row)

@@ -1,7 +1,7 @@
 """Time synthdof.refine on the synthetic 12 MP scene with the depth and matte users have.
 
 Three inputs, each degraded from the scene's exact depth and matte in a fixed, seeded way (the
-recipes of ../shared/gt/score.py --inputs, written out here so the benchmark stands alone):
+recipes of benchmarks/score_gt.py --inputs, written out here so the benchmark stands alone):
 
   net      a monocular network: depth area-downsampled 4x, bilinear back up, Gaussian sigma
            1.5 px; matte = a segmentation mask (alpha > 0.5) area-downsampled 2x, bilinear up

@@ -15,16 +15,14 @@ and derived:
   render / scatter   render time over the plain scatter kernel's on the same image, CoC, aperture
   radius ratio       render time at max CoC 200 px over max CoC 20 px (same scene, f-number scaled)
   thread speed-up    1-thread time over 2-thread time
-  gt scenes          render time of each /work/shared/gt scene, and the recorded time of Blender's
-                     Defocus node on it (meta t_blender_defocus_s) over synthdof's
+  gt scenes          render time of each ground-truth scene (synthdof.load_ground_truth), and the
+                     recorded time of Blender's Defocus node on it (meta t_blender_defocus_s) over synthdof's
 
     python benchmarks/bench_render.py                       # 12 MP, 5 repeats
     python benchmarks/bench_render.py --size 1008x756 --repeats 2   # smoke check
 """
 import argparse
-import glob
 import json
-import os
 import sys
 import time
 import tracemalloc
@@ -43,8 +41,8 @@ def _worker(payload):
     import synthdof
     kind, nt, repeats = payload["kind"], payload["threads"], payload["repeats"]
     if kind == "gt":
-        z = np.load(payload["path"])
-        meta = json.loads(str(z["meta"]))
+        z = synthdof.load_ground_truth(payload["name"])
+        meta = z["meta"]
         img = np.ascontiguousarray(z["pinhole"], dtype=np.float32)
         depth = np.ascontiguousarray(z["depth"], dtype=np.float32)
         matte = np.ascontiguousarray(z["alpha"], dtype=np.float32)
@@ -106,7 +104,7 @@ def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, radius_pair=(20.0, 200
     def job(**kw):
         r = benchlib.run_worker("bench_render.py", dict(kw, repeats=repeats))
         if verbose:
-            label = " ".join(f"{k}={v}" for k, v in kw.items() if k not in ("scene", "path"))
+            label = " ".join(f"{k}={v}" for k, v in kw.items() if k not in ("scene", "name"))
             print(f"  {label}: median {r['median_s']:.3f} s (min {r['min_s']:.3f}), first call {r['first_s']:.3f} s, "
                   f"py peak {r['py_peak_mb']:.0f} MB, rss peak +{r['rss_peak_mb'] or float('nan'):.0f} MB", flush=True)
         return r
@@ -129,13 +127,10 @@ def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, radius_pair=(20.0, 200
                         if len(threads) > 1 else {}),
     )
     gt_rows = []
-    paths = sorted(glob.glob(os.path.join(benchlib.GT_DIR, "*.npz"))) if gt else []
-    if gt and not paths:
-        print(f"  ground-truth scenes not found in {benchlib.GT_DIR}: skipped")
-    for p in paths:
+    for name in benchlib.gt_names() if gt else ():
         for nt in threads:
-            r = job(kind="gt", path=p, threads=nt)
-            r["scene"] = os.path.basename(p)[:-4]
+            r = job(kind="gt", name=name, threads=nt)
+            r["scene"] = name
             if r.get("t_blender_defocus_s"):
                 r["blender_over_synthdof"] = r["t_blender_defocus_s"] / r["median_s"]
             gt_rows.append(r)

@@ -11,22 +11,25 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-GT_DIR = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "gt")
+
+
+def gt_names():
+    """Names of the ground-truth scenes shipped with the package (synthdof.load_ground_truth)."""
+    from synthdof._sample import GROUND_TRUTH_SCENES
+    return GROUND_TRUTH_SCENES
 
 
 def gt_scenes():
-    """The ground-truth scenes with the scorer beside them: yields (score module, name, arrays,
-    meta, synthdof.ThinLens, synthdof.Aperture) per scene in GT_DIR."""
-    import glob
-    sys.path.insert(0, GT_DIR)
-    import score  # the scorer beside the ground truth
+    """The ground-truth scenes with their scorer (benchmarks/score_gt.py): yields (score module,
+    name, arrays, meta, synthdof.ThinLens, synthdof.Aperture) per scene."""
+    import score_gt as score
     import synthdof
-    for p in sorted(glob.glob(os.path.join(GT_DIR, "*.npz"))):
-        g, m = score.load(p)
+    for name in gt_names():
+        g, m = score.load(name)
         lens = synthdof.ThinLens(focal_length_mm=m["focal_length_mm"], f_number=m["f_number"],
                                  focus_distance=m["focus_distance_m"], sensor_width_mm=m["sensor_width_mm"])
         ap = synthdof.Aperture(blades=m["aperture_blades"], rotation=m["aperture_rotation_rad"])
-        yield score, os.path.basename(p)[:-4], g, m, lens, ap
+        yield score, name, g, m, lens, ap
 
 
 # Other programs on the machine distort timings. Before each timed call we wait (up to

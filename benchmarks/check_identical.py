@@ -7,8 +7,8 @@ the outputs with a stored reference.
 Cases (each with 1 and 2 threads; a difference between the two is reported as well):
 - scene12        the 12 MP benchmark scene (benchmarks/scene.py): image, depth, matte, lens,
                  hexagonal aperture
-- gt_<name>      the ground-truth scenes beside the scorer (../shared/gt/*.npz), rendered as
-                 score.py renders them
+- gt_<name>      the ground-truth scenes (synthdof.load_ground_truth), rendered as
+                 score_gt.py renders them
 - smooth12       the 12 MP scene with its depth blurred (continuous depth, no steps), no matte
 - coc_u8         a 1 MP scene from a signed CoC map with uint8 input and a background plate
 - scatter/gather the two public kernels on the 1 MP scene (5 blades: asymmetric shape)

@@ -3,8 +3,8 @@
 
     python benchmarks/diagnostics_separation.py [--scale 1|2] [--markdown]
 
-For every ground-truth scene (../shared/gt) it scores, with the scene's true depth, matte, lens
-and aperture: synthdof's render, the thin-lens truth, Blender's Defocus node (the peer), and
+For every ground-truth scene (synthdof.load_ground_truth) it scores, with the scene's true depth,
+matte, lens and aperture: synthdof's render, the thin-lens truth, Blender's Defocus node (the peer), and
 renders with known faults:
   gauss sigma=c/4     one Gaussian behind the matte (sigma a quarter of the background CoC,
                       linear light), the subject pasted back with the matte
@@ -19,8 +19,6 @@ and a sweep of synthetic two-plane scenes for similar_depth. The tables in docs/
 come from this script.
 """
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -28,7 +26,6 @@ from scipy import ndimage
 import synthdof
 from synthdof._diagnose import MODES, THRESHOLDS
 
-GT = Path(__file__).resolve().parents[1].parent / "shared" / "gt"
 SCENES = ["portrait", "lights", "slant", "occluder"]
 
 
@@ -53,8 +50,8 @@ def gaussian_behind_matte(img, matte, sigma, srgb=False):
 
 
 def scene_rows(name, s):
-    z = np.load(GT / f"{name}.npz")
-    m = json.loads(str(z["meta"]))
+    z = synthdof.load_ground_truth(name)
+    m = z["meta"]
     img = down(z["pinhole"], s)
     depth = (1.0 / down(1.0 / z["depth"].astype(np.float64), s)).astype(np.float32)
     a = np.clip(down(z["alpha"], s), 0, 1)

@@ -1,17 +1,16 @@
 """Image quality at large blurs: the ground-truth scenes rendered at 2x and 4x their size.
 
-The Cycles scenes in ../shared/gt are 768x512 with |CoC| up to about 45 px, so they exercise
-only the finest levels of the renderer. With the fixed-field-of-view lens the CoC grows with the
+The Cycles ground-truth scenes (synthdof.load_ground_truth) are 768x512 with |CoC| up to about
+45 px, so they exercise only the finest levels of the renderer. With the fixed-field-of-view lens the CoC grows with the
 image width, so the same scene at s times the size has s times the blur: the pinhole image, depth
 and matte are upsampled s x s (nearest neighbour: each pixel becomes an s x s block, depth stays
-planar), rendered with the same lens, box-averaged back to 768x512 and scored with score.py's
+planar), rendered with the same lens, box-averaged back to 768x512 and scored with score_gt.py's
 metrics against the unchanged ground truth. At 4x the blur reaches ~180 px, where the slices are
 built and spread on grids of 4 x 4 pixels and coarser. Scores should stay near the 1x ones.
 
     python benchmarks/quality_scaled.py [--scales 1 2 4] [--json FILE]
 """
 import argparse
-import glob
 import os
 import sys
 import time
@@ -44,9 +43,6 @@ def main(argv=None):
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--json", default=os.path.join(benchlib.RESULTS, "quality_scaled.json"))
     a = ap.parse_args(argv)
-    if not glob.glob(os.path.join(benchlib.GT_DIR, "*.npz")):
-        print(f"ground-truth scenes not found in {benchlib.GT_DIR}: nothing to score")
-        return 1
     rows = run(a.scales)
     print(benchlib.table(rows, [("scene", "scene", "{}"), ("scale", "scale", "{}x"),
                                 ("max_coc", "max |CoC| px", "{:.0f}"),

@@ -1,5 +1,6 @@
-"""Shared fixtures: the ground-truth scenes beside the repository and small random generators."""
-import json
+"""Shared fixtures: the ground-truth scenes shipped with the package, their scorer, and small
+random generators."""
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -7,32 +8,33 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import synthdof
+
 # tests/reference.py is imported as a plain module by the test files
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-GT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "gt"
+# The scorer of the ground-truth table (benchmarks/score_gt.py): the metrics, the bar and the
+# input recipes the tests check the renderer against.
+SCORER = Path(__file__).resolve().parents[1] / "benchmarks" / "score_gt.py"
 GT_SCENES = ("portrait", "lights", "slant", "occluder")
 
 
-@pytest.fixture(scope="session")
-def gt_dir():
-    """Directory of the Cycles ground truth (skips the test when it is not checked out)."""
-    if not (GT_DIR / "portrait.npz").is_file():
-        pytest.skip(f"ground truth not found at {GT_DIR}")
-    return GT_DIR
+def load_scorer():
+    """benchmarks/score_gt.py as a module (a missing file fails the test that needs it)."""
+    spec = importlib.util.spec_from_file_location("score_gt", SCORER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(scope="session")
-def load_gt(gt_dir):
-    """load_gt(name) -> dict of the scene's arrays plus 'meta' parsed from JSON (cached)."""
+def load_gt():
+    """load_gt(name) -> synthdof.load_ground_truth(name), cached: float32 arrays and 'meta'."""
     cache = {}
 
     def load(name):
         if name not in cache:
-            with np.load(gt_dir / f"{name}.npz") as z:
-                d = {k: z[k] for k in z.files if k != "meta"}
-                d["meta"] = json.loads(str(z["meta"]))
-            cache[name] = d
+            cache[name] = synthdof.load_ground_truth(name)
         return cache[name]
 
     return load

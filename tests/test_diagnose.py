@@ -12,7 +12,7 @@ import pytest
 import synthdof
 from synthdof import _diagnose as dg
 from synthdof import _imageops, _metrics
-from conftest import GT_DIR
+from conftest import load_scorer
 
 ndimage = pytest.importorskip("scipy.ndimage")
 
@@ -278,19 +278,12 @@ def test_errors_name_the_argument(scene):
 
 # --- compare ------------------------------------------------------------------------------------------
 
-def _scorer():
-    spec = importlib.util.spec_from_file_location("gt_score", GT_DIR / "score.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.parametrize("name", ["portrait", "occluder"])
 def test_compare_matches_the_scorer(scene, name):
     """psnr, flux and highlight peak have the scorer's definitions; the band PSNR ranks the
     Blender compositor below synthdof as the scorer's band does."""
     s = scene(name)
-    score = _scorer()
+    score = load_scorer()
     g = {"lens": s.truth, "depth": s.depth, "alpha": s.matte}
     ref = score.metrics(s.ours, g, dict(s.meta, width=s.depth.shape[1]))
     m = synthdof.compare(s.ours, s.truth, matte=s.matte, coc=s.coc)

@@ -1,11 +1,9 @@
 """synthdof.refine: network and sensor depth made render-ready (analytic cases and the ground truth)."""
-import importlib.util
-
 import numpy as np
 import pytest
 
 import synthdof
-from conftest import GT_DIR, GT_SCENES
+from conftest import GT_SCENES, load_scorer
 
 
 def two_surfaces(H=64, W=96, edge=48):
@@ -198,13 +196,6 @@ def test_render_rejects_holes_and_points_to_refine():
 
 # ---- the ground truth with realistic inputs -----------------------------------------------
 
-def _score_module():
-    spec = importlib.util.spec_from_file_location("gt_score", GT_DIR / "score.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 # (recipe, scene) pairs that meet the issue's bar with refine today: band PSNR >= the peer's
 # (Blender given the exact CoC) and PSNR >= the peer's - 1 dB. The rest are strict xfails: the
 # suite fails when one starts passing unnoticed.
@@ -217,9 +208,9 @@ CASES = [pytest.param(r, s, marks=() if (r, s) in MEETS else pytest.mark.xfail(
 
 
 @pytest.mark.parametrize("recipe, scene", CASES)
-def test_realistic_inputs_meet_the_bar(gt_dir, recipe, scene):
-    S = _score_module()
-    g, m = S.load(str(gt_dir / f"{scene}.npz"))
+def test_realistic_inputs_meet_the_bar(recipe, scene):
+    S = load_scorer()
+    g, m = S.load(scene)
     depth, matte = S.realistic_inputs(g, recipe)
     depth, matte = synthdof.refine(g["pinhole"], depth, matte=matte)
     out = S.render_synthdof(g, m, depth, matte)

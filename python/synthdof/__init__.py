@@ -19,13 +19,14 @@ from ._lens import (ThinLens, coc_from_disparity, depth_to_disparity, disparity_
 from ._metrics import compare
 from ._refine import refine
 from ._render import recover_highlights, render
-from ._sample import load_sample
+from ._sample import load_ground_truth, load_sample
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Aperture", "ThinLens", "coc_from_disparity", "depth_to_disparity", "disparity_to_depth",
-    "focus_from_matte", "gather", "linear_to_srgb", "load_sample", "openmp_enabled", "scratch_memory",
+    "focus_from_matte", "gather", "linear_to_srgb", "load_ground_truth", "load_sample", "openmp_enabled",
+    "scratch_memory",
     "recover_highlights", "refine", "render", "scatter", "srgb_to_linear",
     "read_depth", "read_image", "read_matte", "write_image", "run_batch",
     "Diagnosis", "compare", "diagnose", "fit_lens",

@@ -1,4 +1,7 @@
-"""Regenerates python/synthdof/data/sample.npz from the portrait ground-truth scene (half size)."""
+"""Regenerates python/synthdof/data/sample.npz from the portrait ground-truth scene (half size).
+
+    python python/tools/make_sample.py PORTRAIT.npz   # the full-size scene (float32 pinhole image)
+"""
 import json
 import os
 import sys
@@ -6,7 +9,9 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "..", "shared", "gt", "portrait.npz")
+if len(sys.argv) != 2:
+    sys.exit(__doc__)
+src = sys.argv[1]
 z = np.load(src)
 meta = json.loads(str(z["meta"]))
 pin = z["pinhole"].astype(np.float64)
@@ -24,6 +29,6 @@ info = {
              "focus_distance": meta["focus_distance_m"], "sensor_width_mm": meta["sensor_width_mm"]},
     "aperture": {"blades": meta["aperture_blades"], "rotation": meta["aperture_rotation_rad"]},
 }
-out = os.path.join(HERE, "..", "python", "synthdof", "data", "sample.npz")
+out = os.path.join(HERE, "..", "synthdof", "data", "sample.npz")
 np.savez_compressed(out, image=image, depth_mm=depth_mm, matte=matte, meta=json.dumps(info))
 print(out, os.path.getsize(out), "bytes")
