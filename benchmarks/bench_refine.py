@@ -29,6 +29,7 @@ not change the cost) and the thread speed-up.
     python benchmarks/bench_refine.py                           # 12 MP, 5 repeats
     python benchmarks/bench_refine.py --size 1008x756 --repeats 2   # smoke check
     python benchmarks/bench_refine.py --profile net             # cProfile of one refine call
+    python benchmarks/bench_refine.py --against DIR --repeats 3  # against another build (see compare)
 """
 import argparse
 import cProfile
@@ -138,6 +139,16 @@ def _worker(payload):
     depth, matte = degraded_inputs(s["depth"], s["matte"], kind)
     del s
     refine = lambda: synthdof.refine(img, depth, matte=matte, edge_width=edge_width, num_threads=nt)
+    if payload.get("cpu"):  # --against: CPU and wall seconds of each call, back to back
+        refine()
+        cpu, wall = [], []
+        for _ in range(repeats):
+            c, t = time.process_time(), time.perf_counter()
+            refine()
+            cpu.append(time.process_time() - c)
+            wall.append(time.perf_counter() - t)
+        print(json.dumps(dict(input=kind, threads=nt, cpu=cpu, wall=wall, package=os.path.dirname(synthdof.__file__))))
+        return
 
     benchlib.wait_quiet()
     calls, restore = _record_filter_calls()
@@ -172,6 +183,38 @@ def profile(size, kind, nt, top=25):
     synthdof.refine(s["image"], depth, matte=matte, num_threads=nt)
     pr.disable()
     pstats.Stats(pr).sort_stats("tottime").print_stats(top)
+
+
+# ---------------------------------------------------------------- against another build
+
+def compare(against, size=scene.FULL_SIZE, repeats=3, threads=THREADS, rounds=2, verbose=True):
+    """This installation against the synthdof package in the directory `against` (for example
+    `pip install --no-deps --target DIR .` of another commit), in alternating fresh processes:
+    under other load the ratio of the two is steadier than either time. Per input and thread
+    count: the minimum CPU seconds (all threads) and wall seconds of a refine call for each."""
+    W, H = size
+    sdir = scene.cached_scene(W, H)["dir"]
+    rows = []
+    for nt in threads:
+        for kind in INPUTS:
+            runs = {"this": [], "against": []}
+            for _ in range(rounds):
+                for name, env in (("against", {"PYTHONPATH": os.path.abspath(against)}), ("this", None)):
+                    r = benchlib.run_worker("bench_refine.py", dict(input=kind, threads=nt, repeats=repeats, cpu=True,
+                                                                    scene=sdir), timeout=3600, env=env)
+                    runs[name].append(r)
+            best = {k: (min(c for r in v for c in r["cpu"]), min(t for r in v for t in r["wall"]))
+                    for k, v in runs.items()}
+            row = dict(input=kind, threads=nt, cpu_against=best["against"][0], cpu_this=best["this"][0],
+                       wall_against=best["against"][1], wall_this=best["this"][1],
+                       cpu_ratio=best["this"][0] / best["against"][0], wall_ratio=best["this"][1] / best["against"][1])
+            rows.append(row)
+            if verbose:
+                print(f"  {kind} threads={nt}: CPU {row['cpu_against']:.3f} -> {row['cpu_this']:.3f} s "
+                      f"({row['cpu_ratio']:.2f}), wall {row['wall_against']:.3f} -> {row['wall_this']:.3f} s "
+                      f"({row['wall_ratio']:.2f}), load average {os.getloadavg()[0]:.1f}", flush=True)
+    return dict(benchmark="refine-against", against=os.path.abspath(against), size=[W, H], repeats=repeats,
+                rounds=rounds, rows=rows, loadavg_at_end=os.getloadavg())
 
 
 # ---------------------------------------------------------------- driver
@@ -248,6 +291,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, nargs="+", default=list(THREADS))
     p.add_argument("--profile", choices=INPUTS, help="print a cProfile of one refine call on this input and stop")
+    p.add_argument("--against", metavar="DIR", help="time this installation against the synthdof package in DIR "
+                   "(alternating processes; CPU and wall seconds per call)")
     p.add_argument("--json", default=f"{benchlib.RESULTS}/refine.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -256,6 +301,10 @@ def main(argv=None):
         return 0
     if a.profile:
         profile(a.size, a.profile, max(a.threads))
+        return 0
+    if a.against:
+        res = compare(a.against, a.size, a.repeats, threads=tuple(a.threads))
+        benchlib.write_json(a.json.replace(".json", "_against.json"), res)
         return 0
     res = run(a.size, a.repeats, threads=tuple(a.threads))
     report(res)

@@ -183,11 +183,13 @@ def _jsonable(x):
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-def run_worker(script, payload, timeout=900):
+def run_worker(script, payload, timeout=900, env=None):
     """Run `python script --worker JSON` in a fresh process and return the JSON object it prints
-    on its last stdout line (clean memory numbers: nothing else lives in that process)."""
+    on its last stdout line (clean memory numbers: nothing else lives in that process); `env`
+    adds to the environment (e.g. PYTHONPATH to time another build)."""
     cmd = [sys.executable, os.path.join(HERE, script), "--worker", json.dumps(payload)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                       env=None if env is None else {**os.environ, **env})
     if r.returncode != 0:
         raise RuntimeError(f"worker {script} {payload} failed (exit {r.returncode}):\n{r.stderr[-4000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])

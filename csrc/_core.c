@@ -8,6 +8,7 @@
 #include <math.h>
 #include "sd_alloc.h"
 #include "sd_core.h"
+#include "sd_refine_maps.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -386,6 +387,231 @@ static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
     return raise_status(st, "guided_upsample", H, W);
 }
 
+/* A C-contiguous bool or uint8 array of ndim dimensions (a mask). */
+static PyArrayObject *as_mask(PyObject *o, const char *name, int ndim, int writeable)
+{
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a numpy array, got %s", name, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    if ((PyArray_TYPE(a) != NPY_BOOL && PyArray_TYPE(a) != NPY_UINT8) || PyArray_NDIM(a) != ndim ||
+        !PyArray_IS_C_CONTIGUOUS(a) || PyArray_SIZE(a) < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a non-empty C-contiguous %d-D bool or uint8 array", name, ndim);
+        return NULL;
+    }
+    if (writeable && !PyArray_ISWRITEABLE(a)) {
+        PyErr_Format(PyExc_ValueError, "%s: array is read-only", name);
+        return NULL;
+    }
+    return a;
+}
+
+/* out holds as many elements as in (any shapes) and does not overlap it. */
+static int same_size(PyArrayObject *in, PyArrayObject *out, const char *in_name, const char *out_name)
+{
+    if (PyArray_SIZE(in) != PyArray_SIZE(out)) {
+        PyErr_Format(PyExc_ValueError, "%s: %ld elements, %s has %ld", out_name, (long)PyArray_SIZE(out), in_name,
+                     (long)PyArray_SIZE(in));
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_srgb_encode(PyObject *self, PyObject *args, int finish)
+{
+    (void)self;
+    PyObject *l_o, *o_o;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOi", &l_o, &o_o, &nt)) return NULL;
+    PyArrayObject *l = as_f32_contig(l_o, "linear", 1, 4, 0);
+    PyArrayObject *o = l ? as_f32_contig(o_o, "out", 1, 4, 1) : NULL;
+    if (!o || same_size(l, o, "linear", "out") || no_overlap(o, l, "linear")) return NULL;
+    size_t n = (size_t)PyArray_SIZE(l);
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = finish ? sd_srgb_encode_finish(n, PyArray_DATA(l), PyArray_DATA(o), nt)
+                : sd_srgb_encode_base(n, PyArray_DATA(l), PyArray_DATA(o), nt);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "srgb_encode", 1, (int)(n > INT_MAX ? INT_MAX : n));
+}
+
+static PyObject *py_srgb_encode_base(PyObject *self, PyObject *args) { return py_srgb_encode(self, args, 0); }
+static PyObject *py_srgb_encode_finish(PyObject *self, PyObject *args) { return py_srgb_encode(self, args, 1); }
+
+static PyObject *py_unorm_to_float(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *s_o, *o_o;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOi", &s_o, &o_o, &nt)) return NULL;
+    if (!PyArray_Check(s_o) || (PyArray_TYPE((PyArrayObject *)s_o) != NPY_UINT8 &&
+                                PyArray_TYPE((PyArrayObject *)s_o) != NPY_UINT16) ||
+        !PyArray_ISNOTSWAPPED((PyArrayObject *)s_o) || !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)s_o) ||
+        !PyArray_ISALIGNED((PyArrayObject *)s_o)) {
+        PyErr_SetString(PyExc_TypeError, "image: expected a C-contiguous native uint8 or uint16 array");
+        return NULL;
+    }
+    PyArrayObject *s = (PyArrayObject *)s_o;
+    PyArrayObject *o = as_f32_contig(o_o, "out", 1, 4, 1);
+    if (!o || same_size(s, o, "image", "out") || no_overlap(o, s, "image")) return NULL;
+    size_t n = (size_t)PyArray_SIZE(s);
+    int bytes = PyArray_TYPE(s) == NPY_UINT8 ? 1 : 2;
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_unorm_to_float(n, PyArray_DATA(s), bytes, PyArray_DATA(o), nt);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "unorm_to_float", 1, (int)(n > INT_MAX ? INT_MAX : n));
+}
+
+static PyObject *py_disparity_in(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *d_o, *i_o, *q_o, *w_o;
+    int is_disp, nt;
+    if (!PyArg_ParseTuple(args, "OOpOOi", &d_o, &i_o, &is_disp, &q_o, &w_o, &nt)) return NULL;
+    PyArrayObject *d = as_f32_contig(d_o, "depth", 2, 2, 0);
+    PyArrayObject *inv = NULL;
+    if (d && i_o != Py_None && !(inv = as_mask(i_o, "invalid", 2, 0))) return NULL;
+    PyArrayObject *q = d ? as_f32_contig(q_o, "q", 2, 2, 1) : NULL;
+    PyArrayObject *w = q ? as_f32_contig(w_o, "weight", 2, 2, 1) : NULL;
+    if (!w || same_hw(d, q, "depth", "q") || same_hw(d, w, "depth", "weight") ||
+        (inv && same_hw(d, inv, "depth", "invalid")) || no_overlap(q, d, "depth") || no_overlap(w, d, "depth") ||
+        no_overlap(w, q, "q") || no_overlap(q, inv, "invalid") || no_overlap(w, inv, "invalid"))
+        return NULL;
+    size_t n = (size_t)PyArray_SIZE(d), nvalid = 0;
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_disparity_in(n, PyArray_DATA(d), inv ? PyArray_DATA(inv) : NULL, is_disp, PyArray_DATA(q),
+                         PyArray_DATA(w), &nvalid, nt);
+    Py_END_ALLOW_THREADS
+    if (st != SD_OK) return raise_status(st, "disparity_in", (int)PyArray_DIM(d, 0), (int)PyArray_DIM(d, 1));
+    return PyLong_FromSize_t(nvalid);
+}
+
+static PyObject *py_disparity_out(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *q_o, *o_o;
+    int is_disp, nt;
+    if (!PyArg_ParseTuple(args, "OpOi", &q_o, &is_disp, &o_o, &nt)) return NULL;
+    PyArrayObject *q = as_f32_contig(q_o, "q", 2, 2, 0);
+    PyArrayObject *o = q ? as_f32_contig(o_o, "out", 2, 2, 1) : NULL;
+    if (!o || same_hw(q, o, "q", "out") || no_overlap(o, q, "q")) return NULL;
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_disparity_out((size_t)PyArray_SIZE(q), PyArray_DATA(q), is_disp, PyArray_DATA(o), nt);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "disparity_out", (int)PyArray_DIM(q, 0), (int)PyArray_DIM(q, 1));
+}
+
+static PyObject *py_relative_noise(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *q_o, *w_o;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOi", &q_o, &w_o, &nt)) return NULL;
+    PyArrayObject *q = as_f32_contig(q_o, "q", 2, 2, 0);
+    PyArrayObject *w = q ? as_f32_contig(w_o, "weight", 2, 2, 0) : NULL;
+    if (!w || same_hw(q, w, "q", "weight")) return NULL;
+    int H = (int)PyArray_DIM(q, 0), W = (int)PyArray_DIM(q, 1);
+    double median = 0.0;
+    size_t count = 0;
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_relative_noise(H, W, PyArray_DATA(q), PyArray_DATA(w), &median, &count, nt);
+    Py_END_ALLOW_THREADS
+    if (st != SD_OK) return raise_status(st, "relative_noise", H, W);
+    return Py_BuildValue("dn", median, (Py_ssize_t)count);
+}
+
+static PyObject *py_band_near(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *m_o, *m2_o, *s_o, *n_o;
+    int radius, nt;
+    if (!PyArg_ParseTuple(args, "OOiOOi", &m_o, &m2_o, &radius, &s_o, &n_o, &nt)) return NULL;
+    PyArrayObject *m = as_f32_contig(m_o, "matte", 2, 2, 0);
+    PyArrayObject *m2 = NULL;
+    if (m && m2_o != Py_None && !(m2 = as_f32_contig(m2_o, "matte2", 2, 2, 0))) return NULL;
+    PyArrayObject *sd = m ? as_mask(s_o, "side", 2, 1) : NULL;
+    PyArrayObject *nr = sd ? as_mask(n_o, "near", 2, 1) : NULL;
+    if (!nr || (m2 && same_hw(m, m2, "matte", "matte2")) || same_hw(m, sd, "matte", "side") ||
+        same_hw(m, nr, "matte", "near") || no_overlap(sd, m, "matte") || no_overlap(sd, m2, "matte2") ||
+        no_overlap(nr, m, "matte") || no_overlap(nr, m2, "matte2") || no_overlap(nr, sd, "side"))
+        return NULL;
+    if (radius < 0) {
+        PyErr_SetString(PyExc_ValueError, "radius: must be >= 0");
+        return NULL;
+    }
+    int H = (int)PyArray_DIM(m, 0), W = (int)PyArray_DIM(m, 1), box[4];
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_band_near(H, W, PyArray_DATA(m), m2 ? PyArray_DATA(m2) : NULL, radius, PyArray_DATA(sd),
+                      PyArray_DATA(nr), box, nt);
+    Py_END_ALLOW_THREADS
+    if (st != SD_OK) return raise_status(st, "band_near", H, W);
+    return Py_BuildValue("iiii", box[0], box[1], box[2], box[3]);
+}
+
+static PyObject *py_fill_weigh(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *v_o, *w_o, *o_o;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOOi", &v_o, &w_o, &o_o, &nt)) return NULL;
+    PyArrayObject *v = as_f32(v_o, "values", 3, 3, 0);
+    PyArrayObject *w = v ? as_f32(w_o, "weight", 2, 2, 0) : NULL;
+    PyArrayObject *o = w ? as_f32_contig(o_o, "out", 3, 3, 1) : NULL;
+    if (!o || same_hw(v, w, "values", "weight") || same_hw(v, o, "values", "out") || no_overlap(o, v, "values") ||
+        no_overlap(o, w, "weight"))
+        return NULL;
+    int H = (int)PyArray_DIM(v, 0), W = (int)PyArray_DIM(v, 1), C = (int)PyArray_DIM(v, 2);
+    /* rows may be strided (a box cut from a larger map); pixels and channels packed */
+    if ((C > 1 && fstride(v, 2) != 1) || fstride(v, 1) != C || fstride(v, 0) < (ptrdiff_t)W * C || fstride(w, 1) != 1 ||
+        fstride(w, 0) < W) {
+        PyErr_SetString(PyExc_ValueError, "values, weight: pixels and channels must be packed, rows ascending");
+        return NULL;
+    }
+    if (PyArray_DIM(o, 2) != C + 1) {
+        PyErr_Format(PyExc_ValueError, "out: expected %d channels, got %ld", C + 1, (long)PyArray_DIM(o, 2));
+        return NULL;
+    }
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_fill_weigh(H, W, C, PyArray_DATA(v), fstride(v, 0), PyArray_DATA(w), fstride(w, 0), PyArray_DATA(o), nt);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "fill_weigh", H, W);
+}
+
+static PyObject *py_fill_take(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *f_o, *t_o, *o_o;
+    double min_weight;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOdOi", &f_o, &t_o, &min_weight, &o_o, &nt)) return NULL;
+    PyArrayObject *f = as_f32_contig(f_o, "filtered", 3, 3, 0);
+    PyArrayObject *t = f ? as_mask(t_o, "todo", 2, 1) : NULL;
+    PyArrayObject *o = t ? as_f32_contig(o_o, "out", 3, 3, 1) : NULL;
+    if (!o || same_hw(f, t, "filtered", "todo") || same_hw(f, o, "filtered", "out") ||
+        no_overlap(o, f, "filtered") || no_overlap(o, t, "todo") || no_overlap(t, f, "filtered"))
+        return NULL;
+    int H = (int)PyArray_DIM(f, 0), W = (int)PyArray_DIM(f, 1), C = (int)PyArray_DIM(o, 2);
+    if (PyArray_DIM(f, 2) != C + 1) {
+        PyErr_Format(PyExc_ValueError, "filtered: expected %d channels (out's and a weight), got %ld", C + 1,
+                     (long)PyArray_DIM(f, 2));
+        return NULL;
+    }
+    size_t left = 0;
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_fill_take(H, W, C, PyArray_DATA(f), PyArray_DATA(t), (float)min_weight, PyArray_DATA(o), &left, nt);
+    Py_END_ALLOW_THREADS
+    if (st != SD_OK) return raise_status(st, "fill_take", H, W);
+    return PyLong_FromSize_t(left);
+}
+
 /* ---- misc -------------------------------------------------------------------------------- */
 
 static PyObject *py_find_nonfinite(PyObject *self, PyObject *args)
@@ -439,6 +665,15 @@ static PyMethodDef methods[] = {
     {"render", py_render, METH_VARARGS, "render(image, coc, matte, background, spans, vmin, vmax, out, nthreads)"},
     {"edge_filter", py_edge_filter, METH_VARARGS, "edge_filter(data, guide, sigma_s, sigma_r, iterations, nthreads): in place"},
     {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, sigma_r, out, out_weight, nthreads)"},
+    {"srgb_encode_base", py_srgb_encode_base, METH_VARARGS, "srgb_encode_base(linear, out, nthreads): max(clip(x, 0, 1), 0.0031308)"},
+    {"srgb_encode_finish", py_srgb_encode_finish, METH_VARARGS, "srgb_encode_finish(linear, inout, nthreads): sRGB from the powered base"},
+    {"unorm_to_float", py_unorm_to_float, METH_VARARGS, "unorm_to_float(image, out, nthreads): uint8/uint16 / max as float32"},
+    {"disparity_in", py_disparity_in, METH_VARARGS, "disparity_in(depth, invalid, is_disparity, q, weight, nthreads) -> valid pixels"},
+    {"disparity_out", py_disparity_out, METH_VARARGS, "disparity_out(q, is_disparity, out, nthreads)"},
+    {"relative_noise", py_relative_noise, METH_VARARGS, "relative_noise(q, weight, nthreads) -> (median, count)"},
+    {"band_near", py_band_near, METH_VARARGS, "band_near(matte, matte2, radius, side, near, nthreads) -> (y0, y1, x0, x1)"},
+    {"fill_weigh", py_fill_weigh, METH_VARARGS, "fill_weigh(values, weight, out, nthreads)"},
+    {"fill_take", py_fill_take, METH_VARARGS, "fill_take(filtered, todo, min_weight, out, nthreads) -> pixels left"},
     {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1 (array[, threads])"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
     {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},

@@ -185,6 +185,24 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
  * half a pixel of CoC on a subject in focus at 2 m, 85 mm f/1.4). */
 #define UPSAMPLE_AGREE 0.005f
 
+/* Where each output row (or column) reads the samples: the first of its 4 samples (j0, may lie
+ * outside the map) and the tent weights of the 4, computed once per row and per column (the
+ * same float expressions the per-pixel loop used). */
+typedef struct {
+    int first;
+    float wt[4];
+} tent_taps;
+
+static void tent_axis(int n_out, int n_lo, tent_taps *taps)
+{
+    const float scale = (float)n_lo / (float)n_out;
+    for (int o = 0; o < n_out; o++) {
+        float v = ((float)o + 0.5f) * scale - 0.5f; /* the pixel centre in sample coordinates */
+        taps[o].first = (int)floorf(v) - 1;
+        for (int t = 0; t < 4; t++) taps[o].wt[t] = 1.0f - fabsf(v - (float)(taps[o].first + t)) / UPSAMPLE_RADIUS;
+    }
+}
+
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
                              int W, const float *guide, int K, double sigma_r, float *out, float *out_weight,
                              int nthreads)
@@ -194,20 +212,27 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
         return SD_ERR_ARG;
     if (!(sigma_r > 0.0) || !isfinite(sigma_r)) return SD_ERR_VALUE;
     int nt = sd_threads(nthreads);
-    const float sy = (float)h / (float)H, sx = (float)w / (float)W;
     const float inv_r = sigma_r < 1e-30 ? 1e30f : (float)(1.0 / sigma_r); /* finite: d > 0 here */
+    /* a window's first sample lies in [-2, n - 2]: windows are indexed by first + 2 */
+    int wh = h + 1, ww = w + 1;
+    tent_taps *ty = malloc(sizeof(tent_taps) * (size_t)H), *tx = malloc(sizeof(tent_taps) * (size_t)W);
+    unsigned char *uniform = malloc((size_t)wh * (size_t)ww);
+    if (!ty || !tx || !uniform) {
+        free(ty);
+        free(tx);
+        free(uniform);
+        return SD_ERR_NOMEM;
+    }
+    tent_axis(H, h, ty);
+    tent_axis(W, w, tx);
+    /* Whether the valid samples of each 4 x 4 window agree (inside a surface, even a slanted
+     * one: most pixels); there the colours cannot change the result and their weights are
+     * skipped. Every output pixel of a window shares its answer. */
     SD_PARALLEL_FOR(nt)
-    for (int y = 0; y < H; y++) {
-        float v = ((float)y + 0.5f) * sy - 0.5f; /* the pixel centre in sample coordinates */
-        int j0 = (int)floorf(v) - 1;
-        for (int x = 0; x < W; x++) {
-            float u = ((float)x + 0.5f) * sx - 0.5f;
-            int i0 = (int)floorf(u) - 1;
-            const float *g = guide + ((ptrdiff_t)y * W + x) * K;
-            int jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4;
-            int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
-            /* where the samples in reach agree (inside a surface: most pixels), the colours
-             * cannot change the result: skip their weights */
+    for (int jw = 0; jw < wh; jw++) {
+        int j0 = jw - 2, jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4;
+        for (int iw = 0; iw < ww; iw++) {
+            int i0 = iw - 2, ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
             float vmin = INFINITY, vmax = -INFINITY;
             for (int j = jlo; j < jhi; j++)
                 for (int i = ilo; i < ihi; i++) {
@@ -216,17 +241,30 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
                     vmin = fminf(vmin, lo[k]);
                     vmax = fmaxf(vmax, lo[k]);
                 }
-            int uniform = vmax - vmin <= UPSAMPLE_AGREE * fmaxf(fabsf(vmin), fabsf(vmax));
+            uniform[(ptrdiff_t)jw * ww + iw] = vmax - vmin <= UPSAMPLE_AGREE * fmaxf(fabsf(vmin), fabsf(vmax));
+        }
+    }
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < H; y++) {
+        const tent_taps *cy = &ty[y];
+        int j0 = cy->first;
+        int jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4;
+        for (int x = 0; x < W; x++) {
+            const tent_taps *cx = &tx[x];
+            int i0 = cx->first;
+            int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
+            const float *g = guide + ((ptrdiff_t)y * W + x) * K;
+            int uni = uniform[(ptrdiff_t)(j0 + 2) * ww + i0 + 2];
             double num = 0.0, den = 0.0;
             for (int j = jlo; j < jhi; j++) {
-                float wy = 1.0f - fabsf(v - (float)j) / UPSAMPLE_RADIUS;
+                float wy = cy->wt[j - j0];
                 if (wy <= 0.0f) continue;
                 for (int i = ilo; i < ihi; i++) {
                     ptrdiff_t k = (ptrdiff_t)j * w + i;
-                    float wx = 1.0f - fabsf(u - (float)i) / UPSAMPLE_RADIUS;
+                    float wx = cx->wt[i - i0];
                     if (wx <= 0.0f || !(lo_weight[k] > 0.0f)) continue;
                     double wt = (double)(wx * wy * lo_weight[k]);
-                    if (!uniform) {
+                    if (!uni) {
                         const float *gl = guide_lo + k * K;
                         float d = 0.0f;
                         for (int c = 0; c < K; c++) d += fabsf(g[c] - gl[c]);
@@ -243,5 +281,8 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
             out_weight[(ptrdiff_t)y * W + x] = found;
         }
     }
+    free(ty);
+    free(tx);
+    free(uniform);
     return SD_OK;
 }

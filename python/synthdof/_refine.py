@@ -4,7 +4,6 @@ import numbers
 import numpy as np
 
 from . import _core
-from ._color import linear_to_srgb
 from ._validate import _array, _check_dtype, as_image, as_map, check_size, resolve_threads
 
 # Matte values at or beyond these count as confidently outside / inside the subject; the pixels
@@ -49,21 +48,17 @@ def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
     H, W = weight.shape
     C = values.shape[2]
     out = np.zeros((H, W, C), np.float32)
-    todo = np.ones((H, W), bool) if need is None else need.copy()
-    weighted = np.empty((H, W, C + 1), np.float32)
-    weighted[..., :C] = values * weight[..., None]
-    weighted[..., C] = weight
+    todo = np.ones((H, W), bool) if need is None else np.array(need, bool, order="C")
+    left = int(todo.any())
+    buf = np.empty((H, W, C + 1), np.float32)
     # unguided, the reach grows until it spans any frame (4^8 times the first)
     for k in range(4 if guide is not None else 9):
-        buf = weighted.copy()  # the filter works in place
-        _core.edge_filter(buf, guide, float(sigma_s * 4 ** k), float(sigma_r), FILTER_ITERATIONS, nt)
-        den = buf[..., C]
-        ok = todo & (den > MIN_FILL_WEIGHT)
-        out[ok] = buf[ok, :C] / den[ok, None]
-        todo &= ~ok
-        if not todo.any():
+        if not left:
             break
-    if todo.any() and guide is not None and weight.any():
+        _core.fill_weigh(values, weight, buf, nt)  # values * weight, weight: the filter works in place
+        _core.edge_filter(buf, guide, float(sigma_s * 4 ** k), float(sigma_r), FILTER_ITERATIONS, nt)
+        left = _core.fill_take(buf, todo, MIN_FILL_WEIGHT, out, nt)  # out = values / weight where > min
+    if left and guide is not None and weight.any():
         # enclosed by edges on every side (a hole inside a small bright patch): across an edge
         # the weight does not grow with the radius, so these continue their nearest surroundings
         # unguided (from a reach of NEAREST_REACH pixels, widened as needed)
@@ -72,47 +67,32 @@ def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
     return out
 
 
-def _grown_box(mask, margin):
-    """Slices of the bounding box of `mask` grown by `margin` pixels (None if mask is empty):
-    the fills only run where their result is read, plus the reach they continue from."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if rows.size == 0:
-        return None
-    H, W = mask.shape
-    return (slice(max(0, rows[0] - margin), min(H, rows[-1] + margin + 1)),
-            slice(max(0, cols[0] - margin), min(W, cols[-1] + margin + 1)))
+def _band(matte, given, radius, margin, nt):
+    """The subject's side (where both the refined and the given matte are >= 0.5), the pixels
+    with a pixel of the other side within `radius` (a square window), and their bounding box
+    grown by `margin` pixels as slices (None if there are none): the fills only run where their
+    result is read, plus the reach they continue from."""
+    H, W = matte.shape
+    side, near = np.empty((H, W), bool), np.empty((H, W), bool)
+    y0, y1, x0, x1 = _core.band_near(np.ascontiguousarray(matte), np.ascontiguousarray(given), int(radius),
+                                     side, near, nt)
+    if y1 < y0:
+        return side, near, None
+    return side, near, (slice(max(0, y0 - margin), min(H, y1 + margin + 1)),
+                        slice(max(0, x0 - margin), min(W, x1 + margin + 1)))
 
 
-def _any_within(mask, radius, axis):
-    """Whether `mask` holds a True within `radius` along `axis` (running sums)."""
-    n = mask.shape[axis]
-    c = np.cumsum(mask, axis=axis, dtype=np.int32)
-    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
-    hi = np.minimum(np.arange(n) + radius + 1, n)
-    lo = np.maximum(np.arange(n) - radius, 0)
-    return (np.take(c, hi, axis=axis) - np.take(c, lo, axis=axis)) > 0
-
-
-def _near_other_side(side, radius):
+def _near_other_side(side, radius, nt=1):
     """Pixels with a pixel of the other side within `radius` (a square window)."""
-    near_side = _any_within(_any_within(side, radius, 1), radius, 0)
-    near_other = _any_within(_any_within(~side, radius, 1), radius, 0)
-    return np.where(side, near_other, near_side)
+    near = np.empty(side.shape, bool)
+    _core.band_near(side.astype(np.float32), None, int(radius), np.empty_like(near), near, nt)
+    return near
 
 
-def _relative_noise(q, weight):
+def _relative_noise(q, weight, nt):
     """Median of |q - its 3x3 mean| / q over pixels whose 3x3 neighbourhood is all valid."""
-    ok = weight >= 1
-    inner = ok[1:-1, 1:-1].copy()
-    acc = np.zeros_like(q[1:-1, 1:-1])
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            acc += q[dy:dy + q.shape[0] - 2, dx:dx + q.shape[1] - 2]
-            inner &= ok[dy:dy + q.shape[0] - 2, dx:dx + q.shape[1] - 2]
-    if not inner.any():
-        return 0.0
-    c = q[1:-1, 1:-1][inner]
-    return float(np.median(np.abs(c - acc[inner] / 9) / np.maximum(np.abs(c), 1e-30)))
+    median, count = _core.relative_noise(q, weight, nt)
+    return median if count else 0.0
 
 
 def _upsample(q, weight, guide, nt):
@@ -206,9 +186,17 @@ def _guide(image, nt):
         if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
             raise ValueError(f"image: expected shape (H, W, 3), got {image.shape}")
         check_size(image, "image")
-        return (image * np.float32(1.0 / np.iinfo(image.dtype).max)).astype(np.float32)
+        out = np.empty(image.shape, np.float32)
+        _core.unorm_to_float(np.ascontiguousarray(image), out, nt)  # value / 255 or 65535
+        return out
     img, _ = as_image(image, "image", channels=3, allow_gray=False, threads=nt)
-    return np.ascontiguousarray(linear_to_srgb(img))
+    img = np.ascontiguousarray(img)
+    out = np.empty(img.shape, np.float32)
+    # linear_to_srgb's arithmetic in one C pass on each side of NumPy's vectorised power
+    _core.srgb_encode_base(img, out, nt)
+    np.power(out, np.float32(1 / 2.4), out=out)
+    _core.srgb_encode_finish(img, out, nt)
+    return out
 
 
 def _edge_width(edge_width, shape):
@@ -304,14 +292,16 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     if h > H or w > W or abs(h / w - H / W) > 2.0 / min(h, w):
         raise ValueError(f"depth: shape {d.shape} is neither the image's {(H, W)} nor a smaller one of "
                          "the same aspect ratio")
-    d = np.asarray(d, np.float32)
-    valid = np.isfinite(d) & (d > 0)
+    d = np.ascontiguousarray(d, np.float32)
+    bad = None
     if invalid is not None:
         bad = _array(invalid, "invalid")
         if bad.shape != d.shape:
             raise ValueError(f"invalid: shape {bad.shape} does not match depth's {d.shape}")
-        valid &= ~bad.astype(bool)
-    if not valid.any():
+        bad = np.ascontiguousarray(bad, bool)
+    # disparity (1 / depth) with weight 1 where valid (finite, > 0, not marked invalid), 0 elsewhere
+    q, weight = np.empty(d.shape, np.float32), np.empty(d.shape, np.float32)
+    if _core.disparity_in(d, bad, bool(disparity), q, weight, nt) == 0:
         raise ValueError("depth: no valid pixel (all NaN, inf, zero or negative)")
     a = None if matte is None else as_map(matte, "matte", (H, W), threads=nt)
     if a is not None and (a.min() < 0 or a.max() > 1):
@@ -320,12 +310,9 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     if refine_matte not in ("auto", True, False):
         raise ValueError(f"refine_matte: expected 'auto', True or False, got {refine_matte!r}")
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.where(valid, d if disparity else 1.0 / d, 0.0).astype(np.float32)
-    weight = valid.astype(np.float32)
     if (h, w) != (H, W):
         q, weight = _upsample(q, weight, guide, nt)
-    if _relative_noise(q, weight) > NOISE_LEVEL:
+    if _relative_noise(q, weight, nt) > NOISE_LEVEL:
         smooth = _edge_fill(q[..., None], weight, guide, max(2.0, band), FILL_SIGMA_R, nt)
         q, weight = smooth[..., 0], np.ones_like(weight)
     holes = weight < 1
@@ -337,12 +324,10 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     if a is not None:
         m = a.copy() if refine_matte is False else _refine_matte(guide, a, max(4, 2 * band), refine_matte)
         if band > 0:
-            side = np.minimum(m, a) >= 0.5  # subject where both the given and the refined matte say so
-            near = _near_other_side(side, band)
-            box = _grown_box(near, int(REACH_SIGMAS * band) + 1)
+            side, near, box = _band(m, a, band, int(REACH_SIGMAS * band) + 1, nt)
             if box is not None:
                 q = q.copy()
                 q[box] = _continue_sides(q[box], side[box], near[box], band, nt)
-    q = np.maximum(q, np.float32(np.finfo(np.float32).tiny))
-    out = q if disparity else (1.0 / q).astype(np.float32)
+    out = np.empty(q.shape, np.float32)
+    _core.disparity_out(np.ascontiguousarray(q), disparity, out, nt)  # at least float32's tiny; 1 / q for depth
     return out, m

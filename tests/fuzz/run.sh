@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer harness for a while and prints a summary per harness.
 #
-#   tests/fuzz/run.sh [seconds-per-harness] [harness...]     (default: 60 s, all four)
+#   tests/fuzz/run.sh [seconds-per-harness] [harness...]     (default: 60 s, all of them)
 #
 # Environment: FUZZ_JOBS harnesses at a time (default: number of cores), FUZZ_WORK the working
 # directory (default ${TMPDIR:-/tmp}/synthdof-fuzz: corpus/<harness>, artifacts/<harness>,
@@ -15,7 +15,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SECS=${1:-60}
 shift || true
 HARNESSES=("$@")
-[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(spread render pushpull coc edge)
+[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(spread render pushpull coc edge maps)
 WORK=${FUZZ_WORK:-${TMPDIR:-/tmp}/synthdof-fuzz}
 BUILD=${FUZZ_BUILD:-$HERE/build}
 JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}

@@ -1,0 +1,363 @@
+/* Refine stage, the per-pixel passes around the filters (sd_refine.c): the guide's sRGB
+ * encoding, depth to disparity and back, the noise estimate, the band beside the matte's
+ * boundary, and the weighing and normalising of the fills.
+ *
+ * Why in C: each is one or two elementwise passes over 12 MP planes, which NumPy makes as a chain
+ * of full-size temporaries (a mask, a product, a where, a cast); one fused pass reads each input
+ * once. Every function computes exactly what the NumPy expressions it replaces computed (the same
+ * float32 operations in the same order), so refine's output is unchanged to the bit. All are
+ * split by rows or by fixed chunks, so the result does not depend on the thread count. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sd_alloc.h"
+#include "sd_parallel.h"
+#include "sd_refine_maps.h"
+
+/* Elements per chunk of the flat passes (each chunk is one thread's). */
+#define FLAT_CHUNK 65536
+
+/* Below this linear value sRGB is linear (IEC 61966-2-1); the float32 constants NumPy uses when
+ * a float32 array meets these Python floats. */
+#define SRGB_KNEE 0.0031308f
+
+static inline float clip01(float x) { return x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x; }
+
+sd_status sd_srgb_encode_base(size_t n, const float *lin, float *base, int nthreads)
+{
+    if (!lin || !base) return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
+    ptrdiff_t nchunks = (ptrdiff_t)((n + FLAT_CHUNK - 1) / FLAT_CHUNK);
+    SD_PARALLEL_FOR(nt)
+    for (ptrdiff_t c = 0; c < nchunks; c++) {
+        size_t i0 = (size_t)c * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n ? i0 + FLAT_CHUNK : n;
+        SD_SIMD
+        for (size_t i = i0; i < i1; i++) {
+            float x = clip01(lin[i]);
+            base[i] = x > SRGB_KNEE ? x : SRGB_KNEE;
+        }
+    }
+    return SD_OK;
+}
+
+sd_status sd_srgb_encode_finish(size_t n, const float *lin, float *inout, int nthreads)
+{
+    if (!lin || !inout) return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
+    ptrdiff_t nchunks = (ptrdiff_t)((n + FLAT_CHUNK - 1) / FLAT_CHUNK);
+    SD_PARALLEL_FOR(nt)
+    for (ptrdiff_t c = 0; c < nchunks; c++) {
+        size_t i0 = (size_t)c * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n ? i0 + FLAT_CHUNK : n;
+        SD_SIMD
+        for (size_t i = i0; i < i1; i++) {
+            float x = clip01(lin[i]);
+            inout[i] = x <= SRGB_KNEE ? 12.92f * x : 1.055f * inout[i] - 0.055f;
+        }
+    }
+    return SD_OK;
+}
+
+sd_status sd_unorm_to_float(size_t n, const void *src, int bytes, float *out, int nthreads)
+{
+    if (!src || !out || (bytes != 1 && bytes != 2)) return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
+    /* float32(1 / max) times the value, as NumPy's image * np.float32(1 / max) */
+    const float scale = bytes == 1 ? (float)(1.0 / 255.0) : (float)(1.0 / 65535.0);
+    ptrdiff_t nchunks = (ptrdiff_t)((n + FLAT_CHUNK - 1) / FLAT_CHUNK);
+    SD_PARALLEL_FOR(nt)
+    for (ptrdiff_t c = 0; c < nchunks; c++) {
+        size_t i0 = (size_t)c * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n ? i0 + FLAT_CHUNK : n;
+        if (bytes == 1) {
+            const uint8_t *s = src;
+            SD_SIMD
+            for (size_t i = i0; i < i1; i++) out[i] = (float)s[i] * scale;
+        } else {
+            const uint16_t *s = src;
+            SD_SIMD
+            for (size_t i = i0; i < i1; i++) out[i] = (float)s[i] * scale;
+        }
+    }
+    return SD_OK;
+}
+
+sd_status sd_disparity_in(size_t n, const float *depth, const uint8_t *invalid, int is_disparity, float *q,
+                          float *weight, size_t *nvalid, int nthreads)
+{
+    if (!depth || !q || !weight || !nvalid) return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
+    (void)nt; /* unused without OpenMP */
+    ptrdiff_t nchunks = (ptrdiff_t)((n + FLAT_CHUNK - 1) / FLAT_CHUNK);
+    size_t count = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : count)
+#endif
+    for (ptrdiff_t c = 0; c < nchunks; c++) {
+        size_t i0 = (size_t)c * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n ? i0 + FLAT_CHUNK : n;
+        for (size_t i = i0; i < i1; i++) {
+            float d = depth[i];
+            int ok = isfinite(d) && d > 0.0f && !(invalid && invalid[i]);
+            q[i] = ok ? (is_disparity ? d : 1.0f / d) : 0.0f;
+            weight[i] = ok ? 1.0f : 0.0f;
+            count += (size_t)ok;
+        }
+    }
+    *nvalid = count;
+    return SD_OK;
+}
+
+sd_status sd_disparity_out(size_t n, const float *q, int is_disparity, float *out, int nthreads)
+{
+    if (!q || !out) return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
+    const float tiny = 1.17549435e-38f; /* FLT_MIN: the result stays finite and positive */
+    ptrdiff_t nchunks = (ptrdiff_t)((n + FLAT_CHUNK - 1) / FLAT_CHUNK);
+    SD_PARALLEL_FOR(nt)
+    for (ptrdiff_t c = 0; c < nchunks; c++) {
+        size_t i0 = (size_t)c * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n ? i0 + FLAT_CHUNK : n;
+        SD_SIMD
+        for (size_t i = i0; i < i1; i++) {
+            float v = q[i];
+            v = v > tiny || v != v ? v : tiny; /* np.maximum: NaN stays NaN */
+            out[i] = is_disparity ? v : 1.0f / v;
+        }
+    }
+    return SD_OK;
+}
+
+/* ---- noise estimate --------------------------------------------------------------------- */
+
+/* The k-th smallest (0-based) of n non-negative, non-NaN floats, by their bits (monotonic for
+ * such floats): a histogram of the top 16 bits finds the bucket, one of the low 16 bits the
+ * value. hist: 65536 counts of scratch. */
+static float select_kth(const uint32_t *keys, size_t n, size_t k, size_t *hist)
+{
+    memset(hist, 0, sizeof(size_t) * 65536);
+    for (size_t i = 0; i < n; i++) hist[keys[i] >> 16]++;
+    uint32_t top = 0;
+    for (; top < 65535 && k >= hist[top]; top++) k -= hist[top];
+    memset(hist, 0, sizeof(size_t) * 65536);
+    for (size_t i = 0; i < n; i++)
+        if (keys[i] >> 16 == top) hist[keys[i] & 0xffffu]++;
+    uint32_t low = 0;
+    for (; low < 65535 && k >= hist[low]; low++) k -= hist[low];
+    uint32_t bits = top << 16 | low;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+sd_status sd_relative_noise(int H, int W, const float *q, const float *weight, double *median, size_t *count,
+                            int nthreads)
+{
+    if (H < 1 || W < 1 || !q || !weight || !median || !count) return SD_ERR_ARG;
+    *median = 0.0;
+    *count = 0;
+    if (H < 3 || W < 3) return SD_OK;
+    int nt = sd_threads(nthreads);
+    int h = H - 2, w = W - 2;
+    /* each inner row writes its pixels' keys at the start of its own segment */
+    uint32_t *keys = sd_big_alloc((size_t)h * (size_t)w, sizeof(uint32_t), nt);
+    size_t *rowcount = malloc(sizeof(size_t) * (size_t)h);
+    size_t *hist = malloc(sizeof(size_t) * 65536);
+    if (!keys || !rowcount || !hist) {
+        sd_big_free(keys);
+        free(rowcount);
+        free(hist);
+        return SD_ERR_NOMEM;
+    }
+    int has_nan = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : has_nan)
+#endif
+    for (int y = 0; y < h; y++) {
+        uint32_t *out = keys + (size_t)y * (size_t)w;
+        size_t m = 0;
+        for (int x = 0; x < w; x++) {
+            /* the 3x3 sum in the order NumPy added the shifted planes (dy, then dx), the
+             * neighbourhood valid where every weight is >= 1 */
+            float acc = 0.0f;
+            int ok = 1;
+            for (int dy = 0; dy < 3; dy++)
+                for (int dx = 0; dx < 3; dx++) {
+                    ptrdiff_t k = (ptrdiff_t)(y + dy) * W + x + dx;
+                    acc += q[k];
+                    ok &= weight[k] >= 1.0f;
+                }
+            if (!ok) continue;
+            float c = q[(ptrdiff_t)(y + 1) * W + x + 1];
+            float ac = fabsf(c);
+            float r = fabsf(c - acc / 9.0f) / (ac > 1e-30f || ac != ac ? ac : 1e-30f);
+            has_nan |= r != r;
+            uint32_t bits;
+            memcpy(&bits, &r, sizeof bits);
+            out[m++] = bits;
+        }
+        rowcount[y] = m;
+    }
+    size_t n = 0;
+    for (int y = 0; y < h; y++) { /* gather the segments (in order) */
+        if (rowcount[y] && n != (size_t)y * (size_t)w)
+            memmove(keys + n, keys + (size_t)y * (size_t)w, sizeof(uint32_t) * rowcount[y]);
+        n += rowcount[y];
+    }
+    *count = n;
+    if (n && has_nan) {
+        *median = NAN;
+    } else if (n) {
+        /* NumPy's median: the middle value, or the float32 mean of the two middle ones */
+        float lo = select_kth(keys, n, (n - 1) / 2, hist);
+        float m = lo;
+        if (n % 2 == 0) m = (lo + select_kth(keys, n, n / 2, hist)) / 2.0f;
+        *median = (double)m;
+    }
+    sd_big_free(keys);
+    free(rowcount);
+    free(hist);
+    return SD_OK;
+}
+
+/* ---- the band beside the matte's boundary ----------------------------------------------- */
+
+#define ANY_SIDE 1u
+#define ANY_OTHER 2u
+/* Columns per block of the vertical window pass. */
+#define BAND_COL_BLOCK 256
+
+sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, int radius, uint8_t *side,
+                       uint8_t *near, int box[4], int nthreads)
+{
+    if (H < 1 || W < 1 || !matte || !side || !near || !box || radius < 0) return SD_ERR_ARG;
+    if (!matte2) matte2 = matte;
+    int nt = sd_threads(nthreads);
+    uint8_t *hwin = sd_big_alloc((size_t)H * (size_t)W, 1, nt);
+    if (!hwin) return SD_ERR_NOMEM;
+    int r = radius;
+    /* rows: the side, and whether a window of 2r+1 pixels along the row holds a pixel of each */
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < H; y++) {
+        const float *m = matte + (ptrdiff_t)y * W, *m2 = matte2 + (ptrdiff_t)y * W;
+        uint8_t *s = side + (ptrdiff_t)y * W, *hw = hwin + (ptrdiff_t)y * W;
+        for (int x = 0; x < W; x++) s[x] = m[x] >= 0.5f && m2[x] >= 0.5f; /* min(m, m2) >= 0.5 */
+        int cnt = 0; /* side pixels in [x - r, x + r] */
+        int hi = r < W - 1 ? r : W - 1;
+        for (int x = 0; x <= hi; x++) cnt += s[x];
+        for (int x = 0; x < W; x++) {
+            int lo = x - r > 0 ? x - r : 0, top = x + r < W - 1 ? x + r : W - 1;
+            int len = top - lo + 1;
+            hw[x] = (uint8_t)((cnt > 0 ? ANY_SIDE : 0u) | (cnt < len ? ANY_OTHER : 0u));
+            if (x + r + 1 < W) cnt += s[x + r + 1];
+            if (x - r >= 0) cnt -= s[x - r];
+        }
+    }
+    /* columns: the same along the window of rows, then near = a pixel of the other side within
+     * the (2r+1)^2 square */
+    int nblocks = (W + BAND_COL_BLOCK - 1) / BAND_COL_BLOCK;
+    int bx0 = W, bx1 = -1, by0 = H, by1 = -1;
+    int fail = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(min : bx0, by0) reduction(max : bx1, by1) reduction(| : fail)
+#endif
+    for (int b = 0; b < nblocks; b++) {
+        int x0 = b * BAND_COL_BLOCK, x1 = x0 + BAND_COL_BLOCK < W ? x0 + BAND_COL_BLOCK : W, n = x1 - x0;
+        int *cs = calloc((size_t)n * 2, sizeof(int)), *co = cs ? cs + n : NULL;
+        if (!cs) {
+            fail = 1;
+            continue;
+        }
+        int hi = r < H - 1 ? r : H - 1;
+        for (int y = 0; y <= hi; y++) {
+            const uint8_t *hw = hwin + (ptrdiff_t)y * W + x0;
+            for (int i = 0; i < n; i++) {
+                cs[i] += (hw[i] & ANY_SIDE) != 0;
+                co[i] += (hw[i] & ANY_OTHER) != 0;
+            }
+        }
+        for (int y = 0; y < H; y++) {
+            const uint8_t *s = side + (ptrdiff_t)y * W + x0;
+            uint8_t *o = near + (ptrdiff_t)y * W + x0;
+            for (int i = 0; i < n; i++) {
+                o[i] = s[i] ? co[i] > 0 : cs[i] > 0;
+                if (o[i]) {
+                    if (y < by0) by0 = y;
+                    if (y > by1) by1 = y;
+                    if (x0 + i < bx0) bx0 = x0 + i;
+                    if (x0 + i > bx1) bx1 = x0 + i;
+                }
+            }
+            if (y + r + 1 < H) {
+                const uint8_t *hw = hwin + (ptrdiff_t)(y + r + 1) * W + x0;
+                for (int i = 0; i < n; i++) {
+                    cs[i] += (hw[i] & ANY_SIDE) != 0;
+                    co[i] += (hw[i] & ANY_OTHER) != 0;
+                }
+            }
+            if (y - r >= 0) {
+                const uint8_t *hw = hwin + (ptrdiff_t)(y - r) * W + x0;
+                for (int i = 0; i < n; i++) {
+                    cs[i] -= (hw[i] & ANY_SIDE) != 0;
+                    co[i] -= (hw[i] & ANY_OTHER) != 0;
+                }
+            }
+        }
+        free(cs);
+    }
+    sd_big_free(hwin);
+    if (fail) return SD_ERR_NOMEM;
+    /* the bounding box of near as rows [box0, box1] and columns [box2, box3]; empty: box1 < box0 */
+    box[0] = by0;
+    box[1] = by1;
+    box[2] = bx0;
+    box[3] = bx1;
+    return SD_OK;
+}
+
+/* ---- the fills' weighing and normalising ------------------------------------------------ */
+
+sd_status sd_fill_weigh(int H, int W, int C, const float *values, ptrdiff_t vrow, const float *weight,
+                        ptrdiff_t wrow, float *out, int nthreads)
+{
+    if (H < 1 || W < 1 || C < 1 || !values || !weight || !out || vrow < (ptrdiff_t)W * C || wrow < W)
+        return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < H; y++) {
+        const float *v = values + (ptrdiff_t)y * vrow, *wt = weight + (ptrdiff_t)y * wrow;
+        float *o = out + (ptrdiff_t)y * W * (C + 1);
+        for (int x = 0; x < W; x++) {
+            for (int k = 0; k < C; k++) o[(ptrdiff_t)x * (C + 1) + k] = v[(ptrdiff_t)x * C + k] * wt[x];
+            o[(ptrdiff_t)x * (C + 1) + C] = wt[x];
+        }
+    }
+    return SD_OK;
+}
+
+sd_status sd_fill_take(int H, int W, int C, const float *filtered, uint8_t *todo, float min_weight, float *out,
+                       size_t *left, int nthreads)
+{
+    if (H < 1 || W < 1 || C < 1 || !filtered || !todo || !out || !left) return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
+    (void)nt; /* unused without OpenMP */
+    size_t count = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : count)
+#endif
+    for (int y = 0; y < H; y++) {
+        const float *f = filtered + (ptrdiff_t)y * W * (C + 1);
+        uint8_t *t = todo + (ptrdiff_t)y * W;
+        float *o = out + (ptrdiff_t)y * W * C;
+        for (int x = 0; x < W; x++) {
+            if (!t[x]) continue;
+            float den = f[(ptrdiff_t)x * (C + 1) + C];
+            if (den > min_weight) {
+                for (int k = 0; k < C; k++) o[(ptrdiff_t)x * C + k] = f[(ptrdiff_t)x * (C + 1) + k] / den;
+                t[x] = 0;
+            } else {
+                count++;
+            }
+        }
+    }
+    *left = count;
+    return SD_OK;
+}

@@ -1,0 +1,52 @@
+/* Internal interface of the refine stage's per-pixel passes (sd_refine_maps.c), called from the
+ * binding for python/synthdof/_refine.py. Flat arrays are C-contiguous; every function returns
+ * SD_ERR_ARG for a NULL pointer or an impossible size, and gives the same bits for any thread
+ * count. */
+#ifndef SD_REFINE_MAPS_H
+#define SD_REFINE_MAPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sd_core.h"
+
+/* The guide's sRGB encoding of n linear values, in two steps around a vectorised power:
+ * base = max(clip(lin, 0, 1), 0.0031308); the caller raises base to 1/2.4 in place; finish turns
+ * it into 12.92 x below the knee and 1.055 base - 0.055 above it. */
+sd_status sd_srgb_encode_base(size_t n, const float *lin, float *base, int nthreads);
+sd_status sd_srgb_encode_finish(size_t n, const float *lin, float *inout, int nthreads);
+
+/* n unsigned integers of `bytes` (1 or 2) bytes each as float32 in [0, 1] (value / 255 or 65535). */
+sd_status sd_unorm_to_float(size_t n, const void *src, int bytes, float *out, int nthreads);
+
+/* Disparity from n depth values: valid where finite, > 0 and not invalid[i] (invalid may be NULL);
+ * q = 1 / depth (or depth itself when is_disparity) and weight = 1 where valid, both 0 where not;
+ * *nvalid counts the valid pixels. */
+sd_status sd_disparity_in(size_t n, const float *depth, const uint8_t *invalid, int is_disparity, float *q,
+                          float *weight, size_t *nvalid, int nthreads);
+/* The result from n disparities: max(q, FLT_MIN), then 1 / that unless is_disparity. */
+sd_status sd_disparity_out(size_t n, const float *q, int is_disparity, float *out, int nthreads);
+
+/* Median over the (H-2) x (W-2) inner pixels whose 3x3 neighbourhood has weight >= 1 everywhere
+ * of |q - its 3x3 mean| / max(|q|, 1e-30), as NumPy's median of the float32 values gives it (NaN
+ * if one is NaN); *count is how many pixels it covers (0: *median is 0). */
+sd_status sd_relative_noise(int H, int W, const float *q, const float *weight, double *median, size_t *count,
+                            int nthreads);
+
+/* side = (matte >= 0.5 and matte2 >= 0.5) (matte2 may be NULL), near = a pixel of the other side
+ * lies within `radius` pixels along both axes (a square window, clipped at the frame); box =
+ * near's bounding rows [box[0], box[1]] and columns [box[2], box[3]] (box[1] < box[0]: none). */
+sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, int radius, uint8_t *side,
+                       uint8_t *near, int box[4], int nthreads);
+
+/* out (H, W, C + 1) = each pixel's C values times its weight, then the weight; values' and
+ * weight's rows are vrow and wrow floats apart. */
+sd_status sd_fill_weigh(int H, int W, int C, const float *values, ptrdiff_t vrow, const float *weight,
+                        ptrdiff_t wrow, float *out, int nthreads);
+/* For each pixel still in todo whose filtered weight (channel C of `filtered`, (H, W, C + 1))
+ * exceeds min_weight: out (H, W, C) = the filtered values / that weight, and the pixel leaves
+ * todo. *left counts the pixels still in todo. */
+sd_status sd_fill_take(int H, int W, int C, const float *filtered, uint8_t *todo, float min_weight, float *out,
+                       size_t *left, int nthreads);
+
+#endif

@@ -1,0 +1,263 @@
+/* libFuzzer harness of the refine stage's per-pixel passes (csrc/sd_refine_maps.h): the guide's
+ * sRGB encoding and integer scaling, disparity in and out, the noise estimate, the band beside
+ * the matte's boundary, and the fills' weighing and normalising.
+ *
+ * Frames from 1x1 to 40x40 (or long strips), values ordinary or wild (zeros of both signs,
+ * denormals, FLT_MAX, NaN and inf where the Python layer passes them: depth may hold any value).
+ * Checks: inputs unchanged, outputs written exactly (buffers of the exact size, so ASan sees any
+ * access past them), and each result against a direct computation here: the sRGB formula, the
+ * disparity rule, a sort-based median, a brute-force square window, the weighted products and
+ * quotients. */
+#include "fuzz_common.h"
+#include "sd_refine_maps.h"
+
+static float any_value(fz_in *in, int wild)
+{
+    if (!wild) return fz_uniform(in, -0.2f, 2.0f);
+    uint8_t k = fz_u8(in);
+    if (k == 0xff) return NAN;
+    if (k == 0xfe) return INFINITY;
+    if (k == 0xfd) return -INFINITY;
+    return fz_wild(in, 2.0f);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+static void run_srgb(fz_in *in, int wild)
+{
+    size_t n = (size_t)fz_range(in, 0, 600);
+    float *lin = malloc(sizeof(float) * (n ? n : 1)), *out = malloc(sizeof(float) * (n ? n : 1));
+    float *copy = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        lin[i] = any_value(in, wild);
+        if (!isfinite(lin[i])) lin[i] = 0.5f; /* the guide's image is checked finite first */
+    }
+    memcpy(copy, lin, sizeof(float) * n);
+    int nt = fz_range(in, -1, 3);
+    if (sd_srgb_encode_base(n, lin, out, nt) != SD_OK) FZ_FAIL("base refused");
+    for (size_t i = 0; i < n; i++) {
+        if (!(out[i] >= 0.0031308f && out[i] <= 1.0f)) FZ_FAIL("base %g at %zu", out[i], i);
+        out[i] = powf(out[i], 1.0f / 2.4f);
+    }
+    if (sd_srgb_encode_finish(n, lin, out, nt) != SD_OK) FZ_FAIL("finish refused");
+    if (memcmp(copy, lin, sizeof(float) * n)) FZ_FAIL("input modified");
+    for (size_t i = 0; i < n; i++) {
+        float x = lin[i] < 0.0f ? 0.0f : lin[i] > 1.0f ? 1.0f : lin[i];
+        float want = x <= 0.0031308f ? 12.92f * x : 1.055f * powf(x, 1.0f / 2.4f) - 0.055f;
+        if (!same_bits(out[i] + 0.0f, want + 0.0f)) FZ_FAIL("srgb(%g) = %g, want %g", lin[i], out[i], want);
+        if (!(out[i] >= 0.0f && out[i] <= 1.0000001f)) FZ_FAIL("srgb(%g) = %g outside [0, 1]", lin[i], out[i]);
+    }
+    if (sd_srgb_encode_base(n, NULL, out, nt) != SD_ERR_ARG) FZ_FAIL("NULL accepted");
+    free(lin); free(out); free(copy);
+
+    size_t m = (size_t)fz_range(in, 1, 300);
+    int bytes = fz_range(in, 0, 3);
+    uint16_t *src = malloc(sizeof(uint16_t) * m);
+    float *f = malloc(sizeof(float) * m);
+    for (size_t i = 0; i < m; i++) src[i] = (uint16_t)(fz_u8(in) << 8 | fz_u8(in));
+    sd_status st = sd_unorm_to_float(m, src, bytes, f, nt); /* uint8: the first m of the 2m bytes */
+    if (bytes != 1 && bytes != 2) {
+        if (st != SD_ERR_ARG) FZ_FAIL("unorm_to_float took %d bytes", bytes);
+    } else {
+        const uint8_t *b = (const uint8_t *)src;
+        for (size_t i = 0; i < m; i++) {
+            float want = bytes == 2 ? (float)src[i] * (float)(1.0 / 65535.0) : (float)b[i] * (float)(1.0 / 255.0);
+            if (!same_bits(f[i], want) || !(f[i] >= 0.0f && f[i] <= 1.0f)) FZ_FAIL("unorm %zu -> %g", i, f[i]);
+        }
+    }
+    free(src); free(f);
+}
+
+static void run_disparity(fz_in *in, int wild)
+{
+    size_t n = (size_t)fz_range(in, 1, 500);
+    int is_disp = fz_u8(in) & 1, masked = fz_u8(in) & 1, nt = fz_range(in, -1, 3);
+    float *d = malloc(sizeof(float) * n), *q = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * n);
+    float *o = malloc(sizeof(float) * n);
+    uint8_t *inv = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        d[i] = any_value(in, wild);
+        inv[i] = fz_u8(in) < 30;
+    }
+    size_t nvalid = 12345, want = 0;
+    if (sd_disparity_in(n, d, masked ? inv : NULL, is_disp, q, w, &nvalid, nt) != SD_OK) FZ_FAIL("refused");
+    for (size_t i = 0; i < n; i++) {
+        int ok = isfinite(d[i]) && d[i] > 0.0f && !(masked && inv[i]);
+        want += (size_t)ok;
+        float wq = ok ? (is_disp ? d[i] : 1.0f / d[i]) : 0.0f;
+        if (!same_bits(q[i], wq) || w[i] != (ok ? 1.0f : 0.0f)) FZ_FAIL("depth %g -> %g, %g", d[i], q[i], w[i]);
+    }
+    if (nvalid != want) FZ_FAIL("%zu valid, counted %zu", nvalid, want);
+    if (sd_disparity_out(n, q, is_disp, o, nt) != SD_OK) FZ_FAIL("out refused");
+    for (size_t i = 0; i < n; i++) {
+        float v = q[i] > FLT_MIN ? q[i] : FLT_MIN;
+        float want_o = is_disp ? v : 1.0f / v;
+        if (!same_bits(o[i], want_o)) FZ_FAIL("disparity %g -> %g, want %g", q[i], o[i], want_o);
+        /* a denormal depth's disparity overflows to inf, whose depth is 0 */
+        if (!(o[i] > 0.0f) && !(isinf(q[i]) && !is_disp)) FZ_FAIL("result %g not positive", o[i]);
+    }
+    if (sd_disparity_in(n, d, NULL, 0, q, w, NULL, nt) != SD_ERR_ARG) FZ_FAIL("NULL count accepted");
+    free(d); free(q); free(w); free(o); free(inv);
+}
+
+static void run_noise(fz_in *in, int wild)
+{
+    int H = fz_range(in, 1, 40), W = fz_range(in, 1, 40), nt = fz_range(in, -1, 3);
+    size_t n = (size_t)H * (size_t)W;
+    float *q = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * n);
+    float *vals = malloc(sizeof(float) * n);
+    uint8_t holes = fz_u8(in);
+    for (size_t i = 0; i < n; i++) {
+        q[i] = wild ? fabsf(any_value(in, 1)) : fz_uniform(in, 0.5f, 1.5f);
+        if (q[i] != q[i]) q[i] = 1.0f; /* disparity is never NaN */
+        w[i] = fz_u8(in) < holes ? 0.0f : 1.0f;
+    }
+    double median = -1.0;
+    size_t count = 0;
+    if (sd_relative_noise(H, W, q, w, &median, &count, nt) != SD_OK) FZ_FAIL("refused");
+    size_t m = 0;
+    int has_nan = 0;
+    for (int y = 1; y + 1 < H; y++)
+        for (int x = 1; x + 1 < W; x++) {
+            float acc = 0.0f;
+            int ok = 1;
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++) {
+                    acc += q[(y + dy) * W + x + dx];
+                    ok &= w[(y + dy) * W + x + dx] >= 1.0f;
+                }
+            if (!ok) continue;
+            float c = q[y * W + x];
+            float r = fabsf(c - acc / 9.0f) / fmaxf(fabsf(c), 1e-30f);
+            has_nan |= r != r;
+            vals[m++] = r;
+        }
+    if (count != m) FZ_FAIL("count %zu, want %zu", count, m);
+    if (m == 0 && median != 0.0) FZ_FAIL("median %g of nothing", median);
+    if (m && has_nan && median == median) FZ_FAIL("median %g of values with a NaN", median);
+    if (m && !has_nan) {
+        qsort(vals, m, sizeof(float), cmp_float);
+        float want = m % 2 ? vals[m / 2] : (vals[m / 2 - 1] + vals[m / 2]) / 2.0f;
+        if (median != (double)want) FZ_FAIL("median %.9g, want %.9g (of %zu)", median, (double)want, m);
+    }
+    free(q); free(w); free(vals);
+}
+
+static void run_band(fz_in *in)
+{
+    int H = fz_range(in, 1, 40), W = fz_range(in, 1, 40), r = fz_range(in, -1, 45), nt = fz_range(in, -1, 3);
+    uint8_t kind = fz_u8(in);
+    if (kind == 0xfe) H = fz_range(in, 1, 2), W = fz_range(in, 100, 900);
+    size_t n = (size_t)H * (size_t)W;
+    float *m = malloc(sizeof(float) * n), *m2 = malloc(sizeof(float) * n);
+    uint8_t *side = malloc(n), *near = malloc(n);
+    int cy = fz_range(in, 0, H), cx = fz_range(in, 0, W), ry = fz_range(in, 0, H), rx = fz_range(in, 0, W);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            float inside = abs(y - cy) <= ry / 2 && abs(x - cx) <= rx / 2 ? 1.0f : 0.0f;
+            m[y * W + x] = kind & 1 ? fz_unit(in) : inside;
+            m2[y * W + x] = kind & 2 ? (fz_u8(in) == 7 ? NAN : fz_unit(in)) : inside;
+        }
+    int box[4] = {-7, -7, -7, -7};
+    int two = kind & 4;
+    sd_status st = sd_band_near(H, W, m, two ? m2 : NULL, r, side, near, box, nt);
+    if (r < 0) {
+        if (st != SD_ERR_ARG) FZ_FAIL("radius %d accepted", r);
+        goto done;
+    }
+    if (st != SD_OK) FZ_FAIL("status %d", (int)st);
+    int by0 = H, by1 = -1, bx0 = W, bx1 = -1;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            size_t i = (size_t)y * W + x;
+            int s = m[i] >= 0.5f && (two ? m2[i] : m[i]) >= 0.5f;
+            if (side[i] != s) FZ_FAIL("side %d at %d,%d", side[i], y, x);
+        }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int want = 0;
+            for (int v = y - r < 0 ? 0 : y - r; v <= y + r && v < H && !want; v++)
+                for (int u = x - r < 0 ? 0 : x - r; u <= x + r && u < W; u++)
+                    if (side[(size_t)v * W + u] != side[(size_t)y * W + x]) {
+                        want = 1;
+                        break;
+                    }
+            if (near[(size_t)y * W + x] != want) FZ_FAIL("near %d at %d,%d (radius %d)", near[(size_t)y * W + x], y, x, r);
+            if (want) {
+                if (y < by0) by0 = y;
+                if (y > by1) by1 = y;
+                if (x < bx0) bx0 = x;
+                if (x > bx1) bx1 = x;
+            }
+        }
+    if (box[0] != by0 || box[1] != by1 || box[2] != bx0 || box[3] != bx1)
+        FZ_FAIL("box %d %d %d %d, want %d %d %d %d", box[0], box[1], box[2], box[3], by0, by1, bx0, bx1);
+done:
+    free(m); free(m2); free(side); free(near);
+}
+
+static void run_fill(fz_in *in, int wild)
+{
+    int H = fz_range(in, 1, 30), W = fz_range(in, 1, 30), C = fz_range(in, 1, 4), nt = fz_range(in, -1, 3);
+    int pad = fz_range(in, 0, 5); /* values' rows are a box cut from wider ones */
+    ptrdiff_t vrow = (ptrdiff_t)(W + pad) * C, wrow = W + pad;
+    size_t nv = (size_t)(H - 1) * (size_t)vrow + (size_t)W * C, nw = (size_t)(H - 1) * (size_t)wrow + (size_t)W;
+    size_t n = (size_t)H * (size_t)W;
+    float *v = malloc(sizeof(float) * nv), *w = malloc(sizeof(float) * nw);
+    float *buf = malloc(sizeof(float) * n * (size_t)(C + 1)), *out = malloc(sizeof(float) * n * (size_t)C);
+    uint8_t *todo = malloc(n), *todo0 = malloc(n);
+    for (size_t i = 0; i < nv; i++) v[i] = any_value(in, wild);
+    for (size_t i = 0; i < nw; i++) w[i] = fz_u8(in) & 1 ? fz_unit(in) : 0.0f;
+    if (sd_fill_weigh(H, W, C, v, vrow, w, wrow, buf, nt) != SD_OK) FZ_FAIL("weigh refused");
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const float *o = buf + ((size_t)y * W + x) * (size_t)(C + 1);
+            float wt = w[y * wrow + x];
+            for (int k = 0; k < C; k++)
+                if (!same_bits(o[k], v[y * vrow + x * C + k] * wt) && !(o[k] != o[k]))
+                    FZ_FAIL("weighed %g at %d,%d,%d", o[k], y, x, k);
+            if (!same_bits(o[C], wt)) FZ_FAIL("weight %g at %d,%d", o[C], y, x);
+        }
+    if (sd_fill_weigh(H, W, C, v, (ptrdiff_t)W * C - 1, w, wrow, buf, nt) != SD_ERR_ARG) FZ_FAIL("short rows");
+    for (size_t i = 0; i < n * (size_t)(C + 1); i++)
+        if (fz_u8(in) & 1) buf[i] = any_value(in, wild);
+    for (size_t i = 0; i < n; i++) todo0[i] = todo[i] = fz_u8(in) & 1;
+    for (size_t i = 0; i < n * (size_t)C; i++) out[i] = FZ_GUARD;
+    float min_w = fz_uniform(in, 0.0f, 0.5f);
+    size_t left = 99;
+    if (sd_fill_take(H, W, C, buf, todo, min_w, out, &left, nt) != SD_OK) FZ_FAIL("take refused");
+    size_t want_left = 0;
+    for (size_t i = 0; i < n; i++) {
+        float den = buf[i * (size_t)(C + 1) + C];
+        int take = todo0[i] && den > min_w;
+        if (todo[i] != (todo0[i] && !take)) FZ_FAIL("todo %d at %zu", todo[i], i);
+        want_left += todo[i];
+        for (int k = 0; k < C; k++) {
+            float o = out[i * (size_t)C + k], want = take ? buf[i * (size_t)(C + 1) + k] / den : FZ_GUARD;
+            if (!same_bits(o, want) && !(o != o && want != want)) FZ_FAIL("took %g, want %g at %zu", o, want, i);
+        }
+    }
+    if (left != want_left) FZ_FAIL("left %zu, want %zu", left, want_left);
+    free(v); free(w); free(buf); free(out); free(todo); free(todo0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_in in = {data, size};
+    uint8_t which = fz_u8(&in);
+    int wild = (which >> 4) & 1;
+    switch (which % 5) {
+    case 0: run_srgb(&in, wild); break;
+    case 1: run_disparity(&in, wild); break;
+    case 2: run_noise(&in, wild); break;
+    case 3: run_band(&in); break;
+    default: run_fill(&in, wild); break;
+    }
+    return 0;
+}

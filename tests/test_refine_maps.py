@@ -1,0 +1,205 @@
+"""The refine stage's per-pixel C passes (csrc/sd_refine_maps.c) against the NumPy expressions
+they replace, which serve as the slow reference: every one must give the same bits."""
+import numpy as np
+import pytest
+
+from synthdof import _core
+from synthdof._color import linear_to_srgb
+
+rng = np.random.default_rng(17)
+
+
+def bits(x):
+    x = np.asarray(x)
+    return x.view(np.uint32 if x.dtype == np.float32 else np.uint8)
+
+
+def assert_same_bits(a, b):
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(bits(a), bits(b))
+
+
+def odd_floats(shape):
+    """Values around sRGB's knee, 0 and 1, outside [0, 1], tiny and huge."""
+    special = np.array([0.0, 1.0, 0.0031308, np.nextafter(np.float32(0.0031308), np.float32(1)), -0.5, 1.5,
+                        1e-30, 3e38, 1e-8, 0.5], np.float32)
+    x = rng.random(shape, dtype=np.float32) * 1.2 - 0.1
+    flat = x.reshape(-1)
+    flat[: special.size] = special[: flat.size]
+    return x
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+def test_srgb_guide_matches_linear_to_srgb(nt):
+    lin = odd_floats((37, 53, 3))
+    out = np.empty_like(lin)
+    _core.srgb_encode_base(lin, out, nt)
+    np.power(out, np.float32(1 / 2.4), out=out)
+    _core.srgb_encode_finish(lin, out, nt)
+    ref = linear_to_srgb(lin)
+    np.testing.assert_array_equal(out, ref)  # equal values (a clipped -0.0 may keep its sign)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_unorm_to_float_matches_numpy(dtype):
+    top = np.iinfo(dtype).max
+    img = rng.integers(0, top + 1, (29, 31, 3)).astype(dtype)
+    img.reshape(-1)[:2] = (0, top)
+    out = np.empty(img.shape, np.float32)
+    _core.unorm_to_float(img, out, 2)
+    assert_same_bits(out, (img * np.float32(1.0 / top)).astype(np.float32))
+
+
+def reference_disparity(d, invalid, disparity):
+    valid = np.isfinite(d) & (d > 0)
+    if invalid is not None:
+        valid &= ~invalid
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        q = np.where(valid, d if disparity else 1.0 / d, 0.0).astype(np.float32)
+    return q, valid.astype(np.float32)
+
+
+@pytest.mark.parametrize("disparity", [False, True])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_disparity_in_matches_numpy(disparity, with_mask):
+    d = (rng.random((40, 70), dtype=np.float32) * 10).astype(np.float32)
+    d.reshape(-1)[:8] = (np.nan, np.inf, -np.inf, 0.0, -0.0, -3.0, 1e-45, 3e38)
+    invalid = rng.random(d.shape) < 0.1 if with_mask else None
+    q, w = np.empty_like(d), np.empty_like(d)
+    n = _core.disparity_in(d, invalid, disparity, q, w, 2)
+    rq, rw = reference_disparity(d, invalid, disparity)
+    assert_same_bits(q, rq)
+    assert_same_bits(w, rw)
+    assert n == int(rw.sum())
+
+
+@pytest.mark.parametrize("disparity", [False, True])
+def test_disparity_out_matches_numpy(disparity):
+    q = rng.random((33, 45), dtype=np.float32)
+    q.reshape(-1)[:4] = (0.0, 1e-40, -2.0, 3e38)
+    out = np.empty_like(q)
+    _core.disparity_out(q, disparity, out, 2)
+    ref = np.maximum(q, np.float32(np.finfo(np.float32).tiny))
+    ref = ref if disparity else (1.0 / ref).astype(np.float32)
+    assert_same_bits(out, ref)
+
+
+def reference_noise(q, weight):
+    ok = weight >= 1
+    inner = ok[1:-1, 1:-1].copy()
+    acc = np.zeros_like(q[1:-1, 1:-1])
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            acc += q[dy:dy + q.shape[0] - 2, dx:dx + q.shape[1] - 2]
+            inner &= ok[dy:dy + q.shape[0] - 2, dx:dx + q.shape[1] - 2]
+    if not inner.any():
+        return 0.0, 0
+    c = q[1:-1, 1:-1][inner]
+    return float(np.median(np.abs(c - acc[inner] / 9) / np.maximum(np.abs(c), 1e-30))), int(inner.sum())
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 9), (3, 3), (4, 4), (5, 6), (41, 57), (120, 97)])
+@pytest.mark.parametrize("holes", [0.0, 0.05, 0.9])
+def test_relative_noise_matches_numpy_median(shape, holes):
+    q = (0.5 + rng.random(shape, dtype=np.float32)).astype(np.float32)
+    q *= (1 + 0.01 * rng.standard_normal(shape)).astype(np.float32)
+    weight = (rng.random(shape) >= holes).astype(np.float32)
+    q[weight == 0] = 0.0
+    for nt in (1, 2):
+        assert _core.relative_noise(q, weight, nt) == reference_noise(q, weight)
+
+
+def test_relative_noise_of_a_flat_map_and_of_ties():
+    q = np.ones((30, 40), np.float32)
+    assert _core.relative_noise(q, np.ones_like(q), 2) == reference_noise(q, np.ones_like(q))
+    q = np.where(rng.random((30, 40)) < 0.5, 1.0, 2.0).astype(np.float32)  # many equal values
+    assert _core.relative_noise(q, np.ones_like(q), 2) == reference_noise(q, np.ones_like(q))
+
+
+def reference_band(matte, given, radius):
+    def any_within(mask, axis):
+        n = mask.shape[axis]
+        c = np.cumsum(mask, axis=axis, dtype=np.int32)
+        c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+        hi = np.minimum(np.arange(n) + radius + 1, n)
+        lo = np.maximum(np.arange(n) - radius, 0)
+        return (np.take(c, hi, axis=axis) - np.take(c, lo, axis=axis)) > 0
+
+    side = np.minimum(matte, given) >= 0.5
+    near = np.where(side, any_within(any_within(~side, 1), 0), any_within(any_within(side, 1), 0))
+    return side, near
+
+
+@pytest.mark.parametrize("radius", [0, 1, 3, 17, 200])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 40), (33, 1), (64, 90)])
+def test_band_near_matches_running_sums(radius, shape):
+    given = np.zeros(shape, np.float32)
+    given[shape[0] // 4: 3 * shape[0] // 4 + 1, shape[1] // 3: 2 * shape[1] // 3 + 1] = 1.0
+    matte = np.clip(given + 0.6 * rng.standard_normal(shape).astype(np.float32), 0, 1)
+    for second in (given, None):
+        side, near = np.empty(shape, bool), np.empty(shape, bool)
+        box = _core.band_near(matte, second, radius, side, near, 2)
+        rs, rn = reference_band(matte, matte if second is None else second, radius)
+        np.testing.assert_array_equal(side, rs)
+        np.testing.assert_array_equal(near, rn)
+        ys, xs = np.nonzero(rn)
+        assert box == ((ys.min(), ys.max(), xs.min(), xs.max()) if ys.size else (shape[0], -1, shape[1], -1))
+
+
+def test_near_other_side_of_a_mask():
+    from synthdof._refine import _near_other_side
+
+    side = rng.random((50, 70)) < 0.3
+    for radius in (1, 2, 9):
+        np.testing.assert_array_equal(_near_other_side(side, radius, 2),
+                                      reference_band(side.astype(np.float32), side.astype(np.float32), radius)[1])
+
+
+@pytest.mark.parametrize("C", [1, 3])
+def test_fill_weigh_and_take_match_numpy(C):
+    H, W = 47, 63
+    big = rng.random((H + 10, W + 7, C), dtype=np.float32)
+    values = big[3:3 + H, 2:2 + W]  # rows strided, as a box cut from a map
+    weight = (rng.random((H + 2, W), dtype=np.float32) * (rng.random((H + 2, W)) < 0.7))[1:-1]
+    buf = np.empty((H, W, C + 1), np.float32)
+    _core.fill_weigh(values, weight, buf, 2)
+    ref = np.empty_like(buf)
+    ref[..., :C] = values * weight[..., None]
+    ref[..., C] = weight
+    assert_same_bits(buf, ref)
+
+    filtered = rng.random((H, W, C + 1), dtype=np.float32)
+    filtered[..., C] *= rng.random((H, W)) < 0.5  # half without weight
+    filtered[0, 0, C] = 1e-4  # not above the bar
+    todo = rng.random((H, W)) < 0.8
+    out = np.zeros((H, W, C), np.float32)
+    ref_out, ref_todo = out.copy(), todo.copy()
+    left = _core.fill_take(filtered, todo, 1e-4, out, 2)
+    den = filtered[..., C]
+    ok = ref_todo & (den > 1e-4)
+    ref_out[ok] = filtered[ok, :C] / den[ok, None]
+    ref_todo &= ~ok
+    assert_same_bits(out, ref_out)
+    np.testing.assert_array_equal(todo, ref_todo)
+    assert left == int(ref_todo.sum())
+
+
+def test_bad_arguments_are_refused():
+    f = np.zeros((4, 5), np.float32)
+    with pytest.raises(ValueError, match="out"):
+        _core.srgb_encode_base(np.zeros((4, 5, 3), np.float32), np.zeros((4, 5), np.float32), 1)
+    with pytest.raises(ValueError, match="overlap"):
+        _core.srgb_encode_finish(f, f, 1)
+    with pytest.raises(TypeError, match="image"):
+        _core.unorm_to_float(np.zeros((4, 5), np.int16), f, 1)
+    with pytest.raises(ValueError, match="invalid"):
+        _core.disparity_in(f, np.zeros((4, 5), np.float32), False, f.copy(), f.copy(), 1)
+    with pytest.raises(ValueError, match="near"):
+        _core.band_near(f, None, 2, np.zeros((4, 5), bool), np.zeros((4, 6), bool), 1)
+    with pytest.raises(ValueError, match="radius"):
+        _core.band_near(f, None, -1, np.zeros((4, 5), bool), np.zeros((4, 5), bool), 1)
+    with pytest.raises(ValueError, match="out"):
+        _core.fill_weigh(np.zeros((4, 5, 2), np.float32), f, np.zeros((4, 5, 2), np.float32), 1)
+    with pytest.raises(ValueError, match="filtered"):
+        _core.fill_take(np.zeros((4, 5, 2), np.float32), np.zeros((4, 5), bool), 1e-4,
+                        np.zeros((4, 5, 2), np.float32), 1)
