@@ -43,6 +43,7 @@ import numpy as np
 
 import benchlib
 import scene
+from scene import area_down, bilinear_up, gaussian
 
 THREADS = (2, 1)
 INPUTS = ("net", "eighth", "sensor")
@@ -51,34 +52,6 @@ TARGET_S = 0.3  # refine at 12 MP on 2 threads (issue: depth at full and at 1/8 
 
 
 # ---------------------------------------------------------------- degraded inputs
-
-def area_down(x, k):
-    """Mean over k x k cells (the last rows and columns that do not fill a cell are dropped)."""
-    h, w = x.shape[0] // k, x.shape[1] // k
-    return x[:h * k, :w * k].reshape(h, k, w, k).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
-
-
-def bilinear_up(small, shape):
-    """Bilinear resize to `shape` with pixel centres aligned and edges clamped (as resizers do)."""
-    h, w = small.shape
-    H, W = shape
-    ys = np.clip((np.arange(H) + 0.5) * (h / H) - 0.5, 0, h - 1)
-    xs = np.clip((np.arange(W) + 0.5) * (w / W) - 0.5, 0, w - 1)
-    y0, x0 = ys.astype(np.intp), xs.astype(np.intp)
-    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
-    fy = (ys - y0).astype(np.float32)[:, None]
-    fx = (xs - x0).astype(np.float32)[None, :]
-    rows0, rows1 = small[y0], small[y1]
-    top = rows0[:, x0] * (1 - fx) + rows0[:, x1] * fx
-    bottom = rows1[:, x0] * (1 - fx) + rows1[:, x1] * fx
-    return (top * (1 - fy) + bottom * fy).astype(np.float32)
-
-
-def gaussian(x, sigma):
-    """Separable Gaussian, radius round(3 sigma), edges extended."""
-    from scipy import ndimage
-    return ndimage.gaussian_filter(x, sigma, mode="nearest", truncate=3.0).astype(np.float32)
-
 
 def segmentation_matte(alpha):
     """A segmentation network's mask: the subject (alpha > 0.5) at half resolution, bilinear up."""

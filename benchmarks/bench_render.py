@@ -11,18 +11,27 @@ Reported per configuration:
   rss_peak_mb        peak resident set size during the first call minus the resident size just
                      before it (getrusage ru_maxrss): everything the call added, C scratch included,
                      output array included
+Depth kinds (scene.depth_variant; same image, matte and lens): planes (the exact planar depth
+the slice centres snap onto), slant (wall and ground one plane tilted both ways), net (a
+network's: area 4x down, bilinear up, Gaussian 1.5 px), noise (depth x (1 + 1 % noise)). Each is
+timed in its own fresh process on 2 and 1 threads, and all four are timed again interleaved in
+one process (planes, slant, net, noise, planes, ...), whose ratios to planes hold even when
+the machine is loaded (the load hits every kind alike).
+
 and derived:
+  depth / planes     each depth kind's time over the exact planes' (interleaved run)
   render / scatter   render time over the plain scatter kernel's on the same image, CoC, aperture
   radius ratio       render time at max CoC 200 px over max CoC 20 px (same scene, f-number scaled)
   thread speed-up    1-thread time over 2-thread time
   gt scenes          render time of each ground-truth scene (synthdof.load_ground_truth), and the
                      recorded time of Blender's Defocus node on it (meta t_blender_defocus_s) over synthdof's
 
-    python benchmarks/bench_render.py                       # 12 MP, 5 repeats
+    python benchmarks/bench_render.py                       # 12 MP, 5 repeats, every depth kind
     python benchmarks/bench_render.py --size 1008x756 --repeats 2   # smoke check
 """
 import argparse
 import json
+import os
 import sys
 import time
 import tracemalloc
@@ -53,13 +62,16 @@ def _worker(payload):
                      max_coc=float(np.abs(lens.coc(depth)).max()))
     else:
         s = scene.load_scene_dir(payload["scene"])
-        img, depth, matte, ap, meta = s["image"], s["depth"], s["matte"], s["aperture"], s["meta"]
+        img, matte, ap, meta = s["image"], s["matte"], s["aperture"], s["meta"]
+        depth = scene.depth_variant(s["depth"], payload.get("depth", "planes"))
         target = payload.get("max_coc", meta["max_coc"])
         lens = synthdof.ThinLens(focal_length_mm=meta["focal_length_mm"],
                                  f_number=meta["f_number"] * meta["max_coc"] / target,
                                  focus_distance=meta["focus_distance_m"], sensor_width_mm=meta["sensor_width_mm"])
         coc = lens.coc(depth)
         extra = dict(max_coc=float(np.abs(coc).max()))
+    if kind == "interleaved":
+        return _interleaved(img, matte, lens, ap, s["depth"], nt, repeats)
     if kind == "scatter":
         fn = lambda: synthdof.scatter(img, coc, aperture=ap, num_threads=nt)
     else:
@@ -89,9 +101,34 @@ def _worker(payload):
     print(json.dumps(res))
 
 
+def _interleaved(img, matte, lens, ap, exact_depth, nt, repeats):
+    """Every depth kind rendered in turn, `repeats` rounds after one untimed round: the ratios of
+    their medians to the exact planes' see the same load."""
+    import synthdof
+    depths = {k: scene.depth_variant(exact_depth, k) for k in scene.DEPTH_KINDS}
+    times = {k: [] for k in depths}
+    foreign = []
+    out = np.empty(img.shape, np.float32)
+    for r in range(repeats + 1):
+        for k, d in depths.items():
+            f = benchlib.Foreign().start()
+            t = time.perf_counter()
+            synthdof.render(img, d, matte=matte, lens=lens, aperture=ap, num_threads=nt, out=out)
+            dt = time.perf_counter() - t
+            if r > 0:
+                times[k].append(dt)
+                foreign.append((f.stop(), dt))
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    res = dict(kind="interleaved", threads=nt, median_s=med, times=times,
+               over_planes={k: med[k] / med["planes"] for k in med},
+               foreign_load=sum(f for f, _ in foreign) / (sum(t for _, t in foreign) * (os.cpu_count() or 1)))
+    print(json.dumps(res))
+
+
 # ---------------------------------------------------------------- driver
 
-def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, radius_pair=(20.0, 200.0), gt=True, verbose=True):
+def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, radius_pair=(20.0, 200.0), gt=True, verbose=True,
+        depths=scene.DEPTH_KINDS):
     W, H = size
     t = time.perf_counter()
     s = scene.cached_scene(W, H)
@@ -103,7 +140,10 @@ def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, radius_pair=(20.0, 200
 
     def job(**kw):
         r = benchlib.run_worker("bench_render.py", dict(kw, repeats=repeats))
-        if verbose:
+        if verbose and r["kind"] == "interleaved":
+            print("  interleaved, {} threads: ".format(kw["threads"]) + ", ".join(
+                f"{k} {v:.3f} s ({r['over_planes'][k]:.2f}x)" for k, v in r["median_s"].items()), flush=True)
+        elif verbose:
             label = " ".join(f"{k}={v}" for k, v in kw.items() if k not in ("scene", "name"))
             print(f"  {label}: median {r['median_s']:.3f} s (min {r['min_s']:.3f}), first call {r['first_s']:.3f} s, "
                   f"py peak {r['py_peak_mb']:.0f} MB, rss peak +{r['rss_peak_mb'] or float('nan'):.0f} MB", flush=True)
@@ -113,6 +153,11 @@ def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, radius_pair=(20.0, 200
     for nt in threads:
         rows.append(dict(job(kind="render", scene=sdir, threads=nt), label="render"))
         rows.append(dict(job(kind="scatter", scene=sdir, threads=nt), label="scatter"))
+    for kind in depths:
+        if kind != "planes":
+            for nt in threads:
+                rows.append(dict(job(kind="render", scene=sdir, threads=nt, depth=kind), label=f"render {kind}"))
+    interleaved = [job(kind="interleaved", scene=sdir, threads=nt) for nt in threads] if len(depths) > 1 else []
     nt_max = max(threads)
     radius = [dict(job(kind="render", scene=sdir, threads=nt_max, max_coc=c), label=f"render maxCoC {c:.0f}")
               for c in radius_pair]
@@ -120,10 +165,12 @@ def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, radius_pair=(20.0, 200
 
     by = {(r["label"], r["threads"]): r for r in rows}
     derived = dict(
+        depth_over_planes={r["threads"]: r["over_planes"] for r in interleaved},
         render_over_scatter={nt: by["render", nt]["median_s"] / by["scatter", nt]["median_s"] for nt in threads},
         radius_ratio=dict(lo=radius_pair[0], hi=radius_pair[1], threads=nt_max,
                           ratio=radius[1]["median_s"] / radius[0]["median_s"]),
-        thread_speedup=({k: by[k, min(threads)]["median_s"] / by[k, nt_max]["median_s"] for k in ("render", "scatter")}
+        thread_speedup=({k: by[k, min(threads)]["median_s"] / by[k, nt_max]["median_s"]
+                         for k in ["render", "scatter"] + [f"render {d}" for d in depths if d != "planes"]}
                         if len(threads) > 1 else {}),
     )
     gt_rows = []
@@ -135,7 +182,7 @@ def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, radius_pair=(20.0, 200
                 r["blender_over_synthdof"] = r["t_blender_defocus_s"] / r["median_s"]
             gt_rows.append(r)
     return dict(benchmark="render", size=[W, H], repeats=repeats, rows=rows, derived=derived, gt=gt_rows,
-                machine=benchlib.machine())
+                interleaved=interleaved, machine=benchlib.machine())
 
 
 def report(res):
@@ -149,6 +196,14 @@ def report(res):
         ("rss_over_input", "RSS+/image", "{:.2f}"),
         ("flux", "flux", "{:.4f}"), ("foreign_load", "other load", "{:.0%}")]))
     d = res["derived"]
+    if res.get("interleaved"):
+        print("\nEvery depth kind interleaved in one process (median s; ratio to the exact planes)")
+        kinds = list(res["interleaved"][0]["median_s"])
+        print(benchlib.table([dict(threads=r["threads"], load=r["foreign_load"],
+                                   **{k: f"{r['median_s'][k]:.3f} ({r['over_planes'][k]:.2f}x)" for k in kinds})
+                              for r in res["interleaved"]],
+                             [("threads", "threads", "{}")] + [(k, k, "{}") for k in kinds] +
+                             [("load", "other load", "{:.0%}")]))
     for nt, v in d["render_over_scatter"].items():
         print(f"render / scatter ({nt} thread{'s' if int(nt) > 1 else ''}): {v:.2f}")
     rr = d["radius_ratio"]
@@ -170,13 +225,15 @@ def main(argv=None):
     p.add_argument("--size", type=scene.parse_size, default=scene.FULL_SIZE, help="WxH (default 4032x3024)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-gt", action="store_true", help="skip the ground-truth scenes")
+    p.add_argument("--depths", nargs="+", choices=scene.DEPTH_KINDS, default=list(scene.DEPTH_KINDS),
+                   help="depth kinds to time besides the exact planes (default: all)")
     p.add_argument("--json", default=f"{benchlib.RESULTS}/render.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
         _worker(json.loads(a.worker))
         return 0
-    res = run(a.size, a.repeats, gt=not a.no_gt)
+    res = run(a.size, a.repeats, gt=not a.no_gt, depths=["planes"] + [k for k in a.depths if k != "planes"])
     report(res)
     benchlib.write_json(a.json, res)
     return 0

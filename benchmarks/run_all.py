@@ -57,9 +57,16 @@ def summary(results):
         for r in rd["rows"]:
             if r["label"] == "render":
                 add(f"render {W}x{H} max CoC {r['max_coc']:.0f} hexagon", f"{r['median_s']:.2f} s",
-                    f"{r['threads']} thread(s), min {r['min_s']:.2f} s, RSS +{r['rss_peak_mb']:.0f} MB, "
+                    f"{r['threads']} thread(s), min {r['min_s']:.2f} s, RSS +{r['rss_peak_mb'] or float('nan'):.0f} MB, "
                     f"Python peak {r['py_peak_mb']:.0f} MB")
+        for r in rd["rows"]:
+            if r["label"].startswith("render ") and not r["label"].startswith("render maxCoC"):
+                add(f"render {W}x{H} {r['label'][7:]} depth", f"{r['median_s']:.2f} s",
+                    f"{r['threads']} thread(s), min {r['min_s']:.2f} s, other load {r['foreign_load']:.0%}")
         d = rd["derived"]
+        for nt, ratios in d.get("depth_over_planes", {}).items():
+            add("render depth kind / exact planes (interleaved)",
+                ", ".join(f"{k} {v:.2f}" for k, v in ratios.items() if k != "planes"), f"{nt} thread(s)")
         for nt, v in d["thread_speedup"].items():
             add(f"{nt} thread speed-up", f"{v:.2f}", "1 thread / 2 threads")
         for nt, v in d["render_over_scatter"].items():

@@ -191,6 +191,71 @@ def make_scene(width=FULL_SIZE[0], height=FULL_SIZE[1], *, seed=0, max_coc=100.0
     return dict(image=img, depth=depth, matte=matte, lens=lens, aperture=aperture, coc=coc, meta=meta)
 
 
+def area_down(x, k):
+    """Mean over k x k cells (the last rows and columns that do not fill a cell are dropped)."""
+    h, w = x.shape[0] // k, x.shape[1] // k
+    return x[:h * k, :w * k].reshape(h, k, w, k).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+
+
+def bilinear_up(small, shape):
+    """Bilinear resize to `shape` with pixel centres aligned and edges clamped (as resizers do)."""
+    h, w = small.shape
+    H, W = shape
+    ys = np.clip((np.arange(H) + 0.5) * (h / H) - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(W) + 0.5) * (w / W) - 0.5, 0, w - 1)
+    y0, x0 = ys.astype(np.intp), xs.astype(np.intp)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy = (ys - y0).astype(np.float32)[:, None]
+    fx = (xs - x0).astype(np.float32)[None, :]
+    rows0, rows1 = small[y0], small[y1]
+    top = rows0[:, x0] * (1 - fx) + rows0[:, x1] * fx
+    bottom = rows1[:, x0] * (1 - fx) + rows1[:, x1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+def gaussian(x, sigma):
+    """Separable Gaussian, radius round(3 sigma), edges extended."""
+    from scipy import ndimage
+    return ndimage.gaussian_filter(x, sigma, mode="nearest", truncate=3.0).astype(np.float32)
+
+
+# Depth as users have it, for the same scene and lens (bench_render.py's depth kinds): the exact
+# planes snap onto the slice centres, real depth changes a little from pixel to pixel.
+DEPTH_KINDS = ("planes", "slant", "net", "noise")
+
+
+def depth_variant(depth, kind, *, seed=7):
+    """The scene's depth as `kind` gives it (the matte and image stay as they are):
+
+    planes  the exact planar depth
+    slant   the wall and the ground replaced by one plane tilted in both directions (inverse
+            depth linear in row and column, 12 m at the top left to 1.2 m at the bottom right):
+            no two neighbours share a depth, not even along a row
+    net     a monocular network's: area-downsampled 4x, bilinear back up, Gaussian sigma 1.5 px
+    noise   a stereo sensor's: depth x (1 + 1 % Gaussian noise)
+    """
+    depth = np.asarray(depth, dtype=np.float32)
+    if kind == "planes":
+        return depth
+    if kind == "slant":
+        H, W = depth.shape
+        yh = int(0.58 * H)
+        g = np.linspace(0.0, 1.0, H - yh, dtype=np.float32)[:, None]
+        ground = 1.0 / (1.0 / Z_WALL + (1.0 / Z_GROUND_NEAR - 1.0 / Z_WALL) * g)
+        background = np.empty_like(depth, dtype=bool)
+        background[:yh] = depth[:yh] == np.float32(Z_WALL)
+        background[yh:] = depth[yh:] == ground
+        t = (np.arange(H, dtype=np.float32)[:, None] / (H - 1) + np.arange(W, dtype=np.float32)[None, :] / (W - 1)) / 2
+        plane = (1.0 / (1.0 / Z_WALL + (1.0 / Z_GROUND_NEAR - 1.0 / Z_WALL) * t)).astype(np.float32)
+        return np.where(background, plane, depth)
+    if kind == "net":
+        return np.maximum(gaussian(bilinear_up(area_down(depth, 4), depth.shape), 1.5), np.float32(1e-3))
+    if kind == "noise":
+        rng = np.random.default_rng(seed)
+        return (depth * (1 + np.float32(0.01) * rng.standard_normal(depth.shape, dtype=np.float32))).astype(np.float32)
+    raise ValueError(f"unknown depth kind {kind!r}: expected one of {DEPTH_KINDS}")
+
+
 def cached_scene(width=FULL_SIZE[0], height=FULL_SIZE[1], *, seed=0, max_coc=100.0, blades=6,
                  n_highlights=300, cache_dir=CACHE_DIR):
     """make_scene(), stored as .npy files under benchmarks/results/cache so that worker processes
