@@ -83,3 +83,19 @@ def test_inputs_untouched_by_concurrent_calls(scenes):
     for sc, b in zip(scenes, before):
         for k, v in b.items():
             np.testing.assert_array_equal(sc[k], v)
+
+
+@pytest.mark.parametrize("env, want", [
+    ({}, "PASSIVE"),                                  # the package's choice: waiting threads sleep
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"),        # the user's own choice stands
+    ({"GOMP_SPINCOUNT": "20000"}, None),              # ... and so does a spin count of their own
+])
+def test_import_sets_passive_waiting_unless_chosen(env, want):
+    import os
+    import subprocess
+    import sys
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    code = "import os, synthdof; print(os.environ.get('OMP_WAIT_POLICY'))"
+    r = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
+                       check=True)
+    assert r.stdout.strip() == str(want)

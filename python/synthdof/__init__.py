@@ -6,7 +6,17 @@ disparity) map and an optional subject matte.
     out = synthdof.render(image, depth, matte=matte, lens=lens,
                           aperture=synthdof.Aperture(blades=6))
 """
-from . import _core
+import os as _os
+
+# OpenMP threads that wait for work spin by default (GNU OpenMP: 300 000 spins per wait). With
+# one other busy process on the cores, a spinning thread takes the time its partner needs, and a
+# 12 MP render on 2 threads became several times slower than on 1 (benchmarks/README.md). Idle
+# threads therefore sleep, unless the environment chose a policy; it is read when the OpenMP
+# runtime loads, so this has to come before the first import of the core.
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+from . import _core  # noqa: E402
 from ._aperture import Aperture
 from ._batch import run_batch
 from ._color import linear_to_srgb, srgb_to_linear
