@@ -57,7 +57,8 @@ def summary(results):
         for r in rd["rows"]:
             if r["label"] == "render":
                 add(f"render {W}x{H} max CoC {r['max_coc']:.0f} hexagon", f"{r['median_s']:.2f} s",
-                    f"{r['threads']} thread(s), min {r['min_s']:.2f} s, RSS +{r['rss_peak_mb'] or float('nan'):.0f} MB, "
+                    f"{r['threads']} thread(s), min {r['min_s']:.2f} s, "
+                    f"RSS +{r['rss_peak_mb'] or float('nan'):.0f} MB, "
                     f"Python peak {r['py_peak_mb']:.0f} MB")
         for r in rd["rows"]:
             if r["label"].startswith("render ") and not r["label"].startswith("render maxCoC"):
