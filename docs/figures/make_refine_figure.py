@@ -55,7 +55,6 @@ def figure(out_path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from PIL import Image
     from skimage import data
 
     left, _, disparity = data.stereo_motorcycle()
@@ -73,6 +72,13 @@ def figure(out_path):
         ax.set_title(title, fontsize=9.5)
         ax.axis("off")
     fig.subplots_adjust(left=0.005, right=0.995, top=0.955, bottom=0.005, wspace=0.02, hspace=0.09)
+    save_small_png(fig, out_path, MAX_PNG_BYTES)
+
+
+def save_small_png(fig, out_path, max_bytes):
+    """Save a matplotlib figure as a 256-colour PNG (and close it); refuse one over max_bytes."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
     buf = io.BytesIO()
     fig.savefig(buf, format="png", facecolor="white")
     plt.close(fig)
@@ -82,8 +88,8 @@ def figure(out_path):
                                             dither=Image.Dither.FLOYDSTEINBERG).save(out_path, optimize=True)
     size = os.path.getsize(out_path)
     print(f"wrote {out_path} ({size / 1000:.0f} KB)")
-    if size > MAX_PNG_BYTES:
-        raise SystemExit(f"{out_path}: {size} bytes, more than {MAX_PNG_BYTES}")
+    if size > max_bytes:
+        raise SystemExit(f"{out_path}: {size} bytes, more than {max_bytes}")
 
 
 def main(argv=None):

@@ -275,6 +275,9 @@ def read_depth(path, *, scale=None, disparity=False, invalid="raise"):
         The file holds disparity (inverse depth), returned as disparity. Integer files are
         normalised to [0, 1] by default (scale = 1/255 or 1/65535); KITTI's 16-bit disparity
         PNGs use ``scale=1/256`` (pixels).
+    invalid : {'raise', 'keep'}, optional
+        'keep' returns NaN, inf and negative values as they are (a sensor's holes, for
+        `refine` to fill) instead of raising.
 
     Returns
     -------
@@ -290,10 +293,6 @@ def read_depth(path, *, scale=None, disparity=False, invalid="raise"):
         The file cannot be decoded, holds colour or non-numeric data, 8-bit codes without a
         `scale`, or a value that is not finite (or a negative depth); the message names the file
         and the first bad pixel.
-
-    invalid : {'raise', 'keep'}, optional
-        'keep' returns NaN, inf and negative values as they are (a sensor's holes, for
-        `refine` to fill) instead of raising.
 
     Examples
     --------

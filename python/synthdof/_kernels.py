@@ -19,7 +19,7 @@ def _spread(kernel, image, coc, aperture, out, num_threads):
 
 
 def scatter(image, coc, *, aperture=None, out=None, num_threads=None):
-    """Spread every pixel over the aperture shape with diameter |coc| and total weight exactly 1.
+    """Spread every pixel over the aperture shape with diameter ``|coc|`` and total weight exactly 1.
 
     The energy-preserving core of the renderer (no occlusion logic): a single bright pixel comes
     out as a flat, hard-edged disk or polygon whose sum equals the input, so highlights keep their
@@ -29,7 +29,7 @@ def scatter(image, coc, *, aperture=None, out=None, num_threads=None):
     image), so the total is kept exactly and, for shapes symmetric about the image axes (disks,
     regular polygons with an even number of blades at rotation 0), a constant image stays
     constant up to the border. An asymmetric shape (3, 5, 7 blades) is mirrored by the fold, so a
-    constant image deviates within |coc|/2 of an edge (up to ~2 % for 5 blades, ~10 % for 3).
+    constant image deviates within ``|coc| / 2`` of an edge (up to ~2 % for 5 blades, ~10 % for 3).
 
     Cost does not grow with the radius: radii above ~20 px (CoC above ~40) are spread on a
     2^k-times coarser grid, merged 2^k x 2^k blocks at a time, and upsampled; edges then soften by
@@ -80,7 +80,7 @@ def scatter(image, coc, *, aperture=None, out=None, num_threads=None):
 
 
 def gather(image, coc, *, aperture=None, out=None, num_threads=None):
-    """Each output pixel is the mean of the input over the aperture shape of its *own* |coc|.
+    """Each output pixel is the mean of the input over the aperture shape of its *own* ``|coc|``.
 
     The cheap counterpart of scatter, for previews and comparison: it is not energy-preserving
     where the CoC changes (a sharp highlight next to a blurred region leaks into it).

@@ -32,7 +32,7 @@ class ThinLens:
     model : {"fixed_fov", "real_lens"}, optional
         See above (default "fixed_fov").
     max_coc : float, optional
-        Clamp |CoC| to this many pixels (default: no clamp).
+        Clamp ``|CoC|`` to this many pixels (default: no clamp).
 
     Raises
     ------
@@ -103,7 +103,7 @@ class ThinLens:
         width : float, optional
             Image width in pixels that the sensor width maps to (default: depth.shape[1]).
         max_coc : float, optional
-            Clamp |c| to this many pixels (default: the lens's max_coc).
+            Clamp ``|c|`` to this many pixels (default: the lens's max_coc).
         out : ndarray, optional
             (H, W) float32 array to write into.
         num_threads : int, optional
@@ -186,12 +186,12 @@ def coc_from_disparity(disparity, *, K, focus_disparity, max_coc=None, out=None,
         (H, W) disparity (or inverse depth), finite.
     K : float
         A *diameter* scale in pixels per unit disparity. Tools that define the blur *radius* as
-        r = K' |d - d_f| (BokehMe's K, for instance) use K = 2 K'. With d = 1/z in 1/metres,
+        r = K' ``|d - d_f|`` (BokehMe's K, for instance) use K = 2 K'. With d = 1/z in 1/metres,
         K = ThinLens.coc_scale(width) reproduces the fixed-field-of-view thin lens exactly.
     focus_disparity : float
         The disparity in focus.
     max_coc : float, optional
-        Clamp |c| to this many pixels.
+        Clamp ``|c|`` to this many pixels.
     out : ndarray, optional
         (H, W) float32 array to write into.
     num_threads : int, optional
