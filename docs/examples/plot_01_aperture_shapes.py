@@ -40,12 +40,12 @@ fig.tight_layout()
 
 point = np.zeros((61, 61), np.float32)
 point[30, 30] = 1.0
-cases = [(0, 41.0, "circle"), (6, 41.0, "6 blades"), (5, 41.0, "5 blades, behind focus"),
-         (5, -41.0, "5 blades, in front of focus")]
+cases = [(0, 41.0, "circle"), (6, 41.0, "6 blades"), (5, 41.0, "5 blades, behind"),
+         (5, -41.0, "5 blades, in front")]
 fig, ax = plt.subplots(1, 4, figsize=(12, 3.3))
 for a, (blades, c, title) in zip(ax, cases):
     k = synthdof.scatter(point, np.full(point.shape, c, np.float32), aperture=synthdof.Aperture(blades=blades))
     a.imshow(k, cmap="magma")
-    a.set_title(f"{title}\nsum {k.sum():.6f}")
+    a.set_title(f"{title}: sum {k.sum():.6f}", fontsize=9)
     a.axis("off")
 fig.tight_layout()
