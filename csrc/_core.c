@@ -554,61 +554,54 @@ static PyObject *py_band_near(PyObject *self, PyObject *args)
     return Py_BuildValue("iiii", box[0], box[1], box[2], box[3]);
 }
 
-static PyObject *py_fill_weigh(PyObject *self, PyObject *args)
+static PyObject *py_edge_fill(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *v_o, *w_o, *o_o;
-    int nt;
-    if (!PyArg_ParseTuple(args, "OOOi", &v_o, &w_o, &o_o, &nt)) return NULL;
+    PyObject *v_o, *w_o, *g_o, *t_o, *o_o;
+    double sigma_s, sigma_r, min_weight;
+    int iterations, widenings, nt;
+    if (!PyArg_ParseTuple(args, "OOOddiidOOi", &v_o, &w_o, &g_o, &sigma_s, &sigma_r, &iterations, &widenings,
+                          &min_weight, &t_o, &o_o, &nt))
+        return NULL;
     PyArrayObject *v = as_f32(v_o, "values", 3, 3, 0);
     PyArrayObject *w = v ? as_f32(w_o, "weight", 2, 2, 0) : NULL;
-    PyArrayObject *o = w ? as_f32_contig(o_o, "out", 3, 3, 1) : NULL;
-    if (!o || same_hw(v, w, "values", "weight") || same_hw(v, o, "values", "out") || no_overlap(o, v, "values") ||
-        no_overlap(o, w, "weight"))
+    PyArrayObject *t = w ? as_mask(t_o, "todo", 2, 1) : NULL;
+    PyArrayObject *o = t ? as_f32_contig(o_o, "out", 3, 3, 1) : NULL;
+    if (!o || same_hw(v, w, "values", "weight") || same_hw(v, t, "values", "todo") || same_hw(v, o, "values", "out") ||
+        no_overlap(o, v, "values") || no_overlap(o, w, "weight") || no_overlap(o, t, "todo") ||
+        no_overlap(t, v, "values") || no_overlap(t, w, "weight"))
         return NULL;
+    PyArrayObject *g = NULL;
+    if (g_o != Py_None) {
+        g = as_f32_contig(g_o, "guide", 3, 3, 0);
+        if (!g || same_hw(v, g, "values", "guide") || no_overlap(o, g, "guide") || no_overlap(t, g, "guide"))
+            return NULL;
+    }
     int H = (int)PyArray_DIM(v, 0), W = (int)PyArray_DIM(v, 1), C = (int)PyArray_DIM(v, 2);
+    int K = g ? (int)PyArray_DIM(g, 2) : 0;
     /* rows may be strided (a box cut from a larger map); pixels and channels packed */
-    if ((C > 1 && fstride(v, 2) != 1) || fstride(v, 1) != C || fstride(v, 0) < (ptrdiff_t)W * C || fstride(w, 1) != 1 ||
-        fstride(w, 0) < W) {
+    if ((C > 1 && fstride(v, 2) != 1) || fstride(v, 1) != C || fstride(v, 0) < (ptrdiff_t)W * C ||
+        fstride(w, 1) != 1 || fstride(w, 0) < W) {
         PyErr_SetString(PyExc_ValueError, "values, weight: pixels and channels must be packed, rows ascending");
         return NULL;
     }
-    if (PyArray_DIM(o, 2) != C + 1) {
-        PyErr_Format(PyExc_ValueError, "out: expected %d channels, got %ld", C + 1, (long)PyArray_DIM(o, 2));
+    if (PyArray_DIM(o, 2) != C || C > 15 || K > 8) {
+        PyErr_Format(PyExc_ValueError, "out: expected values' %d channels (at most 15, and 8 guide channels)", C);
         return NULL;
     }
-    sd_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = sd_fill_weigh(H, W, C, PyArray_DATA(v), fstride(v, 0), PyArray_DATA(w), fstride(w, 0), PyArray_DATA(o), nt);
-    Py_END_ALLOW_THREADS
-    return raise_status(st, "fill_weigh", H, W);
-}
-
-static PyObject *py_fill_take(PyObject *self, PyObject *args)
-{
-    (void)self;
-    PyObject *f_o, *t_o, *o_o;
-    double min_weight;
-    int nt;
-    if (!PyArg_ParseTuple(args, "OOdOi", &f_o, &t_o, &min_weight, &o_o, &nt)) return NULL;
-    PyArrayObject *f = as_f32_contig(f_o, "filtered", 3, 3, 0);
-    PyArrayObject *t = f ? as_mask(t_o, "todo", 2, 1) : NULL;
-    PyArrayObject *o = t ? as_f32_contig(o_o, "out", 3, 3, 1) : NULL;
-    if (!o || same_hw(f, t, "filtered", "todo") || same_hw(f, o, "filtered", "out") ||
-        no_overlap(o, f, "filtered") || no_overlap(o, t, "todo") || no_overlap(t, f, "filtered"))
-        return NULL;
-    int H = (int)PyArray_DIM(f, 0), W = (int)PyArray_DIM(f, 1), C = (int)PyArray_DIM(o, 2);
-    if (PyArray_DIM(f, 2) != C + 1) {
-        PyErr_Format(PyExc_ValueError, "filtered: expected %d channels (out's and a weight), got %ld", C + 1,
-                     (long)PyArray_DIM(f, 2));
+    if (!(sigma_s > 0.0) || !(sigma_r > 0.0) || !isfinite(sigma_s) || !isfinite(sigma_r) || iterations < 1 ||
+        iterations > 16 || widenings < 1 || widenings > 16) {
+        PyErr_SetString(PyExc_ValueError, "sigma_s, sigma_r: must be finite and > 0 (iterations and widenings 1 to 16)");
         return NULL;
     }
     size_t left = 0;
     sd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = sd_fill_take(H, W, C, PyArray_DATA(f), PyArray_DATA(t), (float)min_weight, PyArray_DATA(o), &left, nt);
+    st = sd_edge_fill(H, W, C, PyArray_DATA(v), fstride(v, 0), PyArray_DATA(w), fstride(w, 0),
+                      g ? PyArray_DATA(g) : NULL, K, sigma_s, sigma_r, iterations, widenings, (float)min_weight,
+                      PyArray_DATA(t), PyArray_DATA(o), &left, nt);
     Py_END_ALLOW_THREADS
-    if (st != SD_OK) return raise_status(st, "fill_take", H, W);
+    if (st != SD_OK) return raise_status(st, "edge_fill", H, W);
     return PyLong_FromSize_t(left);
 }
 
@@ -672,8 +665,7 @@ static PyMethodDef methods[] = {
     {"disparity_out", py_disparity_out, METH_VARARGS, "disparity_out(q, is_disparity, out, nthreads)"},
     {"relative_noise", py_relative_noise, METH_VARARGS, "relative_noise(q, weight, nthreads) -> (median, count)"},
     {"band_near", py_band_near, METH_VARARGS, "band_near(matte, matte2, radius, side, near, nthreads) -> (y0, y1, x0, x1)"},
-    {"fill_weigh", py_fill_weigh, METH_VARARGS, "fill_weigh(values, weight, out, nthreads)"},
-    {"fill_take", py_fill_take, METH_VARARGS, "fill_take(filtered, todo, min_weight, out, nthreads) -> pixels left"},
+    {"edge_fill", py_edge_fill, METH_VARARGS, "edge_fill(values, weight, guide, sigma_s, sigma_r, iterations, widenings, min_weight, todo, out, nthreads) -> pixels left"},
     {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1 (array[, threads])"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
     {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},

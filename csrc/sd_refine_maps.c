@@ -14,6 +14,7 @@
 
 #include "sd_alloc.h"
 #include "sd_parallel.h"
+#include "sd_refine.h"
 #include "sd_refine_maps.h"
 
 /* Elements per chunk of the flat passes (each chunk is one thread's). */
@@ -360,4 +361,31 @@ sd_status sd_fill_take(int H, int W, int C, const float *filtered, uint8_t *todo
     }
     *left = count;
     return SD_OK;
+}
+
+sd_status sd_edge_fill(int H, int W, int C, const float *values, ptrdiff_t vrow, const float *weight, ptrdiff_t wrow,
+                       const float *guide, int K, double sigma_s, double sigma_r, int iterations, int widenings,
+                       float min_weight, uint8_t *todo, float *out, size_t *left, int nthreads)
+{
+    if (H < 1 || W < 1 || C < 1 || C + 1 > SD_EDGE_MAX_CH || !values || !weight || !todo || !out || !left ||
+        vrow < (ptrdiff_t)W * C || wrow < W || widenings < 1 || widenings > 16)
+        return SD_ERR_ARG;
+    size_t n = (size_t)H * (size_t)W, remaining = 0;
+    for (size_t i = 0; i < n; i++) remaining += todo[i] != 0;
+    *left = remaining;
+    if (!remaining) return SD_OK;
+    /* scratch from the pool: a fill's 12 MP planes are not faulted in afresh on every call */
+    float *buf = sd_big_alloc(n * (size_t)(C + 1), sizeof(float), sd_threads(nthreads));
+    if (!buf) return SD_ERR_NOMEM;
+    sd_status st = SD_OK;
+    double reach = 1.0; /* 4^k: exact, so sigma_s * reach is the product Python formed */
+    for (int k = 0; k < widenings && remaining; k++, reach *= 4.0) {
+        if ((st = sd_fill_weigh(H, W, C, values, vrow, weight, wrow, buf, nthreads)) != SD_OK) break;
+        st = sd_edge_filter(H, W, C + 1, buf, guide, guide ? K : 0, sigma_s * reach, sigma_r, iterations, nthreads);
+        if (st != SD_OK) break;
+        if ((st = sd_fill_take(H, W, C, buf, todo, min_weight, out, &remaining, nthreads)) != SD_OK) break;
+    }
+    sd_big_free(buf);
+    *left = remaining;
+    return st;
 }

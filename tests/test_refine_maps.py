@@ -155,33 +155,44 @@ def test_near_other_side_of_a_mask():
                                       reference_band(side.astype(np.float32), side.astype(np.float32), radius)[1])
 
 
+def reference_edge_fill(values, weight, guide, sigma_s, sigma_r, widenings, need):
+    """The NumPy loop the C fill replaces: weigh, filter (the C filter), normalise, widen."""
+    H, W = weight.shape
+    C = values.shape[2]
+    out = np.zeros((H, W, C), np.float32)
+    todo = need.copy()
+    weighted = np.empty((H, W, C + 1), np.float32)
+    weighted[..., :C] = values * weight[..., None]
+    weighted[..., C] = weight
+    for k in range(widenings):
+        buf = weighted.copy()
+        _core.edge_filter(buf, guide, float(sigma_s * 4 ** k), float(sigma_r), 3, 1)
+        den = buf[..., C]
+        ok = todo & (den > 1e-4)
+        out[ok] = buf[ok, :C] / den[ok, None]
+        todo &= ~ok
+        if not todo.any():
+            break
+    return out, todo
+
+
 @pytest.mark.parametrize("C", [1, 3])
-def test_fill_weigh_and_take_match_numpy(C):
+@pytest.mark.parametrize("guided", [False, True])
+def test_edge_fill_matches_the_numpy_loop(C, guided):
     H, W = 47, 63
     big = rng.random((H + 10, W + 7, C), dtype=np.float32)
     values = big[3:3 + H, 2:2 + W]  # rows strided, as a box cut from a map
-    weight = (rng.random((H + 2, W), dtype=np.float32) * (rng.random((H + 2, W)) < 0.7))[1:-1]
-    buf = np.empty((H, W, C + 1), np.float32)
-    _core.fill_weigh(values, weight, buf, 2)
-    ref = np.empty_like(buf)
-    ref[..., :C] = values * weight[..., None]
-    ref[..., C] = weight
-    assert_same_bits(buf, ref)
-
-    filtered = rng.random((H, W, C + 1), dtype=np.float32)
-    filtered[..., C] *= rng.random((H, W)) < 0.5  # half without weight
-    filtered[0, 0, C] = 1e-4  # not above the bar
-    todo = rng.random((H, W)) < 0.8
-    out = np.zeros((H, W, C), np.float32)
-    ref_out, ref_todo = out.copy(), todo.copy()
-    left = _core.fill_take(filtered, todo, 1e-4, out, 2)
-    den = filtered[..., C]
-    ok = ref_todo & (den > 1e-4)
-    ref_out[ok] = filtered[ok, :C] / den[ok, None]
-    ref_todo &= ~ok
-    assert_same_bits(out, ref_out)
-    np.testing.assert_array_equal(todo, ref_todo)
-    assert left == int(ref_todo.sum())
+    weight = (rng.random((H + 2, W), dtype=np.float32) * (rng.random((H + 2, W)) < 0.3))[1:-1]
+    weight[:, 20:] = 0  # a wide hole: the fill must widen
+    guide = rng.random((H, W, 3), dtype=np.float32) if guided else None
+    need = rng.random((H, W)) < 0.8
+    ref_out, ref_todo = reference_edge_fill(values, weight, guide, 1.5, 0.1, 4, need)
+    for nt in (1, 2):
+        out, todo = np.zeros((H, W, C), np.float32), need.copy()
+        left = _core.edge_fill(values, weight, guide, 1.5, 0.1, 3, 4, 1e-4, todo, out, nt)
+        assert_same_bits(out, ref_out)
+        np.testing.assert_array_equal(todo, ref_todo)
+        assert left == int(ref_todo.sum())
 
 
 def test_bad_arguments_are_refused():
@@ -199,7 +210,11 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="radius"):
         _core.band_near(f, None, -1, np.zeros((4, 5), bool), np.zeros((4, 5), bool), 1)
     with pytest.raises(ValueError, match="out"):
-        _core.fill_weigh(np.zeros((4, 5, 2), np.float32), f, np.zeros((4, 5, 2), np.float32), 1)
-    with pytest.raises(ValueError, match="filtered"):
-        _core.fill_take(np.zeros((4, 5, 2), np.float32), np.zeros((4, 5), bool), 1e-4,
-                        np.zeros((4, 5, 2), np.float32), 1)
+        _core.edge_fill(np.zeros((4, 5, 2), np.float32), f, None, 1.0, 1.0, 3, 4, 1e-4, np.ones((4, 5), bool),
+                        np.zeros((4, 5, 3), np.float32), 1)
+    with pytest.raises(ValueError, match="todo"):
+        _core.edge_fill(np.zeros((4, 5, 1), np.float32), f, None, 1.0, 1.0, 3, 4, 1e-4, np.ones((4, 5), np.int32),
+                        np.zeros((4, 5, 1), np.float32), 1)
+    with pytest.raises(ValueError, match="widenings"):
+        _core.edge_fill(np.zeros((4, 5, 1), np.float32), f, None, 1.0, 1.0, 3, 0, 1e-4, np.ones((4, 5), bool),
+                        np.zeros((4, 5, 1), np.float32), 1)

@@ -49,15 +49,10 @@ def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
     C = values.shape[2]
     out = np.zeros((H, W, C), np.float32)
     todo = np.ones((H, W), bool) if need is None else np.array(need, bool, order="C")
-    left = int(todo.any())
-    buf = np.empty((H, W, C + 1), np.float32)
-    # unguided, the reach grows until it spans any frame (4^8 times the first)
-    for k in range(4 if guide is not None else 9):
-        if not left:
-            break
-        _core.fill_weigh(values, weight, buf, nt)  # values * weight, weight: the filter works in place
-        _core.edge_filter(buf, guide, float(sigma_s * 4 ** k), float(sigma_r), FILTER_ITERATIONS, nt)
-        left = _core.fill_take(buf, todo, MIN_FILL_WEIGHT, out, nt)  # out = values / weight where > min
+    # filters values * weight and weight, out = their ratio where the weight exceeds MIN_FILL_WEIGHT,
+    # with the reach 4x wider each time while pixels are left (unguided, until it spans any frame)
+    left = _core.edge_fill(values, weight, guide, float(sigma_s), float(sigma_r), FILTER_ITERATIONS,
+                           4 if guide is not None else 9, MIN_FILL_WEIGHT, todo, out, nt)
     if left and guide is not None and weight.any():
         # enclosed by edges on every side (a hole inside a small bright patch): across an edge
         # the weight does not grow with the radius, so these continue their nearest surroundings

@@ -1,13 +1,13 @@
 /* libFuzzer harness of the refine stage's per-pixel passes (csrc/sd_refine_maps.h): the guide's
  * sRGB encoding and integer scaling, disparity in and out, the noise estimate, the band beside
- * the matte's boundary, and the fills' weighing and normalising.
+ * the matte's boundary, and the fills' weighing and normalising (sd_edge_fill and its steps).
  *
  * Frames from 1x1 to 40x40 (or long strips), values ordinary or wild (zeros of both signs,
  * denormals, FLT_MAX, NaN and inf where the Python layer passes them: depth may hold any value).
  * Checks: inputs unchanged, outputs written exactly (buffers of the exact size, so ASan sees any
  * access past them), and each result against a direct computation here: the sRGB formula, the
  * disparity rule, a sort-based median, a brute-force square window, the weighted products and
- * quotients. */
+ * quotients; the whole fill against its steps called one by one. */
 #include "fuzz_common.h"
 #include "sd_refine_maps.h"
 
@@ -247,17 +247,58 @@ static void run_fill(fz_in *in, int wild)
     free(v); free(w); free(buf); free(out); free(todo); free(todo0);
 }
 
+/* sd_edge_fill against its steps called one by one here (weigh, filter, take, widen). */
+static void run_edge_fill(fz_in *in, int wild)
+{
+    int H = fz_range(in, 1, 24), W = fz_range(in, 1, 24), C = fz_range(in, 1, 4), nt = fz_range(in, -1, 3);
+    int K = fz_range(in, 0, 3), widen = fz_range(in, 0, 17);
+    double sigma_s = 0.2 + 20.0 * fz_unit(in), sigma_r = 0.01 + fz_unit(in);
+    size_t n = (size_t)H * (size_t)W;
+    float *v = malloc(sizeof(float) * n * (size_t)C), *w = malloc(sizeof(float) * n);
+    float *g = malloc(sizeof(float) * n * 3), *buf = malloc(sizeof(float) * n * (size_t)(C + 1));
+    float *out = malloc(sizeof(float) * n * (size_t)C), *ref = malloc(sizeof(float) * n * (size_t)C);
+    uint8_t *todo = malloc(n), *rtodo = malloc(n);
+    uint8_t holes = fz_u8(in);
+    for (size_t i = 0; i < n * (size_t)C; i++) v[i] = wild ? fz_wild(in, 2.0f) : fz_uniform(in, 0.1f, 2.0f);
+    for (size_t i = 0; i < n; i++) w[i] = fz_u8(in) < holes ? 0.0f : 1.0f;
+    for (size_t i = 0; i < n * 3; i++) g[i] = fz_unit(in);
+    for (size_t i = 0; i < n; i++) todo[i] = rtodo[i] = fz_u8(in) & 1;
+    for (size_t i = 0; i < n * (size_t)C; i++) out[i] = ref[i] = 0.0f;
+    size_t left = 0, rleft = 0;
+    sd_status st = sd_edge_fill(H, W, C, v, (ptrdiff_t)W * C, w, W, K ? g : NULL, K, sigma_s, sigma_r, 3, widen,
+                                1e-4f, todo, out, &left, nt);
+    if (widen < 1 || widen > 16) {
+        if (st != SD_ERR_ARG) FZ_FAIL("widenings %d accepted", widen);
+        goto done;
+    }
+    if (st != SD_OK) FZ_FAIL("edge_fill status %d", (int)st);
+    for (size_t i = 0; i < n; i++) rleft += rtodo[i];
+    for (int k = 0; k < widen && rleft; k++) {
+        if (sd_fill_weigh(H, W, C, v, (ptrdiff_t)W * C, w, W, buf, 1) != SD_OK) FZ_FAIL("weigh");
+        if (sd_edge_filter(H, W, C + 1, buf, K ? g : NULL, K, sigma_s * pow(4.0, k), sigma_r, 3, 1) != SD_OK)
+            FZ_FAIL("filter");
+        if (sd_fill_take(H, W, C, buf, rtodo, 1e-4f, ref, &rleft, 1) != SD_OK) FZ_FAIL("take");
+    }
+    if (left != rleft || memcmp(todo, rtodo, n)) FZ_FAIL("%zu left, want %zu", left, rleft);
+    for (size_t i = 0; i < n * (size_t)C; i++)
+        if (!same_bits(out[i], ref[i]) && !(out[i] != out[i] && ref[i] != ref[i]))
+            FZ_FAIL("filled %g, want %g at %zu", out[i], ref[i], i);
+done:
+    free(v); free(w); free(g); free(buf); free(out); free(ref); free(todo); free(rtodo);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_in in = {data, size};
     uint8_t which = fz_u8(&in);
     int wild = (which >> 4) & 1;
-    switch (which % 5) {
+    switch (which % 6) {
     case 0: run_srgb(&in, wild); break;
     case 1: run_disparity(&in, wild); break;
     case 2: run_noise(&in, wild); break;
     case 3: run_band(&in); break;
-    default: run_fill(&in, wild); break;
+    case 4: run_fill(&in, wild); break;
+    default: run_edge_fill(&in, wild); break;
     }
     return 0;
 }
