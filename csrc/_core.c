@@ -282,8 +282,13 @@ static PyObject *py_render(PyObject *self, PyObject *args)
     (void)self;
     PyObject *i_o, *c_o, *m_o, *p_o, *a_o, *o_o;
     double vmin, vmax;
-    int nt;
-    if (!PyArg_ParseTuple(args, "OOOOOddOi", &i_o, &c_o, &m_o, &p_o, &a_o, &vmin, &vmax, &o_o, &nt)) return NULL;
+    int nt, border;
+    if (!PyArg_ParseTuple(args, "OOOOOddiOi", &i_o, &c_o, &m_o, &p_o, &a_o, &vmin, &vmax, &border, &o_o, &nt))
+        return NULL;
+    if (border != SD_BORDER_WINDOW && border != SD_BORDER_MIRROR) {
+        PyErr_SetString(PyExc_ValueError, "border: expected 0 (window) or 1 (mirror)");
+        return NULL;
+    }
     PyArrayObject *img = as_f32(i_o, "image", 3, 3, 0);
     PyArrayObject *c = img ? as_f32_contig(c_o, "coc", 2, 2, 0) : NULL;
     PyArrayObject *o = c ? as_f32(o_o, "out", 3, 3, 1) : NULL;
@@ -308,7 +313,7 @@ static PyObject *py_render(PyObject *self, PyObject *args)
     sd_cancel cancel = {check_signals, NULL};
     sd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = sd_render(H, W, iv, PyArray_DATA(c), matte, plate, &ap, ov, nt, &cancel);
+    st = sd_render(H, W, iv, PyArray_DATA(c), matte, plate, &ap, border, ov, nt, &cancel);
     Py_END_ALLOW_THREADS
     return raise_status(st, "render", H, W);
 }
@@ -655,7 +660,7 @@ static PyMethodDef methods[] = {
     {"coc_disparity", py_coc_disparity, METH_VARARGS, "coc_disparity(disparity, K, focus_disparity, max_coc, out, nthreads)"},
     {"scatter", py_scatter, METH_VARARGS, "scatter(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"gather", py_gather, METH_VARARGS, "gather(image, coc, spans, vmin, vmax, out, nthreads)"},
-    {"render", py_render, METH_VARARGS, "render(image, coc, matte, background, spans, vmin, vmax, out, nthreads)"},
+    {"render", py_render, METH_VARARGS, "render(image, coc, matte, background, spans, vmin, vmax, border, out, nthreads)"},
     {"edge_filter", py_edge_filter, METH_VARARGS, "edge_filter(data, guide, sigma_s, sigma_r, iterations, nthreads): in place"},
     {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, sigma_r, out, out_weight, nthreads)"},
     {"srgb_encode_base", py_srgb_encode_base, METH_VARARGS, "srgb_encode_base(linear, out, nthreads): max(clip(x, 0, 1), 0.0031308)"},

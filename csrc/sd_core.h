@@ -5,7 +5,8 @@
  *    both counted in floats (so NumPy views with any float-aligned strides work unchanged);
  *  - pixel (x, y) covers [x, x+1) x [y, y+1) in "edge coordinates", its centre is (x+0.5, y+0.5);
  *  - the frame continues beyond its edges as its mirror image: light spread past a border is
- *    folded back in, so a constant image stays constant and no energy is lost;
+ *    folded back in, so a constant image stays constant and no energy is lost (the render's
+ *    default takes the frame as a window instead, see sd_render);
  *  - every entry point returns an sd_status; none allocates memory it does not free.
  */
 #ifndef SD_CORE_H
@@ -117,8 +118,11 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
  * (H, W, 3) contiguous background plate), each slice is scattered with every entry's own CoC and
  * the slices are composited in depth order; the result is divided by the accumulated coverage.
  * out is (H, W, 3) through a view. */
+#define SD_BORDER_WINDOW 0 /* the frame is a window: light past it is lost, its surroundings come in
+                            * (continued as its mirror image without its isolated highlights) */
+#define SD_BORDER_MIRROR 1 /* the frame continues as its mirror image: all light is kept */
 sd_status sd_render(int H, int W, sd_cview img, const float *coc, const float *matte, const float *plate,
-                    const sd_aperture *ap, sd_view out, int nthreads, const sd_cancel *cancel);
+                    const sd_aperture *ap, int border, sd_view out, int nthreads, const sd_cancel *cancel);
 
 /* Whether the core was compiled with OpenMP, and how many threads it would use by default. */
 int sd_openmp_enabled(void);

@@ -252,6 +252,30 @@ static void fold_margins(sd_pyramid *p, int k, int nthreads)
     if (p->live_y0 < p->live_y1) sd_pyr_mark(p, k, p->live_y0 + o, p->live_y1 + o, p->live_x0 + o, p->live_x1 + o);
 }
 
+/* Takes what pyramid `d` (the same geometry, resolved at the same level without folding) holds in
+ * the margins of level k out of p's margins before they are folded: light that left the frame
+ * and must not come back as its mirror image. */
+static void drop_margins(sd_pyramid *p, const sd_pyramid *d, int k)
+{
+    sd_plane *l = &p->lev[k];
+    const sd_plane *m = &d->lev[k];
+    int o = l->o;
+    for (int j = d->dirty_y0[k]; j < d->dirty_y1[k]; j++) {
+        int xl = m->xl[j], xr = m->xr[j];
+        if (xl >= xr) continue;
+        int y = j - o, inside = y >= 0 && y < l->ny;
+        float *dst = l->buf + (ptrdiff_t)j * l->stride;
+        const float *src = m->buf + (ptrdiff_t)j * m->stride;
+        for (int i = xl; i < xr; i++) {
+            int x = i - o;
+            if (inside && x >= 0 && x < l->nx) continue;
+            for (int c = 0; c < 4; c++) dst[4 * i + c] -= src[4 * i + c];
+        }
+        sd_plane_touch(l, j, xl, xr);
+        sd_pyr_mark(p, k, j, j + 1, xl, xr);
+    }
+}
+
 /* Frame cells [*x0, *x1) of base row y that hold anything after sd_pyr_resolve. */
 void sd_pyr_row_span(const sd_pyramid *p, int y, int *x0, int *x1)
 {
@@ -262,7 +286,9 @@ void sd_pyr_row_span(const sd_pyramid *p, int y, int *x0, int *x1)
     if (*x0 >= *x1) { *x0 = 0; *x1 = 0; }
 }
 
-void sd_pyr_resolve(sd_pyramid *p, int base, int nthreads)
+void sd_pyr_resolve(sd_pyramid *p, int base, int nthreads) { sd_pyr_resolve_border(p, base, 1, NULL, nthreads); }
+
+void sd_pyr_resolve_border(sd_pyramid *p, int base, int fold, const sd_pyramid *drop, int nthreads)
 {
     int K = p->nlev - 1;
     if (base < 0) base = 0;
@@ -280,6 +306,7 @@ void sd_pyr_resolve(sd_pyramid *p, int base, int nthreads)
             sd_pyr_mark(p, k - 1, r0, r1, c0, c1);
         }
     }
-    if (p->dirty_y0[base] >= p->dirty_y1[base]) { p->live_y0 = p->live_y1 = p->live_x0 = p->live_x1 = 0; return; }
+    if (drop && fold) drop_margins(p, drop, base);
+    if (!fold || p->dirty_y0[base] >= p->dirty_y1[base]) { p->live_y0 = p->live_y1 = p->live_x0 = p->live_x1 = 0; return; }
     fold_margins(p, base, nthreads);
 }

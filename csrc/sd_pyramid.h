@@ -153,6 +153,11 @@ sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_a
  * sd_pyr_row(p, y) points at the RGBA light (per base cell) of row y of the base level's frame,
  * and only rows [y0, y1) and columns [x0, x1) of sd_pyr_active hold anything. */
 void sd_pyr_resolve(sd_pyramid *p, int base, int nthreads);
+/* The same with the margins' treatment chosen: fold = 0 leaves what was spread past the frame's
+ * edges in the margins (nothing is live then: the pyramid is only read as `drop` by another);
+ * drop (NULL: none), a pyramid of the same geometry resolved at `base` without folding, has what
+ * it holds in its margins taken out of p's before they are folded back in. */
+void sd_pyr_resolve_border(sd_pyramid *p, int base, int fold, const sd_pyramid *drop, int nthreads);
 void sd_pyr_active(const sd_pyramid *p, int *y0, int *y1, int *x0, int *x1);
 /* Within that, the frame cells [*x0, *x1) of row y that hold anything. */
 void sd_pyr_row_span(const sd_pyramid *p, int y, int *x0, int *x1);

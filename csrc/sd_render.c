@@ -25,6 +25,7 @@
 #include "sd_render.h"
 #include "sd_slices.h"
 #include "sd_util.h"
+#include "sd_window.h"
 
 /* The composite marks each pixel with the latest slice that covered it as that slice's index
  * + 2 (and checks index + 1) in a byte: at most this many slices. */
@@ -147,6 +148,7 @@ static sd_status render_setup(sd_render_ctx *r, float max_coc)
     r->plan = malloc(sizeof(sd_slice) * (size_t)ns);
     r->ncells = malloc(sizeof(ptrdiff_t) * (size_t)ns);
     r->pyr = sd_pyr_new(H, W, max_coc, nt);
+    r->max_coc = max_coc;
     SD_TOC(PROF_ALLOC, t_alloc);
     if (!r->bin_x0 || !r->bin_x1 || !r->bin_rlo || !r->bin_rhi || !r->content_x0 || !r->cell_x0 || !r->cell_off ||
         !r->plan || !r->ncells || !r->pyr)
@@ -172,6 +174,7 @@ static sd_status render_setup(sd_render_ctx *r, float max_coc)
             if (f > max_fill) max_fill = f;
         }
     }
+    r->max_cells = max_cells;
     SD_TIC(t_alloc2);
     size_t nc = (size_t)max_cells, n = (size_t)H * (size_t)W;
     /* the slice buffers are written (over each slice's cells) before they are read */
@@ -200,6 +203,8 @@ static void render_free(sd_render_ctx *r)
     free(r->cell_off); free(r->cell_x0); free(r->plan); free(r->ncells);
     sd_big_free(r->layer); sd_big_free(r->lcoc); sd_big_free(r->hole); sd_big_free(r->pos); sd_big_free(r->fillws);
     sd_pyr_release(r->pyr, r->nt);
+    sd_pyr_release(r->xpyr, r->nt);
+    sd_big_free(r->xlayer);
     sd_big_free(r->acc); sd_big_free(r->last); sd_big_free(r->stamp);
     free(r->rowbuf); free(r->colidx); free(r->colw); free(r->content_x0);
 }
@@ -224,7 +229,9 @@ static sd_status render_slice(sd_render_ctx *r, int si)
         sd_status st = sd_pyr_spread(r->pyr, s->k, &src, r->ap, s->cy0, s->cy1, s->cx0, s->cx1, nt);
         if (st != SD_OK) return st;
         SD_TOC(PROF_SPREAD, t_spread);
-        SD_TIMED(PROF_RESOLVE, sd_pyr_resolve(r->pyr, s->k, nt));
+        const sd_pyramid *drop = NULL;
+        if (r->border == SD_BORDER_WINDOW && (st = sd_window_excess(r, s, &drop)) != SD_OK) return st;
+        SD_TIMED(PROF_RESOLVE, sd_pyr_resolve_border(r->pyr, s->k, 1, drop, nt));
         int y0, y1, x0, x1;
         sd_pyr_active(r->pyr, &y0, &y1, &x0, &x1);
         if (y0 < y1 && x0 < x1) {
@@ -260,14 +267,14 @@ static void normalise(const sd_render_ctx *r)
 }
 
 sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, const sd_aperture *ap,
-                            const float *plate, sd_view out, int nthreads, const sd_cancel *cancel)
+                            const float *plate, int border, sd_view out, int nthreads, const sd_cancel *cancel)
 {
     int H = e->H, W = e->W;
     if (H < 1 || W < 1 || ns < 1 || ns > MAX_STAMPED_SLICES || out.nch < 3 || ap->nrows < 1) return SD_ERR_ARG;
     sd_render_ctx r;
     memset(&r, 0, sizeof r);
     r.H = H; r.W = W; r.ns = ns; r.ni = 2 * ns + 1; r.nt = sd_threads(nthreads);
-    r.e = e; r.cent = cent; r.ap = ap; r.plate = plate; r.out = out;
+    r.e = e; r.cent = cent; r.ap = ap; r.plate = plate; r.out = out; r.border = border;
     sd_status st = render_setup(&r, largest_coc(e, cent, ns, r.nt));
     if (st == SD_OK) { /* out accumulates the colour */
         SD_PARALLEL_FOR(r.nt)
@@ -295,9 +302,10 @@ sd_status sd_render_entries(const sd_entries *e, const float *cent, int ns, cons
 }
 
 sd_status sd_render(int H, int W, sd_cview img, const float *coc, const float *matte, const float *plate,
-                    const sd_aperture *ap, sd_view out, int nthreads, const sd_cancel *cancel)
+                    const sd_aperture *ap, int border, sd_view out, int nthreads, const sd_cancel *cancel)
 {
     if (H < 1 || W < 1 || img.nch != 3 || out.nch < 3 || ap->nrows < 1) return SD_ERR_ARG;
+    if (border != SD_BORDER_WINDOW && border != SD_BORDER_MIRROR) return SD_ERR_ARG;
     sd_entries e;
     sd_status st;
     SD_TIMED(PROF_ENTRIES, st = sd_entries_build(H, W, img, coc, matte, nthreads, &e));
@@ -306,7 +314,7 @@ sd_status sd_render(int H, int W, sd_cview img, const float *coc, const float *m
     int ns = 0;
     SD_TIMED(PROF_SLICES, st = sd_slice_centres(&e, cent, &ns, nthreads));
     if (st == SD_OK && cancel && cancel->check && cancel->check(cancel->ctx)) st = SD_ERR_INTERRUPTED;
-    if (st == SD_OK) st = sd_render_entries(&e, cent, ns, ap, plate, out, nthreads, cancel);
+    if (st == SD_OK) st = sd_render_entries(&e, cent, ns, ap, plate, border, out, nthreads, cancel);
     sd_entries_free(&e);
     SD_PROF_REPORT();
     return st;

@@ -59,6 +59,11 @@ typedef struct {
     ptrdiff_t *cell_off;        /* ... and their rows' offsets in the slice buffers */
     int *fill_x0, *fill_x1;     /* the current slice's cells relative to its fill's grid ... */
     ptrdiff_t *fill_off;        /* ... and their rows' offsets in the slice buffers */
+    int border;    /* SD_BORDER_WINDOW or SD_BORDER_MIRROR */
+    float max_coc; /* the largest |CoC| the pyramids are made for */
+    ptrdiff_t max_cells; /* the most cells any slice builds */
+    sd_pyramid *xpyr; /* the window's isolated highlights near the edges (sd_window.c), made on first use */
+    float *xlayer;    /* ... their light per cell, laid out as layer */
     int *colidx;   /* per frame column: the coarse cell left of it and its interpolation weight */
     float *colw;
     ptrdiff_t rowbuf_stride;
@@ -67,6 +72,6 @@ typedef struct {
 /* The layered composite of sd_render over given entries and slice centres (descending, from
  * sd_slice_centres). */
 sd_status sd_render_entries(const sd_entries *e, const float *centres, int nslices, const sd_aperture *ap,
-                            const float *plate, sd_view out, int nthreads, const sd_cancel *cancel);
+                            const float *plate, int border, sd_view out, int nthreads, const sd_cancel *cancel);
 
 #endif

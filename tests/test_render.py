@@ -36,24 +36,24 @@ def scored():
     return score, results
 
 
-# The occluder scene's thin-lens truth holds 3.7 % more light than its pinhole image: lights
-# wholly hidden behind the railing and the person, which the lens sees around and no method
-# working from the pinhole can know of. Its flux therefore sits just under the bar.
-KNOWN_MISSES = {("occluder", "flux")}
-
-
 @pytest.mark.parametrize("name", SCENES)
 @pytest.mark.parametrize("metric", ["psnr", "band", "flux", "hl_peak"])
-def test_ground_truth_bar(scored, name, metric, request):
+def test_ground_truth_bar(scored, name, metric):
     score, results = scored
     s, peer, *_ = results[name]
-    if (name, metric) in KNOWN_MISSES:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="light hidden from the pinhole view"))
     bar = score.BAR
     if metric == "psnr":
         assert s["psnr"] >= peer["psnr"] + bar["psnr_margin_db"]
     elif metric == "band":
         assert s["band"] >= peer["band"] + bar["band_margin_db"]
+    elif metric == "flux":
+        # the scorer's rule: within the bar, or the pinhole input itself lacks the light (the
+        # occluder scene: lights wholly behind the railing, pinhole / truth = 0.964) and the
+        # render keeps the input's light to 1 %
+        lo, hi = bar["flux"]
+        lacks = s["flux"] < lo and s["flux"] / s["kept"] < lo
+        assert lo <= s["flux"] <= hi or (lacks and abs(s["kept"] - 1) <= 0.01)
+        assert "flux" not in score.misses(s, peer)
     else:
         lo, hi = bar[metric]
         assert lo <= s[metric] <= hi
@@ -157,6 +157,84 @@ def test_highlight_keeps_energy_and_peak():
     disk_area = np.pi * 15 ** 2
     peak = 500.0 / disk_area + 0.02
     assert abs(out[60, 60, 0] / peak - 1) < 0.05
+
+
+def _window_reference(img, coc, pad):
+    """The frame as a window, independently: the scene rendered in a frame `pad` pixels wider on
+    every side (the scene beyond the frame given, dark), cropped back."""
+    H, W = coc.shape
+    big = np.zeros((H + 2 * pad, W + 2 * pad, 3), np.float32)
+    big[pad:pad + H, pad:pad + W] = img
+    big_coc = np.pad(coc, pad, mode="edge")
+    return synthdof.render(big, coc=big_coc)[pad:pad + H, pad:pad + W]
+
+
+@pytest.mark.parametrize("side", ["left", "right", "top", "bottom"])
+def test_light_near_the_border_keeps_only_what_a_window_would(side):
+    """A light 3 px inside the frame's edge on a dark wall, blurred to 30 px: a window loses the
+    part of its disk past the edge and shows no mirror image of it. The same scene rendered in a
+    frame wide enough to hold the whole disk, cropped, is the reference."""
+    H, W = 80, 112
+    img = np.full((H, W, 3), 0.0, np.float32)
+    img[38:41, 3:5] = 100.0
+    coc = np.full((H, W), 30.0, np.float32)
+    turn = {"left": 0, "bottom": 1, "right": 2, "top": 3}[side]
+    img, coc = np.ascontiguousarray(np.rot90(img, turn)), np.ascontiguousarray(np.rot90(coc, turn))
+    ref = _window_reference(img, coc, pad=20)
+    out = synthdof.render(img, coc=coc)
+    assert abs(out.sum() / ref.sum() - 1) < 0.01
+    assert np.abs(out - ref).max() < 0.02 * ref.max()
+    assert ref.sum() / img.sum() < 0.9  # the window did lose light: the test would see a fold
+    mirror = synthdof.render(img, coc=coc, border="mirror")
+    assert abs(mirror.sum() / img.sum() - 1) < 1e-3  # the mirror keeps all of it
+
+
+def test_light_cut_by_the_border_continues_past_it():
+    """A round light whose centre lies on the frame's edge: half of it is outside. Taken as a
+    disk from the half the frame shows, it is continued past the edge, so its blur inside the
+    frame matches a frame that holds the whole light (within 5 % of its light), where dropping
+    the part past the edge would lose a quarter."""
+    H, W = 80, 112
+    pad = 24
+    big_y, big_x = np.mgrid[:H + 2 * pad, :W + 2 * pad].astype(np.float32) + 0.5
+    disk = ((big_y - (pad + 40)) ** 2 + (big_x - pad) ** 2 <= 5.0 ** 2).astype(np.float32)
+    big = np.repeat(disk[..., None], 3, 2) * 50.0
+    coc = np.full((H, W), 30.0, np.float32)
+    ref = synthdof.render(big, coc=np.pad(coc, pad, mode="edge"))[pad:pad + H, pad:pad + W]
+    img = np.ascontiguousarray(big[pad:pad + H, pad:pad + W])
+    out = synthdof.render(img, coc=coc)
+    assert abs(out.sum() / ref.sum() - 1) < 0.05
+    assert np.abs(out - ref)[:, 20:].max() < 0.05 * ref.max()
+
+
+@pytest.mark.parametrize("matte", [True, False])
+@pytest.mark.parametrize("width", [64, 3])
+def test_light_just_behind_a_sharp_edge_adds_nothing_to_the_sharp_side(width, matte):
+    """A sharp subject (an in-focus card, or a pole 3 px wide) with a bright light right behind
+    its edge, far out of focus: the subject hides that part of the light's disk, so the subject's
+    pixels are exactly what they are without the light (the reference: the same render with the
+    light removed), while the light's disk shows beside it."""
+    H, W = 96, 128
+    x1 = 64 if width == 64 else 63
+    x0 = x1 - width
+    img = np.full((H, W, 3), 0.05, np.float32)
+    img[:, x0:x1] = 0.3
+    coc = np.full((H, W), 30.0, np.float32)
+    coc[:, x0:x1] = 0.0
+    alpha = np.zeros((H, W), np.float32)
+    alpha[:, x0:x1] = 1.0
+    lit = img.copy()
+    lit[46:50, x1:x1 + 3] = 100.0
+    kw = dict(coc=coc, matte=alpha if matte else None)
+    out, base = synthdof.render(lit, **kw), synthdof.render(img, **kw)
+    assert np.array_equal(out[:, x0:x1], base[:, x0:x1])
+    assert (out - base)[48, x1 + 8, 0] > 1.0  # the disk is there beside the subject
+
+
+def test_border_rejects_unknown_mode():
+    img = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(ValueError, match="border"):
+        synthdof.render(img, coc=np.zeros((8, 8), np.float32), border="wrap")
 
 
 def test_light_rim_at_wall_depth_creates_no_light():

@@ -61,8 +61,12 @@ def recover_highlights(linear, gain, clip=1.0):
     return (linear * (1.0 + (gain - 1.0) * t * t)).astype(np.float32)
 
 
+# the core's SD_BORDER_* codes
+_BORDERS = {"window": 0, "mirror": 1}
+
+
 def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None, background=None,
-           highlights="auto", num_threads=None, out=None):
+           highlights="auto", border="window", num_threads=None, out=None):
     """Synthetic depth of field: blur the scene in depth, not the flat image.
 
     Parameters
@@ -92,6 +96,13 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
         "auto" (default) recovers clipped highlights of integer input with a gain of
         AUTO_HIGHLIGHT_GAIN at the clip level (recover_highlights); float input is used as is.
         A number sets the gain (1 = off), "off" disables it.
+    border : {"window", "mirror"}, optional
+        What lies beyond the frame's edges. "window" (default): the frame is a window onto a
+        larger scene, as a camera's is: light whose blur falls past an edge is lost, and light
+        from beyond it comes in, the scene continuing as the frame's mirror image without its
+        isolated highlights (a light on the border keeps only the part of its disk inside the
+        frame). "mirror": the scene continues as the frame's exact mirror image, so all light is
+        kept (a light on the border also receives its mirror image's half).
     num_threads : int, optional
         Threads (default: all cores); the result is the same, bit for bit, for any count.
     out : ndarray, optional
@@ -165,6 +176,8 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
         bg, _ = as_image(background, "background", channels=3, allow_gray=False, threads=nt)
         if bg.shape != img.shape:
             raise ValueError(f"background: shape {bg.shape} does not match the image's {img.shape}")
+    if border not in _BORDERS:
+        raise ValueError(f"border: expected 'window' or 'mirror', got {border!r}")
     gain = _highlight_gain(highlights, enc)
     out_dtype = np.float32 if enc is None else enc
     inputs = [("image", image), ("depth", depth), ("coc", coc), ("matte", matte), ("background", background)]
@@ -173,7 +186,7 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
         img = recover_highlights(img, gain)
     result = out if enc is None else np.empty((H, W, 3), np.float32)
     plate = None if bg is None else np.ascontiguousarray(bg)
-    _core.render(img, np.ascontiguousarray(c), a, plate, *ap._args(), result, nt)
+    _core.render(img, np.ascontiguousarray(c), a, plate, *ap._args(), _BORDERS[border], result, nt)
     if enc is not None:
         out[...] = linear_to_srgb(result, enc)
     return out

@@ -459,7 +459,8 @@ static int run(fz_in *in)
         fz_dump_aperture(&ap.ap);
     }
 
-    sd_status st = sd_render(H, W, fz_cview(&img), coc, matte, plate, &ap.ap, fz_view(&out), nthreads, &cancel);
+    int border = (H + W) & 1 ? SD_BORDER_MIRROR : SD_BORDER_WINDOW; /* both, without a byte of the input */
+    sd_status st = sd_render(H, W, fz_cview(&img), coc, matte, plate, &ap.ap, border, fz_view(&out), nthreads, &cancel);
 
     if (memcmp(img_copy, img.buf, sizeof(float) * img.n)) FZ_FAIL("image modified");
     if (memcmp(coc_copy, coc, sizeof(float) * n)) FZ_FAIL("coc modified");
@@ -499,7 +500,8 @@ static int run(fz_in *in)
             for (int x = 0; x < W; x++) memcpy(dense_img + 3 * ((size_t)y * W + x), fz_at(&img, y, x), 3 * sizeof(float));
         sd_cview dv = {dense_img, 3 * (ptrdiff_t)W, 3, 3};
         sd_view ov = {dense_out, 3 * (ptrdiff_t)W, 3, 3};
-        sd_status st2 = sd_render(H, W, dv, coc, mkind == MK_ZERO ? NULL : matte, plate, &ap.ap, ov, nthreads, NULL);
+        sd_status st2 = sd_render(H, W, dv, coc, mkind == MK_ZERO ? NULL : matte, plate, &ap.ap, border, ov, nthreads,
+                                  NULL);
         if (st2 != SD_OK) FZ_FAIL("status %d for the contiguous copy", (int)st2);
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++)
