@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import synthdof
-from synthdof._batch_folder import LOCK_NAME, FolderLock, RecordLog, read_records
+from synthdof._batch_folder import LOCK_NAME, FolderLock, RecordLog, read_records, remove_stale_temps
 
 pytest.importorskip("PIL.Image")
 
@@ -270,6 +270,24 @@ def test_two_concurrent_batches_render_each_output_once(scene, tmp_path):
     lines = (out / "metadata.jsonl").read_text().splitlines()
     assert sorted(json.loads(x)["id"] for x in lines) == ["a_0000", "a_0001", "a_0002", "b_0000", "b_0001",
                                                           "b_0002"]
+
+
+def test_stale_temp_cleanup_keeps_the_files_of_live_processes(tmp_path):
+    # a second batch probes the folder (creates and removes a temporary file) before it waits for
+    # the lock; the batch holding the lock must not take that file for an interrupted run's
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        names = {f".a_0000.png.synthdof-{pid}-0123abcd.tmp": pid for pid in (live.pid, dead.pid)}
+        for n in names:
+            (tmp_path / n).write_bytes(b"")
+        removed = remove_stale_temps(tmp_path, {"a_0000.png"})
+    finally:
+        live.kill()
+        live.wait()
+    assert removed == [f".a_0000.png.synthdof-{dead.pid}-0123abcd.tmp"]
+    assert sorted(os.listdir(tmp_path)) == [f".a_0000.png.synthdof-{live.pid}-0123abcd.tmp"]
 
 
 def test_records_are_appended_never_rewritten_and_torn_lines_repaired(scene, tmp_path):

@@ -334,6 +334,9 @@ def read_records(outdir):
 def remove_stale_temps(outdir, names):
     """Remove temporary files that earlier runs left for the files `names` in `outdir`.
 
+    A temporary file whose name holds the pid of another live process on this host is kept: it
+    is still being written (another run checking the folder before it waits for the lock).
+
     Parameters
     ----------
     outdir : str or os.PathLike
@@ -357,6 +360,8 @@ def remove_stale_temps(outdir, names):
     removed = []
     for entry in sorted(os.listdir(outdir)):
         m = TEMP_RE.match(entry)
+        if m and int(m.group("pid")) != os.getpid() and _pid_alive(int(m.group("pid"))):
+            continue  # a live process's file: a second batch probing the folder before it waits for the lock
         target = m.group("target") if m else None
         if target is None:
             old = _OLD_TEMP_RE.match(entry)

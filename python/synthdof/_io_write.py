@@ -190,7 +190,10 @@ def check_output(path, shape, dtype, *, bits=None, name="path", space=True):
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
     except OSError as e:
         raise OSError(e.errno, f"{name}: cannot create files in {folder}: {e.strerror}") from None
-    os.remove(probe)
+    try:
+        os.remove(probe)
+    except FileNotFoundError:  # a batch holding the folder's lock cleaned it up first
+        pass
     size = expected_file_size(p, shape, dtype, bits)
     if space:
         check_free_space(folder, size, name)
