@@ -98,8 +98,10 @@ sd_status sd_disparity_in(size_t n, const float *depth, const uint8_t *invalid, 
         size_t i0 = (size_t)c * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n ? i0 + FLAT_CHUNK : n;
         for (size_t i = i0; i < i1; i++) {
             float d = depth[i];
-            int ok = isfinite(d) && d > 0.0f && !(invalid && invalid[i]);
-            q[i] = ok ? (is_disparity ? d : 1.0f / d) : 0.0f;
+            float v = is_disparity ? d : 1.0f / d;
+            /* a depth so small (denormal) that its disparity overflows is no depth either */
+            int ok = isfinite(d) && d > 0.0f && isfinite(v) && !(invalid && invalid[i]);
+            q[i] = ok ? v : 0.0f;
             weight[i] = ok ? 1.0f : 0.0f;
             count += (size_t)ok;
         }

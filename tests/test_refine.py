@@ -28,13 +28,15 @@ def test_hole_is_filled_from_its_own_surface():
     holey[20:40, 40:48] = np.nan  # on the near surface, touching the edge
     holey[5:9, 60:70] = 0.0  # on the far surface
     holey[50:52, 10:12] = -1.0
+    holey[30:32, 70:72] = 1e-45  # denormal: 1 / depth overflows
     out, m = synthdof.refine(image, holey)
     assert m is None
     assert np.isfinite(out).all() and (out > 0).all()
     np.testing.assert_allclose(out[20:40, 40:48], 2.0, rtol=0.02)
     np.testing.assert_allclose(out[5:9, 60:70], 6.0, rtol=0.02)
     np.testing.assert_allclose(out[50:52, 10:12], 2.0, rtol=0.02)
-    valid = np.isfinite(holey) & (holey > 0)
+    np.testing.assert_allclose(out[30:32, 70:72], 6.0, rtol=0.02)
+    valid = np.isfinite(holey) & (holey > 1e-30)
     np.testing.assert_array_equal(out[valid], depth[valid])  # exact valid depth untouched
 
 

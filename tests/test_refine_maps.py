@@ -51,11 +51,12 @@ def test_unorm_to_float_matches_numpy(dtype):
 
 
 def reference_disparity(d, invalid, disparity):
-    valid = np.isfinite(d) & (d > 0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        v = d if disparity else (np.float32(1.0) / d).astype(np.float32)
+    valid = np.isfinite(d) & (d > 0) & np.isfinite(v)  # a denormal depth's 1 / depth overflows
     if invalid is not None:
         valid &= ~invalid
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        q = np.where(valid, d if disparity else 1.0 / d, 0.0).astype(np.float32)
+    q = np.where(valid, v, 0.0).astype(np.float32)
     return q, valid.astype(np.float32)
 
 

@@ -231,7 +231,7 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         The photograph: uint8/uint16 sRGB or float linear light. It guides the fills.
     depth : ndarray, shape (h, w)
         Depth (any positive unit), or disparity with ``disparity=True``, at the image's
-        resolution or lower with the same aspect ratio. NaN, inf, 0 and negative values mark
+        resolution or lower with the same aspect ratio. NaN, inf, 0, negative and denormal values mark
         invalid pixels.
     matte : ndarray, shape (H, W), optional
         Subject alpha or segmentation mask in [0, 1].
