@@ -72,6 +72,33 @@ def test_blurred_step_beside_the_matte_becomes_a_step_again():
     np.testing.assert_allclose(out[:, 48:], 6.0, rtol=0.01)
 
 
+def test_sharp_depth_beside_the_matte_keeps_its_lights_and_curved_rim():
+    # A renderer's depth: a round subject whose disparity falls towards its rim (a head), on a
+    # wall with small lights in front of it right beside the silhouette. Depth this sharp agrees
+    # with the matte, so nothing in it is replaced, though the rim and the lights stray far from
+    # the depth continued from beyond the band.
+    H, W = 96, 128
+    yy, xx = np.mgrid[:H, :W]
+    r = np.hypot(yy - 48, xx - 64) / 30
+    inside = r < 1
+    disp = np.where(inside, 0.5 - 0.05 * r ** 4, 0.2).astype(np.float32)  # 10 % nearer at the centre
+    image = np.where(inside[..., None], (0.8, 0.6, 0.5), (0.3, 0.4, 0.3)).astype(np.float32)
+    for y, x in ((48, 96), (46, 97), (17, 60), (80, 40)):  # beside the rim (4 of them within 3 px)
+        disp[y:y + 2, x:x + 2] = 0.3
+        image[y:y + 2, x:x + 2] = 5.0
+    matte = inside.astype(np.float32)
+    assert abs(disp[48, 95] / 0.5 - 1) > 0.09  # the rim lies far from the centre's depth
+    out, m = synthdof.refine(image, 1 / disp, matte=matte, edge_width=6)
+    np.testing.assert_array_equal(m, matte)
+    np.testing.assert_allclose(1 / out, disp, rtol=1e-6)
+    # the same depth blurred across the silhouette is continued from each side, lights or not
+    blurred = blur_rows(disp, 3)
+    out, _ = synthdof.refine(image, 1 / blurred, matte=matte, edge_width=6)
+    row = 1 / out[48]
+    np.testing.assert_allclose(row[95:100], 0.2, rtol=0.01)  # no longer pulled by the subject
+    assert abs(blurred[48, 95] / 0.2 - 1) > 0.1
+
+
 def test_segmentation_ramp_takes_its_alpha_from_the_colours():
     image, _ = two_surfaces()
     # the true boundary is at 48: a pixel a quarter covered by the subject at column 48
@@ -197,6 +224,20 @@ def test_render_rejects_holes_and_points_to_refine():
 
 
 # ---- the ground truth with realistic inputs -----------------------------------------------
+
+@pytest.mark.parametrize("scene", GT_SCENES)
+def test_exact_inputs_through_refine_are_harmless(scene):
+    # the renderer's own depth and alpha: refine may be left on without thinking
+    S = load_scorer()
+    g, m = S.load(scene)
+    plain = S.metrics(S.render_synthdof(g, m), g, m)
+    depth, matte = synthdof.refine(g["pinhole"], g["depth"], matte=g["alpha"])
+    refined = S.metrics(S.render_synthdof(g, m, depth, matte), g, m)
+    for k in ("psnr", "band", "far"):
+        assert abs(refined[k] - plain[k]) <= 0.2, (k, refined, plain)
+    for k in ("flux", "hl_peak"):
+        assert abs(refined[k] / plain[k] - 1) <= 0.005, (k, refined, plain)
+
 
 # (recipe, scene) pairs that meet the bar with refine today: band PSNR >= the peer's
 # (Blender given the exact CoC) and PSNR >= the peer's - 1 dB. The rest are strict xfails: the

@@ -35,6 +35,16 @@ REACH_SIGMAS = 6
 # only depth pulled towards the other side is replaced. 0.5 % of disparity is about half a pixel
 # of CoC on a subject in focus at 2 m with an 85 mm f/1.4 lens (0.02 left a visible blur).
 SIDE_TOLERANCE = 0.005
+# Depth given at full resolution and kept as it is (a renderer's, a clean network's) is replaced
+# beside the boundary only where it is blurred across it: where a share of BLURRED_SHARE or more
+# of the pixels within RING_PX of the boundary around it are pulled at least BLUR_PULL of the way
+# towards the other side's depth (on the ground truth's network and phone depth 0.39-0.61 of
+# them are, of its rendered depth 0-0.04: lights, strands), or where the pixel itself lies
+# nearer the other side's depth than its own. Lights, hair and the curved rim of a head in sharp
+# depth keep their depth.
+RING_PX = 2
+BLUR_PULL = 0.25
+BLURRED_SHARE = 0.25
 # Depth whose pixel-to-pixel scatter (median relative deviation from its 3x3 mean) exceeds this is
 # noisy (a stereo or time-of-flight sensor) and is smoothed along the surfaces the image shows;
 # a renderer's or a network's depth is far below it and is not touched.
@@ -162,15 +172,25 @@ def _refine_matte(guide, matte, reach, mode):
     return out
 
 
-def _continue_sides(q, side, near, band, nt):
+def _continue_sides(q, side, near, band, kept, nt):
     """Within `band` pixels of the matte's boundary (`near`), depth that strays from its own
-    side's continuation (from beyond the band) by more than SIDE_TOLERANCE is replaced by it."""
+    side's continuation (from beyond the band) by more than SIDE_TOLERANCE is replaced by it;
+    `kept` depth (the input's own values) only where it is blurred across the boundary."""
     sure = ~near
-    fg = _edge_fill(q[..., None], (side & sure).astype(np.float32), None, band, 1.0, nt, need=near & side)
-    bg = _edge_fill(q[..., None], (~side & sure).astype(np.float32), None, band, 1.0, nt, need=near & ~side)
-    cont = np.where(side, fg[..., 0], bg[..., 0])
+    fg = _edge_fill(q[..., None], (side & sure).astype(np.float32), None, band, 1.0, nt, need=near)[..., 0]
+    bg = _edge_fill(q[..., None], (~side & sure).astype(np.float32), None, band, 1.0, nt, need=near)[..., 0]
+    cont, other = np.where(side, fg, bg), np.where(side, bg, fg)
     reached = np.where(side, (side & sure).any(), (~side & sure).any())
     pulled = np.abs(q - cont) > SIDE_TOLERANCE * np.abs(cont)
+    if kept.any():
+        # how far towards the other side's depth each pixel is pulled (0: its own side's)
+        gap = other - cont
+        ok = (~side & sure).any() & (side & sure).any() & (np.abs(gap) > SIDE_TOLERANCE * np.abs(cont))
+        pull = np.where(ok, (q - cont) / np.where(ok, gap, 1), 0)
+        ring = _near_other_side(side, RING_PX)
+        blurred = _edge_fill((pull >= BLUR_PULL).astype(np.float32)[..., None], ring.astype(np.float32),
+                             None, 3 * band, 1.0, nt, need=near & kept)[..., 0]
+        pulled &= ~kept | (blurred >= BLURRED_SHARE) | (pull > 0.5)
     return np.where(near & reached & pulled, cont, q).astype(np.float32)
 
 
@@ -223,7 +243,9 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
        (each pixel's position between its local subject and background colours), and in a band
        of `edge_width` pixels on each side of the matte's boundary the depth is continued from
        beyond the band on the same side: the subject's side from the subject, the background's
-       from the background, so depth never mixes across the silhouette.
+       from the background, so depth never mixes across the silhouette. Depth given at full
+       resolution and clean is replaced only where it is blurred across the boundary: sharp
+       depth (a renderer's) keeps its lights, strands and curved rims.
 
     Parameters
     ----------
@@ -305,11 +327,14 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     if refine_matte not in ("auto", True, False):
         raise ValueError(f"refine_matte: expected 'auto', True or False, got {refine_matte!r}")
 
+    kept = weight > 0  # the pixels whose depth is the input's own (not upsampled, smoothed or filled)
     if (h, w) != (H, W):
         q, weight = _upsample(q, weight, guide, nt)
+        kept = np.zeros((H, W), bool)
     if _relative_noise(q, weight, nt) > NOISE_LEVEL:
         smooth = _edge_fill(q[..., None], weight, guide, max(2.0, band), FILL_SIGMA_R, nt)
         q, weight = smooth[..., 0], np.ones_like(weight)
+        kept = np.zeros((H, W), bool)
     holes = weight < 1
     if holes.any():
         fill = _edge_fill(q[..., None], weight, guide, max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)
@@ -322,7 +347,7 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
             side, near, box = _band(m, a, band, int(REACH_SIGMAS * band) + 1, nt)
             if box is not None:
                 q = q.copy()
-                q[box] = _continue_sides(q[box], side[box], near[box], band, nt)
+                q[box] = _continue_sides(q[box], side[box], near[box], band, kept[box], nt)
     out = np.empty(q.shape, np.float32)
     _core.disparity_out(np.ascontiguousarray(q), disparity, out, nt)  # at least float32's tiny; 1 / q for depth
     return out, m
