@@ -91,11 +91,12 @@ def _disk(r):
 # --- (a) correct renders score low on every mode --------------------------------------------------
 
 # what each scene holds evidence for (the others are reported as not judged, with the reason)
+# (gaussian_look judges the blurred background's edges where it has no highlights)
 JUDGED = {
     "portrait": {"halo", "gaussian_look", "wrong_subject", "similar_depth"},
     "lights": {"halo", "gaussian_look", "wrong_subject", "similar_depth"},
-    "slant": {"halo", "wrong_subject", "foreground_bleed", "similar_depth"},
-    "occluder": {"halo", "wrong_subject", "foreground_bleed", "similar_depth"},
+    "slant": {"halo", "gaussian_look", "wrong_subject", "foreground_bleed", "similar_depth"},
+    "occluder": {"halo", "gaussian_look", "wrong_subject", "foreground_bleed", "similar_depth"},
 }
 
 
@@ -172,11 +173,13 @@ def test_focus_on_railing_wrong_subject(scene, clean):
     d = s.diagnose(bad)
     assert "wrong_subject" in d.flags
     assert d.details["wrong_subject"]["render_off_subject"] == 1.0
-    assert d.details["wrong_subject"]["lens_off_subject"] == 0.0
-    # judged with the lens it was made with: the lens itself focuses off the subject
+    assert abs(d.details["wrong_subject"]["subject_coc_px"]) < 1.5
+    # judged with the lens it was made with: the subject out of focus by choice is not taken
+    # for a render that blurs it wrongly (the subject's CoC says where the focus went). (The
+    # subject seen through the now sharp railing still reads as partly too sharp, 0.48 of
+    # render_sharp_subject's range: docs/diagnostics.md, "Separation".)
     d2 = s.diagnose(bad, lens=rail_lens)
-    assert "wrong_subject" in d2.flags
-    assert d2.details["wrong_subject"]["lens_off_subject"] == 1.0
+    assert "render_off_subject" not in d2.details["wrong_subject"]
     assert abs(d2.details["wrong_subject"]["subject_coc_px"]) > 20
     # the map covers the subject
     assert d.maps["wrong_subject"][s.matte > 0.98].mean() > 0.5
@@ -219,7 +222,7 @@ def _two_planes(z_subject, z_background, H=256, W=384):
     return image, depth, matte
 
 
-@pytest.mark.parametrize("z_subject,z_background,fires", [(1.5, 2.0, True), (2.0, 5.0, False)])
+@pytest.mark.parametrize("z_subject,z_background,fires", [(1.5, 1.75, True), (2.0, 5.0, False)])
 def test_similar_depth(z_subject, z_background, fires):
     image, depth, matte = _two_planes(z_subject, z_background)
     lens = synthdof.ThinLens(85, 1.4, z_subject)

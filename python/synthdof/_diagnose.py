@@ -14,12 +14,14 @@ map (from depth + lens, or given) says how much of it each pixel should lose, th
 what the subject is. The definitions and thresholds, with the experiments that set them, are in
 docs/diagnostics.md.
 """
+import copy
+
 import numpy as np
 
 from ._aperture import as_aperture
 from ._diagnosis import DESCRIPTIONS, MODES, THRESHOLDS, Diagnosis  # noqa: F401 - MODES etc. re-exported
-from ._imageops import (_box, _const_map, _distance, _fill, _gather_coarse, _local_max, _luma, _ramp, _smooth,
-                        _tone)
+from ._imageops import (_box, _const_map, _distance, _fill, _gather_coarse, _gauss, _local_max, _luma, _ramp,
+                        _smooth, _tone)
 from ._kernels import scatter
 from ._lens import ThinLens
 from ._validate import as_image, as_map, as_matte
@@ -56,6 +58,7 @@ class _Ctx:
 
     def __init__(self, img, ren, z, a, c, lens):
         self.img, self.ren, self.z, self.a, self.c, self.lens = img, ren, z, a, c, lens
+        self.cache = {}   # maps that depend on the inputs only, shared by with_render copies
         H, W = img.shape[:2]
         self.H, self.W = H, W
         self.tI = _tone(img)
@@ -67,6 +70,12 @@ class _Ctx:
         if c is not None:
             self._veil()
             self._expected_blur()
+
+    def with_render(self, ren):
+        """The same inputs (and their intermediate maps) with another render to judge."""
+        other = copy.copy(self)
+        other.ren, other.tR = ren, _tone(ren)
+        return other
 
     def _veil(self):
         """Light of the non-subject content in front of the focal plane (CoC < -2 px), spread
@@ -90,28 +99,50 @@ class _Ctx:
         """E: what the surroundings should look like: the input continued behind the subject and
         near content (push-pull fill), averaged over each pixel's own CoC disk. An in-focus
         subject hides nothing of the blurred background next to its edge (the lens sees behind
-        it), so E leaves it out. E_all: the input as it is, subject included, averaged the same
-        way (what a blur blind to the subject gives)."""
+        it), so E leaves it out of the background; the subject is laid back over it, spread by
+        its own CoC (an in-focus subject stays as it is, one out of focus blurs over its
+        surroundings). E_all: the input as it is, subject included, averaged over each pixel's
+        own CoC disk (what a blur blind to the subject gives)."""
         img, c = self.img, self.c
         ac = np.abs(c).astype(np.float32)
         w = ~self.near
         if self.a is not None:
             w = w & (self.a < 0.02)
         w = w.astype(np.float32)
-        filled = _fill(img, w)
+        # what lies hidden is continued from its surroundings clipped at white: small bright
+        # lights (10-100x white) would otherwise dominate the averages and light the hidden
+        # background up
+        wm = w[:, :, None]
+        filled = (wm * img + (1.0 - wm) * _fill(np.minimum(img, 1.0), w)).astype(np.float32)
         cf = np.abs(_fill(c[:, :, None], w)[:, :, 0]) if w.any() else ac
         self.c_bg = np.where(w > 0, ac, cf).astype(np.float32)
         self.E = _gather_coarse(filled, self.c_bg)
+        if self.a is not None and (self.a > 0.002).any():
+            # the subject over it, spread by its own CoC: a subject out of focus blurs over its
+            # surroundings by its own blur, which is no halo
+            sa = np.where(self.a > 0.002, self.a, 0.0).astype(np.float32)
+            # (the depth is not anti-aliased: the subject's fractional edge pixels take the CoC
+            # of the solid subject nearby, not the background's)
+            solid = (self.a >= 0.98).astype(np.float32)
+            cs = np.where(solid > 0, c, _fill(c[:, :, None], solid)[:, :, 0]) if solid.any() else c
+            lay = scatter(np.ascontiguousarray(np.concatenate([img * sa[:, :, None], sa[:, :, None]], 2)),
+                          np.where(sa > 0, cs, 0.0).astype(np.float32))
+            cover = np.clip(lay[:, :, 3:], 0.0, 1.0)
+            self.E = ((1.0 - cover) * self.E + lay[:, :, :3]).astype(np.float32)
         self.E_all = _gather_coarse(img, ac)
         self.tE = _tone(self.E)
         self.tEa = _tone(self.E_all)
 
     # -- per-pixel terms; a region's value is sum(num) / (sum(den) + floor * count) ---------
+    # The blur measures clip the tone encoding at white: the disks of small bright lights are
+    # what the highlight measure judges; in these, a light's disk a pixel off (or its sampling
+    # noise) would outweigh the texture and edges they are about.
     def deficit_terms(self):
         """beta = <R - E, I - E> / <I - E, I - E>: 0 = blurred as the CoC says, 1 = left as
         sharp as the input (where blur is expected)."""
-        dI = self.tI - self.tE
-        return ((self.tR - self.tE) * dI).sum(2), (dI * dI).sum(2)
+        tE = np.minimum(self.tE, 1.0)
+        dI = np.minimum(self.tI, 1.0) - tE
+        return ((np.minimum(self.tR, 1.0) - tE) * dI).sum(2), (dI * dI).sum(2)
 
     def excess_terms(self):
         """gamma = <I - R, I - P> / <I - P, I - P>: 0 = input detail kept, 1 = lost as by a
@@ -122,17 +153,35 @@ class _Ctx:
     def leak_terms(self):
         """lambda = <R - E, E_all - E> / <E_all - E, E_all - E>: the share of the subject's light
         spilled into its blurred surroundings (1 = as much as a blur blind to the subject)."""
-        dS = self.tEa - self.tE
-        return ((self.tR - self.tE) * dS).sum(2), (dS * dS).sum(2)
+        tE = np.minimum(self.tE, 1.0)
+        dS = np.minimum(self.tEa, 1.0) - tE
+        return ((np.minimum(self.tR, 1.0) - tE) * dS).sum(2), (dS * dS).sum(2)
+
+
+def _cached(ctx, predict, aperture):
+    """predict(ctx, aperture), computed once per inputs (it does not look at the render)."""
+    key = (predict.__name__, repr(aperture))
+    if key not in ctx.cache:
+        ctx.cache[key] = predict(ctx, aperture)
+    return ctx.cache[key]
 
 
 def _highlight_terms(ctx, aperture):
+    """(H_R, H_pred, zone) or None; see _highlight_prediction."""
+    p = _cached(ctx, _highlight_prediction, aperture)
+    if p is None:
+        return None
+    without, h_pred, zone = p
+    return _luma(ctx.ren) - without, h_pred, zone
+
+
+def _highlight_prediction(ctx, aperture):
     """Highlights of the input (bright spots: at least 0.9 in linear light and 3x their
     surroundings) against what the CoC predicts for them. Only highlights whose whole disk lies
     clear of the subject, of content in front (and its blur) and of the frame's border are
-    judged. Returns (H_R, H_pred, zone) or None: H_pred = those highlights spread over their
-    CoC disks (the aperture's shape), H_R = the render's light above the predicted render
-    without them, zone = where their light should land."""
+    judged. Returns (without, H_pred, zone) or None: H_pred = those highlights spread over their
+    CoC disks (the aperture's shape), without = the predicted render without them (the render's
+    light above it is H_R), zone = where their light should land."""
     L = _luma(ctx.img)
     H, W = L.shape
     cb = ctx.c_bg
@@ -173,10 +222,61 @@ def _highlight_terms(ctx, aperture):
     plain = _fill(base[:, :, None], w * (~grow))[:, :, 0]   # without any highlight
     pred = scatter(np.ascontiguousarray(np.stack([base, nohl, plain], 2)), cb, aperture=aperture)
     h_pred = np.maximum(pred[:, :, 0] - pred[:, :, 1], 0.0)
-    h_r = _luma(ctx.ren) - pred[:, :, 1]
     # where the disks stand out: at least half as bright again as the scene behind them
     zone = (h_pred > 0.02 * h_pred.max()) & (h_pred > 0.5 * np.maximum(pred[:, :, 2], 0.0))
-    return h_r, h_pred, zone
+    return pred[:, :, 1], h_pred, zone
+
+
+def _edge_terms(ctx, aperture):
+    """Per-pixel terms of the edge measure and its zone, or None; see _edge_prediction."""
+    p = _cached(ctx, _edge_prediction, aperture)
+    if p is None:
+        return None
+    tD, dG, zone = p
+    return (_tone(_luma(ctx.ren)) - tD) * dG, dG * dG, zone
+
+
+def _edge_prediction(ctx, aperture):
+    """The blurred background's shape away from highlights: step edges and texture of the
+    input, in parts blurred by at least 3 px and clear of the subject, of near content (and its
+    veil) and of the frame's border by the local blur radius + 2 px. D: the input (the subject
+    and near content removed, continued behind them) spread over each pixel's CoC in the
+    aperture's shape; G: the same blurred by a Gaussian of the same spread (sigma = c/4, the
+    disk's own second moment). A disk blurs a step into a ramp of its diameter; a Gaussian into
+    a steeper centre with long tails. Per-pixel terms of beta = <R - D, G - D> / <G - D, G - D>
+    in the tone encoding of luminance (0 = the aperture's blur, 1 = a Gaussian's), and the zone;
+    or None."""
+    cb = ctx.c_bg
+    blocked = ctx.near | (ctx.veil_alpha > 0.02)
+    if ctx.a is not None:
+        blocked |= ctx.a > 0.02
+    H, W = cb.shape
+    zone = cb >= EDGE_MIN_COC
+    if not zone.any():
+        return None
+    reach = float(cb[zone].max()) / 2 + 2
+    yy, xx = np.mgrid[0:H, 0:W]
+    to_border = np.minimum(np.minimum(yy, H - 1 - yy), np.minimum(xx, W - 1 - xx))
+    zone &= (_distance(blocked, int(reach) + 1) > cb / 2 + 2) & (to_border > cb / 2 + 2)
+    if zone.sum() < 30:
+        return None
+    w = (~blocked).astype(np.float32)
+    base = _luma(_fill(ctx.img, w))
+    D = scatter(np.ascontiguousarray(base[:, :, None]), cb, aperture=aperture)[:, :, 0]
+    # the Gaussian with a spread that varies with the pixel's CoC: levels 20 % apart, blended
+    # in log sigma
+    sig = np.maximum(cb / 4.0, 0.5)
+    lo, hi = float(sig[zone].min()), float(sig[zone].max())
+    n = max(1, int(np.ceil(np.log(hi / lo) / np.log(1.2))))
+    levels = lo * (hi / lo) ** (np.arange(n + 1) / max(n, 1))
+    blurred = np.stack([_gauss(base, float(sl)) for sl in levels], 0).astype(np.float32)
+    t = np.clip(np.log(np.clip(sig, lo, hi) / lo) / np.log(max(hi / lo, 1.0000001)) * n, 0, n)
+    k0 = np.minimum(t.astype(np.int64), max(n - 1, 0))
+    f = (t - k0).astype(np.float32) if n > 0 else np.zeros_like(t, np.float32)
+    k1 = np.minimum(k0 + 1, n)
+    G = np.take_along_axis(blurred, k0[None], 0)[0] * (1 - f) + np.take_along_axis(blurred, k1[None], 0)[0] * f
+    tD = _tone(D)
+    return tD, _tone(G) - tD, zone
 
 
 # --- the failure modes ------------------------------------------------------------------------
@@ -189,6 +289,11 @@ def _highlight_terms(ctx, aperture):
 
 VISIBLE = 1e-3
 FAINT = 1e-5
+# the edge measure: a Gaussian's blur differs from a disk's by a few per cent of an edge's
+# contrast, so its pixels count from the faint level, and it needs many of them
+EDGE_VISIBLE = FAINT
+EDGE_PIXELS = 200
+EDGE_MIN_COC = 3.0
 
 
 def _region(num, den, mask, floor, min_pixels=30):
@@ -229,33 +334,97 @@ def _halo(ctx):
     beta, _ = _region(bn, bd, rim, VISIBLE)
     lam, _ = _region(ln, ld, spill, VISIBLE)
     gam, _ = _region(gn, gd, inside, VISIBLE)
-    terms = {"stranded_detail": beta, "subject_spill": lam, "edge_blurred": gam}
-    score = max([0.0] + [v for v in terms.values() if np.isfinite(v)])
-    m = np.maximum.reduce([_pixel_map(bn, bd, rim, VISIBLE), _pixel_map(ln, ld, spill, VISIBLE),
-                           _pixel_map(gn, gd, inside, VISIBLE)])
+    blend, band = _depth_edge_blend(ctx, rim_w)
+    terms = {"stranded_detail": beta, "subject_spill": lam, "edge_blurred": gam, "depth_edge_blend": blend}
+    # the subject's spill is the least sure of these (it compares two blurs of the same input, and
+    # the subject's own slight defocus adds to it): it counts from SPILL_SCALE times the threshold
+    parts = [beta, lam / SPILL_SCALE, gam, _ramp(blend, *BLEND_RAMP) if np.isfinite(blend) else np.nan]
+    score = max([0.0] + [v for v in parts if np.isfinite(v)])
+    m = np.maximum.reduce([_pixel_map(bn, bd, rim, VISIBLE), _pixel_map(ln, ld, spill, VISIBLE) / SPILL_SCALE,
+                           _pixel_map(gn, gd, inside, VISIBLE), band])
     return min(1.0, score), m, terms
+
+
+# halo: the subject spill counts at SPILL_SCALE x the threshold; the depth map's blend across the
+# silhouette is mapped by ramp(blend, *BLEND_RAMP)
+SPILL_SCALE = 2.0
+BLEND_RAMP = (0.15, 0.35)
+
+
+def _depth_edge_blend(ctx, rim_w):
+    """How far the depth map blends subject and background across the silhouette: over the
+    subject's edge band (matte >= 0.5, within 2 rim widths of its edge), |c - c_in| / |c_out - c_in|,
+    c_in the CoC of the subject's interior nearby (4-6 rim widths in), c_out the background's
+    beyond the edge (4-6 rim widths out), where they differ by 3 px or more. 0 = a step at the
+    silhouette (as renderers' depth is), about 0.5 = a ramp centred on it (a network's depth,
+    a depth map upsampled from low resolution): any render of it leaves the subject's edge
+    blurred and the background next to it sharper, a halo. Returns (value or NaN, map)."""
+    a, c = ctx.a, ctx.c
+    sub = a >= 0.5
+    n = 6 * rim_w + 1
+    din = _distance(~sub, n)
+    dout = _distance(sub, n)
+    band = sub & (din <= 2 * rim_w)
+    core = sub & (din > 4 * rim_w) & (din <= 6 * rim_w)
+    beyond = (a <= 0.002) & (dout > 4 * rim_w) & (dout <= 6 * rim_w)
+    empty = np.zeros(a.shape, np.float32)
+    if core.sum() < 30 or beyond.sum() < 30:
+        return float("nan"), empty
+    c3 = c[:, :, None].astype(np.float32)
+    c_in = _fill(c3, core.astype(np.float32))[:, :, 0]
+    c_out = _fill(c3, beyond.astype(np.float32))[:, :, 0]
+    step = np.abs(c_out - c_in)
+    sel = band & (step >= 3.0) & (ctx.veil_alpha < 0.05)
+    if sel.sum() < 30:
+        return float("nan"), empty
+    dev = np.abs(c - c_in)
+    m = np.where(sel, _ramp(dev / np.maximum(step, 1e-6), *BLEND_RAMP), 0.0).astype(np.float32)
+    return float(dev[sel].sum() / step[sel].sum()), m
 
 
 def _gaussian_look(ctx, aperture):
     if ctx.c is None:
         return None, "needs depth + lens (or coc)"
+    terms, parts, maps = {}, [], []
+    reason = ("no highlights in the blurred parts of the image, clear of the subject, near content and "
+              "the border, to judge the blur's shape")
     t = _highlight_terms(ctx, aperture)
-    if t is None:
-        return None, ("no highlights in the blurred parts of the image, clear of the subject, near "
-                      "content and the border, to judge the blur's shape")
-    h_r, h_pred, zone = t
+    if t is not None:
+        h = _highlight_shape(ctx, *t)
+        if isinstance(h, str):
+            reason = h
+        else:
+            parts.append(h[0])
+            maps.append(h[1])
+            terms.update(h[2])
+    e = _edge_terms(ctx, aperture)
+    if e is not None:
+        en, ed, ezone = e
+        b, npx = _region(en, ed, ezone, EDGE_VISIBLE, EDGE_PIXELS)
+        if np.isfinite(b):
+            terms["edge_profile"] = b
+            terms["edge_pixels"] = npx
+            parts.append(float(np.clip(b, 0.0, 1.0)))
+            maps.append(_pixel_map(en, ed, ezone, EDGE_VISIBLE))
+    if not parts:
+        return None, reason + "; no step edges or texture there either"
+    return max(parts), np.maximum.reduce(maps), terms
+
+
+def _highlight_shape(ctx, h_r, h_pred, zone):
+    """The highlight measure: (score, map, terms), or the reason it cannot be judged."""
     if not zone.any():
-        return None, "highlights too small to judge"
+        return "highlights too small to judge"
     r = 0.5 * float(np.median(ctx.c_bg[zone]))
     lm = _local_max(h_pred, max(2, int(round(r / 3))))
     plateau = zone & (h_pred >= 0.75 * lm) & (h_pred > 0.02 * h_pred.max())
     if plateau.sum() < 8:
-        return None, "highlights too small or too hidden to judge"
+        return "highlights too small or too hidden to judge"
     dist = _distance(~plateau, int(r) + 2)
     core = plateau & (dist >= 0.5 * r)
     outer = plateau & (dist <= max(1.0, 0.3 * r))
     if core.sum() < 4 or outer.sum() < 4:
-        return None, "highlights too small or too hidden to judge"
+        return "highlights too small or too hidden to judge"
     q_core = float(h_r[core].sum() / h_pred[core].sum())
     q_outer = float(h_r[outer].sum() / h_pred[outer].sum())
     q_all = float(h_r[zone].sum() / h_pred[zone].sum())
@@ -266,7 +435,13 @@ def _gaussian_look(ctx, aperture):
     m = np.where(plateau, np.clip(np.abs(np.log2(np.maximum(ratio, 1e-3))), 0.0, 1.0), 0.0)
     terms = {"core_level": q_core, "rim_level": q_outer, "light_kept": q_all,
              "highlight_pixels": int(plateau.sum())}
-    return float(np.clip(raw, 0.0, 1.0)), _box(m.astype(np.float32), 1), terms
+    return float(np.clip(raw / HIGHLIGHT_SCALE, 0.0, 1.0)), _box(m.astype(np.float32), 1), terms
+
+
+# gaussian_look: the highlight measure counts at HIGHLIGHT_SCALE x the threshold (a polygon's
+# light judged as a disk's, or the disks' sampling noise, moves it by up to ~0.5; the edge
+# measure separates disks from Gaussians far better where there is anything to blur)
+HIGHLIGHT_SCALE = 2.0
 
 
 def _wrong_subject(ctx):
@@ -280,23 +455,31 @@ def _wrong_subject(ctx):
         return None, "matte holds almost no subject"
     terms = {}
     maps = []
-    # the lens: the focal plane should lie on the subject
+    # where the lens puts its focal plane is the user's choice (a subject deliberately out of
+    # focus is no fault): the subject's CoC is reported, and the render is judged against it
     if ctx.c is not None:
-        cs = float(np.median(ctx.c[subj]))
-        terms["subject_coc_px"] = cs
-        terms["lens_off_subject"] = _ramp(abs(cs), 1.5, 4.5)
-        maps.append(np.where(subj, _ramp(np.abs(ctx.c), 1.5, 4.5), 0.0).astype(np.float32))
-    # the render: the subject should keep the input's detail (where nothing veils it)
+        terms["subject_coc_px"] = float(np.median(ctx.c[subj]))
     din = _distance(~subj, 2)
     judge = subj & (din >= 2)
     if ctx.c is not None:
         judge &= ctx.veil_alpha < 0.05
+    # the render: where the lens keeps the subject sharp, it should keep the input's detail
+    sharp = judge if ctx.c is None else judge & (np.abs(ctx.c) < 1.5)
     gn, gd = ctx.excess_terms()
-    g, _ = _region(gn, gd, judge, FAINT)
+    g, _ = _region(gn, gd, sharp, FAINT)
     if np.isfinite(g):
         terms["subject_blurred"] = g
         terms["render_off_subject"] = _ramp(g, 0.15, 0.5)
-        maps.append(_pixel_map(gn, gd, judge, FAINT, r=2))
+        maps.append(_pixel_map(gn, gd, sharp, FAINT, r=2))
+    # ... and where the lens blurs it, the render should not leave it sharp
+    if ctx.c is not None:
+        soft = judge & (np.abs(ctx.c) >= 3.0)
+        bn, bd = ctx.deficit_terms()
+        b, _ = _region(bn, bd, soft, VISIBLE)
+        if np.isfinite(b):
+            terms["subject_left_sharp"] = b
+            terms["render_sharp_subject"] = _ramp(b, 0.2, 0.5)
+            maps.append(_pixel_map(bn, bd, soft, VISIBLE, r=2))
     # the depth: most of the rest of the picture should not lie in front of the subject
     if ctx.z is not None or ctx.c is not None:
         rest = a < 0.02
@@ -310,7 +493,7 @@ def _wrong_subject(ctx):
             terms["share_in_front"] = frac
             terms["depth_disagrees"] = _ramp(frac, 0.5, 0.8)
             maps.append(np.where(rest & nearer, terms["depth_disagrees"], 0.0).astype(np.float32))
-    parts = [terms[k] for k in ("lens_off_subject", "render_off_subject", "depth_disagrees") if k in terms]
+    parts = [terms[k] for k in ("render_off_subject", "render_sharp_subject", "depth_disagrees") if k in terms]
     if not parts:
         return None, "needs depth + lens (or coc), or a subject with detail"
     return max(parts), np.maximum.reduce(maps), terms
@@ -469,8 +652,23 @@ def diagnose(image, rendered, *, depth=None, matte=None, lens=None, coc=None, ap
     mode                score thresh  verdict   details
     """
     img, ren, z, a, c = _inputs(image, rendered, depth, matte, lens, coc)
+    return _judge(_Ctx(img, ren, z, a, c, lens), as_aperture(aperture))
+
+
+def _diagnose_renders(image, renders, *, depth=None, matte=None, lens=None, coc=None, aperture=None):
+    """diagnose() of several renders of the same inputs, the inputs' maps computed once (for
+    calibration runs)."""
+    img, ren, z, a, c = _inputs(image, renders[0], depth, matte, lens, coc)
     ap = as_aperture(aperture)
     ctx = _Ctx(img, ren, z, a, c, lens)
+    out = []
+    for r in renders:
+        _, rr, _, _, _ = _inputs(image, r, None, None, None, None)
+        out.append(_judge(ctx.with_render(rr), ap))
+    return out
+
+
+def _judge(ctx, ap):
     found = {
         "halo": _halo(ctx),
         "gaussian_look": _gaussian_look(ctx, ap),
@@ -487,6 +685,6 @@ def diagnose(image, rendered, *, depth=None, matte=None, lens=None, coc=None, ap
         scores[k] = float(np.clip(r[0], 0.0, 1.0))
         maps[k] = np.clip(r[1], 0.0, 1.0).astype(np.float32)
         details[k] = r[2]
-    return Diagnosis(scores, maps, details, skipped, img)
+    return Diagnosis(scores, maps, details, skipped, ctx.img)
 
 
