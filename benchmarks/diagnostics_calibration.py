@@ -40,7 +40,6 @@ import multiprocessing
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -53,8 +52,8 @@ except ImportError:  # an older synthdof (the tables' "before" column): one diag
         return [synthdof.diagnose(image, r, **kw) for r in renders]
 from synthdof._diagnosis import MODES, THRESHOLDS
 
-ROOT = Path(__file__).resolve().parents[1]
-SCORE_PY = ROOT.parent / "shared" / "gt" / "score.py"
+import score_gt  # noqa: E402 (beside this script: the `net` recipe of the ground-truth scorer)
+
 
 # The mode each fault is meant to trigger; a fault counts as caught when that mode flags it.
 EXPECTED = {"dilated": "halo", "eroded": "halo", "pasted": "halo", "gaussian": "gaussian_look",
@@ -85,27 +84,6 @@ def band_mask(depth, alpha, coc):
     c = np.abs(coc)
     rmax = int(np.ceil(np.percentile(c[~hard], 90) / 2)) + 2 if (~hard).any() else 3
     return ndimage.binary_dilation(hard, disk(rmax)) & ndimage.binary_dilation(~hard, disk(2))
-
-
-def _down_up(x, k):
-    H, W = x.shape
-    h, w = H // k, W // k
-    small = x[:h * k, :w * k].reshape(h, k, w, k).mean(axis=(1, 3))
-    ys = np.clip((np.arange(H) + 0.5) / k - 0.5, 0, h - 1)
-    xs = np.clip((np.arange(W) + 0.5) / k - 0.5, 0, w - 1)
-    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
-    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
-    top = small[y0][:, x0] * (1 - fx) + small[y0][:, x1] * fx
-    bot = small[y1][:, x0] * (1 - fx) + small[y1][:, x1] * fx
-    return (top * (1 - fy) + bot * fy).astype(np.float32)
-
-
-def net_inputs(depth, alpha):
-    """score.py's `net` recipe (the same arithmetic; its Gaussian is truncated at 3 sigma)."""
-    z = np.maximum(ndimage.gaussian_filter(_down_up(depth, 4), 1.5, mode="nearest", truncate=3.0), 1e-3)
-    seg = np.clip(_down_up((alpha > 0.5).astype(np.float32), 2), 0.0, 1.0)
-    return z.astype(np.float32), seg
 
 
 def gaussian_behind_matte(img, matte, sigma):
@@ -168,7 +146,7 @@ def scene_cases(g, m, renders=None):
             depth=np.where(near, z_wall, depth).astype(np.float32))), exact))
     flat = np.where(bg & (depth > z_subj), 1.15 * z_subj, depth).astype(np.float32)
     cases.append(("flattened", g["lens"], dict(exact, depth=flat)))
-    zn, seg = net_inputs(depth, a)
+    zn, seg = score_gt.realistic_inputs(g, "net")
     cases.append(("net depth", made("net depth", lambda: render(depth=zn, matte=seg)),
                   dict(depth=zn, matte=seg, lens=lens, aperture=ap)))
     return cases, c, dict(coc_subject=cs, coc_background=cbg, near_pixels=int(near.sum()))
