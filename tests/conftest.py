@@ -19,6 +19,26 @@ SCORER = Path(__file__).resolve().parents[1] / "benchmarks" / "score_gt.py"
 GT_SCENES = ("portrait", "lights", "slant", "occluder")
 
 
+class SceneCalls:
+    """render and diagnose a scene's image with its own depth, matte, lens and aperture unless a
+    keyword overrides them (mixed into the test modules' scene classes, which set those)."""
+
+    def render(self, **kw):
+        kw.setdefault("matte", self.matte)
+        kw.setdefault("aperture", self.aperture)
+        if "coc" in kw:
+            return synthdof.render(self.image, **kw)
+        kw.setdefault("lens", self.lens)
+        return synthdof.render(self.image, kw.pop("depth", self.depth), **kw)
+
+    def diagnose(self, rendered, **kw):
+        kw.setdefault("depth", self.depth)
+        kw.setdefault("matte", self.matte)
+        kw.setdefault("lens", self.lens)
+        kw.setdefault("aperture", self.aperture)
+        return synthdof.diagnose(self.image, rendered, **kw)
+
+
 def load_scorer():
     """benchmarks/score_gt.py as a module (a missing file fails the test that needs it)."""
     spec = importlib.util.spec_from_file_location("score_gt", SCORER)

@@ -12,7 +12,7 @@ import pytest
 import synthdof
 from synthdof import _diagnose as dg
 from synthdof import _imageops, _metrics
-from conftest import load_scorer
+from conftest import SceneCalls, load_scorer
 
 ndimage = pytest.importorskip("scipy.ndimage")
 
@@ -25,7 +25,7 @@ def _down(x, s=2):
     return x.reshape(H // s, s, W // s, s, *x.shape[2:]).mean((1, 3)).astype(np.float32)
 
 
-class Scene:
+class Scene(SceneCalls):
     """A ground-truth scene at half size, with its lens, aperture, CoC and synthdof's render."""
 
     def __init__(self, g):
@@ -41,20 +41,6 @@ class Scene:
         self.coc = self.lens.coc(self.depth)
         self.ours = self.render()
 
-    def render(self, **kw):
-        kw.setdefault("matte", self.matte)
-        kw.setdefault("aperture", self.aperture)
-        if "coc" not in kw:
-            kw.setdefault("lens", self.lens)
-            return synthdof.render(self.image, kw.pop("depth", self.depth), **kw)
-        return synthdof.render(self.image, **kw)
-
-    def diagnose(self, rendered, **kw):
-        kw.setdefault("depth", self.depth)
-        kw.setdefault("matte", self.matte)
-        kw.setdefault("lens", self.lens)
-        kw.setdefault("aperture", self.aperture)
-        return synthdof.diagnose(self.image, rendered, **kw)
 
 
 @pytest.fixture(scope="module")

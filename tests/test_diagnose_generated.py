@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import synthdof
+from conftest import SceneCalls
 
 ndimage = pytest.importorskip("scipy.ndimage")
 
@@ -17,7 +18,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "benchmarks" / "groundtruth" / "
 NAMES = ["scene_0010", "scene_0051", "scene_0053"]
 
 
-class Scene:
+class Scene(SceneCalls):
     def __init__(self, name):
         with np.load(SAMPLES / f"{name}.npz") as z:
             self.meta = json.loads(str(z["meta"]))
@@ -31,19 +32,6 @@ class Scene:
         self.coc = self.lens.coc(self.depth)
         self.c_background = float(np.median(np.abs(self.coc[self.matte < 0.01])))
 
-    def diagnose(self, rendered, **kw):
-        kw.setdefault("depth", self.depth)
-        kw.setdefault("matte", self.matte)
-        kw.setdefault("lens", self.lens)
-        kw.setdefault("aperture", self.aperture)
-        return synthdof.diagnose(self.image, rendered, **kw)
-
-    def render(self, **kw):
-        kw.setdefault("matte", self.matte)
-        kw.setdefault("aperture", self.aperture)
-        if "coc" in kw:
-            return synthdof.render(self.image, **kw)
-        return synthdof.render(self.image, kw.pop("depth", self.depth), lens=kw.pop("lens", self.lens), **kw)
 
 
 @pytest.fixture(scope="module")
