@@ -133,3 +133,35 @@ def test_subject_out_of_focus_by_choice(scene):
     d = s.diagnose(r)
     assert "wrong_subject" in d.flags
     assert d.details["wrong_subject"]["render_off_subject"] == 1.0
+
+
+def _wall_lens(s):
+    m = s.meta
+    return synthdof.ThinLens(m["focal_length_mm"], m["f_number"], float(np.percentile(s.depth, 90)),
+                             m["sensor_width_mm"])
+
+
+def test_blended_depth_edge_is_a_halo_with_the_subject_out_of_focus(scene):
+    """Focused on the wall, nothing around the subject is blurred: a depth map blended across
+    the silhouette (a network's, the `net` recipe of benchmarks/score_gt.py) still renders the
+    subject's edge with the wrong blur, and is flagged; the exact depth is not."""
+    from conftest import load_scorer
+    s = scene("scene_0010")
+    wall = _wall_lens(s)
+    z_net, _ = load_scorer().realistic_inputs({"depth": s.depth, "alpha": s.matte}, "net")
+    d_exact = s.diagnose(s.render(lens=wall), lens=wall)
+    d_net = s.diagnose(s.render(depth=z_net, lens=wall), depth=z_net, lens=wall)
+    assert "halo" not in d_exact.flags, d_exact.report()
+    assert "halo" in d_net.flags, d_net.report()
+    assert d_exact.details["halo"]["depth_edge_blend"] < 0.1 < 0.3 < d_net.details["halo"]["depth_edge_blend"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_subject_in_front_of_the_focal_plane_is_not_near_content(scene, name):
+    """Focused on the wall, the subject lies in front of the focal plane; its fractional edge
+    (hair, rim) carries its depth but is the subject's, spread by its own blur in the render:
+    not content in front of it left sharp."""
+    s = scene(name)
+    wall = _wall_lens(s)
+    d = s.diagnose(s.render(lens=wall), lens=wall)
+    assert "foreground_bleed" not in d.flags, d.report()

@@ -67,6 +67,23 @@ def test_seeds_draw_every_kind_of_scene_the_issue_lists():
     assert len({d["lens"]["sensor_width_mm"] for d in ds}) == 3
 
 
+def test_the_balanced_mix_draws_the_hard_cases_more_often():
+    """Seeds 140-199 (calibration) and 300-323 (held out) are drawn with mix="balanced": more
+    near occluders, scenes without lights, walls close behind the subject, focus off the
+    subject; the same seed under the natural mix is another scene, and says so."""
+    seeds = range(140, 200)
+    nat = [scenes.describe(s) for s in seeds]
+    bal = [scenes.describe(s, mix="balanced") for s in seeds]
+    assert all("mix" not in d for d in nat) and all(d["mix"] == "balanced" for d in bal)
+
+    def count(ds, f):
+        return sum(bool(f(d)) for d in ds)
+    for f in (lambda d: d["occluders"], lambda d: not d["lights"], lambda d: d["background"]["similar_depth"],
+              lambda d: d["focus_on"] != "subject"):
+        assert count(bal, f) > count(nat, f)
+    assert scenes.describe(150, mix="balanced") == scenes.describe(150, mix="balanced")
+
+
 def test_the_checked_in_scenes_are_there():
     assert len(SAMPLES) >= 3, f"expected the generated scenes in {GEN / 'samples'}"
 

@@ -2,11 +2,13 @@
 """Render random thin-lens ground-truth scenes with Blender Cycles.
 
     python benchmarks/groundtruth/generate.py OUT_DIR --seeds 0-39 [--samples 256] [--size 384x256]
-                                              [--jobs 1] [--threads 0] [--no-peer] [--describe]
+                                              [--mix natural|balanced] [--jobs 1] [--threads 0]
+                                              [--no-peer] [--describe]
 
 Each seed names one scene (scenes.describe); each scene is written as OUT_DIR/scene_<seed>.npz in
 the format of ../shared/gt (see README.md beside this file). Seeds are given as a list and ranges:
-`--seeds 0-9 42 100-104`. --describe prints what each seed holds without rendering.
+`--seeds 0-9 42 100-104`. --mix names how often each kind of content is drawn (scenes.MIXES; a
+seed names a different scene under each mix). --describe prints what each seed holds without rendering.
 
 Blender: Debian's `blender` on PATH (run headless: blender -b), or else a Python that can
 `import bpy` (PyPI's bpy). --jobs N runs N Blender processes side by side, each on its share of
@@ -22,7 +24,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from scenes import describe, summary  # noqa: E402
+from scenes import MIXES, describe, summary  # noqa: E402
 
 
 def parse_seeds(items):
@@ -49,12 +51,12 @@ def blender_command(blender=None):
 
 
 def render(out_dir, seeds, *, samples=256, pinhole_samples=64, size="384x256", jobs=1, threads=0,
-           peer=True, blender=None, quiet=False):
+           peer=True, blender=None, quiet=False, mix="natural"):
     """Render the scenes of seeds into out_dir (Blender subprocesses); returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     base = blender_command(blender) + ["--out", os.path.abspath(out_dir), "--samples", str(samples),
                                        "--pinhole-samples", str(pinhole_samples), "--size", size,
-                                       "--threads", str(threads)] + ([] if peer else ["--no-peer"])
+                                       "--threads", str(threads), "--mix", mix] + ([] if peer else ["--no-peer"])
     env = dict(os.environ)
     if base[0] != sys.executable and os.path.realpath(base[0]).startswith("/usr/bin/"):
         # Debian's blender embeds Debian's Python (home /usr); without this, a Python found
@@ -96,6 +98,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--no-peer", action="store_true", help="skip Blender's Defocus node (the peer)")
+    ap.add_argument("--mix", default="natural", choices=sorted(MIXES), help="content frequencies (scenes.MIXES)")
     ap.add_argument("--blender", help="Blender executable (default: blender on PATH, else bpy)")
     ap.add_argument("--describe", action="store_true", help="print the scenes, render nothing")
     a = ap.parse_args()
@@ -103,11 +106,11 @@ def main():
     w, h = (int(v) for v in a.size.split("x"))
     if a.describe:
         for s in seeds:
-            print(f"{s:5d}  {summary(describe(s, w, h))}")
+            print(f"{s:5d}  {summary(describe(s, w, h, a.mix))}")
         return
     t0 = time.perf_counter()
     render(a.out, seeds, samples=a.samples, pinhole_samples=a.pinhole_samples, size=a.size, jobs=a.jobs,
-           threads=a.threads, peer=not a.no_peer, blender=a.blender)
+           threads=a.threads, peer=not a.no_peer, blender=a.blender, mix=a.mix)
     print(f"{len(seeds)} scenes in {time.perf_counter() - t0:.0f} s -> {a.out}")
 
 

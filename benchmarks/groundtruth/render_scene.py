@@ -316,9 +316,10 @@ def _defocus(d):
     return make
 
 
-def render(seed, out_dir, samples=512, pinhole_samples=64, width=384, height=256, threads=0, peer=True):
-    """Render the scene of seed; writes out_dir/scene_<seed>.npz and returns its path."""
-    d = describe(seed, width, height)
+def render(seed, out_dir, samples=512, pinhole_samples=64, width=384, height=256, threads=0, peer=True,
+           mix="natural"):
+    """Render the scene of seed (and mix); writes out_dir/scene_<seed>.npz and returns its path."""
+    d = describe(seed, width, height, mix)
     cam = build(d)
     _settings(d, pinhole_samples, threads, seed)
     tmp = tempfile.mkdtemp(prefix="gt_")
@@ -368,12 +369,13 @@ def main(argv):
     ap.add_argument("--size", default="384x256")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--mix", default="natural")
     a = ap.parse_args(argv)
     w, h = (int(v) for v in a.size.split("x"))
     os.makedirs(a.out, exist_ok=True)
     for seed in a.seeds:
         t0 = time.perf_counter()
-        p = render(seed, a.out, a.samples, a.pinhole_samples, w, h, a.threads, not a.no_peer)
+        p = render(seed, a.out, a.samples, a.pinhole_samples, w, h, a.threads, not a.no_peer, a.mix)
         print(f"scene {seed}: {p} ({time.perf_counter() - t0:.1f} s)", flush=True)
 
 

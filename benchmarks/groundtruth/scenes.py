@@ -20,6 +20,16 @@ import numpy as np
 SENSORS = (36.0, 23.5, 17.3)
 # Blade counts Cycles draws as polygons (0 = a circle).
 BLADES = (0, 0, 0, 5, 6, 7, 8, 9)
+# How often a scene holds each kind of content. "natural" is the mix of seeds 0-139 and 200-219;
+# "balanced" draws the cases a diagnostic gets wrong most easily more often (near occluders, no
+# highlights, a wall close behind the subject, a smooth wall, the focus off the subject). The
+# draws are the same in number and order under both, so a (seed, mix) pair names one scene.
+MIXES = {
+    "natural": {"glasses": 0.3, "held": 0.35, "similar": 0.2, "textured_wall": 0.65, "lights": 0.6,
+                "occluders": 0.3, "focus": (0.75, 0.85, 0.93)},
+    "balanced": {"glasses": 0.3, "held": 0.4, "similar": 0.3, "textured_wall": 0.55, "lights": 0.45,
+                 "occluders": 0.55, "focus": (0.6, 0.72, 0.86)},
+}
 
 
 def _colour(rng, lo=0.03, hi=0.8):
@@ -40,8 +50,10 @@ def _material(rng, textured, pix):
     return {"kind": kind, "color1": c1, "color2": c2, "scale": float(1.0 / (pix * rng.uniform(4.0, 30.0)))}
 
 
-def describe(seed, width=384, height=256):
-    """The scene of one seed: camera, lens, subject, props and background (a JSON-able dict)."""
+def describe(seed, width=384, height=256, mix="natural"):
+    """The scene of one seed: camera, lens, subject, props and background (a JSON-able dict).
+    mix names the content's frequencies (MIXES)."""
+    p = MIXES[mix]
     rng = np.random.default_rng(seed)
     portrait = bool(rng.random() < 0.3)
     W, H = (min(width, height), max(width, height)) if portrait else (max(width, height), min(width, height))
@@ -87,30 +99,30 @@ def describe(seed, width=384, height=256):
         strands.append({"points": [p0, p1, p2], "radius": float(rng.uniform(0.00025, 0.0009))})
     subject["hair"] = {"strands": strands, "color": _colour(rng, 0.05, 0.6)}
     # glasses: two rims (thin tori) with see-through lenses, part of the subject
-    if rng.random() < 0.3:
+    if rng.random() < p["glasses"]:
         subject["glasses"] = {"center": [x_s, z_s - 0.95 * head_r, z_head + 0.1 * head_r],
                               "radius": 0.3 * head_r, "spacing": 0.75 * head_r,
                               "rim": float(rng.uniform(0.002, 0.004)),
                               "opacity": float(rng.uniform(0.15, 0.5)),
                               "tint": _colour(rng, 0.3, 0.9), "rim_color": _colour(rng, 0.02, 0.3)}
     # a held object: a cylinder (mug, bottle) in front of the body, part of the subject
-    if rng.random() < 0.35:
+    if rng.random() < p["held"]:
         r = float(rng.uniform(0.03, 0.06))
         subject["held"] = {"center": [x_s + float(rng.uniform(-0.15, 0.15)), z_s - float(rng.uniform(0.15, 0.35)),
                                       z_head - head_r - float(rng.uniform(0.15, 0.35))],
                            "radius": r, "height": float(rng.uniform(2.0, 4.0)) * r,
                            "material": _material(rng, bool(rng.random() < 0.5), pix(z_s))}
     # background wall: far, or at a similar depth (10-40 % behind the subject)
-    similar = bool(rng.random() < 0.2)
+    similar = bool(rng.random() < p["similar"])
     z_b = z_s * float(rng.uniform(1.1, 1.4) if similar else rng.uniform(1.8, 6.0))
-    textured_bg = bool(rng.random() < 0.65)
+    textured_bg = bool(rng.random() < p["textured_wall"])
     background = {"distance": z_b, "material": _material(rng, textured_bg, pix(z_b)), "similar_depth": similar}
     # ground: level or slanted (rising or falling away), with a texture
     ground = {"height": float(-rng.uniform(1.2, 1.7)), "slope_deg": float(rng.choice([0.0, rng.uniform(-8, 12)])),
               "material": _material(rng, bool(rng.random() < 0.7), pix(z_s))}
     # small bright lights behind the subject (street lights, fairy lights), in front of the wall
     lights = []
-    if rng.random() < 0.6:
+    if rng.random() < p["lights"]:
         n = int(rng.integers(3, 40))
         for _ in range(n):
             zl = float(rng.uniform(z_s + 0.3 * (z_b - z_s), z_b - 0.05))
@@ -122,7 +134,7 @@ def describe(seed, width=384, height=256):
                            "strength": float(rng.uniform(20.0, 100.0))})
     # thin occluders near the camera (branches, railing bars, a leaf), not part of the subject
     occluders = []
-    if rng.random() < 0.3:
+    if rng.random() < p["occluders"]:
         z_o = z_s * float(rng.uniform(0.3, 0.65))
         hw = 0.5 * sensor / focal * z_o
         hh = 0.5 * sensor_h / focal * z_o
@@ -144,11 +156,12 @@ def describe(seed, width=384, height=256):
     rotation = float(rng.uniform(0, 2 * math.pi)) if blades else 0.0
     # focus: on the subject's face (most scenes), or elsewhere (behind, in front, on the wall)
     u = rng.random()
-    if u < 0.75:
+    on_subject, on_wall, behind = p["focus"]
+    if u < on_subject:
         focus, focus_on = z_s - 0.8 * head_r, "subject"
-    elif u < 0.85:
+    elif u < on_wall:
         focus, focus_on = z_b, "background"
-    elif u < 0.93:
+    elif u < behind:
         focus, focus_on = z_s * float(rng.uniform(1.15, 1.5)), "behind subject"
     else:
         focus, focus_on = z_s * float(rng.uniform(0.6, 0.85)), "in front of subject"
@@ -157,6 +170,8 @@ def describe(seed, width=384, height=256):
         return float(A_per_N / f_number * abs(1.0 / focus - 1.0 / z))
     return {
         "seed": int(seed), "width": int(W), "height": int(H),
+        # the natural mix goes unnamed: the descriptions stored before there were mixes stay valid
+        **({"mix": mix} if mix != "natural" else {}),
         "lens": {"focal_length_mm": focal, "sensor_width_mm": sensor, "f_number": f_number,
                  "focus_distance_m": float(focus), "aperture_blades": blades, "aperture_rotation_rad": rotation},
         "focus_on": focus_on, "coc_subject_px": coc(z_s), "coc_wall_px": coc(z_b),
