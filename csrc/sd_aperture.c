@@ -1,15 +1,39 @@
 /* Aperture stage: a source's footprint, the aperture scaled to its radius as weighted spans
  * (see sd_aperture.h for the evaluation of the shape itself). */
 #include "sd_aperture.h"
+#include "sd_util.h"
 
 /* The whole source in its own cell (a CoC of at most one pixel, or a degenerate shape). */
 static void footprint_one_cell(sd_footprint *fp)
 {
-    fp->dj[0] = 0;
-    fp->a[0] = 0.0f;
-    fp->b[0] = 1.0f;
-    fp->w[0] = 1.0f;
+    fp->s[0].dj = 0;
+    fp->s[0].a = 0.0f;
+    fp->s[0].b = 1.0f;
+    fp->s[0].w = 1.0f;
     fp->n = 1;
+}
+
+/* Each span's ends as the scatter writes them, and the bounds of them all. */
+static void footprint_ends(sd_footprint *fp)
+{
+    fp->jlo = fp->ilo = 0x7fffffff;
+    fp->jhi = fp->ihi = -0x7fffffff;
+    for (int n = 0; n < fp->n; n++) {
+        sd_fp_span *q = &fp->s[n];
+        float a = q->a, b = q->b, w = q->w;
+        int ia = sd_ifloor(a), ib = sd_ifloor(b);
+        float fa = a - (float)ia, fb = b - (float)ib;
+        q->ia = ia;
+        q->ib = ib;
+        q->a0 = (1.0f - fa) * w;
+        q->a1 = fa * w;
+        q->b0 = -(1.0f - fb) * w;
+        q->b1 = -fb * w;
+        fp->jlo = q->dj < fp->jlo ? q->dj : fp->jlo;
+        fp->jhi = q->dj > fp->jhi ? q->dj : fp->jhi;
+        fp->ilo = ia < fp->ilo ? ia : fp->ilo;
+        fp->ihi = ib > fp->ihi ? ib : fp->ihi;
+    }
 }
 
 void sd_footprint_make(sd_footprint *fp, const sd_aperture *ap, float fx, float fy, float R, int inverted)
@@ -17,6 +41,7 @@ void sd_footprint_make(sd_footprint *fp, const sd_aperture *ap, float fx, float 
     fp->R = R; fp->fx = fx; fp->fy = fy; fp->inverted = inverted; fp->valid = 1; fp->n = 0;
     if (!(R > 0.5f)) { /* the whole shape lies inside the source cell */
         footprint_one_cell(fp);
+        footprint_ends(fp);
         return;
     }
     float Rc = R > SD_R_MAX + 1.0f ? SD_R_MAX + 1.0f : R; /* never reached by construction */
@@ -29,17 +54,19 @@ void sd_footprint_make(sd_footprint *fp, const sd_aperture *ap, float fx, float 
         if (h <= 0.0f) continue;
         for (int k = 0; k < ap->nspans; k++) {
             if (!(sp.r[k] > sp.l[k])) continue;
-            int n = fp->n++;
-            fp->dj[n] = j;
-            fp->a[n] = fx + Rc * sp.l[k];
-            fp->b[n] = fx + Rc * sp.r[k];
-            fp->w[n] = h;
-            S += (double)h * (fp->b[n] - fp->a[n]);
+            sd_fp_span *q = &fp->s[fp->n++];
+            q->dj = j;
+            q->a = fx + Rc * sp.l[k];
+            q->b = fx + Rc * sp.r[k];
+            q->w = h;
+            S += (double)h * (q->b - q->a);
         }
     }
     if (!(S > 1e-12)) { /* degenerate shape: keep the energy in the source cell */
         footprint_one_cell(fp);
+        footprint_ends(fp);
         return;
     }
-    for (int n = 0; n < fp->n; n++) fp->w[n] = (float)(fp->w[n] / S);
+    for (int n = 0; n < fp->n; n++) fp->s[n].w = (float)(fp->s[n].w / S);
+    footprint_ends(fp);
 }

@@ -96,11 +96,19 @@ static inline float sd_ap_strip(const sd_ap_strips *st, int j, sd_spans *s)
  * many sources of a flat surface (one CoC) share one footprint. */
 #define SD_FOOTPRINT_MAX_SPANS (SD_AP_MAX_ROWS * SD_MAX_SPANS)
 typedef struct {
-    int dj[SD_FOOTPRINT_MAX_SPANS];            /* row offset from floor(cy) */
-    float a[SD_FOOTPRINT_MAX_SPANS], b[SD_FOOTPRINT_MAX_SPANS]; /* span ends relative to floor(cx) */
-    float w[SD_FOOTPRINT_MAX_SPANS];           /* strip height / footprint area */
+    int dj;       /* row offset from floor(cy) */
+    float a, b;   /* span ends relative to floor(cx) */
+    float w;      /* strip height / footprint area */
+    /* the same as the scatter writes it: each end's first cell (ia = floor(a), ib = floor(b))
+     * and the weights of that cell and the next (the end anti-aliased over two cells) */
+    int ia, ib;
+    float a0, a1, b0, b1;
+} sd_fp_span;
+typedef struct {
+    sd_fp_span s[SD_FOOTPRINT_MAX_SPANS];
     int n;
-    float R, fx, fy; /* what the footprint was made for */
+    int jlo, jhi, ilo, ihi; /* the smallest and largest dj, ia and ib of the spans */
+    float R, fx, fy;        /* what the footprint was made for */
     int inverted, valid;
 } sd_footprint;
 

@@ -15,6 +15,7 @@
  * does not depend on the thread count. */
 #include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sd_alloc.h"
@@ -55,6 +56,7 @@ static inline void add_span(float *row, int cols, float a, float b, const float 
  * in (a scene turned by 180 degrees renders turned); a row of one radius keeps it exactly, so a
  * uniform blur spreads exactly the aperture's shape. */
 #define QR 128.0f
+#define QR_LOG2 7
 
 /* Rounds the radii (keys > 0) of sources [0, n) of a row unless they are all equal. */
 static void round_radii(float *R, int n)
@@ -69,11 +71,20 @@ static void round_radii(float *R, int n)
     if (!mixed) return;
     for (int i = 0; i < n; i++)
         if (R[i] > 0.0f) {
-            /* steps of 1/QR cell, or of 1/(2 QR) to 1/QR of the radius once that is coarser */
-            int e;
-            (void)frexpf(R[i], &e);
-            float step = e > 1 ? ldexpf(1.0f / QR, e - 1) : 1.0f / QR;
-            float q = (float)sd_ifloor(R[i] / step + 0.5f) * step;
+            /* steps of 1/QR cell, or of 1/(2 QR) to 1/QR of the radius once that is coarser: from
+             * R = 2^e on (2^e <= R < 2^(e+1), e >= 1), 2^e / QR. The step is a power of two, built
+             * from R's exponent bits (frexpf and ldexpf are library calls, and this runs for
+             * every source), so dividing by it is the exact multiplication by its inverse. */
+            uint32_t bits;
+            memcpy(&bits, &R[i], sizeof bits);
+            int e = (int)((bits >> 23) & 0xffu) - 127; /* R >= 2^e; subnormals read as tiny */
+            float step = 1.0f / QR, inv = QR;
+            if (e >= 1 && e < 100) {
+                uint32_t sb = (uint32_t)(e - QR_LOG2 + 127) << 23, ib = (uint32_t)(QR_LOG2 - e + 127) << 23;
+                memcpy(&step, &sb, sizeof step);
+                memcpy(&inv, &ib, sizeof inv);
+            }
+            float q = (float)sd_ifloor(R[i] * inv + 0.5f) * step;
             R[i] = q > 0.5f ? q : 0.5f + 1.0f / QR; /* stays a real footprint */
         }
 }
@@ -143,11 +154,13 @@ static inline void rowsrc_set(rowsrc_t *r, int i, const float *v, float cx, floa
 static inline void run_end(float *restrict D, const float *restrict v, int len, float c0, float c1)
 {
     for (int c = 0; c < 4; c++) D[c] += c0 * v[c];
-    int m = 4 * (len - 1);
-    float *restrict d = D + 4;
-    const float *restrict a = v + 4, *restrict b = v;
-    SD_SIMD
-    for (int i = 0; i < m; i++) d[i] += c0 * a[i] + c1 * b[i];
+    /* a cell (4 channels, one vector) at a time: runs are mostly a few cells long, too short
+     * for a loop vectorised across cells to get past its set-up */
+    for (int q = 1; q < len; q++) {
+        float *restrict d = D + 4 * q;
+        const float *restrict a = v + 4 * q, *restrict b = v + 4 * (q - 1);
+        for (int c = 0; c < 4; c++) d[c] += c0 * a[c] + c1 * b[c];
+    }
     for (int c = 0; c < 4; c++) D[4 * len + c] += c1 * v[4 * (len - 1) + c];
 }
 
@@ -157,26 +170,51 @@ SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprin
                                   int x0, int y0, float R, float fx, float fy, int inv)
 {
     const sd_footprint *fp = sd_footprint_get(fps, ap, R, fx, fy, inv);
+    const sd_fp_span *sp = fp->s;
+    if (y0 + fp->jlo < 0 || y0 + fp->jhi >= p->rows || x0 + fp->ilo < 0 || x0 + fp->ihi + len > p->cols + 1) {
+        /* near the plane's edge (the margins make this rare): every span checked */
+        for (int n = 0; n < fp->n; n++) {
+            const sd_fp_span *q = &sp[n];
+            int row = y0 + q->dj;
+            if (row < 0 || row >= p->rows) continue; /* margins make this a no-op; it guards memory */
+            float *D = p->buf + (ptrdiff_t)row * p->stride;
+            int xa = x0 + q->ia, xb = x0 + q->ib;
+            sd_plane_touch(p, row, xa, xb + len + 1);
+            if (xa >= 0 && xb + len <= p->cols + 1) {
+                run_end(D + 4 * (ptrdiff_t)xa, v, len, q->a0, q->a1);
+                run_end(D + 4 * (ptrdiff_t)xb, v, len, q->b0, q->b1);
+                continue;
+            }
+            for (int i = 0; i < len; i++) { /* clamp span by span */
+                float vv[4];
+                for (int c = 0; c < 4; c++) vv[c] = v[4 * i + c] * q->w;
+                float base = (float)(x0 + i);
+                add_span(D, p->cols, base + q->a, base + q->b, vv);
+            }
+        }
+        return;
+    }
+    if (len == 1) { /* a source of its own (a CoC no neighbour shares): run_end's arithmetic, bare */
+        for (int n = 0; n < fp->n; n++) {
+            const sd_fp_span *q = &sp[n];
+            int row = y0 + q->dj, xa = x0 + q->ia, xb = x0 + q->ib;
+            float *D = p->buf + (ptrdiff_t)row * p->stride;
+            sd_plane_touch(p, row, xa, xb + 2);
+            float *pa = D + 4 * (ptrdiff_t)xa, *pb = D + 4 * (ptrdiff_t)xb;
+            for (int c = 0; c < 4; c++) pa[c] += q->a0 * v[c];
+            for (int c = 0; c < 4; c++) pa[4 + c] += q->a1 * v[c];
+            for (int c = 0; c < 4; c++) pb[c] += q->b0 * v[c];
+            for (int c = 0; c < 4; c++) pb[4 + c] += q->b1 * v[c];
+        }
+        return;
+    }
     for (int n = 0; n < fp->n; n++) {
-        int row = y0 + fp->dj[n];
-        if (row < 0 || row >= p->rows) continue; /* margins make this a no-op; it guards memory */
+        const sd_fp_span *q = &sp[n];
+        int row = y0 + q->dj, xa = x0 + q->ia, xb = x0 + q->ib;
         float *D = p->buf + (ptrdiff_t)row * p->stride;
-        float a = fp->a[n], b = fp->b[n], w = fp->w[n];
-        int ia = sd_ifloor(a), ib = sd_ifloor(b);
-        int xa = x0 + ia, xb = x0 + ib;
-        float fa = a - (float)ia, fb = b - (float)ib;
         sd_plane_touch(p, row, xa, xb + len + 1);
-        if (xa >= 0 && xb + len <= p->cols + 1) {
-            run_end(D + 4 * (ptrdiff_t)xa, v, len, (1.0f - fa) * w, fa * w);
-            run_end(D + 4 * (ptrdiff_t)xb, v, len, -(1.0f - fb) * w, -fb * w);
-            continue;
-        }
-        for (int q = 0; q < len; q++) { /* at the plane's edge: clamp span by span */
-            float vv[4];
-            for (int c = 0; c < 4; c++) vv[c] = v[4 * q + c] * w;
-            float base = (float)(x0 + q);
-            add_span(D, p->cols, base + a, base + b, vv);
-        }
+        run_end(D + 4 * (ptrdiff_t)xa, v, len, q->a0, q->a1);
+        run_end(D + 4 * (ptrdiff_t)xb, v, len, q->b0, q->b1);
     }
 }
 
