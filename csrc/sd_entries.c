@@ -6,7 +6,9 @@
  * subject part a F at the subject's CoC and the rest (1 - a) O at the surroundings' CoC. Depth
  * maps blur across the silhouette too, so neither CoC is read at the pixel itself: the subject's
  * is continued from its confident interior and the surroundings' colour and CoC from the
- * confident outside (push-pull fills, sd_fill.c). A pixel on a depth edge without a matte (a
+ * confident outside (push-pull fills, sd_fill.c); near isolated highlights (lights) the rest
+ * takes no more of the continued colour than the pixel shows, so a light beside the edge is not
+ * continued under it (bound_rest). A pixel on a depth edge without a matte (a
  * light in front of a wall) is split by its colours instead (depth-edge unmixing, sd_unmix.c).
  *
  * The fills run on a box around the fractional pixels, not on the whole frame (see
@@ -95,11 +97,102 @@ static inline void boxfill_at(const boxfill *b, int nch, int x, int y, float *ou
     else sd_fill_sample(&b->p, x, y, out);
 }
 
+/* The surroundings' fill continues the surface behind the subject's soft edge; a light beside
+ * the edge is no part of that surface. A level-1 cell of the surroundings' fill brighter than
+ * REST_HIGHLIGHT_OVER_MEAN times the mean of the cells around it (the 3 x 3 blocks of
+ * REST_HIGHLIGHT_BLOCK x REST_HIGHLIGHT_BLOCK cells around its own, about 48 px) is an isolated
+ * highlight. Fractional pixels within REST_LIT_REACH blocks of one get their rest bounded by
+ * two more fills over a box around them (see bound_rest). */
+#define REST_HIGHLIGHT_OVER_MEAN 4.0f
+#define REST_HIGHLIGHT_BLOCK 8
+#define REST_LIT_REACH 2
+
+/* Blocks of a fill's level 1 (2 REST_HIGHLIGHT_BLOCK frame pixels a side, from the fill box's
+ * origin) within REST_LIT_REACH blocks of an isolated highlight. */
+typedef struct {
+    int bh, bw;
+    unsigned char *near; /* NULL: no highlight anywhere */
+} lit_blocks;
+
+/* Finds the isolated highlights of level 1 of fp (weights 0 or 1). With drop, they get no
+ * weight (the fill without them); with lb, the blocks near them are marked there. Returns 0 on
+ * OOM. */
+static int find_highlights(sd_fillpyr *fp, int drop, lit_blocks *lb)
+{
+    const int h1 = fp->H[1], w1 = fp->W[1], B = REST_HIGHLIGHT_BLOCK, D = REST_LIT_REACH;
+    const int bh = (h1 + B - 1) / B, bw = (w1 + B - 1) / B;
+    const size_t nb = (size_t)bh * (size_t)bw;
+    double *sum = calloc(nb * 4, sizeof(double));
+    unsigned char *lit = calloc(nb, 1);
+    if (!sum || !lit) {
+        free(sum); free(lit);
+        return 0;
+    }
+    double *cnt = sum + nb, *sum3 = cnt + nb, *cnt3 = sum3 + nb; /* per block, and over the 3 x 3 around it */
+    const float *v = fp->v[1];
+    float *w = fp->w[1];
+    for (int y = 0; y < h1; y++)
+        for (int x = 0; x < w1; x++) {
+            ptrdiff_t o = (ptrdiff_t)y * w1 + x, b = (ptrdiff_t)(y / B) * bw + x / B;
+            if (!(w[o] > 0.0f)) continue;
+            sum[b] += (double)v[4 * o] + v[4 * o + 1] + v[4 * o + 2];
+            cnt[b] += 1.0;
+        }
+    for (int by = 0; by < bh; by++)
+        for (int bx = 0; bx < bw; bx++) {
+            double s = 0.0, c = 0.0;
+            for (int j = imax(by - 1, 0); j <= imin(by + 1, bh - 1); j++)
+                for (int i = imax(bx - 1, 0); i <= imin(bx + 1, bw - 1); i++) {
+                    s += sum[(ptrdiff_t)j * bw + i];
+                    c += cnt[(ptrdiff_t)j * bw + i];
+                }
+            sum3[(ptrdiff_t)by * bw + bx] = s;
+            cnt3[(ptrdiff_t)by * bw + bx] = c;
+        }
+    int any = 0;
+    for (int y = 0; y < h1; y++) {
+        for (int x = 0; x < w1; x++) {
+            ptrdiff_t o = (ptrdiff_t)y * w1 + x, b = (ptrdiff_t)(y / B) * bw + x / B;
+            float lum = v[4 * o] + v[4 * o + 1] + v[4 * o + 2];
+            if (!(w[o] > 0.0f) || !(lum > 0.0f)) continue;
+            if (!((double)lum * cnt3[b] > REST_HIGHLIGHT_OVER_MEAN * sum3[b])) continue;
+            lit[b] = 1;
+            any = 1;
+            if (drop) w[o] = 0.0f;
+        }
+    }
+    free(sum);
+    if (lb) {
+        lb->bh = bh;
+        lb->bw = bw;
+        lb->near = NULL;
+    }
+    if (!lb || !any) {
+        free(lit);
+        return 1;
+    }
+    unsigned char *near = calloc(nb, 1);
+    if (!near) {
+        free(lit);
+        return 0;
+    }
+    for (int j = 0; j < bh; j++)
+        for (int i = 0; i < bw; i++)
+            if (lit[(ptrdiff_t)j * bw + i])
+                for (int jj = imax(j - D, 0); jj <= imin(j + D, bh - 1); jj++)
+                    for (int ii = imax(i - D, 0); ii <= imin(i + D, bw - 1); ii++) near[(ptrdiff_t)jj * bw + ii] = 1;
+    free(lit);
+    lb->near = near;
+    return 1;
+}
+
 /* Push-pull fill over rectangle *r of the CoC (nch 1) or of colour + CoC (nch 4) from where the
  * part (subject, or the rest: 1 - matte) is confident at `level`. Its first level is pulled
  * straight from the frame (no copy of the box's input). If r holds no confident pixel at all,
- * the fill runs on the whole frame (*r updated). */
-static sd_status run_fill(const sd_frame *f, rect *r, int nch, int subject, int level, boxfill *out)
+ * the fill runs on the whole frame (*r updated). For the surroundings (nch 4), `drop` leaves out
+ * their isolated highlights and `lb` (or NULL) gets the blocks near them (find_highlights). */
+static sd_status run_fill(const sd_frame *f, rect *r, int nch, int subject, int level, boxfill *out, int drop,
+                          lit_blocks *lb)
 {
     memset(out, 0, sizeof *out);
     const float t = CONF_LEVEL[level < 2 ? level : 1];
@@ -169,6 +262,7 @@ static sd_status run_fill(const sd_frame *f, rect *r, int nch, int subject, int 
             r->x0 = 0; r->y0 = 0; r->x1 = f->W; r->y1 = f->H;
             continue;
         }
+        if ((drop || lb) && !find_highlights(fp, drop, lb)) return SD_ERR_NOMEM; /* the caller frees out->ws */
         sd_fill_finish(fp, f->nt);
         return SD_OK;
     }
@@ -267,10 +361,67 @@ typedef struct {
     int lev_s, lev_o;     /* confident levels of the subject and of the rest (NO_LEVEL: none) */
     rect rs, ro;          /* boxes of the two fills */
     boxfill fs, fo;       /* their results: subject CoC; surroundings' colour + CoC */
+    lit_blocks lit;       /* fo's blocks near isolated highlights */
+    rect rb, rc;          /* the fills that bound the rest near them (ws NULL: none): ... */
+    boxfill fo_robust;    /* ... the surroundings without the highlights, over rb, ... */
+    boxfill fs_colour;    /* ... and the subject's colour + CoC, over rc (see bound_rest) */
     sd_entries *e;
     ptrdiff_t *rowcnt;    /* H: extras per row */
     int unmix;            /* the frame is large enough to look for depth edges */
 } build_ctx;
+
+/* Whether pixel (x, y) of the surroundings' fill box lies in a block near a highlight. */
+static inline int near_lit(const build_ctx *B, int x, int y)
+{
+    const int S = 2 * REST_HIGHLIGHT_BLOCK;
+    if (!B->lit.near || x < B->ro.x0 || y < B->ro.y0) return 0;
+    int by = (y - B->ro.y0) / S, bx = (x - B->ro.x0) / S;
+    return by < B->lit.bh && bx < B->lit.bw && B->lit.near[(ptrdiff_t)by * B->lit.bw + bx];
+}
+
+/* The two fills that bound the rest of the fractional pixels near highlights, over a box around
+ * them (the fractional pixels' box grown as grow_rect does): the surroundings without their
+ * isolated highlights, and the subject's colour continued from its confident interior. */
+static sd_status bounding_fills(build_ctx *B)
+{
+    const sd_frame *f = B->f;
+    rect need = {f->W, f->H, 0, 0};
+    for (int y = B->ro.y0; y < B->ro.y1; y++) {
+        const float *m = f->matte + (ptrdiff_t)y * f->W;
+        for (int x = B->ro.x0; x < B->ro.x1; x++) {
+            float a = m[x];
+            if (!(a > 0.0f && a < 1.0f) || conf(1.0f - a, B->lev_o) || !near_lit(B, x, y)) continue;
+            need.x0 = imin(need.x0, x);
+            need.x1 = imax(need.x1, x + 1);
+            need.y0 = imin(need.y0, y);
+            need.y1 = imax(need.y1, y + 1);
+        }
+    }
+    if (need.x0 >= need.x1) return SD_OK;
+    B->rb = B->rc = grow_rect(need, f->H, f->W);
+    sd_status st = run_fill(f, &B->rb, 4, 0, B->lev_o, &B->fo_robust, 1, NULL);
+    if (st == SD_OK && B->lev_s != NO_LEVEL) st = run_fill(f, &B->rc, 4, 1, B->lev_s, &B->fs_colour, 0, NULL);
+    return st;
+}
+
+/* Near isolated highlights, a fractional pixel's rest takes from the surroundings' fill only
+ * what the pixel's colour leaves beside the subject's (continued from its confident interior),
+ * and at least what the fill without the highlights gives: a light behind a soft edge shows in
+ * the pixel and stays in the rest; a light beside the edge does not, and is not continued under
+ * it (the rest would take the subject's light and spread it with the background's blur: a glow
+ * along the edge). o (the surroundings' colour from the fill) is updated in place. */
+static void bound_rest(const build_ctx *B, int x, int y, const float *p, float a, float *o)
+{
+    float rob[4], subj[4] = {0, 0, 0, 0};
+    boxfill_at(&B->fo_robust, 4, x - B->rb.x0, y - B->rb.y0, rob);
+    if (B->fs_colour.ws) boxfill_at(&B->fs_colour, 4, x - B->rc.x0, y - B->rc.y0, subj);
+    float oma = 1.0f - a;
+    for (int k = 0; k < 3; k++) {
+        float seen = (p[k] - a * subj[k]) / oma; /* the surroundings' colour the pixel implies */
+        float v = o[k] < seen ? o[k] : seen;
+        o[k] = v > rob[k] ? v : rob[k];
+    }
+}
 
 /* One row: main entries into e, extras into b. */
 static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx, unsigned char *cand,
@@ -320,6 +471,7 @@ static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx,
                     boxfill_at(&B->fo, 4, x - B->ro.x0, y - B->ro.y0, fill_o);
                     oth = fill_o;
                     c_rest = oth[3];
+                    if (B->fo_robust.ws && near_lit(B, x, y)) bound_rest(B, x, y, p, a, fill_o);
                 } else {
                     oth = p; /* only read times oma == 0, else it is a miss */
                     miss_o = 1;
@@ -412,8 +564,9 @@ static sd_status build(const sd_frame *f0, int full_s, int full_o, sd_entries *e
         const rect none = {0, 0, 0, 0};
         B.rs = full_s ? whole : B.lev_s >= 2 ? none : grow_rect(frac, H, W);
         B.ro = full_o ? whole : B.lev_o >= 2 ? none : grow_rect(frac, H, W);
-        if (B.rs.x0 < B.rs.x1) st = run_fill(f, &B.rs, 1, 1, B.lev_s, &B.fs);
-        if (st == SD_OK && B.ro.x0 < B.ro.x1) st = run_fill(f, &B.ro, 4, 0, B.lev_o, &B.fo);
+        if (B.rs.x0 < B.rs.x1) st = run_fill(f, &B.rs, 1, 1, B.lev_s, &B.fs, 0, NULL);
+        if (st == SD_OK && B.ro.x0 < B.ro.x1) st = run_fill(f, &B.ro, 4, 0, B.lev_o, &B.fo, 0, &B.lit);
+        if (st == SD_OK && B.lit.near) st = bounding_fills(&B);
         if (st != SD_OK) goto done;
     }
     B.rowcnt = e->row_start + 1;
@@ -467,6 +620,9 @@ done:
     free(xb);
     free(B.fs.ws);
     free(B.fo.ws);
+    free(B.lit.near);
+    free(B.fo_robust.ws);
+    free(B.fs_colour.ws);
     if (st != SD_OK || *retry_s || *retry_o) sd_entries_free(e);
     return st;
 }

@@ -231,6 +231,33 @@ def test_light_just_behind_a_sharp_edge_adds_nothing_to_the_sharp_side(width, ma
     assert (out - base)[48, x1 + 8, 0] > 1.0  # the disk is there beside the subject
 
 
+@pytest.mark.parametrize("light_coc", [27.0, 24.0])
+def test_light_beside_a_soft_edge_adds_nothing_beyond_its_disk(light_coc):
+    """A bright light one pixel beside a sharp card's soft (fractional) edge, a little nearer
+    than the far wall: its light belongs to its own disk. The surroundings continued under the
+    edge's fractional pixels must not take it up (the edge would pass the card's light to the
+    background's blur: a glow along the edge, 0.045 here before). The reference is the same
+    render without the light: beyond the light's disk nothing changes."""
+    H, W = 96, 128
+    img = np.full((H, W, 3), 0.05, np.float32)
+    img[:, :64] = 0.9
+    alpha = np.zeros((H, W), np.float32)
+    alpha[:, :63] = 1.0
+    alpha[:, 63] = 0.7
+    img[:, 63] = 0.7 * 0.9 + 0.3 * 0.05
+    coc = np.full((H, W), 30.0, np.float32)
+    coc[:, :63] = 0.0
+    lit, lit_coc = img.copy(), coc.copy()
+    lit[46:50, 65:68] = 100.0
+    lit_coc[46:50, 65:68] = light_coc
+    out = synthdof.render(lit, coc=lit_coc, matte=alpha)
+    base = synthdof.render(img, coc=coc, matte=alpha)
+    beyond = np.ones((H, W), bool)
+    beyond[46 - 19:50 + 19] = False  # the disk's rows (radius 15) and 4 px more
+    assert np.abs(out - base)[beyond].max() < 1e-3
+    assert (out - base)[48, 75, 0] > 1.0  # the disk is there
+
+
 def test_border_rejects_unknown_mode():
     img = np.zeros((8, 8, 3), np.float32)
     with pytest.raises(ValueError, match="border"):
