@@ -144,7 +144,9 @@ class _Ctx:
             lay = scatter(np.ascontiguousarray(np.concatenate([sub_img * sa[:, :, None], sa[:, :, None]], 2)),
                           np.where(sa > 0, cs, 0.0).astype(np.float32))
             cover = np.clip(lay[:, :, 3:], 0.0, 1.0)
-            self.E = ((1.0 - cover) * self.E + lay[:, :, :3]).astype(np.float32)
+            # where the spread parts of the subject overlap (a held object before the body) their
+            # light adds to more than full coverage: it is averaged instead
+            self.E = ((1.0 - cover) * self.E + lay[:, :, :3] / np.maximum(lay[:, :, 3:], 1.0)).astype(np.float32)
         self.E_all = _gather_coarse(img, ac)
         self.tE = _tone(self.E)
         self.tEa = _tone(self.E_all)
@@ -486,6 +488,12 @@ def _wrong_subject(ctx):
         judge &= ctx.veil_alpha < 0.05
     # the render: where the lens keeps the subject sharp, it should keep the input's detail
     sharp = judge if ctx.c is None else judge & (np.abs(ctx.c) < 1.5)
+    if ctx.c is not None:
+        # (but not under the blur of the subject's own nearer parts out of focus, a held object
+        # or the body before a face in focus: the lens spreads them over it)
+        front = (a >= 0.5) & (ctx.c < -1.5)
+        if front.any():
+            sharp &= scatter(front.astype(np.float32), np.where(front, ctx.c, 0.0).astype(np.float32)) < 0.05
     gn, gd = ctx.excess_terms()
     g, _ = _region(gn, gd, sharp, FAINT)
     if np.isfinite(g):
