@@ -13,6 +13,12 @@ Cases (each with 1 and 2 threads; a difference between the two is reported as we
 - coc_u8         a 1 MP scene from a signed CoC map with uint8 input and a background plate
 - scatter/gather the two public kernels on the 1 MP scene (5 blades: asymmetric shape)
 - diagnose, compare, fit_lens   the diagnostics on a small scene (their maps and numbers)
+- refine12_<input>  synthdof.refine on the 12 MP scene's degraded depth and matte: net, eighth
+                 and sensor as benchmarks/bench_refine.py makes them, lowres as score_gt.py does
+- refine_<scene>_<recipe>  synthdof.refine on each ground-truth scene's net, lowres and sensor
+                 inputs (score_gt.py --inputs)
+
+    python benchmarks/check_identical.py --only refine   # the cases whose name starts so
 
 The hashes are of the exact bytes of the outputs, so they hold for one machine and compiler:
 record the reference on the same machine with the unchanged code first. The reference goes to
@@ -75,9 +81,26 @@ def blur(depth, sigma):
     return gaussian_filter(depth.astype(np.float32), sigma, mode="nearest").astype(np.float32)
 
 
+def refine_cases(s):
+    """Yield (name, function of num_threads returning a hash) for synthdof.refine."""
+    import score_gt
+    from bench_refine import degraded_inputs
+    inputs = {k: degraded_inputs(s["depth"], s["matte"], k) for k in ("net", "eighth", "sensor")}
+    inputs["lowres"] = score_gt.realistic_inputs(dict(depth=s["depth"], alpha=s["matte"]), "lowres")
+    for kind, (depth, matte) in inputs.items():
+        yield f"refine12_{kind}", (lambda depth=depth, matte=matte: lambda nt: digest(*synthdof.refine(
+            s["image"], depth, matte=matte, num_threads=nt)))()
+    for score, name, g, _meta, _lens, _ap in gt_scenes():
+        for recipe in ("net", "lowres", "sensor"):
+            depth, matte = score.realistic_inputs(g, recipe)
+            yield f"refine_{name}_{recipe}", (lambda g=g, depth=depth, matte=matte: lambda nt: digest(
+                *synthdof.refine(g["pinhole"], depth, matte=matte, num_threads=nt)))()
+
+
 def cases(quick):
     """Yield (name, function of num_threads returning a hash)."""
     s = cached_scene() if not quick else cached_scene(1008, 756)
+    yield from refine_cases(s)
     yield "scene12", lambda nt: digest(synthdof.render(
         s["image"], s["depth"], matte=s["matte"], lens=s["lens"], aperture=s["aperture"], num_threads=nt))
     smooth = blur(s["depth"], SMOOTH_SIGMA_PX)
@@ -115,9 +138,11 @@ def cases(quick):
     yield "fit_lens", fit
 
 
-def run(quick):
+def run(quick, only=""):
     out = {}
     for name, fn in cases(quick):
+        if not name.startswith(only):
+            continue
         for nt in THREADS:
             t = time.perf_counter()
             out[f"{name}/t{nt}"] = fn(nt)
@@ -131,22 +156,27 @@ def main(argv=None):
     ap.add_argument("--record", action="store_true", help="store the hashes as the reference")
     ap.add_argument("--ref", default=os.path.join(RESULTS, "identical.json"), help="reference file")
     ap.add_argument("--quick", action="store_true", help="a 1 MP benchmark scene instead of 12 MP")
+    ap.add_argument("--only", default="", metavar="PREFIX",
+                    help="only the cases whose name starts with PREFIX (e.g. refine, gt_)")
     a = ap.parse_args(argv)
     if a.quick:
         a.ref = a.ref.replace(".json", "_quick.json")
     print(f"synthdof {synthdof._core.__file__} (OpenMP {synthdof.openmp_enabled()})")
-    got = run(a.quick)
+    got = run(a.quick, a.only)
     bad = [k for k in got if k.endswith("/t2") and got[k] != got[k[:-1] + "1"]]
     for k in bad:
         print(f"THREADS DIFFER: {k[:-3]} (1 vs 2 threads)")
     if a.record:
         os.makedirs(os.path.dirname(a.ref), exist_ok=True)
+        if a.only and os.path.exists(a.ref):  # keep the other cases' hashes
+            with open(a.ref) as f:
+                got = {**json.load(f), **got}
         with open(a.ref, "w") as f:
             json.dump(got, f, indent=1, sort_keys=True)
         print(f"recorded {len(got)} hashes in {a.ref}")
         return 1 if bad else 0
     with open(a.ref) as f:
-        want = json.load(f)
+        want = {k: v for k, v in json.load(f).items() if k.startswith(a.only)}
     diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
     for k in diff:
         print(f"DIFFERS: {k}  reference {str(want.get(k))[:16]}  now {str(got.get(k))[:16]}")

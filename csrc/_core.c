@@ -9,6 +9,7 @@
 #include "sd_alloc.h"
 #include "sd_core.h"
 #include "sd_refine_maps.h"
+#include "sd_refine_sides.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -610,6 +611,77 @@ static PyObject *py_edge_fill(PyObject *self, PyObject *args)
     return PyLong_FromSize_t(left);
 }
 
+/* A 2-D bool or uint8 array whose rows may be strided (a box cut from a larger mask), pixels packed. */
+static PyArrayObject *as_row_mask(PyObject *o, const char *name)
+{
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a numpy array, got %s", name, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    if ((PyArray_TYPE(a) != NPY_BOOL && PyArray_TYPE(a) != NPY_UINT8) || PyArray_NDIM(a) != 2 ||
+        PyArray_SIZE(a) < 1 || PyArray_STRIDE(a, 1) != 1 || PyArray_STRIDE(a, 0) < PyArray_DIM(a, 1)) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a non-empty 2-D bool or uint8 array, pixels packed, rows ascending",
+                     name);
+        return NULL;
+    }
+    return a;
+}
+
+static PyObject *py_continue_sides(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *q_o, *s_o, *n_o, *k_o, *o_o;
+    sd_sides_params p;
+    double tolerance, blur_pull, beyond_pull, blurred_share, min_weight;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOOOididdddiiOi", &q_o, &s_o, &n_o, &k_o, &p.band, &tolerance, &p.ring_px,
+                          &blur_pull, &beyond_pull, &blurred_share, &min_weight, &p.iterations, &p.widenings, &o_o,
+                          &nt))
+        return NULL;
+    PyArrayObject *q = as_f32(q_o, "q", 2, 2, 0);
+    PyArrayObject *sd = q ? as_row_mask(s_o, "side") : NULL;
+    PyArrayObject *nr = sd ? as_row_mask(n_o, "near") : NULL;
+    PyArrayObject *kp = nr ? as_row_mask(k_o, "kept") : NULL;
+    PyArrayObject *o = kp ? as_f32_contig(o_o, "out", 2, 2, 1) : NULL;
+    if (!o || same_hw(q, sd, "q", "side") || same_hw(q, nr, "q", "near") || same_hw(q, kp, "q", "kept") ||
+        same_hw(q, o, "q", "out") || no_overlap(o, q, "q") || no_overlap(o, sd, "side") ||
+        no_overlap(o, nr, "near") || no_overlap(o, kp, "kept"))
+        return NULL;
+    int H = (int)PyArray_DIM(q, 0), W = (int)PyArray_DIM(q, 1);
+    if (fstride(q, 1) != 1 || fstride(q, 0) < W) {
+        PyErr_SetString(PyExc_ValueError, "q: pixels must be packed, rows ascending");
+        return NULL;
+    }
+    if (PyArray_STRIDE(nr, 0) != PyArray_STRIDE(sd, 0) || PyArray_STRIDE(kp, 0) != PyArray_STRIDE(sd, 0)) {
+        PyErr_SetString(PyExc_ValueError, "side, near, kept: rows must lie equally far apart");
+        return NULL;
+    }
+    if (p.band < 1 || p.ring_px < 0 || p.iterations < 1 || p.iterations > 16 || p.widenings < 1 ||
+        p.widenings > 16) {
+        PyErr_SetString(PyExc_ValueError, "band: must be >= 1 (ring_px >= 0, iterations and widenings 1 to 16)");
+        return NULL;
+    }
+    if (!(tolerance >= 0.0) || !(min_weight >= 0.0) || !isfinite(tolerance) || !isfinite(blur_pull) ||
+        isnan(beyond_pull) || !isfinite(blurred_share)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "tolerance, blur_pull, beyond_pull, blurred_share, min_weight: must be finite (>= 0)");
+        return NULL;
+    }
+    /* float32 as NumPy rounds a Python float meeting a float32 array */
+    p.tolerance = (float)tolerance;
+    p.blur_pull = (float)blur_pull;
+    p.beyond_pull = (float)beyond_pull;
+    p.blurred_share = (float)blurred_share;
+    p.min_weight = (float)min_weight;
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_continue_sides(H, W, PyArray_DATA(q), fstride(q, 0), PyArray_DATA(sd), PyArray_DATA(nr),
+                           PyArray_DATA(kp), (ptrdiff_t)PyArray_STRIDE(sd, 0), &p, PyArray_DATA(o), nt);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "continue_sides", H, W);
+}
+
 /* ---- misc -------------------------------------------------------------------------------- */
 
 static PyObject *py_find_nonfinite(PyObject *self, PyObject *args)
@@ -671,6 +743,7 @@ static PyMethodDef methods[] = {
     {"relative_noise", py_relative_noise, METH_VARARGS, "relative_noise(q, weight, nthreads) -> (median, count)"},
     {"band_near", py_band_near, METH_VARARGS, "band_near(matte, matte2, radius, side, near, nthreads) -> (y0, y1, x0, x1)"},
     {"edge_fill", py_edge_fill, METH_VARARGS, "edge_fill(values, weight, guide, sigma_s, sigma_r, iterations, widenings, min_weight, todo, out, nthreads) -> pixels left"},
+    {"continue_sides", py_continue_sides, METH_VARARGS, "continue_sides(q, side, near, kept, band, tolerance, ring_px, blur_pull, beyond_pull, blurred_share, min_weight, iterations, widenings, out, nthreads)"},
     {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1 (array[, threads])"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
     {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},

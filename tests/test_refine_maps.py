@@ -219,3 +219,87 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="widenings"):
         _core.edge_fill(np.zeros((4, 5, 1), np.float32), f, None, 1.0, 1.0, 3, 0, 1e-4, np.ones((4, 5), bool),
                         np.zeros((4, 5, 1), np.float32), 1)
+
+
+def reference_continue_sides(q, side, near, band, kept, nt):
+    """The NumPy expressions the C pass replaces (around the same fills)."""
+    from synthdof._refine import (BEYOND_PULL, BLUR_PULL, BLURRED_SHARE, RING_PX, SIDE_TOLERANCE, _edge_fill,
+                                  _near_other_side)
+
+    sure = ~near
+    fg = _edge_fill(q[..., None], (side & sure).astype(np.float32), None, band, 1.0, nt, need=near)[..., 0]
+    bg = _edge_fill(q[..., None], (~side & sure).astype(np.float32), None, band, 1.0, nt, need=near)[..., 0]
+    cont, other = np.where(side, fg, bg), np.where(side, bg, fg)
+    reached = np.where(side, (side & sure).any(), (~side & sure).any())
+    pulled = np.abs(q - cont) > SIDE_TOLERANCE * np.abs(cont)
+    if kept.any():
+        gap = other - cont
+        ok = (~side & sure).any() & (side & sure).any() & (np.abs(gap) > SIDE_TOLERANCE * np.abs(cont))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pull = np.where(ok, (q - cont) / np.where(ok, gap, 1), 0)
+        between = pull <= BEYOND_PULL
+        ring = _near_other_side(side, RING_PX)
+        blurred = _edge_fill(((pull >= BLUR_PULL) & between).astype(np.float32)[..., None], ring.astype(np.float32),
+                             None, 3 * band, 1.0, nt, need=near & kept)[..., 0]
+        pulled &= ~kept | (between & ((blurred >= BLURRED_SHARE) | (pull > 0.5)))
+    return np.where(near & reached & pulled, cont, q).astype(np.float32)
+
+
+def sides_case(H, W, band, kept_kind, subject="disk"):
+    """A blurred two-depth map around a subject (the matte's side), its band, and a box of them."""
+    from synthdof._refine import _band
+
+    yy, xx = np.mgrid[:H, :W]
+    if subject == "disk":
+        matte = (np.hypot(yy - H * 0.45, xx - W * 0.55) < min(H, W) * 0.3).astype(np.float32)
+    elif subject == "all":
+        matte = np.ones((H, W), np.float32)
+    else:  # ragged: many pieces of 9 x 9 pixels
+        matte = np.kron(rng.random((H // 9 + 1, W // 9 + 1)) < 0.5, np.ones((9, 9)))[:H, :W].astype(np.float32)
+    q = np.where(matte > 0.5, 0.5, 0.1).astype(np.float32)
+    q = q + rng.normal(0, 0.004, (H, W)).astype(np.float32)
+    # blur the depth across the boundary for some columns (what the kept test looks for)
+    q[:, : W // 2] = (q[:, : W // 2] + np.roll(q[:, : W // 2], 3, axis=1)) / 2
+    q[H // 2, :] = 1.5  # a rod in front of both sides: beyond them, kept depth keeps it
+    side, near, box = _band(matte, matte, band, int(6 * band) + 1, 1)
+    kept = {"none": np.zeros((H, W), bool), "all": np.ones((H, W), bool),
+            "some": rng.random((H, W)) < 0.6}[kept_kind]
+    return q, side, near, kept, box
+
+
+@pytest.mark.parametrize("kept_kind", ["none", "all", "some"])
+@pytest.mark.parametrize("subject", ["disk", "ragged", "all"])
+def test_continue_sides_matches_the_numpy_expressions(kept_kind, subject):
+    from synthdof._refine import _continue_sides
+
+    q, side, near, kept, box = sides_case(61, 83, 3, kept_kind, subject)
+    if box is None:  # one side only: nothing is near the other (refine skips the step)
+        assert subject == "all"
+        box = (slice(0, 61), slice(0, 83))
+        near = np.zeros_like(side)
+        near[20:30, 10:40] = True
+    else:
+        assert box != (slice(0, 61), slice(0, 83)) or subject == "ragged"
+    args = (q[box], side[box], near[box], 3, kept[box])  # strided views, as refine passes them
+    ref = reference_continue_sides(*args, 1)
+    assert (ref != q[box]).any() or subject == "all"  # the case replaces depth
+    for nt in (1, 2):
+        assert_same_bits(_continue_sides(*args, nt), ref)
+
+
+def test_continue_sides_refuses_bad_arguments():
+    f = np.zeros((4, 5), np.float32)
+    m = np.zeros((4, 5), bool)
+    args = lambda **kw: [kw.get(k, v) for k, v in dict(q=f, side=m, near=m, kept=m, band=2, tol=0.005, ring=2,
+                                                       pull=0.25, beyond=1.5, share=0.25, minw=1e-4, it=3, wid=9,
+                                                       out=np.zeros((4, 5), np.float32), nt=1).items()]
+    with pytest.raises(ValueError, match="near"):
+        _core.continue_sides(*args(near=np.zeros((4, 6), bool)))
+    with pytest.raises(ValueError, match="kept"):
+        _core.continue_sides(*args(kept=np.zeros((4, 10), bool)[:, ::2]))
+    with pytest.raises(ValueError, match="band"):
+        _core.continue_sides(*args(band=0))
+    with pytest.raises(ValueError, match="overlap"):
+        _core.continue_sides(*args(out=f))
+    with pytest.raises(ValueError, match="tolerance"):
+        _core.continue_sides(*args(tol=float("nan")))

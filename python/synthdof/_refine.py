@@ -25,6 +25,8 @@ FILL_SIGMA_R = 0.1
 # band wider than the filter's reach).
 MIN_FILL_WEIGHT = 1e-4
 FILTER_ITERATIONS = 3
+# An unguided fill widens its reach 4x up to this many times: 4^9 spans any frame.
+UNGUIDED_WIDENINGS = 9
 # The reach (pixels) from which a hole that edges wall in on every side is continued unguided.
 NEAREST_REACH = 2.0
 # Fills run on the box of the pixels that read them grown by this many sigmas of the filter:
@@ -77,7 +79,7 @@ def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
     # filters values * weight and weight, out = their ratio where the weight exceeds MIN_FILL_WEIGHT,
     # with the reach 4x wider each time while pixels are left (unguided, until it spans any frame)
     left = _core.edge_fill(values, weight, guide, float(sigma_s), float(sigma_r), FILTER_ITERATIONS,
-                           4 if guide is not None else 9, MIN_FILL_WEIGHT, todo, out, nt)
+                           4 if guide is not None else UNGUIDED_WIDENINGS, MIN_FILL_WEIGHT, todo, out, nt)
     if left and guide is not None and weight.any():
         # enclosed by edges on every side (a hole inside a small bright patch): across an edge
         # the weight does not grow with the radius, so these continue their nearest surroundings
@@ -278,24 +280,14 @@ def _refine_matte(guide, matte, reach, mode):
 def _continue_sides(q, side, near, band, kept, nt):
     """Within `band` pixels of the matte's boundary (`near`), depth that strays from its own
     side's continuation (from beyond the band) by more than SIDE_TOLERANCE is replaced by it;
-    `kept` depth (the input's own values) only where it is blurred across the boundary."""
-    sure = ~near
-    fg = _edge_fill(q[..., None], (side & sure).astype(np.float32), None, band, 1.0, nt, need=near)[..., 0]
-    bg = _edge_fill(q[..., None], (~side & sure).astype(np.float32), None, band, 1.0, nt, need=near)[..., 0]
-    cont, other = np.where(side, fg, bg), np.where(side, bg, fg)
-    reached = np.where(side, (side & sure).any(), (~side & sure).any())
-    pulled = np.abs(q - cont) > SIDE_TOLERANCE * np.abs(cont)
-    if kept.any():
-        # how far towards the other side's depth each pixel is pulled (0: its own side's)
-        gap = other - cont
-        ok = (~side & sure).any() & (side & sure).any() & (np.abs(gap) > SIDE_TOLERANCE * np.abs(cont))
-        pull = np.where(ok, (q - cont) / np.where(ok, gap, 1), 0)
-        between = pull <= BEYOND_PULL  # not an occluder in front of both sides
-        ring = _near_other_side(side, RING_PX)
-        blurred = _edge_fill(((pull >= BLUR_PULL) & between).astype(np.float32)[..., None], ring.astype(np.float32),
-                             None, 3 * band, 1.0, nt, need=near & kept)[..., 0]
-        pulled &= ~kept | (between & ((blurred >= BLURRED_SHARE) | (pull > 0.5)))
-    return np.where(near & reached & pulled, cont, q).astype(np.float32)
+    `kept` depth (the input's own values) only where it is blurred across the boundary (the
+    share of the RING_PX ring pulled BLUR_PULL towards the other side is BLURRED_SHARE or more,
+    or the pixel itself is pulled more than half the way) and not pulled beyond BEYOND_PULL (an
+    occluder in front of both sides). One C pass around the fills (csrc/sd_refine_sides.c)."""
+    out = np.empty(q.shape, np.float32)
+    _core.continue_sides(q, side, near, kept, int(band), SIDE_TOLERANCE, RING_PX, BLUR_PULL, BEYOND_PULL,
+                         BLURRED_SHARE, MIN_FILL_WEIGHT, FILTER_ITERATIONS, UNGUIDED_WIDENINGS, out, nt)
+    return out
 
 
 def _guide(image, nt):

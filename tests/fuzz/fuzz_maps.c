@@ -7,9 +7,13 @@
  * Checks: inputs unchanged, outputs written exactly (buffers of the exact size, so ASan sees any
  * access past them), and each result against a direct computation here: the sRGB formula, the
  * disparity rule, a sort-based median, a brute-force square window, the weighted products and
- * quotients; the whole fill against its steps called one by one. */
+ * quotients; the whole fill against its steps called one by one. sd_continue_sides (each side
+ * of the matte's boundary continued, csrc/sd_refine_sides.h): depth outside the band unchanged,
+ * inside it either unchanged or its side's continuation (the fill computed here), without kept
+ * depth exactly where the rule says. */
 #include "fuzz_common.h"
 #include "sd_refine_maps.h"
+#include "sd_refine_sides.h"
 
 static float any_value(fz_in *in, int wild)
 {
@@ -287,18 +291,92 @@ done:
     free(v); free(w); free(g); free(buf); free(out); free(ref); free(todo); free(rtodo);
 }
 
+/* sd_continue_sides on a box cut from wider rows: masks of random sides and bands, kept depth
+ * none, all or some, values ordinary or wild. */
+static void run_sides(fz_in *in, int wild)
+{
+    int H = fz_range(in, 1, 24), W = fz_range(in, 1, 24), nt = fz_range(in, -1, 3), pad = fz_range(in, 0, 4);
+    sd_sides_params p;
+    p.band = fz_range(in, 0, 6);
+    p.tolerance = fz_u8(in) & 1 ? 0.005f : fz_unit(in);
+    p.ring_px = fz_range(in, 0, 3);
+    p.blur_pull = fz_unit(in);
+    p.beyond_pull = 1.0f + fz_unit(in);
+    p.blurred_share = fz_unit(in);
+    p.min_weight = 1e-4f;
+    p.iterations = fz_range(in, 1, 4);
+    p.widenings = fz_range(in, 1, 9);
+    uint8_t kept_mode = fz_u8(in) % 3;
+    ptrdiff_t qrow = W + pad, mrow = W + fz_range(in, 0, 4);
+    size_t nq = (size_t)(H - 1) * (size_t)qrow + (size_t)W, nm = (size_t)(H - 1) * (size_t)mrow + (size_t)W;
+    size_t n = (size_t)H * (size_t)W;
+    float *q = malloc(sizeof(float) * nq), *qc = malloc(sizeof(float) * nq), *out = malloc(sizeof(float) * n);
+    float *wf = malloc(sizeof(float) * n), *wb = malloc(sizeof(float) * n);
+    float *fg = calloc(n, sizeof(float)), *bg = calloc(n, sizeof(float));
+    uint8_t *side = malloc(nm), *near = malloc(nm), *kept = malloc(nm), *todo = malloc(n);
+    for (size_t i = 0; i < nq; i++) qc[i] = q[i] = wild ? any_value(in, 1) : fz_uniform(in, 0.05f, 2.0f);
+    for (size_t i = 0; i < nm; i++) {
+        uint8_t b = fz_u8(in);
+        side[i] = b & 1;
+        near[i] = (b >> 1) & 1;
+        kept[i] = kept_mode == 2 ? (b >> 2) & 1 : kept_mode;
+    }
+    for (size_t i = 0; i < n; i++) out[i] = FZ_GUARD;
+    sd_status st = sd_continue_sides(H, W, q, qrow, side, near, kept, mrow, &p, out, nt);
+    if (memcmp(q, qc, sizeof(float) * nq)) FZ_FAIL("q modified");
+    if (p.band < 1 || p.iterations > 16) {
+        if (st != SD_ERR_ARG) FZ_FAIL("band %d accepted", p.band);
+        goto done;
+    }
+    if (st != SD_OK) FZ_FAIL("continue_sides status %d", (int)st);
+    /* each side's continuation, as the function's fills compute it */
+    int any_fg = 0, any_bg = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            size_t i = (size_t)y * W + x, m = (size_t)y * mrow + x;
+            wf[i] = side[m] && !near[m];
+            wb[i] = !side[m] && !near[m];
+            any_fg |= wf[i] > 0.0f;
+            any_bg |= wb[i] > 0.0f;
+        }
+    float *conts[2] = {fg, bg}, *weights[2] = {wf, wb};
+    for (int k = 0; k < 2; k++) {
+        size_t left;
+        for (int y = 0; y < H; y++) memcpy(todo + (size_t)y * W, near + (size_t)y * mrow, (size_t)W);
+        if (sd_edge_fill(H, W, 1, q, qrow, weights[k], W, NULL, 0, p.band, 1.0, p.iterations, p.widenings,
+                         p.min_weight, todo, conts[k], &left, 1) != SD_OK)
+            FZ_FAIL("fill");
+    }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            size_t i = (size_t)y * W + x, m = (size_t)y * mrow + x;
+            float qv = q[(size_t)y * qrow + x], cont = side[m] ? fg[i] : bg[i], o = out[i];
+            int replaced = near[m] && (side[m] ? any_fg : any_bg) && fabsf(qv - cont) > p.tolerance * fabsf(cont);
+            if (!same_bits(o, qv) && !same_bits(o, cont) && !(o != o && qv != qv))
+                FZ_FAIL("out %g at %d,%d is neither q %g nor the continuation %g", o, y, x, qv, cont);
+            if (!replaced && !same_bits(o, qv) && !(o != o && qv != qv))
+                FZ_FAIL("out %g at %d,%d replaces q %g outside the rule", o, y, x, qv);
+            if (replaced && !kept[m] && !same_bits(o, cont))
+                FZ_FAIL("out %g at %d,%d, want the continuation %g", o, y, x, cont);
+        }
+done:
+    free(q); free(qc); free(out); free(wf); free(wb); free(fg); free(bg); free(side); free(near); free(kept);
+    free(todo);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_in in = {data, size};
     uint8_t which = fz_u8(&in);
     int wild = (which >> 4) & 1;
-    switch (which % 6) {
+    switch (which % 7) {
     case 0: run_srgb(&in, wild); break;
     case 1: run_disparity(&in, wild); break;
     case 2: run_noise(&in, wild); break;
     case 3: run_band(&in); break;
     case 4: run_fill(&in, wild); break;
-    default: run_edge_fill(&in, wild); break;
+    case 5: run_edge_fill(&in, wild); break;
+    default: run_sides(&in, wild); break;
     }
     return 0;
 }
