@@ -160,6 +160,36 @@ def test_an_alpha_matte_that_agrees_with_the_colours_is_kept():
     np.testing.assert_allclose(m, alpha, atol=0.03)
 
 
+def hairy_subject(H=64, W=96):
+    """A subject (left of column 40) with 1-px hair strands of alpha 0.4 reaching 12 px into
+    the background, their colour (dark) unlike both sides'; and the alpha, exact coverage."""
+    image, depth = two_surfaces(H, W, edge=40)
+    alpha = np.zeros((H, W), np.float32)
+    alpha[:, :40] = 1.0
+    alpha[:, 40] = 0.5
+    for y in range(4, H - 4, 4):
+        alpha[y, 41:53] = 0.4
+    hair = np.array((0.02, 0.02, 0.02), np.float32)
+    strand = alpha[..., None] * hair + (1 - alpha[..., None]) * image
+    image = np.where((np.arange(W) > 40)[None, :, None], strand, image).astype(np.float32)
+    return image, depth, alpha
+
+
+def test_auto_keeps_an_alpha_matte_with_strands_and_re_estimates_a_mask():
+    # the strands' colour is neither side's: the colour line disagrees with their alpha, but a
+    # mask (resized from a lower resolution, no strands) has no such thin soft structure
+    image, depth, alpha = hairy_subject()
+    _, m = synthdof.refine(image, depth, matte=alpha)
+    np.testing.assert_array_equal(m, alpha)
+    seg = np.zeros_like(alpha)
+    seg[:, :38] = 1.0
+    seg[:, 38:43] = (0.8, 0.6, 0.4, 0.2, 0.05)  # a hard mask enlarged: smooth and wide
+    _, m = synthdof.refine(image, depth, matte=seg, edge_width=4)
+    rows = np.arange(64) % 4 != 0  # those without a strand: re-estimated from the colours
+    np.testing.assert_allclose(m[rows, 38:40], 1.0, atol=0.02)
+    np.testing.assert_allclose(m[rows, 40:43], 0.0, atol=0.02)
+
+
 def test_low_resolution_depth_is_upsampled_to_the_image():
     image, depth = two_surfaces(H=64, W=96)
     small = depth[::4, ::4]
