@@ -190,6 +190,52 @@ def test_auto_keeps_an_alpha_matte_with_strands_and_re_estimates_a_mask():
     np.testing.assert_allclose(m[rows, 40:43], 0.0, atol=0.02)
 
 
+def _srgb_to_linear(c):
+    c = np.asarray(c, np.float32)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def test_a_mask_of_dark_strands_keeps_them_and_its_coverage_error_falls():
+    # skin (left of column 40) on brick, strands of alpha 0.7 reaching 12 px out, darker than
+    # both: the segmentation mask (alpha > 0.5 at half resolution, enlarged) blurs them to
+    # 0.38. Their colour is no blend of skin and brick: the colour line would set them to 0;
+    # they keep the mask's coverage, while the rows without strands get a sharp edge
+    H, W = 64, 96
+    skin, brick, hair = (_srgb_to_linear(c) for c in ((0.8, 0.6, 0.5), (0.5, 0.2, 0.15), (0.05, 0.04, 0.03)))
+    alpha = np.zeros((H, W), np.float32)
+    alpha[:, :40] = 1.0
+    strands = np.zeros((H, W), bool)
+    strands[4:H - 4:8, 40:52] = True
+    alpha[strands] = 0.7
+    fg = np.where((np.arange(W) < 40)[None, :, None], skin, hair)
+    image = (alpha[..., None] * fg + (1 - alpha[..., None]) * brick).astype(np.float32)
+    small = (alpha > 0.5).astype(np.float32).reshape(H // 2, 2, W // 2, 2).mean(axis=(1, 3))
+    seg = bilinear_enlarged(small, 2)
+    _, m = synthdof.refine(image, np.full((H, W), 3.0, np.float32), matte=seg)
+    assert seg[strands].min() > 0.05 and np.abs(seg - alpha)[strands].mean() > 0.3
+    np.testing.assert_array_equal(m[strands], seg[strands])
+    plain = (seg[:, 44:] <= 0.02).all(axis=1)  # rows the strands' blur does not reach
+    assert plain.sum() >= 16
+    np.testing.assert_allclose(m[plain][:, 38:40], 1.0, atol=0.02)
+    np.testing.assert_allclose(m[plain][:, 40:43], 0.0, atol=0.02)
+    ramp = (seg > 0.02) & (seg < 0.98)
+    assert np.abs(m - alpha)[ramp].mean() < np.abs(seg - alpha)[ramp].mean() - 0.02
+
+
+def test_the_mask_s_outside_gains_coverage_but_never_becomes_confident():
+    # the mask's edge lies a pixel inside the subject's: the pixel it left out (0.4) has the
+    # subject's colour and gains its coverage up to 0.9, below the render's confident level, so
+    # the render takes its subject CoC from the subject's interior, not from its own depth
+    image, depth = two_surfaces()
+    seg = np.zeros(depth.shape, np.float32)
+    seg[:, :46] = 1.0
+    seg[:, 46:50] = (0.8, 0.4, 0.2, 0.05)  # the subject (columns < 48) reaches 47
+    _, m = synthdof.refine(image, depth, matte=seg, edge_width=4)
+    np.testing.assert_allclose(m[:, 46], 1.0, atol=0.02)
+    np.testing.assert_allclose(m[:, 47], 0.9)
+    np.testing.assert_allclose(m[:, 48:50], 0.0, atol=0.02)
+
+
 def test_low_resolution_depth_is_upsampled_to_the_image():
     image, depth = two_surfaces(H=64, W=96)
     small = depth[::4, ::4]
@@ -331,15 +377,9 @@ def test_exact_inputs_through_refine_are_harmless(scene):
         assert abs(refined[k] / plain[k] - 1) <= 0.005, (k, refined, plain)
 
 
-# (recipe, scene) pairs that meet the issue's bar with refine today: band PSNR >= the peer's
-# (Blender given the exact CoC) and PSNR >= the peer's - 1 dB. The rest are strict xfails: the
-# suite fails when one starts passing unnoticed.
-MEETS = {("net", "lights"), ("net", "occluder"), ("net", "slant"), ("lowres", "lights"),
-         ("lowres", "occluder"), ("lowres", "slant"), ("sensor", "lights"), ("sensor", "occluder"), ("sensor", "portrait"),
-         ("sensor", "slant")}
-CASES = [pytest.param(r, s, marks=() if (r, s) in MEETS else pytest.mark.xfail(
-    strict=True, reason="refine does not reach the bar here yet (see the refine issue's closing note)"))
-    for r in ("net", "lowres", "sensor") for s in GT_SCENES]
+# every (recipe, scene) pair meets the issue's bar with refine: band PSNR >= the peer's (Blender
+# given the exact CoC) and PSNR >= the peer's - 1 dB
+CASES = [(r, s) for r in ("net", "lowres", "sensor") for s in GT_SCENES]
 
 
 @pytest.mark.parametrize("recipe, scene", CASES)
