@@ -102,7 +102,7 @@ static inline void boxfill_at(const boxfill *b, int nch, int x, int y, float *ou
  * REST_HIGHLIGHT_OVER_MEAN times the mean of the cells around it (the 3 x 3 blocks of
  * REST_HIGHLIGHT_BLOCK x REST_HIGHLIGHT_BLOCK cells around its own, about 48 px) is an isolated
  * highlight. Fractional pixels within REST_LIT_REACH blocks of one get their rest bounded by
- * two more fills over a box around them (see bound_rest). */
+ * two more fills around them (bounding_fills, bound_rest). */
 #define REST_HIGHLIGHT_OVER_MEAN 4.0f
 #define REST_HIGHLIGHT_BLOCK 8
 #define REST_LIT_REACH 2
@@ -189,10 +189,11 @@ static int find_highlights(sd_fillpyr *fp, int drop, lit_blocks *lb)
 /* Push-pull fill over rectangle *r of the CoC (nch 1) or of colour + CoC (nch 4) from where the
  * part (subject, or the rest: 1 - matte) is confident at `level`. Its first level is pulled
  * straight from the frame (no copy of the box's input). If r holds no confident pixel at all,
- * the fill runs on the whole frame (*r updated). For the surroundings (nch 4), `drop` leaves out
- * their isolated highlights and `lb` (or NULL) gets the blocks near them (find_highlights). */
+ * the fill runs on the whole frame (*r updated), or, without whole_if_none, none is made (ws
+ * NULL). For the surroundings (nch 4), `drop` leaves out their isolated highlights and `lb` (or
+ * NULL) gets the blocks near them (find_highlights). */
 static sd_status run_fill(const sd_frame *f, rect *r, int nch, int subject, int level, boxfill *out, int drop,
-                          lit_blocks *lb)
+                          lit_blocks *lb, int whole_if_none)
 {
     memset(out, 0, sizeof *out);
     const float t = CONF_LEVEL[level < 2 ? level : 1];
@@ -209,7 +210,10 @@ static sd_status run_fill(const sd_frame *f, rect *r, int nch, int subject, int 
             if (nch == 1) out->v0[0] = c;
             else { out->v0[0] = p[0]; out->v0[1] = p[1]; out->v0[2] = p[2]; out->v0[3] = c; }
             if (out->w0) return SD_OK;
-            if (cw < f->W || ch < f->H) { r->x0 = 0; r->y0 = 0; r->x1 = f->W; r->y1 = f->H; continue; }
+            if (whole_if_none && (cw < f->W || ch < f->H)) {
+                r->x0 = 0; r->y0 = 0; r->x1 = f->W; r->y1 = f->H;
+                continue;
+            }
             return SD_OK;
         }
         out->ws = malloc(sizeof(float) * sd_fill_ws_floats(ch, cw, nch));
@@ -255,6 +259,11 @@ static sd_status run_fill(const sd_frame *f, rect *r, int nch, int subject, int 
         int any = 0;
         for (int y = 0; y < h1; y++) any |= rowany[y];
         free(rowany);
+        if (!any && !whole_if_none) { /* the caller does without */
+            free(out->ws);
+            memset(out, 0, sizeof *out);
+            return SD_OK;
+        }
         if (!any && (cw < f->W || ch < f->H)) {
             /* nothing confident near the pixels that need it: continue from the whole frame */
             free(out->ws);
@@ -356,15 +365,23 @@ static int push_extra(xbuf *b, int x, const float q[4], float c)
     return 1;
 }
 
+/* The fills that bound the rest of the fractional pixels near highlights in one tile of the
+ * frame: the surroundings without the highlights over rb, the subject's colour + CoC over rc
+ * (ws NULL: none; see bound_rest). */
+typedef struct {
+    rect rb, rc;
+    boxfill robust, subject;
+} bound_tile;
+
 typedef struct {
     const sd_frame *f;
     int lev_s, lev_o;     /* confident levels of the subject and of the rest (NO_LEVEL: none) */
     rect rs, ro;          /* boxes of the two fills */
     boxfill fs, fo;       /* their results: subject CoC; surroundings' colour + CoC */
     lit_blocks lit;       /* fo's blocks near isolated highlights */
-    rect rb, rc;          /* the fills that bound the rest near them (ws NULL: none): ... */
-    boxfill fo_robust;    /* ... the surroundings without the highlights, over rb, ... */
-    boxfill fs_colour;    /* ... and the subject's colour + CoC, over rc (see bound_rest) */
+    bound_tile *tiles;    /* the fills that bound the rest near them, per BOUND_TILE_PX tile ... */
+    int *tile_of;         /* ... tiles_y x tiles_x: the tile's index in tiles, -1 for none */
+    int tiles_y, tiles_x, ntiles;
     sd_entries *e;
     ptrdiff_t *rowcnt;    /* H: extras per row */
     int unmix;            /* the frame is large enough to look for depth edges */
@@ -379,28 +396,64 @@ static inline int near_lit(const build_ctx *B, int x, int y)
     return by < B->lit.bh && bx < B->lit.bw && B->lit.near[(ptrdiff_t)by * B->lit.bw + bx];
 }
 
-/* The two fills that bound the rest of the fractional pixels near highlights, over a box around
- * them (the fractional pixels' box grown as grow_rect does): the surroundings without their
- * isolated highlights, and the subject's colour continued from its confident interior. */
+/* The bounding fills run per tile of BOUND_TILE_PX x BOUND_TILE_PX frame pixels holding
+ * fractional pixels near highlights, over those pixels' box grown by BOUND_MARGIN_PX (its origin
+ * a multiple of BOUND_MARGIN_PX): lights lie scattered, so one box around all of them would
+ * fill most of the subject's. */
+#define BOUND_TILE_PX 128
+#define BOUND_MARGIN_PX 64
+
+/* The two fills that bound the rest of the fractional pixels near highlights: the surroundings
+ * without their isolated highlights, and the subject's colour continued from its confident
+ * interior, per tile. */
 static sd_status bounding_fills(build_ctx *B)
 {
     const sd_frame *f = B->f;
-    rect need = {f->W, f->H, 0, 0};
+    const int T = BOUND_TILE_PX, M = BOUND_MARGIN_PX;
+    const int ty = (f->H + T - 1) / T, tx = (f->W + T - 1) / T;
+    rect *need = malloc(sizeof(rect) * (size_t)ty * (size_t)tx);
+    B->tile_of = malloc(sizeof(int) * (size_t)ty * (size_t)tx);
+    if (!need || !B->tile_of) {
+        free(need);
+        return SD_ERR_NOMEM;
+    }
+    B->tiles_y = ty;
+    B->tiles_x = tx;
+    for (int i = 0; i < ty * tx; i++) {
+        need[i] = (rect){f->W, f->H, 0, 0};
+        B->tile_of[i] = -1;
+    }
+    int n = 0;
     for (int y = B->ro.y0; y < B->ro.y1; y++) {
         const float *m = f->matte + (ptrdiff_t)y * f->W;
         for (int x = B->ro.x0; x < B->ro.x1; x++) {
             float a = m[x];
             if (!(a > 0.0f && a < 1.0f) || conf(1.0f - a, B->lev_o) || !near_lit(B, x, y)) continue;
-            need.x0 = imin(need.x0, x);
-            need.x1 = imax(need.x1, x + 1);
-            need.y0 = imin(need.y0, y);
-            need.y1 = imax(need.y1, y + 1);
+            int t = (y / T) * tx + x / T;
+            if (B->tile_of[t] < 0) B->tile_of[t] = n++;
+            need[t].x0 = imin(need[t].x0, x);
+            need[t].x1 = imax(need[t].x1, x + 1);
+            need[t].y0 = imin(need[t].y0, y);
+            need[t].y1 = imax(need[t].y1, y + 1);
         }
     }
-    if (need.x0 >= need.x1) return SD_OK;
-    B->rb = B->rc = grow_rect(need, f->H, f->W);
-    sd_status st = run_fill(f, &B->rb, 4, 0, B->lev_o, &B->fo_robust, 1, NULL);
-    if (st == SD_OK && B->lev_s != NO_LEVEL) st = run_fill(f, &B->rc, 4, 1, B->lev_s, &B->fs_colour, 0, NULL);
+    B->tiles = n ? calloc((size_t)n, sizeof(bound_tile)) : NULL;
+    if (n && !B->tiles) {
+        free(need);
+        return SD_ERR_NOMEM;
+    }
+    B->ntiles = n;
+    sd_status st = SD_OK;
+    for (int t = 0; t < ty * tx && st == SD_OK; t++) {
+        if (B->tile_of[t] < 0) continue;
+        bound_tile *bt = &B->tiles[B->tile_of[t]];
+        rect g = {imax(need[t].x0 - M, 0) / M * M, imax(need[t].y0 - M, 0) / M * M, imin(need[t].x1 + M, f->W),
+                  imin(need[t].y1 + M, f->H)};
+        bt->rb = bt->rc = g;
+        st = run_fill(f, &bt->rb, 4, 0, B->lev_o, &bt->robust, 1, NULL, 0);
+        if (st == SD_OK && B->lev_s != NO_LEVEL) st = run_fill(f, &bt->rc, 4, 1, B->lev_s, &bt->subject, 0, NULL, 0);
+    }
+    free(need);
     return st;
 }
 
@@ -412,9 +465,13 @@ static sd_status bounding_fills(build_ctx *B)
  * along the edge). o (the surroundings' colour from the fill) is updated in place. */
 static void bound_rest(const build_ctx *B, int x, int y, const float *p, float a, float *o)
 {
+    if (!B->tile_of) return;
+    int t = B->tile_of[(y / BOUND_TILE_PX) * B->tiles_x + x / BOUND_TILE_PX];
+    if (t < 0 || !B->tiles[t].robust.ws) return;
+    const bound_tile *bt = &B->tiles[t];
     float rob[4], subj[4] = {0, 0, 0, 0};
-    boxfill_at(&B->fo_robust, 4, x - B->rb.x0, y - B->rb.y0, rob);
-    if (B->fs_colour.ws) boxfill_at(&B->fs_colour, 4, x - B->rc.x0, y - B->rc.y0, subj);
+    boxfill_at(&bt->robust, 4, x - bt->rb.x0, y - bt->rb.y0, rob);
+    if (bt->subject.ws) boxfill_at(&bt->subject, 4, x - bt->rc.x0, y - bt->rc.y0, subj);
     float oma = 1.0f - a;
     for (int k = 0; k < 3; k++) {
         float seen = (p[k] - a * subj[k]) / oma; /* the surroundings' colour the pixel implies */
@@ -471,7 +528,7 @@ static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx,
                     boxfill_at(&B->fo, 4, x - B->ro.x0, y - B->ro.y0, fill_o);
                     oth = fill_o;
                     c_rest = oth[3];
-                    if (B->fo_robust.ws && near_lit(B, x, y)) bound_rest(B, x, y, p, a, fill_o);
+                    if (B->ntiles && near_lit(B, x, y)) bound_rest(B, x, y, p, a, fill_o);
                 } else {
                     oth = p; /* only read times oma == 0, else it is a miss */
                     miss_o = 1;
@@ -564,8 +621,8 @@ static sd_status build(const sd_frame *f0, int full_s, int full_o, sd_entries *e
         const rect none = {0, 0, 0, 0};
         B.rs = full_s ? whole : B.lev_s >= 2 ? none : grow_rect(frac, H, W);
         B.ro = full_o ? whole : B.lev_o >= 2 ? none : grow_rect(frac, H, W);
-        if (B.rs.x0 < B.rs.x1) st = run_fill(f, &B.rs, 1, 1, B.lev_s, &B.fs, 0, NULL);
-        if (st == SD_OK && B.ro.x0 < B.ro.x1) st = run_fill(f, &B.ro, 4, 0, B.lev_o, &B.fo, 0, &B.lit);
+        if (B.rs.x0 < B.rs.x1) st = run_fill(f, &B.rs, 1, 1, B.lev_s, &B.fs, 0, NULL, 1);
+        if (st == SD_OK && B.ro.x0 < B.ro.x1) st = run_fill(f, &B.ro, 4, 0, B.lev_o, &B.fo, 0, &B.lit, 1);
         if (st == SD_OK && B.lit.near) st = bounding_fills(&B);
         if (st != SD_OK) goto done;
     }
@@ -621,8 +678,12 @@ done:
     free(B.fs.ws);
     free(B.fo.ws);
     free(B.lit.near);
-    free(B.fo_robust.ws);
-    free(B.fs_colour.ws);
+    for (int t = 0; t < B.ntiles; t++) {
+        free(B.tiles[t].robust.ws);
+        free(B.tiles[t].subject.ws);
+    }
+    free(B.tiles);
+    free(B.tile_of);
     if (st != SD_OK || *retry_s || *retry_o) sd_entries_free(e);
     return st;
 }
