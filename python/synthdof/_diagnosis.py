@@ -10,8 +10,8 @@ from ._color import linear_to_srgb
 
 MODES = ("halo", "gaussian_look", "wrong_subject", "foreground_bleed", "similar_depth")
 
-# A mode is flagged when its score reaches its threshold, chosen on 40 generated calibration
-# scenes and their faulty renders and checked on 20 held-out ones (benchmarks/
+# A mode is flagged when its score reaches its threshold, chosen on 75 generated calibration
+# scenes and their faulty renders and checked on 24 held-out ones (benchmarks/
 # diagnostics_calibration.py; the rule and the tables are in docs/diagnostics.md).
 THRESHOLDS = {
     "halo": 0.45,
