@@ -138,7 +138,13 @@ typedef struct {
     const ptrdiff_t *roff; /* NULL, or cell (x, y) is element roff[y] + x of coc, pos and src (whose
                             * row strides are then unused): rows stored back to back, each only
                             * as wide as its columns [rx0[y], rx1[y]) */
+    float dim_light;       /* > 0: a source whose light (channels 0-2 summed) is at most this per
+                            * frame pixel has its radius rounded on a grid twice as coarse (see
+                            * round_radii in sd_scatter.c); 0: every radius on the fine grid, and
+                            * channels never interact (the public scatter) */
 } sd_pyr_src;
+/* The render's dim_light: no highlight (linear light, r + g + b of at most 1). */
+#define SD_DIM_LIGHT 1.0f
 
 /* Index of cell (x, y) of a source grid in its coc array (pos: twice that, src: times pix). */
 static inline ptrdiff_t sd_pyr_cell(const sd_pyr_src *s, int x, int y)

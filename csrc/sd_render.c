@@ -225,7 +225,7 @@ static sd_status render_slice(sd_render_ctx *r, int si)
         SD_TIC(t_spread);
         sd_pyr_clear(r->pyr, nt);
         sd_pyr_src src = {{r->layer, 0, 4, 4}, (float)(bs * bs), r->lcoc, s->k > 0 ? r->pos : NULL, 0,
-                          s->cell_x0, s->cell_x1, s->cell_off};
+                          s->cell_x0, s->cell_x1, s->cell_off, SD_DIM_LIGHT};
         sd_status st = sd_pyr_spread(r->pyr, s->k, &src, r->ap, s->cy0, s->cy1, s->cx0, s->cx1, nt);
         if (st != SD_OK) return st;
         SD_TOC(PROF_SPREAD, t_spread);

@@ -48,18 +48,23 @@ static inline void add_span(float *row, int cols, float a, float b, const float 
  * so that the merged blocks of a flat surface share one footprint), and the plane cell holding
  * each centre. */
 #define QP 16.0f
-/* A row whose sources do not all share one radius has its radii rounded to 1/QR cell (from a
- * radius of 2 cells on, to 1/(2 QR) to 1/QR of the radius), so that the neighbours on a smooth
- * depth gradient share footprints and spread in runs instead of each planning its own (the
- * error, at most 1/256 of the radius or of a cell, is far below what a blur shows). The rounding
- * depends on each radius alone, so the result does not depend on the direction rows are read
- * in (a scene turned by 180 degrees renders turned); a row of one radius keeps it exactly, so a
- * uniform blur spreads exactly the aperture's shape. */
-#define QR 128.0f
+/* A row whose sources do not all share one radius has its radii rounded to 2^-QR_LOG2 = 1/128
+ * cell (from a radius of 2 cells on, to 1/256 to 1/128 of the radius), so that the neighbours on
+ * a smooth depth gradient share footprints and spread in runs instead of each planning its own
+ * (the error, at most 1/256 of the radius or of a cell, is far below what a blur shows). In the
+ * render, a dim source (light r + g + b at most SD_DIM_LIGHT per frame pixel of its cell: no
+ * highlight; sd_pyr_src's dim_light) is rounded to twice that step, because an error of its
+ * radius shows in proportion to its light: on a slanted plane the runs get about twice as long,
+ * and the ground-truth scores move by at most 0.03 dB. The rounding depends on each source alone,
+ * so the result does not depend on the direction rows are read in (a scene turned by 180 degrees
+ * renders turned); a row of one radius keeps it exactly, so a uniform blur spreads exactly the
+ * aperture's shape. */
 #define QR_LOG2 7
 
-/* Rounds the radii (keys > 0) of sources [0, n) of a row unless they are all equal. */
-static void round_radii(float *R, int n)
+/* Rounds the radii (keys > 0) of sources [0, n) of a row with light v (n x 4) unless they are
+ * all equal; dim is dim_light times the frame pixels in a cell of the row's level (< 0: none
+ * is dim). */
+static void round_radii(float *R, const float *v, int n, float dim)
 {
     float first = -1.0f;
     int mixed = 0;
@@ -71,21 +76,23 @@ static void round_radii(float *R, int n)
     if (!mixed) return;
     for (int i = 0; i < n; i++)
         if (R[i] > 0.0f) {
-            /* steps of 1/QR cell, or of 1/(2 QR) to 1/QR of the radius once that is coarser: from
-             * R = 2^e on (2^e <= R < 2^(e+1), e >= 1), 2^e / QR. The step is a power of two, built
-             * from R's exponent bits (frexpf and ldexpf are library calls, and this runs for
-             * every source), so dividing by it is the exact multiplication by its inverse. */
+            const float *q = v + 4 * (ptrdiff_t)i;
+            int lg = fabsf(q[0]) + fabsf(q[1]) + fabsf(q[2]) <= dim ? QR_LOG2 - 1 : QR_LOG2;
+            /* steps of 2^-lg cell, or of 2^-(lg+1) to 2^-lg of the radius once that is coarser:
+             * from R = 2^e on (2^e <= R < 2^(e+1), e >= 1), 2^(e-lg). The step is a power of two,
+             * built from R's exponent bits (frexpf and ldexpf are library calls, and this runs
+             * for every source), so dividing by it is the exact multiplication by its inverse. */
             uint32_t bits;
             memcpy(&bits, &R[i], sizeof bits);
             int e = (int)((bits >> 23) & 0xffu) - 127; /* R >= 2^e; subnormals read as tiny */
-            float step = 1.0f / QR, inv = QR;
+            float qr = (float)(1 << lg), step = 1.0f / qr, inv = qr;
             if (e >= 1 && e < 100) {
-                uint32_t sb = (uint32_t)(e - QR_LOG2 + 127) << 23, ib = (uint32_t)(QR_LOG2 - e + 127) << 23;
+                uint32_t sb = (uint32_t)(e - lg + 127) << 23, ib = (uint32_t)(lg - e + 127) << 23;
                 memcpy(&step, &sb, sizeof step);
                 memcpy(&inv, &ib, sizeof inv);
             }
-            float q = (float)sd_ifloor(R[i] * inv + 0.5f) * step;
-            R[i] = q > 0.5f ? q : 0.5f + 1.0f / QR; /* stays a real footprint */
+            float r = (float)sd_ifloor(R[i] * inv + 0.5f) * step;
+            R[i] = r > 0.5f ? r : 0.5f + step; /* stays a real footprint */
         }
 }
 typedef struct {
@@ -93,6 +100,7 @@ typedef struct {
     float *R, *fx, *fy;
     int *cx, *cy, *inv;
     int n;
+    float dim;         /* round_radii's dim for the level being spread */
     sd_footprint *fps; /* SD_FOOTPRINT_SLOTS: the footprint cache */
 } rowsrc_t;
 
@@ -222,7 +230,7 @@ SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprin
 static void spread_row(sd_plane *p, const sd_aperture *ap, rowsrc_t *r)
 {
     int i = 0, n = r->n;
-    round_radii(r->R, n);
+    round_radii(r->R, r->v, n, r->dim);
     while (i < n) {
         if (r->R[i] < 0.0f) { i++; continue; }
         int j = i + 1, last = i;
@@ -316,7 +324,7 @@ static void spread_row_cells(const spread_ctx *c, sd_plane *pl, int k, int by, i
     }
     if (!any) return;
     int n = bx1 - bx0, i = 0, o = pl->o;
-    round_radii(rs->R, n);
+    round_radii(rs->R, rs->v, n, rs->dim);
     while (i < n) {
         if (rs->R[i] < 0.0f) { i++; continue; }
         int j = i + 1, last = i;
@@ -431,6 +439,7 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
     int sh = k - c->base, bs = 1 << sh;
     level_pass lp = {k, sh, 0.0f, 0.0f, 1.0f / (float)bs, (float)pl->o, 1.0f / (float)(1 << k)};
     level_span(k, c->base, &lp.lo, &lp.hi);
+    rs->dim = s->dim_light > 0.0f ? ldexpf(s->dim_light, 2 * k) : -1.0f;
     /* Column tiles, each spread over all the band's rows before the next: a source writes the
      * 2R rows around its own, and a tile keeps those rows' stretch of the plane in cache. */
     for (int t0 = c->col0; t0 < c->col1; t0 += SPREAD_TILE << sh) {
@@ -590,7 +599,7 @@ sd_status sd_scatter(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc
         return SD_ERR_ARG;
     sd_pyramid *p = sd_pyr_new(H, W, sd_max_abs(H, W, coc, coc_row, nthreads), nthreads);
     if (!p) return SD_ERR_NOMEM;
-    sd_pyr_src s = {src, 1.0f, coc, NULL, coc_row, NULL, NULL, NULL};
+    sd_pyr_src s = {src, 1.0f, coc, NULL, coc_row, NULL, NULL, NULL, 0.0f};
     if (sd_pyr_spread(p, 0, &s, ap, 0, H, 0, W, nthreads) != SD_OK) { sd_pyr_free(p); return SD_ERR_NOMEM; }
     if (cancel && cancel->check && cancel->check(cancel->ctx)) { sd_pyr_free(p); return SD_ERR_INTERRUPTED; }
     sd_pyr_resolve(p, 0, nthreads);

@@ -205,7 +205,7 @@ sd_status sd_window_excess(sd_render_ctx *r, const sd_slice *s, const sd_pyramid
     }
     sd_pyr_clear(r->xpyr, r->nt);
     sd_pyr_src src = {{r->xlayer, 0, 4, 4}, (float)(bs * bs), r->lcoc, k > 0 ? r->pos : NULL, 0,
-                      s->cell_x0, s->cell_x1, s->cell_off};
+                      s->cell_x0, s->cell_x1, s->cell_off, SD_DIM_LIGHT};
     for (int i = 0; i < 4; i++) {
         if (!has[i]) continue;
         sd_status st = sd_pyr_spread(r->xpyr, k, &src, r->ap, bands[i].y0, bands[i].y1, bands[i].x0, bands[i].x1, r->nt);
