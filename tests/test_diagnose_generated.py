@@ -165,3 +165,21 @@ def test_subject_in_front_of_the_focal_plane_is_not_near_content(scene, name):
     wall = _wall_lens(s)
     d = s.diagnose(s.render(lens=wall), lens=wall)
     assert "foreground_bleed" not in d.flags, d.report()
+
+
+def test_nearer_part_of_the_subject_out_of_focus_is_no_wrong_subject(scene):
+    """scene_0301 (balanced mix): a held object 5 px of CoC before a body in focus. Along the
+    object's edge the thin lens sees past its blur the body the input hides there, so the truth
+    is sharper there than the input blurred by the CoC: that edge says nothing about the focus.
+    The truth and synthdof's render are not flagged; focused on the wall, the render is."""
+    s = scene("scene_0301")
+    held = (s.matte >= 0.98) & (s.coc < -4.0)
+    body = (s.matte >= 0.98) & (np.abs(s.coc) < 2.5)
+    assert held.sum() > 300 and body.sum() > 5000
+    for r in (s.truth, s.render()):
+        d = s.diagnose(r)
+        assert "wrong_subject" not in d.flags, d.report()
+        assert d.details["wrong_subject"].get("subject_left_sharp", 0.0) < 0.2
+    d = s.diagnose(s.render(lens=_wall_lens(s)))
+    assert "wrong_subject" in d.flags
+    assert d.details["wrong_subject"]["render_off_subject"] == 1.0

@@ -467,6 +467,40 @@ def _highlight_shape(ctx, h_r, h_pred, zone):
 HIGHLIGHT_SCALE = 2.0
 
 
+def _before_farther_part(c, part, where):
+    """Pixels of `where` whose own blur reach (a square of radius |c|/2 + 1) holds a pixel of
+    `part` lying behind them by more than NEARER_BY px of CoC: the edge of a nearer part out of
+    focus (a held object before the body, a sliver of near content the unsmoothed depth gives a
+    subject pixel). The lens sees past such an edge the farther part the input hides there, so
+    the render's sharpness there says nothing about its focus."""
+    out = np.zeros(c.shape, bool)
+    if not where.any():
+        return out
+    radius = np.ceil(np.abs(c) / 2.0).astype(np.int64) + 1
+    r_max = int(radius[where].max())
+    # only the box around `where` and its reach matters
+    ys, xs = np.nonzero(where)
+    y0, y1 = max(0, ys.min() - r_max), min(c.shape[0], ys.max() + r_max + 1)
+    x0, x1 = max(0, xs.min() - r_max), min(c.shape[1], xs.max() + r_max + 1)
+    box = (slice(y0, y1), slice(x0, x1))
+    cb, wb, rb = c[box], where[box], radius[box]
+    farthest = np.where(part[box], cb, -np.inf).astype(np.float32)
+    ob = out[box]
+    for r in range(1, r_max + 1):
+        farthest = _local_max(farthest, 1)   # now the max over a (2r+1)^2 square
+        sel = wb & (rb == r)
+        if sel.any():
+            ob[sel] = farthest[sel] > cb[sel] + NEARER_BY
+    return out
+
+
+# a part of the subject counts as before another when their CoCs differ by more than this (px):
+# a held object 0.7 px nearer than the body already hides it in the input and shows it in the
+# thin-lens truth along its edge; excluding steps of 0.5 px and more over 99 generated scenes
+# cost no wrong-focus catch made on other evidence than such an edge (docs/diagnostics.md)
+NEARER_BY = 0.5
+
+
 def _wrong_subject(ctx):
     if ctx.a is None:
         return None, "needs matte"
@@ -503,6 +537,7 @@ def _wrong_subject(ctx):
     # ... and where the lens blurs it, the render should not leave it sharp
     if ctx.c is not None:
         soft = judge & (np.abs(ctx.c) >= 3.0)
+        soft &= ~_before_farther_part(ctx.c, a >= 0.5, soft)
         bn, bd = ctx.deficit_terms()
         b, _ = _region(bn, bd, soft, VISIBLE)
         if np.isfinite(b):
