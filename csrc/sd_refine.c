@@ -7,7 +7,9 @@
  * guide shows, and every row (horizontal pass) and column (vertical pass) is independent, so rows
  * and column blocks split between threads give the same bits for any thread count. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sd_alloc.h"
 #include "sd_parallel.h"
@@ -23,6 +25,37 @@
  * rows (H x (W-1), horizontal) or along columns ((H-1) x W, vertical). The domain step between
  * two neighbours is 1 + (sigma_s / sigma_r) * sum of |guide difference| over the guide's
  * channels. Each later pass halves the sigma, which squares the coefficient (square_all). */
+/* e^x in float arithmetic alone, for the coefficients' exponents (x <= 0): the same bits on
+ * every machine (no library call, whose vector and FMA variants may differ in the last bit), and
+ * it vectorises (selections by integer masks: a float comparison would keep the loop scalar).
+ * x = k ln2 + r with |r| <= ln2 / 2 (ln2 in two parts, Cody & Waite), e^r by the polynomial of
+ * Cephes' expf (at most 1.4 ulp from e^x here), times 2^k built in the exponent bits. Beyond
+ * [-87, 0] (e^x under float's smallest normal), -inf and NaN give 0: a coefficient that stops
+ * the recursion. */
+static inline float exp_nonpositive(float x)
+{
+    uint32_t ux;
+    memcpy(&ux, &x, sizeof ux);
+    /* -0 to -87 have the sign bit and bits up to -87's; +0 counts too */
+    uint32_t mask = 0u - (uint32_t)(((ux >= 0x80000000u) & (ux <= 0xC2AE0000u)) | (ux == 0u));
+    ux = (ux & mask) | (0x80000000u & ~mask); /* -0 outside the range, so k stays in range */
+    memcpy(&x, &ux, sizeof x);
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float k = (x * 1.44269504088896341f + magic) - magic;
+    float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float e = (p * r) * r + r + 1.0f;
+    uint32_t scale_bits = ((uint32_t)((int32_t)k + 127) << 23) & mask;
+    float scale;
+    memcpy(&scale, &scale_bits, sizeof scale);
+    return e * scale;
+}
+
 static void pair_coefficients(int H, int W, const float *guide, int K, double ratio, double log_a,
                               int vertical, float *coef, int nt)
 {
@@ -32,11 +65,13 @@ static void pair_coefficients(int H, int W, const float *guide, int K, double ra
     for (int y = 0; y < rows; y++) {
         float *c = coef + (ptrdiff_t)y * cols;
         const float *g = guide + (ptrdiff_t)y * W * K;
-        for (int x = 0; x < cols; x++) {
+        for (int x = 0; x < cols; x++) { /* the guide's differences first: the exponentials vectorise */
             float d = 0.0f;
             for (int k = 0; k < K; k++) d += fabsf(g[(ptrdiff_t)x * K + step + k] - g[(ptrdiff_t)x * K + k]);
-            c[x] = (float)exp(log_a * (1.0 + ratio * (double)d));
+            c[x] = d;
         }
+        SD_SIMD
+        for (int x = 0; x < cols; x++) c[x] = exp_nonpositive((float)(log_a * (1.0 + ratio * (double)c[x])));
     }
 }
 

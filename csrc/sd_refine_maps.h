@@ -10,9 +10,9 @@
 
 #include "sd_core.h"
 
-/* The guide's sRGB encoding of n linear values, in two steps around a vectorised power:
- * base = max(clip(lin, 0, 1), 0.0031308); the caller raises base to 1/2.4 in place; finish turns
- * it into 12.92 x below the knee and 1.055 base - 0.055 above it. */
+/* The guide's sRGB encoding of n linear values, in two steps: base = max(clip(lin, 0, 1),
+ * 0.0031308); finish turns it in place into 12.92 x below the knee and 1.055 base^(1/2.4) - 0.055
+ * above it (the power within 3 ulp, the same bits on every machine). */
 sd_status sd_srgb_encode_base(size_t n, const float *lin, float *base, int nthreads);
 sd_status sd_srgb_encode_finish(size_t n, const float *lin, float *inout, int nthreads);
 

@@ -29,15 +29,36 @@ def odd_floats(shape):
     return x
 
 
+def srgb_in_double(lin):
+    x = np.clip(lin.astype(np.float64), 0.0, 1.0)
+    return np.where(x <= np.float32(0.0031308), np.float32(12.92) * lin.clip(0, 1),
+                    1.055 * np.maximum(x, 0.0031308) ** (1 / 2.4) - 0.055)
+
+
 @pytest.mark.parametrize("nt", [1, 2])
-def test_srgb_guide_matches_linear_to_srgb(nt):
+def test_srgb_guide_matches_the_formula_in_double(nt):
     lin = odd_floats((37, 53, 3))
     out = np.empty_like(lin)
     _core.srgb_encode_base(lin, out, nt)
-    np.power(out, np.float32(1 / 2.4), out=out)
     _core.srgb_encode_finish(lin, out, nt)
-    ref = linear_to_srgb(lin)
-    np.testing.assert_array_equal(out, ref)  # equal values (a clipped -0.0 may keep its sign)
+    ref = srgb_in_double(lin)
+    # the power within 3 ulp, then 1.055 p - 0.055 (which loses a bit near the knee)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=6e-7)
+    linear = lin.clip(0, 1) <= np.float32(0.0031308)
+    np.testing.assert_array_equal(out[linear], (np.float32(12.92) * lin.clip(0, 1))[linear])
+    np.testing.assert_allclose(out, linear_to_srgb(lin), rtol=0, atol=6e-7)
+
+
+def test_srgb_guide_power_over_every_float_of_a_range():
+    """Every float32 from 0.5 to 0.5 + 2^-6 (131072 of them) within 3 ulp of x^(1/2.4)."""
+    x = (np.float32(0.5) + np.arange(1 << 17, dtype=np.float32) * np.float32(2.0 ** -24)).astype(np.float32)
+    out = np.empty_like(x)
+    _core.srgb_encode_base(x, out, 1)
+    _core.srgb_encode_finish(x, out, 1)
+    p = (out.astype(np.float64) + 0.055) / 1.055  # the power, up to the last step's rounding
+    ref = x.astype(np.float64) ** (1 / 2.4)
+    ulp = np.spacing(ref.astype(np.float32)).astype(np.float64)
+    assert np.abs(p - ref).max() <= 4 * ulp.max()
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
