@@ -219,6 +219,8 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
  * slanted one, the weights could move the result by less than that (0.5 % of disparity is about
  * half a pixel of CoC on a subject in focus at 2 m, 85 mm f/1.4). */
 #define UPSAMPLE_AGREE 0.005f
+/* Most output pixels summed side by side (see sd_guided_upsample). */
+#define UPSAMPLE_RUN 16
 
 /* Where each output row (or column) reads the samples: the first of its 4 samples (j0, may lie
  * outside the map) and the tent weights of the 4, computed once per row and per column (the
@@ -279,41 +281,54 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
             uniform[(ptrdiff_t)jw * ww + iw] = vmax - vmin <= UPSAMPLE_AGREE * fmaxf(fabsf(vmin), fabsf(vmax));
         }
     }
+    /* Pixels of a row whose windows start at the same sample (a run: up to the scale factor of
+     * them) read the same samples: they are summed side by side, each pixel's sums in the same
+     * order as alone (so the same bits), and their chains of dependent additions overlap. */
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
         const tent_taps *cy = &ty[y];
         int j0 = cy->first;
         int jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4;
-        for (int x = 0; x < W; x++) {
-            const tent_taps *cx = &tx[x];
-            int i0 = cx->first;
+        for (int xa = 0; xa < W;) {
+            int i0 = tx[xa].first, xb = xa + 1;
+            while (xb < W && xb - xa < UPSAMPLE_RUN && tx[xb].first == i0) xb++;
+            int n = xb - xa;
             int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
-            const float *g = guide + ((ptrdiff_t)y * W + x) * K;
             int uni = uniform[(ptrdiff_t)(j0 + 2) * ww + i0 + 2];
-            double num = 0.0, den = 0.0;
+            double num[UPSAMPLE_RUN], den[UPSAMPLE_RUN];
+            for (int r = 0; r < n; r++) num[r] = den[r] = 0.0;
             for (int j = jlo; j < jhi; j++) {
                 float wy = cy->wt[j - j0];
                 if (wy <= 0.0f) continue;
                 for (int i = ilo; i < ihi; i++) {
                     ptrdiff_t k = (ptrdiff_t)j * w + i;
-                    float wx = cx->wt[i - i0];
-                    if (wx <= 0.0f || !(lo_weight[k] > 0.0f)) continue;
-                    double wt = (double)(wx * wy * lo_weight[k]);
-                    if (!uni) {
-                        const float *gl = guide_lo + k * K;
-                        float d = 0.0f;
-                        for (int c = 0; c < K; c++) d += fabsf(g[c] - gl[c]);
-                        /* a sample whose colour differs from the pixel's lies on another surface
-                         * (d == 0 counts fully, even for a tiny sigma_r) */
-                        if (d > 0.0f) wt *= (double)expf(-d * inv_r);
+                    float lw = lo_weight[k];
+                    if (!(lw > 0.0f)) continue;
+                    double v = (double)lo[k];
+                    const float *gl = guide_lo + k * K;
+                    for (int r = 0; r < n; r++) {
+                        float wx = tx[xa + r].wt[i - i0];
+                        if (wx <= 0.0f) continue;
+                        double wt = (double)(wx * wy * lw);
+                        if (!uni) {
+                            const float *g = guide + ((ptrdiff_t)y * W + xa + r) * K;
+                            float d = 0.0f;
+                            for (int c = 0; c < K; c++) d += fabsf(g[c] - gl[c]);
+                            /* a sample whose colour differs from the pixel's lies on another
+                             * surface (d == 0 counts fully, even for a tiny sigma_r) */
+                            if (d > 0.0f) wt *= (double)expf(-d * inv_r);
+                        }
+                        num[r] += wt * v;
+                        den[r] += wt;
                     }
-                    num += wt * (double)lo[k];
-                    den += wt;
                 }
             }
-            float found = (float)den; /* a weight below float's range counts as none */
-            out[(ptrdiff_t)y * W + x] = found > 0.0f ? (float)(num / den) : 0.0f;
-            out_weight[(ptrdiff_t)y * W + x] = found;
+            for (int r = 0; r < n; r++) {
+                float found = (float)den[r]; /* a weight below float's range counts as none */
+                out[(ptrdiff_t)y * W + xa + r] = found > 0.0f ? (float)(num[r] / den[r]) : 0.0f;
+                out_weight[(ptrdiff_t)y * W + xa + r] = found;
+            }
+            xa = xb;
         }
     }
     free(ty);
