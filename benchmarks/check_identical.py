@@ -97,10 +97,12 @@ def refine_cases(s):
                 *synthdof.refine(g["pinhole"], depth, matte=matte, num_threads=nt)))()
 
 
-def cases(quick):
+def cases(quick, only=""):
     """Yield (name, function of num_threads returning a hash)."""
     s = cached_scene() if not quick else cached_scene(1008, 756)
     yield from refine_cases(s)
+    if only.startswith("refine"):
+        return  # the rest would be prepared for nothing
     yield "scene12", lambda nt: digest(synthdof.render(
         s["image"], s["depth"], matte=s["matte"], lens=s["lens"], aperture=s["aperture"], num_threads=nt))
     smooth = blur(s["depth"], SMOOTH_SIGMA_PX)
@@ -140,7 +142,7 @@ def cases(quick):
 
 def run(quick, only=""):
     out = {}
-    for name, fn in cases(quick):
+    for name, fn in cases(quick, only):
         if not name.startswith(only):
             continue
         for nt in THREADS:
