@@ -17,6 +17,92 @@
 /* The side fills and the blur share are unguided: the sigma_r they pass is never used. */
 #define UNGUIDED_SIGMA_R 1.0
 
+/* The two sides' continuations: what sd_edge_fill gives for each (values q, weights w_fg and
+ * w_bg, unguided, sigma band, wanted where near), with both sides in one filter of 4 channels
+ * while both have pixels left (the filter's channels never mix and each is computed as alone, so
+ * the bits are the two fills'); a side left alone widens on its own. fg and bg: zeroed. */
+static sd_status fill_sides(int H, int W, const float *q, ptrdiff_t qrow, const float *w_fg, const float *w_bg,
+                            const uint8_t *near, ptrdiff_t mrow, const sd_sides_params *p, float *fg, float *bg,
+                            int nt)
+{
+    size_t n = (size_t)H * (size_t)W;
+    uint8_t *todo_fg = sd_big_alloc(n, 1, nt), *todo_bg = sd_big_alloc(n, 1, nt);
+    float *buf = sd_big_alloc(n * 4, sizeof(float), nt);
+    sd_status st = SD_ERR_NOMEM;
+    if (!todo_fg || !todo_bg || !buf) goto done;
+    size_t left_fg = 0;
+    for (int y = 0; y < H; y++) {
+        const uint8_t *nr = near + (ptrdiff_t)y * mrow;
+        memcpy(todo_fg + (ptrdiff_t)y * W, nr, (size_t)W);
+        memcpy(todo_bg + (ptrdiff_t)y * W, nr, (size_t)W);
+        for (int x = 0; x < W; x++) left_fg += nr[x] != 0;
+    }
+    size_t left_bg = left_fg;
+    st = SD_OK;
+    double reach = 1.0; /* 4^k, as sd_edge_fill widens */
+    for (int k = 0; k < p->widenings && (left_fg || left_bg); k++, reach *= 4.0) {
+        const double sigma = (double)p->band * reach;
+        if (left_fg && left_bg) {
+            SD_PARALLEL_FOR(nt)
+            for (int y = 0; y < H; y++) { /* sd_fill_weigh's products, both sides */
+                const float *v = q + (ptrdiff_t)y * qrow, *wf = w_fg + (ptrdiff_t)y * W, *wb = w_bg + (ptrdiff_t)y * W;
+                float *o = buf + (ptrdiff_t)y * W * 4;
+                for (int x = 0; x < W; x++) {
+                    o[4 * x] = v[x] * wf[x];
+                    o[4 * x + 1] = wf[x];
+                    o[4 * x + 2] = v[x] * wb[x];
+                    o[4 * x + 3] = wb[x];
+                }
+            }
+            if ((st = sd_edge_filter(H, W, 4, buf, NULL, 0, sigma, UNGUIDED_SIGMA_R, p->iterations, nt)) != SD_OK)
+                goto done;
+            size_t lf = 0, lb = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : lf, lb)
+#endif
+            for (int y = 0; y < H; y++) { /* sd_fill_take for each side */
+                const float *f = buf + (ptrdiff_t)y * W * 4;
+                uint8_t *tf = todo_fg + (ptrdiff_t)y * W, *tb = todo_bg + (ptrdiff_t)y * W;
+                float *of = fg + (ptrdiff_t)y * W, *ob = bg + (ptrdiff_t)y * W;
+                for (int x = 0; x < W; x++) {
+                    if (tf[x]) {
+                        if (f[4 * x + 1] > p->min_weight) {
+                            of[x] = f[4 * x] / f[4 * x + 1];
+                            tf[x] = 0;
+                        } else {
+                            lf++;
+                        }
+                    }
+                    if (tb[x]) {
+                        if (f[4 * x + 3] > p->min_weight) {
+                            ob[x] = f[4 * x + 2] / f[4 * x + 3];
+                            tb[x] = 0;
+                        } else {
+                            lb++;
+                        }
+                    }
+                }
+            }
+            left_fg = lf;
+            left_bg = lb;
+        } else {
+            int one_fg = left_fg != 0;
+            const float *w = one_fg ? w_fg : w_bg;
+            if ((st = sd_fill_weigh(H, W, 1, q, qrow, w, W, buf, nt)) != SD_OK) goto done;
+            if ((st = sd_edge_filter(H, W, 2, buf, NULL, 0, sigma, UNGUIDED_SIGMA_R, p->iterations, nt)) != SD_OK)
+                goto done;
+            if ((st = sd_fill_take(H, W, 1, buf, one_fg ? todo_fg : todo_bg, p->min_weight, one_fg ? fg : bg,
+                                   one_fg ? &left_fg : &left_bg, nt)) != SD_OK)
+                goto done;
+        }
+    }
+done:
+    sd_big_free(todo_fg);
+    sd_big_free(todo_bg);
+    sd_big_free(buf);
+    return st;
+}
+
 sd_status sd_continue_sides(int H, int W, const float *q, ptrdiff_t qrow, const uint8_t *side, const uint8_t *near,
                             const uint8_t *kept, ptrdiff_t mrow, const sd_sides_params *p, float *out, int nthreads)
 {
@@ -55,15 +141,7 @@ sd_status sd_continue_sides(int H, int W, const float *q, ptrdiff_t qrow, const 
     }
     /* the continuations, wanted where near; 0 where a fill reaches no pixel of its side */
     size_t left;
-    const double sigma = (double)p->band;
-    float *conts[2] = {fg, bg};
-    const float *weights[2] = {w_fg, w_bg};
-    for (int i = 0; i < 2; i++) {
-        for (int y = 0; y < H; y++) memcpy(todo + (ptrdiff_t)y * W, near + (ptrdiff_t)y * mrow, (size_t)W);
-        st = sd_edge_fill(H, W, 1, q, qrow, weights[i], W, NULL, 0, sigma, UNGUIDED_SIGMA_R, p->iterations,
-                          p->widenings, p->min_weight, todo, conts[i], &left, nt);
-        if (st != SD_OK) goto done;
-    }
+    if ((st = fill_sides(H, W, q, qrow, w_fg, w_bg, near, mrow, p, fg, bg, nt)) != SD_OK) goto done;
     const float tol = p->tolerance;
     const int both = any_fg && any_bg;
     if (any_kept) {
