@@ -290,6 +290,29 @@ def test_batch_on_dask_local_cluster_matches_serial(scene, tmp_path):
                                       np.load(tmp_path / "dask" / b[rid]["output"]))
 
 
+def test_run_task_reuses_the_input_it_loaded_last_until_a_file_changes(scene, tmp_path):
+    """A Dask worker's tasks arrive one at a time: each loads its input unless the process
+    loaded the same input (unchanged files) for the task before."""
+    from synthdof._batch import load_config, load_task_scene, plan, run_task
+
+    cfg_path = tmp_path / "batch.json"
+    write_config(cfg_path, scene, output={"format": "npy"})
+    tasks = [t for t in plan(load_config(str(cfg_path))) if t["input"]["name"] == "a"]
+    outs = [tmp_path / name for name in ("first", "second", "fresh", "changed")]
+    for d in outs:
+        d.mkdir()
+    first = run_task(tasks[0], str(outs[0]), num_threads=1)
+    second = run_task(tasks[1], str(outs[1]), num_threads=1)
+    assert first["timings"]["load_s"] > 0 and second["timings"]["load_s"] == 0
+    fresh = run_task(tasks[1], str(outs[2]), num_threads=1, scene=load_task_scene(tasks[1]["input"], 1))
+    np.testing.assert_array_equal(np.load(outs[1] / second["output"]), np.load(outs[2] / fresh["output"]))
+    matte = scene["dir"] / "matte.png"
+    st = os.stat(matte)
+    os.utime(matte, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # rewritten: loaded again
+    changed = run_task(tasks[1], str(outs[3]), num_threads=1)
+    assert changed["timings"]["load_s"] > 0
+
+
 @pytest.mark.parametrize("mutate, expect", [
     (lambda c: c.update(inputs=[{"name": "x", "image": "nope.png", "depth": "depth.npy"}]), "not found"),
     (lambda c: c["lens"].update(f_number={"gamma": [1, 2]}), "lens.f_number"),

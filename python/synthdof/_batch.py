@@ -12,6 +12,7 @@ rendering one scene, shared with `synthdof render`), _batch_folder (the folder's
 and stale temporary files) and this runner."""
 import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -67,6 +68,41 @@ def load_task_scene(inp, num_threads=None):
                  load_seconds=time.perf_counter() - t0)
 
 
+# The input a process loaded last, for the next task of the same input on a Dask worker (the
+# tasks of one input arrive one after another): (key, Scene). One entry: a worker holds at most
+# one input's arrays beyond the task at hand.
+_last_scene = [None, None]
+_last_scene_lock = threading.Lock()
+
+
+def _input_key(inp):
+    """The input's config entry and its files' sizes and modification times: a file rewritten
+    between two tasks is loaded again."""
+    stats = []
+    for k in ("image", "depth", "matte"):
+        path = inp.get(k)
+        try:
+            st = os.stat(path) if isinstance(path, str) else None
+        except OSError:
+            st = None
+        stats.append(None if st is None else (st.st_size, st.st_mtime_ns))
+    return json.dumps([inp, stats], sort_keys=True, default=str)
+
+
+def _load_cached(inp, num_threads):
+    """load_task_scene, reusing the scene this process loaded last when it is the same input
+    (its load time then 0): on Dask each task arrives alone, and decoding a 12 MP image, its
+    depth and matte (and refining them) costs as much CPU as a render."""
+    key = _input_key(inp)
+    with _last_scene_lock:
+        if _last_scene[0] == key:
+            return dataclasses.replace(_last_scene[1], load_seconds=0.0)
+    scene = load_task_scene(inp, num_threads)
+    with _last_scene_lock:
+        _last_scene[:] = [key, scene]
+    return scene
+
+
 def _task_files(task):
     return [task["output"]] + ([task["coc_output"]] if task["coc_output"] else [])
 
@@ -95,6 +131,8 @@ def run_task(task, outdir, num_threads=None, scene=None):
         Threads of the render.
     scene : Scene, optional
         The task's input, already loaded (by a caller that renders several samples of it).
+        Default: loaded from its files, or the scene this process loaded last when the input
+        and its files (size, modification time) are the same.
 
     Returns
     -------
@@ -126,7 +164,7 @@ def _render_task(task, outdir, num_threads, scene):
 
     _kill_hook(task["id"])
     if scene is None:
-        scene = load_task_scene(task["input"], num_threads)
+        scene = _load_cached(task["input"], num_threads)
     img, d, m = scene.image, scene.depth, scene.matte
     t1 = time.perf_counter()
     dtype, float_out = _output_dtype(task, img.dtype)
