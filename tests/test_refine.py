@@ -292,6 +292,23 @@ def test_depth_resized_to_the_image_is_upsampled_from_its_samples(k):
     np.testing.assert_allclose(out, smooth, rtol=1e-6)
 
 
+def test_depth_at_one_eighth_is_continued_from_each_side_over_eight_pixels():
+    # the image cannot tell the two sides apart (both grey): only the matte places the edge,
+    # and depth at 1/8 resolution blends them over 8 pixels; the band continued from each side
+    # of the matte is as wide as that (the default band at 96 px wide is 2 px)
+    image = np.full((64, 96, 3), 0.3, np.float32)
+    small = np.full((8, 12), 6.0, np.float32)
+    small[:, :6] = 2.0
+    matte = np.zeros((64, 96), np.float32)
+    matte[:, :48] = 1.0
+    # (what lies beyond the band is the upsampling's own blend, within 7 % of each side here)
+    out, _ = synthdof.refine(image, small, matte=matte)
+    np.testing.assert_allclose(out[:, 40:48], 2.0, rtol=0.03)
+    np.testing.assert_allclose(out[:, 48:56], 6.0, rtol=0.08)
+    out, _ = synthdof.refine(image, small, matte=matte, edge_width=2)  # as asked
+    assert np.abs(out[:, 48:56] / 6.0 - 1).max() > 0.3
+
+
 def test_noisy_sensor_depth_is_smoothed_along_surfaces_not_across():
     image, depth = two_surfaces()
     rng = np.random.default_rng(3)

@@ -316,9 +316,10 @@ def _refine_matte(guide, matte, reach, mode):
     # off the line: beyond the subject's colour, the background beside the edge differs from
     # the one farther out (a checkered floor): the mask's side; beyond the background's (a
     # strand darker than both sides), or too little contrast: the mask's own value
-    out[ys, xs] = np.where(ok, t, np.where(t0 > 1, (a >= 0.5).astype(np.float32), a))
+    alpha = np.where(ok, t, np.where(t0 > 1, (a >= 0.5).astype(np.float32), a))
     # the colours may give the mask's outside coverage but never make it confidently subject
-    return np.where(matte < 0.5, np.minimum(out, GROWN_MAX), out).astype(np.float32)
+    out[ys, xs] = np.where(a < 0.5, np.minimum(alpha, GROWN_MAX), alpha)
+    return out
 
 
 def _continue_sides(q, side, near, band, kept, nt):
@@ -411,7 +412,8 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         ramp that already agrees with the colours (half or more of its pixels within 0.1).
     edge_width : 'auto' or float, default 'auto'
         Width in image pixels of the band beside the matte's boundary whose depth is replaced;
-        'auto' is 1/128 of the image's longer side (6 px at 768 wide, 31 px at 4032). 0 turns
+        'auto' is 1/128 of the image's longer side (6 px at 768 wide, 31 px at 4032), and at
+        least k pixels for depth given at (or resized from) 1/k of the image's width. 0 turns
         the band off.
     num_threads : int, optional
         Threads for the filters (default: all cores); the result does not depend on it.
@@ -472,6 +474,9 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     if a is not None and (a.min() < 0 or a.max() > 1):
         raise ValueError(f"matte: values must lie in [0, 1], got [{a.min():g}, {a.max():g}]")
     band = _edge_width(edge_width, (H, W))
+    if isinstance(edge_width, str) and w < W:
+        # depth at 1/k of the image's resolution does not place the boundary finer than k pixels
+        band = max(band, int(np.ceil(W / w)))
     if refine_matte not in ("auto", True, False):
         raise ValueError(f"refine_matte: expected 'auto', True or False, got {refine_matte!r}")
 
