@@ -79,7 +79,8 @@ def run_once(config, workers, frames):
     stamps += [total] * (n - seen)
     shutil.rmtree(out, ignore_errors=True)
     if proc.returncode != 0 or n != frames:
-        raise SystemExit(f"batch --workers {workers} failed (exit {proc.returncode}, {n}/{frames} frames): {err[-500:]}")
+        raise SystemExit(f"batch --workers {workers} failed (exit {proc.returncode}, "
+                         f"{n}/{frames} frames): {err[-500:]}")
     fps = (n - 1) / (stamps[-1] - stamps[0]) if n > 1 and stamps[-1] > stamps[0] else float("nan")
     cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
     return dict(workers=workers, frames=n, fps=fps, total_s=total, first_frame_s=stamps[0], cpu_s=cpu)
