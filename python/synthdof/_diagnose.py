@@ -332,6 +332,16 @@ def _pixel_map(num, den, mask, floor, r=1):
     return np.where(mask, np.clip(n / np.maximum(d, 1e-12), 0.0, 1.0), 0.0).astype(np.float32)
 
 
+def _judge_region(terms, maps, ratio_name, score_name, num, den, mask, floor, *, low=0.2, r=1):
+    """Where mask holds evidence (_region), record the ratio as terms[ratio_name], its score
+    ramped from low to 0.5 as terms[score_name], and its per-pixel map in maps."""
+    ratio, _ = _region(num, den, mask, floor)
+    if np.isfinite(ratio):
+        terms[ratio_name] = ratio
+        terms[score_name] = _ramp(ratio, low, 0.5)
+        maps.append(_pixel_map(num, den, mask, floor, r=r))
+
+
 def _halo(ctx):
     if ctx.a is None or ctx.c is None:
         return None, "needs matte and depth + lens (or coc)"
@@ -529,21 +539,13 @@ def _wrong_subject(ctx):
         if front.any():
             sharp &= scatter(front.astype(np.float32), np.where(front, ctx.c, 0.0).astype(np.float32)) < 0.05
     gn, gd = ctx.excess_terms()
-    g, _ = _region(gn, gd, sharp, FAINT)
-    if np.isfinite(g):
-        terms["subject_blurred"] = g
-        terms["render_off_subject"] = _ramp(g, 0.15, 0.5)
-        maps.append(_pixel_map(gn, gd, sharp, FAINT, r=2))
+    _judge_region(terms, maps, "subject_blurred", "render_off_subject", gn, gd, sharp, FAINT, low=0.15, r=2)
     # ... and where the lens blurs it, the render should not leave it sharp
     if ctx.c is not None:
         soft = judge & (np.abs(ctx.c) >= 3.0)
         soft &= ~_before_farther_part(ctx.c, a >= 0.5, soft)
         bn, bd = ctx.deficit_terms()
-        b, _ = _region(bn, bd, soft, VISIBLE)
-        if np.isfinite(b):
-            terms["subject_left_sharp"] = b
-            terms["render_sharp_subject"] = _ramp(b, 0.2, 0.5)
-            maps.append(_pixel_map(bn, bd, soft, VISIBLE, r=2))
+        _judge_region(terms, maps, "subject_left_sharp", "render_sharp_subject", bn, bd, soft, VISIBLE, r=2)
     # the depth: most of the rest of the picture should not lie in front of the subject
     if ctx.z is not None or ctx.c is not None:
         rest = a < 0.02
@@ -589,11 +591,7 @@ def _foreground_bleed(ctx):
         tX = np.minimum(_tone(al * ctx.veil_colour + (1.0 - al) * ctx.E), 1.0)
         dI = np.minimum(ctx.tI, 1.0) - tX
         nn, nd = ((np.minimum(ctx.tR, 1.0) - tX) * dI).sum(2), (dI * dI).sum(2)
-        b, _ = _region(nn, nd, near, VISIBLE)
-        if np.isfinite(b):
-            terms["near_left_sharp"] = b
-            terms["near_sharp"] = _ramp(b, 0.2, 0.5)
-            maps.append(_pixel_map(nn, nd, near, VISIBLE))
+        _judge_region(terms, maps, "near_left_sharp", "near_sharp", nn, nd, near, VISIBLE)
     # 3. in-focus content outside the subject should stay sharp (under the veil of nearer
     # content where that spreads over it: a continuous surface in front of the focal plane)
     focus = sharp & (ctx.veil_alpha < 0.5)
@@ -604,11 +602,7 @@ def _foreground_bleed(ctx):
     dP = ctx.tI - ctx.tP
     own = _tone((1.0 - al) * ctx.E_all + al * ctx.veil_colour)
     gn, gd = ((own - ctx.tR) * dP).sum(2), (dP * dP).sum(2)
-    g, _ = _region(gn, gd, focus, VISIBLE)
-    if np.isfinite(g):
-        terms["focus_blurred"] = g
-        terms["in_focus_blurred"] = _ramp(g, 0.2, 0.5)
-        maps.append(_pixel_map(gn, gd, focus, VISIBLE))
+    _judge_region(terms, maps, "focus_blurred", "in_focus_blurred", gn, gd, focus, VISIBLE)
     parts = [terms[k] for k in ("veil_missing", "near_sharp", "in_focus_blurred") if k in terms]
     if not parts:
         return None, "nothing in front of or at the focal plane outside the subject"
