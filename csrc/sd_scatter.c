@@ -203,16 +203,20 @@ SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprin
         return;
     }
     if (len == 1) { /* a source of its own (a CoC no neighbour shares): run_end's arithmetic, bare */
+        /* the light and each span's weights in locals: the plane's writes cannot change them, so
+         * each cell's 4 channels go as one vector instead of being reloaded after every store */
+        float lv[4] = {v[0], v[1], v[2], v[3]};
         for (int n = 0; n < fp->n; n++) {
             const sd_fp_span *q = &sp[n];
             int row = y0 + q->dj, xa = x0 + q->ia, xb = x0 + q->ib;
+            float a0 = q->a0, a1 = q->a1, b0 = q->b0, b1 = q->b1;
             float *D = p->buf + (ptrdiff_t)row * p->stride;
             sd_plane_touch(p, row, xa, xb + 2);
             float *pa = D + 4 * (ptrdiff_t)xa, *pb = D + 4 * (ptrdiff_t)xb;
-            for (int c = 0; c < 4; c++) pa[c] += q->a0 * v[c];
-            for (int c = 0; c < 4; c++) pa[4 + c] += q->a1 * v[c];
-            for (int c = 0; c < 4; c++) pb[c] += q->b0 * v[c];
-            for (int c = 0; c < 4; c++) pb[4 + c] += q->b1 * v[c];
+            for (int c = 0; c < 4; c++) pa[c] += a0 * lv[c];
+            for (int c = 0; c < 4; c++) pa[4 + c] += a1 * lv[c];
+            for (int c = 0; c < 4; c++) pb[c] += b0 * lv[c];
+            for (int c = 0; c < 4; c++) pb[4 + c] += b1 * lv[c];
         }
         return;
     }
