@@ -9,6 +9,7 @@
 #include "sd_alloc.h"
 #include "sd_core.h"
 #include "sd_refine_maps.h"
+#include "sd_refine_matte.h"
 #include "sd_refine_sides.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -682,6 +683,47 @@ static PyObject *py_continue_sides(PyObject *self, PyObject *args)
     return raise_status(st, "continue_sides", H, W);
 }
 
+static PyObject *py_matte_ramp(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *m_o, *c_o, *o_o;
+    int linear, nt;
+    double matte_out, matte_in, min_contrast2, off_line, grown_max, alpha_agrees, ridge_step;
+    sd_matte_params p;
+    if (!PyArg_ParseTuple(args, "OOp(ddddddddddip)Oi", &m_o, &c_o, &linear, &matte_out, &matte_in, &min_contrast2,
+                          &off_line, &grown_max, &alpha_agrees, &p.agreeing_share, &ridge_step, &p.ridge_share,
+                          &p.mask_ramp_px, &p.reach, &p.mode_auto, &o_o, &nt))
+        return NULL;
+    PyArrayObject *m = as_f32_contig(m_o, "matte", 2, 2, 0);
+    PyArrayObject *c = m ? as_f32_contig(c_o, "colour", 3, 3, 0) : NULL;
+    PyArrayObject *o = c ? as_f32_contig(o_o, "out", 2, 2, 1) : NULL;
+    if (!o || same_hw(m, c, "matte", "colour") || same_hw(m, o, "matte", "out") || no_overlap(o, m, "matte") ||
+        no_overlap(o, c, "colour"))
+        return NULL;
+    if (PyArray_DIM(c, 2) != 3) {
+        PyErr_Format(PyExc_ValueError, "colour: expected 3 channels, got %d", (int)PyArray_DIM(c, 2));
+        return NULL;
+    }
+    if (p.reach < 0) {
+        PyErr_SetString(PyExc_ValueError, "reach: must be >= 0");
+        return NULL;
+    }
+    /* float32 as NumPy rounds a Python float meeting a float32 array */
+    p.matte_out = (float)matte_out;
+    p.matte_in = (float)matte_in;
+    p.min_contrast2 = (float)min_contrast2;
+    p.off_line = (float)off_line;
+    p.grown_max = (float)grown_max;
+    p.alpha_agrees = (float)alpha_agrees;
+    p.ridge_step = (float)ridge_step;
+    int H = (int)PyArray_DIM(m, 0), W = (int)PyArray_DIM(m, 1);
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_matte_ramp(H, W, PyArray_DATA(m), PyArray_DATA(c), linear, &p, PyArray_DATA(o), nt);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "matte_ramp", H, W);
+}
+
 /* ---- misc -------------------------------------------------------------------------------- */
 
 static PyObject *py_find_nonfinite(PyObject *self, PyObject *args)
@@ -743,6 +785,7 @@ static PyMethodDef methods[] = {
     {"relative_noise", py_relative_noise, METH_VARARGS, "relative_noise(q, weight, nthreads) -> (median, count)"},
     {"band_near", py_band_near, METH_VARARGS, "band_near(matte, matte2, radius, side, near, nthreads) -> (y0, y1, x0, x1)"},
     {"edge_fill", py_edge_fill, METH_VARARGS, "edge_fill(values, weight, guide, sigma_s, sigma_r, iterations, widenings, min_weight, todo, out, nthreads) -> pixels left"},
+    {"matte_ramp", py_matte_ramp, METH_VARARGS, "matte_ramp(matte, colour, linear, (matte_out, matte_in, min_side_contrast**2, off_line, grown_max, alpha_agrees, agreeing_share, ridge_step, ridge_share, mask_ramp_px, reach, auto), out, nthreads)"},
     {"continue_sides", py_continue_sides, METH_VARARGS, "continue_sides(q, side, near, kept, band, tolerance, ring_px, blur_pull, beyond_pull, blurred_share, min_weight, iterations, widenings, out, nthreads)"},
     {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1 (array[, threads])"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},

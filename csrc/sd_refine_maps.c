@@ -85,6 +85,13 @@ static inline float pow_5_12(float x)
     return t * POW_5_12_OF_TWO[e + 9];
 }
 
+float sd_srgb_encode_one(float lin)
+{
+    float x = clip01(lin);
+    float p = pow_5_12(x > SRGB_KNEE ? x : SRGB_KNEE);
+    return x <= SRGB_KNEE ? 12.92f * x : 1.055f * p - 0.055f;
+}
+
 sd_status sd_srgb_encode_finish(size_t n, const float *lin, float *inout, int nthreads)
 {
     if (!lin || !inout) return SD_ERR_ARG;

@@ -15,6 +15,8 @@
  * above it (the power within 3 ulp, the same bits on every machine). */
 sd_status sd_srgb_encode_base(size_t n, const float *lin, float *base, int nthreads);
 sd_status sd_srgb_encode_finish(size_t n, const float *lin, float *inout, int nthreads);
+/* One value's encoding, the same bits as the two steps give it (for the few pixels a stage reads). */
+float sd_srgb_encode_one(float lin);
 
 /* n unsigned integers of `bytes` (1 or 2) bytes each as float32 in [0, 1] (value / 255 or 65535). */
 sd_status sd_unorm_to_float(size_t n, const void *src, int bytes, float *out, int nthreads);

@@ -324,3 +324,118 @@ def test_continue_sides_refuses_bad_arguments():
         _core.continue_sides(*args(out=f))
     with pytest.raises(ValueError, match="tolerance"):
         _core.continue_sides(*args(tol=float("nan")))
+
+
+def reference_refine_matte(guide, matte, reach, mode):
+    """The NumPy expressions the C pass (csrc/sd_refine_matte.c) replaces: the colour walks of
+    every ramp pixel one step at a time, the mask test and the alpha."""
+    from synthdof._refine import (AGREEING_SHARE, ALPHA_AGREES, GROWN_MAX, MASK_RAMP_PX, MATTE_IN, MATTE_OUT,
+                                  MIN_SIDE_CONTRAST, OFF_LINE, RIDGE_SHARE, RIDGE_STEP)
+
+    H, W = matte.shape
+    ramp = (matte > MATTE_OUT) & (matte < MATTE_IN)
+    ys, xs = np.nonzero(ramp)
+    out = matte.copy()
+    if ys.size == 0:
+        return out
+    if mode == "auto":
+        c = matte[ys, xs]
+        ridge = np.zeros(ys.shape, bool)
+        for a, b in ((matte[np.maximum(ys - 1, 0), xs], matte[np.minimum(ys + 1, H - 1), xs]),
+                     (matte[ys, np.maximum(xs - 1, 0)], matte[ys, np.minimum(xs + 1, W - 1)])):
+            ridge |= ((c - a > RIDGE_STEP) & (c - b > RIDGE_STEP)) | ((a - c > RIDGE_STEP) & (b - c > RIDGE_STEP))
+        inside = matte > 0.5
+        crossings = np.count_nonzero(inside[1:] != inside[:-1]) + np.count_nonzero(inside[:, 1:] != inside[:, :-1])
+        if np.mean(ridge) >= RIDGE_SHARE or not ys.size >= MASK_RAMP_PX * crossings:
+            return out
+    gy = np.zeros(ys.shape, np.float32)
+    gx = np.zeros(ys.shape, np.float32)
+    for d in (1, 2):
+        gy += matte[np.minimum(ys + d, H - 1), xs] - matte[np.maximum(ys - d, 0), xs]
+        gx += matte[ys, np.minimum(xs + d, W - 1)] - matte[ys, np.maximum(xs - d, 0)]
+    norm = np.hypot(gy, gx)
+    ok = norm > 0
+    ny, nx = np.where(ok, gy / np.where(ok, norm, 1), 0), np.where(ok, gx / np.where(ok, norm, 1), 0)
+    sides = []
+    for sign, test in ((1, lambda v: v >= MATTE_IN), (-1, lambda v: v <= MATTE_OUT)):
+        c = np.full(ys.shape + (3,), np.nan, np.float32)
+        todo = ok.copy()
+        for k in range(1, reach + 1):
+            py = np.clip(np.rint(ys + sign * k * ny).astype(np.intp), 0, H - 1)
+            px = np.clip(np.rint(xs + sign * k * nx).astype(np.intp), 0, W - 1)
+            hit = todo & test(matte[py, px])
+            c[hit] = guide[py[hit], px[hit]]
+            todo &= ~hit
+        sides.append(c)
+    F, B = sides
+    I = guide[ys, xs]
+    d = F - B
+    n2 = np.einsum("ij,ij->i", d, d)
+    with np.errstate(invalid="ignore"):
+        t0 = np.einsum("ij,ij->i", I - B, d) / np.maximum(n2, 1e-12)
+        t = np.clip(t0, 0.0, 1.0)
+        ok = (n2 > MIN_SIDE_CONTRAST ** 2) & (t0 > -OFF_LINE) & (t0 < 1 + OFF_LINE)
+    a = matte[ys, xs]
+    if mode == "auto" and ok.any() and np.mean(np.abs(t[ok] - a[ok]) < ALPHA_AGREES) >= AGREEING_SHARE:
+        return out
+    alpha = np.where(ok, t, np.where(t0 > 1, (a >= 0.5).astype(np.float32), a))
+    out[ys, xs] = np.where(a < 0.5, np.minimum(alpha, GROWN_MAX), alpha)
+    return out
+
+
+def matte_case(H, W, kind):
+    """An image of a subject on a background (striped, flat, or with colours equal on both sides)
+    and a matte: a segmentation mask (a blurred hard mask), an alpha matte with strands, or the
+    colours' own alpha (which agrees with them)."""
+    from scipy.ndimage import gaussian_filter
+
+    yy, xx = np.mgrid[:H, :W]
+    hard = (np.hypot(yy - H * 0.5, (xx - W * 0.45) * 1.3) < min(H, W) * 0.32).astype(np.float32)
+    true_alpha = gaussian_filter(hard, 0.7)
+    fg = np.stack([0.8 + 0.1 * np.sin(xx / 3), 0.3 + 0.0 * xx, 0.2 + 0.05 * (yy % 4)], -1)
+    bg = np.stack([0.1 + 0.05 * (xx % 7 < 3), 0.5 + 0.2 * np.cos(yy / 5), 0.6 + 0.0 * yy], -1)
+    if kind == "ties":  # quantised colours: exact ties between a pixel and a side (zero products)
+        fg, bg = np.round(fg * 8) / 8, np.round(bg * 8) / 8
+    lin = (true_alpha[..., None] * fg + (1 - true_alpha[..., None]) * bg).astype(np.float32)
+    if kind == "ties":
+        lin = np.round(lin * 8) / 8
+    if kind == "alpha":
+        matte = true_alpha.copy()
+        matte[H // 3:2 * H // 3:3, W // 4] = 0.6  # strands: ridges along a column
+    else:
+        grown = np.hypot(yy - H * 0.5, (xx - W * 0.45) * 1.3) < min(H, W) * 0.32 + 2  # a mask grown by 2 px
+        matte = gaussian_filter(grown.astype(np.float32), 1.5)
+    matte[:3, :] = 0.5  # a ramp at the frame's edge: clipped stencils and walks
+    return np.ascontiguousarray(lin, np.float32), matte.astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["mask", "ties", "alpha"])
+@pytest.mark.parametrize("mode", ["auto", True])
+@pytest.mark.parametrize("reach", [0, 4, 12])
+def test_matte_ramp_matches_the_numpy_walks(kind, mode, reach):
+    from synthdof._refine import _refine_matte
+
+    lin, matte = matte_case(57, 71, kind)
+    guide = linear_to_srgb(lin).astype(np.float32)
+    _core.srgb_encode_base(lin, guide, 1)
+    _core.srgb_encode_finish(lin, guide, 1)
+    ref = reference_refine_matte(guide, matte, reach, mode)
+    if kind == "mask" and reach == 12:
+        assert (ref != matte).any()  # the case re-estimates the ramp
+    for nt in (1, 2):
+        assert_same_bits(_refine_matte(guide, False, matte, reach, mode, nt), ref)
+        assert_same_bits(_refine_matte(lin, True, matte, reach, mode, nt), ref)  # encoded on reading
+
+
+def test_matte_ramp_refuses_bad_arguments():
+    f = np.zeros((4, 5), np.float32)
+    c = np.zeros((4, 5, 3), np.float32)
+    params = (0.02, 0.98, 0.035 ** 2, 0.25, 0.9, 0.1, 0.5, 0.05, 0.12, 2.0, 4, True)
+    with pytest.raises(ValueError, match="colour"):
+        _core.matte_ramp(f, np.zeros((4, 6, 3), np.float32), False, params, np.zeros((4, 5), np.float32), 1)
+    with pytest.raises(ValueError, match="colour"):
+        _core.matte_ramp(f, np.zeros((4, 5, 4), np.float32), False, params, np.zeros((4, 5), np.float32), 1)
+    with pytest.raises(ValueError, match="reach"):
+        _core.matte_ramp(f, c, False, params[:10] + (-1, True), np.zeros((4, 5), np.float32), 1)
+    with pytest.raises(ValueError, match="overlap"):
+        _core.matte_ramp(f, c, False, params, f, 1)

@@ -244,81 +244,21 @@ def _upsample(q, weight, guide, nt):
     return out, (found > 0).astype(np.float32)
 
 
-def _side_colours(guide, matte, ys, xs, reach):
-    """For the ramp pixels (ys, xs): the colours of the nearest confidently inside and outside
-    pixels straight across the edge (along the matte's gradient), where such pixels lie within
-    `reach`; NaN where not. The nearest ones, not a mean over the neighbourhood: a striped or
-    checkered surface mixes into its edge pixels the colour right beside them."""
-    H, W = matte.shape
-    gy = np.zeros(ys.shape, np.float32)
-    gx = np.zeros(ys.shape, np.float32)
-    for d in (1, 2):  # the gradient over a 5-pixel stencil, steadier on a stair-stepped ramp
-        gy += matte[np.minimum(ys + d, H - 1), xs] - matte[np.maximum(ys - d, 0), xs]
-        gx += matte[ys, np.minimum(xs + d, W - 1)] - matte[ys, np.maximum(xs - d, 0)]
-    norm = np.hypot(gy, gx)
-    ok = norm > 0
-    ny, nx = np.where(ok, gy / np.where(ok, norm, 1), 0), np.where(ok, gx / np.where(ok, norm, 1), 0)
-    cols = []
-    for sign, test in ((1, lambda v: v >= MATTE_IN), (-1, lambda v: v <= MATTE_OUT)):
-        c = np.full(ys.shape + (guide.shape[2],), np.nan, np.float32)
-        todo = ok.copy()
-        for k in range(1, reach + 1):
-            if not todo.any():
-                break
-            py = np.clip(np.rint(ys + sign * k * ny).astype(np.intp), 0, H - 1)
-            px = np.clip(np.rint(xs + sign * k * nx).astype(np.intp), 0, W - 1)
-            hit = todo & test(matte[py, px])
-            c[hit] = guide[py[hit], px[hit]]
-            todo &= ~hit
-        cols.append(c)
-    return cols
-
-
-def _mask_like(matte, ys, xs):
-    """Whether the matte's ramp pixels (ys, xs) look like a segmentation mask's (a hard mask
-    resized or blurred: wide and smooth) rather than an alpha matte's (see RIDGE_SHARE)."""
-    H, W = matte.shape
-    c = matte[ys, xs]
-    ridge = np.zeros(ys.shape, bool)
-    for a, b in ((matte[np.maximum(ys - 1, 0), xs], matte[np.minimum(ys + 1, H - 1), xs]),
-                 (matte[ys, np.maximum(xs - 1, 0)], matte[ys, np.minimum(xs + 1, W - 1)])):
-        ridge |= ((c - a > RIDGE_STEP) & (c - b > RIDGE_STEP)) | ((a - c > RIDGE_STEP) & (b - c > RIDGE_STEP))
-    if np.mean(ridge) >= RIDGE_SHARE:
-        return False
-    inside = matte > 0.5
-    crossings = np.count_nonzero(inside[1:] != inside[:-1]) + np.count_nonzero(inside[:, 1:] != inside[:, :-1])
-    return ys.size >= MASK_RAMP_PX * crossings
-
-
-def _refine_matte(guide, matte, reach, mode):
+def _refine_matte(colour, linear, matte, reach, mode, nt):
     """Alpha of the soft ramp from each pixel's colour between its subject and background
-    colours (I = a F + (1 - a) B, solved for a along the line from B to F); elsewhere the matte.
-    mode 'auto' re-estimates a segmentation mask's ramp and keeps an alpha matte (a matting
-    model's, a renderer's coverage): one whose ramp has the thin or narrow structure no resized
-    mask has, or that already agrees with the colours."""
-    ramp = (matte > MATTE_OUT) & (matte < MATTE_IN)
-    ys, xs = np.nonzero(ramp)
-    out = matte.copy()
-    if ys.size == 0 or (mode == "auto" and not _mask_like(matte, ys, xs)):
-        return out
-    F, B = _side_colours(guide, matte, ys, xs, reach)
-    I = guide[ys, xs]
-    d = F - B
-    n2 = np.einsum("ij,ij->i", d, d)
-    with np.errstate(invalid="ignore"):
-        t0 = np.einsum("ij,ij->i", I - B, d) / np.maximum(n2, 1e-12)  # NaN where no side was found
-        t = np.clip(t0, 0.0, 1.0)
-        # the colour lies on the line between the two sides (or within OFF_LINE of its ends)
-        ok = (n2 > MIN_SIDE_CONTRAST ** 2) & (t0 > -OFF_LINE) & (t0 < 1 + OFF_LINE)
-    a = matte[ys, xs]
-    if mode == "auto" and ok.any() and np.mean(np.abs(t[ok] - a[ok]) < ALPHA_AGREES) >= AGREEING_SHARE:
-        return out
-    # off the line: beyond the subject's colour, the background beside the edge differs from
-    # the one farther out (a checkered floor): the mask's side; beyond the background's (a
-    # strand darker than both sides), or too little contrast: the mask's own value
-    alpha = np.where(ok, t, np.where(t0 > 1, (a >= 0.5).astype(np.float32), a))
-    # the colours may give the mask's outside coverage but never make it confidently subject
-    out[ys, xs] = np.where(a < 0.5, np.minimum(alpha, GROWN_MAX), alpha)
+    colours (I = a F + (1 - a) B, solved for a along the line from B to F; F and B the nearest
+    confidently inside and outside pixels straight across the edge, along the matte's gradient,
+    within `reach`: the nearest ones, not a mean over the neighbourhood, since a striped or
+    checkered surface mixes into its edge pixels the colour right beside them); elsewhere the
+    matte. mode 'auto' re-estimates a segmentation mask's ramp and keeps an alpha matte (a
+    matting model's, a renderer's coverage): one whose ramp has the thin or narrow structure no
+    resized mask has (see RIDGE_SHARE), or that already agrees with the colours. `colour` is the
+    guide, or the linear image when `linear` (its few pixels read are encoded in C: the whole
+    frame's guide is not needed). One C pass (csrc/sd_refine_matte.c)."""
+    out = np.empty(matte.shape, np.float32)
+    _core.matte_ramp(np.ascontiguousarray(matte), colour, linear,
+                     (MATTE_OUT, MATTE_IN, MIN_SIDE_CONTRAST ** 2, OFF_LINE, GROWN_MAX, ALPHA_AGREES, AGREEING_SHARE,
+                      RIDGE_STEP, RIDGE_SHARE, MASK_RAMP_PX, int(reach), mode == "auto"), out, nt)
     return out
 
 
@@ -335,10 +275,10 @@ def _continue_sides(q, side, near, band, kept, nt):
     return out
 
 
-def _guide(image, nt):
-    """The image as the filters compare it: sRGB-encoded in [0, 1], so that dark and bright
-    edges count alike (integer input is sRGB already: no round trip through linear light); and
-    the linear image (None for integer input, which cannot exceed 1)."""
+def _guide_source(image, nt):
+    """(guide, linear): for integer input the guide (sRGB already, scaled to [0, 1]: no round
+    trip through linear light) and None; for float input None and the linear image, whose
+    guide (_srgb_guide) is made only when a stage filters the whole frame with it."""
     if isinstance(image, np.ndarray) and image.dtype in (np.uint8, np.uint16):
         if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
             raise ValueError(f"image: expected shape (H, W, 3), got {image.shape}")
@@ -347,13 +287,18 @@ def _guide(image, nt):
         _core.unorm_to_float(np.ascontiguousarray(image), out, nt)  # value / 255 or 65535
         return out, None
     img, _ = as_image(image, "image", channels=3, allow_gray=False, threads=nt)
-    img = np.ascontiguousarray(img)
-    out = np.empty(img.shape, np.float32)
+    return None, np.ascontiguousarray(img)
+
+
+def _srgb_guide(linear, nt):
+    """The image as the filters compare it: sRGB-encoded in [0, 1], so that dark and bright
+    edges count alike."""
+    out = np.empty(linear.shape, np.float32)
     # linear_to_srgb's arithmetic in C, its power within 3 ulp and the same on every processor
     # (NumPy's vectorised float32 power differs between them in the last bits)
-    _core.srgb_encode_base(img, out, nt)
-    _core.srgb_encode_finish(img, out, nt)
-    return out, img
+    _core.srgb_encode_base(linear, out, nt)
+    _core.srgb_encode_finish(linear, out, nt)
+    return out
 
 
 def _edge_width(edge_width, shape):
@@ -443,8 +388,14 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     (True, 3.0)
     """
     nt = resolve_threads(num_threads)
-    guide, linear = _guide(image, nt)
-    H, W = guide.shape[:2]
+    guide, linear = _guide_source(image, nt)
+    H, W = (guide if guide is not None else linear).shape[:2]
+
+    def full_guide():  # the whole frame's guide, made once and only for the stages that filter with it
+        nonlocal guide
+        if guide is None:
+            guide = _srgb_guide(linear, nt)
+        return guide
     d = _array(depth, "depth")
     _check_dtype(d, "depth", allow_int=False)
     if d.ndim != 2 or d.size == 0:
@@ -482,20 +433,24 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
 
     kept = weight > 0  # the pixels whose depth is the input's own (not upsampled, smoothed or filled)
     if (h, w) != (H, W):
-        q, weight = _upsample(q, weight, _with_highlights(guide, linear), nt)
+        q, weight = _upsample(q, weight, _with_highlights(full_guide(), linear), nt)
         kept = np.zeros((H, W), bool)
     if _relative_noise(q, weight, nt) > NOISE_LEVEL:
-        smooth = _edge_fill(q[..., None], weight, guide, max(2.0, band), FILL_SIGMA_R, nt)
+        smooth = _edge_fill(q[..., None], weight, full_guide(), max(2.0, band), FILL_SIGMA_R, nt)
         q, weight = smooth[..., 0], np.ones_like(weight)
         kept = np.zeros((H, W), bool)
     holes = weight < 1
     if holes.any():
-        fill = _edge_fill(q[..., None], weight, guide, max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)
+        fill = _edge_fill(q[..., None], weight, full_guide(), max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)
         q = np.where(holes, weight * q + (1 - weight) * fill[..., 0], q).astype(np.float32)
 
     m = None
     if a is not None:
-        m = a.copy() if refine_matte is False else _refine_matte(guide, a, max(4, 2 * band), refine_matte)
+        if refine_matte is False:
+            m = a.copy()
+        else:  # the walks read few pixels: the linear image serves unless the guide exists already
+            m = _refine_matte(guide if guide is not None else linear, guide is None, a, max(4, 2 * band),
+                              refine_matte, nt)
         if band > 0:
             side, near, box = _band(m, a, band, int(REACH_SIGMAS * band) + 1, nt)
             if box is not None:

@@ -10,9 +10,12 @@
  * quotients; the whole fill against its steps called one by one. sd_continue_sides (each side
  * of the matte's boundary continued, csrc/sd_refine_sides.h): depth outside the band unchanged,
  * inside it either unchanged or its side's continuation (the fill computed here), without kept
- * depth exactly where the rule says. */
+ * depth exactly where the rule says. sd_matte_ramp (the matte's soft ramp from the colours,
+ * csrc/sd_refine_matte.h): the matte unchanged outside its ramp, alpha in [0, 1] and at most
+ * grown_max outside the mask, the same bits from linear light as from its encoded guide. */
 #include "fuzz_common.h"
 #include "sd_refine_maps.h"
+#include "sd_refine_matte.h"
 #include "sd_refine_sides.h"
 
 static float any_value(fz_in *in, int wild)
@@ -367,19 +370,63 @@ done:
     free(todo);
 }
 
+/* sd_matte_ramp on a random matte (values at and between the confident levels, wild ones
+ * too) and colours, in auto and forced mode, from the guide and from linear light. */
+static void run_matte(fz_in *in, int wild)
+{
+    int H = fz_range(in, 1, 24), W = fz_range(in, 1, 24), nt = fz_range(in, -1, 3);
+    sd_matte_params p = {0.02f, 0.98f, 0.035f * 0.035f, 0.25f, 0.9f, 0.1f, 0.5, 0.05f, 0.12, 2.0, 0, 0};
+    p.reach = fz_range(in, -1, 30);
+    p.mode_auto = fz_u8(in) & 1;
+    size_t n = (size_t)H * (size_t)W;
+    float *m = malloc(sizeof(float) * n), *mc = malloc(sizeof(float) * n), *lin = malloc(sizeof(float) * n * 3);
+    float *guide = malloc(sizeof(float) * n * 3), *lc = malloc(sizeof(float) * n * 3);
+    float *out = malloc(sizeof(float) * n), *out2 = malloc(sizeof(float) * n);
+    static const float levels[] = {0.0f, 0.02f, 0.5f, 0.98f, 1.0f};
+    int finite = 1;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t k = fz_u8(in);
+        m[i] = k < 64 ? levels[k % 5] : k < 128 || !wild ? fz_unit(in) : any_value(in, 1);
+        finite &= m[i] >= 0.0f && m[i] <= 1.0f;
+    }
+    for (size_t i = 0; i < n * 3; i++) lin[i] = fz_u8(in) & 1 ? fz_unit(in) : fz_uniform(in, -0.1f, 3.0f);
+    memcpy(mc, m, sizeof(float) * n);
+    memcpy(lc, lin, sizeof(float) * n * 3);
+    if (sd_srgb_encode_base(n * 3, lin, guide, 1) != SD_OK || sd_srgb_encode_finish(n * 3, lin, guide, 1) != SD_OK)
+        FZ_FAIL("encode refused");
+    sd_status st = sd_matte_ramp(H, W, m, guide, 0, &p, out, nt);
+    sd_status st2 = sd_matte_ramp(H, W, m, lin, 1, &p, out2, nt);
+    if (memcmp(m, mc, sizeof(float) * n) || memcmp(lin, lc, sizeof(float) * n * 3)) FZ_FAIL("input modified");
+    if (p.reach < 0) {
+        if (st != SD_ERR_ARG || st2 != SD_ERR_ARG) FZ_FAIL("reach %d accepted", p.reach);
+        goto done;
+    }
+    if (st != SD_OK || st2 != SD_OK) FZ_FAIL("matte_ramp status %d %d", (int)st, (int)st2);
+    for (size_t i = 0; i < n; i++) {
+        if (!same_bits(out[i], out2[i])) FZ_FAIL("from linear light %g, from the guide %g at %zu", out2[i], out[i], i);
+        int ramp = m[i] > p.matte_out && m[i] < p.matte_in;
+        if (!ramp && !same_bits(out[i], m[i])) FZ_FAIL("out %g outside the ramp, matte %g at %zu", out[i], m[i], i);
+        if (ramp && finite && !(out[i] >= 0.0f && out[i] <= 1.0f)) FZ_FAIL("alpha %g at %zu", out[i], i);
+        if (ramp && m[i] < 0.5f && !(out[i] <= p.grown_max)) FZ_FAIL("alpha %g outside the mask at %zu", out[i], i);
+    }
+done:
+    free(m); free(mc); free(lin); free(guide); free(lc); free(out); free(out2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_in in = {data, size};
     uint8_t which = fz_u8(&in);
     int wild = (which >> 4) & 1;
-    switch (which % 7) {
+    switch (which % 8) {
     case 0: run_srgb(&in, wild); break;
     case 1: run_disparity(&in, wild); break;
     case 2: run_noise(&in, wild); break;
     case 3: run_band(&in); break;
     case 4: run_fill(&in, wild); break;
     case 5: run_edge_fill(&in, wild); break;
-    default: run_sides(&in, wild); break;
+    case 6: run_sides(&in, wild); break;
+    default: run_matte(&in, wild); break;
     }
     return 0;
 }
