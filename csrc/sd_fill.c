@@ -333,7 +333,7 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
     sd_fill_finish(f, nt);
 }
 
-void sd_fill_sample4_row(const sd_fillpyr *f, int x0, int x1, int y, float *out)
+void sd_fill_sample4_row(const sd_fillpyr *f, int x0, int x1, int y, float *restrict out)
 {
     int cH = f->H[1], cW = f->W[1];
     const float *cv = f->v[1];

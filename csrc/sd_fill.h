@@ -44,6 +44,6 @@ void sd_fill_finish(sd_fillpyr *f, int nthreads);
 void sd_fill_sample(const sd_fillpyr *f, int x, int y, float *out);
 void sd_fill_sample4(const sd_fillpyr *f, int x, int y, float *out); /* nch == 4 */
 /* sd_fill_sample4 of the cells [x0, x1) of row y, into out (4 (x1 - x0) floats). */
-void sd_fill_sample4_row(const sd_fillpyr *f, int x0, int x1, int y, float *out);
+void sd_fill_sample4_row(const sd_fillpyr *f, int x0, int x1, int y, float *restrict out);
 
 #endif

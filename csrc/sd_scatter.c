@@ -157,19 +157,33 @@ static inline void rowsrc_set(rowsrc_t *r, int i, const float *v, float cx, floa
     r->inv[i] = R > 0.5f ? inverted : 0;
 }
 
+/* d[c] += w a[c] for the 4 channels of one cell. With GNU C as one vector: GCC keeps the plain
+ * loop scalar at a run's two ends (below), reloading the light after every store. */
+static inline void cell_add(float *restrict d, const float *restrict a, float w)
+{
+#if defined(__GNUC__)
+    typedef float cell4 __attribute__((vector_size(16)));
+    cell4 x, y;
+    memcpy(&x, d, sizeof x);
+    memcpy(&y, a, sizeof y);
+    x += w * y;
+    memcpy(d, &x, sizeof x);
+#else
+    for (int c = 0; c < 4; c++) d[c] += w * a[c];
+#endif
+}
+
 /* D[i] += c0 v[i] + c1 v[i-1] for cells i = 0..len (v is 0 outside [0, len)): one end of the
  * spans of `len` neighbouring sources that share a footprint, anti-aliased over two cells. */
 static inline void run_end(float *restrict D, const float *restrict v, int len, float c0, float c1)
 {
-    for (int c = 0; c < 4; c++) D[c] += c0 * v[c];
-    /* a cell (4 channels, one vector) at a time: runs are mostly a few cells long, too short
-     * for a loop vectorised across cells to get past its set-up */
+    cell_add(D, v, c0);
     for (int q = 1; q < len; q++) {
         float *restrict d = D + 4 * q;
         const float *restrict a = v + 4 * q, *restrict b = v + 4 * (q - 1);
         for (int c = 0; c < 4; c++) d[c] += c0 * a[c] + c1 * b[c];
     }
-    for (int c = 0; c < 4; c++) D[4 * len + c] += c1 * v[4 * (len - 1) + c];
+    cell_add(D + 4 * len, v + 4 * (len - 1), c1);
 }
 
 /* Spreads `len` sources with light v (len x 4) that share one footprint (radius R, orientation,
@@ -202,16 +216,24 @@ SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprin
         }
         return;
     }
+    /* Wholly inside the plane from here on: every row's cells [xa, xb + len + 1) lie within
+     * [0, cols + 2), so the touch needs no clamping. The plane's fields and the footprint's span
+     * count go in locals, which the stores into the plane cannot change. */
+    float *restrict buf = p->buf;
+    ptrdiff_t stride = p->stride;
+    int *restrict xl = p->xl, *restrict xr = p->xr;
+    int nsp = fp->n;
     if (len == 1) { /* a source of its own (a CoC no neighbour shares): run_end's arithmetic, bare */
-        /* the light and each span's weights in locals: the plane's writes cannot change them, so
-         * each cell's 4 channels go as one vector instead of being reloaded after every store */
+        /* the light and each span's weights in locals too: each cell's 4 channels go as one
+         * vector instead of being reloaded after every store */
         float lv[4] = {v[0], v[1], v[2], v[3]};
-        for (int n = 0; n < fp->n; n++) {
+        for (int n = 0; n < nsp; n++) {
             const sd_fp_span *q = &sp[n];
             int row = y0 + q->dj, xa = x0 + q->ia, xb = x0 + q->ib;
             float a0 = q->a0, a1 = q->a1, b0 = q->b0, b1 = q->b1;
-            float *D = p->buf + (ptrdiff_t)row * p->stride;
-            sd_plane_touch(p, row, xa, xb + 2);
+            float *D = buf + (ptrdiff_t)row * stride;
+            if (xa < xl[row]) xl[row] = xa;
+            if (xb + 2 > xr[row]) xr[row] = xb + 2;
             float *pa = D + 4 * (ptrdiff_t)xa, *pb = D + 4 * (ptrdiff_t)xb;
             for (int c = 0; c < 4; c++) pa[c] += a0 * lv[c];
             for (int c = 0; c < 4; c++) pa[4 + c] += a1 * lv[c];
@@ -220,11 +242,12 @@ SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprin
         }
         return;
     }
-    for (int n = 0; n < fp->n; n++) {
+    for (int n = 0; n < nsp; n++) {
         const sd_fp_span *q = &sp[n];
         int row = y0 + q->dj, xa = x0 + q->ia, xb = x0 + q->ib;
-        float *D = p->buf + (ptrdiff_t)row * p->stride;
-        sd_plane_touch(p, row, xa, xb + len + 1);
+        float *D = buf + (ptrdiff_t)row * stride;
+        if (xa < xl[row]) xl[row] = xa;
+        if (xb + len + 1 > xr[row]) xr[row] = xb + len + 1;
         run_end(D + 4 * (ptrdiff_t)xa, v, len, q->a0, q->a1);
         run_end(D + 4 * (ptrdiff_t)xb, v, len, q->b0, q->b1);
     }
@@ -273,6 +296,16 @@ static inline void load_cell(const sd_pyr_src *s, int x, int y, float scale, flo
     for (int c = 0; c < 4; c++) v[c] = c < s->src.nch ? scale * q[c] : 0.0f;
 }
 
+/* Whether source cell (x, y) holds no light at all (its channels all zero). */
+static inline int cell_unlit(const sd_pyr_src *s, int x, int y)
+{
+    const float *q = s->src.data +
+                     (s->roff ? (s->roff[y] + x) * s->src.pix : (ptrdiff_t)y * s->src.row + (ptrdiff_t)x * s->src.pix);
+    for (int c = 0; c < s->src.nch; c++)
+        if (q[c] != 0.0f) return 0;
+    return 1;
+}
+
 typedef struct {
     const sd_pyr_src *s;
     int base, col0, col1, row0, row1;
@@ -310,11 +343,19 @@ static void spread_row_cells(const spread_ctx *c, sd_plane *pl, int k, int by, i
     float rscale = 1.0f / (float)(1 << k);
     for (int bx = bx0; bx < bx1; bx++) {
         int i = bx - bx0;
+        float *v = rs->v + 4 * (ptrdiff_t)i;
+        const float *q = src + (ptrdiff_t)bx * pix;
+        if (nch == 4 && q[0] == 0.0f && q[1] == 0.0f && q[2] == 0.0f && q[3] == 0.0f) {
+            /* no light (most of a slice's cells where the depth is noisy): w q below, w being
+             * finite and >= 0, is q itself, zeros' signs included; its radius is never read */
+            memcpy(v, q, 4 * sizeof *v);
+            rs->R[i] = -1.0f;
+            rs->inv[i] = 0;
+            continue;
+        }
         float cc = cr[bx];
         float R = sd_radius(cc, c->rcap);
         float w = weight_at(R, k, c->base) * s->scale;
-        float *v = rs->v + 4 * (ptrdiff_t)i;
-        const float *q = src + (ptrdiff_t)bx * pix;
         if (nch == 4) {
             for (int ch = 0; ch < 4; ch++) v[ch] = w * q[ch];
         } else {
@@ -395,6 +436,7 @@ static int block_source(const spread_ctx *c, const sd_pyramid *p, const level_pa
         ra = imax(ra, x0);
         rb = imin(rb, x1);
         for (int x = ra; x < rb; x++) {
+            if (cell_unlit(s, x, y)) continue; /* adds nothing below, whatever its weight */
             float cc = cr[x];
             float R = sd_radius(cc, c->rcap);
             float w = sd_level_weight(R, lp->k, c->base);
