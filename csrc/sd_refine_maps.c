@@ -433,10 +433,16 @@ sd_status sd_edge_fill(int H, int W, int C, const float *values, ptrdiff_t vrow,
     sd_status st = SD_OK;
     double reach = 1.0; /* 4^k: exact, so sigma_s * reach is the product Python formed */
     for (int k = 0; k < widenings && remaining; k++, reach *= 4.0) {
+        size_t before = remaining;
         if ((st = sd_fill_weigh(H, W, C, values, vrow, weight, wrow, buf, nthreads)) != SD_OK) break;
         st = sd_edge_filter(H, W, C + 1, buf, guide, guide ? K : 0, sigma_s * reach, sigma_r, iterations, nthreads);
         if (st != SD_OK) break;
         if ((st = sd_fill_take(H, W, C, buf, todo, min_weight, out, &remaining, nthreads)) != SD_OK) break;
+        /* A guided widening that reached none of the pixels left will not reach them wider either:
+         * edges wall them in, and the domain step across an edge does not shrink with the reach
+         * (sd_edge_filter: 1 + sigma_s / sigma_r |difference|, in units of sigma_s). Each further
+         * widening would filter the whole frame again for nothing (a sensor's 12 MP: three times). */
+        if (guide && k > 0 && remaining == before) break;
     }
     sd_big_free(buf);
     *left = remaining;

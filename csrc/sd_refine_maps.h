@@ -54,7 +54,8 @@ sd_status sd_fill_take(int H, int W, int C, const float *filtered, uint8_t *todo
 /* The normalised edge-aware fill: for k = 0, 1, ... (at most `widenings` times) while pixels are
  * left in todo, the values times the weights and the weights are filtered by sd_edge_filter
  * (guide may be NULL) with sigma_s * 4^k, and sd_fill_take moves the pixels whose filtered weight
- * exceeds min_weight out of todo with their normalised values in out. *left: pixels still in todo. */
+ * exceeds min_weight out of todo with their normalised values in out; a guided fill stops widening
+ * after a widening (k >= 1) that moved no pixel. *left: pixels still in todo. */
 sd_status sd_edge_fill(int H, int W, int C, const float *values, ptrdiff_t vrow, const float *weight, ptrdiff_t wrow,
                        const float *guide, int K, double sigma_s, double sigma_r, int iterations, int widenings,
                        float min_weight, uint8_t *todo, float *out, size_t *left, int nthreads);

@@ -178,7 +178,8 @@ def test_near_other_side_of_a_mask():
 
 
 def reference_edge_fill(values, weight, guide, sigma_s, sigma_r, widenings, need):
-    """The NumPy loop the C fill replaces: weigh, filter (the C filter), normalise, widen."""
+    """The NumPy loop the C fill replaces: weigh, filter (the C filter), normalise, widen (guided:
+    until a widening fills nothing)."""
     H, W = weight.shape
     C = values.shape[2]
     out = np.zeros((H, W, C), np.float32)
@@ -193,7 +194,7 @@ def reference_edge_fill(values, weight, guide, sigma_s, sigma_r, widenings, need
         ok = todo & (den > 1e-4)
         out[ok] = buf[ok, :C] / den[ok, None]
         todo &= ~ok
-        if not todo.any():
+        if not todo.any() or (guide is not None and k > 0 and not ok.any()):
             break
     return out, todo
 

@@ -43,7 +43,8 @@ MASK_RAMP_PX = 2.0
 # doubles the distance across it, so fills stay on the surface the image shows.
 FILL_SIGMA_R = 0.1
 # Normalised fills whose weight falls below this are redone with a 4x wider reach (a hole or a
-# band wider than the filter's reach).
+# band wider than the filter's reach); a guided fill stops widening when a widening filled none of
+# them (edges wall them in, and the weight across an edge does not grow with the reach).
 MIN_FILL_WEIGHT = 1e-4
 FILTER_ITERATIONS = 3
 # An unguided fill widens its reach 4x up to this many times: 4^9 spans any frame.

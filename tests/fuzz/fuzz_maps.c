@@ -284,10 +284,12 @@ static void run_edge_fill(fz_in *in, int wild)
     if (st != SD_OK) FZ_FAIL("edge_fill status %d", (int)st);
     for (size_t i = 0; i < n; i++) rleft += rtodo[i];
     for (int k = 0; k < widen && rleft; k++) {
+        size_t before = rleft;
         if (sd_fill_weigh(H, W, C, v, (ptrdiff_t)W * C, w, W, buf, 1) != SD_OK) FZ_FAIL("weigh");
         if (sd_edge_filter(H, W, C + 1, buf, K ? g : NULL, K, sigma_s * pow(4.0, k), sigma_r, 3, 1) != SD_OK)
             FZ_FAIL("filter");
         if (sd_fill_take(H, W, C, buf, rtodo, 1e-4f, ref, &rleft, 1) != SD_OK) FZ_FAIL("take");
+        if (K && k > 0 && rleft == before) break; /* guided: walled in, no further widening */
     }
     if (left != rleft || memcmp(todo, rtodo, n)) FZ_FAIL("%zu left, want %zu", left, rleft);
     for (size_t i = 0; i < n * (size_t)C; i++)
