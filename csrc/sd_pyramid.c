@@ -71,6 +71,19 @@ sd_pyramid *sd_pyr_new(int H, int W, float max_coc, int nthreads)
             l->xr[y] = 0;
         }
     }
+    for (int k = 0; k + 1 < p->nlev; k++) { /* the upsampling's columns (upsample_add) */
+        sd_plane *l = &p->lev[k];
+        int pc = p->lev[k + 1].cols;
+        l->up_x = malloc(sizeof(int) * 2 * (size_t)l->cols);
+        l->up_w = malloc(sizeof(float) * 2 * (size_t)l->cols);
+        if (!l->up_x || !l->up_w) { sd_pyr_free(p); return NULL; }
+        for (int x = 0; x < l->cols; x++) {
+            float wx;
+            sd_lerp_cell(x, 0.5f, pc, &l->up_x[2 * x], &l->up_x[2 * x + 1], &wx);
+            l->up_w[2 * x] = 0.25f * (1 - wx);
+            l->up_w[2 * x + 1] = 0.25f * wx;
+        }
+    }
     return p;
 }
 
@@ -81,6 +94,8 @@ static void pyr_free(sd_pyramid *p, int zeroed)
         if (zeroed) sd_big_free_zeroed(p->lev[k].buf);
         else sd_big_free(p->lev[k].buf);
         free(p->lev[k].xl);
+        free(p->lev[k].up_x);
+        free(p->lev[k].up_w);
     }
     free(p->rlo);
     free(p->rhi);
@@ -160,6 +175,8 @@ static void prefix_rows(sd_plane *l, int r0, int r1, int nthreads)
 static void upsample_add(const sd_plane *coarse, sd_plane *fine, int r0, int r1, int nthreads)
 {
     int nt = sd_threads(nthreads);
+    const int *px = fine->up_x;
+    const float *pw = fine->up_w;
     SD_PARALLEL_FOR_DYN(nt)
     for (int fy = r0; fy < r1; fy++) {
         float *dst = fine->buf + (ptrdiff_t)fy * fine->stride;
@@ -174,14 +191,11 @@ static void upsample_add(const sd_plane *coarse, sd_plane *fine, int r0, int r1,
         int c0 = imax(2 * pl - 1, 0), c1 = imin(2 * pr + 1, fine->cols);
         sd_plane_touch(fine, fy, c0, c1);
         for (int fx = c0; fx < c1; fx++) {
-            int x0, x1;
-            float wx;
-            sd_lerp_cell(fx, 0.5f, coarse->cols, &x0, &x1, &wx);
-            float w00 = 0.25f * (1 - wx) * (1 - wy), w01 = 0.25f * wx * (1 - wy);
-            float w10 = 0.25f * (1 - wx) * wy, w11 = 0.25f * wx * wy;
-            for (int c = 0; c < 4; c++)
-                dst[4 * fx + c] += w00 * q0[4 * x0 + c] + w01 * q0[4 * x1 + c] + w10 * q1[4 * x0 + c] +
-                                   w11 * q1[4 * x1 + c];
+            int x0 = px[2 * fx], x1 = px[2 * fx + 1];
+            /* (0.25 (1 - wx)) (1 - wy) and so on, wx's factor from the table */
+            float w00 = pw[2 * fx] * (1 - wy), w01 = pw[2 * fx + 1] * (1 - wy);
+            float w10 = pw[2 * fx] * wy, w11 = pw[2 * fx + 1] * wy;
+            sd_cell_add_bilinear(dst + 4 * fx, q0 + 4 * x0, q0 + 4 * x1, q1 + 4 * x0, q1 + 4 * x1, w00, w01, w10, w11);
         }
     }
 }
@@ -225,11 +239,13 @@ static void fold_margins(sd_pyramid *p, int k, int nthreads)
         float *r = l->buf + (ptrdiff_t)j * l->stride;
         int xl = l->xl[j], xr = l->xr[j];
         if (xl >= xr) continue;
-        for (int i = xl; i < xr; i++) {
-            int x = i - o;
-            if (x >= 0 && x < l->nx) continue;
-            float *d = r + 4 * (sd_fold_index(x, l->nx) + o);
-            for (int c = 0; c < 4; c++) d[c] += r[4 * i + c];
+        /* the row's margin cells, left then right (the frame's own cells stay) */
+        for (int side = 0; side < 2; side++) {
+            int i0 = side ? imax(xl, o + l->nx) : xl, i1 = side ? xr : imin(xr, o);
+            for (int i = i0; i < i1; i++) {
+                float *d = r + 4 * (sd_fold_index(i - o, l->nx) + o);
+                for (int c = 0; c < 4; c++) d[c] += r[4 * i + c];
+            }
         }
         /* what the row holds inside the frame now */
         int f0, f1;

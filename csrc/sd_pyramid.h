@@ -26,6 +26,10 @@ typedef struct {
     int ny, nx;        /* cells of the frame at this level: ceil(H / 2^k), ceil(W / 2^k) */
     ptrdiff_t stride;  /* floats per row */
     int *xl, *xr;      /* per row, the cells [xl, xr) that may be nonzero (empty: xl >= xr) */
+    /* below the top level: per column x, the two cells of the next coarser level its 2x bilinear
+     * upsampling reads (up_x[2x], up_x[2x + 1]) and a quarter of their weights (up_w) */
+    int *up_x;
+    float *up_w;
 } sd_plane;
 
 typedef struct sd_pyramid {

@@ -157,33 +157,17 @@ static inline void rowsrc_set(rowsrc_t *r, int i, const float *v, float cx, floa
     r->inv[i] = R > 0.5f ? inverted : 0;
 }
 
-/* d[c] += w a[c] for the 4 channels of one cell. With GNU C as one vector: GCC keeps the plain
- * loop scalar at a run's two ends (below), reloading the light after every store. */
-static inline void cell_add(float *restrict d, const float *restrict a, float w)
-{
-#if defined(__GNUC__)
-    typedef float cell4 __attribute__((vector_size(16)));
-    cell4 x, y;
-    memcpy(&x, d, sizeof x);
-    memcpy(&y, a, sizeof y);
-    x += w * y;
-    memcpy(d, &x, sizeof x);
-#else
-    for (int c = 0; c < 4; c++) d[c] += w * a[c];
-#endif
-}
-
 /* D[i] += c0 v[i] + c1 v[i-1] for cells i = 0..len (v is 0 outside [0, len)): one end of the
  * spans of `len` neighbouring sources that share a footprint, anti-aliased over two cells. */
 static inline void run_end(float *restrict D, const float *restrict v, int len, float c0, float c1)
 {
-    cell_add(D, v, c0);
+    sd_cell_add(D, v, c0); /* the ends as vectors: GCC keeps the plain loops scalar there */
     for (int q = 1; q < len; q++) {
         float *restrict d = D + 4 * q;
         const float *restrict a = v + 4 * q, *restrict b = v + 4 * (q - 1);
         for (int c = 0; c < 4; c++) d[c] += c0 * a[c] + c1 * b[c];
     }
-    cell_add(D + 4 * len, v + 4 * (len - 1), c1);
+    sd_cell_add(D + 4 * len, v + 4 * (len - 1), c1);
 }
 
 /* Spreads `len` sources with light v (len x 4) that share one footprint (radius R, orientation,
