@@ -182,93 +182,78 @@ sd_status sd_disparity_out(size_t n, const float *q, int is_disparity, float *ou
 
 /* ---- noise estimate --------------------------------------------------------------------- */
 
-/* The k-th smallest (0-based) of n non-negative, non-NaN floats, by their bits (monotonic for
- * such floats): a histogram of the top 16 bits finds the bucket, one of the low 16 bits the
- * value. hist: 65536 counts of scratch. */
-static float select_kth(const uint32_t *keys, size_t n, size_t k, size_t *hist)
-{
-    memset(hist, 0, sizeof(size_t) * 65536);
-    for (size_t i = 0; i < n; i++) hist[keys[i] >> 16]++;
-    uint32_t top = 0;
-    for (; top < 65535 && k >= hist[top]; top++) k -= hist[top];
-    memset(hist, 0, sizeof(size_t) * 65536);
-    for (size_t i = 0; i < n; i++)
-        if (keys[i] >> 16 == top) hist[keys[i] & 0xffffu]++;
-    uint32_t low = 0;
-    for (; low < 65535 && k >= hist[low]; low++) k -= hist[low];
-    uint32_t bits = top << 16 | low;
-    float v;
-    memcpy(&v, &bits, sizeof v);
-    return v;
-}
+/* Inner pixels per block of a row (the block's values and flags stay on the stack). */
+#define NOISE_BLOCK 256
 
-sd_status sd_relative_noise(int H, int W, const float *q, const float *weight, double *median, size_t *count,
-                            int nthreads)
+sd_status sd_noise_above(int H, int W, const float *q, const float *weight, double threshold, int *above,
+                         size_t *count, int nthreads)
 {
-    if (H < 1 || W < 1 || !q || !weight || !median || !count) return SD_ERR_ARG;
-    *median = 0.0;
+    if (H < 1 || W < 1 || !q || !weight || !above || !count || isnan(threshold)) return SD_ERR_ARG;
+    *above = 0.0 > threshold; /* no pixel: NumPy's median of nothing counted as 0 */
     *count = 0;
     if (H < 3 || W < 3) return SD_OK;
     int nt = sd_threads(nthreads);
+    (void)nt; /* unused without OpenMP */
     int h = H - 2, w = W - 2;
-    /* each inner row writes its pixels' keys at the start of its own segment */
-    uint32_t *keys = sd_big_alloc((size_t)h * (size_t)w, sizeof(uint32_t), nt);
-    size_t *rowcount = malloc(sizeof(size_t) * (size_t)h);
-    size_t *hist = malloc(sizeof(size_t) * 65536);
-    if (!keys || !rowcount || !hist) {
-        sd_big_free(keys);
-        free(rowcount);
-        free(hist);
-        return SD_ERR_NOMEM;
-    }
+    /* Only the median's side of the threshold matters: the count above it decides, but for an
+     * even count whose two middle values straddle it, whose mean is needed: the largest value
+     * at or below and the smallest above (max and min, so the sum over threads is exact). */
+    size_t n = 0, n_above = 0;
     int has_nan = 0;
+    float below_max = -INFINITY, above_min = INFINITY;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : has_nan)
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : n, n_above) reduction(| : has_nan) \
+    reduction(max : below_max) reduction(min : above_min)
 #endif
     for (int y = 0; y < h; y++) {
-        uint32_t *out = keys + (size_t)y * (size_t)w;
-        size_t m = 0;
-        for (int x = 0; x < w; x++) {
+        float acc[NOISE_BLOCK];
+        unsigned char ok[NOISE_BLOCK];
+        for (int x0 = 0; x0 < w; x0 += NOISE_BLOCK) {
+            int m = w - x0 < NOISE_BLOCK ? w - x0 : NOISE_BLOCK;
+            for (int i = 0; i < m; i++) {
+                acc[i] = 0.0f;
+                ok[i] = 1;
+            }
             /* the 3x3 sum in the order NumPy added the shifted planes (dy, then dx), the
-             * neighbourhood valid where every weight is >= 1 */
-            float acc = 0.0f;
-            int ok = 1;
+             * neighbourhood valid where every weight is >= 1; each pixel's additions in the
+             * same order, the pixels side by side */
             for (int dy = 0; dy < 3; dy++)
                 for (int dx = 0; dx < 3; dx++) {
-                    ptrdiff_t k = (ptrdiff_t)(y + dy) * W + x + dx;
-                    acc += q[k];
-                    ok &= weight[k] >= 1.0f;
+                    const float *qr = q + (ptrdiff_t)(y + dy) * W + x0 + dx;
+                    const float *wr = weight + (ptrdiff_t)(y + dy) * W + x0 + dx;
+                    SD_SIMD
+                    for (int i = 0; i < m; i++) {
+                        acc[i] += qr[i];
+                        ok[i] &= wr[i] >= 1.0f;
+                    }
                 }
-            if (!ok) continue;
-            float c = q[(ptrdiff_t)(y + 1) * W + x + 1];
-            float ac = fabsf(c);
-            float r = fabsf(c - acc / 9.0f) / (ac > 1e-30f || ac != ac ? ac : 1e-30f);
-            has_nan |= r != r;
-            uint32_t bits;
-            memcpy(&bits, &r, sizeof bits);
-            out[m++] = bits;
+            const float *cr = q + (ptrdiff_t)(y + 1) * W + x0 + 1;
+            for (int i = 0; i < m; i++) {
+                if (!ok[i]) continue;
+                float c = cr[i], ac = fabsf(c);
+                float r = fabsf(c - acc[i] / 9.0f) / (ac > 1e-30f || ac != ac ? ac : 1e-30f);
+                n++;
+                has_nan |= r != r;
+                if ((double)r > threshold) {
+                    n_above++;
+                    above_min = r < above_min ? r : above_min;
+                } else if (r == r) {
+                    below_max = r > below_max ? r : below_max;
+                }
+            }
         }
-        rowcount[y] = m;
-    }
-    size_t n = 0;
-    for (int y = 0; y < h; y++) { /* gather the segments (in order) */
-        if (rowcount[y] && n != (size_t)y * (size_t)w)
-            memmove(keys + n, keys + (size_t)y * (size_t)w, sizeof(uint32_t) * rowcount[y]);
-        n += rowcount[y];
     }
     *count = n;
-    if (n && has_nan) {
-        *median = NAN;
-    } else if (n) {
-        /* NumPy's median: the middle value, or the float32 mean of the two middle ones */
-        float lo = select_kth(keys, n, (n - 1) / 2, hist);
-        float m = lo;
-        if (n % 2 == 0) m = (lo + select_kth(keys, n, n / 2, hist)) / 2.0f;
-        *median = (double)m;
+    if (!n) return SD_OK;
+    if (has_nan) { /* NumPy's median of values with a NaN is NaN: not above anything */
+        *above = 0;
+    } else if (n % 2) { /* the middle value is above when more than half are */
+        *above = n_above >= (n + 1) / 2;
+    } else if (n_above != n / 2) { /* both middle values on one side */
+        *above = n_above > n / 2;
+    } else { /* the middle values straddle it: NumPy's median is their float32 mean */
+        *above = (double)((below_max + above_min) / 2.0f) > threshold;
     }
-    sd_big_free(keys);
-    free(rowcount);
-    free(hist);
     return SD_OK;
 }
 

@@ -29,11 +29,12 @@ sd_status sd_disparity_in(size_t n, const float *depth, const uint8_t *invalid, 
 /* The result from n disparities: max(q, FLT_MIN), then 1 / that unless is_disparity. */
 sd_status sd_disparity_out(size_t n, const float *q, int is_disparity, float *out, int nthreads);
 
-/* Median over the (H-2) x (W-2) inner pixels whose 3x3 neighbourhood has weight >= 1 everywhere
- * of |q - its 3x3 mean| / max(|q|, 1e-30), as NumPy's median of the float32 values gives it (NaN
- * if one is NaN); *count is how many pixels it covers (0: *median is 0). */
-sd_status sd_relative_noise(int H, int W, const float *q, const float *weight, double *median, size_t *count,
-                            int nthreads);
+/* Whether the median over the (H-2) x (W-2) inner pixels whose 3x3 neighbourhood has weight >= 1
+ * everywhere of |q - its 3x3 mean| / max(|q|, 1e-30), as NumPy's median of the float32 values
+ * gives it (0 if there are none; NaN if one is NaN), exceeds threshold; *count is how many pixels
+ * it covers. */
+sd_status sd_noise_above(int H, int W, const float *q, const float *weight, double threshold, int *above,
+                         size_t *count, int nthreads);
 
 /* side = (matte >= 0.5 and matte2 >= 0.5) (matte2 may be NULL), near = a pixel of the other side
  * lies within `radius` pixels along both axes (a square window, clipped at the frame); box =

@@ -120,22 +120,36 @@ def reference_noise(q, weight):
     return float(np.median(np.abs(c - acc[inner] / 9) / np.maximum(np.abs(c), 1e-30))), int(inner.sum())
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (2, 9), (3, 3), (4, 4), (5, 6), (41, 57), (120, 97)])
+def assert_noise_decisions(q, weight):
+    """noise_above against NumPy's median at thresholds on it, beside it and around it."""
+    median, count = reference_noise(q, weight)
+    m = np.float32(median)
+    for t in (median, float(np.nextafter(m, np.float32(-1))), float(np.nextafter(m, np.float32(1))), 0.0, -1.0,
+              0.003, 1e9):
+        for nt in (1, 2):
+            assert _core.noise_above(q, weight, t, nt) == (median > t, count)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 9), (3, 3), (4, 4), (5, 6), (41, 57), (120, 97), (40, 600)])
 @pytest.mark.parametrize("holes", [0.0, 0.05, 0.9])
-def test_relative_noise_matches_numpy_median(shape, holes):
+def test_noise_above_matches_numpy_median(shape, holes):
     q = (0.5 + rng.random(shape, dtype=np.float32)).astype(np.float32)
     q *= (1 + 0.01 * rng.standard_normal(shape)).astype(np.float32)
     weight = (rng.random(shape) >= holes).astype(np.float32)
     q[weight == 0] = 0.0
-    for nt in (1, 2):
-        assert _core.relative_noise(q, weight, nt) == reference_noise(q, weight)
+    assert_noise_decisions(q, weight)
 
 
-def test_relative_noise_of_a_flat_map_and_of_ties():
+def test_noise_above_of_a_flat_map_of_ties_and_of_an_even_count():
     q = np.ones((30, 40), np.float32)
-    assert _core.relative_noise(q, np.ones_like(q), 2) == reference_noise(q, np.ones_like(q))
+    assert_noise_decisions(q, np.ones_like(q))
     q = np.where(rng.random((30, 40)) < 0.5, 1.0, 2.0).astype(np.float32)  # many equal values
-    assert _core.relative_noise(q, np.ones_like(q), 2) == reference_noise(q, np.ones_like(q))
+    assert_noise_decisions(q, np.ones_like(q))
+    q = (1 + 0.01 * rng.standard_normal((6, 6))).astype(np.float32)  # 16 values: the two middle ones straddle
+    assert reference_noise(q, np.ones_like(q))[1] % 2 == 0
+    assert_noise_decisions(q, np.ones_like(q))
+    with pytest.raises(ValueError, match="threshold"):
+        _core.noise_above(q, np.ones_like(q), float("nan"), 1)
 
 
 def reference_band(matte, given, radius):

@@ -133,10 +133,10 @@ def _near_other_side(side, radius, nt=1):
     return near
 
 
-def _relative_noise(q, weight, nt):
-    """Median of |q - its 3x3 mean| / q over pixels whose 3x3 neighbourhood is all valid."""
-    median, count = _core.relative_noise(q, weight, nt)
-    return median if count else 0.0
+def _noisy(q, weight, nt):
+    """Whether the median of |q - its 3x3 mean| / q over pixels whose 3x3 neighbourhood is all
+    valid exceeds NOISE_LEVEL (one pass: only the median's side of it is needed)."""
+    return _core.noise_above(q, weight, NOISE_LEVEL, nt)[0]
 
 
 def _knots(n, scale):
@@ -436,7 +436,7 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     if (h, w) != (H, W):
         q, weight = _upsample(q, weight, _with_highlights(full_guide(), linear), nt)
         kept = np.zeros((H, W), bool)
-    if _relative_noise(q, weight, nt) > NOISE_LEVEL:
+    if _noisy(q, weight, nt):
         smooth = _edge_fill(q[..., None], weight, full_guide(), max(2.0, band), FILL_SIGMA_R, nt)
         q, weight = smooth[..., 0], np.ones_like(weight)
         kept = np.zeros((H, W), bool)
