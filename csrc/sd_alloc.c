@@ -15,7 +15,8 @@
 
 /* Below this a buffer comes from calloc: too small for huge pages to matter. */
 #define BIG_BYTES ((size_t)4 << 20)
-/* Room before the returned pointer for the mapping's length (keeps 64-byte alignment). */
+/* Room before the returned pointer for the mapping's length and the bytes from the returned
+ * pointer on that are zero when its user returns it zeroed (keeps 64-byte alignment). */
 #define HEADER 64
 
 #if defined(__linux__) && defined(MAP_ANONYMOUS)
@@ -24,7 +25,8 @@
 static struct {
     void *m;
     size_t len;
-    int zero; /* left all zero by its last user */
+    size_t zero; /* the first this many bytes after the header are zero: a user that left its buffer
+                  * all zero has left only the bytes it asked for, and the mapping may be longer */
 } kept[SLOTS];
 static size_t kept_bytes, kept_limit = SD_SCRATCH_DEFAULT;
 static atomic_flag kept_lock = ATOMIC_FLAG_INIT;
@@ -36,15 +38,18 @@ static void lock(void)
 static void unlock(void) { atomic_flag_clear_explicit(&kept_lock, memory_order_release); }
 
 /* A kept mapping of at least len bytes and at most twice that, or NULL: the smallest, and of
- * those one left zero when want_zero (else one that is not, to save the zero ones). */
-static void *take_kept(size_t len, int want_zero, size_t *got, int *zero)
+ * those one zero over len when want_zero (else one that is not, to save the zero ones). *zero:
+ * its zero bytes after the header. */
+static void *take_kept(size_t len, int want_zero, size_t *got, size_t *zero)
 {
     lock();
     int best = -1;
+    size_t need = len - HEADER;
     for (int i = 0; i < SLOTS; i++) {
         if (!kept[i].m || kept[i].len < len || kept[i].len / 2 > len) continue;
         if (best < 0 || kept[i].len < kept[best].len ||
-            (kept[i].len == kept[best].len && (kept[i].zero == want_zero) > (kept[best].zero == want_zero)))
+            (kept[i].len == kept[best].len &&
+             ((kept[i].zero >= need) == want_zero) > ((kept[best].zero >= need) == want_zero)))
             best = i;
     }
     void *m = NULL;
@@ -59,8 +64,9 @@ static void *take_kept(size_t len, int want_zero, size_t *got, int *zero)
     return m;
 }
 
-/* Keeps mapping m of len bytes if the limit allows; else unmaps it. */
-static void keep(void *m, size_t len, int zero)
+/* Keeps mapping m of len bytes, zero over its first `zero` bytes after the header, if the limit
+ * allows; else unmaps it. */
+static void keep(void *m, size_t len, size_t zero)
 {
     lock();
     int slot = -1;
@@ -141,12 +147,13 @@ static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed)
     size_t bytes = n * size;
 #if defined(__linux__) && defined(MAP_ANONYMOUS)
     if (bytes >= BIG_BYTES && bytes <= SIZE_MAX - HEADER) {
-        size_t len = bytes + HEADER, got = 0;
-        int zero = 0;
+        size_t len = bytes + HEADER, got = 0, zero = 0;
         void *m = take_kept(len, zeroed, &got, &zero);
         if (m) {
-            if (zeroed && !zero) by_slices((char *)m + HEADER, bytes, 1, nthreads); /* what the caller gets */
-            *(size_t *)m = got;
+            /* what the caller gets, where it is not zero yet */
+            if (zeroed && zero < bytes) by_slices((char *)m + HEADER + zero, bytes - zero, 1, nthreads);
+            ((size_t *)m)[0] = got;
+            ((size_t *)m)[1] = zero > bytes ? zero : bytes; /* zero if the caller leaves its bytes so */
             return (char *)m + HEADER;
         }
         m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -157,7 +164,8 @@ static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed)
         /* Fault the pages in now, writable: a buffer that is read before it is written would
          * otherwise map the shared zero page first and then copy it page by page. */
         by_slices((char *)m, len, 0, nthreads);
-        *(size_t *)m = len;
+        ((size_t *)m)[0] = len;
+        ((size_t *)m)[1] = len - HEADER;
         return (char *)m + HEADER;
     }
     /* small buffers carry a header too, so that sd_big_free can tell the two apart */
@@ -195,8 +203,8 @@ static void big_free(void *p, int zero)
     if (!p) return;
 #if defined(__linux__) && defined(MAP_ANONYMOUS)
     char *m = (char *)p - HEADER;
-    size_t len = *(size_t *)m;
-    if (len) keep(m, len, zero);
+    size_t len = ((size_t *)m)[0];
+    if (len) keep(m, len, zero ? ((size_t *)m)[1] : 0);
     else free(m);
 #else
     (void)zero;

@@ -69,6 +69,25 @@ def test_buffers_left_by_larger_and_other_calls_change_nothing(default_limit):
             synthdof.scatter(a[0], a[1], aperture=synthdof.Aperture(blades=5), num_threads=2), fresh_scatter)
 
 
+def test_a_longer_buffer_handed_back_zeroed_is_zero_only_where_it_was_used(default_limit):
+    # a kept buffer serves requests down to half its size; one that a smaller request zeroed and
+    # handed back zeroed still holds the earlier call's data past what that request asked for
+    def scatter(h, w):
+        r = np.random.default_rng(h)
+        img = r.random((h, w, 3), dtype=np.float32)
+        coc = r.uniform(-10, 10, (h, w)).astype(np.float32)
+        return synthdof.scatter(img, coc, aperture=synthdof.Aperture(blades=5), num_threads=2)
+
+    synthdof.scratch_memory(0)
+    fresh = scatter(750, 830)
+    synthdof.scratch_memory(1024)
+    rng = np.random.default_rng(7)
+    big = rng.random((1500, 2000, 3), dtype=np.float32)
+    synthdof.render(big, coc=rng.uniform(-10, 10, (1500, 2000)).astype(np.float32), num_threads=2)
+    scatter(600, 700)  # its plane in one of the render's frame-sized buffers, handed back zeroed
+    np.testing.assert_array_equal(scatter(750, 830), fresh)  # a larger plane from that buffer
+
+
 def test_limit_zero_keeps_nothing(default_limit):
     _render(_scene(3))
     assert synthdof.scratch_memory(0) == 0
