@@ -84,7 +84,16 @@ typedef struct {
     float *ws;
     float v0[4]; /* a box of a single pixel: its own value, if it has weight */
     int w0;
+    int own_ws;  /* ws was allocated by run_fill (else it is part of the caller's block) */
 } boxfill;
+
+/* Frees what run_fill allocated for b. */
+static void boxfill_free(boxfill *b)
+{
+    if (b->own_ws) sd_big_free(b->ws);
+    b->ws = NULL;
+    b->own_ws = 0;
+}
 
 /* The fill at pixel (x, y) of the box: nch values. */
 static inline void boxfill_at(const boxfill *b, int nch, int x, int y, float *out)
@@ -191,9 +200,12 @@ static int find_highlights(sd_fillpyr *fp, int drop, lit_blocks *lb)
  * straight from the frame (no copy of the box's input). If r holds no confident pixel at all,
  * the fill runs on the whole frame (*r updated), or, without whole_if_none, none is made (ws
  * NULL). For the surroundings (nch 4), `drop` leaves out their isolated highlights and `lb` (or
- * NULL) gets the blocks near them (find_highlights). */
+ * NULL) gets the blocks near them (find_highlights). The workspace is `ws` (at least
+ * sd_fill_ws_floats of r and nch; only without whole_if_none) or, when ws is NULL, the pooled
+ * scratch (sd_alloc.h): a fill's workspace is as large as a third of its box's frame, and
+ * memory freed to the C library would be fresh pages again on the next call. */
 static sd_status run_fill(const sd_frame *f, rect *r, int nch, int subject, int level, boxfill *out, int drop,
-                          lit_blocks *lb, int whole_if_none)
+                          lit_blocks *lb, int whole_if_none, float *ws)
 {
     memset(out, 0, sizeof *out);
     const float t = CONF_LEVEL[level < 2 ? level : 1];
@@ -216,15 +228,15 @@ static sd_status run_fill(const sd_frame *f, rect *r, int nch, int subject, int 
             }
             return SD_OK;
         }
-        out->ws = malloc(sizeof(float) * sd_fill_ws_floats(ch, cw, nch));
+        out->ws = ws ? ws : sd_big_alloc(sd_fill_ws_floats(ch, cw, nch), sizeof(float), f->nt);
         if (!out->ws) return SD_ERR_NOMEM;
+        out->own_ws = !ws;
         sd_fillpyr *fp = &out->p;
         sd_fill_layout(fp, out->ws, ch, cw, nch);
         const int h1 = fp->H[1], w1 = fp->W[1];
         unsigned char *rowany = malloc((size_t)h1);
         if (!rowany) {
-            free(out->ws);
-            out->ws = NULL;
+            boxfill_free(out);
             return SD_ERR_NOMEM;
         }
         /* level 1: means over the confident pixels of each 2 x 2 block of the box (weights 0/1) */
@@ -260,18 +272,17 @@ static sd_status run_fill(const sd_frame *f, rect *r, int nch, int subject, int 
         for (int y = 0; y < h1; y++) any |= rowany[y];
         free(rowany);
         if (!any && !whole_if_none) { /* the caller does without */
-            free(out->ws);
+            boxfill_free(out);
             memset(out, 0, sizeof *out);
             return SD_OK;
         }
         if (!any && (cw < f->W || ch < f->H)) {
             /* nothing confident near the pixels that need it: continue from the whole frame */
-            free(out->ws);
-            out->ws = NULL;
+            boxfill_free(out);
             r->x0 = 0; r->y0 = 0; r->x1 = f->W; r->y1 = f->H;
             continue;
         }
-        if ((drop || lb) && !find_highlights(fp, drop, lb)) return SD_ERR_NOMEM; /* the caller frees out->ws */
+        if ((drop || lb) && !find_highlights(fp, drop, lb)) return SD_ERR_NOMEM; /* the caller frees out */
         sd_fill_finish(fp, f->nt);
         return SD_OK;
     }
@@ -380,6 +391,7 @@ typedef struct {
     boxfill fs, fo;       /* their results: subject CoC; surroundings' colour + CoC */
     lit_blocks lit;       /* fo's blocks near isolated highlights */
     bound_tile *tiles;    /* the fills that bound the rest near them, per BOUND_TILE_PX tile ... */
+    float *tiles_ws;      /* ... their workspaces, one block */
     int *tile_of;         /* ... tiles_y x tiles_x: the tile's index in tiles, -1 for none */
     int tiles_y, tiles_x, ntiles;
     sd_entries *e;
@@ -443,17 +455,29 @@ static sd_status bounding_fills(build_ctx *B)
         return SD_ERR_NOMEM;
     }
     B->ntiles = n;
-    sd_status st = SD_OK;
-    for (int t = 0; t < ty * tx && st == SD_OK; t++) {
+    /* every tile's two workspaces in one block of the pooled scratch */
+    const int nfill = B->lev_s != NO_LEVEL ? 2 : 1;
+    size_t total = 0;
+    for (int t = 0; t < ty * tx; t++) {
         if (B->tile_of[t] < 0) continue;
         bound_tile *bt = &B->tiles[B->tile_of[t]];
         rect g = {imax(need[t].x0 - M, 0) / M * M, imax(need[t].y0 - M, 0) / M * M, imin(need[t].x1 + M, f->W),
                   imin(need[t].y1 + M, f->H)};
         bt->rb = bt->rc = g;
-        st = run_fill(f, &bt->rb, 4, 0, B->lev_o, &bt->robust, 1, NULL, 0);
-        if (st == SD_OK && B->lev_s != NO_LEVEL) st = run_fill(f, &bt->rc, 4, 1, B->lev_s, &bt->subject, 0, NULL, 0);
+        total += (size_t)nfill * sd_fill_ws_floats(g.y1 - g.y0, g.x1 - g.x0, 4);
     }
     free(need);
+    B->tiles_ws = n ? sd_big_alloc(total, sizeof(float), f->nt) : NULL;
+    if (n && !B->tiles_ws) return SD_ERR_NOMEM;
+    sd_status st = SD_OK;
+    float *ws = B->tiles_ws;
+    for (int i = 0; i < n && st == SD_OK; i++) {
+        bound_tile *bt = &B->tiles[i];
+        size_t fl = sd_fill_ws_floats(bt->rb.y1 - bt->rb.y0, bt->rb.x1 - bt->rb.x0, 4);
+        st = run_fill(f, &bt->rb, 4, 0, B->lev_o, &bt->robust, 1, NULL, 0, ws);
+        if (st == SD_OK && nfill == 2) st = run_fill(f, &bt->rc, 4, 1, B->lev_s, &bt->subject, 0, NULL, 0, ws + fl);
+        ws += (size_t)nfill * fl;
+    }
     return st;
 }
 
@@ -578,7 +602,7 @@ static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx,
 void sd_entries_free(sd_entries *e)
 {
     if (!e) return;
-    sd_big_free(e->coc); free(e->row_start); free(e->x); free(e->xrgba); free(e->xcoc);
+    sd_big_free(e->coc); free(e->row_start); sd_big_free(e->x); sd_big_free(e->xrgba); sd_big_free(e->xcoc);
     memset(e, 0, sizeof *e);
 }
 
@@ -621,8 +645,8 @@ static sd_status build(const sd_frame *f0, int full_s, int full_o, sd_entries *e
         const rect none = {0, 0, 0, 0};
         B.rs = full_s ? whole : B.lev_s >= 2 ? none : grow_rect(frac, H, W);
         B.ro = full_o ? whole : B.lev_o >= 2 ? none : grow_rect(frac, H, W);
-        if (B.rs.x0 < B.rs.x1) st = run_fill(f, &B.rs, 1, 1, B.lev_s, &B.fs, 0, NULL, 1);
-        if (st == SD_OK && B.ro.x0 < B.ro.x1) st = run_fill(f, &B.ro, 4, 0, B.lev_o, &B.fo, 0, &B.lit, 1);
+        if (B.rs.x0 < B.rs.x1) st = run_fill(f, &B.rs, 1, 1, B.lev_s, &B.fs, 0, NULL, 1, NULL);
+        if (st == SD_OK && B.ro.x0 < B.ro.x1) st = run_fill(f, &B.ro, 4, 0, B.lev_o, &B.fo, 0, &B.lit, 1, NULL);
         if (st == SD_OK && B.lit.near) st = bounding_fills(&B);
         if (st != SD_OK) goto done;
     }
@@ -657,9 +681,9 @@ static sd_status build(const sd_frame *f0, int full_s, int full_o, sd_entries *e
     for (int y = 0; y < H; y++) e->row_start[y + 1] += e->row_start[y];
     e->n = e->row_start[H];
     size_t nx = e->n > 0 ? (size_t)e->n : 1;
-    e->x = malloc(sizeof(int) * nx);
-    e->xrgba = malloc(sizeof(float) * 4 * nx);
-    e->xcoc = malloc(sizeof(float) * nx);
+    e->x = sd_big_alloc(nx, sizeof(int), f->nt);
+    e->xrgba = sd_big_alloc(4 * nx, sizeof(float), f->nt);
+    e->xcoc = sd_big_alloc(nx, sizeof(float), f->nt);
     if (!e->x || !e->xrgba || !e->xcoc) {
         st = SD_ERR_NOMEM;
         goto done;
@@ -675,13 +699,10 @@ done:
     if (xb)
         for (int k = 0; k < nchunk; k++) { free(xb[k].x); free(xb[k].rgba); free(xb[k].coc); }
     free(xb);
-    free(B.fs.ws);
-    free(B.fo.ws);
+    boxfill_free(&B.fs);
+    boxfill_free(&B.fo);
     free(B.lit.near);
-    for (int t = 0; t < B.ntiles; t++) {
-        free(B.tiles[t].robust.ws);
-        free(B.tiles[t].subject.ws);
-    }
+    sd_big_free(B.tiles_ws);
     free(B.tiles);
     free(B.tile_of);
     if (st != SD_OK || *retry_s || *retry_o) sd_entries_free(e);
