@@ -141,7 +141,7 @@ static void by_slices(char *p, size_t len, int zero, int nthreads)
 }
 #endif
 
-static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed)
+static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed, int sparse)
 {
     if (size && n > SIZE_MAX / size) return NULL;
     size_t bytes = n * size;
@@ -161,9 +161,11 @@ static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed)
 #ifdef MADV_HUGEPAGE
         (void)madvise(m, len, MADV_HUGEPAGE); /* a hint: without it the pages are only smaller */
 #endif
-        /* Fault the pages in now, writable: a buffer that is read before it is written would
-         * otherwise map the shared zero page first and then copy it page by page. */
-        by_slices((char *)m, len, 0, nthreads);
+        /* Fault a zeroed buffer's pages in now, writable: one that is read before it is written
+         * would otherwise map the shared zero page first and then copy it page by page. A sparse
+         * one, and one written before it is read, fault in where they are touched (a slice
+         * buffer as large as the largest slice: the others touch less of it). */
+        if (zeroed && !sparse) by_slices((char *)m, bytes + HEADER, 0, nthreads);
         ((size_t *)m)[0] = len;
         ((size_t *)m)[1] = len - HEADER;
         return (char *)m + HEADER;
@@ -175,6 +177,7 @@ static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed)
     return p + HEADER;
 #else
     (void)nthreads;
+    (void)sparse;
     return calloc(n ? n : 1, size ? size : 1);
 #endif
 }
@@ -182,9 +185,9 @@ static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed)
 /* The largest request that failed since it was last read, for the caller's error message. */
 static _Atomic size_t failed_bytes;
 
-static void *big_alloc(size_t n, size_t size, int nthreads, int zeroed)
+static void *big_alloc(size_t n, size_t size, int nthreads, int zeroed, int sparse)
 {
-    void *p = big_alloc_raw(n, size, nthreads, zeroed);
+    void *p = big_alloc_raw(n, size, nthreads, zeroed, sparse);
     if (!p) {
         size_t want = size && n > SIZE_MAX / size ? SIZE_MAX : n * size;
         size_t had = atomic_load(&failed_bytes);
@@ -195,8 +198,9 @@ static void *big_alloc(size_t n, size_t size, int nthreads, int zeroed)
 
 size_t sd_alloc_failed_bytes(void) { return atomic_exchange(&failed_bytes, (size_t)0); }
 
-void *sd_big_calloc(size_t n, size_t size, int nthreads) { return big_alloc(n, size, nthreads, 1); }
-void *sd_big_alloc(size_t n, size_t size, int nthreads) { return big_alloc(n, size, nthreads, 0); }
+void *sd_big_calloc(size_t n, size_t size, int nthreads) { return big_alloc(n, size, nthreads, 1, 0); }
+void *sd_big_calloc_sparse(size_t n, size_t size, int nthreads) { return big_alloc(n, size, nthreads, 1, 1); }
+void *sd_big_alloc(size_t n, size_t size, int nthreads) { return big_alloc(n, size, nthreads, 0, 0); }
 
 static void big_free(void *p, int zero)
 {

@@ -13,7 +13,12 @@
 
 /* n * size zeroed bytes; nthreads may share the work of faulting the pages in or zeroing. */
 void *sd_big_calloc(size_t n, size_t size, int nthreads);
-/* n * size bytes of undefined content, for a buffer written before it is read. */
+/* sd_big_calloc for a buffer of which a call may touch only a part (a pyramid's planes: what
+ * its spreads reach): a fresh mapping's pages are faulted in where they are first touched, not
+ * all at once, so the part never touched costs neither time nor resident memory. */
+void *sd_big_calloc_sparse(size_t n, size_t size, int nthreads);
+/* n * size bytes of undefined content, for a buffer written before it is read (a fresh
+ * mapping's pages fault in where they are first written). */
 void *sd_big_alloc(size_t n, size_t size, int nthreads);
 void sd_big_free(void *p);
 /* The largest sd_big_calloc / sd_big_alloc request (bytes) that failed since the last call (0:

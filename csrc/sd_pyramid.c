@@ -62,7 +62,7 @@ sd_pyramid *sd_pyr_new(int H, int W, float max_coc, int nthreads)
         l->ny = (H + (1 << k) - 1) >> k;
         l->nx = (W + (1 << k) - 1) >> k;
         l->stride = (ptrdiff_t)(l->cols + 2) * 4;
-        l->buf = sd_big_calloc((size_t)l->rows * (size_t)l->stride, sizeof(float), nthreads);
+        l->buf = sd_big_calloc_sparse((size_t)l->rows * (size_t)l->stride, sizeof(float), nthreads);
         l->xl = malloc(sizeof(int) * 2 * (size_t)l->rows);
         if (!l->buf || !l->xl) { sd_pyr_free(p); return NULL; }
         l->xr = l->xl + l->rows;

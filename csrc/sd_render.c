@@ -182,7 +182,11 @@ static sd_status render_setup(sd_render_ctx *r, float max_coc)
     r->lcoc = sd_big_alloc(nc, sizeof(float), nt);
     r->hole = sd_big_alloc(nc, sizeof(float), nt);
     r->pos = sd_big_alloc(nc * 2, sizeof(float), nt);
-    r->fillws = sd_big_alloc(max_fill, sizeof(float), nt);
+    /* the fill's workspace also holds the window's excess light (sd_window.c), which is
+     * written after the slice's fill is done with it */
+    size_t ws = r->border == SD_BORDER_WINDOW && nc * 4 > max_fill ? nc * 4 : max_fill;
+    r->fillws = sd_big_alloc(ws, sizeof(float), nt);
+    r->xlayer = r->border == SD_BORDER_WINDOW ? r->fillws : NULL;
     r->acc = sd_big_calloc(n, sizeof(float), nt);
     r->last = sd_big_calloc(n, sizeof(float), nt);
     r->stamp = sd_big_calloc(n, 1, nt);
@@ -204,7 +208,6 @@ static void render_free(sd_render_ctx *r)
     sd_big_free(r->layer); sd_big_free(r->lcoc); sd_big_free(r->hole); sd_big_free(r->pos); sd_big_free(r->fillws);
     sd_pyr_release(r->pyr, r->nt);
     sd_pyr_release(r->xpyr, r->nt);
-    sd_big_free(r->xlayer);
     sd_big_free(r->acc); sd_big_free(r->last); sd_big_free(r->stamp);
     free(r->rowbuf); free(r->colidx); free(r->colw); free(r->content_x0);
 }

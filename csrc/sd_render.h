@@ -63,7 +63,7 @@ typedef struct {
     float max_coc; /* the largest |CoC| the pyramids are made for */
     ptrdiff_t max_cells; /* the most cells any slice builds */
     sd_pyramid *xpyr; /* the window's isolated highlights near the edges (sd_window.c), made on first use */
-    float *xlayer;    /* ... their light per cell, laid out as layer */
+    float *xlayer;    /* ... their light per cell, laid out as layer (in fillws: the two are used one after the other) */
     int *colidx;   /* per frame column: the coarse cell left of it and its interpolation weight */
     float *colw;
     ptrdiff_t rowbuf_stride;

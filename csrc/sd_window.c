@@ -65,7 +65,7 @@ static int band_excess(sd_render_ctx *r, const sd_slice *s, rect b, rect box, in
     rect t = {imax(b.y0 - g, box.y0), imin(b.y1 + g, box.y1), imax(b.x0 - g, box.x0), imin(b.x1 + g, box.x1)};
     int tw = t.x1 - t.x0 + 1;
     /* summed-area table of the cells' light (colour summed over channels) over t */
-    double *P = calloc((size_t)(t.y1 - t.y0 + 1) * (size_t)tw, sizeof(double));
+    double *P = sd_big_calloc((size_t)(t.y1 - t.y0 + 1) * (size_t)tw, sizeof(double), r->nt);
     if (!P) return -1;
     for (int y = t.y0; y < t.y1; y++) {
         const double *up = P + (ptrdiff_t)(y - t.y0) * tw;
@@ -99,7 +99,7 @@ static int band_excess(sd_render_ctx *r, const sd_slice *s, rect b, rect box, in
             for (int c = 0; c < 4; c++) d[c] = f * l[c];
         }
     }
-    free(P);
+    sd_big_free(P);
     /* A highlight the edge cuts is continued beyond it as its mirror image as far as it plausibly
      * reaches: taken as a disk, a light whose cut (its chord along the edge) is c cells long and
      * which reaches h cells into the frame reaches c^2 / (4 h) cells past the edge at the middle
@@ -188,10 +188,6 @@ sd_status sd_window_excess(sd_render_ctx *r, const sd_slice *s, const sd_pyramid
     for (int i = 0; i < 4; i++) {
         rect b = built_in(s, intersect(bands[i], box));
         if (rect_empty(b)) continue;
-        if (!r->xlayer) {
-            r->xlayer = sd_big_alloc((size_t)r->max_cells * 4, sizeof(float), r->nt);
-            if (!r->xlayer) return SD_ERR_NOMEM;
-        }
         int h = band_excess(r, s, b, box, g, ny, nx);
         if (h < 0) return SD_ERR_NOMEM;
         has[i] = h;
