@@ -504,7 +504,9 @@ static PyObject *py_disparity_out(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OpOi", &q_o, &is_disp, &o_o, &nt)) return NULL;
     PyArrayObject *q = as_f32_contig(q_o, "q", 2, 2, 0);
     PyArrayObject *o = q ? as_f32_contig(o_o, "out", 2, 2, 1) : NULL;
-    if (!o || same_hw(q, o, "q", "out") || no_overlap(o, q, "q")) return NULL;
+    /* out may be q itself (each value is read before its own place is written), not part of it */
+    if (!o || same_hw(q, o, "q", "out") || (PyArray_DATA(o) != PyArray_DATA(q) && no_overlap(o, q, "q")))
+        return NULL;
     sd_status st;
     Py_BEGIN_ALLOW_THREADS
     st = sd_disparity_out((size_t)PyArray_SIZE(q), PyArray_DATA(q), is_disp, PyArray_DATA(o), nt);

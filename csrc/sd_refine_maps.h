@@ -26,7 +26,7 @@ sd_status sd_unorm_to_float(size_t n, const void *src, int bytes, float *out, in
  * *nvalid counts the valid pixels. */
 sd_status sd_disparity_in(size_t n, const float *depth, const uint8_t *invalid, int is_disparity, float *q,
                           float *weight, size_t *nvalid, int nthreads);
-/* The result from n disparities: max(q, FLT_MIN), then 1 / that unless is_disparity. */
+/* The result from n disparities: max(q, FLT_MIN), then 1 / that unless is_disparity (out may be q). */
 sd_status sd_disparity_out(size_t n, const float *q, int is_disparity, float *out, int nthreads);
 
 /* Whether the median over the (H-2) x (W-2) inner pixels whose 3x3 neighbourhood has weight >= 1

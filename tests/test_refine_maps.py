@@ -104,6 +104,11 @@ def test_disparity_out_matches_numpy(disparity):
     ref = np.maximum(q, np.float32(np.finfo(np.float32).tiny))
     ref = ref if disparity else (1.0 / ref).astype(np.float32)
     assert_same_bits(out, ref)
+    _core.disparity_out(q, disparity, q, 2)  # in place, as refine calls it
+    assert_same_bits(q, ref)
+    big = np.ones((34, 45), np.float32)
+    with pytest.raises(ValueError, match="overlap"):  # out shifted a row against q
+        _core.disparity_out(big[:33], disparity, big[1:], 1)
 
 
 def reference_noise(q, weight):

@@ -454,9 +454,9 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
                               refine_matte, nt)
         if band > 0:
             side, near, box = _band(m, a, band, int(REACH_SIGMAS * band) + 1, nt)
-            if box is not None:
-                q = q.copy()
+            if box is not None:  # q is this call's own array (never the caller's): replaced in place
                 q[box] = _continue_sides(q[box], side[box], near[box], band, kept[box], nt)
-    out = np.empty(q.shape, np.float32)
-    _core.disparity_out(np.ascontiguousarray(q), disparity, out, nt)  # at least float32's tiny; 1 / q for depth
-    return out, m
+    # in place as well: a fresh 12 MP result costs more in page faults than the pass itself
+    q = np.ascontiguousarray(q)
+    _core.disparity_out(q, disparity, q, nt)  # at least float32's tiny; 1 / q for depth
+    return q, m
