@@ -183,3 +183,33 @@ def test_nearer_part_of_the_subject_out_of_focus_is_no_wrong_subject(scene):
     d = s.diagnose(s.render(lens=_wall_lens(s)))
     assert "wrong_subject" in d.flags
     assert d.details["wrong_subject"]["render_off_subject"] == 1.0
+
+
+def _eroded_render(s, k):
+    """The matte eroded by k px decides what is sharp: the subject's lost edge takes the CoC of
+    the nearest background pixel (benchmarks/diagnostics_calibration.py's `eroded`)."""
+    ae = ndimage.grey_erosion(s.matte, footprint=_disk(k))
+    bg = s.matte < 0.02
+    _, (iy, ix) = ndimage.distance_transform_edt(~bg, return_indices=True)
+    lost = (s.matte >= 0.02) & (ae < 0.5)
+    return s.render(coc=np.where(lost, s.coc[iy, ix], s.coc).astype(np.float32), matte=ae)
+
+
+def test_edge_displaced_needs_both_sides(scene):
+    """Half way from the truth to a 3 px eroded matte's render, the subject's edge light is half
+    displaced: subject_spill and edge_blurred are each under their flag level (the measures are
+    linear in the render), together they flag it. The same blend inside the matte only (the
+    edge blurred, nothing spilled) is not flagged."""
+    s = scene("scene_0010")
+    eroded = _eroded_render(s, 3)
+    half = (s.truth + 0.5 * (eroded - s.truth)).astype(np.float32)
+    d = s.diagnose(half)
+    h = d.details["halo"]
+    t = d.thresholds["halo"]
+    assert h["subject_spill"] / 2 < t and h["edge_blurred"] < t, d.report()
+    assert h["edge_displaced"] >= t and "halo" in d.flags, d.report()
+    inside = np.where(s.matte[:, :, None] >= 0.5, half, s.truth).astype(np.float32)
+    d = s.diagnose(inside)
+    assert d.details["halo"]["edge_blurred"] > 0.2
+    assert d.details["halo"]["edge_displaced"] < 0.1 and "halo" not in d.flags, d.report()
+    assert s.diagnose(s.truth).details["halo"]["edge_displaced"] < 0.1

@@ -368,10 +368,17 @@ def _halo(ctx):
     lam, _ = _region(ln, ld, spill, VISIBLE)
     gam, _ = _region(gn, gd, inside, VISIBLE)
     blend, band = _depth_edge_blend(ctx, rim_w)
-    terms = {"stranded_detail": beta, "subject_spill": lam, "edge_blurred": gam, "depth_edge_blend": blend}
+    # a subject's edge rendered with the background's blur (a matte too small) moves its light
+    # across the silhouette: it is lost inside (edge_blurred) and lands outside (subject_spill).
+    # Each alone has other causes (a subject slightly out of focus spills, fine texture softened
+    # by a CoC under 1.5 px), both at once are that displacement: the pair counts by the smaller
+    # of the two, doubled
+    displaced = JOINT_SCALE * min(lam / SPILL_SCALE, gam) if np.isfinite(lam) and np.isfinite(gam) else np.nan
+    terms = {"stranded_detail": beta, "subject_spill": lam, "edge_blurred": gam, "edge_displaced": displaced,
+             "depth_edge_blend": blend}
     # the subject's spill is the least sure of these (it compares two blurs of the same input, and
     # the subject's own slight defocus adds to it): it counts from SPILL_SCALE times the threshold
-    parts = [beta, lam / SPILL_SCALE, gam, _ramp(blend, *BLEND_RAMP) if np.isfinite(blend) else np.nan]
+    parts = [beta, lam / SPILL_SCALE, gam, displaced, _ramp(blend, *BLEND_RAMP) if np.isfinite(blend) else np.nan]
     score = max([0.0] + [v for v in parts if np.isfinite(v)])
     m = np.maximum.reduce([_pixel_map(bn, bd, rim, VISIBLE), _pixel_map(ln, ld, spill, VISIBLE) / SPILL_SCALE,
                            _pixel_map(gn, gd, inside, VISIBLE), band])
@@ -381,6 +388,8 @@ def _halo(ctx):
 # halo: the subject spill counts at SPILL_SCALE x the threshold; the depth map's blend across the
 # silhouette is mapped by ramp(blend, *BLEND_RAMP)
 SPILL_SCALE = 2.0
+# ... and the two together (edge_displaced) count from half the threshold each
+JOINT_SCALE = 2.0
 BLEND_RAMP = (0.15, 0.35)
 
 
