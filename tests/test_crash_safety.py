@@ -370,8 +370,10 @@ def wait_for(cond, timeout, what):
 
 def interrupt_batch(tmp_path, extra):
     """Start a batch in its own process group, press Ctrl-C (SIGINT to the whole group, as a
-    terminal does) once its first record is written, and return (process, stderr)."""
-    cfg = batch_config(tmp_path / "b.json", samples=40)
+    terminal does) once its first record is written, and return (process, stderr). The batch
+    holds far more work than the wait can take (a few hundredths of a second per frame): with 40
+    frames, a machine too busy to wake this process for a second let it finish first."""
+    cfg = batch_config(tmp_path / "b.json", samples=2000)
     out = tmp_path / "out"
     p = subprocess.Popen([sys.executable, "-m", "synthdof", "batch", str(cfg), "-o", str(out), "-q", *map(str, extra)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
