@@ -35,6 +35,10 @@ static inline void relax_n(float *v, const float *wt, int H, int W, int nch, con
                     int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
                     ptrdiff_t a = ((ptrdiff_t)ym * W + x) * nch, b = ((ptrdiff_t)yp * W + x) * nch;
                     ptrdiff_t c = ((ptrdiff_t)y * W + xm) * nch, d = ((ptrdiff_t)y * W + xp) * nch;
+                    if (nch == 4) { /* as one vector */
+                        sd_cell_relax(v + 4 * i, v + a, v + b, v + c, v + d, w);
+                        continue;
+                    }
                     for (int ch = 0; ch < nch; ch++) {
                         float m = 0.25f * (v[a + ch] + v[b + ch] + v[c + ch] + v[d + ch]);
                         v[i * nch + ch] = w * v[i * nch + ch] + (1.0f - w) * m;

@@ -35,7 +35,7 @@ static inline void sd_lerp_cell(int i, float scale, int n, int *i0, int *i1, flo
 }
 
 /* One cell's 4 channels: d[c] += w a[c] (sd_cell_add), and d[c] += w0 a[c] + w1 b[c] + w2 e[c]
- * + w3 g[c], summed in that order (sd_cell_add_bilinear). With GNU C as vectors (loaded and
+ * + w3 g[c], summed in that order (sd_cell_add_bilinear); sd_cell_relax below. With GNU C as vectors (loaded and
  * stored by memcpy): GCC keeps the plain loops scalar where a store might alias the next loads.
  * The arithmetic is the same either way. */
 #if defined(__GNUC__)
@@ -58,7 +58,22 @@ static inline void sd_cell_add_bilinear(float *restrict d, const float *a, const
                  (w0 * sd_cell_load(a) + w1 * sd_cell_load(b) + w2 * sd_cell_load(e) + w3 * sd_cell_load(g));
     memcpy(d, &x, sizeof x);
 }
+/* d[c] = w d[c] + (1 - w) (0.25 (a[c] + b[c] + e[c] + g[c])): the fill's relaxation step (the
+ * neighbours may be the cell itself at the grid's edges: every read comes before the store). */
+static inline void sd_cell_relax(float *d, const float *a, const float *b, const float *e, const float *g, float w)
+{
+    sd_cell4 m = 0.25f * (sd_cell_load(a) + sd_cell_load(b) + sd_cell_load(e) + sd_cell_load(g));
+    sd_cell4 x = w * sd_cell_load(d) + (1.0f - w) * m;
+    memcpy(d, &x, sizeof x);
+}
 #else
+static inline void sd_cell_relax(float *d, const float *a, const float *b, const float *e, const float *g, float w)
+{
+    float m[4], x[4];
+    for (int c = 0; c < 4; c++) m[c] = 0.25f * (a[c] + b[c] + e[c] + g[c]);
+    for (int c = 0; c < 4; c++) x[c] = w * d[c] + (1.0f - w) * m[c];
+    for (int c = 0; c < 4; c++) d[c] = x[c];
+}
 static inline void sd_cell_add(float *restrict d, const float *restrict a, float w)
 {
     for (int c = 0; c < 4; c++) d[c] += w * a[c];
