@@ -170,6 +170,14 @@ static inline void run_end(float *restrict D, const float *restrict v, int len, 
     sd_cell_add(D + 4 * len, v + 4 * (len - 1), c1);
 }
 
+/* sd_plane_touch for cells [x0, x1) already known to lie inside the plane: no clamping, and the
+ * row bounds passed as pointers the plane's stores cannot alias. */
+static inline void widen_row(int *restrict xl, int *restrict xr, int row, int x0, int x1)
+{
+    if (x0 < xl[row]) xl[row] = x0;
+    if (x1 > xr[row]) xr[row] = x1;
+}
+
 /* Spreads `len` sources with light v (len x 4) that share one footprint (radius R, orientation,
  * centre (fx, fy) inside its cell) and occupy consecutive cells from plane cell (x0, y0). */
 SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprint *fps, const float *v, int len,
@@ -216,8 +224,7 @@ SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprin
             int row = y0 + q->dj, xa = x0 + q->ia, xb = x0 + q->ib;
             float a0 = q->a0, a1 = q->a1, b0 = q->b0, b1 = q->b1;
             float *D = buf + (ptrdiff_t)row * stride;
-            if (xa < xl[row]) xl[row] = xa;
-            if (xb + 2 > xr[row]) xr[row] = xb + 2;
+            widen_row(xl, xr, row, xa, xb + 2);
             float *pa = D + 4 * (ptrdiff_t)xa, *pb = D + 4 * (ptrdiff_t)xb;
             for (int c = 0; c < 4; c++) pa[c] += a0 * lv[c];
             for (int c = 0; c < 4; c++) pa[4 + c] += a1 * lv[c];
@@ -230,8 +237,7 @@ SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprin
         const sd_fp_span *q = &sp[n];
         int row = y0 + q->dj, xa = x0 + q->ia, xb = x0 + q->ib;
         float *D = buf + (ptrdiff_t)row * stride;
-        if (xa < xl[row]) xl[row] = xa;
-        if (xb + len + 1 > xr[row]) xr[row] = xb + len + 1;
+        widen_row(xl, xr, row, xa, xb + len + 1);
         run_end(D + 4 * (ptrdiff_t)xa, v, len, q->a0, q->a1);
         run_end(D + 4 * (ptrdiff_t)xb, v, len, q->b0, q->b1);
     }
@@ -329,7 +335,7 @@ static void spread_row_cells(const spread_ctx *c, sd_plane *pl, int k, int by, i
         int i = bx - bx0;
         float *v = rs->v + 4 * (ptrdiff_t)i;
         const float *q = src + (ptrdiff_t)bx * pix;
-        if (nch == 4 && q[0] == 0.0f && q[1] == 0.0f && q[2] == 0.0f && q[3] == 0.0f) {
+        if (nch == 4 && !sd_nonzero4(q)) {
             /* no light (most of a slice's cells where the depth is noisy): w q below, w being
              * finite and >= 0, is q itself, zeros' signs included; its radius is never read */
             memcpy(v, q, 4 * sizeof *v);
