@@ -232,6 +232,69 @@ def test_similar_depth_small_lens():
     assert d.details["similar_depth"]["median_blur_step"] < 0.005
 
 
+# --- a depth gradient inside the subject, a depth step in the background ---------------------------
+
+def _rounded_subject(blur_depth=0.0, H=256, W=384):
+    """A rounded subject (its depth runs on towards the wall inside its silhouette, as a head's
+    does) close before a wall, the lens focused in front of it; with blur_depth, the depth map
+    blurred across the silhouette by a Gaussian of that sigma (as a network's is)."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    R = 90.0
+    r = np.hypot(yy - 140.0, xx - W / 2)
+    matte = np.clip(R + 0.5 - r, 0.0, 1.0).astype(np.float32)
+    depth = np.where(r < R, 1.35 - 0.25 * np.sqrt(np.clip(1.0 - (r / R) ** 2, 0.0, 1.0)), 1.5)
+    if blur_depth:
+        depth = ndimage.gaussian_filter(depth, blur_depth)
+    image = np.random.default_rng(3).random((H, W, 3)).astype(np.float32) * 0.5
+    return image, depth.astype(np.float32), matte, synthdof.ThinLens(85, 1.4, 0.9)
+
+
+def test_subject_depth_running_on_inside_its_silhouette_is_no_blend():
+    """The exact depth steps to the wall's at the silhouette: the subject's own depth gradient
+    inside it is no blend across it, however far it runs towards the wall; the same depth map
+    blurred across the silhouette is."""
+    image, depth, matte, lens = _rounded_subject()
+    c = lens.coc(depth)
+    # the case: 10 px inside the edge the subject's CoC and the wall's differ by over 3 px, and
+    # the edge's own lies a third of the way from the one to the other
+    inner, edge, wall = c[140, 192 - 80], c[140, 192 - 89], c[140, 192 - 95]
+    assert abs(wall - inner) > 3 and abs(edge - inner) > 0.3 * abs(wall - inner)
+    d = synthdof.diagnose(image, image, depth=depth, matte=matte, lens=lens)
+    assert d.details["halo"]["depth_edge_blend"] < 0.05
+    image, blurred, matte, lens = _rounded_subject(blur_depth=4.0)
+    d = synthdof.diagnose(image, image, depth=blurred, matte=matte, lens=lens)
+    assert d.details["halo"]["depth_edge_blend"] > 0.3
+
+
+def _bar_before_wall(H=256, W=384, c_wall=12.0):
+    """A wall blurred by c_wall px (step edges on its left part, a gentle ramp elsewhere) and a
+    thin dark bar in focus across its right part. The lens's picture, built without synthdof:
+    the wall alone (it goes on behind the bar) blurred by a disk, the bar sharp over it; and the
+    same wall blurred by a Gaussian of the disk's spread instead."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    wall = 0.3 + 0.2 * yy / H + 0.3 * ((xx < 150) & ((xx // 24) % 2 == 0))
+    bar = np.abs(xx - 0.6 * yy - 230) < 1.0
+    lens = synthdof.ThinLens(85, 1.4, 2.0)
+    z_wall = 1.0 / (1.0 / 2.0 - c_wall / lens.coc_scale(W))
+    depth = np.where(bar, 2.0, z_wall).astype(np.float32)
+    r = int(c_wall // 2)
+    disk = (np.hypot(*np.mgrid[-r:r + 1, -r:r + 1]) <= c_wall / 2).astype(np.float64)
+    rgb = lambda x: np.repeat(np.where(bar, 0.05, x)[:, :, None], 3, 2).astype(np.float32)
+    truth = rgb(ndimage.convolve(wall, disk / disk.sum(), mode="nearest"))
+    gauss = rgb(ndimage.gaussian_filter(wall, c_wall / 4, mode="nearest"))
+    return rgb(wall), depth, lens, truth, gauss
+
+
+def test_bar_in_focus_before_a_blurred_wall_is_no_gaussian():
+    """Beside a thin bar in focus the lens shows the wall's blur going on behind it, which the
+    input hides: the blur's shape is judged away from such a depth step, on the wall's edges."""
+    image, depth, lens, truth, gauss = _bar_before_wall()
+    d = synthdof.diagnose(image, truth, depth=depth, lens=lens)
+    assert "gaussian_look" not in d.flags and abs(d.details["gaussian_look"]["edge_profile"]) < 0.2, d.report()
+    d = synthdof.diagnose(image, gauss, depth=depth, lens=lens)
+    assert "gaussian_look" in d.flags and d.details["gaussian_look"]["edge_profile"] > 0.7, d.report()
+
+
 # --- report, html, inputs ---------------------------------------------------------------------------
 
 def test_report_and_html(clean):

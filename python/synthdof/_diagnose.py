@@ -21,7 +21,7 @@ import numpy as np
 from ._aperture import as_aperture
 from ._diagnosis import DESCRIPTIONS, MODES, THRESHOLDS, Diagnosis  # noqa: F401 - MODES etc. re-exported
 from ._imageops import (_box, _const_map, _distance, _fill, _gather_coarse, _gauss, _local_max, _luma, _ramp,
-                        _smooth, _tone)
+                        _smooth, _step, _tone)
 from ._kernels import scatter
 from ._lens import ThinLens
 from ._validate import as_image, as_map, as_matte
@@ -193,6 +193,12 @@ def _highlight_terms(ctx, aperture):
     return _luma(ctx.ren) - without, h_pred, zone
 
 
+def _lights(L):
+    """Small bright lights in luminance L: at least 0.9 in linear light and 3x their 17x17
+    surroundings."""
+    return (L >= 0.9) & (L >= 3.0 * _box(L, 8))
+
+
 def _highlight_prediction(ctx, aperture):
     """Highlights of the input (bright spots: at least 0.9 in linear light and 3x their
     surroundings) against what the CoC predicts for them. Only highlights whose whole disk lies
@@ -206,7 +212,7 @@ def _highlight_prediction(ctx, aperture):
     blocked = ctx.near | (ctx.veil_alpha > 0.02)
     if ctx.a is not None:
         blocked |= ctx.a > 0.02
-    src = (L >= 0.9) & (L >= 3.0 * _box(L, 8)) & ~blocked & (cb >= 4.0)
+    src = _lights(L) & ~blocked & (cb >= 4.0)
     if not src.any():
         return None
     # the whole bright spot around each source pixel, and a pixel of margin
@@ -257,7 +263,7 @@ def _edge_terms(ctx, aperture):
 def _edge_prediction(ctx, aperture):
     """The blurred background's shape away from highlights: step edges and texture of the
     input, in parts blurred by at least 3 px and clear of the subject, of near content (and its
-    veil) and of the frame's border by the local blur radius + 2 px. D: the input (the subject
+    veil), of depth steps and of the frame's border by the local blur radius + 2 px. D: the input (the subject
     and near content removed, continued behind them) spread over each pixel's CoC in the
     aperture's shape; G: the same blurred by a Gaussian of the same spread (sigma = c/4, the
     disk's own second moment). A disk blurs a step into a ramp of its diameter; a Gaussian into
@@ -268,6 +274,12 @@ def _edge_prediction(ctx, aperture):
     blocked = ctx.near | (ctx.veil_alpha > 0.02)
     if ctx.a is not None:
         blocked |= ctx.a > 0.02
+    # a depth step in the surroundings (a bar before the wall) hides what lies behind its nearer
+    # side, which the lens sees past: beside it neither blur of the input is what the lens shows
+    # (a thin bar in focus across a smooth wall read as a Gaussian's blur). A small bright light
+    # hides next to nothing, and its disk is what the blur's shape shows best: its edge is kept
+    light = _lights(_luma(ctx.img))
+    step = (_step(cb) > EDGE_DEPTH_STEP) & ~(_local_max(light.astype(np.float32), 2) > 0)
     H, W = cb.shape
     zone = cb >= EDGE_MIN_COC
     if not zone.any():
@@ -275,7 +287,7 @@ def _edge_prediction(ctx, aperture):
     reach = float(cb[zone].max()) / 2 + 2
     yy, xx = np.mgrid[0:H, 0:W]
     to_border = np.minimum(np.minimum(yy, H - 1 - yy), np.minimum(xx, W - 1 - xx))
-    zone &= (_distance(blocked, int(reach) + 1) > cb / 2 + 2) & (to_border > cb / 2 + 2)
+    zone &= (_distance(blocked | step, int(reach) + 1) > cb / 2 + 2) & (to_border > cb / 2 + 2)
     if zone.sum() < 30:
         return None
     w = (~blocked).astype(np.float32)
@@ -312,6 +324,8 @@ FAINT = 1e-5
 EDGE_VISIBLE = FAINT
 EDGE_PIXELS = 200
 EDGE_MIN_COC = 3.0
+# ... away from depth steps of more than this between neighbouring pixels (px of CoC)
+EDGE_DEPTH_STEP = 1.0
 
 
 def _region(num, den, mask, floor, min_pixels=30):
@@ -391,16 +405,21 @@ SPILL_SCALE = 2.0
 # ... and the two together (edge_displaced) count from half the threshold each
 JOINT_SCALE = 2.0
 BLEND_RAMP = (0.15, 0.35)
+# ... counting the deviation fully where the depth steps at the silhouette by under a quarter of
+# the interior-to-background step, not at all from half of it (the exact depth of 163 generated
+# scenes steps by 0.58 or more, score.py's `net` depth by 0.18 or less)
+SILHOUETTE_STEP = (0.5, 0.25)
 
 
 def _depth_edge_blend(ctx, rim_w):
     """How far the depth map blends subject and background across the silhouette: over the
     subject's edge band (matte >= 0.5, within 2 rim widths of its edge), |c - c_in| / |c_out - c_in|,
     c_in the CoC of the subject's interior nearby (4-6 rim widths in), c_out the background's
-    beyond the edge (4-6 rim widths out), where they differ by 3 px or more. 0 = a step at the
-    silhouette (as renderers' depth is), about 0.5 = a ramp centred on it (a network's depth,
-    a depth map upsampled from low resolution): any render of it leaves the subject's edge
-    blurred and the background next to it sharper, a halo. Returns (value or NaN, map)."""
+    beyond the edge (4-6 rim widths out), where they differ by 3 px or more and the depth does
+    not step at the silhouette nearby. 0 = a step at the silhouette (as renderers' depth is),
+    about 0.5 = a ramp centred on it (a network's depth, a depth map upsampled from low
+    resolution): any render of it leaves the subject's edge blurred and the background next to
+    it sharper, a halo. Returns (value or NaN, map)."""
     a, c = ctx.a, ctx.c
     sub = a >= 0.5
     n = 6 * rim_w + 1
@@ -419,7 +438,18 @@ def _depth_edge_blend(ctx, rim_w):
     sel = band & (step >= 3.0) & (ctx.veil_alpha < 0.05)
     if sel.sum() < 30:
         return float("nan"), empty
-    dev = np.abs(c - c_in)
+    # a real subject's depth steps to the background's at its silhouette, however far its own
+    # depth runs on towards the background inside it (a rounded head close to the wall, a body
+    # whose sides recede to it): there the CoC inside is the subject's own, not a blend. A
+    # blended depth map has no such step (its CoC changes by under a fifth of the step from one
+    # pixel to the next; the exact depth's by over half): the deviation counts where the depth's
+    # own step at the silhouette nearby (the largest CoC difference between neighbours across it)
+    # is small against the step from the interior to the background
+    across = _local_max(_step(c, across=sub), 1)
+    sil = (sub & (din <= 1)).astype(np.float32)
+    jump = _fill(across[:, :, None], sil)[:, :, 0]
+    blended = _ramp(jump / np.maximum(step, 1e-6), *SILHOUETTE_STEP)
+    dev = np.abs(c - c_in) * blended
     m = np.where(sel, _ramp(dev / np.maximum(step, 1e-6), *BLEND_RAMP), 0.0).astype(np.float32)
     return float(dev[sel].sum() / step[sel].sum()), m
 

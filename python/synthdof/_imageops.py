@@ -161,6 +161,23 @@ def _max1(x, r, axis):
     return o
 
 
+def _step(x, across=None):
+    """Largest |x(p) - x(q)| over each pixel p's 4-neighbours q; with `across` (bool, same
+    shape), only over the neighbours that lie on the other side of it."""
+    x = np.asarray(x, np.float32)
+    out = np.zeros(x.shape, np.float32)
+    for axis in (0, 1):
+        d = np.abs(np.diff(x, axis=axis))
+        if across is not None:
+            d = d * (np.diff(across.astype(np.int8), axis=axis) != 0)
+        lo = [slice(None)] * 2
+        hi = [slice(None)] * 2
+        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+        out[tuple(lo)] = np.maximum(out[tuple(lo)], d)
+        out[tuple(hi)] = np.maximum(out[tuple(hi)], d)
+    return out
+
+
 def _local_max(x, r):
     """Max over a (2r+1)^2 window (edge-padded)."""
     r = int(r)
