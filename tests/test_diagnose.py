@@ -295,6 +295,31 @@ def test_bar_in_focus_before_a_blurred_wall_is_no_gaussian():
     assert "gaussian_look" in d.flags and d.details["gaussian_look"]["edge_profile"] > 0.7, d.report()
 
 
+def test_thin_veil_of_near_lights_is_judged():
+    """Small bright lights out of focus before an in-focus wall each cover a few per cent of
+    what lies behind their disks but outshine it: the lens's picture, (1 - alpha) wall + alpha
+    light, is right, the lights left sharp (pushed back to the wall) are not."""
+    H, W, c_light = 256, 384, 14.0
+    yy, xx = np.mgrid[0:H, 0:W]
+    wall = 0.3 + 0.2 * ((xx // 6 + yy // 6) % 2)
+    lights = np.zeros((H, W), bool)
+    for y, x in [(60, 60), (60, 190), (60, 320), (190, 60), (190, 190), (190, 320)]:
+        lights[y:y + 2, x:x + 2] = True
+    lens = synthdof.ThinLens(85, 1.4, 2.0)
+    depth = np.where(lights, 1.0 / (0.5 + c_light / lens.coc_scale(W)), 2.0).astype(np.float32)
+    r = int(c_light // 2)
+    disk = (np.hypot(*np.mgrid[-r:r + 1, -r:r + 1]) <= c_light / 2).astype(np.float64)
+    alpha = ndimage.convolve(lights.astype(np.float64), disk / disk.sum(), mode="constant")
+    assert 0.02 < alpha.max() < 0.1   # a veil thinner than a tenth everywhere
+    rgb = lambda x: np.repeat(x[:, :, None], 3, 2).astype(np.float32)
+    image = rgb(np.where(lights, 40.0, wall))
+    truth = rgb((1.0 - alpha) * wall + alpha * 40.0)
+    d = synthdof.diagnose(image, truth, depth=depth, lens=lens)
+    assert "foreground_bleed" not in d.flags and d.details["foreground_bleed"]["veil_kept"] > 0.8, d.report()
+    d = synthdof.diagnose(image, image, depth=depth, lens=lens)
+    assert "foreground_bleed" in d.flags and d.details["foreground_bleed"]["veil_kept"] < 0.2, d.report()
+
+
 # --- report, html, inputs ---------------------------------------------------------------------------
 
 def test_report_and_html(clean):

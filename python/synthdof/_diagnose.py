@@ -615,7 +615,9 @@ def _foreground_bleed(ctx):
     expect = _tone((1.0 - al) * ctx.img + al * ctx.veil_colour) - ctx.tI
     got = ctx.tR - ctx.tI
     vn, vd = (got * expect).sum(2), (expect * expect).sum(2)
-    veiled = sharp & (ctx.veil_alpha >= 0.1)
+    # (wherever the veil's change shows, however thin the veil: a small bright light out of focus
+    # covers little of what lies behind it, 1-5 %, but outshines it there)
+    veiled = sharp & (ctx.veil_alpha >= VEIL_MIN)
     rho, _ = _region(vn, vd, veiled, VISIBLE)
     if np.isfinite(rho):
         terms["veil_kept"] = rho
@@ -646,6 +648,11 @@ def _foreground_bleed(ctx):
     if not parts:
         return None, "nothing in front of or at the focal plane outside the subject"
     return max(parts), np.maximum.reduce([m.astype(np.float32) for m in maps]), terms
+
+
+# foreground_bleed: the veil is judged where near content covers at least this share of a pixel
+# (and its expected change is visible)
+VEIL_MIN = 0.02
 
 
 # similar_depth: a pixel of the subject's surroundings counts as poorly separated when it lies
