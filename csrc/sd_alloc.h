@@ -1,7 +1,7 @@
 /* Large zeroed buffers for the kernels' scratch planes. A 12-megapixel render touches over half
- * a gigabyte of scratch memory; in 4 KiB pages that is a quarter of a million page faults,
- * which cost more than the arithmetic. Where the system offers transparent huge pages (Linux),
- * big buffers are mapped directly and marked for them; elsewhere this is calloc.
+ * a gigabyte of scratch memory, and faulting it in costs more than the arithmetic. On Linux big
+ * buffers are mapped directly, faulted in by all threads at once where they are read before
+ * written, and only where touched otherwise; elsewhere this is calloc.
  *
  * Freed big buffers are kept, up to a limit, for the next call to take: memory the process
  * hands back may be handed on by the system (a virtual machine's free-page reporting returns it
