@@ -19,6 +19,7 @@
 static inline void relax_n(float *v, const float *wt, int H, int W, int nch, const int *ux0, const int *ux1,
                            int nt)
 {
+    nt = sd_threads_for(nt, (ptrdiff_t)H * W);
     for (int it = 0; it < RELAX_SWEEPS; it++)
         for (int colour = 0; colour < 2; colour++) {
             SD_PARALLEL_FOR_CHUNKS(nt)
@@ -224,6 +225,7 @@ static void pull_generic(sd_fillpyr *f, int H, int W, const float *value, ptrdif
 static inline void pull_level(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int ch_,
                               int cw, int nch, int nt)
 {
+    nt = sd_threads_for(nt, (ptrdiff_t)ch_ * cw);
     SD_PARALLEL_FOR_CHUNKS(nt)
     for (int y = 0; y < ch_; y++) {
         int ya = 2 * y, yb = 2 * y + 1 < ph ? 2 * y + 1 : 2 * y;
@@ -257,6 +259,7 @@ static inline void pull_level(const float *pv, const float *pwt, int ph, int pw,
 static inline void push_level(const float *cv, int cH, int cW, float *fv, const float *fw, int fH, int fW, int nch,
                               int *ux0, int *ux1, int nt)
 {
+    nt = sd_threads_for(nt, (ptrdiff_t)fH * fW);
     SD_PARALLEL_FOR_CHUNKS(nt)
     for (int y = 0; y < fH; y++) {
         int y0, y1;

@@ -66,12 +66,19 @@ static inline void take_entry(const sd_slice *s, const float *q, float c, float 
     *h += slice_hides(s, c, q[3]);
 }
 
+/* The frame pixels of the slice's box (its cells times their pixels): how much a pass over its
+ * cells' entries costs. */
+static ptrdiff_t slice_box_pixels(const sd_slice *s)
+{
+    return ((ptrdiff_t)(s->cy1 - s->cy0) * (s->cx1 - s->cx0)) << (2 * s->k);
+}
+
 /* Level 0: every pixel is its own cell. */
 static void build_fine(sd_render_ctx *r, const sd_slice *s)
 {
     const sd_entries *e = r->e;
     int W = r->W;
-    SD_PARALLEL_FOR_DYN(r->nt)
+    SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, slice_box_pixels(s)))
     for (int y = s->cy0; y < s->cy1; y++) {
         ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
         int xs = s->cell_x0[y], xe = s->cell_x1[y];
@@ -119,7 +126,7 @@ void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
     const sd_entries *e = r->e;
     int H = r->H, W = r->W, k = s->k, bs = 1 << k;
     float inv_area = 1.0f / (float)(bs * bs), inv_bs = 1.0f / (float)bs;
-    SD_PARALLEL_FOR_DYN(r->nt)
+    SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, slice_box_pixels(s)))
     for (int cy = s->cy0; cy < s->cy1; cy++) {
         int y0 = cy << k, y1 = imin(y0 + bs, H);
         ptrdiff_t xp[1 << SD_MAX_SLICE_LEVEL]; /* per frame row of the cell row: the next extra entry */
@@ -180,7 +187,7 @@ void sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
     int k = s->k;
     /* the hidden cells' bounding box [hy0, hy1) x [hx0, hx1), from each cell row's span */
     int *h0 = r->reach_x0, *h1 = r->reach_x1; /* free once the slices are planned */
-    SD_PARALLEL_FOR_CHUNKS(r->nt)
+    SD_PARALLEL_FOR_CHUNKS(sd_threads_for(r->nt, (ptrdiff_t)(s->cy1 - s->cy0) * (s->cx1 - s->cx0)))
     for (int cy = s->cy0; cy < s->cy1; cy++) {
         int a = s->cell_x1[cy], b = s->cell_x0[cy];
         const float *hr = r->hole + s->cell_off[cy];
@@ -222,7 +229,7 @@ void sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
                       r->nt);
     else
         f.n = 1;
-    SD_PARALLEL_FOR_DYN(r->nt)
+    SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, (ptrdiff_t)(hy1 - hy0) * (hx1 - hx0)))
     for (int cy = hy0; cy < hy1; cy++) {
         /* the row's hidden cells, and the coarse fill interpolated over them */
         int xa = h0[cy - s->cy0], xb = h1[cy - s->cy0];

@@ -2,10 +2,15 @@
 #ifndef SD_PARALLEL_H
 #define SD_PARALLEL_H
 
+#include <stddef.h>
+
 #ifdef _OPENMP
 #include <omp.h>
 #define SD_PRAGMA(x) _Pragma(#x)
-#define SD_PARALLEL_FOR(nt) SD_PRAGMA(omp parallel for num_threads(nt) schedule(static))
+/* Iterations are handed out a few at a time as threads come free, never split up front: beside
+ * another busy process one thread may run at half speed, and a fixed half of the work would make
+ * the other wait for it. (No loop's result depends on which thread ran an iteration.) */
+#define SD_PARALLEL_FOR(nt) SD_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 4))
 #define SD_PARALLEL_FOR_DYN(nt) SD_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 1))
 /* rows whose cost varies (a hole on one side of the frame): handed out in chunks of 16 */
 #define SD_PARALLEL_FOR_CHUNKS(nt) SD_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 16))
@@ -45,6 +50,15 @@ static inline void sd_relax_cpu(void) { (void)sched_yield(); }
 #else
 static inline void sd_relax_cpu(void) {}
 #endif
+
+/* A loop over fewer cells than this runs on the calling thread: waking another thread and
+ * waiting for it at the loop's end costs more than its share of the work saves, and beside another
+ * busy process each such wait may last until the other thread is scheduled again. */
+#define SD_MIN_PARALLEL_CELLS ((ptrdiff_t)1 << 17)
+
+/* The threads for a loop over `cells` cells: nt, or 1 when the loop is too small to share (results
+ * do not depend on the count). */
+static inline int sd_threads_for(int nt, ptrdiff_t cells) { return cells < SD_MIN_PARALLEL_CELLS ? 1 : nt; }
 
 /* At least one thread; at most a few per processor (results do not depend on the count, and an
  * absurd request must not exhaust the process's stacks). */

@@ -120,7 +120,7 @@ void sd_pyr_clear(sd_pyramid *p, int nthreads)
         sd_plane *l = &p->lev[k];
         int r0 = p->dirty_y0[k], r1 = p->dirty_y1[k];
         if (r0 < r1) {
-            SD_PARALLEL_FOR_DYN(nt)
+            SD_PARALLEL_FOR_DYN(sd_threads_for(nt, (ptrdiff_t)(r1 - r0) * l->cols))
             for (int y = r0; y < r1; y++) {
                 if (l->xl[y] < l->xr[y])
                     memset(l->buf + (ptrdiff_t)y * l->stride + 4 * l->xl[y], 0,
@@ -159,7 +159,7 @@ int sd_level_mostly(float R)
 
 static void prefix_rows(sd_plane *l, int r0, int r1, int nthreads)
 {
-    int nt = sd_threads(nthreads);
+    int nt = sd_threads_for(sd_threads(nthreads), (ptrdiff_t)(r1 - r0) * l->cols);
     SD_PARALLEL_FOR_DYN(nt)
     for (int y = r0; y < r1; y++) {
         float *r = l->buf + (ptrdiff_t)y * l->stride;
@@ -174,7 +174,7 @@ static void prefix_rows(sd_plane *l, int r0, int r1, int nthreads)
  * the plane's ends, which keeps every parent's total. Fine rows [r0, r1), columns [c0, c1). */
 static void upsample_add(const sd_plane *coarse, sd_plane *fine, int r0, int r1, int nthreads)
 {
-    int nt = sd_threads(nthreads);
+    int nt = sd_threads_for(sd_threads(nthreads), (ptrdiff_t)(r1 - r0) * fine->cols);
     const int *px = fine->up_x;
     const float *pw = fine->up_w;
     SD_PARALLEL_FOR_DYN(nt)
@@ -233,7 +233,7 @@ static void fold_margins(sd_pyramid *p, int k, int nthreads)
     int y0, y1;
     folded_span(d0 - o, d1 - o, l->ny, &y0, &y1);
     int b0 = l->nx, b1 = 0;
-    SD_PARALLEL_FOR_DYN(nt)
+    SD_PARALLEL_FOR_DYN(sd_threads_for(nt, (ptrdiff_t)(y1 - y0) * l->cols))
     for (int y = y0; y < y1; y++) {
         int j = y + o;
         float *r = l->buf + (ptrdiff_t)j * l->stride;

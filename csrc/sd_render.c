@@ -57,7 +57,7 @@ static void composite(sd_render_ctx *r, int si, int k, sd_box sb)
             /* the last cell interpolates from the one before it with weight 1 */
             if (xi[x] >= nx - 1) { xi[x] = nx - 1 > 0 ? nx - 2 : 0; xw[x] = nx > 1 ? 1.0f : 0.0f; }
         }
-    SD_PARALLEL_FOR_DYN(r->nt)
+    SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, (ptrdiff_t)(sb.y1 - sb.y0) * (sb.x1 - sb.x0)))
     for (int y = sb.y0; y < sb.y1; y++) {
         ptrdiff_t i0 = (ptrdiff_t)y * W;
         float *o = r->out.data + (ptrdiff_t)y * r->out.row, *a = r->acc + i0, *ls = r->last + i0;

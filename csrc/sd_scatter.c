@@ -511,6 +511,12 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
     }
 }
 
+/* One level's share of a spread: rows [f0, f1) of level k cut into nb bands of `band` rows (or,
+ * bycol, into column tiles), its tasks numbered from `first`. */
+typedef struct {
+    int k, f0, f1, band, nb, bycol, first;
+} level_bands;
+
 sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_aperture *ap, int row0, int row1,
                         int col0, int col1, int nthreads)
 {
@@ -533,7 +539,7 @@ sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_a
         return SD_ERR_NOMEM;
     }
     /* radius range of every source row, so that each level only visits rows it has sources in */
-    SD_PARALLEL_FOR_DYN(nt)
+    SD_PARALLEL_FOR_DYN(sd_threads_for(nt, (ptrdiff_t)(row1 - row0) * (col1 - col0)))
     for (int y = row0; y < row1; y++) {
         const float *cr = s->coc + sd_pyr_cell(s, 0, y);
         float lo = INFINITY, hi = -INFINITY;
@@ -551,6 +557,11 @@ sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_a
         p->rlo[y - row0] = xa < xb ? lo : INFINITY;
         p->rhi[y - row0] = xa < xb ? hi : -INFINITY;
     }
+    /* Every level's bands, planned first and spread in one parallel loop: the levels write planes
+     * of their own, so a thread that finds no band of one level ready takes one of the next, and
+     * the threads meet once per spread instead of once per level. */
+    level_bands lv[SD_PYR_MAX_LEVELS];
+    int nlv = 0, ntask = 0;
     for (int k = base; k < p->nlev; k++) {
         sd_plane *pl = &p->lev[k];
         int sh = k - base;
@@ -574,56 +585,68 @@ sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_a
         int reach = imin(sd_iceil(rk < SD_R_MAX + 1.0f ? rk : SD_R_MAX + 1.0f) + 3, SD_REACH);
         sd_pyr_mark(p, k, f0 + pl->o - reach, f1 + pl->o + reach, x0 + pl->o - reach, x1 + pl->o + reach);
         /* bands start at f0 and depend only on the rows spread, never on the thread count */
-        int band = 2 * reach + 2;
-        int nb = (f1 - f0 + band - 1) / band;
+        level_bands *L = &lv[nlv++];
+        *L = (level_bands){k, f0, f1, 2 * reach + 2, 0, 0, ntask};
+        L->nb = (f1 - f0 + L->band - 1) / L->band;
         /* bands too short to split by rows are split by columns, in the column tiles
          * spread_rows uses anyway, so that the result is the same for any thread count */
         int tile = SPREAD_TILE << sh, ntile = (col1 - col0 + tile - 1) / tile;
-        int bycol = nb < 3;
-        if (bycol && ntile < 3) {
-            spread_rows(&c, p, k, f0, f1, &rs[0]);
-            continue;
-        }
-        if (bycol) {
+        if (L->nb < 3 && ntile < 3) { /* one band of all the rows */
+            L->band = f1 - f0;
+            L->nb = 1;
+        } else if (L->nb < 3) {
             /* the tiles write the same rows: widen the rows' nonzero ranges up front to all the
              * tiles can reach (so the tiles never change them) */
             for (int y = imax(f0 + pl->o - reach, 0); y < imin(f1 + pl->o + reach, pl->rows); y++)
                 sd_plane_touch(pl, y, x0 + pl->o - reach, x1 + pl->o + reach);
-            nb = ntile;
+            L->bycol = 1;
+            L->nb = ntile;
         }
-        /* Even bands (or tiles) write cells no other even one writes, odd ones likewise; an
-         * odd one starts once both even neighbours are done. So every cell gets its even band's light
-         * before its odd band's whatever the thread count, and no thread waits at a barrier
-         * between the two halves. */
-        atomic_int *done = malloc(sizeof(atomic_int) * (size_t)nb);
-        if (!done) {
-            for (int i = 0; i < nrs; i++) rowsrc_free(&rs[i]);
-            return SD_ERR_NOMEM;
-        }
-        for (int b = 0; b < nb; b++) atomic_init(&done[b], 0);
-        int ne = (nb + 1) / 2;
-        /* dynamic scheduling hands the tasks out in order: every band an odd one waits for is
-         * already being spread */
-        SD_PARALLEL_FOR_DYN(nt)
-        for (int t = 0; t < nb; t++) {
-            int b = t < ne ? 2 * t : 2 * (t - ne) + 1;
-            if (b & 1)
-                while (!atomic_load_explicit(&done[b - 1], memory_order_acquire) ||
-                       (b + 1 < nb && !atomic_load_explicit(&done[b + 1], memory_order_acquire)))
-                    sd_relax_cpu();
-            if (bycol) {
-                spread_ctx ct = c;
-                ct.col0 = col0 + b * tile;
-                ct.col1 = imin(ct.col0 + tile, col1);
-                spread_rows(&ct, p, k, f0, f1, &rs[sd_thread_id()]);
-            } else {
-                int r0 = f0 + b * band, r1 = imin(r0 + band, f1);
-                spread_rows(&c, p, k, r0, r1, &rs[sd_thread_id()]);
-            }
-            atomic_store_explicit(&done[b], 1, memory_order_release);
-        }
-        free(done);
+        ntask += L->nb;
     }
+    /* Even bands (or tiles) write cells no other even one of their level writes, odd ones
+     * likewise; an odd one starts once both even neighbours are done. So every cell gets its
+     * even band's light before its odd band's whatever the thread count, and no thread waits at
+     * a barrier between the two halves. Tasks: every level's even bands, then the odd ones. */
+    atomic_int *done = malloc(sizeof(atomic_int) * (size_t)(ntask ? ntask : 1));
+    int *task = malloc(sizeof(int) * (size_t)(ntask ? ntask : 1));
+    if (!done || !task) {
+        free(done);
+        free(task);
+        for (int i = 0; i < nrs; i++) rowsrc_free(&rs[i]);
+        return SD_ERR_NOMEM;
+    }
+    int nq = 0;
+    for (int odd = 0; odd < 2; odd++)
+        for (int l = 0; l < nlv; l++)
+            for (int b = odd; b < lv[l].nb; b += 2) task[nq++] = lv[l].first + b;
+    for (int t = 0; t < ntask; t++) atomic_init(&done[t], 0);
+    /* dynamic scheduling hands the tasks out in order: every band an odd one waits for is
+     * already being spread */
+    SD_PARALLEL_FOR_DYN(ntask > 1 ? nt : 1)
+    for (int q = 0; q < ntask; q++) {
+        int t = task[q], l = 0;
+        while (l + 1 < nlv && lv[l + 1].first <= t) l++;
+        const level_bands *L = &lv[l];
+        int b = t - L->first;
+        if (b & 1)
+            while (!atomic_load_explicit(&done[t - 1], memory_order_acquire) ||
+                   (b + 1 < L->nb && !atomic_load_explicit(&done[t + 1], memory_order_acquire)))
+                sd_relax_cpu();
+        if (L->bycol) {
+            int tile = SPREAD_TILE << (L->k - base);
+            spread_ctx ct = c;
+            ct.col0 = col0 + b * tile;
+            ct.col1 = imin(ct.col0 + tile, col1);
+            spread_rows(&ct, p, L->k, L->f0, L->f1, &rs[sd_thread_id()]);
+        } else {
+            int r0 = L->f0 + b * L->band, r1 = imin(r0 + L->band, L->f1);
+            spread_rows(&c, p, L->k, r0, r1, &rs[sd_thread_id()]);
+        }
+        atomic_store_explicit(&done[t], 1, memory_order_release);
+    }
+    free(done);
+    free(task);
     for (int i = 0; i < nrs; i++) rowsrc_free(&rs[i]);
     return SD_OK;
 }

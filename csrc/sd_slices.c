@@ -496,7 +496,7 @@ static sd_box intervals_rows(const sd_render_ctx *r, int i0, int i1, int *x0, in
 static sd_box grow_rows(const sd_render_ctx *r, sd_box b, int m, const int *x0, const int *x1, int *d0, int *d1)
 {
     sd_box g = {imax(b.y0 - m, 0), imin(b.y1 + m, r->H), r->W, 0};
-    SD_PARALLEL_FOR(r->nt)
+    SD_PARALLEL_FOR(sd_threads_for(r->nt, (ptrdiff_t)(g.y1 - g.y0) * (2 * m + 1)))
     for (int y = g.y0; y < g.y1; y++) {
         int a = r->W, e = 0;
         for (int t = imax(y - m, b.y0); t < imin(y + m + 1, b.y1); t++)
