@@ -35,6 +35,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+# the thread counts as asked even on a busy machine (by default fewer run beside busy processes)
+os.environ.setdefault("OMP_DYNAMIC", "false")
 
 import synthdof  # noqa: E402
 from benchlib import RESULTS, gt_scenes  # noqa: E402

@@ -99,3 +99,34 @@ def test_import_sets_passive_waiting_unless_chosen(env, want):
     r = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
                        check=True)
     assert r.stdout.strip() == str(want)
+
+
+@pytest.mark.parametrize("others, again, cores, asked, want", [
+    (0, 0, 2, 2, 2),        # idle machine: as asked
+    (1, 1, 2, 2, 1),        # one busy process on 2 cores: the free core only
+    (1, 0, 2, 2, 2),        # a thread passing through, gone a moment later: as asked
+    (3, 3, 8, 8, 5),        # 3 busy of 8: the 5 free
+    (9, 9, 8, 4, 1),        # more busy threads than cores: 1
+    (1, 1, 2, 1, 1),
+    (None, None, 2, 2, 2),  # no /proc/loadavg: as asked
+])
+def test_threads_give_way_to_busy_processes(monkeypatch, others, again, cores, asked, want):
+    from synthdof import _validate
+    seen = iter([others, again])
+    monkeypatch.setattr(_validate, "runnable_elsewhere", lambda: next(seen))
+    monkeypatch.setattr(_validate.os, "cpu_count", lambda: cores)
+    monkeypatch.delenv("OMP_DYNAMIC", raising=False)
+    assert _validate.resolve_threads(asked) == want
+    monkeypatch.setenv("OMP_DYNAMIC", "false")  # the count as asked, however busy
+    seen = iter([others, again])
+    assert _validate.resolve_threads(asked) == asked
+
+
+def test_runnable_elsewhere_reads_the_machine():
+    import os
+    from synthdof import _validate
+    n = _validate.runnable_elsewhere()
+    if os.path.exists("/proc/loadavg"):
+        assert isinstance(n, int) and n >= 0
+    else:
+        assert n is None

@@ -1,6 +1,7 @@
 """Argument checking shared by the public functions: every message starts with the argument's name."""
 import numbers
 import os
+import time
 
 import numpy as np
 
@@ -146,9 +147,48 @@ def prepare_out(out, shape, inputs, dtype=np.float32):
 MAX_THREADS_PER_CORE = 4
 
 
+def runnable_elsewhere():
+    """How many threads besides the calling one are running or waiting for a core right now
+    (Linux: /proc/loadavg's count of runnable threads, the whole machine's); None where unknown."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return max(0, int(f.read().split()[3].split(b"/")[0]) - 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _adapt_threads():
+    """Whether thread counts give way to other busy processes: unless OMP_DYNAMIC says false."""
+    return os.environ.get("OMP_DYNAMIC", "").strip().lower() not in ("false", "0", "no", "off")
+
+
+def threads_beside_others(n):
+    """n threads, or fewer when other processes keep cores busy: then as many as there are
+    cores nobody else is running on, at least 1. Each parallel step of the core waits for all its
+    threads, and a thread that shares its core with a busy process runs half the time, so beside
+    one busy process on 2 cores, 2 threads were slower than 1 (benchmarks/README.md, "Threads next
+    to other busy processes"). A runnable thread seen once may be passing through (a shell, a
+    kernel worker): it counts only when it is still there a millisecond later."""
+    if n <= 1 or not _adapt_threads():
+        return n
+    ncpu = os.cpu_count() or 1
+    busy = runnable_elsewhere()
+    if not busy or ncpu - busy >= n:
+        return n
+    time.sleep(0.001)
+    again = runnable_elsewhere()
+    busy = min(busy, again if again is not None else busy)
+    return n if busy == 0 else max(1, min(n, ncpu - busy))
+
+
 def resolve_threads(num_threads):
     """None: all cores (OMP_NUM_THREADS respected); n >= 1: n (at most 4 per core); -1: all
-    cores, -2: all but one..."""
+    cores, -2: all but one... Then fewer where other processes keep cores busy
+    (threads_beside_others; results do not depend on the thread count)."""
+    return threads_beside_others(_requested_threads(num_threads))
+
+
+def _requested_threads(num_threads):
     if num_threads is None:
         return max(1, _core.default_threads())  # OpenMP's count: OMP_NUM_THREADS or all cores
     if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
