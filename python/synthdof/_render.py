@@ -163,7 +163,7 @@ def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None,
             raise TypeError(f"lens: expected a synthdof.ThinLens, got {type(lens).__name__}")
         d = as_map(depth, "depth", (H, W), finite=False)
         try:
-            c = lens.coc(d, W, max_coc=min(lens.max_coc or cap, cap), num_threads=num_threads)
+            c = lens.coc(d, W, max_coc=min(lens.max_coc or cap, cap), num_threads=nt)
         except ValueError as e:
             if not str(e).startswith("depth:"):
                 raise
