@@ -1,7 +1,7 @@
 """diagnose on the generated thin-lens scenes checked into the repository
 (benchmarks/groundtruth/samples): the truth unflagged, injected faults caught, a Gaussian
 judged without highlights, a polygon not taken for a disk, a subject out of focus by choice
-not taken for a fault. Runs from a plain clone. The rates over 123 calibration and 40 held-out
+not taken for a fault. Runs from a plain clone. The rates over 163 calibration and 40 held-out
 scenes are in docs/diagnostics.md (benchmarks/diagnostics_calibration.py)."""
 import json
 from pathlib import Path
