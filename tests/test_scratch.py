@@ -126,3 +126,35 @@ def test_environment_sets_the_limit():
     assert int(r.stdout.split()[-1]) == 0
     r = _child(code, "lots")
     assert r.returncode != 0 and "SYNTHDOF_SCRATCH_MB" in r.stderr
+
+
+@pytest.mark.parametrize("shape, dtype", [((7, 5, 3), np.float32), ((1100, 1000), np.float32),
+                                          ((1024, 1024, 3), np.uint16), ((0, 4096, 3), np.float32)])
+def test_results_in_mappings_of_their_own_behave_as_arrays(shape, dtype):
+    import pickle
+    from synthdof._validate import fresh_array
+    a, b = fresh_array(shape, dtype), fresh_array(shape, dtype)
+    for x in (a, b):
+        assert x.shape == shape and x.dtype == dtype
+        assert x.flags.c_contiguous and x.flags.writeable and x.flags.aligned
+    assert not np.may_share_memory(a, b)
+    a[...] = 7
+    b[...] = 3
+    assert (a == 7).all() and (b == 3).all()
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(a)), a)
+
+
+def test_a_result_too_large_for_memory_raises_memoryerror():
+    from synthdof._validate import fresh_array
+    with pytest.raises(MemoryError):
+        fresh_array((2 ** 60,), np.float32)
+
+
+def test_large_render_result_is_the_render():
+    """A result of 4 MB and more (its own mapping) holds what an out= array gets."""
+    img, coc, _ = _scene(3)
+    got = synthdof.scatter(img, coc, aperture=synthdof.Aperture(blades=6))
+    assert got.nbytes >= 4 << 20
+    out = np.empty_like(got)
+    synthdof.scatter(img, coc, aperture=synthdof.Aperture(blades=6), out=out)
+    np.testing.assert_array_equal(got, out)

@@ -1,4 +1,6 @@
 """Argument checking shared by the public functions: every message starts with the argument's name."""
+import math
+import mmap
 import numbers
 import os
 import time
@@ -124,10 +126,31 @@ def as_image(x, name="image", *, channels=None, allow_gray=True, threads=1):
     return lin, None
 
 
+# Results of at least this many bytes are memory mappings of their own (fresh_array).
+MAPPED_BYTES = 4 << 20
+
+
+def fresh_array(shape, dtype):
+    """np.empty(shape, dtype), except that a large array is an anonymous private mapping of its
+    own, released with the array. NumPy marks its large arrays for transparent huge pages, and on
+    a virtual machine that hands freed memory back to its host a fresh huge page costs several
+    times the system time of the same bytes in 4 KiB pages (the scratch pool's mappings are left
+    unmarked for the same reason, csrc/sd_alloc.c; benchmarks/README.md)."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < MAPPED_BYTES or not hasattr(mmap, "MAP_PRIVATE"):
+        return np.empty(shape, dtype=dtype)
+    try:
+        m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    except (OSError, OverflowError):  # NumPy's own attempt raises its usual MemoryError
+        return np.empty(shape, dtype=dtype)
+    return np.frombuffer(m, dtype=dtype).reshape(shape)
+
+
 def prepare_out(out, shape, inputs, dtype=np.float32):
     """Validates a caller-supplied `out` or allocates one."""
     if out is None:
-        return np.empty(shape, dtype=dtype)
+        return fresh_array(shape, dtype)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out: expected a numpy array, got {type(out).__name__}")
     if out.shape != tuple(shape):
