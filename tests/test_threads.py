@@ -130,3 +130,34 @@ def test_runnable_elsewhere_reads_the_machine():
         assert isinstance(n, int) and n >= 0
     else:
         assert n is None
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/task"), reason="Linux's /proc only")
+def test_own_threads_running_are_counted_as_own():
+    """The calling thread is running; a second thread of this process hashing outside the GIL is
+    running too, and is seen so within the 2 s it hashes."""
+    import hashlib
+    import threading
+    import time
+    from synthdof import _validate
+    assert _validate.own_runnable() >= 1
+    started, stop = threading.Event(), threading.Event()
+    buf = bytes(1 << 24)
+
+    def spin():  # hashing a large buffer releases the GIL
+        started.set()
+        t0 = time.perf_counter()
+        while not stop.is_set() and time.perf_counter() - t0 < 2.0:
+            hashlib.sha256(buf).digest()
+
+    th = threading.Thread(target=spin)
+    th.start()
+    started.wait()
+    seen, t0 = 0, time.perf_counter()
+    try:
+        while seen < 2 and time.perf_counter() - t0 < 2.0:
+            seen = max(seen, _validate.own_runnable())
+    finally:
+        stop.set()
+        th.join()
+    assert seen >= 2

@@ -171,13 +171,34 @@ MAX_THREADS_PER_CORE = 4
 
 
 def runnable_elsewhere():
-    """How many threads besides the calling one are running or waiting for a core right now
-    (Linux: /proc/loadavg's count of runnable threads, the whole machine's); None where unknown."""
+    """How many threads of other processes are running or waiting for a core right now (Linux:
+    /proc/loadavg's count of the machine's runnable threads less this process's own); None where
+    unknown. This process's threads do not count: a batch's writer thread encoding the previous
+    image is the caller's own choice, and the render is the longer of the two."""
     try:
         with open("/proc/loadavg", "rb") as f:
-            return max(0, int(f.read().split()[3].split(b"/")[0]) - 1)
+            runnable = int(f.read().split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return None
+    return 0 if runnable <= 1 else max(0, runnable - own_runnable())
+
+
+def own_runnable():
+    """This process's threads running or waiting for a core (the calling one among them; Linux's
+    /proc/self/task/*/stat state R), at least 1."""
+    n = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread has ended
+            continue
+        n += stat[stat.rfind(b")") + 2:][:1] == b"R"
+    return max(n, 1)
 
 
 def _adapt_threads():
