@@ -25,15 +25,27 @@ static void footprint_ends(sd_footprint *fp)
         float fa = a - (float)ia, fb = b - (float)ib;
         q->ia = ia;
         q->ib = ib;
-        q->a0 = (1.0f - fa) * w;
-        q->a1 = fa * w;
-        q->b0 = -(1.0f - fb) * w;
-        q->b1 = -fb * w;
+        q->ew[0] = (1.0f - fa) * w;
+        q->ew[1] = fa * w;
+        q->ew[2] = -(1.0f - fb) * w;
+        q->ew[3] = -fb * w;
         fp->jlo = q->dj < fp->jlo ? q->dj : fp->jlo;
         fp->jhi = q->dj > fp->jhi ? q->dj : fp->jhi;
         fp->ilo = ia < fp->ilo ? ia : fp->ilo;
         fp->ihi = ib > fp->ihi ? ib : fp->ihi;
     }
+    int nrows = fp->n > 0 ? fp->jhi - fp->jlo + 1 : 0;
+    for (int j = 0; j < nrows; j++) {
+        fp->row_ia[j] = SD_FP_NO_CELL;
+        fp->row_ib[j] = -SD_FP_NO_CELL;
+    }
+    for (int n = 0; n < fp->n; n++) {
+        const sd_fp_span *q = &fp->s[n];
+        int j = q->dj - fp->jlo;
+        fp->row_ia[j] = q->ia < fp->row_ia[j] ? q->ia : fp->row_ia[j];
+        fp->row_ib[j] = q->ib > fp->row_ib[j] ? q->ib : fp->row_ib[j];
+    }
+    fp->off_stride = 0;
 }
 
 void sd_footprint_make(sd_footprint *fp, const sd_aperture *ap, float fx, float fy, float R, int inverted)

@@ -100,17 +100,28 @@ typedef struct {
     float a, b;   /* span ends relative to floor(cx) */
     float w;      /* strip height / footprint area */
     /* the same as the scatter writes it: each end's first cell (ia = floor(a), ib = floor(b))
-     * and the weights of that cell and the next (the end anti-aliased over two cells) */
+     * and the weights of that cell and the next (the end anti-aliased over two cells), side by
+     * side so that the scatter loads them as one vector: a's two, then b's (negative) */
     int ia, ib;
-    float a0, a1, b0, b1;
+    float ew[4];
 } sd_fp_span;
 typedef struct {
     sd_fp_span s[SD_FOOTPRINT_MAX_SPANS];
     int n;
     int jlo, jhi, ilo, ihi; /* the smallest and largest dj, ia and ib of the spans */
+    /* per row jlo + j: the smallest ia and the largest ib of its spans (a row without spans:
+     * SD_FP_NO_CELL and -SD_FP_NO_CELL), so that the scatter widens each row's nonzero range once
+     * per row, all rows in one pass */
+    int row_ia[SD_AP_MAX_ROWS], row_ib[SD_AP_MAX_ROWS];
+    /* each span's two ends as float offsets from its source's cell in a plane of `off_stride`
+     * floats a row (4 (dj off_stride + ia) and 4 (dj off_stride + ib)), made by the scatter for
+     * the plane it writes; off_stride 0: not made yet */
+    ptrdiff_t off[SD_FOOTPRINT_MAX_SPANS][2];
+    ptrdiff_t off_stride;
     float R, fx, fy;        /* what the footprint was made for */
     int inverted, valid;
 } sd_footprint;
+#define SD_FP_NO_CELL (1 << 28)
 
 /* The aperture of radius R (cells) centred at (fx, fy) inside cell (0, 0), total weight exactly
  * 1. A radius of at most half a cell keeps the whole source in its cell. */
@@ -137,8 +148,8 @@ static inline unsigned sd_footprint_slot(float R, float fx, float fy, int inv)
 
 /* The footprint for this key from the table `cache` (SD_FOOTPRINT_SLOTS entries), made there
  * if its slot holds another one. */
-static inline const sd_footprint *sd_footprint_get(sd_footprint *cache, const sd_aperture *ap, float R, float fx,
-                                                   float fy, int inv)
+static inline sd_footprint *sd_footprint_get(sd_footprint *cache, const sd_aperture *ap, float R, float fx,
+                                             float fy, int inv)
 {
     sd_footprint *fp = &cache[sd_footprint_slot(R, fx, fy, inv)];
     if (!fp->valid || fp->R != R || fp->inverted != inv || fp->fx != fx || fp->fy != fy)

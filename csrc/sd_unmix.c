@@ -6,6 +6,7 @@
  * the share of that surface is estimated from the colours (the pixel as a mix of the two sides'
  * means) and moved to an entry at that surface's CoC. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include "sd_entries.h"
 #include "sd_parallel.h"
@@ -24,20 +25,32 @@ static inline void clamp_to_frame(const sd_frame *f, int *y, int *x)
     *x = *x < 0 ? 0 : (*x >= f->W ? f->W - 1 : *x);
 }
 
-/* Whether the rest fully covers pixel (y, x), and its colour there (per unit coverage). */
-static inline int rest_full(const sd_frame *f, int y, int x, float col[3])
+/* Whether the rest fully covers pixel (y, x). */
+static inline int rest_covers(const sd_frame *f, int y, int x)
+{
+    return !f->matte || 1.0f - f->matte[(ptrdiff_t)y * f->W + x] >= SD_FULL_ALPHA;
+}
+
+/* The colour of the rest (per unit coverage) at pixel (y, x), which it fully covers. */
+static inline void rest_colour(const sd_frame *f, int y, int x, float col[3])
 {
     const float *p = sd_frame_px(f, y, x);
     if (!f->matte) {
         col[0] = p[0]; col[1] = p[1]; col[2] = p[2];
-        return 1;
+        return;
     }
     float oma = 1.0f - f->matte[(ptrdiff_t)y * f->W + x];
-    if (!(oma >= SD_FULL_ALPHA)) return 0;
     /* covered by the rest means confident outside: the surroundings there are the pixel */
     float s[3], r[3];
     sd_split_parts(p, oma, p, s, r);
     for (int k = 0; k < 3; k++) col[k] = r[k] / oma;
+}
+
+/* Whether the rest fully covers pixel (y, x), and its colour there (per unit coverage). */
+static inline int rest_full(const sd_frame *f, int y, int x, float col[3])
+{
+    if (!rest_covers(f, y, x)) return 0;
+    rest_colour(f, y, x, col);
     return 1;
 }
 
@@ -52,16 +65,35 @@ static inline int rest_full(const sd_frame *f, int y, int x, float col[3])
  * rewriting it too would move negative light to an entry at CoC 0. */
 static int unmix_at(const sd_frame *f, int y, int x, const float own[3], float c, sd_unmixed *u)
 {
+    /* the 8 neighbours (OFF[k]) are cells 1 + (k < 4 ? k : k + 1) of the 3 x 3 block around the
+     * pixel, which is the middle of the 5 x 5 block that holds their neighbours too */
     static const int OFF[8][2] = {{-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};
     float cmin = c - EDGE_MARGIN_PX, cmax = c + EDGE_MARGIN_PX;
+    /* the CoCs of the 5 x 5 block, the frame continuing as its edge (looked up once: each
+     * neighbour's own neighbours below overlap) */
+    float blk[5][5];
+    for (int i = 0; i < 5; i++) {
+        int yy = y + i - 2, xx = x - 2;
+        clamp_to_frame(f, &yy, &xx);
+        const float *row = f->coc + (ptrdiff_t)yy * f->W;
+        if (x >= 2 && x + 2 < f->W) {
+            for (int j = 0; j < 5; j++) blk[i][j] = row[x - 2 + j];
+            continue;
+        }
+        for (int j = 0; j < 5; j++) {
+            int yj = yy, xj = x + j - 2;
+            clamp_to_frame(f, &yj, &xj);
+            blk[i][j] = row[xj];
+        }
+    }
     float col[8][3], nbc[8];
     unsigned char kind[8]; /* 0 not fully the rest's, 1 same side, 2 nearer, 3 farther */
     int any_near = 0, any_far = 0;
     for (int k = 0; k < 8; k++) {
         int yy = y + OFF[k][0], xx = x + OFF[k][1];
         clamp_to_frame(f, &yy, &xx);
-        nbc[k] = f->coc[(ptrdiff_t)yy * f->W + xx];
-        if (!rest_full(f, yy, xx, col[k])) {
+        nbc[k] = blk[2 + OFF[k][0]][2 + OFF[k][1]];
+        if (!rest_covers(f, yy, xx)) {
             kind[k] = 0;
             continue;
         }
@@ -71,26 +103,30 @@ static int unmix_at(const sd_frame *f, int y, int x, const float own[3], float c
     }
     if (!any_near && !any_far) return 0;
     int want = any_near ? 2 : 3;
+    /* the cells of the 5 x 5 block on the other side, bit 5 i + j */
+    uint32_t other = 0;
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 5; j++)
+            other |= (uint32_t)(want == 2 ? blk[i][j] < cmin : blk[i][j] > cmax) << (5 * i + j);
     float so[3] = {0, 0, 0}, ss[3] = {0, 0, 0}, sp[3] = {0, 0, 0}, sc = 0.0f;
     int n_o = 0, n_s = 0, n_p = 0;
     for (int k = 0; k < 8; k++) {
+        if (kind[k] != want && kind[k] != 1) continue;
+        int yy = y + OFF[k][0], xx = x + OFF[k][1];
+        clamp_to_frame(f, &yy, &xx);
+        rest_colour(f, yy, xx, col[k]);
         if (kind[k] == want) {
             for (int j = 0; j < 3; j++) so[j] += col[k][j];
             sc += nbc[k];
             n_o++;
-        } else if (kind[k] == 1) {
+        } else {
             for (int j = 0; j < 3; j++) ss[j] += col[k][j];
             n_s++;
             /* a same-side neighbour that touches the other side itself is likely mixed too
-             * (a light's rim is a ring of such pixels): the pure ones make the better reference */
-            int yk = y + OFF[k][0], xk = x + OFF[k][1], touches = 0;
-            for (int q = 0; q < 8 && !touches; q++) {
-                int yy = yk + OFF[q][0], xx = xk + OFF[q][1];
-                clamp_to_frame(f, &yy, &xx);
-                float cq = f->coc[(ptrdiff_t)yy * f->W + xx];
-                touches = want == 2 ? cq < cmin : cq > cmax;
-            }
-            if (!touches) {
+             * (a light's rim is a ring of such pixels): the pure ones make the better reference.
+             * Its 3 x 3 block in the 5 x 5 one (its own cell, on the same side, adds nothing). */
+            uint32_t around = 0x7u * 0x421u << (5 * (1 + OFF[k][0]) + 1 + OFF[k][1]);
+            if (!(other & around)) {
                 for (int j = 0; j < 3; j++) sp[j] += col[k][j];
                 n_p++;
             }

@@ -35,9 +35,9 @@ static inline void sd_lerp_cell(int i, float scale, int n, int *i0, int *i1, flo
 }
 
 /* One cell's 4 channels: d[c] += w a[c] (sd_cell_add), and d[c] += w0 a[c] + w1 b[c] + w2 e[c]
- * + w3 g[c], summed in that order (sd_cell_add_bilinear); sd_cell_relax below. With GNU C as vectors (loaded and
- * stored by memcpy): GCC keeps the plain loops scalar where a store might alias the next loads.
- * The arithmetic is the same either way. */
+ * + w3 g[c], summed in that order (sd_cell_add_bilinear); sd_span_ends_add and sd_cell_relax
+ * below. With GNU C as vectors (loaded and stored by memcpy): GCC keeps the plain loops scalar
+ * where a store might alias the next loads. The arithmetic is the same either way. */
 #if defined(__GNUC__)
 typedef float sd_cell4 __attribute__((vector_size(16)));
 static inline sd_cell4 sd_cell_load(const float *p)
@@ -58,6 +58,38 @@ static inline void sd_cell_add_bilinear(float *restrict d, const float *a, const
                  (w0 * sd_cell_load(a) + w1 * sd_cell_load(b) + w2 * sd_cell_load(e) + w3 * sd_cell_load(g));
     memcpy(d, &x, sizeof x);
 }
+/* One source's span in one row, each end anti-aliased over two cells: da[c] += w[0] l[c],
+ * da[4 + c] += w[1] l[c], then db[c] += w[2] l[c], db[4 + c] += w[3] l[c] (the ends may share a
+ * cell: b's after a's). Each end's two cells as one 8-float vector. */
+typedef float sd_cell8 __attribute__((vector_size(32)));
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define SD_HAS_SHUFFLEVECTOR 1
+#endif
+#endif
+#ifndef SD_HAS_SHUFFLEVECTOR
+#define SD_HAS_SHUFFLEVECTOR 0
+#endif
+static inline void sd_span_ends_add(float *da, float *db, const float *w, const float *l)
+{
+    sd_cell4 w4 = sd_cell_load(w), l4 = sd_cell_load(l);
+#if SD_HAS_SHUFFLEVECTOR
+    sd_cell8 l8 = __builtin_shufflevector(l4, l4, 0, 1, 2, 3, 0, 1, 2, 3);
+    sd_cell8 wa = __builtin_shufflevector(w4, w4, 0, 0, 0, 0, 1, 1, 1, 1);
+    sd_cell8 wb = __builtin_shufflevector(w4, w4, 2, 2, 2, 2, 3, 3, 3, 3);
+#else
+    sd_cell8 l8 = {l4[0], l4[1], l4[2], l4[3], l4[0], l4[1], l4[2], l4[3]};
+    sd_cell8 wa = {w4[0], w4[0], w4[0], w4[0], w4[1], w4[1], w4[1], w4[1]};
+    sd_cell8 wb = {w4[2], w4[2], w4[2], w4[2], w4[3], w4[3], w4[3], w4[3]};
+#endif
+    sd_cell8 x;
+    memcpy(&x, da, sizeof x);
+    x += wa * l8;
+    memcpy(da, &x, sizeof x);
+    memcpy(&x, db, sizeof x);
+    x += wb * l8;
+    memcpy(db, &x, sizeof x);
+}
 /* d[c] = w d[c] + (1 - w) (0.25 (a[c] + b[c] + e[c] + g[c])): the fill's relaxation step (the
  * neighbours may be the cell itself at the grid's edges: every read comes before the store). */
 static inline void sd_cell_relax(float *d, const float *a, const float *b, const float *e, const float *g, float w)
@@ -77,6 +109,13 @@ static inline void sd_cell_relax(float *d, const float *a, const float *b, const
 static inline void sd_cell_add(float *restrict d, const float *restrict a, float w)
 {
     for (int c = 0; c < 4; c++) d[c] += w * a[c];
+}
+static inline void sd_span_ends_add(float *da, float *db, const float *w, const float *l)
+{
+    for (int c = 0; c < 4; c++) da[c] += w[0] * l[c];
+    for (int c = 0; c < 4; c++) da[4 + c] += w[1] * l[c];
+    for (int c = 0; c < 4; c++) db[c] += w[2] * l[c];
+    for (int c = 0; c < 4; c++) db[4 + c] += w[3] * l[c];
 }
 static inline void sd_cell_add_bilinear(float *restrict d, const float *a, const float *b, const float *e,
                                         const float *g, float w0, float w1, float w2, float w3)
