@@ -244,6 +244,11 @@ static inline void pull_level(const float *pv, const float *pwt, int ph, int pw,
             for (int q = 0; q < 4; q++) w[q] = sw > 0.0f ? w[q] / sw : 0.0f;
             ptrdiff_t o = (ptrdiff_t)y * cw + x;
             cwt[o] = sw > 1.0f ? 1.0f : sw;
+            if (nch == 4) { /* the same sums, the 4 channels as one vector */
+                const float *p4[4] = {pv + 4 * i[0], pv + 4 * i[1], pv + 4 * i[2], pv + 4 * i[3]};
+                sd_cell_pull(cv + 4 * o, p4, w);
+                continue;
+            }
             for (int c = 0; c < nch; c++) { /* a child without weight adds nothing, whatever its value */
                 float t = 0.0f;
                 for (int q = 0; q < 4; q++) t += w[q] > 0.0f ? w[q] * pv[i[q] * nch + c] : 0.0f;
@@ -278,6 +283,12 @@ static inline void push_level(const float *cv, int cH, int cW, float *fv, const 
             u1 = x + 1;
             const float *a = cv + ((ptrdiff_t)y0 * cW + x0) * nch, *b = cv + ((ptrdiff_t)y0 * cW + x1) * nch;
             const float *d = cv + ((ptrdiff_t)y1 * cW + x0) * nch, *e = cv + ((ptrdiff_t)y1 * cW + x1) * nch;
+            if (nch == 4) { /* the same arithmetic, the 4 channels as one vector */
+                float up[4];
+                sd_cell_bilerp(up, a, b, d, e, wx, wy);
+                sd_cell_mix(fv + 4 * i, up, w);
+                continue;
+            }
             for (int c = 0; c < nch; c++) {
                 float up = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * d[c] + wx * e[c]);
                 fv[i * nch + c] = w * fv[i * nch + c] + (1.0f - w) * up;
@@ -353,8 +364,7 @@ void sd_fill_sample4_row(const sd_fillpyr *f, int x0, int x1, int y, float *rest
         float wx;
         sd_lerp_cell(x, 0.5f, cW, &xa, &xb, &wx);
         const float *a = ra + 4 * xa, *b = ra + 4 * xb, *d = rb + 4 * xa, *e = rb + 4 * xb;
-        float *o = out + 4 * (ptrdiff_t)(x - x0);
-        for (int c = 0; c < 4; c++) o[c] = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * d[c] + wx * e[c]);
+        sd_cell_bilerp(out + 4 * (ptrdiff_t)(x - x0), a, b, d, e, wx, wy);
     }
 }
 

@@ -35,8 +35,8 @@ static inline void sd_lerp_cell(int i, float scale, int n, int *i0, int *i1, flo
 }
 
 /* One cell's 4 channels: d[c] += w a[c] (sd_cell_add), and d[c] += w0 a[c] + w1 b[c] + w2 e[c]
- * + w3 g[c], summed in that order (sd_cell_add_bilinear); sd_span_ends_add and sd_cell_relax
- * below. With GNU C as vectors (loaded and stored by memcpy): GCC keeps the plain loops scalar
+ * + w3 g[c], summed in that order (sd_cell_add_bilinear); sd_span_ends_add, the fill's steps
+ * and sd_cell_relax below. With GNU C as vectors (loaded and stored by memcpy): GCC keeps the plain loops scalar
  * where a store might alias the next loads. The arithmetic is the same either way. */
 #if defined(__GNUC__)
 typedef float sd_cell4 __attribute__((vector_size(16)));
@@ -90,6 +90,29 @@ static inline void sd_span_ends_add(float *da, float *db, const float *w, const 
     x += wb * l8;
     memcpy(db, &x, sizeof x);
 }
+/* o[c] = (1 - wy) ((1 - wx) a[c] + wx b[c]) + wy ((1 - wx) e[c] + wx g[c]): a bilinear sample
+ * of the fill's pyramid (sd_fill.c). */
+static inline void sd_cell_bilerp(float *restrict o, const float *a, const float *b, const float *e, const float *g,
+                                  float wx, float wy)
+{
+    sd_cell4 x = (1 - wy) * ((1 - wx) * sd_cell_load(a) + wx * sd_cell_load(b)) +
+                 wy * ((1 - wx) * sd_cell_load(e) + wx * sd_cell_load(g));
+    memcpy(o, &x, sizeof x);
+}
+/* d[c] = w d[c] + (1 - w) a[c]: a cell of weight w below 1 blended with what the fill brings. */
+static inline void sd_cell_mix(float *restrict d, const float *restrict a, float w)
+{
+    sd_cell4 x = w * sd_cell_load(d) + (1.0f - w) * sd_cell_load(a);
+    memcpy(d, &x, sizeof x);
+}
+/* d[c] = the sum over q of (w[q] > 0 ? w[q] p[q][c] : 0), from 0 in q's order: the fill's pull,
+ * where a child without weight adds nothing, whatever its value. */
+static inline void sd_cell_pull(float *restrict d, const float *const p[4], const float w[4])
+{
+    sd_cell4 t = {0.0f, 0.0f, 0.0f, 0.0f}, zero = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int q = 0; q < 4; q++) t = t + (w[q] > 0.0f ? w[q] * sd_cell_load(p[q]) : zero);
+    memcpy(d, &t, sizeof t);
+}
 /* d[c] = w d[c] + (1 - w) (0.25 (a[c] + b[c] + e[c] + g[c])): the fill's relaxation step (the
  * neighbours may be the cell itself at the grid's edges: every read comes before the store). */
 static inline void sd_cell_relax(float *d, const float *a, const float *b, const float *e, const float *g, float w)
@@ -99,6 +122,23 @@ static inline void sd_cell_relax(float *d, const float *a, const float *b, const
     memcpy(d, &x, sizeof x);
 }
 #else
+static inline void sd_cell_bilerp(float *restrict o, const float *a, const float *b, const float *e, const float *g,
+                                  float wx, float wy)
+{
+    for (int c = 0; c < 4; c++) o[c] = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * e[c] + wx * g[c]);
+}
+static inline void sd_cell_mix(float *restrict d, const float *restrict a, float w)
+{
+    for (int c = 0; c < 4; c++) d[c] = w * d[c] + (1.0f - w) * a[c];
+}
+static inline void sd_cell_pull(float *restrict d, const float *const p[4], const float w[4])
+{
+    for (int c = 0; c < 4; c++) {
+        float t = 0.0f;
+        for (int q = 0; q < 4; q++) t += w[q] > 0.0f ? w[q] * p[q][c] : 0.0f;
+        d[c] = t;
+    }
+}
 static inline void sd_cell_relax(float *d, const float *a, const float *b, const float *e, const float *g, float w)
 {
     float m[4], x[4];
