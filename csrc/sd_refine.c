@@ -18,6 +18,8 @@
 /* Columns per block of the vertical pass: a block's rows are read and written in order, so the
  * recursion runs down the image with unit-stride inner loops. */
 #define COL_BLOCK 64
+/* Neighbour pairs per chunk of the guide's differences (pair_coefficients). */
+#define PAIR_CHUNK 256
 /* Rows per group of the horizontal pass (see pass_rows). */
 #define ROW_GROUP 8
 
@@ -56,6 +58,16 @@ static inline float exp_nonpositive(float x)
     return e * scale;
 }
 
+/* The guide's differences summed over its K channels for one row of neighbour pairs. */
+static void guide_steps(int cols, int K, const float *restrict g, ptrdiff_t step, float *restrict c)
+{
+    for (int x = 0; x < cols; x++) {
+        float d = 0.0f;
+        for (int k = 0; k < K; k++) d += fabsf(g[(ptrdiff_t)x * K + step + k] - g[(ptrdiff_t)x * K + k]);
+        c[x] = d;
+    }
+}
+
 static void pair_coefficients(int H, int W, const float *guide, int K, double ratio, double log_a,
                               int vertical, float *coef, int nt)
 {
@@ -65,10 +77,19 @@ static void pair_coefficients(int H, int W, const float *guide, int K, double ra
     for (int y = 0; y < rows; y++) {
         float *c = coef + (ptrdiff_t)y * cols;
         const float *g = guide + (ptrdiff_t)y * W * K;
-        for (int x = 0; x < cols; x++) { /* the guide's differences first: the exponentials vectorise */
-            float d = 0.0f;
-            for (int k = 0; k < K; k++) d += fabsf(g[(ptrdiff_t)x * K + step + k] - g[(ptrdiff_t)x * K + k]);
-            c[x] = d;
+        /* the guide's differences first: the exponentials vectorise */
+        if (K == 3) { /* an RGB guide, refine's: each channel's difference as one vector of the
+                       * row's floats, then the pixels' sums in the same order */
+            for (int x0 = 0; x0 < cols; x0 += PAIR_CHUNK) {
+                int m = cols - x0 < PAIR_CHUNK ? cols - x0 : PAIR_CHUNK;
+                float diff[3 * PAIR_CHUNK];
+                const float *a = g + (ptrdiff_t)x0 * 3, *b = a + step;
+                SD_SIMD
+                for (int i = 0; i < 3 * m; i++) diff[i] = fabsf(b[i] - a[i]);
+                for (int x = 0; x < m; x++) c[x0 + x] = (diff[3 * x] + diff[3 * x + 1]) + diff[3 * x + 2];
+            }
+        } else {
+            guide_steps(cols, K, g, step, c);
         }
         SD_SIMD
         for (int x = 0; x < cols; x++) c[x] = exp_nonpositive((float)(log_a * (1.0 + ratio * (double)c[x])));

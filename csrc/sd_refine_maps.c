@@ -354,6 +354,15 @@ sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, in
 
 /* ---- the fills' weighing and normalising ------------------------------------------------ */
 
+/* One row of sd_fill_weigh; inlined with C a constant so that the channel loop unrolls. */
+static inline void weigh_row(int W, int C, const float *restrict v, const float *restrict wt, float *restrict o)
+{
+    for (int x = 0; x < W; x++) {
+        for (int k = 0; k < C; k++) o[(ptrdiff_t)x * (C + 1) + k] = v[(ptrdiff_t)x * C + k] * wt[x];
+        o[(ptrdiff_t)x * (C + 1) + C] = wt[x];
+    }
+}
+
 sd_status sd_fill_weigh(int H, int W, int C, const float *values, ptrdiff_t vrow, const float *weight,
                         ptrdiff_t wrow, float *out, int nthreads)
 {
@@ -364,10 +373,10 @@ sd_status sd_fill_weigh(int H, int W, int C, const float *values, ptrdiff_t vrow
     for (int y = 0; y < H; y++) {
         const float *v = values + (ptrdiff_t)y * vrow, *wt = weight + (ptrdiff_t)y * wrow;
         float *o = out + (ptrdiff_t)y * W * (C + 1);
-        for (int x = 0; x < W; x++) {
-            for (int k = 0; k < C; k++) o[(ptrdiff_t)x * (C + 1) + k] = v[(ptrdiff_t)x * C + k] * wt[x];
-            o[(ptrdiff_t)x * (C + 1) + C] = wt[x];
-        }
+        if (C == 1) /* the fills of one channel (disparity), with the channel loop gone */
+            weigh_row(W, 1, v, wt, o);
+        else
+            weigh_row(W, C, v, wt, o);
     }
     return SD_OK;
 }

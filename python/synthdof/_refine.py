@@ -214,17 +214,26 @@ def _resized_from(d):
     return np.ascontiguousarray(small, np.float32)
 
 
-def _with_highlights(guide, linear):
-    """The guide with HIGHLIGHT_PER_STOP added per doubling of linear light above 1 (the guide
-    itself is clipped there): a light beside white paint is another surface, not the same."""
+def _add_highlights(guide, linear):
+    """Adds HIGHLIGHT_PER_STOP to the guide per doubling of linear light above 1 (the guide
+    itself is clipped there): a light beside white paint is another surface, not the same. In
+    place (a copy of the whole guide costs more than the upsampling's use of it); returns what
+    _remove_highlights needs to restore the guide's values, or None if nothing changed."""
     if linear is None:
-        return guide
-    over = linear > 1
-    if not over.any():
-        return guide
-    out = guide.copy()
-    out[over] += np.float32(HIGHLIGHT_PER_STOP) * np.log2(linear[over])
-    return out
+        return None
+    over = np.flatnonzero(linear.reshape(-1) > 1)
+    if not over.size:
+        return None
+    flat = guide.reshape(-1)
+    saved = flat[over]
+    flat[over] = saved + np.float32(HIGHLIGHT_PER_STOP) * np.log2(linear.reshape(-1)[over])
+    return over, saved
+
+
+def _remove_highlights(guide, added):
+    """The guide's own values back where _add_highlights changed them."""
+    if added is not None:
+        guide.reshape(-1)[added[0]] = added[1]
 
 
 def _upsample(q, weight, guide, nt):
@@ -242,7 +251,8 @@ def _upsample(q, weight, guide, nt):
     found = np.empty((H, W), np.float32)
     _core.guided_upsample(np.ascontiguousarray(q), np.ascontiguousarray(weight), guide_lo, guide,
                           FILL_SIGMA_R, out, found, nt)
-    return out, (found > 0).astype(np.float32)
+    found[...] = found > 0  # the weight of a pixel any sample reached is 1 (in place: no fresh 12 MP array)
+    return out, found
 
 
 def _refine_matte(colour, linear, matte, reach, mode, nt):
@@ -434,14 +444,18 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
 
     kept = weight > 0  # the pixels whose depth is the input's own (not upsampled, smoothed or filled)
     if (h, w) != (H, W):
-        q, weight = _upsample(q, weight, _with_highlights(full_guide(), linear), nt)
+        added = _add_highlights(full_guide(), linear)  # the guide is this call's own array
+        q, weight = _upsample(q, weight, guide, nt)
+        _remove_highlights(guide, added)
         kept = np.zeros((H, W), bool)
     if _noisy(q, weight, nt):
         smooth = _edge_fill(q[..., None], weight, full_guide(), max(2.0, band), FILL_SIGMA_R, nt)
-        q, weight = smooth[..., 0], np.ones_like(weight)
+        q = smooth[..., 0]
         kept = np.zeros((H, W), bool)
-    holes = weight < 1
-    if holes.any():
+        holes = None  # the smoothing leaves none
+    else:
+        holes = weight < 1
+    if holes is not None and holes.any():
         fill = _edge_fill(q[..., None], weight, full_guide(), max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)
         q = np.where(holes, weight * q + (1 - weight) * fill[..., 0], q).astype(np.float32)
 
