@@ -105,7 +105,8 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
  * a tent of radius 2 samples times exp(-|guide - guide_lo| / sigma_r), the L1 distance over the
  * K guide channels between the pixel's guide (H, W, K) and the guide at each sample (h, w, K):
  * edges and thin structures the image shows stay where it shows them. out_weight receives the
- * weight each output pixel found (0: no valid sample in reach, out is 0 there). */
+ * weight each output pixel found, its colour weights taken relative to its most alike sample's
+ * (0: no valid sample in reach, out is 0 there). */
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
                              int W, const float *guide, int K, double sigma_r, float *out, float *out_weight,
                              int nthreads);

@@ -261,6 +261,21 @@ static void tent_axis(int n_out, int n_lo, tent_taps *taps)
     }
 }
 
+/* The L1 distances over K guide channels between n pixels of a row (gc: channel by channel, the
+ * pixels side by side) and one sample's guide colour gl, and each pixel's nearest so far; inlined
+ * with K a constant. */
+static inline void guide_distances(int n, int K, const float (*restrict gc)[UPSAMPLE_RUN], const float *restrict gl,
+                                   float *restrict dist, float *restrict nearest)
+{
+    SD_SIMD
+    for (int r = 0; r < n; r++) {
+        float d = 0.0f;
+        for (int c = 0; c < K; c++) d += fabsf(gc[c][r] - gl[c]);
+        dist[r] = d;
+        nearest[r] = d < nearest[r] ? d : nearest[r];
+    }
+}
+
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
                              int W, const float *guide, int K, double sigma_r, float *out, float *out_weight,
                              int nthreads)
@@ -275,14 +290,20 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     int wh = h + 1, ww = w + 1;
     tent_taps *ty = malloc(sizeof(tent_taps) * (size_t)H), *tx = malloc(sizeof(tent_taps) * (size_t)W);
     unsigned char *uniform = malloc((size_t)wh * (size_t)ww);
-    if (!ty || !tx || !uniform) {
+    float *scratch = malloc(sizeof(float) * 2 * (size_t)w * (size_t)nt); /* each thread's row of column sums */
+    float *wx = malloc(sizeof(float) * 4 * (size_t)W); /* the column tents as 4 rows of W: wx[t * W + x] */
+    if (!ty || !tx || !uniform || !scratch || !wx) {
         free(ty);
         free(tx);
         free(uniform);
+        free(scratch);
+        free(wx);
         return SD_ERR_NOMEM;
     }
     tent_axis(H, h, ty);
     tent_axis(W, w, tx);
+    for (int t = 0; t < 4; t++)
+        for (int x = 0; x < W; x++) wx[(ptrdiff_t)t * W + x] = tx[x].wt[t] > 0.0f ? tx[x].wt[t] : 0.0f;
     /* Whether the valid samples of each 4 x 4 window agree (inside a surface, even a slanted
      * one: most pixels); there the colours cannot change the result and their weights are
      * skipped. Every output pixel of a window shares its answer. */
@@ -302,56 +323,92 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
             uniform[(ptrdiff_t)jw * ww + iw] = vmax - vmin <= UPSAMPLE_AGREE * fmaxf(fabsf(vmin), fabsf(vmax));
         }
     }
-    /* Pixels of a row whose windows start at the same sample (a run: up to the scale factor of
-     * them) read the same samples: they are summed side by side, each pixel's sums in the same
-     * order as alone (so the same bits), and their chains of dependent additions overlap. */
+    /* Per row: each sample column's tent-weighted sums down the row's 4 samples (value times
+     * weight, and weight): inside a window whose samples agree the weights are the tents alone,
+     * which factor into a row's and a column's, so such a pixel sums 4 columns instead of 16
+     * samples. Pixels of a row whose windows start at the same sample (a run: up to the scale
+     * factor of them) are summed side by side as vector lanes. */
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
+        float *colsum = scratch + (ptrdiff_t)sd_thread_id() * 2 * w, *colwt = colsum + w;
         const tent_taps *cy = &ty[y];
         int j0 = cy->first;
         int jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4;
+        for (int i = 0; i < w; i++) {
+            float a = 0.0f, b = 0.0f;
+            for (int j = jlo; j < jhi; j++) {
+                float wy = cy->wt[j - j0], lw = lo_weight[(ptrdiff_t)j * w + i];
+                if (!(wy > 0.0f) || !(lw > 0.0f)) continue;
+                a += wy * lw * lo[(ptrdiff_t)j * w + i];
+                b += wy * lw;
+            }
+            colsum[i] = a;
+            colwt[i] = b;
+        }
         for (int xa = 0; xa < W;) {
             int i0 = tx[xa].first, xb = xa + 1;
             while (xb < W && xb - xa < UPSAMPLE_RUN && tx[xb].first == i0) xb++;
             int n = xb - xa;
             int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
-            int uni = uniform[(ptrdiff_t)(j0 + 2) * ww + i0 + 2];
-            double num[UPSAMPLE_RUN], den[UPSAMPLE_RUN];
-            for (int r = 0; r < n; r++) num[r] = den[r] = 0.0;
-            for (int j = jlo; j < jhi; j++) {
-                float wy = cy->wt[j - j0];
-                if (wy <= 0.0f) continue;
+            float num[UPSAMPLE_RUN], den[UPSAMPLE_RUN];
+            for (int r = 0; r < n; r++) num[r] = den[r] = 0.0f;
+            if (uniform[(ptrdiff_t)(j0 + 2) * ww + i0 + 2]) {
                 for (int i = ilo; i < ihi; i++) {
-                    ptrdiff_t k = (ptrdiff_t)j * w + i;
-                    float lw = lo_weight[k];
-                    if (!(lw > 0.0f)) continue;
-                    double v = (double)lo[k];
-                    const float *gl = guide_lo + k * K;
+                    const float a = colsum[i], b = colwt[i], *wxi = wx + (ptrdiff_t)(i - i0) * W + xa;
+                    SD_SIMD
                     for (int r = 0; r < n; r++) {
-                        float wx = tx[xa + r].wt[i - i0];
-                        if (wx <= 0.0f) continue;
-                        double wt = (double)(wx * wy * lw);
-                        if (!uni) {
-                            const float *g = guide + ((ptrdiff_t)y * W + xa + r) * K;
-                            float d = 0.0f;
-                            for (int c = 0; c < K; c++) d += fabsf(g[c] - gl[c]);
-                            /* a sample whose colour differs from the pixel's lies on another
-                             * surface (d == 0 counts fully, even for a tiny sigma_r) */
-                            if (d > 0.0f) wt *= (double)expf(-d * inv_r);
+                        num[r] += wxi[r] * a;
+                        den[r] += wxi[r] * b;
+                    }
+                }
+            } else {
+                /* a sample whose colour differs from the pixel's lies on another surface: its
+                 * weight falls by exp(-difference / sigma_r), taken relative to the most alike
+                 * sample's (the ratio is the same, and no weight underflows where all differ) */
+                float dist[16][UPSAMPLE_RUN], nearest[UPSAMPLE_RUN], gc[SD_EDGE_MAX_GUIDE][UPSAMPLE_RUN];
+                const float *g = guide + ((ptrdiff_t)y * W + xa) * K;
+                int taps = 0;
+                for (int r = 0; r < n; r++) {
+                    nearest[r] = INFINITY;
+                    for (int c = 0; c < K; c++) gc[c][r] = g[r * K + c];
+                }
+                for (int j = jlo; j < jhi; j++)
+                    for (int i = ilo; i < ihi; i++, taps++) {
+                        const float *gl = guide_lo + ((ptrdiff_t)j * w + i) * K;
+                        float *dt = dist[taps];
+                        if (K == 3)
+                            guide_distances(n, 3, gc, gl, dt, nearest);
+                        else
+                            guide_distances(n, K, gc, gl, dt, nearest);
+                    }
+                taps = 0;
+                for (int j = jlo; j < jhi; j++) {
+                    float wy = cy->wt[j - j0];
+                    for (int i = ilo; i < ihi; i++, taps++) {
+                        ptrdiff_t k = (ptrdiff_t)j * w + i;
+                        float lw = lo_weight[k];
+                        if (!(wy > 0.0f) || !(lw > 0.0f)) continue;
+                        const float v = lo[k], base = wy * lw, *wxi = wx + (ptrdiff_t)(i - i0) * W + xa;
+                        const float *dt = dist[taps];
+                        SD_SIMD
+                        for (int r = 0; r < n; r++) {
+                            /* (d - nearest) * inv_r <= 0; a distance of inf or NaN weighs 0 */
+                            float wt = wxi[r] * base * exp_nonpositive(-((dt[r] - nearest[r]) * inv_r));
+                            num[r] += wt * v;
+                            den[r] += wt;
                         }
-                        num[r] += wt * v;
-                        den[r] += wt;
                     }
                 }
             }
             for (int r = 0; r < n; r++) {
-                float found = (float)den[r]; /* a weight below float's range counts as none */
-                out[(ptrdiff_t)y * W + xa + r] = found > 0.0f ? (float)(num[r] / den[r]) : 0.0f;
-                out_weight[(ptrdiff_t)y * W + xa + r] = found;
+                out[(ptrdiff_t)y * W + xa + r] = den[r] > 0.0f ? num[r] / den[r] : 0.0f;
+                out_weight[(ptrdiff_t)y * W + xa + r] = den[r] > 0.0f ? den[r] : 0.0f;
             }
             xa = xb;
         }
     }
+    free(scratch);
+    free(wx);
     free(ty);
     free(tx);
     free(uniform);
