@@ -3,9 +3,11 @@
  * background plate (sd_layer_fill: where a hole is filled). Both run once per slice, called by
  * the layered render (sd_render.c) on the cells the slice planning chose (sd_slices.c). */
 #include <math.h>
+#include <stdlib.h>
 #include "sd_core.h"
 #include "sd_entries.h"
 #include "sd_fill.h"
+#include "sd_highlight.h"
 #include "sd_layer.h"
 #include "sd_parallel.h"
 #include "sd_render.h"
@@ -35,25 +37,10 @@ static inline float smoothstep(float e0, float e1, float x)
     return t * t * (3.0f - 2.0f * t);
 }
 
-/* tent(lo, mid, hi, c) with the slopes precomputed. */
-static inline float slice_weight(const sd_slice *s, float c)
-{
-    float t = c >= s->mid ? 1.0f - (c - s->mid) * s->shi : 1.0f - (s->mid - c) * s->slo;
-    return t > 0.0f ? t : 0.0f;
-}
-
-/* Hidden fraction of its pixel that an entry of CoC c and coverage a contributes to the slice. */
-static inline float slice_hides(const sd_slice *s, float c, float a)
-{
-    if (!s->has_occ || !(c < s->c1)) return 0.0f;
-    float f = (s->c1 - c) * s->s12;
-    return a * (f < 1.0f ? f : 1.0f);
-}
-
 /* One entry's share of a cell: light, coverage-weighted CoC, centroid; and of its pixel's hole. */
 static inline void take_entry(const sd_slice *s, const float *q, float c, float px, float py, float *acc, float *h)
 {
-    float t = slice_weight(s, c);
+    float t = sd_slice_weight(s, c);
     if (t > 0.0f) {
         for (int k = 0; k < 4; k++) acc[k] += t * q[k];
         acc[4] += t * q[3] * c;
@@ -63,7 +50,7 @@ static inline void take_entry(const sd_slice *s, const float *q, float c, float 
         acc[7] += e * px;
         acc[8] += e * py;
     }
-    *h += slice_hides(s, c, q[3]);
+    *h += sd_slice_hides(s, c, q[3]);
 }
 
 /* The frame pixels of the slice's box (its cells times their pixels): how much a pass over its
@@ -90,22 +77,22 @@ static void build_fine(sd_render_ctx *r, const sd_slice *s)
             float l[4] = {0, 0, 0, 0}, wa = 0.0f, wc = 0.0f, h = 0.0f;
             if (c == c) { /* the main entry: the pixel itself, fully covered */
                 const float *m = irow + (ptrdiff_t)x * e->img.pix;
-                float t = slice_weight(s, c);
+                float t = sd_slice_weight(s, c);
                 l[0] = t * m[0];
                 l[1] = t * m[1];
                 l[2] = t * m[2];
                 l[3] = t;
                 wa = t;
                 wc = t * c;
-                h = slice_hides(s, c, 1.0f);
+                h = sd_slice_hides(s, c, 1.0f);
             }
             for (; q < qe && e->x[q] == x; q++) {
                 const float *xq = e->xrgba + 4 * q;
-                float xc = e->xcoc[q], xt = slice_weight(s, xc);
+                float xc = e->xcoc[q], xt = sd_slice_weight(s, xc);
                 for (int ch = 0; ch < 4; ch++) l[ch] += xt * xq[ch];
                 wa += xt * xq[3];
                 wc += xt * xq[3] * xc;
-                h += slice_hides(s, xc, xq[3]);
+                h += sd_slice_hides(s, xc, xq[3]);
             }
             ptrdiff_t i = s->cell_off[y] + x;
             float *d = r->layer + 4 * i;
@@ -178,11 +165,165 @@ static void plate_mean(const sd_render_ctx *r, int k, int cx, int cy, float *m)
     for (int c = 0; c < 3; c++) m[c] /= (float)(n > 0 ? n : 1);
 }
 
+/* Whether cell x of row y of the fill's grid (rows of it) is built and hidden in part. */
+static inline int hidden_at(const sd_render_ctx *r, int y, int x, int rows)
+{
+    if (y < 0 || y >= rows || x < r->fill_x0[y] || x >= r->fill_x1[y]) return 0;
+    return r->hole[r->fill_off[y] + x] > 0.0f;
+}
+
+/* Whether cell x of fill row y (rows of them) is an isolated highlight where the mean around is
+ * m that touches no hidden cell. */
+static inline int lone_light(const sd_render_ctx *r, int y, int x, int rows, float m)
+{
+    return sd_is_highlight(r->layer + 4 * (r->fill_off[y] + x), m) && !hidden_at(r, y, x, rows) &&
+           !hidden_at(r, y - 1, x, rows) && !hidden_at(r, y + 1, x, rows) && !hidden_at(r, y, x - 1, rows) &&
+           !hidden_at(r, y, x + 1, rows);
+}
+
+/* What the fill continues behind an occluder is the slice's surface, not a light beside the
+ * occluder's edge (it came out as a glow along the edge): an isolated highlight that touches no
+ * hidden cell gives the fill only the mean light of the rest of the cells around it (at its own
+ * coverage); one the occluder cuts is continued as it is. Only the cells within twice the blur's
+ * radius of the hidden cells' box [hy0, hy1) x [hx0, hx1) (fill grid rows and columns) are
+ * looked at: farther lights hardly reach the fill of the hidden cells, and only where a light
+ * outshines the frame around it (sd_highlight_frame; the fill's grid starts at cell (oy, ox) of
+ * the slice's level). Their light is kept in *kept_out (the cells of each row's span in t0, t1,
+ * row after row) for restore_lights. Returns 0, or -1 on OOM. */
+static int tame_lights(sd_render_ctx *r, const sd_slice *s, int oy, int ox, int rows, int cols, int hy0, int hy1,
+                       int hx0, int hx1, int *t0, int *t1, float **kept_out)
+{
+    *kept_out = NULL;
+    for (int y = 0; y < rows; y++) t0[y] = t1[y] = 0;
+    float radius = sd_radius(s->mid, r->pyr->rcap) / (float)(1 << s->k);
+    int w = imax(sd_iceil(radius), 1);
+    /* the cells looked at, and those around them that the means take in */
+    int ly0 = imax(hy0 - 2 * w, 0), ly1 = imin(hy1 + 2 * w, rows), lx0 = imax(hx0 - 2 * w, 0), lx1 = imin(hx1 + 2 * w, cols);
+    int gy0 = imax(ly0 - w, 0), gy1 = imin(ly1 + w, rows), gx0 = imax(lx0 - w, 0), gx1 = imin(lx1 + w, cols);
+    int gr = gy1 - gy0, gc = gx1 - gx0;
+    int *span = malloc(sizeof(int) * 2 * (size_t)gr);
+    if (!span) return -1;
+    for (int y = gy0; y < gy1; y++) {
+        int a = imax(r->fill_x0[y], gx0), e = imin(r->fill_x1[y], gx1);
+        span[y - gy0] = a < e ? a : gx0;
+        span[gr + y - gy0] = a < e ? e : gx0;
+    }
+    sd_hl_blocks g;
+    float *peak;
+    float *mean = sd_highlight_means(r->layer, gr, gc, gx0, span, span + gr, r->fill_off + gy0, radius, r->nt, &g,
+                                     &peak);
+    free(span);
+    if (!mean) return -1;
+    int lit = sd_highlight_frame(r, s->k, oy + gy0, ox + gx0, gr, gc, &g, mean, peak);
+    if (lit <= 0) { /* none to tame */
+        free(mean);
+        free(peak);
+        return lit;
+    }
+    const int B = g.B, bw = g.bw;
+    size_t nb = (size_t)g.bh * (size_t)bw;
+    double *hl = calloc(2 * nb, sizeof(double)), *hn = hl + nb; /* per block: the highlights' light, count */
+    if (!hl) {
+        free(mean);
+        free(peak);
+        return -1;
+    }
+    /* the highlights (per block), and the rows that have lights to tame */
+    SD_PARALLEL_FOR_DYN(r->nt)
+    for (int by = 0; by < g.bh; by++)
+        for (int y = gy0 + by * B; y < imin(gy0 + (by + 1) * B, gy1); y++) {
+            int a = r->fill_x1[y], b = r->fill_x0[y];
+            const float *mrow = mean + (ptrdiff_t)by * bw;
+            const float *l = r->layer + 4 * r->fill_off[y];
+            int xs = imax(r->fill_x0[y], gx0), xe = imin(r->fill_x1[y], gx1);
+            for (int bx = (xs - gx0) / B; gx0 + bx * B < xe; bx++) {
+                if (!(peak[(ptrdiff_t)by * bw + bx] > SD_HIGHLIGHT_OVER_MEAN * mrow[bx])) continue; /* none here */
+                for (int x = imax(xs, gx0 + bx * B); x < imin(xe, gx0 + (bx + 1) * B); x++) {
+                    const float *q = l + 4 * x;
+                    if (!sd_is_highlight(q, mrow[bx])) continue;
+                    hl[(ptrdiff_t)by * bw + bx] += (double)q[0] + q[1] + q[2];
+                    hn[(ptrdiff_t)by * bw + bx] += 1.0;
+                    if (y < ly0 || y >= ly1 || x < lx0 || x >= lx1 || !lone_light(r, y, x, rows, mrow[bx])) continue;
+                    a = x < a ? x : a;
+                    b = x + 1;
+                }
+            }
+            if (y >= ly0 && y < ly1) {
+                t0[y] = a < b ? a : 0;
+                t1[y] = a < b ? b : 0;
+            }
+        }
+    /* each such light cut to the mean of the rest of the cells around it (its block's); the
+     * light of the cells of each row's span is kept, a row after the other */
+    ptrdiff_t nkept = 0;
+    for (int y = 0; y < rows; y++) nkept += t1[y] - t0[y];
+    float *kept_all = malloc(sizeof(float) * 4 * (size_t)(nkept > 0 ? nkept : 1));
+    if (!kept_all) {
+        free(mean);
+        free(peak);
+        free(hl);
+        return -1;
+    }
+    SD_PARALLEL_FOR_CHUNKS(r->nt)
+    for (int y = ly0; y < ly1; y++) {
+        if (t0[y] >= t1[y]) continue;
+        int by = (y - gy0) / B;
+        ptrdiff_t before = 0;
+        for (int j = 0; j < y; j++) before += t1[j] - t0[j];
+        float *l = r->layer + 4 * r->fill_off[y], *kept = kept_all + 4 * (before - t0[y]);
+        for (int x = t0[y]; x < t1[y]; x++) {
+            int bx = (x - gx0) / B;
+            float m = mean[(ptrdiff_t)by * bw + bx];
+            if (!lone_light(r, y, x, rows, m)) {
+                kept[4 * x + 3] = 0.0f;
+                continue;
+            }
+            int ya, yb, xa, xb;
+            double area = sd_hl_around(&g, gr, gc, by, bx, &ya, &yb, &xa, &xb), sum = 0.0, n = 0.0;
+            for (int j = ya; j < yb; j++)
+                for (int i = xa; i < xb; i++) {
+                    sum += hl[(ptrdiff_t)j * bw + i];
+                    n += hn[(ptrdiff_t)j * bw + i];
+                }
+            float rest = n < area ? (float)(((double)m * area - sum) / (area - n)) : 0.0f;
+            float *q = l + 4 * x;
+            float f = (rest > 0.0f ? rest : 0.0f) * q[3] / (q[0] + q[1] + q[2]);
+            f = f < 1.0f ? f : 1.0f;
+            for (int c = 0; c < 3; c++) {
+                kept[4 * x + c] = q[c];
+                q[c] *= f;
+            }
+            kept[4 * x + 3] = 1.0f; /* restore_lights: put back */
+        }
+    }
+    free(mean);
+    free(peak);
+    free(hl);
+    *kept_out = kept_all;
+    return 0;
+}
+
+/* Puts back the light tame_lights kept (and frees it; NULL: none kept). */
+static void restore_lights(sd_render_ctx *r, int rows, const int *t0, const int *t1, float *kept_all)
+{
+    if (!kept_all) return;
+    ptrdiff_t before = 0;
+    for (int y = 0; y < rows; y++) {
+        float *l = r->layer + 4 * r->fill_off[y];
+        const float *kept = kept_all + 4 * (before - t0[y]);
+        for (int x = t0[y]; x < t1[y]; x++)
+            if (kept[4 * x + 3] == 1.0f)
+                for (int c = 0; c < 3; c++) l[4 * x + c] = kept[4 * x + c];
+        before += t1[y] - t0[y];
+    }
+    free(kept_all);
+}
+
 /* Continues the slice's surfaces behind what hides them: push-pull of the content seen per
  * visible fraction, kept only where the filled coverage is substantial, so a surface (a wall
  * behind a head, a body behind a railing) carries on while sparse specks (distant lights) are
  * not smeared into a glow. With a plate, its colour is used for what is filled in. */
-void sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
+sd_status sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
 {
     int k = s->k;
     /* the hidden cells' bounding box [hy0, hy1) x [hx0, hx1), from each cell row's span */
@@ -207,7 +348,7 @@ void sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
             hx0 = imin(hx0, h0[cy - s->cy0]);
             hx1 = imax(hx1, h1[cy - s->cy0]);
         }
-    if (hy0 >= hy1) return; /* nothing hidden after all */
+    if (hy0 >= hy1) return SD_OK; /* nothing hidden after all */
     /* The fill's grid: that box grown by SLICE_FILL_MARGIN_CELLS cells, within the slice's box, its origin a
      * multiple of SLICE_FILL_ALIGN_CELLS cells from the slice box's so that its coarse cells are
      * the same whatever the crop. Farther cells hardly move the fill of the hidden ones; cells outside
@@ -224,11 +365,21 @@ void sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
         r->fill_off[cy - grid_y0] = s->cell_off[cy] + grid_x0;
     }
     sd_fillpyr f;
-    if (rows > 1 || cols > 1)
+    if (rows > 1 || cols > 1) {
+        int *tamed = malloc(sizeof(int) * 2 * (size_t)rows);
+        float *kept = NULL;
+        if (!tamed || tame_lights(r, s, grid_y0, grid_x0, rows, cols, hy0 - grid_y0, hy1 - grid_y0, hx0 - grid_x0,
+                                  hx1 - grid_x0, tamed, tamed + rows, &kept) < 0) {
+            free(tamed);
+            return SD_ERR_NOMEM;
+        }
         sd_fill_build(&f, r->fillws, rows, cols, 4, r->layer, 0, NULL, r->hole, 0, r->fill_x0, r->fill_x1, r->fill_off,
                       r->nt);
-    else
+        restore_lights(r, rows, tamed, tamed + rows, kept);
+        free(tamed);
+    } else {
         f.n = 1;
+    }
     SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, (ptrdiff_t)(hy1 - hy0) * (hx1 - hx0)))
     for (int cy = hy0; cy < hy1; cy++) {
         /* the row's hidden cells, and the coarse fill interpolated over them */
@@ -261,4 +412,5 @@ void sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
             l[3] += h * g;
         }
     }
+    return SD_OK;
 }

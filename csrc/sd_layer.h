@@ -9,7 +9,8 @@
 void sd_layer_build(sd_render_ctx *r, const sd_slice *s);
 
 /* Continues the slice's surfaces behind what hides them (push-pull, sd_fill.c), or takes the
- * background plate's colour there: adds the filled light and coverage to r->layer. */
-void sd_layer_fill(sd_render_ctx *r, const sd_slice *s);
+ * background plate's colour there: adds the filled light and coverage to r->layer (SD_ERR_NOMEM:
+ * out of memory). */
+sd_status sd_layer_fill(sd_render_ctx *r, const sd_slice *s);
 
 #endif

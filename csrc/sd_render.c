@@ -18,6 +18,7 @@
 #include "sd_core.h"
 #include "sd_entries.h"
 #include "sd_fill.h"
+#include "sd_highlight.h"
 #include "sd_layer.h"
 #include "sd_parallel.h"
 #include "sd_prof.h"
@@ -36,6 +37,72 @@ _Static_assert(SD_MAX_SLICES + 1 <= MAX_STAMPED_SLICES, "slice stamps do not fit
  * it is instead of being divided by it. */
 #define MIN_PIXEL_COVERAGE 1e-6f
 
+/* The horizontal interpolation of a level-k slice onto the frame's columns [sb.x0, sb.x1): the
+ * coarse cell left of each column and its weight, in r->colidx and r->colw (the same for every
+ * row). */
+void sd_render_columns(sd_render_ctx *r, int k, sd_box sb)
+{
+    if (k == 0) return;
+    int bs = 1 << k, nx = (r->W + bs - 1) >> k;
+    float s = 1.0f / (float)bs;
+    for (int x = sb.x0; x < sb.x1; x++) {
+        int x1;
+        sd_lerp_cell(x, s, nx, &r->colidx[x], &x1, &r->colw[x]);
+        /* the last cell interpolates from the one before it with weight 1 */
+        if (r->colidx[x] >= nx - 1) {
+            r->colidx[x] = nx - 1 > 0 ? nx - 2 : 0;
+            r->colw[x] = nx > 1 ? 1.0f : 0.0f;
+        }
+    }
+}
+
+const float *sd_render_row(const sd_render_ctx *r, sd_pyramid *p, int k, sd_box sb, int y, int *xa, int *xb)
+{
+    *xa = sb.x1;
+    *xb = sb.x0;
+    if (k == 0) {
+        sd_pyr_row_span(p, y, xa, xb);
+        *xa = imax(*xa, sb.x0);
+        *xb = imin(*xb, sb.x1);
+        return sd_pyr_row(p, y);
+    }
+    int bs = 1 << k;
+    int ny = (r->H + bs - 1) >> k, nx = (r->W + bs - 1) >> k;
+    float s = 1.0f / (float)bs, area = s * s;
+    float *tmp = r->rowbuf + (ptrdiff_t)sd_thread_id() * r->rowbuf_stride;
+    float *vrow = tmp, *lrow = tmp + 4 * (ptrdiff_t)(nx + 1);
+    int y0, y1;
+    float wy;
+    sd_lerp_cell(y, s, ny, &y0, &y1, &wy);
+    const float *r0 = sd_pyr_row(p, y0), *r1 = sd_pyr_row(p, y1);
+    int a0, a1, b0, b1;
+    sd_pyr_row_span(p, y0, &a0, &a1);
+    sd_pyr_row_span(p, y1, &b0, &b1);
+    int ca = a0 < a1 ? a0 : b0, cb = a0 < a1 ? a1 : b1;
+    if (a0 < a1 && b0 < b1) {
+        ca = imin(a0, b0);
+        cb = imax(a1, b1);
+    }
+    /* the pixels below cover cells up to two either side of the lit ones */
+    int c0 = imax(ca - 2, 0), c1 = imin(cb + 2, nx);
+    for (int c = c0; c < c1; c++)
+        for (int ch = 0; ch < 4; ch++) vrow[4 * c + ch] = area * ((1.0f - wy) * r0[4 * c + ch] + wy * r1[4 * c + ch]);
+    if (ca < cb) { /* pixels whose interpolation reaches a lit cell */
+        *xa = imax((ca - 1) * bs + (bs >> 1), sb.x0);
+        *xb = imin((cb + 1) * bs - (bs >> 1), sb.x1);
+        *xa = imax(*xa - 1, sb.x0);
+        *xb = imin(*xb + 1, sb.x1);
+    }
+    const int *xi = r->colidx;
+    const float *xw = r->colw;
+    for (int x = *xa; x < *xb; x++) {
+        const float *v0 = vrow + 4 * xi[x];
+        float w = xw[x];
+        for (int c = 0; c < 4; c++) lrow[4 * x + c] = (1.0f - w) * v0[c] + w * v0[4 + c];
+    }
+    return lrow;
+}
+
 /* Composites the resolved slice `si` (frame box `sb`) under what is nearer. A slice resolved on
  * level k is interpolated bilinearly (clamped at the frame's edge cells) to the frame's pixels,
  * a row at a time. What hides the slice is the visible coverage composited so far except the
@@ -43,20 +110,9 @@ _Static_assert(SD_MAX_SLICES + 1 <= MAX_STAMPED_SLICES, "slice stamps do not fit
  * share and `stamp` which slice that was, so that pixels the slice leaves dark need no update. */
 static void composite(sd_render_ctx *r, int si, int k, sd_box sb)
 {
-    int W = r->W, bs = 1 << k;
-    int ny = (r->H + bs - 1) >> k, nx = (W + bs - 1) >> k;
-    float s = 1.0f / (float)bs, area = s * s;
+    int W = r->W;
     unsigned char me = (unsigned char)(si + 1), before = (unsigned char)(si + 2);
-    /* the horizontal interpolation is the same for every row: cell and weight per column */
-    int *xi = r->colidx;
-    float *xw = r->colw;
-    if (k > 0)
-        for (int x = sb.x0; x < sb.x1; x++) {
-            int x1;
-            sd_lerp_cell(x, s, nx, &xi[x], &x1, &xw[x]);
-            /* the last cell interpolates from the one before it with weight 1 */
-            if (xi[x] >= nx - 1) { xi[x] = nx - 1 > 0 ? nx - 2 : 0; xw[x] = nx > 1 ? 1.0f : 0.0f; }
-        }
+    sd_render_columns(r, k, sb);
     SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, (ptrdiff_t)(sb.y1 - sb.y0) * (sb.x1 - sb.x0)))
     for (int y = sb.y0; y < sb.y1; y++) {
         ptrdiff_t i0 = (ptrdiff_t)y * W;
@@ -64,46 +120,8 @@ static void composite(sd_render_ctx *r, int si, int k, sd_box sb)
         ptrdiff_t op = r->out.pix;
         unsigned char *st = r->stamp + i0;
         /* this row of the slice's light, per frame pixel, and the columns where it has any */
-        const float *L;
-        int xa = sb.x1, xb = sb.x0;
-        if (k == 0) {
-            L = sd_pyr_row(r->pyr, y);
-            sd_pyr_row_span(r->pyr, y, &xa, &xb);
-            xa = imax(xa, sb.x0);
-            xb = imin(xb, sb.x1);
-        } else {
-            float *tmp = r->rowbuf + (ptrdiff_t)sd_thread_id() * r->rowbuf_stride;
-            float *vrow = tmp, *lrow = tmp + 4 * (ptrdiff_t)(nx + 1);
-            int y0, y1;
-            float wy;
-            sd_lerp_cell(y, s, ny, &y0, &y1, &wy);
-            const float *r0 = sd_pyr_row(r->pyr, y0), *r1 = sd_pyr_row(r->pyr, y1);
-            int a0, a1, b0, b1;
-            sd_pyr_row_span(r->pyr, y0, &a0, &a1);
-            sd_pyr_row_span(r->pyr, y1, &b0, &b1);
-            int ca = a0 < a1 ? a0 : b0, cb = a0 < a1 ? a1 : b1;
-            if (a0 < a1 && b0 < b1) {
-                ca = imin(a0, b0);
-                cb = imax(a1, b1);
-            }
-            /* the pixels below cover cells up to two either side of the lit ones */
-            int c0 = imax(ca - 2, 0), c1 = imin(cb + 2, nx);
-            for (int c = c0; c < c1; c++)
-                for (int ch = 0; ch < 4; ch++)
-                    vrow[4 * c + ch] = area * ((1.0f - wy) * r0[4 * c + ch] + wy * r1[4 * c + ch]);
-            if (ca < cb) { /* pixels whose interpolation reaches a lit cell */
-                xa = imax((ca - 1) * bs + (bs >> 1), sb.x0);
-                xb = imin((cb + 1) * bs - (bs >> 1), sb.x1);
-                xa = imax(xa - 1, sb.x0);
-                xb = imin(xb + 1, sb.x1);
-            }
-            for (int x = xa; x < xb; x++) {
-                const float *v0 = vrow + 4 * xi[x];
-                float w = xw[x];
-                for (int c = 0; c < 4; c++) lrow[4 * x + c] = (1.0f - w) * v0[c] + w * v0[4 + c];
-            }
-            L = lrow;
-        }
+        int xa, xb;
+        const float *L = sd_render_row(r, r->pyr, k, sb, y, &xa, &xb);
         for (int x = xa; x < xb; x++) {
             const float *l = L + 4 * x;
             float occ = a[x] - (st[x] == before ? ls[x] : 0.0f);
@@ -192,11 +210,12 @@ static sd_status render_setup(sd_render_ctx *r, float max_coc)
     r->stamp = sd_big_calloc(n, 1, nt);
     r->rowbuf_stride = 4 * ((ptrdiff_t)W + 2) * 2;
     r->rowbuf = malloc(sizeof(float) * (size_t)r->rowbuf_stride * (size_t)nt);
+    r->drawn = calloc((size_t)r->ns, sizeof(sd_box));
     r->colidx = malloc(sizeof(int) * (size_t)W);
     r->colw = malloc(sizeof(float) * (size_t)W);
     SD_TOC(PROF_ALLOC, t_alloc2);
     if (!r->layer || !r->lcoc || !r->hole || !r->pos || !r->fillws || !r->acc || !r->last || !r->stamp ||
-        !r->rowbuf || !r->colidx || !r->colw)
+        !r->rowbuf || !r->drawn || !r->colidx || !r->colw)
         return SD_ERR_NOMEM;
     return SD_OK;
 }
@@ -209,7 +228,8 @@ static void render_free(sd_render_ctx *r)
     sd_pyr_release(r->pyr, r->nt);
     sd_pyr_release(r->xpyr, r->nt);
     sd_big_free(r->acc); sd_big_free(r->last); sd_big_free(r->stamp);
-    free(r->rowbuf); free(r->colidx); free(r->colw); free(r->content_x0);
+    free(r->rowbuf); free(r->drawn); free(r->hl); free(r->frame_light);
+    free(r->colidx); free(r->colw); free(r->content_x0);
 }
 
 /* Slice si: its layer built and filled, spread with every entry's own CoC and resolved, then
@@ -220,16 +240,19 @@ static sd_status render_slice(sd_render_ctx *r, int si)
     const int H = r->H, W = r->W, nt = r->nt;
     SD_SLICE_PROF_START(prof);
     sd_box sb = {0, 0, 0, 0};
+    int highlights = 0;
     ptrdiff_t cells = r->ncells[si];
     if (cells > 0) {
         int bs = 1 << s->k;
         SD_TIMED(PROF_BUILD, sd_layer_build(r, s));
-        if (s->holes) SD_TIMED(PROF_FILL, sd_layer_fill(r, s));
+        sd_status st = SD_OK;
+        if (s->holes) SD_TIMED(PROF_FILL, st = sd_layer_fill(r, s));
+        if (st != SD_OK) return st;
         SD_TIC(t_spread);
         sd_pyr_clear(r->pyr, nt);
         sd_pyr_src src = {{r->layer, 0, 4, 4}, (float)(bs * bs), r->lcoc, s->k > 0 ? r->pos : NULL, 0,
                           s->cell_x0, s->cell_x1, s->cell_off, SD_DIM_LIGHT};
-        sd_status st = sd_pyr_spread(r->pyr, s->k, &src, r->ap, s->cy0, s->cy1, s->cx0, s->cx1, nt);
+        st = sd_pyr_spread(r->pyr, s->k, &src, r->ap, s->cy0, s->cy1, s->cx0, s->cx1, nt);
         if (st != SD_OK) return st;
         SD_TOC(PROF_SPREAD, t_spread);
         const sd_pyramid *drop = NULL;
@@ -245,8 +268,12 @@ static sd_status render_slice(sd_render_ctx *r, int si)
             sb.x0 = imax((x0 - g) * bs, 0);
             sb.x1 = imin((x1 + g) * bs, W);
         }
+        highlights = sd_highlight_find(r, si);
+        if (highlights < 0) return SD_ERR_NOMEM;
     }
+    if (highlights) sd_highlight_composite(r, si);
     if (!sd_box_empty(sb)) SD_TIMED(PROF_COMPOSITE, composite(r, si, s->k, sb));
+    r->drawn[si] = sb;
     if (cells > 0) SD_SLICE_PROF_LINE(prof, si, r->cent[si], s->k, cells, s->cy1 - s->cy0, s->cx1 - s->cx0, s->holes);
     return SD_OK;
 }

@@ -29,6 +29,22 @@ typedef struct {
     int holes;                    /* whether nearer slices hide part of it */
 } sd_slice;
 
+/* The share of an entry of CoC c that goes to slice s: tent(lo, mid, hi, c) with the slopes
+ * precomputed. */
+static inline float sd_slice_weight(const sd_slice *s, float c)
+{
+    float t = c >= s->mid ? 1.0f - (c - s->mid) * s->shi : 1.0f - (s->mid - c) * s->slo;
+    return t > 0.0f ? t : 0.0f;
+}
+
+/* Hidden fraction of its pixel that an entry of CoC c and coverage a contributes to slice s. */
+static inline float sd_slice_hides(const sd_slice *s, float c, float a)
+{
+    if (!s->has_occ || !(c < s->c1)) return 0.0f;
+    float f = (s->c1 - c) * s->s12;
+    return a * (f < 1.0f ? f : 1.0f);
+}
+
 typedef struct {
     int H, W, ns, ni, nt; /* ns slices, ni = 2 ns + 1 bins of the CoC axis */
     const sd_entries *e;
@@ -64,10 +80,23 @@ typedef struct {
     ptrdiff_t max_cells; /* the most cells any slice builds */
     sd_pyramid *xpyr; /* the window's isolated highlights near the edges (sd_window.c), made on first use */
     float *xlayer;    /* ... their light per cell, laid out as layer (in fillws: the two are used one after the other) */
+    sd_box *drawn;    /* per slice: the frame box its composite covered (empty: none yet) */
+    struct sd_hl_source *hl; /* the current slice's highlights seen past blurred nearer content ... */
+    ptrdiff_t nhl, hl_cap;   /* ... how many, and room for (sd_highlight.c) */
+    double *frame_light;     /* the image's light over blocks of pixels, made on first use (sd_highlight.c) */
     int *colidx;   /* per frame column: the coarse cell left of it and its interpolation weight */
     float *colw;
     ptrdiff_t rowbuf_stride;
 } sd_render_ctx;
+
+/* The horizontal interpolation of a level-k slice onto the frame columns of box sb, kept in
+ * r->colidx and r->colw for sd_render_row. */
+void sd_render_columns(sd_render_ctx *r, int k, sd_box sb);
+
+/* Row y of pyramid p (resolved at level k) as RGBA light per frame pixel, interpolated bilinearly
+ * within box sb (sd_render_columns first), and the columns [*xa, *xb) where it has any. The row
+ * is the calling thread's buffer (or the pyramid's own at level 0). */
+const float *sd_render_row(const sd_render_ctx *r, sd_pyramid *p, int k, sd_box sb, int y, int *xa, int *xb);
 
 /* The layered composite of sd_render over given entries and slice centres (descending, from
  * sd_slice_centres). */
