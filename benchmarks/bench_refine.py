@@ -12,7 +12,7 @@ recipes of benchmarks/score_gt.py --inputs, written out here so the benchmark st
 
 Every configuration runs in a fresh Python process: it loads the scene from the cache
 (benchmarks/results/cache), makes the inputs, calls refine once while recording each call of
-the C filter (synthdof._core.edge_filter) to split the time between the C core and NumPy, then
+every C core function (synthdof._core) to split the time between the C core and Python, then
 times `--repeats` further calls of refine and of render on refine's output.
 
 Reported per configuration:
@@ -20,8 +20,9 @@ Reported per configuration:
   render median           seconds of render(image, refined depth, matte=refined matte) (the
                           scene's lens and hexagon), timed separately
   refine + render         the sum of the two medians
-  C filter s / calls      seconds in _core.edge_filter during the first call, and how many calls
-  NumPy s                 the rest of the first call (array work in Python)
+  C core s / calls        seconds in synthdof._core's functions during the first call, and how
+                          many calls
+  NumPy s                 the rest of the first call (Python and NumPy array work)
   other load              share of all cores other processes used during the timed refine calls
 and derived: time(edge_width 128) / time(edge_width 8) on the net input (the filter radius must
 not change the cost) and the thread speed-up.
@@ -82,24 +83,31 @@ def degraded_inputs(depth, alpha, kind, seed=7):
 # ---------------------------------------------------------------- worker (fresh process)
 
 def _record_filter_calls():
-    """Wrap synthdof._core.edge_filter so that each call's seconds are recorded; returns
-    (calls list, restore function), or (None, no-op) when the core has no such function."""
+    """Wrap every function of synthdof._core (refine calls several: the edge-aware fill, the
+    guided upsampling, the side continuation, ...) so that each call's seconds are recorded;
+    returns (calls list, restore function). Calls nested in a wrapped call are not counted twice."""
     from synthdof import _core
-    inner = getattr(_core, "edge_filter", None)
-    if inner is None:
-        return None, lambda: None
-    calls = []
+    inner = {name: f for name, f in vars(_core).items() if callable(f) and not isinstance(f, type)}
+    calls, depth = [], [0]
 
-    def timed(data, *args):
-        t = time.perf_counter()
-        r = inner(data, *args)
-        calls.append(dict(shape=list(data.shape), s=time.perf_counter() - t))
-        return r
+    def wrap(name, f):
+        def timed(*args, **kwargs):
+            depth[0] += 1
+            t = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    calls.append(dict(name=name, s=time.perf_counter() - t))
+        return timed
 
-    _core.edge_filter = timed
+    for name, f in inner.items():
+        setattr(_core, name, wrap(name, f))
 
     def restore():
-        _core.edge_filter = inner
+        for name, f in inner.items():
+            setattr(_core, name, f)
     return calls, restore
 
 
@@ -205,7 +213,7 @@ def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, edge_widths=EDGE_WIDTH
         r = benchlib.run_worker("bench_refine.py", dict(kw, scene=sdir, repeats=repeats), timeout=3600)
         if verbose:
             print(f"  {r['input']} edge_width={r['edge_width']} threads={r['threads']}: refine median "
-                  f"{r['median_s']:.3f} s (min {r['min_s']:.3f}, first {r['first_s']:.3f}; C filter "
+                  f"{r['median_s']:.3f} s (min {r['min_s']:.3f}, first {r['first_s']:.3f}; C core "
                   f"{r['filter_s'] or float('nan'):.3f} s in {r['filter_calls']} calls), render "
                   f"{r.get('render_median_s', float('nan')):.3f} s, other load {r['foreign_load']:.0%}", flush=True)
         return r
@@ -234,16 +242,16 @@ def report(res):
     W, H = res["size"]
     cols = [("input", "input", "{}"), ("depth_shape", "depth WxH", "{}"), ("threads", "threads", "{}"),
             ("median_s", "refine s", "{:.3f}"), ("min_s", "min s", "{:.3f}"),
-            ("filter_s", "C filter s", "{:.3f}"), ("filter_calls", "calls", "{}"), ("numpy_s", "NumPy s", "{:.3f}"),
+            ("filter_s", "C core s", "{:.3f}"), ("filter_calls", "calls", "{}"), ("numpy_s", "NumPy s", "{:.3f}"),
             ("render_median_s", "render s", "{:.3f}"), ("refine_render_s", "refine+render s", "{:.3f}"),
             ("foreign_load", "other load", "{:.0%}")]
     shape = lambda r: dict(r, depth_shape="x".join(str(v) for v in r["depth_shape"][::-1]))
     print(f"\nsynthdof.refine on the synthetic scene {W}x{H}, median of {res['repeats']} "
-          f"(C filter / NumPy split from the first call)")
+          f"(C core / Python and NumPy split from the first call)")
     print(benchlib.table([shape(r) for r in res["rows"]], cols))
     print(f"\nfilter radius (net input, {max(r['threads'] for r in res['rows'])} threads)")
     print(benchlib.table(res["sweep"], [("edge_width", "edge_width", "{}"), ("median_s", "refine s", "{:.3f}"),
-                                        ("filter_s", "C filter s", "{:.3f}"), ("numpy_s", "NumPy s", "{:.3f}"),
+                                        ("filter_s", "C core s", "{:.3f}"), ("numpy_s", "NumPy s", "{:.3f}"),
                                         ("foreign_load", "other load", "{:.0%}")]))
     d = res["derived"]
     if d["radius_ratio"]:

@@ -86,7 +86,7 @@ def summary(results):
         for r in rf["rows"]:
             shape = "x".join(str(v) for v in r["depth_shape"][::-1])
             add(f"refine {W}x{H} {r['input']} depth {shape}", f"{r['median_s']:.2f} s",
-                f"{r['threads']} thread(s), C filter {r['filter_s'] or float('nan'):.2f} s, "
+                f"{r['threads']} thread(s), C core {r['filter_s'] or float('nan'):.2f} s, "
                 f"refine + render {r.get('refine_render_s', float('nan')):.2f} s, other load {r['foreign_load']:.0%}")
         rr = rf["derived"]["radius_ratio"]
         if rr:
