@@ -1,4 +1,5 @@
 """Argument checking shared by the public functions: every message starts with the argument's name."""
+import errno
 import math
 import mmap
 import numbers
@@ -142,8 +143,13 @@ def fresh_array(shape, dtype):
         return np.empty(shape, dtype=dtype)
     try:
         m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-    except (OSError, OverflowError):  # NumPy's own attempt raises its usual MemoryError
-        return np.empty(shape, dtype=dtype)
+    except (OSError, OverflowError) as e:
+        if isinstance(e, OSError) and e.errno != errno.ENOMEM:
+            return np.empty(shape, dtype=dtype)
+        # no room in the address space or the memory: so would malloc have found, and asking it for
+        # an absurd size aborts the process under AddressSanitizer instead of raising
+        raise MemoryError(f"Unable to allocate {nbytes / 2**30:.3g} GiB for an array with shape "
+                          f"{tuple(shape)} and data type {dtype}") from e
     return np.frombuffer(m, dtype=dtype).reshape(shape)
 
 
