@@ -303,7 +303,9 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     unsigned char *uniform = malloc((size_t)wh * (size_t)ww);
     float *scratch = malloc(sizeof(float) * 2 * (size_t)w * (size_t)nt); /* each thread's row of column sums */
     float *wx = malloc(sizeof(float) * 4 * (size_t)W); /* the column tents as 4 rows of W: wx[t * W + x] */
-    if (!ty || !tx || !uniform || !scratch || !wx) {
+    float *range = malloc(sizeof(float) * 2 * (size_t)wh * (size_t)ww); /* each window's valid min, max */
+    if (!ty || !tx || !uniform || !scratch || !wx || !range) {
+        free(range);
         free(ty);
         free(tx);
         free(uniform);
@@ -332,6 +334,8 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
                     vmax = fmaxf(vmax, lo[k]);
                 }
             uniform[(ptrdiff_t)jw * ww + iw] = vmax - vmin <= UPSAMPLE_AGREE * fmaxf(fabsf(vmin), fabsf(vmax));
+            range[2 * ((ptrdiff_t)jw * ww + iw)] = vmin;
+            range[2 * ((ptrdiff_t)jw * ww + iw) + 1] = vmax;
         }
     }
     /* Per row: each sample column's tent-weighted sums down the row's 4 samples (value times
@@ -411,8 +415,13 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
                     }
                 }
             }
+            /* A weighted mean lies within its samples' range, but float sums of weights near the
+             * smallest floats can round past it: clamp to the window's valid samples. */
+            const float lo_v = range[2 * ((ptrdiff_t)(j0 + 2) * ww + i0 + 2)];
+            const float hi_v = range[2 * ((ptrdiff_t)(j0 + 2) * ww + i0 + 2) + 1];
             for (int r = 0; r < n; r++) {
-                out[(ptrdiff_t)y * W + xa + r] = den[r] > 0.0f ? num[r] / den[r] : 0.0f;
+                float v = den[r] > 0.0f ? num[r] / den[r] : 0.0f;
+                out[(ptrdiff_t)y * W + xa + r] = den[r] > 0.0f ? fminf(fmaxf(v, lo_v), hi_v) : 0.0f;
                 out_weight[(ptrdiff_t)y * W + xa + r] = den[r] > 0.0f ? den[r] : 0.0f;
             }
             xa = xb;
@@ -420,6 +429,7 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     }
     free(scratch);
     free(wx);
+    free(range);
     free(ty);
     free(tx);
     free(uniform);
