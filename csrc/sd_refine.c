@@ -300,15 +300,13 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     /* a window's first sample lies in [-2, n - 2]: windows are indexed by first + 2 */
     int wh = h + 1, ww = w + 1;
     tent_taps *ty = malloc(sizeof(tent_taps) * (size_t)H), *tx = malloc(sizeof(tent_taps) * (size_t)W);
-    unsigned char *uniform = malloc((size_t)wh * (size_t)ww);
     float *scratch = malloc(sizeof(float) * 2 * (size_t)w * (size_t)nt); /* each thread's row of column sums */
     float *wx = malloc(sizeof(float) * 4 * (size_t)W); /* the column tents as 4 rows of W: wx[t * W + x] */
     float *range = malloc(sizeof(float) * 2 * (size_t)wh * (size_t)ww); /* each window's valid min, max */
-    if (!ty || !tx || !uniform || !scratch || !wx || !range) {
+    if (!ty || !tx || !scratch || !wx || !range) {
         free(range);
         free(ty);
         free(tx);
-        free(uniform);
         free(scratch);
         free(wx);
         return SD_ERR_NOMEM;
@@ -317,9 +315,9 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     tent_axis(W, w, tx);
     for (int t = 0; t < 4; t++)
         for (int x = 0; x < W; x++) wx[(ptrdiff_t)t * W + x] = tx[x].wt[t] > 0.0f ? tx[x].wt[t] : 0.0f;
-    /* Whether the valid samples of each 4 x 4 window agree (inside a surface, even a slanted
-     * one: most pixels); there the colours cannot change the result and their weights are
-     * skipped. Every output pixel of a window shares its answer. */
+    /* The range of the valid samples of each 4 x 4 window: where they agree (inside a surface,
+     * even a slanted one: most pixels) the colours cannot change the result and their weights are
+     * skipped, and every output is clamped to it. Every output pixel of a window shares it. */
     SD_PARALLEL_FOR(nt)
     for (int jw = 0; jw < wh; jw++) {
         int j0 = jw - 2, jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4;
@@ -333,7 +331,6 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
                     vmin = fminf(vmin, lo[k]);
                     vmax = fmaxf(vmax, lo[k]);
                 }
-            uniform[(ptrdiff_t)jw * ww + iw] = vmax - vmin <= UPSAMPLE_AGREE * fmaxf(fabsf(vmin), fabsf(vmax));
             range[2 * ((ptrdiff_t)jw * ww + iw)] = vmin;
             range[2 * ((ptrdiff_t)jw * ww + iw) + 1] = vmax;
         }
@@ -367,7 +364,9 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
             int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
             float num[UPSAMPLE_RUN], den[UPSAMPLE_RUN];
             for (int r = 0; r < n; r++) num[r] = den[r] = 0.0f;
-            if (uniform[(ptrdiff_t)(j0 + 2) * ww + i0 + 2]) {
+            const float lo_v = range[2 * ((ptrdiff_t)(j0 + 2) * ww + i0 + 2)];
+            const float hi_v = range[2 * ((ptrdiff_t)(j0 + 2) * ww + i0 + 2) + 1];
+            if (hi_v - lo_v <= UPSAMPLE_AGREE * fmaxf(fabsf(lo_v), fabsf(hi_v))) {
                 for (int i = ilo; i < ihi; i++) {
                     const float a = colsum[i], b = colwt[i], *wxi = wx + (ptrdiff_t)(i - i0) * W + xa;
                     SD_SIMD
@@ -417,8 +416,6 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
             }
             /* A weighted mean lies within its samples' range, but float sums of weights near the
              * smallest floats can round past it: clamp to the window's valid samples. */
-            const float lo_v = range[2 * ((ptrdiff_t)(j0 + 2) * ww + i0 + 2)];
-            const float hi_v = range[2 * ((ptrdiff_t)(j0 + 2) * ww + i0 + 2) + 1];
             for (int r = 0; r < n; r++) {
                 float v = den[r] > 0.0f ? num[r] / den[r] : 0.0f;
                 out[(ptrdiff_t)y * W + xa + r] = den[r] > 0.0f ? fminf(fmaxf(v, lo_v), hi_v) : 0.0f;
@@ -432,6 +429,5 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     free(range);
     free(ty);
     free(tx);
-    free(uniform);
     return SD_OK;
 }
