@@ -55,22 +55,33 @@ def _wall(cmd, env=None, timeout=900):
     return dt, f.stop() / (dt * (os.cpu_count() or 1))
 
 
-def _synthdof_times(s, threads, repeats, scatter_aperture=None):
-    """synthdof.render on scene s (taken from results/render.json when that was measured on the
-    same scene with the installed core), and synthdof.scatter (with scatter_aperture)."""
+def _depth_and_coc(s, kind):
+    """The scene's depth as `kind` gives it (scene.depth_variant) and the lens's CoC of it: the peers
+    are fed that CoC, synthdof that depth."""
+    if kind == "planes":
+        return s["depth"], s["coc"]
+    depth = scene.depth_variant(s["depth"], kind)
+    return depth, s["lens"].coc(depth)
+
+
+def _synthdof_times(s, threads, repeats, kind="planes", scatter_aperture=None):
+    """synthdof.render on scene s with depth `kind` (for the exact planes taken from
+    results/render.json when that was measured on the same scene with the installed core), and
+    synthdof.scatter of that depth's CoC (with scatter_aperture)."""
     import synthdof
+    depth, coc = _depth_and_coc(s, kind)
     out = {}
     for nt in threads:
         rec = benchlib.recorded_render_time([s["meta"]["width"], s["meta"]["height"]], nt) \
-            if s["meta"]["max_coc"] == 100.0 else None
+            if s["meta"]["max_coc"] == 100.0 and kind == "planes" else None
         if rec is not None:
             out["render", nt] = rec
         else:
-            t = benchlib.timeit(lambda: synthdof.render(s["image"], s["depth"], matte=s["matte"], lens=s["lens"],
+            t = benchlib.timeit(lambda: synthdof.render(s["image"], depth, matte=s["matte"], lens=s["lens"],
                                                         aperture=s["aperture"], num_threads=nt), repeats)
             out["render", nt] = t["median"]
         if scatter_aperture is not None:
-            t = benchlib.timeit(lambda: synthdof.scatter(s["image"], s["coc"], aperture=scatter_aperture,
+            t = benchlib.timeit(lambda: synthdof.scatter(s["image"], coc, aperture=scatter_aperture,
                                                          num_threads=nt), repeats)
             out["scatter", nt] = t["median"]
     return out
@@ -78,7 +89,7 @@ def _synthdof_times(s, threads, repeats, scatter_aperture=None):
 
 # ---------------------------------------------------------------- GEGL
 
-def run_gegl(size, threads, repeats, synthdof_repeats, verbose=True):
+def run_gegl(size, threads, repeats, synthdof_repeats, kind="planes", verbose=True):
     exe = benchlib.which("gegl")
     if not exe:
         msg = "GEGL not installed (apt-get install gegl): gegl:lens-blur skipped"
@@ -87,7 +98,8 @@ def run_gegl(size, threads, repeats, synthdof_repeats, verbose=True):
     import synthdof
     W, H = size
     s = scene.cached_scene(W, H)
-    rad = np.abs(s["coc"]) / 2.0
+    _, coc = _depth_and_coc(s, kind)
+    rad = np.abs(coc) / 2.0
     rmax = float(rad.max())
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_gegl_") as d:
@@ -107,12 +119,12 @@ def run_gegl(size, threads, repeats, synthdof_repeats, verbose=True):
                 times.append(dt)
                 loads.append(load)
                 if verbose:
-                    print(f"  gegl:lens-blur {W}x{H} threads={nt} run {i + 1}: {dt:.2f} s", flush=True)
+                    print(f"  gegl:lens-blur {W}x{H} {kind} threads={nt} run {i + 1}: {dt:.2f} s", flush=True)
                 if dt > GEGL_MAX_RUN_S:
                     break
             if check is None:
                 g = np.load(out_p)[:, :, :3].astype(np.float32)
-                ref = synthdof.scatter(s["image"], s["coc"], aperture=synthdof.Aperture(blades=0))
+                ref = synthdof.scatter(s["image"], coc, aperture=synthdof.Aperture(blades=0))
                 check = dict(finite=bool(np.isfinite(g).all()),
                              flux_vs_input=float(g.sum(dtype=np.float64) / s["image"].sum(dtype=np.float64)),
                              mean_abs_diff_vs_scatter=float(np.abs(g - ref).mean()),
@@ -120,13 +132,13 @@ def run_gegl(size, threads, repeats, synthdof_repeats, verbose=True):
             t = benchlib.summary(times)
             rows.append(dict(threads=nt, median_s=t["median"], min_s=t["min"], runs=len(times), overhead_s=t_nop,
                              op_s=t["median"] - t_nop, foreign_load=float(np.mean(loads))))
-    sd = _synthdof_times(s, threads, synthdof_repeats, scatter_aperture=synthdof.Aperture(blades=0))
+    sd = _synthdof_times(s, threads, synthdof_repeats, kind, scatter_aperture=synthdof.Aperture(blades=0))
     for r in rows:
         nt = r["threads"]
         r.update(synthdof_render_s=sd["render", nt], synthdof_scatter_disk_s=sd["scatter", nt],
                  ratio_render=r["median_s"] / sd["render", nt], ratio_scatter=r["median_s"] / sd["scatter", nt],
                  ratio_render_op=r["op_s"] / sd["render", nt], ratio_scatter_op=r["op_s"] / sd["scatter", nt])
-    return dict(peer="gegl:lens-blur", size=[W, H], max_radius=rmax, rows=rows, check=check,
+    return dict(peer="gegl:lens-blur", size=[W, H], depth=kind, max_radius=rmax, rows=rows, check=check,
                 version="gegl " + (_version(["dpkg-query", "-W", "-f", "${Version}", "gegl"]) or "?"))
 
 
@@ -161,8 +173,9 @@ def _blender(exe, img, radius, threads, repeats, bokeh, angle, out=None):
 BOKEH = {0: "CIRCLE", 3: "TRIANGLE", 4: "SQUARE", 5: "PENTAGON", 6: "HEXAGON", 7: "HEPTAGON", 8: "OCTAGON"}
 
 
-def run_blender(size, threads, repeats, synthdof_repeats, max_coc, verbose=True):
-    """Blender's Defocus node on the scene of `size` (max |CoC| = max_coc px, hexagon)."""
+def run_blender(size, threads, repeats, synthdof_repeats, max_coc, kind="planes", verbose=True):
+    """Blender's Defocus node on the scene of `size` (max |CoC| of the exact planes = max_coc px,
+    hexagon), fed the CoC of depth `kind`."""
     exe = benchlib.which("blender")
     if not exe:
         msg = "Blender not installed (apt-get install blender): Defocus node skipped"
@@ -170,7 +183,8 @@ def run_blender(size, threads, repeats, synthdof_repeats, max_coc, verbose=True)
         return dict(peer="blender Defocus", skipped=msg)
     W, H = size
     s = scene.cached_scene(W, H, max_coc=max_coc)
-    rad = np.abs(s["coc"]) / 2.0
+    _, coc = _depth_and_coc(s, kind)
+    rad = np.abs(coc) / 2.0
     rows = []
     for nt in threads:
         r = _blender(exe, s["image"], rad, nt, repeats, BOKEH[s["aperture"].blades], 0.0, out=(nt == threads[0]))
@@ -184,14 +198,14 @@ def run_blender(size, threads, repeats, synthdof_repeats, max_coc, verbose=True)
                          overhead_s=byp, op_s=med - byp, process_s=r["process_s"], foreign_load=r["foreign_load"],
                          execution_mode=r.get("execution_mode")))
         if verbose:
-            print(f"  blender Defocus {W}x{H} threads={nt}: median {med:.2f} s per compositor run "
+            print(f"  blender Defocus {W}x{H} {kind} threads={nt}: median {med:.2f} s per compositor run "
                   f"(bypass {byp:.2f} s; process {r['process_s']:.1f} s)", flush=True)
-    sd = _synthdof_times(s, threads, synthdof_repeats)
+    sd = _synthdof_times(s, threads, synthdof_repeats, kind)
     for r in rows:
         nt = r["threads"]
         r.update(synthdof_render_s=sd["render", nt], ratio_render=r["median_s"] / sd["render", nt],
                  ratio_render_op=r["op_s"] / sd["render", nt])
-    return dict(peer="blender Defocus", size=[W, H], max_coc=float(np.abs(s["coc"]).max()),
+    return dict(peer="blender Defocus", size=[W, H], depth=kind, max_coc=float(np.abs(coc).max()),
                 bokeh=BOKEH[s["aperture"].blades], rows=rows, check=check, version=_version([exe, "--version"]))
 
 
@@ -239,26 +253,43 @@ def _version(cmd):
         return None
 
 
+def _key(peer, kind):
+    """The result's key: the exact planes' under the peer's name (as run_all.py reads it), the
+    other depth kinds' under peer_kind."""
+    return peer if kind == "planes" else f"{peer}_{kind}"
+
+
 def run(gegl_size=scene.FULL_SIZE, blender_size=(1920, 1080), threads=THREADS, repeats=5, synthdof_repeats=5,
-        blender_max_coc=100.0, blender_gt=False, only=None, blender_repeats=3):
+        blender_max_coc=100.0, blender_gt=False, only=None, blender_repeats=3, depths=("planes", "net")):
     res = dict(benchmark="peers", machine=benchlib.machine())
-    if only in (None, "gegl"):
-        res["gegl"] = run_gegl(gegl_size, threads, repeats, synthdof_repeats)
+    for kind in depths:
+        if only in (None, "gegl"):
+            res[_key("gegl", kind)] = run_gegl(gegl_size, threads, repeats, synthdof_repeats, kind)
+        if only in (None, "blender"):
+            res[_key("blender", kind)] = run_blender(blender_size, threads, blender_repeats, synthdof_repeats,
+                                                     blender_max_coc, kind)
     if only in (None, "blender"):
-        res["blender"] = run_blender(blender_size, threads, blender_repeats, synthdof_repeats, blender_max_coc)
         if blender_gt:
             res["blender_gt"] = blender_gt_check()
     return res
 
 
 def report(res):
-    g = res.get("gegl")
+    for key in [k for k in res if k == "gegl" or k.startswith("gegl_")]:
+        _report_gegl(res[key])
+    for key in [k for k in res if k == "blender" or (k.startswith("blender_") and k != "blender_gt")]:
+        _report_blender(res[key])
+    _report_blender_gt(res.get("blender_gt"))
+
+
+def _report_gegl(g):
     if g:
         if "skipped" in g:
             print(f"\ngegl:lens-blur: SKIPPED ({g['skipped']})")
         else:
             W, H = g["size"]
-            print(f"\ngegl:lens-blur ({g['version']}) on the {W}x{H} scene, max radius {g['max_radius']:.1f} px, "
+            print(f"\ngegl:lens-blur ({g['version']}) on the {W}x{H} scene, {g['depth']} depth, "
+                  f"max radius {g['max_radius']:.1f} px, "
                   f"disk; ratio = GEGL time / synthdof time (> 1: synthdof faster)")
             print(benchlib.table(g["rows"], [
                 ("threads", "threads", "{}"), ("runs", "runs", "{}"), ("median_s", "GEGL s", "{:.2f}"),
@@ -267,13 +298,16 @@ def report(res):
                 ("ratio_scatter", "/scatter", "{:.1f}"), ("ratio_render_op", "op/render", "{:.1f}"),
                 ("ratio_scatter_op", "op/scatter", "{:.1f}"), ("foreign_load", "other load", "{:.0%}")]))
             print(f"check: {g['check']}")
-    b = res.get("blender")
+
+
+def _report_blender(b):
     if b:
         if "skipped" in b:
             print(f"\nBlender Defocus: SKIPPED ({b['skipped']})")
         else:
             W, H = b["size"]
-            print(f"\nBlender Defocus node ({b['version']}) on the {W}x{H} scene, max |CoC| {b['max_coc']:.0f} px, "
+            print(f"\nBlender Defocus node ({b['version']}) on the {W}x{H} scene, {b['depth']} depth, "
+                  f"max |CoC| {b['max_coc']:.0f} px, "
                   f"{b['bokeh'].lower()}; ratio = Blender time / synthdof.render time")
             print(benchlib.table(b["rows"], [
                 ("threads", "threads", "{}"), ("runs", "runs", "{}"), ("median_s", "Blender s", "{:.2f}"),
@@ -281,7 +315,9 @@ def report(res):
                 ("ratio_render", "/render", "{:.1f}"), ("ratio_render_op", "node/render", "{:.1f}"),
                 ("foreign_load", "other load", "{:.0%}")]))
             print(f"check: {b['check']}")
-    bg = res.get("blender_gt")
+
+
+def _report_blender_gt(bg):
     if bg and "rows" in bg:
         print("\nBlender Defocus on the ground-truth scenes (setup check against the stored output)")
         print(benchlib.table(bg["rows"], [
@@ -299,12 +335,16 @@ def main(argv=None):
     p.add_argument("--blender-repeats", type=int, default=3, help="Defocus runs per configuration (default 3)")
     p.add_argument("--synthdof-repeats", type=int, default=5)
     p.add_argument("--only", choices=("gegl", "blender"))
+    p.add_argument("--threads", type=int, nargs="+", default=list(THREADS), help="thread counts (default 1 2)")
+    p.add_argument("--depth", nargs="+", choices=scene.DEPTH_KINDS, default=["planes", "net"],
+                   help="depth kinds (scene.depth_variant) the peers' CoC and synthdof's depth come from "
+                        "(default planes net)")
     p.add_argument("--blender-gt", action="store_true", help="also check the Blender setup on the ground truth")
     p.add_argument("--json", default=f"{benchlib.RESULTS}/peers.json")
     a = p.parse_args(argv)
-    res = run(a.gegl_size, a.blender_size, repeats=a.repeats, synthdof_repeats=a.synthdof_repeats,
+    res = run(a.gegl_size, a.blender_size, threads=tuple(a.threads), repeats=a.repeats, synthdof_repeats=a.synthdof_repeats,
               blender_max_coc=a.blender_max_coc, blender_gt=a.blender_gt, only=a.only,
-              blender_repeats=a.blender_repeats)
+              blender_repeats=a.blender_repeats, depths=a.depth)
     report(res)
     benchlib.write_json(a.json, res)
     return 0
