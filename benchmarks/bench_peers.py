@@ -342,8 +342,9 @@ def main(argv=None):
     p.add_argument("--blender-gt", action="store_true", help="also check the Blender setup on the ground truth")
     p.add_argument("--json", default=f"{benchlib.RESULTS}/peers.json")
     a = p.parse_args(argv)
-    res = run(a.gegl_size, a.blender_size, threads=tuple(a.threads), repeats=a.repeats, synthdof_repeats=a.synthdof_repeats,
-              blender_max_coc=a.blender_max_coc, blender_gt=a.blender_gt, only=a.only,
+    res = run(a.gegl_size, a.blender_size, threads=tuple(a.threads), repeats=a.repeats,
+              synthdof_repeats=a.synthdof_repeats, blender_max_coc=a.blender_max_coc,
+              blender_gt=a.blender_gt, only=a.only,
               blender_repeats=a.blender_repeats, depths=a.depth)
     report(res)
     benchlib.write_json(a.json, res)
