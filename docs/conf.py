@@ -5,10 +5,13 @@
 The Markdown pages are read by MyST (myst-nb), the API reference comes from the docstrings
 (autodoc + napoleon: numpydoc sections), the gallery (docs/examples/plot_*.py) and the notebooks
 (notebooks/*.ipynb, copied into docs/_notebooks) are executed during the build, so every figure on
-the site is drawn by the code beside it. No network: nothing is fetched at build time.
+the site is drawn by the code beside it. No network: nothing is fetched at build time, and the
+built pages load no script or style sheet from the network (checked when the build finishes).
 """
+import re
 import shutil
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -27,6 +30,9 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    # MathJax's files from the installed package, copied into the site (_static/mathjax/), instead
+    # of a script from a CDN: the formulas render without the network
+    "sphinx-mathjax-offline",
     "myst_nb",
     "sphinx_gallery.gen_gallery",
 ]
@@ -39,7 +45,8 @@ for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
     shutil.copy(nb, _NB_OUT / nb.name)
 
 exclude_patterns = ["_build", "figures/*.py", "examples/*.py", "examples/README.txt", "**.ipynb_checkpoints",
-                    "jupyter_execute", "auto_examples/*.ipynb"]  # the gallery's notebook copies: not pages
+                    "jupyter_execute", "auto_examples/*.ipynb",  # the gallery's notebook copies: not pages
+                    "**sg_execution_times.rst"]  # timing pages an older build left (write_computation_times)
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 
 # Markdown
@@ -77,6 +84,8 @@ sphinx_gallery_conf = {
     "image_scrapers": ("matplotlib",),
     "reset_modules": ("matplotlib",),
     "capture_repr": (),
+    # the timing pages (sg_execution_times) load jQuery and DataTables from CDNs
+    "write_computation_times": False,
 }
 
 html_theme = "pydata_sphinx_theme"
@@ -89,3 +98,49 @@ html_theme_options = {
 html_static_path = []
 html_last_updated_fmt = None
 sys.path.insert(0, str(HERE))
+
+
+class _Loads(HTMLParser):
+    """The scripts and style sheets an HTML page loads."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "script" and a.get("src"):
+            self.urls.append(a["src"])
+        elif tag == "link" and "stylesheet" in (a.get("rel") or "").split() and a.get("href"):
+            self.urls.append(a["href"])
+
+
+def _check_offline(app, exc):
+    """Warn (an error under -W) for each page that loads a script or style sheet from the network
+    or from a file missing from the site: the site is read offline, formulas included."""
+    if exc is not None or app.builder.format != "html":
+        return
+    from sphinx.util import logging
+
+    log = logging.getLogger("synthdof.docs")
+    out = Path(app.outdir)
+    mathjax = 0
+    for page in sorted(out.rglob("*.html")):
+        if page.relative_to(out).parts[0] == "_static":  # the theme's templates, not pages
+            continue
+        loads = _Loads()
+        loads.feed(page.read_text(encoding="utf-8"))
+        for url in loads.urls:
+            local = url.split("?", 1)[0].split("#", 1)[0]
+            if re.match(r"^([a-z][a-z0-9+.-]*:)?//", url, re.I):
+                log.warning("%s loads %s from the network", page.relative_to(out), url)
+            elif not (page.parent / local).is_file():
+                log.warning("%s loads %s, which is not in the site", page.relative_to(out), url)
+            mathjax += local.endswith("_static/mathjax/tex-chtml.js")
+    if mathjax == 0:
+        log.warning("no page loads MathJax from _static/mathjax/")
+
+
+def setup(app):
+    # after sphinx-mathjax-offline's own build-finished handler has copied MathJax into the site
+    app.connect("build-finished", _check_offline, priority=900)
