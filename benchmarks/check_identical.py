@@ -10,6 +10,8 @@ Cases (each with 1 and 2 threads; a difference between the two is reported as we
 - gt_<name>      the ground-truth scenes (synthdof.load_ground_truth), rendered as
                  score_gt.py renders them
 - smooth12       the 12 MP scene with its depth blurred (continuous depth, no steps), no matte
+- scene12_<kind> the 12 MP scene with the continuous depths of bench_render.py (scene.depth_variant:
+                 slant, net, noise), matte and hexagonal aperture as scene12
 - coc_u8         a 1 MP scene from a signed CoC map with uint8 input and a background plate
 - scatter/gather the two public kernels on the 1 MP scene (5 blades: asymmetric shape)
 - diagnose, compare, fit_lens   the diagnostics on a small scene (their maps and numbers)
@@ -40,7 +42,7 @@ os.environ.setdefault("OMP_DYNAMIC", "false")
 
 import synthdof  # noqa: E402
 from benchlib import RESULTS, gt_scenes  # noqa: E402
-from scene import cached_scene, make_scene  # noqa: E402
+from scene import cached_scene, depth_variant, make_scene  # noqa: E402
 
 THREADS = (1, 2)
 # Depth blur for the continuous-depth case: wide enough that no depth step survives.
@@ -107,6 +109,10 @@ def cases(quick, only=""):
         return  # the rest would be prepared for nothing
     yield "scene12", lambda nt: digest(synthdof.render(
         s["image"], s["depth"], matte=s["matte"], lens=s["lens"], aperture=s["aperture"], num_threads=nt))
+    for kind in ("slant", "net", "noise"):
+        depth = depth_variant(s["depth"], kind)
+        yield f"scene12_{kind}", (lambda depth=depth: lambda nt: digest(synthdof.render(
+            s["image"], depth, matte=s["matte"], lens=s["lens"], aperture=s["aperture"], num_threads=nt)))()
     smooth = blur(s["depth"], SMOOTH_SIGMA_PX)
     yield "smooth12", lambda nt: digest(synthdof.render(
         s["image"], smooth, lens=s["lens"], aperture=s["aperture"], num_threads=nt))
