@@ -36,10 +36,6 @@ static inline void relax_n(float *v, const float *wt, int H, int W, int nch, con
                     int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
                     ptrdiff_t a = ((ptrdiff_t)ym * W + x) * nch, b = ((ptrdiff_t)yp * W + x) * nch;
                     ptrdiff_t c = ((ptrdiff_t)y * W + xm) * nch, d = ((ptrdiff_t)y * W + xp) * nch;
-                    if (nch == 4) { /* as one vector */
-                        sd_cell_relax(v + 4 * i, v + a, v + b, v + c, v + d, w);
-                        continue;
-                    }
                     for (int ch = 0; ch < nch; ch++) {
                         float m = 0.25f * (v[a + ch] + v[b + ch] + v[c + ch] + v[d + ch]);
                         v[i * nch + ch] = w * v[i * nch + ch] + (1.0f - w) * m;
@@ -49,10 +45,38 @@ static inline void relax_n(float *v, const float *wt, int H, int W, int nch, con
         }
 }
 
+/* relax_n for 4 channels, the same steps in the same order: each row's cells addressed from
+ * its own and its neighbours' row starts, the weight's clamp to [0, 1] folded into the test that
+ * skips known cells (relax_n's loop kept every index computation and clamp per cell). */
+static void relax4(float *v, const float *wt, int H, int W, const int *ux0, const int *ux1, int nt)
+{
+    nt = sd_threads_for(nt, (ptrdiff_t)H * W);
+    for (int it = 0; it < RELAX_SWEEPS; it++)
+        for (int colour = 0; colour < 2; colour++) {
+            SD_PARALLEL_FOR_CHUNKS(nt)
+            for (int y = 0; y < H; y++) {
+                int ym = y > 0 ? y - 1 : y, yp = y + 1 < H ? y + 1 : y;
+                int xs = ux0 ? ux0[y] : 0, xe = ux0 ? ux1[y] : W; /* the row's cells not fully known */
+                if (xs >= xe) continue;
+                xs += ((xs + y + colour) & 1);
+                const float *wr = wt + (ptrdiff_t)y * W;
+                float *vr = v + 4 * (ptrdiff_t)y * W;
+                const float *va = v + 4 * (ptrdiff_t)ym * W, *vb = v + 4 * (ptrdiff_t)yp * W;
+                for (int x = xs; x < xe; x += 2) {
+                    float w = wr[x];
+                    if (w >= 1.0f) continue;
+                    w = w > 0.0f ? w : 0.0f;
+                    int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
+                    sd_cell_relax(vr + 4 * x, va + 4 * x, vb + 4 * x, vr + 4 * xm, vr + 4 * xp, w);
+                }
+            }
+        }
+}
+
 /* The channel counts the core uses get loops of a known length (unrolled, vectorised). */
 static void relax(float *v, const float *wt, int H, int W, int nch, const int *ux0, const int *ux1, int nt)
 {
-    if (nch == 4) relax_n(v, wt, H, W, 4, ux0, ux1, nt);
+    if (nch == 4) relax4(v, wt, H, W, ux0, ux1, nt);
     else if (nch == 1) relax_n(v, wt, H, W, 1, ux0, ux1, nt);
     else relax_n(v, wt, H, W, nch, ux0, ux1, nt);
 }
@@ -89,6 +113,36 @@ static inline float weight0(const float *weight, const float *hole, ptrdiff_t i)
     return weight[i];
 }
 
+/* Level-1 cell (x, y) from premultiplied 4-channel values and hidden fractions (see
+ * sd_fill_build), its children taken in a fixed order: (2x, 2y), (2x + 1, 2y), (2x, 2y + 1),
+ * (2x + 1, 2y + 1). */
+static inline void pull_premult4_cell(const float *value, ptrdiff_t vrow, const float *hole, ptrdiff_t mrow, int H,
+                                      int W, const int *rx0, const int *rx1, const ptrdiff_t *roff, int x, int y,
+                                      float *cv, float *cw)
+{
+    int ya = 2 * y, yb = 2 * y + 1 < H ? 2 * y + 1 : -1;
+    int xa = 2 * x, xb = 2 * x + 1 < W ? 2 * x + 1 : -1;
+    float sw = 0.0f, sv[4] = {0, 0, 0, 0};
+    for (int dy = 0; dy < 2; dy++) {
+        int yy = dy ? yb : ya;
+        if (yy < 0) continue;
+        for (int dx = 0; dx < 2; dx++) {
+            int xx = dx ? xb : xa;
+            if (xx < 0) continue;
+            if (rx0 && (xx < rx0[yy] || xx >= rx1[yy])) { sw += 1.0f; continue; } /* seen, empty */
+            ptrdiff_t i = roff ? roff[yy] + xx : (ptrdiff_t)yy * mrow + xx;
+            float vis = 1.0f - hole[i];
+            if (!(vis > SD_FILL_MIN_VISIBLE)) continue;
+            const float *q = roff ? value + 4 * i : value + (ptrdiff_t)yy * vrow + 4 * (ptrdiff_t)xx;
+            sw += vis;
+            for (int c = 0; c < 4; c++) sv[c] += q[c];
+        }
+    }
+    float inv = sw > 0.0f ? 1.0f / sw : 0.0f;
+    *cw = sw > 1.0f ? 1.0f : sw;
+    for (int c = 0; c < 4; c++) cv[c] = sv[c] * inv;
+}
+
 /* Level 1 from premultiplied 4-channel values and hidden fractions (see sd_fill_build). */
 static void pull_premult4(const float *value, ptrdiff_t vrow, const float *hole, ptrdiff_t mrow, int H, int W,
                           const int *rx0, const int *rx1, const ptrdiff_t *roff, float *cv, float *cw, int ch_,
@@ -118,29 +172,40 @@ static void pull_premult4(const float *value, ptrdiff_t vrow, const float *hole,
                 for (int c = 0; c < 4; c++) cv[4 * o + c] = 0.0f;
             }
         }
-        for (int x = in0; x < in1; x++) {
-            int xa = 2 * x, xb = 2 * x + 1 < W ? 2 * x + 1 : -1;
-            float sw = 0.0f, sv[4] = {0, 0, 0, 0};
-            for (int dy = 0; dy < 2; dy++) {
-                int yy = dy ? yb : ya;
-                if (yy < 0) continue;
-                for (int dx = 0; dx < 2; dx++) {
-                    int xx = dx ? xb : xa;
-                    if (xx < 0) continue;
-                    if (rx0 && (xx < rx0[yy] || xx >= rx1[yy])) { sw += 1.0f; continue; } /* seen, empty */
-                    ptrdiff_t i = roff ? roff[yy] + xx : (ptrdiff_t)yy * mrow + xx;
-                    float vis = 1.0f - hole[i];
-                    if (!(vis > SD_FILL_MIN_VISIBLE)) continue;
-                    const float *q = roff ? value + 4 * i : value + (ptrdiff_t)yy * vrow + 4 * (ptrdiff_t)xx;
-                    sw += vis;
-                    for (int c = 0; c < 4; c++) sv[c] += q[c];
-                }
-            }
-            ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
-            float inv = sw > 0.0f ? 1.0f / sw : 0.0f;
-            cw[o] = sw > 1.0f ? 1.0f : sw;
-            for (int c = 0; c < 4; c++) cv[4 * o + c] = sv[c] * inv;
+        /* the cells whose four children all lie inside both rows' ranges: the same sums in the
+         * same order, without a range check per child */
+        int f0 = in0, f1 = in0;
+        if (rx0 && roff && yb >= 0) {
+            int lo = rx0[ya] > rx0[yb] ? rx0[ya] : rx0[yb], hi = rx1[ya] < rx1[yb] ? rx1[ya] : rx1[yb];
+            f0 = imax((lo + 1) / 2, in0);
+            f1 = imax(imin(hi / 2, in1), f0);
         }
+        for (int x = in0; x < f0; x++)
+            pull_premult4_cell(value, vrow, hole, mrow, H, W, rx0, rx1, roff, x, y, cv + 4 * ((ptrdiff_t)y * cw_ + x),
+                               cw + (ptrdiff_t)y * cw_ + x);
+        if (f0 < f1) {
+            const float *ha = hole + roff[ya], *hb = hole + roff[yb];
+            const float *va = value + 4 * roff[ya], *vb = value + 4 * roff[yb];
+            for (int x = f0; x < f1; x++) {
+                const float *h4[4] = {ha + 2 * x, ha + 2 * x + 1, hb + 2 * x, hb + 2 * x + 1};
+                const float *q4[4] = {va + 8 * (ptrdiff_t)x, va + 8 * (ptrdiff_t)x + 4, vb + 8 * (ptrdiff_t)x,
+                                      vb + 8 * (ptrdiff_t)x + 4};
+                float sw = 0.0f, sv[4] = {0, 0, 0, 0};
+                for (int q = 0; q < 4; q++) {
+                    float vis = 1.0f - *h4[q];
+                    if (!(vis > SD_FILL_MIN_VISIBLE)) continue;
+                    sw += vis;
+                    for (int c = 0; c < 4; c++) sv[c] += q4[q][c];
+                }
+                ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
+                float inv = sw > 0.0f ? 1.0f / sw : 0.0f;
+                cw[o] = sw > 1.0f ? 1.0f : sw;
+                for (int c = 0; c < 4; c++) cv[4 * o + c] = sv[c] * inv;
+            }
+        }
+        for (int x = f1; x < in1; x++)
+            pull_premult4_cell(value, vrow, hole, mrow, H, W, rx0, rx1, roff, x, y, cv + 4 * ((ptrdiff_t)y * cw_ + x),
+                               cw + (ptrdiff_t)y * cw_ + x);
     }
 }
 
@@ -244,11 +309,6 @@ static inline void pull_level(const float *pv, const float *pwt, int ph, int pw,
             for (int q = 0; q < 4; q++) w[q] = sw > 0.0f ? w[q] / sw : 0.0f;
             ptrdiff_t o = (ptrdiff_t)y * cw + x;
             cwt[o] = sw > 1.0f ? 1.0f : sw;
-            if (nch == 4) { /* the same sums, the 4 channels as one vector */
-                const float *p4[4] = {pv + 4 * i[0], pv + 4 * i[1], pv + 4 * i[2], pv + 4 * i[3]};
-                sd_cell_pull(cv + 4 * o, p4, w);
-                continue;
-            }
             for (int c = 0; c < nch; c++) { /* a child without weight adds nothing, whatever its value */
                 float t = 0.0f;
                 for (int q = 0; q < 4; q++) t += w[q] > 0.0f ? w[q] * pv[i[q] * nch + c] : 0.0f;
@@ -269,7 +329,7 @@ static inline void push_level(const float *cv, int cH, int cW, float *fv, const 
     for (int y = 0; y < fH; y++) {
         int y0, y1;
         float wy;
-        sd_lerp_cell(y, 0.5f, cH, &y0, &y1, &wy);
+        sd_lerp_half(y, cH, &y0, &y1, &wy);
         int u0 = fW, u1 = 0;
         for (int x = 0; x < fW; x++) {
             ptrdiff_t i = (ptrdiff_t)y * fW + x;
@@ -278,17 +338,11 @@ static inline void push_level(const float *cv, int cH, int cW, float *fv, const 
             w = w > 0.0f ? w : 0.0f;
             int x0, x1;
             float wx;
-            sd_lerp_cell(x, 0.5f, cW, &x0, &x1, &wx);
+            sd_lerp_half(x, cW, &x0, &x1, &wx);
             u0 = x < u0 ? x : u0;
             u1 = x + 1;
             const float *a = cv + ((ptrdiff_t)y0 * cW + x0) * nch, *b = cv + ((ptrdiff_t)y0 * cW + x1) * nch;
             const float *d = cv + ((ptrdiff_t)y1 * cW + x0) * nch, *e = cv + ((ptrdiff_t)y1 * cW + x1) * nch;
-            if (nch == 4) { /* the same arithmetic, the 4 channels as one vector */
-                float up[4];
-                sd_cell_bilerp(up, a, b, d, e, wx, wy);
-                sd_cell_mix(fv + 4 * i, up, w);
-                continue;
-            }
             for (int c = 0; c < nch; c++) {
                 float up = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * d[c] + wx * e[c]);
                 fv[i * nch + c] = w * fv[i * nch + c] + (1.0f - w) * up;
@@ -301,18 +355,94 @@ static inline void push_level(const float *cv, int cH, int cW, float *fv, const 
     }
 }
 
+/* pull_level for 4 channels, the same steps in the same order; a cell with all four children
+ * takes their weights straight from the two child rows (pull_level's masks are 1 there, and a
+ * product with 1 is the weight itself). */
+static void pull4(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int ch_, int cw, int nt)
+{
+    nt = sd_threads_for(nt, (ptrdiff_t)ch_ * cw);
+    SD_PARALLEL_FOR_CHUNKS(nt)
+    for (int y = 0; y < ch_; y++) {
+        int ya = 2 * y, yb = 2 * y + 1 < ph ? 2 * y + 1 : 2 * y;
+        float my = 2 * y + 1 < ph ? 1.0f : 0.0f; /* the second child row exists */
+        const float *wa = pwt + (ptrdiff_t)ya * pw, *wb = pwt + (ptrdiff_t)yb * pw;
+        const float *va = pv + 4 * (ptrdiff_t)ya * pw, *vb = pv + 4 * (ptrdiff_t)yb * pw;
+        int whole = 2 * y + 1 < ph ? pw / 2 : 0; /* the cells [0, whole) have all four children */
+        for (int x = 0; x < cw; x++) {
+            int xa = 2 * x, xb = 2 * x + 1 < pw ? 2 * x + 1 : 2 * x;
+            float w[4], sw = 0.0f;
+            if (x < whole) {
+                w[0] = wa[xa];
+                w[1] = wa[xb];
+                w[2] = wb[xa];
+                w[3] = wb[xb];
+            } else {
+                float mx = 2 * x + 1 < pw ? 1.0f : 0.0f;
+                w[0] = wa[xa];
+                w[1] = wa[xb] * mx;
+                w[2] = wb[xa] * my;
+                w[3] = wb[xb] * mx * my;
+            }
+            for (int q = 0; q < 4; q++) {
+                w[q] = w[q] > 0.0f ? w[q] : 0.0f;
+                sw += w[q];
+            }
+            /* divided, not multiplied by 1 / sw: that overflows for a sum of denormal weights */
+            for (int q = 0; q < 4; q++) w[q] = sw > 0.0f ? w[q] / sw : 0.0f;
+            ptrdiff_t o = (ptrdiff_t)y * cw + x;
+            cwt[o] = sw > 1.0f ? 1.0f : sw;
+            const float *p4[4] = {va + 4 * (ptrdiff_t)xa, va + 4 * (ptrdiff_t)xb, vb + 4 * (ptrdiff_t)xa,
+                                  vb + 4 * (ptrdiff_t)xb};
+            sd_cell_pull(cv + 4 * o, p4, w);
+        }
+    }
+}
+
 static void pull_any(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int ch_, int cw,
                      int nch, int nt)
 {
-    if (nch == 4) pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, 4, nt);
+    if (nch == 4) pull4(pv, pwt, ph, pw, cv, cwt, ch_, cw, nt);
     else if (nch == 1) pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, 1, nt);
     else pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, nch, nt);
+}
+
+/* push_level for 4 channels, the same steps in the same order, each row's cells addressed from
+ * its own and its two coarse rows' starts. */
+static void push4(const float *cv, int cH, int cW, float *fv, const float *fw, int fH, int fW, int *ux0, int *ux1,
+                  int nt)
+{
+    nt = sd_threads_for(nt, (ptrdiff_t)fH * fW);
+    SD_PARALLEL_FOR_CHUNKS(nt)
+    for (int y = 0; y < fH; y++) {
+        int y0, y1;
+        float wy;
+        sd_lerp_half(y, cH, &y0, &y1, &wy);
+        const float *wr = fw + (ptrdiff_t)y * fW, *r0 = cv + 4 * (ptrdiff_t)y0 * cW, *r1 = cv + 4 * (ptrdiff_t)y1 * cW;
+        float *vr = fv + 4 * (ptrdiff_t)y * fW;
+        int u0 = fW, u1 = 0;
+        for (int x = 0; x < fW; x++) {
+            float w = wr[x];
+            if (w >= 1.0f) continue; /* fully known: keeps its own value */
+            w = w > 0.0f ? w : 0.0f;
+            int x0, x1;
+            float wx, up[4];
+            sd_lerp_half(x, cW, &x0, &x1, &wx);
+            u0 = x < u0 ? x : u0;
+            u1 = x + 1;
+            sd_cell_bilerp(up, r0 + 4 * x0, r0 + 4 * x1, r1 + 4 * x0, r1 + 4 * x1, wx, wy);
+            sd_cell_mix(vr + 4 * x, up, w);
+        }
+        if (ux0) {
+            ux0[y] = u0;
+            ux1[y] = u1;
+        }
+    }
 }
 
 static void push_any(const float *cv, int cH, int cW, float *fv, const float *fw, int fH, int fW, int nch, int *ux0,
                      int *ux1, int nt)
 {
-    if (nch == 4) push_level(cv, cH, cW, fv, fw, fH, fW, 4, ux0, ux1, nt);
+    if (nch == 4) push4(cv, cH, cW, fv, fw, fH, fW, ux0, ux1, nt);
     else if (nch == 1) push_level(cv, cH, cW, fv, fw, fH, fW, 1, ux0, ux1, nt);
     else push_level(cv, cH, cW, fv, fw, fH, fW, nch, ux0, ux1, nt);
 }
@@ -351,26 +481,10 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
     sd_fill_finish(f, nt);
 }
 
-void sd_fill_sample4_row(const sd_fillpyr *f, int x0, int x1, int y, float *restrict out)
-{
-    int cH = f->H[1], cW = f->W[1];
-    const float *cv = f->v[1];
-    int ya, yb;
-    float wy;
-    sd_lerp_cell(y, 0.5f, cH, &ya, &yb, &wy);
-    const float *ra = cv + 4 * (ptrdiff_t)ya * cW, *rb = cv + 4 * (ptrdiff_t)yb * cW;
-    for (int x = x0; x < x1; x++) {
-        int xa, xb;
-        float wx;
-        sd_lerp_cell(x, 0.5f, cW, &xa, &xb, &wx);
-        const float *a = ra + 4 * xa, *b = ra + 4 * xb, *d = rb + 4 * xa, *e = rb + 4 * xb;
-        sd_cell_bilerp(out + 4 * (ptrdiff_t)(x - x0), a, b, d, e, wx, wy);
-    }
-}
-
 void sd_fill_sample4(const sd_fillpyr *f, int x, int y, float *out)
 {
-    sd_fill_sample4_row(f, x, x + 1, y, out);
+    sd_fill_row r = sd_fill_row_of(f, y);
+    sd_fill_row_at(&r, x, out);
 }
 
 void sd_fill_sample(const sd_fillpyr *f, int x, int y, float *out)

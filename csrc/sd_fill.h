@@ -3,6 +3,7 @@
 #define SD_FILL_H
 
 #include <stddef.h>
+#include "sd_util.h"
 
 #define SD_FILL_MAX_LEVELS 32
 
@@ -43,7 +44,29 @@ void sd_fill_finish(sd_fillpyr *f, int nthreads);
 /* The coarse levels' fill at level-0 cell (x, y), nch values (n >= 2 levels only). */
 void sd_fill_sample(const sd_fillpyr *f, int x, int y, float *out);
 void sd_fill_sample4(const sd_fillpyr *f, int x, int y, float *out); /* nch == 4 */
-/* sd_fill_sample4 of the cells [x0, x1) of row y, into out (4 (x1 - x0) floats). */
-void sd_fill_sample4_row(const sd_fillpyr *f, int x0, int x1, int y, float *restrict out);
+/* sd_fill_sample4 cell by cell along row y (nch == 4, n >= 2 levels), for a caller that needs
+ * only some of a row's cells: sd_fill_row_at(&row, x, out) after sd_fill_row_of(f, y). */
+typedef struct {
+    const float *ra, *rb; /* the two level-1 rows around row y, and the weight of rb */
+    float wy;
+    int cW;
+} sd_fill_row;
+
+static inline sd_fill_row sd_fill_row_of(const sd_fillpyr *f, int y)
+{
+    int ya, yb, cW = f->W[1];
+    float wy;
+    sd_lerp_half(y, f->H[1], &ya, &yb, &wy);
+    sd_fill_row r = {f->v[1] + 4 * (ptrdiff_t)ya * cW, f->v[1] + 4 * (ptrdiff_t)yb * cW, wy, cW};
+    return r;
+}
+
+static inline void sd_fill_row_at(const sd_fill_row *r, int x, float *restrict out)
+{
+    int xa, xb;
+    float wx;
+    sd_lerp_half(x, r->cW, &xa, &xb, &wx);
+    sd_cell_bilerp(out, r->ra + 4 * xa, r->ra + 4 * xb, r->rb + 4 * xa, r->rb + 4 * xb, wx, r->wy);
+}
 
 #endif

@@ -330,15 +330,13 @@ sd_status sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
     int *h0 = r->reach_x0, *h1 = r->reach_x1; /* free once the slices are planned */
     SD_PARALLEL_FOR_CHUNKS(sd_threads_for(r->nt, (ptrdiff_t)(s->cy1 - s->cy0) * (s->cx1 - s->cx0)))
     for (int cy = s->cy0; cy < s->cy1; cy++) {
-        int a = s->cell_x1[cy], b = s->cell_x0[cy];
+        /* the first and the last hidden cell, each found from its end of the row */
+        int a = s->cell_x0[cy], b = s->cell_x1[cy];
         const float *hr = r->hole + s->cell_off[cy];
-        for (int cx = s->cell_x0[cy]; cx < s->cell_x1[cy]; cx++)
-            if (hr[cx] > 0.0f) {
-                a = cx < a ? cx : a;
-                b = cx + 1;
-            }
-        h0[cy - s->cy0] = a;
-        h1[cy - s->cy0] = b;
+        while (a < b && !(hr[a] > 0.0f)) a++;
+        while (b > a && !(hr[b - 1] > 0.0f)) b--;
+        h0[cy - s->cy0] = a < b ? a : s->cell_x1[cy];
+        h1[cy - s->cy0] = a < b ? b : s->cell_x0[cy];
     }
     int hy0 = s->cy1, hy1 = s->cy0, hx0 = s->cx1, hx1 = s->cx0;
     for (int cy = s->cy0; cy < s->cy1; cy++)
@@ -384,16 +382,16 @@ sd_status sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
     for (int cy = hy0; cy < hy1; cy++) {
         /* the row's hidden cells, and the coarse fill interpolated over them */
         int xa = h0[cy - s->cy0], xb = h1[cy - s->cy0];
-        float *ups = r->rowbuf + (ptrdiff_t)sd_thread_id() * r->rowbuf_stride;
-        if (xa < xb && f.n > 1) sd_fill_sample4_row(&f, xa - grid_x0, xb - grid_x0, cy - grid_y0, ups);
+        sd_fill_row fr = {NULL, NULL, 0.0f, 0};
+        if (xa < xb && f.n > 1) fr = sd_fill_row_of(&f, cy - grid_y0);
         for (int cx = xa; cx < xb; cx++) {
             ptrdiff_t i = s->cell_off[cy] + cx;
             float h = r->hole[i];
-            if (h <= 0.0f) continue;
+            if (h <= 0.0f) continue; /* nothing hidden: its fill is never sampled */
             float *l = r->layer + 4 * i;
             float vis = 1.0f - h, w = vis > SD_FILL_MIN_VISIBLE ? vis : 0.0f, up[4];
             if (f.n > 1)
-                for (int c = 0; c < 4; c++) up[c] = ups[4 * (cx - xa) + c];
+                sd_fill_row_at(&fr, cx - grid_x0, up);
             else
                 for (int c = 0; c < 4; c++) up[c] = w > 0.0f ? l[c] / w : 0.0f;
             float fv[4];

@@ -34,6 +34,20 @@ static inline void sd_lerp_cell(int i, float scale, int n, int *i0, int *i1, flo
     *w = p - (float)*i0;
 }
 
+/* sd_lerp_cell(i, 0.5f, n, ...), the same three values: inside [1, 2n - 2] the position is
+ * i / 2 - 1/4 exactly, so the cell is (i - 1) / 2 and the weight 1/4 or 3/4 by i's parity; only
+ * the edge cells need the float clamp. */
+static inline void sd_lerp_half(int i, int n, int *i0, int *i1, float *w)
+{
+    if (i >= 1 && i <= 2 * n - 2) {
+        *i0 = (i - 1) >> 1;
+        *i1 = *i0 + 1;
+        *w = (i & 1) ? 0.25f : 0.75f;
+        return;
+    }
+    sd_lerp_cell(i, 0.5f, n, i0, i1, w);
+}
+
 /* One cell's 4 channels: d[c] += w a[c] (sd_cell_add), and d[c] += w0 a[c] + w1 b[c] + w2 e[c]
  * + w3 g[c], summed in that order (sd_cell_add_bilinear); sd_span_ends_add, the fill's steps
  * and sd_cell_relax below. With GNU C as vectors (loaded and stored by memcpy): GCC keeps the plain loops scalar
