@@ -123,6 +123,19 @@ static int no_overlap(PyArrayObject *out, PyArrayObject *in, const char *in_name
     return 0;
 }
 
+/* no_overlap for an array a call replaces in place (named as the call names it). */
+static int apart(PyArrayObject *io, const char *io_name, PyArrayObject *in, const char *in_name)
+{
+    char *a0, *a1, *b0, *b1;
+    extent(io, &a0, &a1);
+    extent(in, &b0, &b1);
+    if (a0 < b1 && b0 < a1) {
+        PyErr_Format(PyExc_ValueError, "%s: must not overlap %s", io_name, in_name);
+        return -1;
+    }
+    return 0;
+}
+
 /* Signals are checked between layers with the GIL taken back for a moment. */
 static int check_signals(void *ctx)
 {
@@ -639,22 +652,19 @@ static PyArrayObject *as_row_mask(PyObject *o, const char *name)
 static PyObject *py_continue_sides(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *q_o, *s_o, *n_o, *k_o, *o_o;
+    PyObject *q_o, *s_o, *n_o, *k_o;
     sd_sides_params p;
     double tolerance, blur_pull, beyond_pull, blurred_share, min_weight;
     int nt;
-    if (!PyArg_ParseTuple(args, "OOOOididdddiiOi", &q_o, &s_o, &n_o, &k_o, &p.band, &tolerance, &p.ring_px,
-                          &blur_pull, &beyond_pull, &blurred_share, &min_weight, &p.iterations, &p.widenings, &o_o,
-                          &nt))
+    if (!PyArg_ParseTuple(args, "OOOOididdddiii", &q_o, &s_o, &n_o, &k_o, &p.band, &tolerance, &p.ring_px,
+                          &blur_pull, &beyond_pull, &blurred_share, &min_weight, &p.iterations, &p.widenings, &nt))
         return NULL;
-    PyArrayObject *q = as_f32(q_o, "q", 2, 2, 0);
+    PyArrayObject *q = as_f32(q_o, "q", 2, 2, 1); /* replaced in place */
     PyArrayObject *sd = q ? as_row_mask(s_o, "side") : NULL;
     PyArrayObject *nr = sd ? as_row_mask(n_o, "near") : NULL;
     PyArrayObject *kp = nr ? as_row_mask(k_o, "kept") : NULL;
-    PyArrayObject *o = kp ? as_f32_contig(o_o, "out", 2, 2, 1) : NULL;
-    if (!o || same_hw(q, sd, "q", "side") || same_hw(q, nr, "q", "near") || same_hw(q, kp, "q", "kept") ||
-        same_hw(q, o, "q", "out") || no_overlap(o, q, "q") || no_overlap(o, sd, "side") ||
-        no_overlap(o, nr, "near") || no_overlap(o, kp, "kept"))
+    if (!kp || same_hw(q, sd, "q", "side") || same_hw(q, nr, "q", "near") || same_hw(q, kp, "q", "kept") ||
+        apart(q, "q", sd, "side") || apart(q, "q", nr, "near") || apart(q, "q", kp, "kept"))
         return NULL;
     int H = (int)PyArray_DIM(q, 0), W = (int)PyArray_DIM(q, 1);
     if (fstride(q, 1) != 1 || fstride(q, 0) < W) {
@@ -685,7 +695,7 @@ static PyObject *py_continue_sides(PyObject *self, PyObject *args)
     sd_status st;
     Py_BEGIN_ALLOW_THREADS
     st = sd_continue_sides(H, W, PyArray_DATA(q), fstride(q, 0), PyArray_DATA(sd), PyArray_DATA(nr),
-                           PyArray_DATA(kp), (ptrdiff_t)PyArray_STRIDE(sd, 0), &p, PyArray_DATA(o), nt);
+                           PyArray_DATA(kp), (ptrdiff_t)PyArray_STRIDE(sd, 0), &p, nt);
     Py_END_ALLOW_THREADS
     return raise_status(st, "continue_sides", H, W);
 }
@@ -793,7 +803,7 @@ static PyMethodDef methods[] = {
     {"band_near", py_band_near, METH_VARARGS, "band_near(matte, matte2, radius, side, near, nthreads) -> (y0, y1, x0, x1)"},
     {"edge_fill", py_edge_fill, METH_VARARGS, "edge_fill(values, weight, guide, sigma_s, sigma_r, iterations, widenings, min_weight, todo, out, nthreads) -> pixels left"},
     {"matte_ramp", py_matte_ramp, METH_VARARGS, "matte_ramp(matte, colour, linear, (matte_out, matte_in, min_side_contrast**2, off_line, grown_max, alpha_agrees, agreeing_share, ridge_step, ridge_share, mask_ramp_px, reach, auto), out, nthreads)"},
-    {"continue_sides", py_continue_sides, METH_VARARGS, "continue_sides(q, side, near, kept, band, tolerance, ring_px, blur_pull, beyond_pull, blurred_share, min_weight, iterations, widenings, out, nthreads)"},
+    {"continue_sides", py_continue_sides, METH_VARARGS, "continue_sides(q, side, near, kept, band, tolerance, ring_px, blur_pull, beyond_pull, blurred_share, min_weight, iterations, widenings, nthreads): q replaced in place"},
     {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1 (array[, threads])"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
     {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},

@@ -195,6 +195,9 @@ sd_status sd_noise_above(int H, int W, const float *q, const float *weight, doub
     int nt = sd_threads(nthreads);
     (void)nt; /* unused without OpenMP */
     int h = H - 2, w = W - 2;
+    /* (double)r > threshold for a float r is r > thr: the largest float at or below threshold */
+    float thr = (float)threshold;
+    if ((double)thr > threshold) thr = nextafterf(thr, -INFINITY);
     /* Only the median's side of the threshold matters: the count above it decides, but for an
      * even count whose two middle values straddle it, whose mean is needed: the largest value
      * at or below and the smallest above (max and min, so the sum over threads is exact). */
@@ -227,20 +230,34 @@ sd_status sd_noise_above(int H, int W, const float *q, const float *weight, doub
                         ok[i] &= wr[i] >= 1.0f;
                     }
                 }
+            /* each pixel's deviation, then the counts and extremes as vector reductions (exact in
+             * any order: counts, a minimum and a maximum) */
             const float *cr = q + (ptrdiff_t)(y + 1) * W + x0 + 1;
+            SD_SIMD
             for (int i = 0; i < m; i++) {
-                if (!ok[i]) continue;
                 float c = cr[i], ac = fabsf(c);
-                float r = fabsf(c - acc[i] / 9.0f) / (ac > 1e-30f || ac != ac ? ac : 1e-30f);
-                n++;
-                has_nan |= r != r;
-                if ((double)r > threshold) {
-                    n_above++;
-                    above_min = r < above_min ? r : above_min;
-                } else if (r == r) {
-                    below_max = r > below_max ? r : below_max;
-                }
+                acc[i] = fabsf(c - acc[i] / 9.0f) / (ac > 1e-30f || ac != ac ? ac : 1e-30f);
             }
+            size_t nb = 0, na = 0;
+            int nan_b = 0;
+            float amin = INFINITY, bmax = -INFINITY;
+#ifdef _OPENMP
+#pragma omp simd reduction(+ : nb, na) reduction(| : nan_b) reduction(min : amin) reduction(max : bmax)
+#endif
+            for (int i = 0; i < m; i++) {
+                const float r = acc[i];
+                const int v = ok[i] != 0, up = v & (r > thr), low = v & !(r > thr) & (r == r);
+                nb += (size_t)v;
+                na += (size_t)up;
+                nan_b |= v & (r != r);
+                amin = up && r < amin ? r : amin;
+                bmax = low && r > bmax ? r : bmax;
+            }
+            n += nb;
+            n_above += na;
+            has_nan |= nan_b;
+            above_min = amin < above_min ? amin : above_min;
+            below_max = bmax > below_max ? bmax : below_max;
         }
     }
     *count = n;
@@ -381,10 +398,11 @@ sd_status sd_fill_weigh(int H, int W, int C, const float *values, ptrdiff_t vrow
     return SD_OK;
 }
 
-sd_status sd_fill_take(int H, int W, int C, const float *filtered, uint8_t *todo, float min_weight, float *out,
-                       size_t *left, int nthreads)
+sd_status sd_fill_take(int H, int W, int C, const float *filtered, uint8_t *todo, ptrdiff_t trow, float min_weight,
+                       float *out, ptrdiff_t orow, size_t *left, int nthreads)
 {
-    if (H < 1 || W < 1 || C < 1 || !filtered || !todo || !out || !left) return SD_ERR_ARG;
+    if (H < 1 || W < 1 || C < 1 || !filtered || !todo || !out || !left || trow < W || orow < (ptrdiff_t)W * C)
+        return SD_ERR_ARG;
     int nt = sd_threads(nthreads);
     (void)nt; /* unused without OpenMP */
     size_t count = 0;
@@ -393,8 +411,8 @@ sd_status sd_fill_take(int H, int W, int C, const float *filtered, uint8_t *todo
 #endif
     for (int y = 0; y < H; y++) {
         const float *f = filtered + (ptrdiff_t)y * W * (C + 1);
-        uint8_t *t = todo + (ptrdiff_t)y * W;
-        float *o = out + (ptrdiff_t)y * W * C;
+        uint8_t *t = todo + (ptrdiff_t)y * trow;
+        float *o = out + (ptrdiff_t)y * orow;
         for (int x = 0; x < W; x++) {
             if (!t[x]) continue;
             float den = f[(ptrdiff_t)x * (C + 1) + C];
@@ -410,6 +428,85 @@ sd_status sd_fill_take(int H, int W, int C, const float *filtered, uint8_t *todo
     return SD_OK;
 }
 
+int sd_fill_margin(double sigma, int H, int W)
+{
+    double m = ceil(SD_FILL_REACH_SIGMAS * sigma) + 1.0;
+    return m < (double)H + (double)W ? (int)m : H + W;
+}
+
+static int boxes_overlap(const int *a, const int *b) { return a[0] < b[1] && b[0] < a[1] && a[2] < b[3] && b[2] < a[3]; }
+
+int sd_fill_boxes(int H, int W, const uint8_t *todo, int margin, int boxes[][4])
+{
+    if (H < 1 || W < 1 || !todo || margin < 0 || !boxes) return 0;
+    int nty = (H + SD_FILL_TILE - 1) / SD_FILL_TILE, ntx = (W + SD_FILL_TILE - 1) / SD_FILL_TILE;
+    int nb = 0;
+    /* one row of tiles at a time: each tile's rows and columns of todo pixels */
+    int *tb = malloc(sizeof(int) * 4 * (size_t)ntx);
+    if (!tb) return 0;
+    for (int ty = 0; ty < nty && nb >= 0; ty++) {
+        for (int i = 0; i < ntx; i++) tb[4 * i] = H, tb[4 * i + 1] = -1, tb[4 * i + 2] = W, tb[4 * i + 3] = -1;
+        int y1 = (ty + 1) * SD_FILL_TILE < H ? (ty + 1) * SD_FILL_TILE : H;
+        for (int y = ty * SD_FILL_TILE; y < y1; y++) {
+            const uint8_t *t = todo + (ptrdiff_t)y * W;
+            int x = 0;
+            while (x < W) {
+                /* 8 pixels at a time where none is in todo (most of a sparse todo) */
+                if (x + 8 <= W) {
+                    uint64_t eight;
+                    memcpy(&eight, t + x, sizeof eight);
+                    if (!eight) {
+                        x += 8;
+                        continue;
+                    }
+                }
+                if (t[x]) {
+                    int *b = tb + 4 * (x / SD_FILL_TILE);
+                    if (y < b[0]) b[0] = y;
+                    b[1] = y;
+                    if (x < b[2]) b[2] = x;
+                    if (x > b[3]) b[3] = x;
+                }
+                x++;
+            }
+        }
+        for (int i = 0; i < ntx; i++) {
+            int *b = tb + 4 * i;
+            if (b[1] < 0) continue;
+            if (nb == SD_FILL_MAX_BOXES) { /* todo is not sparse: the whole frame */
+                nb = -1;
+                break;
+            }
+            boxes[nb][0] = b[0] - margin > 0 ? b[0] - margin : 0;
+            boxes[nb][1] = b[1] + margin + 1 < H ? b[1] + margin + 1 : H;
+            boxes[nb][2] = b[2] - margin > 0 ? b[2] - margin : 0;
+            boxes[nb][3] = b[3] + margin + 1 < W ? b[3] + margin + 1 : W;
+            nb++;
+        }
+    }
+    free(tb);
+    if (nb <= 0) return 0;
+    /* overlapping boxes merged into their bounding box until none overlap */
+    for (int merged = 1; merged;) {
+        merged = 0;
+        for (int i = 0; i < nb; i++)
+            for (int j = i + 1; j < nb; j++) {
+                if (!boxes_overlap(boxes[i], boxes[j])) continue;
+                if (boxes[j][0] < boxes[i][0]) boxes[i][0] = boxes[j][0];
+                if (boxes[j][1] > boxes[i][1]) boxes[i][1] = boxes[j][1];
+                if (boxes[j][2] < boxes[i][2]) boxes[i][2] = boxes[j][2];
+                if (boxes[j][3] > boxes[i][3]) boxes[i][3] = boxes[j][3];
+                memcpy(boxes[j], boxes[nb - 1], sizeof boxes[j]);
+                nb--;
+                j = i; /* box i grew: test it against all again */
+                merged = 1;
+            }
+    }
+    double area = 0.0;
+    for (int i = 0; i < nb; i++) area += (double)(boxes[i][1] - boxes[i][0]) * (double)(boxes[i][3] - boxes[i][2]);
+    return area * 2.0 < (double)H * (double)W ? nb : 0;
+}
+
 sd_status sd_edge_fill(int H, int W, int C, const float *values, ptrdiff_t vrow, const float *weight, ptrdiff_t wrow,
                        const float *guide, int K, double sigma_s, double sigma_r, int iterations, int widenings,
                        float min_weight, uint8_t *todo, float *out, size_t *left, int nthreads)
@@ -421,24 +518,59 @@ sd_status sd_edge_fill(int H, int W, int C, const float *values, ptrdiff_t vrow,
     for (size_t i = 0; i < n; i++) remaining += todo[i] != 0;
     *left = remaining;
     if (!remaining) return SD_OK;
+    int nt = sd_threads(nthreads);
+    if (!guide) K = 0; /* as sd_edge_filter takes it */
     /* scratch from the pool: a fill's 12 MP planes are not faulted in afresh on every call */
-    float *buf = sd_big_alloc(n * (size_t)(C + 1), sizeof(float), sd_threads(nthreads));
-    if (!buf) return SD_ERR_NOMEM;
-    sd_status st = SD_OK;
+    float *buf = sd_big_alloc(n * (size_t)(C + 1), sizeof(float), nt);
+    int(*boxes)[4] = malloc(sizeof(int[4]) * SD_FILL_MAX_BOXES);
+    float *gbuf = NULL; /* a box's guide, packed */
+    sd_status st = SD_ERR_NOMEM;
+    if (!buf || !boxes) goto done;
+    st = SD_OK;
     double reach = 1.0; /* 4^k: exact, so sigma_s * reach is the product Python formed */
     for (int k = 0; k < widenings && remaining; k++, reach *= 4.0) {
         size_t before = remaining;
-        if ((st = sd_fill_weigh(H, W, C, values, vrow, weight, wrow, buf, nthreads)) != SD_OK) break;
-        st = sd_edge_filter(H, W, C + 1, buf, guide, guide ? K : 0, sigma_s * reach, sigma_r, iterations, nthreads);
-        if (st != SD_OK) break;
-        if ((st = sd_fill_take(H, W, C, buf, todo, min_weight, out, &remaining, nthreads)) != SD_OK) break;
+        const double sigma = sigma_s * reach;
+        int nb = sd_fill_boxes(H, W, todo, sd_fill_margin(sigma, H, W), boxes);
+        if (!nb) { /* the whole frame */
+            if ((st = sd_fill_weigh(H, W, C, values, vrow, weight, wrow, buf, nt)) != SD_OK) break;
+            if ((st = sd_edge_filter(H, W, C + 1, buf, guide, K, sigma, sigma_r, iterations, nt)) != SD_OK) break;
+            if ((st = sd_fill_take(H, W, C, buf, todo, W, min_weight, out, (ptrdiff_t)W * C, &remaining, nt)) != SD_OK)
+                break;
+        } else { /* each box in turn: every pixel left lies in one */
+            if (K && !gbuf && !(gbuf = sd_big_alloc(n / 2 * (size_t)K, sizeof(float), nt))) {
+                st = SD_ERR_NOMEM;
+                break;
+            }
+            remaining = 0;
+            for (int b = 0; b < nb && st == SD_OK; b++) {
+                int y0 = boxes[b][0], x0 = boxes[b][2], h = boxes[b][1] - y0, w = boxes[b][3] - x0;
+                size_t l = 0;
+                if (K)
+                    for (int y = 0; y < h; y++)
+                        memcpy(gbuf + (ptrdiff_t)y * w * K, guide + ((ptrdiff_t)(y0 + y) * W + x0) * K,
+                               sizeof(float) * (size_t)w * (size_t)K);
+                if ((st = sd_fill_weigh(h, w, C, values + (ptrdiff_t)y0 * vrow + (ptrdiff_t)x0 * C, vrow,
+                                        weight + (ptrdiff_t)y0 * wrow + x0, wrow, buf, nt)) != SD_OK ||
+                    (st = sd_edge_filter(h, w, C + 1, buf, K ? gbuf : NULL, K, sigma, sigma_r, iterations, nt)) !=
+                        SD_OK ||
+                    (st = sd_fill_take(h, w, C, buf, todo + (ptrdiff_t)y0 * W + x0, W, min_weight,
+                                       out + ((ptrdiff_t)y0 * W + x0) * C, (ptrdiff_t)W * C, &l, nt)) != SD_OK)
+                    break;
+                remaining += l;
+            }
+            if (st != SD_OK) break;
+        }
         /* A guided widening that reached none of the pixels left will not reach them wider either:
          * edges wall them in, and the domain step across an edge does not shrink with the reach
          * (sd_edge_filter: 1 + sigma_s / sigma_r |difference|, in units of sigma_s). Each further
          * widening would filter the whole frame again for nothing (a sensor's 12 MP: three times). */
         if (guide && k > 0 && remaining == before) break;
     }
+done:
     sd_big_free(buf);
+    sd_big_free(gbuf);
+    free(boxes);
     *left = remaining;
     return st;
 }

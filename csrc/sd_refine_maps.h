@@ -48,17 +48,38 @@ sd_status sd_fill_weigh(int H, int W, int C, const float *values, ptrdiff_t vrow
                         ptrdiff_t wrow, float *out, int nthreads);
 /* For each pixel still in todo whose filtered weight (channel C of `filtered`, (H, W, C + 1))
  * exceeds min_weight: out (H, W, C) = the filtered values / that weight, and the pixel leaves
- * todo. *left counts the pixels still in todo. */
-sd_status sd_fill_take(int H, int W, int C, const float *filtered, uint8_t *todo, float min_weight, float *out,
-                       size_t *left, int nthreads);
+ * todo. todo's rows are trow bytes apart, out's orow floats. *left counts the pixels still in
+ * todo. */
+sd_status sd_fill_take(int H, int W, int C, const float *filtered, uint8_t *todo, ptrdiff_t trow, float min_weight,
+                       float *out, ptrdiff_t orow, size_t *left, int nthreads);
+
+/* A fill widening after the first runs on boxes around the pixels left in todo, each grown by
+ * SD_FILL_REACH_SIGMAS sigmas (the weight of what lies farther is below 1e-3 of the nearest, as
+ * refine's REACH_SIGMAS), instead of the whole frame: a sensor's few pixels walled in by edges, a
+ * network's few holes. Tiles of SD_FILL_TILE pixels give the boxes. */
+#define SD_FILL_REACH_SIGMAS 6
+#define SD_FILL_TILE 64
+#define SD_FILL_MAX_BOXES 256
+/* The boxes (rows [b[0], b[1]), columns [b[2], b[3])) that hold every todo pixel (rows W bytes
+ * apart) with `margin` pixels around it, clipped to the frame: each tile's box of its todo pixels
+ * grown by margin, overlapping boxes merged (they do not overlap). Returns how many, or 0 where
+ * they would cover half the frame or more, or more than SD_FILL_MAX_BOXES tiles hold todo pixels
+ * (the frame itself is cheaper then), or none does. */
+int sd_fill_boxes(int H, int W, const uint8_t *todo, int margin, int boxes[][4]);
 
 /* The normalised edge-aware fill: for k = 0, 1, ... (at most `widenings` times) while pixels are
  * left in todo, the values times the weights and the weights are filtered by sd_edge_filter
  * (guide may be NULL) with sigma_s * 4^k, and sd_fill_take moves the pixels whose filtered weight
  * exceeds min_weight out of todo with their normalised values in out; a guided fill stops widening
- * after a widening (k >= 1) that moved no pixel. *left: pixels still in todo. */
+ * after a widening (k >= 1) that moved no pixel. Each step runs on the boxes sd_fill_boxes gives
+ * for the pixels left (margin: the reach of sigma_s * 4^k), where there are any: those steps on
+ * each box cut from the frame (the guide's too) in turn. *left: pixels still in todo. */
 sd_status sd_edge_fill(int H, int W, int C, const float *values, ptrdiff_t vrow, const float *weight, ptrdiff_t wrow,
                        const float *guide, int K, double sigma_s, double sigma_r, int iterations, int widenings,
                        float min_weight, uint8_t *todo, float *out, size_t *left, int nthreads);
+
+/* The margin (pixels) of sd_fill_boxes for a fill of sigma s: SD_FILL_REACH_SIGMAS sigmas, at most
+ * past any frame. */
+int sd_fill_margin(double sigma, int H, int W);
 
 #endif

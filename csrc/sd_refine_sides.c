@@ -1,11 +1,19 @@
 /* Refine stage: each side of the matte's boundary continued across the band beside it
  * (synthdof.refine's `edge_width` band), so that depth never mixes across the silhouette.
  *
- * Why in C: the step is a handful of fills (sd_edge_fill) glued by a dozen elementwise
+ * Why in C: the step is a handful of unguided normalised fills glued by a dozen elementwise
  * expressions over the band's bounding box (several megapixels at 12 MP); in NumPy each
- * expression was a full-size temporary, and together they cost as much as the fills. Here they
- * are two fused passes. The arithmetic is the NumPy expressions' float32 arithmetic in the same
- * order, so the result is the same to the bit. */
+ * expression was a full-size temporary, and together they cost as much as the fills.
+ *
+ * Why on a coarser grid: the fills run on the band's box grown by 6 sigmas (their reach), and
+ * their sigma is the band's width, so on the pixel grid their cost grew with edge_width (the box
+ * at 128 px spans most of a 12 MP frame). A fill this wide varies little from pixel to pixel:
+ * its sums are taken on cells of band / SIDES_SIGMA_CELLS pixels (the box's weighted values and
+ * weights summed per cell), filtered there with the sigma that, with the cells' box and the
+ * bilinear interpolation back, gives the same spread, and interpolated only at the band's
+ * pixels; the work on the pixel grid is one pass over the box and the band's pixels. For a band
+ * under 2 SIDES_SIGMA_CELLS pixels a cell is a pixel, and the result is the fills' on the pixel
+ * grid to the bit (the NumPy expressions' float32 arithmetic in the same order). */
 #include <math.h>
 #include <string.h>
 
@@ -16,97 +24,217 @@
 
 /* The side fills and the blur share are unguided: the sigma_r they pass is never used. */
 #define UNGUIDED_SIGMA_R 1.0
-
-/* The two sides' continuations: what sd_edge_fill gives for each (values q, weights w_fg and
- * w_bg, unguided, sigma band, wanted where near), with both sides in one filter of 4 channels
- * while both have pixels left (the filter's channels never mix and each is computed as alone, so
- * the bits are the two fills'); a side left alone widens on its own. fg and bg: zeroed. */
-static sd_status fill_sides(int H, int W, const float *q, ptrdiff_t qrow, const float *w_fg, const float *w_bg,
-                            const uint8_t *near, ptrdiff_t mrow, const sd_sides_params *p, float *fg, float *bg,
-                            int nt)
-{
-    size_t n = (size_t)H * (size_t)W;
-    uint8_t *todo_fg = sd_big_alloc(n, 1, nt), *todo_bg = sd_big_alloc(n, 1, nt);
-    float *buf = sd_big_alloc(n * 4, sizeof(float), nt);
-    sd_status st = SD_ERR_NOMEM;
-    if (!todo_fg || !todo_bg || !buf) goto done;
-    size_t left_fg = 0;
-    for (int y = 0; y < H; y++) {
-        const uint8_t *nr = near + (ptrdiff_t)y * mrow;
-        memcpy(todo_fg + (ptrdiff_t)y * W, nr, (size_t)W);
-        memcpy(todo_bg + (ptrdiff_t)y * W, nr, (size_t)W);
-        for (int x = 0; x < W; x++) left_fg += nr[x] != 0;
-    }
-    size_t left_bg = left_fg;
-    st = SD_OK;
-    double reach = 1.0; /* 4^k, as sd_edge_fill widens */
-    for (int k = 0; k < p->widenings && (left_fg || left_bg); k++, reach *= 4.0) {
-        const double sigma = (double)p->band * reach;
-        if (left_fg && left_bg) {
-            SD_PARALLEL_FOR(nt)
-            for (int y = 0; y < H; y++) { /* sd_fill_weigh's products, both sides */
-                const float *v = q + (ptrdiff_t)y * qrow, *wf = w_fg + (ptrdiff_t)y * W, *wb = w_bg + (ptrdiff_t)y * W;
-                float *o = buf + (ptrdiff_t)y * W * 4;
-                for (int x = 0; x < W; x++) {
-                    o[4 * x] = v[x] * wf[x];
-                    o[4 * x + 1] = wf[x];
-                    o[4 * x + 2] = v[x] * wb[x];
-                    o[4 * x + 3] = wb[x];
-                }
-            }
-            if ((st = sd_edge_filter(H, W, 4, buf, NULL, 0, sigma, UNGUIDED_SIGMA_R, p->iterations, nt)) != SD_OK)
-                goto done;
-            size_t lf = 0, lb = 0;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : lf, lb)
+/* A fill's sigma in cells on the coarser grid (at least): 8 cells keep the interpolation's error
+ * a small fraction of the sides' own variation (a build may set it smaller to see what coarser
+ * cells cost: benchmarks/README.md, refine round 5). */
+#ifndef SIDES_SIGMA_CELLS
+#define SIDES_SIGMA_CELLS 8
 #endif
-            for (int y = 0; y < H; y++) { /* sd_fill_take for each side */
-                const float *f = buf + (ptrdiff_t)y * W * 4;
-                uint8_t *tf = todo_fg + (ptrdiff_t)y * W, *tb = todo_bg + (ptrdiff_t)y * W;
-                float *of = fg + (ptrdiff_t)y * W, *ob = bg + (ptrdiff_t)y * W;
-                for (int x = 0; x < W; x++) {
-                    if (tf[x]) {
-                        if (f[4 * x + 1] > p->min_weight) {
-                            of[x] = f[4 * x] / f[4 * x + 1];
-                            tf[x] = 0;
-                        } else {
-                            lf++;
-                        }
-                    }
-                    if (tb[x]) {
-                        if (f[4 * x + 3] > p->min_weight) {
-                            ob[x] = f[4 * x + 2] / f[4 * x + 3];
-                            tb[x] = 0;
-                        } else {
-                            lb++;
-                        }
-                    }
-                }
-            }
-            left_fg = lf;
-            left_bg = lb;
-        } else {
-            int one_fg = left_fg != 0;
-            const float *w = one_fg ? w_fg : w_bg;
-            if ((st = sd_fill_weigh(H, W, 1, q, qrow, w, W, buf, nt)) != SD_OK) goto done;
-            if ((st = sd_edge_filter(H, W, 2, buf, NULL, 0, sigma, UNGUIDED_SIGMA_R, p->iterations, nt)) != SD_OK)
-                goto done;
-            if ((st = sd_fill_take(H, W, 1, buf, one_fg ? todo_fg : todo_bg, p->min_weight, one_fg ? fg : bg,
-                                   one_fg ? &left_fg : &left_bg, nt)) != SD_OK)
-                goto done;
+
+/* Where a pixel reads the coarse grid: the cell at or before its centre and the fraction towards
+ * the next one (0 at the grid's ends and for cells of one pixel). */
+typedef struct {
+    int i;
+    float t;
+} cell_tap;
+
+typedef struct {
+    int f, hc, wc;       /* pixels per cell side, cells down and across */
+    cell_tap *ty, *tx;   /* per row and per column of the box */
+} coarse_grid;
+
+static void cell_taps(int n, int f, int nc, cell_tap *taps)
+{
+    for (int x = 0; x < n; x++) {
+        if (f == 1) {
+            taps[x].i = x;
+            taps[x].t = 0.0f;
+            continue;
         }
+        /* cell c's centre lies at pixel c f + (f - 1) / 2 */
+        float u = ((float)x - 0.5f * (float)(f - 1)) / (float)f;
+        int i = (int)floorf(u);
+        float t = u - (float)i;
+        if (i < 0) i = 0, t = 0.0f;
+        if (i >= nc - 1) i = nc - 1, t = 0.0f;
+        taps[x].i = i;
+        taps[x].t = t;
     }
-done:
-    sd_big_free(todo_fg);
-    sd_big_free(todo_bg);
-    sd_big_free(buf);
-    return st;
 }
 
-sd_status sd_continue_sides(int H, int W, const float *q, ptrdiff_t qrow, const uint8_t *side, const uint8_t *near,
-                            const uint8_t *kept, ptrdiff_t mrow, const sd_sides_params *p, float *out, int nthreads)
+/* The filter's sigma on the grid for a fill of sigma s on pixels: the cells' box (variance
+ * (f^2 - 1) / 12) and the bilinear interpolation back (f^2 / 6 on average over the phases) take
+ * their share of the variance. */
+static double cell_sigma(double s, int f)
 {
-    if (H < 1 || W < 1 || !q || !side || !near || !kept || !p || !out || qrow < W || mrow < W || p->band < 1 ||
+    if (f == 1) return s;
+    double extra = ((double)f * f - 1.0) / 12.0 + (double)f * f / 6.0;
+    return sqrt(s * s - extra) / (double)f;
+}
+
+/* Channel c of a plane of C channels on the grid, at the pixel with taps ty, tx. */
+static inline float cell_sample(const coarse_grid *g, const float *plane, int C, const cell_tap *ty,
+                                const cell_tap *tx, int c)
+{
+    const float *r0 = plane + (ptrdiff_t)ty->i * g->wc * C;
+    if (g->f == 1) return r0[(ptrdiff_t)tx->i * C + c];
+    const float *r1 = ty->t > 0.0f ? r0 + (ptrdiff_t)g->wc * C : r0;
+    int i0 = tx->i, i1 = tx->t > 0.0f ? i0 + 1 : i0;
+    float a = r0[(ptrdiff_t)i0 * C + c] + tx->t * (r0[(ptrdiff_t)i1 * C + c] - r0[(ptrdiff_t)i0 * C + c]);
+    float b = r1[(ptrdiff_t)i0 * C + c] + tx->t * (r1[(ptrdiff_t)i1 * C + c] - r1[(ptrdiff_t)i0 * C + c]);
+    return a + ty->t * (b - a);
+}
+
+/* A pixel's C values added to its cell's sums (for cells of one pixel: the values themselves, as
+ * sd_fill_weigh's products). */
+static inline void cell_add(float *row, int x, int f, int C, const float *v)
+{
+    float *c = row + (ptrdiff_t)(x / f) * C;
+    if (f == 1)
+        for (int k = 0; k < C; k++) c[k] = v[k];
+    else
+        for (int k = 0; k < C; k++) c[k] += v[k];
+}
+
+/* A row of cell sums made means (cells of more than one pixel), zeroed before. */
+static inline void cells_begin(const coarse_grid *g, float *row, int C)
+{
+    if (g->f > 1) memset(row, 0, sizeof(float) * (size_t)g->wc * (size_t)C);
+}
+static inline void cells_end(const coarse_grid *g, float *row, int C)
+{
+    if (g->f == 1) return;
+    const float inv_area = 1.0f / (float)(g->f * g->f);
+    for (int i = 0; i < g->wc * C; i++) row[i] *= inv_area;
+}
+
+/* Each cell's means of (q w_fg, w_fg, q w_bg, w_bg): w_fg 1 on the subject's side beyond the band
+ * (not near), w_bg 1 on the other side beyond it. */
+static void side_sums(const coarse_grid *g, int H, int W, const float *q, ptrdiff_t qrow, const uint8_t *side,
+                      const uint8_t *near, ptrdiff_t mrow, float *sums, int nt)
+{
+    SD_PARALLEL_FOR(nt)
+    for (int cy = 0; cy < g->hc; cy++) {
+        float *o = sums + (ptrdiff_t)cy * g->wc * 4;
+        cells_begin(g, o, 4);
+        int y1 = (cy + 1) * g->f < H ? (cy + 1) * g->f : H;
+        for (int y = cy * g->f; y < y1; y++) {
+            const float *qr = q + (ptrdiff_t)y * qrow;
+            const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow;
+            for (int x = 0; x < W; x++) {
+                const float wf = s[x] && !nr[x] ? 1.0f : 0.0f, wb = !s[x] && !nr[x] ? 1.0f : 0.0f;
+                const float v[4] = {qr[x] * wf, wf, qr[x] * wb, wb};
+                cell_add(o, x, g->f, 4, v);
+            }
+        }
+        cells_end(g, o, 4);
+    }
+}
+
+/* Each cell's means of (blurred ring, ring): a ring pixel counts as blurred where it is pulled
+ * from its side's continuation (fg, bg: 0 outside the band) at least blur_pull of the way towards
+ * the other side's, and not beyond beyond_pull. */
+static void ring_sums(const coarse_grid *g, int H, int W, const float *q, ptrdiff_t qrow, const uint8_t *side,
+                      ptrdiff_t mrow, const uint8_t *ring, const float *fg, const float *bg, int both,
+                      const sd_sides_params *p, float *sums, int nt)
+{
+    const float tol = p->tolerance;
+    SD_PARALLEL_FOR(nt)
+    for (int cy = 0; cy < g->hc; cy++) {
+        float *o = sums + (ptrdiff_t)cy * g->wc * 2;
+        cells_begin(g, o, 2);
+        int y1 = (cy + 1) * g->f < H ? (cy + 1) * g->f : H;
+        for (int y = cy * g->f; y < y1; y++) {
+            const float *qr = q + (ptrdiff_t)y * qrow, *f = fg + (ptrdiff_t)y * W, *b = bg + (ptrdiff_t)y * W;
+            const uint8_t *s = side + (ptrdiff_t)y * mrow, *rg = ring + (ptrdiff_t)y * W;
+            for (int x = 0; x < W; x++) {
+                float flag = 0.0f, r = rg[x] ? 1.0f : 0.0f;
+                if (rg[x]) {
+                    float cont = s[x] ? f[x] : b[x], gap = (s[x] ? b[x] : f[x]) - cont;
+                    int ok = both && fabsf(gap) > tol * fabsf(cont);
+                    float pull = ok ? (qr[x] - cont) / gap : 0.0f;
+                    flag = pull >= p->blur_pull && pull <= p->beyond_pull ? 1.0f : 0.0f;
+                }
+                const float v[2] = {flag * r, r};
+                cell_add(o, x, g->f, 2, v);
+            }
+        }
+        cells_end(g, o, 2);
+    }
+}
+
+/* The normalised fill of channel pairs (value times weight, weight) of `sums` (hc x wc x 2 npairs)
+ * at the pixels of todo[pair] (cleared as they are filled; left[pair] counts those left): with the
+ * fill's sigma, widened 4x while pixels are left, as sd_edge_fill widens; a pair with no pixels left
+ * is no longer filtered (the filter's channels never mix: the others' bits are the same). out[pair]
+ * gets value / weight where the interpolated weight exceeds min_weight. */
+static sd_status fill_on_grid(const coarse_grid *g, int H, int W, int npairs, const float *sums, double sigma,
+                              const sd_sides_params *p, uint8_t **todo, size_t *left, float **out, int nt)
+{
+    const int C = 2 * npairs;
+    size_t ncell = (size_t)g->hc * (size_t)g->wc;
+    float *buf = sd_big_alloc(ncell * (size_t)C, sizeof(float), nt);
+    if (!buf) return SD_ERR_NOMEM;
+    double reach = 1.0; /* 4^k: exact, so sigma * reach is the product sd_edge_fill forms */
+    for (int k = 0; k < p->widenings; k++, reach *= 4.0) {
+        int active[2], na = 0; /* the pairs with pixels left, in order */
+        for (int j = 0; j < npairs; j++)
+            if (left[j]) active[na++] = j;
+        if (!na) break;
+        const int CA = 2 * na;
+        if (na == npairs) {
+            memcpy(buf, sums, sizeof(float) * ncell * (size_t)C);
+        } else {
+            const int j = active[0];
+            for (size_t i = 0; i < ncell; i++) {
+                buf[2 * i] = sums[i * (size_t)C + 2 * j];
+                buf[2 * i + 1] = sums[i * (size_t)C + 2 * j + 1];
+            }
+        }
+        sd_status st = sd_edge_filter(g->hc, g->wc, CA, buf, NULL, 0, cell_sigma(sigma * reach, g->f),
+                                      UNGUIDED_SIGMA_R, p->iterations, nt);
+        if (st != SD_OK) {
+            sd_big_free(buf);
+            return st;
+        }
+        size_t l0 = 0, l1 = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : l0, l1)
+#endif
+        for (int y = 0; y < H; y++) {
+            const cell_tap *ty = &g->ty[y];
+            for (int a = 0; a < na; a++) {
+                const int j = active[a];
+                uint8_t *t = todo[j] + (ptrdiff_t)y * W;
+                float *o = out[j] + (ptrdiff_t)y * W;
+                size_t l = 0;
+                for (int x = 0; x < W; x++) {
+                    if (!t[x]) continue;
+                    float den = cell_sample(g, buf, CA, ty, &g->tx[x], 2 * a + 1);
+                    if (den > p->min_weight) {
+                        o[x] = cell_sample(g, buf, CA, ty, &g->tx[x], 2 * a) / den;
+                        t[x] = 0;
+                    } else {
+                        l++;
+                    }
+                }
+                if (a == 0)
+                    l0 += l;
+                else
+                    l1 += l;
+            }
+        }
+        left[active[0]] = l0;
+        if (na > 1) left[active[1]] = l1;
+    }
+    sd_big_free(buf);
+    return SD_OK;
+}
+
+sd_status sd_continue_sides(int H, int W, float *q, ptrdiff_t qrow, const uint8_t *side, const uint8_t *near,
+                            const uint8_t *kept, ptrdiff_t mrow, const sd_sides_params *p, int nthreads)
+{
+    if (H < 1 || W < 1 || !q || !side || !near || !kept || !p || qrow < W || mrow < W || p->band < 1 ||
         p->ring_px < 0 || p->iterations < 1 || p->iterations > 16 || p->widenings < 1 || p->widenings > 16)
         return SD_ERR_ARG;
     if (!(p->tolerance >= 0.0f) || !(p->min_weight >= 0.0f) || !isfinite(p->blur_pull) || isnan(p->beyond_pull) ||
@@ -114,80 +242,96 @@ sd_status sd_continue_sides(int H, int W, const float *q, ptrdiff_t qrow, const 
         return SD_ERR_VALUE;
     int nt = sd_threads(nthreads);
     size_t n = (size_t)H * (size_t)W;
-    float *w_fg = sd_big_alloc(n, sizeof(float), nt), *w_bg = sd_big_alloc(n, sizeof(float), nt);
-    float *fg = sd_big_calloc(n, sizeof(float), nt), *bg = sd_big_calloc(n, sizeof(float), nt);
-    uint8_t *todo = sd_big_alloc(n, 1, nt);
-    float *blurred = NULL;
+    coarse_grid g;
+    g.f = p->band / SIDES_SIGMA_CELLS > 1 ? p->band / SIDES_SIGMA_CELLS : 1;
+    g.hc = (H + g.f - 1) / g.f;
+    g.wc = (W + g.f - 1) / g.f;
+    size_t ncell = (size_t)g.hc * (size_t)g.wc;
+    g.ty = sd_big_alloc((size_t)H, sizeof(cell_tap), nt);
+    g.tx = sd_big_alloc((size_t)W, sizeof(cell_tap), nt);
+    float *sums = sd_big_alloc(ncell * 4, sizeof(float), nt);
+    float *fg = sd_big_alloc(n, sizeof(float), nt), *bg = sd_big_alloc(n, sizeof(float), nt);
+    uint8_t *todo_fg = sd_big_alloc(n, 1, nt), *todo_bg = sd_big_alloc(n, 1, nt);
+    float *blurred = NULL, *ring_w = NULL;
     uint8_t *ring = NULL, *ring_side = NULL;
     sd_status st = SD_ERR_NOMEM;
-    if (!w_fg || !w_bg || !fg || !bg || !todo) goto done;
+    if (!g.ty || !g.tx || !sums || !fg || !bg || !todo_fg || !todo_bg) goto done;
+    cell_taps(H, g.f, g.hc, g.ty);
+    cell_taps(W, g.f, g.wc, g.tx);
 
-    /* each side's weight: its pixels beyond the band (not near) */
+    /* each side's weight: its pixels beyond the band (not near); the fills are wanted where near
+     * (0 where a fill reaches no pixel of its side) */
     int any_fg = 0, any_bg = 0, any_kept = 0;
+    size_t left_near = 0;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : any_fg, any_bg, any_kept)
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : any_fg, any_bg, any_kept) reduction(+ : left_near)
 #endif
     for (int y = 0; y < H; y++) {
         const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow, *k = kept + (ptrdiff_t)y * mrow;
-        float *wf = w_fg + (ptrdiff_t)y * W, *wb = w_bg + (ptrdiff_t)y * W;
+        uint8_t *tf = todo_fg + (ptrdiff_t)y * W, *tb = todo_bg + (ptrdiff_t)y * W;
+        float *f = fg + (ptrdiff_t)y * W, *b = bg + (ptrdiff_t)y * W;
         for (int x = 0; x < W; x++) {
-            int sure = !nr[x], fgp = s[x] && sure, bgp = !s[x] && sure;
-            wf[x] = fgp ? 1.0f : 0.0f;
-            wb[x] = bgp ? 1.0f : 0.0f;
-            any_fg |= fgp;
-            any_bg |= bgp;
+            int sure = !nr[x];
+            any_fg |= s[x] && sure;
+            any_bg |= !s[x] && sure;
             any_kept |= k[x] != 0;
+            tf[x] = tb[x] = !sure;
+            left_near += !sure;
+            f[x] = b[x] = 0.0f;
         }
     }
-    /* the continuations, wanted where near; 0 where a fill reaches no pixel of its side */
-    size_t left;
-    if ((st = fill_sides(H, W, q, qrow, w_fg, w_bg, near, mrow, p, fg, bg, nt)) != SD_OK) goto done;
+    side_sums(&g, H, W, q, qrow, side, near, mrow, sums, nt);
+    {
+        uint8_t *todos[2] = {todo_fg, todo_bg};
+        size_t lefts[2] = {left_near, left_near};
+        float *outs[2] = {fg, bg};
+        if ((st = fill_on_grid(&g, H, W, 2, sums, (double)p->band, p, todos, lefts, outs, nt)) != SD_OK) goto done;
+    }
     const float tol = p->tolerance;
     const int both = any_fg && any_bg;
     if (any_kept) {
-        /* the blurred share of the ring: values (pull >= blur_pull) weighted by the ring, filled
-         * where near and kept; the weight planes are free again and take the two inputs */
-        float *blurred_in = w_fg, *ring_w = w_bg;
-        blurred = sd_big_calloc(n, sizeof(float), nt);
+        /* the blurred share of the ring: values (pull >= blur_pull, from the continuations, which
+         * exist where near: elsewhere both are 0) weighted by the ring, filled where near and kept */
+        blurred = sd_big_alloc(n, sizeof(float), nt);
+        ring_w = sd_big_alloc(n, sizeof(float), nt);
         ring = sd_big_alloc(n, 1, nt);
         ring_side = sd_big_alloc(n, 1, nt);
         st = SD_ERR_NOMEM;
-        if (!blurred || !ring || !ring_side) goto done;
-        SD_PARALLEL_FOR(nt)
+        if (!blurred || !ring_w || !ring || !ring_side) goto done;
+        size_t left_kept = 0;
+        uint8_t *todo = todo_fg; /* free again: all its pixels were taken or are left */
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : left_kept)
+#endif
         for (int y = 0; y < H; y++) {
-            const uint8_t *s = side + (ptrdiff_t)y * mrow;
-            float *sf = ring_w + (ptrdiff_t)y * W;
-            for (int x = 0; x < W; x++) sf[x] = s[x] ? 1.0f : 0.0f;
+            const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow, *k = kept + (ptrdiff_t)y * mrow;
+            float *sf = ring_w + (ptrdiff_t)y * W, *bl = blurred + (ptrdiff_t)y * W;
+            uint8_t *t = todo + (ptrdiff_t)y * W;
+            for (int x = 0; x < W; x++) {
+                sf[x] = s[x] ? 1.0f : 0.0f;
+                t[x] = nr[x] && k[x];
+                left_kept += t[x];
+                bl[x] = 0.0f;
+            }
         }
         int box[4];
         if ((st = sd_band_near(H, W, ring_w, NULL, p->ring_px, ring_side, ring, box, nt)) != SD_OK) goto done;
-        SD_PARALLEL_FOR(nt)
-        for (int y = 0; y < H; y++) {
-            const float *qr = q + (ptrdiff_t)y * qrow, *f = fg + (ptrdiff_t)y * W, *b = bg + (ptrdiff_t)y * W;
-            const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow, *k = kept + (ptrdiff_t)y * mrow;
-            const uint8_t *rg = ring + (ptrdiff_t)y * W;
-            float *bi = blurred_in + (ptrdiff_t)y * W, *rw = ring_w + (ptrdiff_t)y * W;
-            uint8_t *t = todo + (ptrdiff_t)y * W;
-            for (int x = 0; x < W; x++) {
-                float cont = s[x] ? f[x] : b[x], gap = (s[x] ? b[x] : f[x]) - cont;
-                int ok = both && fabsf(gap) > tol * fabsf(cont);
-                float pull = ok ? (qr[x] - cont) / gap : 0.0f;
-                bi[x] = pull >= p->blur_pull && pull <= p->beyond_pull ? 1.0f : 0.0f;
-                rw[x] = rg[x] ? 1.0f : 0.0f;
-                t[x] = nr[x] && k[x];
-            }
-        }
-        st = sd_edge_fill(H, W, 1, blurred_in, W, ring_w, W, NULL, 0, (double)(3 * p->band), UNGUIDED_SIGMA_R,
-                          p->iterations, p->widenings, p->min_weight, todo, blurred, &left, nt);
-        if (st != SD_OK) goto done;
+        ring_sums(&g, H, W, q, qrow, side, mrow, ring, fg, bg, both, p, sums, nt);
+        uint8_t *todos[1] = {todo};
+        size_t lefts[1] = {left_kept};
+        float *outs[1] = {blurred};
+        if ((st = fill_on_grid(&g, H, W, 1, sums, (double)(3 * p->band), p, todos, lefts, outs, nt)) != SD_OK)
+            goto done;
     }
+    /* the band's depth replaced by its side's continuation where it strays from it */
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
-        const float *qr = q + (ptrdiff_t)y * qrow, *f = fg + (ptrdiff_t)y * W, *b = bg + (ptrdiff_t)y * W;
+        float *qr = q + (ptrdiff_t)y * qrow;
+        const float *f = fg + (ptrdiff_t)y * W, *b = bg + (ptrdiff_t)y * W;
         const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow, *k = kept + (ptrdiff_t)y * mrow;
         const float *bl = blurred ? blurred + (ptrdiff_t)y * W : NULL;
-        float *o = out + (ptrdiff_t)y * W;
         for (int x = 0; x < W; x++) {
+            if (!nr[x]) continue;
             float cont = s[x] ? f[x] : b[x];
             int reached = s[x] ? any_fg : any_bg;
             int pulled = fabsf(qr[x] - cont) > tol * fabsf(cont);
@@ -198,17 +342,20 @@ sd_status sd_continue_sides(int H, int W, const float *q, ptrdiff_t qrow, const 
                 float pull = ok ? (qr[x] - cont) / gap : 0.0f;
                 pulled = pull <= p->beyond_pull && (bl[x] >= p->blurred_share || pull > 0.5f);
             }
-            o[x] = nr[x] && reached && pulled ? cont : qr[x];
+            if (reached && pulled) qr[x] = cont;
         }
     }
     st = SD_OK;
 done:
-    sd_big_free(w_fg);
-    sd_big_free(w_bg);
+    sd_big_free(g.ty);
+    sd_big_free(g.tx);
+    sd_big_free(sums);
     sd_big_free(fg);
     sd_big_free(bg);
-    sd_big_free(todo);
+    sd_big_free(todo_fg);
+    sd_big_free(todo_bg);
     sd_big_free(blurred);
+    sd_big_free(ring_w);
     sd_big_free(ring);
     sd_big_free(ring_side);
     return st;

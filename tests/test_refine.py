@@ -292,6 +292,50 @@ def test_depth_resized_to_the_image_is_upsampled_from_its_samples(k):
     np.testing.assert_allclose(out, smooth, rtol=1e-6)
 
 
+def plain_enlargement(d, axis):
+    """The factor search of _enlargement without its pruning: every factor from the largest down."""
+    from synthdof._refine import RESIZE_SHARE, _knots
+    n = d.shape[axis]
+    bend = np.abs(np.diff(d, 2, axis=axis)).sum(axis=1 - axis)
+    for scale in sorted({n / m for m in range(2, n // 3 + 1)} | set(range(3, 17)), reverse=True):
+        x = _knots(n, scale)
+        at = np.zeros(n, bool)
+        at[np.floor(x).astype(np.intp)] = True
+        at[np.minimum(np.ceil(x).astype(np.intp), n - 1)] = True
+        if bend[at[1:-1]].sum() >= RESIZE_SHARE * bend.sum():
+            return scale
+    return None
+
+
+@pytest.mark.parametrize("k", [3, 4.5, 6, 8, 16])
+def test_the_enlargement_search_finds_what_trying_every_factor_finds(k):
+    # _enlargement tests the heaviest bends against all factors at once before it tries factors
+    # one by one: the factor found must be the one trying every factor finds, for enlargements
+    # (of smooth and rough maps) and for maps that are none (blurred, noisy)
+    from scipy import ndimage
+
+    from synthdof._refine import _enlargement
+    rng = np.random.default_rng(int(k * 10))
+    small_h, small_w = 23, 31
+    H, W = int(small_h * k), int(small_w * k)
+    rough = rng.random((small_h, small_w)).astype(np.float32) + 1
+    smooth = np.cumsum(rng.random((small_h, small_w)), 1).astype(np.float32)
+    maps = []
+    for small in (rough, smooth):
+        ys = np.clip((np.arange(H) + 0.5) * small_h / H - 0.5, 0, small_h - 1)
+        xs = np.clip((np.arange(W) + 0.5) * small_w / W - 0.5, 0, small_w - 1)
+        rows = np.stack([np.interp(ys, np.arange(small_h), small[:, j]) for j in range(small_w)], 1)
+        big = np.stack([np.interp(xs, np.arange(small_w), r) for r in rows])
+        maps += [big, big + 0.01 * rng.standard_normal(big.shape), ndimage.gaussian_filter(big, 1.5)]
+    found = 0
+    for d in maps:
+        for axis in (0, 1):
+            want = plain_enlargement(d, axis)
+            assert _enlargement(d, axis) == want
+            found += want is not None
+    assert found >= 4  # the enlargements are found (on both axes)
+
+
 def test_depth_at_one_eighth_is_continued_from_each_side_over_eight_pixels():
     # the image cannot tell the two sides apart (both grey): only the matte places the edge,
     # and depth at 1/8 resolution blends them over 8 pixels; the band continued from each side

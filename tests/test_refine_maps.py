@@ -237,6 +237,33 @@ def test_edge_fill_matches_the_numpy_loop(C, guided):
         assert left == int(ref_todo.sum())
 
 
+@pytest.mark.parametrize("guided", [False, True])
+def test_edge_fill_of_a_few_pixels_runs_on_boxes_around_them(guided):
+    """A few pixels to fill (a sensor's walled-in pixels, a few holes) are filled on boxes 6 sigmas
+    around them instead of the whole frame: what lies farther weighs under 1e-3 of the nearest, so
+    the result is the whole frame's to that, and the same pixels are filled."""
+    H, W = 180, 240
+    values = rng.random((H, W, 1), dtype=np.float32)
+    weight = np.ones((H, W), np.float32)
+    need = np.zeros((H, W), bool)
+    for y, x in ((20, 30), (25, 200), (150, 120)):  # three holes far apart: three boxes
+        weight[y - 4:y + 5, x - 6:x + 7] = 0
+        need[y - 4:y + 5, x - 6:x + 7] = True
+    guide = rng.random((H, W, 3), dtype=np.float32) * 0.05 if guided else None
+    ref_out, ref_todo = reference_edge_fill(values, weight, guide, 1.5, 0.1, 4, need)
+    assert not ref_todo.any()
+    for nt in (1, 2):
+        out, todo = np.zeros((H, W, 1), np.float32), need.copy()
+        assert _core.edge_fill(values, weight, guide, 1.5, 0.1, 3, 4, 1e-4, todo, out, nt) == 0
+        np.testing.assert_array_equal(todo, ref_todo)
+        assert (out[~need] == 0).all()
+        np.testing.assert_allclose(out[need], ref_out[need], rtol=0, atol=2e-3)
+        if nt == 1:
+            first = out
+        else:
+            assert_same_bits(out, first)
+
+
 def test_bad_arguments_are_refused():
     f = np.zeros((4, 5), np.float32)
     with pytest.raises(ValueError, match="out"):
@@ -321,11 +348,43 @@ def test_continue_sides_matches_the_numpy_expressions(kept_kind, subject):
         near[20:30, 10:40] = True
     else:
         assert box != (slice(0, 61), slice(0, 83)) or subject == "ragged"
-    args = (q[box], side[box], near[box], 3, kept[box])  # strided views, as refine passes them
-    ref = reference_continue_sides(*args, 1)
+    args = (side[box], near[box], 3, kept[box])  # strided views, as refine passes them
+    ref = reference_continue_sides(q[box], *args, 1)
     assert (ref != q[box]).any() or subject == "all"  # the case replaces depth
     for nt in (1, 2):
-        assert_same_bits(_continue_sides(*args, nt), ref)
+        q_in = q.copy()
+        assert_same_bits(_continue_sides(q_in[box], *args, nt), ref)  # in place, in rows wider than the box
+        outside = np.ones(q.shape, bool)
+        outside[box] = False
+        assert_same_bits(q_in[outside], q[outside])
+
+
+@pytest.mark.parametrize("kept_kind", ["none", "some"])
+def test_continue_sides_of_a_wide_band_fills_on_cells(kept_kind):
+    """A band of 16 px or more fills on cells of band / 8 px (sigma 8 cells): the result is the
+    pixel fills' to a fraction of the sides' own variation, depth outside the band is untouched,
+    and 1 and 2 threads agree to the bit."""
+    from synthdof._refine import _continue_sides
+
+    q, side, near, kept, box = sides_case(200, 260, 20, kept_kind)
+    q += np.float32(0.002) * np.arange(260, dtype=np.float32) * side  # a slanted subject: the reach shows
+    args = (side[box], near[box], 20, kept[box])
+    ref = reference_continue_sides(q[box], *args, 1)
+    outs = []
+    for nt in (1, 2):
+        q_in = q.copy()
+        outs.append(_continue_sides(q_in[box], *args, nt))
+        outside = np.ones(q.shape, bool)
+        outside[box] = False
+        assert_same_bits(q_in[outside], q[outside])
+    assert_same_bits(outs[0], outs[1])
+    out, band, q0 = outs[0], near[box], q[box]
+    assert_same_bits(out[~band], q0[~band])
+    replaced, ref_replaced = out != q0, ref != q0
+    assert ref_replaced.mean() > 0.05  # the case replaces depth
+    assert (replaced != ref_replaced).mean() < 0.01
+    both = replaced & ref_replaced
+    np.testing.assert_allclose(out[both], ref[both], rtol=0.02)  # a sigma 20 % off: 7 %
 
 
 def test_continue_sides_refuses_bad_arguments():
@@ -333,15 +392,17 @@ def test_continue_sides_refuses_bad_arguments():
     m = np.zeros((4, 5), bool)
     args = lambda **kw: [kw.get(k, v) for k, v in dict(q=f, side=m, near=m, kept=m, band=2, tol=0.005, ring=2,
                                                        pull=0.25, beyond=1.5, share=0.25, minw=1e-4, it=3, wid=9,
-                                                       out=np.zeros((4, 5), np.float32), nt=1).items()]
+                                                       nt=1).items()]
     with pytest.raises(ValueError, match="near"):
         _core.continue_sides(*args(near=np.zeros((4, 6), bool)))
     with pytest.raises(ValueError, match="kept"):
         _core.continue_sides(*args(kept=np.zeros((4, 10), bool)[:, ::2]))
     with pytest.raises(ValueError, match="band"):
         _core.continue_sides(*args(band=0))
-    with pytest.raises(ValueError, match="overlap"):
-        _core.continue_sides(*args(out=f))
+    with pytest.raises(ValueError, match="q: must not overlap side"):
+        _core.continue_sides(*args(side=f.view(np.uint8)[:, :5]))
+    with pytest.raises(ValueError, match="q"):  # replaced in place
+        _core.continue_sides(*args(q=np.broadcast_to(np.float32(1), (4, 5))))
     with pytest.raises(ValueError, match="tolerance"):
         _core.continue_sides(*args(tol=float("nan")))
 

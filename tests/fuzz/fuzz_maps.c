@@ -8,8 +8,9 @@
  * access past them), and each result against a direct computation here: the sRGB formula, the
  * disparity rule, a sort-based median, a brute-force square window, the weighted products and
  * quotients; the whole fill against its steps called one by one. sd_continue_sides (each side
- * of the matte's boundary continued, csrc/sd_refine_sides.h): depth outside the band unchanged,
- * inside it either unchanged or its side's continuation (the fill computed here), without kept
+ * of the matte's boundary continued in place, csrc/sd_refine_sides.h): depth outside the band
+ * unchanged, inside it either unchanged or its side's continuation (the fill computed here; for a
+ * band of 16 px or more, whose fills run on coarser cells: within its side's range), without kept
  * depth exactly where the rule says. sd_matte_ramp (the matte's soft ramp from the colours,
  * csrc/sd_refine_matte.h): the matte unchanged outside its ramp, alpha in [0, 1] and at most
  * grown_max outside the mask, the same bits from linear light as from its encoded guide. */
@@ -249,7 +250,7 @@ static void run_fill(fz_in *in, int wild)
     for (size_t i = 0; i < n * (size_t)C; i++) out[i] = FZ_GUARD;
     float min_w = fz_uniform(in, 0.0f, 0.5f);
     size_t left = 99;
-    if (sd_fill_take(H, W, C, buf, todo, min_w, out, &left, nt) != SD_OK) FZ_FAIL("take refused");
+    if (sd_fill_take(H, W, C, buf, todo, W, min_w, out, (ptrdiff_t)W * C, &left, nt) != SD_OK) FZ_FAIL("take refused");
     size_t want_left = 0;
     for (size_t i = 0; i < n; i++) {
         float den = buf[i * (size_t)(C + 1) + C];
@@ -265,16 +266,51 @@ static void run_fill(fz_in *in, int wild)
     free(v); free(w); free(buf); free(out); free(todo); free(todo0);
 }
 
-/* sd_edge_fill against its steps called one by one here (weigh, filter, take, widen). */
+/* sd_fill_boxes against the rule: every todo pixel in exactly one box that reaches `margin` pixels
+ * beyond it (or the frame's edge), the boxes apart and inside the frame, under half its area. */
+static void check_boxes(int H, int W, const uint8_t *todo, int margin, int boxes[][4], int nb)
+{
+    double area = 0.0;
+    for (int b = 0; b < nb; b++) {
+        const int *bx = boxes[b];
+        if (bx[0] < 0 || bx[1] > H || bx[2] < 0 || bx[3] > W || bx[0] >= bx[1] || bx[2] >= bx[3])
+            FZ_FAIL("box %d: rows %d-%d, columns %d-%d of %dx%d", b, bx[0], bx[1], bx[2], bx[3], H, W);
+        area += (double)(bx[1] - bx[0]) * (bx[3] - bx[2]);
+        for (int c = b + 1; c < nb; c++)
+            if (bx[0] < boxes[c][1] && boxes[c][0] < bx[1] && bx[2] < boxes[c][3] && boxes[c][2] < bx[3])
+                FZ_FAIL("boxes %d and %d overlap", b, c);
+    }
+    if (nb && !(area * 2.0 < (double)H * W)) FZ_FAIL("boxes cover %g of %d pixels", area, H * W);
+    for (int y = 0; y < H && nb; y++)
+        for (int x = 0; x < W; x++) {
+            if (!todo[(size_t)y * W + x]) continue;
+            int in = 0;
+            for (int b = 0; b < nb; b++) {
+                const int *bx = boxes[b];
+                if (y < bx[0] || y >= bx[1] || x < bx[2] || x >= bx[3]) continue;
+                in++;
+                int lo_y = y - margin > 0 ? y - margin : 0, hi_y = y + margin + 1 < H ? y + margin + 1 : H;
+                int lo_x = x - margin > 0 ? x - margin : 0, hi_x = x + margin + 1 < W ? x + margin + 1 : W;
+                if (bx[0] > lo_y || bx[1] < hi_y || bx[2] > lo_x || bx[3] < hi_x)
+                    FZ_FAIL("box %d does not reach %d px beyond %d,%d", b, margin, y, x);
+            }
+            if (in != 1) FZ_FAIL("todo pixel %d,%d in %d boxes", y, x, in);
+        }
+}
+
+/* sd_edge_fill against its steps called one by one here (weigh, filter, take, widen; on the
+ * boxes around the pixels left where sd_fill_boxes gives any, checked against its rule). */
 static void run_edge_fill(fz_in *in, int wild)
 {
-    int H = fz_range(in, 1, 24), W = fz_range(in, 1, 24), C = fz_range(in, 1, 4), nt = fz_range(in, -1, 3);
+    int H = fz_range(in, 1, 40), W = fz_range(in, 1, 40), C = fz_range(in, 1, 4), nt = fz_range(in, -1, 3);
     int K = fz_range(in, 0, 3), widen = fz_range(in, 0, 17);
     double sigma_s = 0.2 + 20.0 * fz_unit(in), sigma_r = 0.01 + fz_unit(in);
     size_t n = (size_t)H * (size_t)W;
     float *v = malloc(sizeof(float) * n * (size_t)C), *w = malloc(sizeof(float) * n);
     float *g = malloc(sizeof(float) * n * 3), *buf = malloc(sizeof(float) * n * (size_t)(C + 1));
     float *out = malloc(sizeof(float) * n * (size_t)C), *ref = malloc(sizeof(float) * n * (size_t)C);
+    float *gb = malloc(sizeof(float) * n * 3);
+    int(*boxes)[4] = malloc(sizeof(int[4]) * SD_FILL_MAX_BOXES);
     uint8_t *todo = malloc(n), *rtodo = malloc(n);
     uint8_t holes = fz_u8(in);
     for (size_t i = 0; i < n * (size_t)C; i++) v[i] = wild ? fz_wild(in, 2.0f) : fz_uniform(in, 0.1f, 2.0f);
@@ -293,10 +329,31 @@ static void run_edge_fill(fz_in *in, int wild)
     for (size_t i = 0; i < n; i++) rleft += rtodo[i];
     for (int k = 0; k < widen && rleft; k++) {
         size_t before = rleft;
-        if (sd_fill_weigh(H, W, C, v, (ptrdiff_t)W * C, w, W, buf, 1) != SD_OK) FZ_FAIL("weigh");
-        if (sd_edge_filter(H, W, C + 1, buf, K ? g : NULL, K, sigma_s * pow(4.0, k), sigma_r, 3, 1) != SD_OK)
-            FZ_FAIL("filter");
-        if (sd_fill_take(H, W, C, buf, rtodo, 1e-4f, ref, &rleft, 1) != SD_OK) FZ_FAIL("take");
+        double sigma = sigma_s * pow(4.0, k);
+        int margin = sd_fill_margin(sigma, H, W), nb = sd_fill_boxes(H, W, rtodo, margin, boxes);
+        check_boxes(H, W, rtodo, margin, boxes, nb);
+        if (!nb) {
+            if (sd_fill_weigh(H, W, C, v, (ptrdiff_t)W * C, w, W, buf, 1) != SD_OK) FZ_FAIL("weigh");
+            if (sd_edge_filter(H, W, C + 1, buf, K ? g : NULL, K, sigma, sigma_r, 3, 1) != SD_OK) FZ_FAIL("filter");
+            if (sd_fill_take(H, W, C, buf, rtodo, W, 1e-4f, ref, (ptrdiff_t)W * C, &rleft, 1) != SD_OK)
+                FZ_FAIL("take");
+        } else {
+            rleft = 0;
+            for (int b = 0; b < nb; b++) {
+                int y0 = boxes[b][0], x0 = boxes[b][2], h = boxes[b][1] - y0, bw = boxes[b][3] - x0;
+                size_t l;
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < bw * K; x++) gb[(size_t)y * bw * K + x] = g[((size_t)(y0 + y) * W + x0) * K + x];
+                if (sd_fill_weigh(h, bw, C, v + ((size_t)y0 * W + x0) * C, (ptrdiff_t)W * C, w + (size_t)y0 * W + x0, W,
+                                  buf, 1) != SD_OK)
+                    FZ_FAIL("weigh");
+                if (sd_edge_filter(h, bw, C + 1, buf, K ? gb : NULL, K, sigma, sigma_r, 3, 1) != SD_OK) FZ_FAIL("filter");
+                if (sd_fill_take(h, bw, C, buf, rtodo + (size_t)y0 * W + x0, W, 1e-4f, ref + ((size_t)y0 * W + x0) * C,
+                                 (ptrdiff_t)W * C, &l, 1) != SD_OK)
+                    FZ_FAIL("take");
+                rleft += l;
+            }
+        }
         if (K && k > 0 && rleft == before) break; /* guided: walled in, no further widening */
     }
     if (left != rleft || memcmp(todo, rtodo, n)) FZ_FAIL("%zu left, want %zu", left, rleft);
@@ -304,16 +361,18 @@ static void run_edge_fill(fz_in *in, int wild)
         if (!same_bits(out[i], ref[i]) && !(out[i] != out[i] && ref[i] != ref[i]))
             FZ_FAIL("filled %g, want %g at %zu", out[i], ref[i], i);
 done:
-    free(v); free(w); free(g); free(buf); free(out); free(ref); free(todo); free(rtodo);
+    free(v); free(w); free(g); free(gb); free(boxes); free(buf); free(out); free(ref); free(todo); free(rtodo);
 }
 
 /* sd_continue_sides on a box cut from wider rows: masks of random sides and bands, kept depth
- * none, all or some, values ordinary or wild. */
+ * none, all or some, values ordinary or wild; bands under 16 px (the fills on the pixels: the
+ * continuation computed here, bit for bit) and wider (the fills on cells of band / 8 px: a
+ * replaced pixel takes a weighted mean of its side's depth beyond the band, within its range). */
 static void run_sides(fz_in *in, int wild)
 {
-    int H = fz_range(in, 1, 24), W = fz_range(in, 1, 24), nt = fz_range(in, -1, 3), pad = fz_range(in, 0, 4);
+    int H = fz_range(in, 1, 40), W = fz_range(in, 1, 40), nt = fz_range(in, -1, 3), pad = fz_range(in, 0, 4);
     sd_sides_params p;
-    p.band = fz_range(in, 0, 6);
+    p.band = fz_u8(in) & 1 ? fz_range(in, 0, 6) : fz_range(in, 14, 40);
     p.tolerance = fz_u8(in) & 1 ? 0.005f : fz_unit(in);
     p.ring_px = fz_range(in, 0, 3);
     p.blur_pull = fz_unit(in);
@@ -326,8 +385,8 @@ static void run_sides(fz_in *in, int wild)
     ptrdiff_t qrow = W + pad, mrow = W + fz_range(in, 0, 4);
     size_t nq = (size_t)(H - 1) * (size_t)qrow + (size_t)W, nm = (size_t)(H - 1) * (size_t)mrow + (size_t)W;
     size_t n = (size_t)H * (size_t)W;
-    float *q = malloc(sizeof(float) * nq), *qc = malloc(sizeof(float) * nq), *out = malloc(sizeof(float) * n);
-    float *wf = malloc(sizeof(float) * n), *wb = malloc(sizeof(float) * n);
+    float *q = malloc(sizeof(float) * nq), *qc = malloc(sizeof(float) * nq);
+    float *wf = malloc(sizeof(float) * n), *wb = malloc(sizeof(float) * n), *buf = malloc(sizeof(float) * n * 2);
     float *fg = calloc(n, sizeof(float)), *bg = calloc(n, sizeof(float));
     uint8_t *side = malloc(nm), *near = malloc(nm), *kept = malloc(nm), *todo = malloc(n);
     for (size_t i = 0; i < nq; i++) qc[i] = q[i] = wild ? any_value(in, 1) : fz_uniform(in, 0.05f, 2.0f);
@@ -337,36 +396,68 @@ static void run_sides(fz_in *in, int wild)
         near[i] = (b >> 1) & 1;
         kept[i] = kept_mode == 2 ? (b >> 2) & 1 : kept_mode;
     }
-    for (size_t i = 0; i < n; i++) out[i] = FZ_GUARD;
-    sd_status st = sd_continue_sides(H, W, q, qrow, side, near, kept, mrow, &p, out, nt);
-    if (memcmp(q, qc, sizeof(float) * nq)) FZ_FAIL("q modified");
+    sd_status st = sd_continue_sides(H, W, q, qrow, side, near, kept, mrow, &p, nt);
+    for (int y = 0; y < H; y++)
+        for (ptrdiff_t x = 0; x < (y < H - 1 ? qrow : W); x++) {
+            size_t i = (size_t)y * (size_t)qrow + (size_t)x;
+            if ((x >= W || !near[(size_t)y * mrow + x] || st != SD_OK) && !same_bits(q[i], qc[i]))
+                FZ_FAIL("q modified at %d,%d outside the band", y, (int)x);
+        }
     if (p.band < 1 || p.iterations > 16) {
         if (st != SD_ERR_ARG) FZ_FAIL("band %d accepted", p.band);
         goto done;
     }
     if (st != SD_OK) FZ_FAIL("continue_sides status %d", (int)st);
-    /* each side's continuation, as the function's fills compute it */
-    int any_fg = 0, any_bg = 0;
+    /* each side's weight, and the range of its depth beyond the band */
+    int any_fg = 0, any_bg = 0, finite = 1;
+    float lo[2] = {INFINITY, INFINITY}, hi[2] = {-INFINITY, -INFINITY};
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             size_t i = (size_t)y * W + x, m = (size_t)y * mrow + x;
+            float v = qc[(size_t)y * qrow + x];
             wf[i] = side[m] && !near[m];
             wb[i] = !side[m] && !near[m];
             any_fg |= wf[i] > 0.0f;
             any_bg |= wb[i] > 0.0f;
+            finite &= isfinite(v);
+            if (!near[m]) {
+                int k = side[m] ? 0 : 1;
+                lo[k] = v < lo[k] ? v : lo[k];
+                hi[k] = v > hi[k] ? v : hi[k];
+            }
         }
+    if (p.band >= 16) {
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                size_t m = (size_t)y * mrow + x, i = (size_t)y * qrow + x;
+                if (same_bits(q[i], qc[i]) || (q[i] != q[i] && qc[i] != qc[i])) continue;
+                int k = side[m] ? 0 : 1;
+                float slack = 1e-4f * fmaxf(fabsf(lo[k]), fabsf(hi[k])) + 1e-37f; /* denormals: absolute */
+                if (!(k ? any_bg : any_fg)) FZ_FAIL("replaced at %d,%d with no pixel of its side", y, x);
+                if (finite && !(q[i] >= lo[k] - slack && q[i] <= hi[k] + slack) && q[i] != 0.0f)
+                    FZ_FAIL("continuation %g at %d,%d outside its side's [%g, %g]", q[i], y, x, lo[k], hi[k]);
+            }
+        goto done;
+    }
+    /* each side's continuation, as the function's fills compute it */
     float *conts[2] = {fg, bg}, *weights[2] = {wf, wb};
     for (int k = 0; k < 2; k++) {
         size_t left;
         for (int y = 0; y < H; y++) memcpy(todo + (size_t)y * W, near + (size_t)y * mrow, (size_t)W);
-        if (sd_edge_fill(H, W, 1, q, qrow, weights[k], W, NULL, 0, p.band, 1.0, p.iterations, p.widenings,
-                         p.min_weight, todo, conts[k], &left, 1) != SD_OK)
-            FZ_FAIL("fill");
+        left = 0;
+        for (size_t i = 0; i < n; i++) left += todo[i];
+        /* on the whole box (sd_edge_fill would cut boxes around a sparse band) */
+        for (int j = 0; j < p.widenings && left; j++) {
+            if (sd_fill_weigh(H, W, 1, qc, qrow, weights[k], W, buf, 1) != SD_OK ||
+                sd_edge_filter(H, W, 2, buf, NULL, 0, p.band * pow(4.0, j), 1.0, p.iterations, 1) != SD_OK ||
+                sd_fill_take(H, W, 1, buf, todo, W, p.min_weight, conts[k], W, &left, 1) != SD_OK)
+                FZ_FAIL("fill");
+        }
     }
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             size_t i = (size_t)y * W + x, m = (size_t)y * mrow + x;
-            float qv = q[(size_t)y * qrow + x], cont = side[m] ? fg[i] : bg[i], o = out[i];
+            float qv = qc[(size_t)y * qrow + x], cont = side[m] ? fg[i] : bg[i], o = q[(size_t)y * qrow + x];
             int replaced = near[m] && (side[m] ? any_fg : any_bg) && fabsf(qv - cont) > p.tolerance * fabsf(cont);
             if (!same_bits(o, qv) && !same_bits(o, cont) && !(o != o && qv != qv))
                 FZ_FAIL("out %g at %d,%d is neither q %g nor the continuation %g", o, y, x, qv, cont);
@@ -376,7 +467,7 @@ static void run_sides(fz_in *in, int wild)
                 FZ_FAIL("out %g at %d,%d, want the continuation %g", o, y, x, cont);
         }
 done:
-    free(q); free(qc); free(out); free(wf); free(wb); free(fg); free(bg); free(side); free(near); free(kept);
+    free(q); free(qc); free(wf); free(wb); free(buf); free(fg); free(bg); free(side); free(near); free(kept);
     free(todo);
 }
 
