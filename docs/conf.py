@@ -5,8 +5,10 @@
 The Markdown pages are read by MyST (myst-nb), the API reference comes from the docstrings
 (autodoc + napoleon: numpydoc sections), the gallery (docs/examples/plot_*.py) and the notebooks
 (notebooks/*.ipynb, copied into docs/_notebooks) are executed during the build, so every figure on
-the site is drawn by the code beside it. No network: nothing is fetched at build time, and the
-built pages load no script or style sheet from the network (checked when the build finishes).
+the site is drawn by the code beside it; a notebook the tests have just executed with the same
+synthdof is rendered from their copy instead of being executed again (docs/executed_notebooks.py).
+No network: nothing is fetched at build time, and the built pages load no script or style sheet
+from the network (checked when the build finishes).
 """
 import re
 import shutil
@@ -18,6 +20,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 import synthdof  # noqa: E402  (the installed package: the site documents what pip installs)
+
+sys.path.insert(0, str(HERE))
+from executed_notebooks import kept  # noqa: E402
 
 project = "synthdof"
 author = "synthdof developers"
@@ -37,12 +42,17 @@ extensions = [
     "sphinx_gallery.gen_gallery",
 ]
 
-# The notebooks live in notebooks/ (run by the tests from there); the site executes copies.
+# The notebooks live in notebooks/ (run by the tests from there); the site executes copies, or
+# renders the tests' executed copy of a notebook when it is of this notebook and this synthdof.
 _NB_OUT = HERE / "_notebooks"
 shutil.rmtree(_NB_OUT, ignore_errors=True)
 _NB_OUT.mkdir()
+_NB_EXECUTED = []
 for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
-    shutil.copy(nb, _NB_OUT / nb.name)
+    executed = kept(nb)
+    shutil.copy(executed or nb, _NB_OUT / nb.name)
+    if executed:
+        _NB_EXECUTED.append(f"_notebooks/{nb.name}")
 
 exclude_patterns = ["_build", "figures/*.py", "examples/*.py", "examples/README.txt", "**.ipynb_checkpoints",
                     "jupyter_execute", "auto_examples/*.ipynb",  # the gallery's notebook copies: not pages
@@ -56,8 +66,10 @@ myst_heading_anchors = 4
 # readers of the repository; tests/test_docs.py checks that they resolve there.
 suppress_warnings = ["myst.xref_missing"]
 
-# notebooks: executed at build time, in their own folder (they write small files there)
+# notebooks: executed at build time, in their own folder (they write small files there), but for
+# those the tests executed
 nb_execution_mode = "force"
+nb_execution_excludepatterns = _NB_EXECUTED
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
@@ -97,7 +109,6 @@ html_theme_options = {
 }
 html_static_path = []
 html_last_updated_fmt = None
-sys.path.insert(0, str(HERE))
 
 
 class _Loads(HTMLParser):

@@ -1,5 +1,8 @@
 """The notebooks run from top to bottom on a fresh kernel (any cell error fails the test; the
-notebooks assert their own claims), and are stored without outputs."""
+notebooks assert their own claims), and are stored without outputs. Each executed notebook is kept
+for the documentation site (docs/executed_notebooks.py), which renders it instead of executing the
+notebook a second time."""
+import importlib.util
 import json
 from pathlib import Path
 
@@ -7,8 +10,12 @@ import pytest
 
 import synthdof
 
-NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NB_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(p.name for p in NB_DIR.glob("*.ipynb"))
+_spec = importlib.util.spec_from_file_location("executed_notebooks", ROOT / "docs" / "executed_notebooks.py")
+executed_notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(executed_notebooks)
 
 
 def test_notebooks_present():
@@ -45,3 +52,30 @@ def test_notebook_executes(name, tmp_path):
     figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
                   for o in c.get("outputs", []))
     assert figures >= (1 if name.startswith("03") else 2)
+    executed_notebooks.keep(nb, NB_DIR / name)
+    assert executed_notebooks.kept(NB_DIR / name) is not None
+
+
+def test_kept_copy_only_for_the_same_notebook_and_synthdof(tmp_path, monkeypatch):
+    """The site renders a kept executed copy only while neither the notebook nor any file of the
+    installed package has changed since it was executed."""
+    nbformat = pytest.importorskip("nbformat")
+    monkeypatch.setattr(executed_notebooks, "DIR", tmp_path / "kept")
+    package = tmp_path / "synthdof"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "_core.so").write_bytes(b"\x00\x01")
+    monkeypatch.setattr(executed_notebooks.synthdof, "__file__", str(package / "__init__.py"))
+    source = tmp_path / "n.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nbformat.write(nb, source)
+    assert executed_notebooks.kept(source) is None
+    executed_notebooks.keep(nb, source)
+    assert executed_notebooks.kept(source) == tmp_path / "kept" / "n.ipynb"
+    (package / "_core.so").write_bytes(b"\x00\x02")
+    assert executed_notebooks.kept(source) is None
+    (package / "_core.so").write_bytes(b"\x00\x01")
+    assert executed_notebooks.kept(source) is not None
+    nb.cells[0].source = "1 + 2"
+    nbformat.write(nb, source)
+    assert executed_notebooks.kept(source) is None
