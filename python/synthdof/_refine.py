@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from . import _core
-from ._validate import _array, _check_dtype, as_image, as_map, check_size, fresh_array, resolve_threads
+from ._validate import _array, _check_dtype, as_image, as_map, check_size, resolve_threads
 
 # Matte values at or beyond these count as confidently outside / inside the subject; the pixels
 # between them (a segmentation mask's soft ramp) get their alpha from their colour.
@@ -98,14 +98,8 @@ def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
     pixel in `need` (default: all). Returns the filled (H, W, C) values (0 where not needed)."""
     H, W = weight.shape
     C = values.shape[2]
-    # the call's own planes in small pages (fresh_array: a fresh huge page costs more to fault in)
-    out = fresh_array((H, W, C), np.float32)
-    out.fill(0)
-    if need is None:
-        todo = fresh_array((H, W), bool)
-        todo.fill(True)
-    else:
-        todo = np.array(need, bool, order="C")
+    out = np.zeros((H, W, C), np.float32)
+    todo = np.ones((H, W), bool) if need is None else np.array(need, bool, order="C")
     # filters values * weight and weight, out = their ratio where the weight exceeds MIN_FILL_WEIGHT,
     # with the reach 4x wider each time while pixels are left (unguided, until it spans any frame)
     left = _core.edge_fill(values, weight, guide, float(sigma_s), float(sigma_r), FILTER_ITERATIONS,
@@ -125,7 +119,7 @@ def _band(matte, given, radius, margin, nt):
     grown by `margin` pixels as slices (None if there are none): the fills only run where their
     result is read, plus the reach they continue from."""
     H, W = matte.shape
-    side, near = fresh_array((H, W), bool), fresh_array((H, W), bool)
+    side, near = np.empty((H, W), bool), np.empty((H, W), bool)
     y0, y1, x0, x1 = _core.band_near(np.ascontiguousarray(matte), np.ascontiguousarray(given), int(radius),
                                      side, near, nt)
     if y1 < y0:
@@ -273,8 +267,8 @@ def _upsample(q, weight, guide, nt):
     ys = np.clip(np.rint((np.arange(h) + 0.5) * H / h - 0.5).astype(np.intp), 0, H - 1)
     xs = np.clip(np.rint((np.arange(w) + 0.5) * W / w - 0.5).astype(np.intp), 0, W - 1)
     guide_lo = np.ascontiguousarray(guide[ys][:, xs])
-    out = fresh_array((H, W), np.float32)
-    found = fresh_array((H, W), np.float32)
+    out = np.empty((H, W), np.float32)
+    found = np.empty((H, W), np.float32)
     _core.guided_upsample(np.ascontiguousarray(q), np.ascontiguousarray(weight), guide_lo, guide,
                           FILL_SIGMA_R, out, found, nt)
     found[...] = found > 0  # the weight of a pixel any sample reached is 1 (in place: no fresh 12 MP array)
@@ -292,7 +286,7 @@ def _refine_matte(colour, linear, matte, reach, mode, nt):
     resized mask has (see RIDGE_SHARE), or that already agrees with the colours. `colour` is the
     guide, or the linear image when `linear` (its few pixels read are encoded in C: the whole
     frame's guide is not needed). One C pass (csrc/sd_refine_matte.c)."""
-    out = fresh_array(matte.shape, np.float32)
+    out = np.empty(matte.shape, np.float32)
     _core.matte_ramp(np.ascontiguousarray(matte), colour, linear,
                      (MATTE_OUT, MATTE_IN, MIN_SIDE_CONTRAST ** 2, OFF_LINE, GROWN_MAX, ALPHA_AGREES, AGREEING_SHARE,
                       RIDGE_STEP, RIDGE_SHARE, MASK_RAMP_PX, int(reach), mode == "auto"), out, nt)
@@ -320,7 +314,7 @@ def _guide_source(image, nt):
         if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
             raise ValueError(f"image: expected shape (H, W, 3), got {image.shape}")
         check_size(image, "image")
-        out = fresh_array(image.shape, np.float32)
+        out = np.empty(image.shape, np.float32)
         _core.unorm_to_float(np.ascontiguousarray(image), out, nt)  # value / 255 or 65535
         return out, None
     img, _ = as_image(image, "image", channels=3, allow_gray=False, threads=nt)
@@ -330,7 +324,7 @@ def _guide_source(image, nt):
 def _srgb_guide(linear, nt):
     """The image as the filters compare it: sRGB-encoded in [0, 1], so that dark and bright
     edges count alike."""
-    out = fresh_array(linear.shape, np.float32)
+    out = np.empty(linear.shape, np.float32)
     # linear_to_srgb's arithmetic in C, its power within 3 ulp and the same on every processor
     # (NumPy's vectorised float32 power differs between them in the last bits)
     _core.srgb_encode_base(linear, out, nt)
@@ -455,7 +449,7 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
             d = small
             h, w = d.shape
     # disparity (1 / depth) with weight 1 where valid (finite, > 0, not marked invalid), 0 elsewhere
-    q, weight = fresh_array(d.shape, np.float32), fresh_array(d.shape, np.float32)
+    q, weight = np.empty(d.shape, np.float32), np.empty(d.shape, np.float32)
     if _core.disparity_in(d, bad, bool(disparity), q, weight, nt) == 0:
         raise ValueError("depth: no valid pixel (all NaN, inf, zero or negative)")
     a = None if matte is None else as_map(matte, "matte", (H, W), threads=nt)
@@ -468,8 +462,7 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     if refine_matte not in ("auto", True, False):
         raise ValueError(f"refine_matte: expected 'auto', True or False, got {refine_matte!r}")
 
-    # the pixels whose depth is the input's own (not upsampled, smoothed or filled)
-    kept = np.greater(weight, 0, out=fresh_array(weight.shape, bool))
+    kept = weight > 0  # the pixels whose depth is the input's own (not upsampled, smoothed or filled)
     if (h, w) != (H, W):
         added = _add_highlights(full_guide(), linear)  # the guide is this call's own array
         q, weight = _upsample(q, weight, guide, nt)
