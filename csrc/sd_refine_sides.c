@@ -24,11 +24,11 @@
 
 /* The side fills and the blur share are unguided: the sigma_r they pass is never used. */
 #define UNGUIDED_SIGMA_R 1.0
-/* A fill's sigma in cells on the coarser grid (at least): 8 cells keep the interpolation's error
+/* A fill's sigma in cells on the coarser grid (at least): 4 cells keep the interpolation's error
  * a small fraction of the sides' own variation (a build may set it smaller to see what coarser
  * cells cost: benchmarks/README.md, refine round 5). */
 #ifndef SIDES_SIGMA_CELLS
-#define SIDES_SIGMA_CELLS 8
+#define SIDES_SIGMA_CELLS 4
 #endif
 
 /* Where a pixel reads the coarse grid: the cell at or before its centre and the fraction towards
@@ -132,24 +132,30 @@ static void side_sums(const coarse_grid *g, int H, int W, const float *q, ptrdif
 }
 
 /* Each cell's means of (blurred ring, ring): a ring pixel counts as blurred where it is pulled
- * from its side's continuation (fg, bg: 0 outside the band) at least blur_pull of the way towards
- * the other side's, and not beyond beyond_pull. */
-static void ring_sums(const coarse_grid *g, int H, int W, const float *q, ptrdiff_t qrow, const uint8_t *side,
-                      ptrdiff_t mrow, const uint8_t *ring, const float *fg, const float *bg, int both,
-                      const sd_sides_params *p, float *sums, int nt)
+ * from its side's continuation (fg, bg) at least blur_pull of the way towards the other side's,
+ * and not beyond beyond_pull. The ring (ring_box rows [0], [1]), columns [2], [3], rows its width
+ * apart) holds the band's pixels with a pixel of the other side within ring_px; cells beyond it
+ * sum nothing. */
+static void ring_sums(const coarse_grid *g, int H, const float *q, ptrdiff_t qrow, const uint8_t *side,
+                      const uint8_t *near, ptrdiff_t mrow, const uint8_t *ring, const int ring_box[4],
+                      const float *fg, const float *bg, int W, int both, const sd_sides_params *p, float *sums, int nt)
 {
     const float tol = p->tolerance;
+    const int ry0 = ring_box[0], ry1 = ring_box[1], rx0 = ring_box[2], rx1 = ring_box[3], rw = rx1 - rx0;
+    (void)H;
+    memset(sums, 0, sizeof(float) * (size_t)g->hc * (size_t)g->wc * 2);
+    const int cy0 = ry0 / g->f, cy1 = (ry1 - 1) / g->f + 1;
     SD_PARALLEL_FOR(nt)
-    for (int cy = 0; cy < g->hc; cy++) {
+    for (int cy = cy0; cy < cy1; cy++) {
         float *o = sums + (ptrdiff_t)cy * g->wc * 2;
-        cells_begin(g, o, 2);
-        int y1 = (cy + 1) * g->f < H ? (cy + 1) * g->f : H;
-        for (int y = cy * g->f; y < y1; y++) {
+        int y0 = cy * g->f > ry0 ? cy * g->f : ry0, y1 = (cy + 1) * g->f < ry1 ? (cy + 1) * g->f : ry1;
+        for (int y = y0; y < y1; y++) {
             const float *qr = q + (ptrdiff_t)y * qrow, *f = fg + (ptrdiff_t)y * W, *b = bg + (ptrdiff_t)y * W;
-            const uint8_t *s = side + (ptrdiff_t)y * mrow, *rg = ring + (ptrdiff_t)y * W;
-            for (int x = 0; x < W; x++) {
-                float flag = 0.0f, r = rg[x] ? 1.0f : 0.0f;
-                if (rg[x]) {
+            const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow;
+            const uint8_t *rg = ring + (ptrdiff_t)(y - ry0) * rw - rx0;
+            for (int x = rx0; x < rx1; x++) {
+                float flag = 0.0f, r = rg[x] && nr[x] ? 1.0f : 0.0f;
+                if (r > 0.0f) {
                     float cont = s[x] ? f[x] : b[x], gap = (s[x] ? b[x] : f[x]) - cont;
                     int ok = both && fabsf(gap) > tol * fabsf(cont);
                     float pull = ok ? (qr[x] - cont) / gap : 0.0f;
@@ -167,9 +173,10 @@ static void ring_sums(const coarse_grid *g, int H, int W, const float *q, ptrdif
  * at the pixels of todo[pair] (cleared as they are filled; left[pair] counts those left): with the
  * fill's sigma, widened 4x while pixels are left, as sd_edge_fill widens; a pair with no pixels left
  * is no longer filtered (the filter's channels never mix: the others' bits are the same). out[pair]
- * gets value / weight where the interpolated weight exceeds min_weight. */
-static sd_status fill_on_grid(const coarse_grid *g, int H, int W, int npairs, const float *sums, double sigma,
-                              const sd_sides_params *p, uint8_t **todo, size_t *left, float **out, int nt)
+ * gets value / weight where the interpolated weight exceeds min_weight. The todo pixels lie in
+ * nbox (rows [0], [1]), columns [2], [3]), the band's box. */
+static sd_status fill_on_grid(const coarse_grid *g, int W, const int nbox[4], int npairs, const float *sums,
+                              double sigma, const sd_sides_params *p, uint8_t **todo, size_t *left, float **out, int nt)
 {
     const int C = 2 * npairs;
     size_t ncell = (size_t)g->hc * (size_t)g->wc;
@@ -201,14 +208,14 @@ static sd_status fill_on_grid(const coarse_grid *g, int H, int W, int npairs, co
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : l0, l1)
 #endif
-        for (int y = 0; y < H; y++) {
+        for (int y = nbox[0]; y < nbox[1]; y++) {
             const cell_tap *ty = &g->ty[y];
             for (int a = 0; a < na; a++) {
                 const int j = active[a];
                 uint8_t *t = todo[j] + (ptrdiff_t)y * W;
                 float *o = out[j] + (ptrdiff_t)y * W;
                 size_t l = 0;
-                for (int x = 0; x < W; x++) {
+                for (int x = nbox[2]; x < nbox[3]; x++) {
                     if (!t[x]) continue;
                     float den = cell_sample(g, buf, CA, ty, &g->tx[x], 2 * a + 1);
                     if (den > p->min_weight) {
@@ -259,25 +266,51 @@ sd_status sd_continue_sides(int H, int W, float *q, ptrdiff_t qrow, const uint8_
     cell_taps(H, g.f, g.hc, g.ty);
     cell_taps(W, g.f, g.wc, g.tx);
 
-    /* each side's weight: its pixels beyond the band (not near); the fills are wanted where near
-     * (0 where a fill reaches no pixel of its side) */
-    int any_fg = 0, any_bg = 0, any_kept = 0;
-    size_t left_near = 0;
+    /* each side's weight: its pixels beyond the band (not near); the band's box (nbox: rows [0],
+     * [1]), columns [2], [3])): everything but the sums runs on it */
+    int any_fg = 0, any_bg = 0, any_kept = 0, ny0 = H, ny1 = -1, nx0 = W, nx1 = -1;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : any_fg, any_bg, any_kept) reduction(+ : left_near)
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : any_fg, any_bg, any_kept) \
+    reduction(min : ny0, nx0) reduction(max : ny1, nx1)
 #endif
     for (int y = 0; y < H; y++) {
         const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow, *k = kept + (ptrdiff_t)y * mrow;
-        uint8_t *tf = todo_fg + (ptrdiff_t)y * W, *tb = todo_bg + (ptrdiff_t)y * W;
-        float *f = fg + (ptrdiff_t)y * W, *b = bg + (ptrdiff_t)y * W;
+        int first = W, last = -1;
         for (int x = 0; x < W; x++) {
             int sure = !nr[x];
             any_fg |= s[x] && sure;
             any_bg |= !s[x] && sure;
             any_kept |= k[x] != 0;
-            tf[x] = tb[x] = !sure;
-            left_near += !sure;
-            f[x] = b[x] = 0.0f;
+            if (!sure) {
+                if (x < first) first = x;
+                last = x;
+            }
+        }
+        if (last >= 0) {
+            if (y < ny0) ny0 = y;
+            if (y > ny1) ny1 = y;
+            if (first < nx0) nx0 = first;
+            if (last > nx1) nx1 = last;
+        }
+    }
+    if (ny1 < 0) { /* no band: nothing is replaced */
+        st = SD_OK;
+        goto done;
+    }
+    const int nbox[4] = {ny0, ny1 + 1, nx0, nx1 + 1};
+    /* the fills are wanted where near (0 where a fill reaches no pixel of its side) */
+    size_t left_near = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : left_near)
+#endif
+    for (int y = nbox[0]; y < nbox[1]; y++) {
+        const uint8_t *nr = near + (ptrdiff_t)y * mrow;
+        uint8_t *tf = todo_fg + (ptrdiff_t)y * W, *tb = todo_bg + (ptrdiff_t)y * W;
+        float *f = fg + (ptrdiff_t)y * W, *b = bg + (ptrdiff_t)y * W;
+        for (int x = nbox[2]; x < nbox[3]; x++) {
+            tf[x] = tb[x] = nr[x] != 0;
+            left_near += nr[x] != 0;
+            if (nr[x]) f[x] = b[x] = 0.0f;
         }
     }
     side_sums(&g, H, W, q, qrow, side, near, mrow, sums, nt);
@@ -285,52 +318,64 @@ sd_status sd_continue_sides(int H, int W, float *q, ptrdiff_t qrow, const uint8_
         uint8_t *todos[2] = {todo_fg, todo_bg};
         size_t lefts[2] = {left_near, left_near};
         float *outs[2] = {fg, bg};
-        if ((st = fill_on_grid(&g, H, W, 2, sums, (double)p->band, p, todos, lefts, outs, nt)) != SD_OK) goto done;
+        if ((st = fill_on_grid(&g, W, nbox, 2, sums, (double)p->band, p, todos, lefts, outs, nt)) != SD_OK) goto done;
     }
     const float tol = p->tolerance;
     const int both = any_fg && any_bg;
     if (any_kept) {
-        /* the blurred share of the ring: values (pull >= blur_pull, from the continuations, which
-         * exist where near: elsewhere both are 0) weighted by the ring, filled where near and kept */
+        /* the blurred share of the ring (the band's pixels with a pixel of the other side within
+         * ring_px, found on the band's box grown by ring_px): values (pull >= blur_pull) weighted
+         * by the ring, filled where near and kept */
+        const int rbox[4] = {nbox[0] - p->ring_px > 0 ? nbox[0] - p->ring_px : 0,
+                             nbox[1] + p->ring_px < H ? nbox[1] + p->ring_px : H,
+                             nbox[2] - p->ring_px > 0 ? nbox[2] - p->ring_px : 0,
+                             nbox[3] + p->ring_px < W ? nbox[3] + p->ring_px : W};
+        const int rh = rbox[1] - rbox[0], rw = rbox[3] - rbox[2];
+        size_t nr_ = (size_t)rh * (size_t)rw;
         blurred = sd_big_alloc(n, sizeof(float), nt);
-        ring_w = sd_big_alloc(n, sizeof(float), nt);
-        ring = sd_big_alloc(n, 1, nt);
-        ring_side = sd_big_alloc(n, 1, nt);
+        ring_w = sd_big_alloc(nr_, sizeof(float), nt);
+        ring = sd_big_alloc(nr_, 1, nt);
+        ring_side = sd_big_alloc(nr_, 1, nt);
         st = SD_ERR_NOMEM;
         if (!blurred || !ring_w || !ring || !ring_side) goto done;
+        SD_PARALLEL_FOR(nt)
+        for (int y = 0; y < rh; y++) {
+            const uint8_t *s = side + (ptrdiff_t)(rbox[0] + y) * mrow + rbox[2];
+            float *sf = ring_w + (ptrdiff_t)y * rw;
+            for (int x = 0; x < rw; x++) sf[x] = s[x] ? 1.0f : 0.0f;
+        }
         size_t left_kept = 0;
         uint8_t *todo = todo_fg; /* free again: all its pixels were taken or are left */
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : left_kept)
 #endif
-        for (int y = 0; y < H; y++) {
-            const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow, *k = kept + (ptrdiff_t)y * mrow;
-            float *sf = ring_w + (ptrdiff_t)y * W, *bl = blurred + (ptrdiff_t)y * W;
+        for (int y = nbox[0]; y < nbox[1]; y++) {
+            const uint8_t *nr = near + (ptrdiff_t)y * mrow, *k = kept + (ptrdiff_t)y * mrow;
+            float *bl = blurred + (ptrdiff_t)y * W;
             uint8_t *t = todo + (ptrdiff_t)y * W;
-            for (int x = 0; x < W; x++) {
-                sf[x] = s[x] ? 1.0f : 0.0f;
+            for (int x = nbox[2]; x < nbox[3]; x++) {
                 t[x] = nr[x] && k[x];
                 left_kept += t[x];
-                bl[x] = 0.0f;
+                if (nr[x]) bl[x] = 0.0f;
             }
         }
         int box[4];
-        if ((st = sd_band_near(H, W, ring_w, NULL, p->ring_px, ring_side, ring, box, nt)) != SD_OK) goto done;
-        ring_sums(&g, H, W, q, qrow, side, mrow, ring, fg, bg, both, p, sums, nt);
+        if ((st = sd_band_near(rh, rw, ring_w, NULL, p->ring_px, ring_side, ring, box, nt)) != SD_OK) goto done;
+        ring_sums(&g, H, q, qrow, side, near, mrow, ring, rbox, fg, bg, W, both, p, sums, nt);
         uint8_t *todos[1] = {todo};
         size_t lefts[1] = {left_kept};
         float *outs[1] = {blurred};
-        if ((st = fill_on_grid(&g, H, W, 1, sums, (double)(3 * p->band), p, todos, lefts, outs, nt)) != SD_OK)
+        if ((st = fill_on_grid(&g, W, nbox, 1, sums, (double)(3 * p->band), p, todos, lefts, outs, nt)) != SD_OK)
             goto done;
     }
     /* the band's depth replaced by its side's continuation where it strays from it */
     SD_PARALLEL_FOR(nt)
-    for (int y = 0; y < H; y++) {
+    for (int y = nbox[0]; y < nbox[1]; y++) {
         float *qr = q + (ptrdiff_t)y * qrow;
         const float *f = fg + (ptrdiff_t)y * W, *b = bg + (ptrdiff_t)y * W;
         const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow, *k = kept + (ptrdiff_t)y * mrow;
         const float *bl = blurred ? blurred + (ptrdiff_t)y * W : NULL;
-        for (int x = 0; x < W; x++) {
+        for (int x = nbox[2]; x < nbox[3]; x++) {
             if (!nr[x]) continue;
             float cont = s[x] ? f[x] : b[x];
             int reached = s[x] ? any_fg : any_bg;

@@ -26,12 +26,12 @@ typedef struct {
  * by it. The continuation of each side is the unguided normalised fill (sd_edge_fill, sigma band)
  * of the pixels of that side that are not near; side = the subject's side. `kept` depth (the
  * input's own values) is replaced only where it is blurred across the boundary: where the share of
- * blurred pixels of the ring (pixels with a pixel of the other side within ring_px; blurred:
+ * blurred pixels of the ring (pixels of the band with a pixel of the other side within ring_px; blurred:
  * pulled at least blur_pull of the way towards the other side's continuation), filled with sigma
  * 3 band, is at least blurred_share, or where the pixel is pulled more than half the way; never
  * where it is pulled beyond beyond_pull (an occluder in front of both sides). The three masks
- * (nonzero: true) have rows mrow bytes apart. The fills run on cells of band / 8 pixels (see
- * sd_refine_sides.c); for a band under 16 pixels on the pixels themselves, where the result is
+ * (nonzero: true) have rows mrow bytes apart. The fills run on cells of band / 4 pixels (see
+ * sd_refine_sides.c); for a band under 8 pixels on the pixels themselves, where the result is
  * what _refine.py's NumPy expressions computed, bit for bit (tests/test_refine_maps.py holds them
  * as the reference). The same bits for any thread count. */
 sd_status sd_continue_sides(int H, int W, float *q, ptrdiff_t qrow, const uint8_t *side, const uint8_t *near,

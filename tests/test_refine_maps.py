@@ -361,7 +361,7 @@ def test_continue_sides_matches_the_numpy_expressions(kept_kind, subject):
 
 @pytest.mark.parametrize("kept_kind", ["none", "some"])
 def test_continue_sides_of_a_wide_band_fills_on_cells(kept_kind):
-    """A band of 16 px or more fills on cells of band / 8 px (sigma 8 cells): the result is the
+    """A band of 8 px or more fills on cells of band / 4 px (sigma 4 cells at most): the result is the
     pixel fills' to a fraction of the sides' own variation, depth outside the band is untouched,
     and 1 and 2 threads agree to the bit."""
     from synthdof._refine import _continue_sides
@@ -382,9 +382,9 @@ def test_continue_sides_of_a_wide_band_fills_on_cells(kept_kind):
     assert_same_bits(out[~band], q0[~band])
     replaced, ref_replaced = out != q0, ref != q0
     assert ref_replaced.mean() > 0.05  # the case replaces depth
-    assert (replaced != ref_replaced).mean() < 0.01
+    assert (replaced != ref_replaced).mean() < 0.015  # a sigma 20 % off: 0.02
     both = replaced & ref_replaced
-    np.testing.assert_allclose(out[both], ref[both], rtol=0.02)  # a sigma 20 % off: 7 %
+    np.testing.assert_allclose(out[both], ref[both], rtol=0.04)  # a sigma 20 % off: 0.09
 
 
 def test_continue_sides_refuses_bad_arguments():

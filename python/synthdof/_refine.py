@@ -300,7 +300,7 @@ def _continue_sides(q, side, near, band, kept, nt):
     share of the RING_PX ring pulled BLUR_PULL towards the other side is BLURRED_SHARE or more,
     or the pixel itself is pulled more than half the way) and not pulled beyond BEYOND_PULL (an
     occluder in front of both sides). In place (q is returned); one C pass around the fills, which
-    run on cells of band / 8 pixels (csrc/sd_refine_sides.c)."""
+    run on cells of band / 4 pixels (csrc/sd_refine_sides.c)."""
     _core.continue_sides(q, side, near, kept, int(band), SIDE_TOLERANCE, RING_PX, BLUR_PULL, BEYOND_PULL,
                          BLURRED_SHARE, MIN_FILL_WEIGHT, FILTER_ITERATIONS, UNGUIDED_WIDENINGS, nt)
     return q

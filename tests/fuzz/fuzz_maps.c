@@ -10,7 +10,7 @@
  * quotients; the whole fill against its steps called one by one. sd_continue_sides (each side
  * of the matte's boundary continued in place, csrc/sd_refine_sides.h): depth outside the band
  * unchanged, inside it either unchanged or its side's continuation (the fill computed here; for a
- * band of 16 px or more, whose fills run on coarser cells: within its side's range), without kept
+ * band of 8 px or more, whose fills run on coarser cells: within its side's range), without kept
  * depth exactly where the rule says. sd_matte_ramp (the matte's soft ramp from the colours,
  * csrc/sd_refine_matte.h): the matte unchanged outside its ramp, alpha in [0, 1] and at most
  * grown_max outside the mask, the same bits from linear light as from its encoded guide. */
@@ -365,14 +365,14 @@ done:
 }
 
 /* sd_continue_sides on a box cut from wider rows: masks of random sides and bands, kept depth
- * none, all or some, values ordinary or wild; bands under 16 px (the fills on the pixels: the
- * continuation computed here, bit for bit) and wider (the fills on cells of band / 8 px: a
+ * none, all or some, values ordinary or wild; bands under 8 px (the fills on the pixels: the
+ * continuation computed here, bit for bit) and wider (the fills on cells of band / 4 px: a
  * replaced pixel takes a weighted mean of its side's depth beyond the band, within its range). */
 static void run_sides(fz_in *in, int wild)
 {
     int H = fz_range(in, 1, 40), W = fz_range(in, 1, 40), nt = fz_range(in, -1, 3), pad = fz_range(in, 0, 4);
     sd_sides_params p;
-    p.band = fz_u8(in) & 1 ? fz_range(in, 0, 6) : fz_range(in, 14, 40);
+    p.band = fz_u8(in) & 1 ? fz_range(in, 0, 7) : fz_range(in, 8, 40);
     p.tolerance = fz_u8(in) & 1 ? 0.005f : fz_unit(in);
     p.ring_px = fz_range(in, 0, 3);
     p.blur_pull = fz_unit(in);
@@ -426,7 +426,7 @@ static void run_sides(fz_in *in, int wild)
                 hi[k] = v > hi[k] ? v : hi[k];
             }
         }
-    if (p.band >= 16) {
+    if (p.band >= 8) {
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
                 size_t m = (size_t)y * mrow + x, i = (size_t)y * qrow + x;
