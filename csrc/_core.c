@@ -369,13 +369,57 @@ static PyObject *py_edge_filter(PyObject *self, PyObject *args)
     return raise_status(st, "edge_filter", H, W);
 }
 
+/* guided_upsample's highlights: None, or (over, add) for a linear-light guide of n values: over
+ * the ascending flat indices in [0, n) (1-D int64), add as many float32 values (either may be
+ * empty). 0 when valid (linear set, or left NULL for None), -1 with an exception. */
+static int highlights_of(PyObject *o, npy_intp n, sd_linear_guide *linear, int *is_linear)
+{
+    *is_linear = 0;
+    if (o == Py_None) return 0;
+    PyObject *over_o, *add_o;
+    if (!PyTuple_Check(o) || !PyArg_ParseTuple(o, "OO", &over_o, &add_o)) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, "highlights: expected None or a tuple (over, add)");
+        return -1;
+    }
+    if (!PyArray_Check(over_o) || !PyArray_Check(add_o)) {
+        PyErr_SetString(PyExc_TypeError, "highlights: over and add must be numpy arrays");
+        return -1;
+    }
+    PyArrayObject *over = (PyArrayObject *)over_o, *add = (PyArrayObject *)add_o;
+    if (PyArray_TYPE(over) != NPY_INT64 || !PyArray_ISNOTSWAPPED(over) || PyArray_NDIM(over) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS(over) || !PyArray_ISALIGNED(over)) {
+        PyErr_SetString(PyExc_ValueError, "highlights: over must be a C-contiguous 1-D native int64 array");
+        return -1;
+    }
+    if (PyArray_TYPE(add) != NPY_FLOAT32 || !PyArray_ISNOTSWAPPED(add) || PyArray_NDIM(add) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS(add) || !PyArray_ISALIGNED(add) || PyArray_DIM(add, 0) != PyArray_DIM(over, 0)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "highlights: add must be a C-contiguous 1-D native float32 array as long as over");
+        return -1;
+    }
+    const int64_t *idx = PyArray_DATA(over);
+    npy_intp m = PyArray_DIM(over, 0);
+    for (npy_intp k = 0; k < m; k++)
+        if (idx[k] < 0 || idx[k] >= (int64_t)n || (k > 0 && idx[k] <= idx[k - 1])) {
+            PyErr_SetString(PyExc_ValueError, "highlights: over must ascend strictly within the guide's flat indices");
+            return -1;
+        }
+    linear->over = idx;
+    linear->add = PyArray_DATA(add);
+    linear->n = (size_t)m;
+    *is_linear = 1;
+    return 0;
+}
+
 static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *l_o, *lw_o, *gl_o, *g_o, *o_o, *ow_o;
+    PyObject *l_o, *lw_o, *gl_o, *g_o, *hl_o, *o_o, *ow_o;
     double sigma_r;
     int nt;
-    if (!PyArg_ParseTuple(args, "OOOOdOOi", &l_o, &lw_o, &gl_o, &g_o, &sigma_r, &o_o, &ow_o, &nt)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOOOdOOi", &l_o, &lw_o, &gl_o, &g_o, &hl_o, &sigma_r, &o_o, &ow_o, &nt))
+        return NULL;
     PyArrayObject *lo = as_f32_contig(l_o, "depth", 2, 2, 0);
     PyArrayObject *lw = lo ? as_f32_contig(lw_o, "weight", 2, 2, 0) : NULL;
     PyArrayObject *gl = lw ? as_f32_contig(gl_o, "guide_lo", 3, 3, 0) : NULL;
@@ -399,10 +443,13 @@ static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "sigma_r: must be finite and > 0");
         return NULL;
     }
+    sd_linear_guide linear = {NULL, NULL, 0};
+    int is_linear;
+    if (highlights_of(hl_o, PyArray_SIZE(g), &linear, &is_linear)) return NULL;
     sd_status st;
     Py_BEGIN_ALLOW_THREADS
     st = sd_guided_upsample(h, w, PyArray_DATA(lo), PyArray_DATA(lw), PyArray_DATA(gl), H, W, PyArray_DATA(g), K,
-                            sigma_r, PyArray_DATA(o), PyArray_DATA(ow), nt);
+                            is_linear ? &linear : NULL, sigma_r, PyArray_DATA(o), PyArray_DATA(ow), nt);
     Py_END_ALLOW_THREADS
     return raise_status(st, "guided_upsample", H, W);
 }
@@ -793,7 +840,7 @@ static PyMethodDef methods[] = {
     {"gather", py_gather, METH_VARARGS, "gather(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"render", py_render, METH_VARARGS, "render(image, coc, matte, background, spans, vmin, vmax, border, out, nthreads)"},
     {"edge_filter", py_edge_filter, METH_VARARGS, "edge_filter(data, guide, sigma_s, sigma_r, iterations, nthreads): in place"},
-    {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, sigma_r, out, out_weight, nthreads)"},
+    {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, highlights, sigma_r, out, out_weight, nthreads): highlights None, or (over, add) for a linear-light guide"},
     {"srgb_encode_base", py_srgb_encode_base, METH_VARARGS, "srgb_encode_base(linear, out, nthreads): max(clip(x, 0, 1), 0.0031308)"},
     {"srgb_encode_finish", py_srgb_encode_finish, METH_VARARGS, "srgb_encode_finish(linear, inout, nthreads): sRGB from the base"},
     {"unorm_to_float", py_unorm_to_float, METH_VARARGS, "unorm_to_float(image, out, nthreads): uint8/uint16 / max as float32"},

@@ -13,6 +13,7 @@
 #define SD_CORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     SD_OK = 0,
@@ -106,10 +107,20 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
  * K guide channels between the pixel's guide (H, W, K) and the guide at each sample (h, w, K):
  * edges and thin structures the image shows stay where it shows them. out_weight receives the
  * weight each output pixel found, its colour weights taken relative to its most alike sample's
- * (0: no valid sample in reach, out is 0 there). */
+ * (0: no valid sample in reach, out is 0 there). With `linear` (else NULL) the guide holds linear
+ * light and only the pixels read (where a window's samples disagree) are encoded: each value as
+ * sRGB (the bits of sd_srgb_encode_base and _finish) plus, where it exceeds 1, add[k] at its flat
+ * index ((y W + x) K + c) over[k] (ascending; a value over 1 not listed gains nothing): the
+ * caller's highlight term, so that the whole frame's guide need not exist. guide_lo is as
+ * given (the caller encodes those h x w samples). */
+typedef struct {
+    const int64_t *over;
+    const float *add;
+    size_t n;
+} sd_linear_guide;
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
-                             int W, const float *guide, int K, double sigma_r, float *out, float *out_weight,
-                             int nthreads);
+                             int W, const float *guide, int K, const sd_linear_guide *linear, double sigma_r,
+                             float *out, float *out_weight, int nthreads);
 
 /* ---- layered render (sd_render.c) ----
  * Synthetic depth of field of an image (3 channels, linear light) with its signed CoC map (H, W,

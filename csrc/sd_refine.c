@@ -14,6 +14,7 @@
 #include "sd_alloc.h"
 #include "sd_parallel.h"
 #include "sd_refine.h"
+#include "sd_refine_maps.h"
 
 /* Columns per block of the vertical pass: a block's rows are read and written in order, so the
  * recursion runs down the image with unit-stride inner loops. */
@@ -287,12 +288,32 @@ static inline void guide_distances(int n, int K, const float (*restrict gc)[UPSA
     }
 }
 
+/* n values of a linear-light guide from flat index i on, as the whole frame's encoded guide would
+ * hold them (see sd_guided_upsample): sRGB, plus the caller's highlight term over 1, found by
+ * bisection among the few such values. */
+static void encode_guide(const float *lin, ptrdiff_t i, int n, const sd_linear_guide *linear, float *out)
+{
+    sd_srgb_encode_run((size_t)n, lin + i, out);
+    for (int r = 0; r < n; r++) {
+        if (!(lin[i + r] > 1.0f)) continue;
+        size_t a = 0, b = linear->n;
+        while (a < b) {
+            size_t m = a + (b - a) / 2;
+            if (linear->over[m] < (int64_t)(i + r))
+                a = m + 1;
+            else
+                b = m;
+        }
+        if (a < linear->n && linear->over[a] == (int64_t)(i + r)) out[r] += linear->add[a];
+    }
+}
+
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
-                             int W, const float *guide, int K, double sigma_r, float *out, float *out_weight,
-                             int nthreads)
+                             int W, const float *guide, int K, const sd_linear_guide *linear, double sigma_r,
+                             float *out, float *out_weight, int nthreads)
 {
     if (h < 1 || w < 1 || H < h || W < w || K < 1 || K > SD_EDGE_MAX_GUIDE || !lo || !lo_weight || !guide_lo ||
-        !guide || !out || !out_weight)
+        !guide || !out || !out_weight || (linear && linear->n && (!linear->over || !linear->add)))
         return SD_ERR_ARG;
     if (!(sigma_r > 0.0) || !isfinite(sigma_r)) return SD_ERR_VALUE;
     int nt = sd_threads(nthreads);
@@ -381,6 +402,11 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
                  * sample's (the ratio is the same, and no weight underflows where all differ) */
                 float dist[16][UPSAMPLE_RUN], nearest[UPSAMPLE_RUN], gc[SD_EDGE_MAX_GUIDE][UPSAMPLE_RUN];
                 const float *g = guide + ((ptrdiff_t)y * W + xa) * K;
+                float encoded[UPSAMPLE_RUN * SD_EDGE_MAX_GUIDE];
+                if (linear) { /* only these pixels of the frame are encoded */
+                    encode_guide(guide, ((ptrdiff_t)y * W + xa) * K, n * K, linear, encoded);
+                    g = encoded;
+                }
                 int taps = 0;
                 for (int r = 0; r < n; r++) {
                     nearest[r] = INFINITY;

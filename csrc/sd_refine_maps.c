@@ -92,6 +92,18 @@ float sd_srgb_encode_one(float lin)
     return x <= SRGB_KNEE ? 12.92f * x : 1.055f * p - 0.055f;
 }
 
+/* The finishing step on lin[i0, i1) (inout holds the base there). */
+static inline void finish_span(size_t i0, size_t i1, const float *restrict lin, float *restrict inout)
+{
+    SD_SIMD
+    for (size_t i = i0; i < i1; i++) inout[i] = pow_5_12(inout[i]);
+    SD_SIMD
+    for (size_t i = i0; i < i1; i++) {
+        float x = clip01(lin[i]);
+        inout[i] = x <= SRGB_KNEE ? 12.92f * x : 1.055f * inout[i] - 0.055f;
+    }
+}
+
 sd_status sd_srgb_encode_finish(size_t n, const float *lin, float *inout, int nthreads)
 {
     if (!lin || !inout) return SD_ERR_ARG;
@@ -100,15 +112,19 @@ sd_status sd_srgb_encode_finish(size_t n, const float *lin, float *inout, int nt
     SD_PARALLEL_FOR(nt)
     for (ptrdiff_t c = 0; c < nchunks; c++) {
         size_t i0 = (size_t)c * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n ? i0 + FLAT_CHUNK : n;
-        SD_SIMD
-        for (size_t i = i0; i < i1; i++) inout[i] = pow_5_12(inout[i]);
-        SD_SIMD
-        for (size_t i = i0; i < i1; i++) {
-            float x = clip01(lin[i]);
-            inout[i] = x <= SRGB_KNEE ? 12.92f * x : 1.055f * inout[i] - 0.055f;
-        }
+        finish_span(i0, i1, lin, inout);
     }
     return SD_OK;
+}
+
+void sd_srgb_encode_run(size_t n, const float *restrict lin, float *restrict out)
+{
+    SD_SIMD
+    for (size_t i = 0; i < n; i++) {
+        float x = clip01(lin[i]);
+        out[i] = x > SRGB_KNEE ? x : SRGB_KNEE;
+    }
+    finish_span(0, n, lin, out);
 }
 
 sd_status sd_unorm_to_float(size_t n, const void *src, int bytes, float *out, int nthreads)

@@ -17,6 +17,8 @@ sd_status sd_srgb_encode_base(size_t n, const float *lin, float *base, int nthre
 sd_status sd_srgb_encode_finish(size_t n, const float *lin, float *inout, int nthreads);
 /* One value's encoding, the same bits as the two steps give it (for the few pixels a stage reads). */
 float sd_srgb_encode_one(float lin);
+/* n values' encoding into out, the same bits, in the calling thread (a few pixels of a row). */
+void sd_srgb_encode_run(size_t n, const float *restrict lin, float *restrict out);
 
 /* n unsigned integers of `bytes` (1 or 2) bytes each as float32 in [0, 1] (value / 255 or 65535). */
 sd_status sd_unorm_to_float(size_t n, const void *src, int bytes, float *out, int nthreads);

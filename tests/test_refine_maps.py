@@ -264,6 +264,62 @@ def test_edge_fill_of_a_few_pixels_runs_on_boxes_around_them(guided):
             assert_same_bits(out, first)
 
 
+def highlighted_guide(lin):
+    """The whole frame's guide as refine made it before the upsampling read the linear image:
+    the sRGB encoding, plus HIGHLIGHT_PER_STOP per doubling over 1, in float32 as NumPy adds it."""
+    from synthdof._refine import HIGHLIGHT_PER_STOP
+
+    guide = np.empty_like(lin)
+    _core.srgb_encode_base(lin, guide, 1)
+    _core.srgb_encode_finish(lin, guide, 1)
+    over = lin > 1
+    guide[over] = guide[over] + np.float32(HIGHLIGHT_PER_STOP) * np.log2(lin[over])
+    return guide
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+@pytest.mark.parametrize("lo_shape, shape", [((12, 17), (96, 136)), ((9, 13), (31, 47)), ((5, 4), (5, 4))])
+def test_guided_upsample_of_the_linear_image_has_the_bits_of_its_encoded_guide(nt, lo_shape, shape):
+    from synthdof._refine import FILL_SIGMA_R, _highlights
+
+    (h, w), (H, W) = lo_shape, shape
+    lin = odd_floats((H, W, 3))
+    lin[lin < 1e30] *= 4  # a third of the values over 1, some far over
+    lin.reshape(-1)[10:14] = [1.0, np.nextafter(np.float32(1), np.float32(2)), 3e38, 2.0]
+    q = rng.uniform(0.1, 1.0, (h, w)).astype(np.float32)  # no two samples agree: every window reads colours
+    weight = (rng.random((h, w)) > 0.1).astype(np.float32)
+    guide = highlighted_guide(lin)
+    guide_lo = np.ascontiguousarray(guide[rng.integers(0, H, h)][:, rng.integers(0, W, w)])
+
+    def upsample(g, highlights):
+        out, found = np.empty((H, W), np.float32), np.empty((H, W), np.float32)
+        _core.guided_upsample(q, weight, guide_lo, g, highlights, FILL_SIGMA_R, out, found, nt)
+        return out, found
+
+    over, add = _highlights(lin)
+    assert over.size > lin.size // 5
+    ref = upsample(guide, None)
+    for got, want in zip(upsample(lin, (over, add)), ref):
+        assert_same_bits(got, want)
+    # the highlight terms matter: left out, the result differs
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+    assert not np.array_equal(upsample(lin, empty)[0], ref[0])
+
+
+def test_guided_upsample_refuses_bad_highlights():
+    q, lin = np.ones((3, 4), np.float32), np.full((6, 8, 3), 2.0, np.float32)
+    out = np.empty((6, 8), np.float32)
+    add = np.ones(3, np.float32)
+    for highlights, error in [((np.array([0, 2, 1]), add), "ascend"), ((np.array([0, 1, 144]), add), "ascend"),
+                              ((np.array([-1, 0, 1]), add), "ascend"), ((np.array([0, 1]), add), "add"),
+                              ((np.array([0, 1, 2], np.int32), add), "int64"),
+                              ((np.array([0, 1, 2]), add.astype(np.float64)), "float32")]:
+        with pytest.raises(ValueError, match=error):
+            _core.guided_upsample(q, q, lin[:3, :4].copy(), lin, highlights, 0.1, out, out.copy(), 1)
+    with pytest.raises(TypeError, match="highlights"):
+        _core.guided_upsample(q, q, lin[:3, :4].copy(), lin, [np.arange(3), add], 0.1, out, out.copy(), 1)
+
+
 def test_bad_arguments_are_refused():
     f = np.zeros((4, 5), np.float32)
     with pytest.raises(ValueError, match="out"):

@@ -234,42 +234,39 @@ def _resized_from(d):
     return np.ascontiguousarray(small, np.float32)
 
 
-def _add_highlights(guide, linear):
-    """Adds HIGHLIGHT_PER_STOP to the guide per doubling of linear light above 1 (the guide
-    itself is clipped there): a light beside white paint is another surface, not the same. In
-    place (a copy of the whole guide costs more than the upsampling's use of it); returns what
-    _remove_highlights needs to restore the guide's values, or None if nothing changed."""
-    if linear is None:
-        return None
-    over = np.flatnonzero(linear.reshape(-1) > 1)
-    if not over.size:
-        return None
-    flat = guide.reshape(-1)
-    saved = flat[over]
-    flat[over] = saved + np.float32(HIGHLIGHT_PER_STOP) * np.log2(linear.reshape(-1)[over])
-    return over, saved
+def _highlights(linear):
+    """(over, add): the flat indices of the linear values above 1, ascending, and what the guide
+    gains there, HIGHLIGHT_PER_STOP per doubling (the guide itself is clipped there): a light
+    beside white paint is another surface, not the same."""
+    flat = linear.reshape(-1)
+    over = np.flatnonzero(flat > 1)
+    return over, np.float32(HIGHLIGHT_PER_STOP) * np.log2(flat[over])
 
 
-def _remove_highlights(guide, added):
-    """The guide's own values back where _add_highlights changed them."""
-    if added is not None:
-        guide.reshape(-1)[added[0]] = added[1]
-
-
-def _upsample(q, weight, guide, nt):
+def _upsample(q, weight, guide, nt, *, linear=False):
     """Joint upsampling of the (h, w) disparity to the guide's (H, W): each pixel averages the
     4 x 4 samples around it, weighted down where a sample's colour differs from the pixel's, so
-    depth edges and thin structures land where the image has them. Returns (q, weight), weight
-    0 where no valid sample is in reach (filled afterwards like any hole)."""
+    depth edges and thin structures land where the image has them. With `linear` the guide is
+    the linear image, with highlights (_highlights) added: the kernel encodes the few pixels it
+    reads, as _srgb_guide would (the whole frame's guide is made only if a later stage needs
+    it). Returns (q, weight), weight 0 where no valid sample is in reach (filled afterwards like
+    any hole)."""
     h, w = q.shape
     H, W = guide.shape[:2]
     # the guide's colour at each sample's centre
     ys = np.clip(np.rint((np.arange(h) + 0.5) * H / h - 0.5).astype(np.intp), 0, H - 1)
     xs = np.clip(np.rint((np.arange(w) + 0.5) * W / w - 0.5).astype(np.intp), 0, W - 1)
     guide_lo = np.ascontiguousarray(guide[ys][:, xs])
+    highlights = None
+    if linear:
+        lin_lo = guide_lo
+        guide_lo = _srgb_guide(lin_lo, nt)
+        over, add = _highlights(lin_lo)
+        guide_lo.reshape(-1)[over] += add
+        highlights = _highlights(guide)
     out = np.empty((H, W), np.float32)
     found = np.empty((H, W), np.float32)
-    _core.guided_upsample(np.ascontiguousarray(q), np.ascontiguousarray(weight), guide_lo, guide,
+    _core.guided_upsample(np.ascontiguousarray(q), np.ascontiguousarray(weight), guide_lo, guide, highlights,
                           FILL_SIGMA_R, out, found, nt)
     found[...] = found > 0  # the weight of a pixel any sample reached is 1 (in place: no fresh 12 MP array)
     return out, found
@@ -464,9 +461,10 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
 
     kept = weight > 0  # the pixels whose depth is the input's own (not upsampled, smoothed or filled)
     if (h, w) != (H, W):
-        added = _add_highlights(full_guide(), linear)  # the guide is this call's own array
-        q, weight = _upsample(q, weight, guide, nt)
-        _remove_highlights(guide, added)
+        if guide is None:  # the linear image, its pixels encoded where the upsampling reads them
+            q, weight = _upsample(q, weight, linear, nt, linear=True)
+        else:  # integer input: the guide is the image (no highlights: nothing above 1)
+            q, weight = _upsample(q, weight, guide, nt)
         kept = np.zeros((H, W), bool)
     if _noisy(q, weight, nt):
         smooth = _edge_fill(q[..., None], weight, full_guide(), max(2.0, band), FILL_SIGMA_R, nt)

@@ -9,18 +9,22 @@
  * the input's range per channel (every step is a convex combination of two neighbours), and a
  * constant channel kept constant. */
 #include "fuzz_common.h"
+#include "sd_refine_maps.h"
 
 /* sd_guided_upsample: an h x w map with weights (some zero, some wild), a K-channel guide at
  * both resolutions, H x W >= h x w. Checks: inputs unchanged, every output written, refused
  * arguments; for ordinary values the output lies within the valid samples' range, its weight
- * is >= 0 and 0 exactly where the output is 0 for want of a sample. */
+ * is >= 0 and 0 exactly where the output is 0 for want of a sample. In the linear mode the
+ * guide is linear light from -0.5 to 4 with highlight terms for most of its values over 1 (some
+ * left out on purpose: they gain nothing), and the output has the bits of the guide mode given
+ * the whole frame encoded (sd_srgb_encode_base + _finish) with those terms added. */
 static int run_upsample(fz_in *in)
 {
     int h = fz_range(in, 1, 24), w = fz_range(in, 1, 24);
     int H = h * fz_range(in, 1, 5) + fz_range(in, -1, 3), W = w * fz_range(in, 1, 5) + fz_range(in, -1, 3);
     int K = fz_range(in, 0, 9);
     uint8_t mode = fz_u8(in);
-    int wild = mode & 1;
+    int wild = mode & 1, linear = (mode >> 2) & 1;
     double sigma_r = (mode >> 1) & 1 ? (double)fz_wild(in, 1.0f) : 0.01 + fz_unit(in);
     int Hc = H > 0 ? H : 1, Wc = W > 0 ? W : 1, Kc = K > 0 ? K : 1;
     size_t n = (size_t)h * (size_t)w, N = (size_t)Hc * (size_t)Wc;
@@ -28,7 +32,12 @@ static int run_upsample(fz_in *in)
     float *gl = malloc(sizeof(float) * n * (size_t)Kc), *g = malloc(sizeof(float) * N * (size_t)Kc);
     float *out = malloc(sizeof(float) * N), *ow = malloc(sizeof(float) * N);
     float *loc = malloc(sizeof(float) * n);
-    if (!lo || !lw || !gl || !g || !out || !ow || !loc) goto done;
+    /* the linear mode's: its highlight list, the encoded guide and the guide mode's output */
+    int64_t *over = malloc(sizeof(int64_t) * N * (size_t)Kc);
+    float *add = malloc(sizeof(float) * N * (size_t)Kc), *enc = malloc(sizeof(float) * N * (size_t)Kc);
+    float *gcopy = malloc(sizeof(float) * N * (size_t)Kc);
+    float *ref = malloc(sizeof(float) * N), *refw = malloc(sizeof(float) * N);
+    if (!lo || !lw || !gl || !g || !out || !ow || !loc || !over || !add || !enc || !gcopy || !ref || !refw) goto done;
     float vmin = INFINITY, vmax = -INFINITY;
     int moderate = 1;
     for (size_t i = 0; i < n; i++) {
@@ -39,14 +48,27 @@ static int run_upsample(fz_in *in)
         if (lw[i] > 0.0f && lo[i] > vmax) vmax = lo[i];
     }
     for (size_t i = 0; i < n * (size_t)Kc; i++) gl[i] = fz_unit(in);
-    for (size_t i = 0; i < N * (size_t)Kc; i++) g[i] = fz_unit(in);
-    for (size_t i = 0; i < N; i++) out[i] = ow[i] = FZ_GUARD;
+    static const float special[] = {1.0f, 0.0031308f, 0.0f, -0.0f, 4.0f, 1.0000001f, 0.99999994f};
+    size_t nover = 0;
+    for (size_t i = 0; i < N * (size_t)Kc; i++) {
+        uint8_t pick = linear ? fz_u8(in) : 1;
+        g[i] = !linear ? fz_unit(in) : pick < 16 ? special[pick % 7] : fz_uniform(in, -0.5f, 4.0f);
+        enc[i] = g[i];
+        if (linear && g[i] > 1.0f && (pick & 7)) {
+            over[nover] = (int64_t)i;
+            add[nover++] = 0.25f * log2f(g[i]);
+        }
+    }
+    memcpy(gcopy, g, sizeof(float) * N * (size_t)Kc);
+    for (size_t i = 0; i < N; i++) out[i] = ow[i] = ref[i] = refw[i] = FZ_GUARD;
     memcpy(loc, lo, sizeof(float) * n);
     int nthreads = fz_range(in, -1, 3);
+    sd_linear_guide lin = {over, add, nover};
 
-    sd_status st = sd_guided_upsample(h, w, lo, lw, gl, H, W, g, K, sigma_r, out, ow, nthreads);
+    sd_status st = sd_guided_upsample(h, w, lo, lw, gl, H, W, g, K, linear ? &lin : NULL, sigma_r, out, ow, nthreads);
 
-    if (memcmp(loc, lo, sizeof(float) * n)) FZ_FAIL("input modified");
+    if (memcmp(loc, lo, sizeof(float) * n) || memcmp(gcopy, g, sizeof(float) * N * (size_t)Kc))
+        FZ_FAIL("input modified");
     if (H < h || W < w || K < 1 || K > 8) {
         if (st != SD_ERR_ARG) FZ_FAIL("status %d for %dx%d -> %dx%d, K %d (want SD_ERR_ARG)", (int)st, h, w, H, W, K);
         goto done;
@@ -56,6 +78,16 @@ static int run_upsample(fz_in *in)
         goto done;
     }
     if (st != SD_OK) FZ_FAIL("status %d for %dx%d -> %dx%d", (int)st, h, w, H, W);
+    if (linear) {
+        size_t NK = N * (size_t)K;
+        if (sd_srgb_encode_base(NK, g, enc, 1) != SD_OK || sd_srgb_encode_finish(NK, g, enc, 1) != SD_OK)
+            FZ_FAIL("encoding refused");
+        for (size_t k = 0; k < nover; k++) enc[over[k]] += add[k];
+        if (sd_guided_upsample(h, w, lo, lw, gl, H, W, enc, K, NULL, sigma_r, ref, refw, nthreads) != SD_OK)
+            FZ_FAIL("guide mode refused what the linear mode took");
+        if (memcmp(ref, out, sizeof(float) * N) || memcmp(refw, ow, sizeof(float) * N))
+            FZ_FAIL("linear mode differs from the encoded guide's");
+    }
     for (size_t i = 0; i < N; i++) {
         if (out[i] == FZ_GUARD || ow[i] == FZ_GUARD) FZ_FAIL("output %zu not written", i);
         if (!(ow[i] >= 0.0f)) FZ_FAIL("weight %g at %zu", ow[i], i);
@@ -70,6 +102,7 @@ static int run_upsample(fz_in *in)
     }
 done:
     free(lo); free(lw); free(gl); free(g); free(out); free(ow); free(loc);
+    free(over); free(add); free(enc); free(gcopy); free(ref); free(refw);
     return 0;
 }
 
