@@ -425,9 +425,9 @@ static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
     PyArrayObject *gl = lw ? as_f32_contig(gl_o, "guide_lo", 3, 3, 0) : NULL;
     PyArrayObject *g = gl ? as_f32_contig(g_o, "guide", 3, 3, 0) : NULL;
     PyArrayObject *o = g ? as_f32_contig(o_o, "out", 2, 2, 1) : NULL;
-    PyArrayObject *ow = o ? as_f32_contig(ow_o, "out_weight", 2, 2, 1) : NULL;
+    PyArrayObject *ow = o ? as_f32_contig(ow_o, "out_found", 2, 2, 1) : NULL;
     if (!ow || same_hw(lo, lw, "depth", "weight") || same_hw(lo, gl, "depth", "guide_lo") ||
-        same_hw(o, g, "out", "guide") || same_hw(o, ow, "out", "out_weight"))
+        same_hw(o, g, "out", "guide") || same_hw(o, ow, "out", "out_found"))
         return NULL;
     if (no_overlap(o, lo, "depth") || no_overlap(o, lw, "weight") || no_overlap(o, gl, "guide_lo") ||
         no_overlap(o, g, "guide") || no_overlap(ow, lo, "depth") || no_overlap(ow, lw, "weight") ||
@@ -447,11 +447,13 @@ static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
     int is_linear;
     if (highlights_of(hl_o, PyArray_SIZE(g), &linear, &is_linear)) return NULL;
     sd_status st;
+    size_t unreached = 0;
     Py_BEGIN_ALLOW_THREADS
     st = sd_guided_upsample(h, w, PyArray_DATA(lo), PyArray_DATA(lw), PyArray_DATA(gl), H, W, PyArray_DATA(g), K,
-                            is_linear ? &linear : NULL, sigma_r, PyArray_DATA(o), PyArray_DATA(ow), nt);
+                            is_linear ? &linear : NULL, sigma_r, PyArray_DATA(o), PyArray_DATA(ow), &unreached, nt);
     Py_END_ALLOW_THREADS
-    return raise_status(st, "guided_upsample", H, W);
+    if (st != SD_OK) return raise_status(st, "guided_upsample", H, W);
+    return PyLong_FromSize_t(unreached);
 }
 
 /* A C-contiguous bool or uint8 array of ndim dimensions (a mask). */
@@ -811,6 +813,37 @@ static PyObject *py_find_nonfinite(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(r);
 }
 
+/* copy_scan(array, out, nthreads) -> (first, lo, hi): a 2-D map (any float-aligned strides)
+ * copied to the C-contiguous out (None: scanned only) in one pass that also finds the first
+ * non-finite value's flat index (-1 if none) and the smallest and largest values (NaN left out). */
+static PyObject *py_copy_scan(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *a_o, *o_o;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOi", &a_o, &o_o, &nt)) return NULL;
+    PyArrayObject *a = as_f32(a_o, "array", 2, 2, 0);
+    if (!a) return NULL;
+    if (PyArray_DIM(a, 0) > INT_MAX / 8 || PyArray_DIM(a, 1) > INT_MAX / 8) {
+        PyErr_SetString(PyExc_ValueError, "array: too large");
+        return NULL;
+    }
+    PyArrayObject *o = NULL;
+    if (o_o != Py_None) {
+        o = as_f32_contig(o_o, "out", 2, 2, 1);
+        if (!o || same_hw(a, o, "array", "out") || no_overlap(o, a, "array")) return NULL;
+    }
+    sd_cview v;
+    if (cview_of(a, "array", &v)) return NULL;
+    float lo, hi;
+    ptrdiff_t first;
+    Py_BEGIN_ALLOW_THREADS
+    first = sd_copy_scan((int)PyArray_DIM(a, 0), (int)PyArray_DIM(a, 1), v, o ? (float *)PyArray_DATA(o) : NULL, &lo,
+                         &hi, nt);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("ndd", (Py_ssize_t)first, (double)lo, (double)hi);
+}
+
 static PyObject *py_openmp_enabled(PyObject *self, PyObject *args)
 {
     (void)self; (void)args;
@@ -840,7 +873,7 @@ static PyMethodDef methods[] = {
     {"gather", py_gather, METH_VARARGS, "gather(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"render", py_render, METH_VARARGS, "render(image, coc, matte, background, spans, vmin, vmax, border, out, nthreads)"},
     {"edge_filter", py_edge_filter, METH_VARARGS, "edge_filter(data, guide, sigma_s, sigma_r, iterations, nthreads): in place"},
-    {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, highlights, sigma_r, out, out_weight, nthreads): highlights None, or (over, add) for a linear-light guide"},
+    {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, highlights, sigma_r, out, out_found, nthreads) -> pixels no sample reached (out_found 0 there, 1 elsewhere); highlights None, or (over, add) for a linear-light guide"},
     {"srgb_encode_base", py_srgb_encode_base, METH_VARARGS, "srgb_encode_base(linear, out, nthreads): max(clip(x, 0, 1), 0.0031308)"},
     {"srgb_encode_finish", py_srgb_encode_finish, METH_VARARGS, "srgb_encode_finish(linear, inout, nthreads): sRGB from the base"},
     {"unorm_to_float", py_unorm_to_float, METH_VARARGS, "unorm_to_float(image, out, nthreads): uint8/uint16 / max as float32"},
@@ -852,6 +885,7 @@ static PyMethodDef methods[] = {
     {"matte_ramp", py_matte_ramp, METH_VARARGS, "matte_ramp(matte, colour, linear, (matte_out, matte_in, min_side_contrast**2, off_line, grown_max, alpha_agrees, agreeing_share, ridge_step, ridge_share, mask_ramp_px, reach, auto), out, nthreads)"},
     {"continue_sides", py_continue_sides, METH_VARARGS, "continue_sides(q, side, near, kept, band, tolerance, ring_px, blur_pull, beyond_pull, blurred_share, min_weight, iterations, widenings, nthreads): q replaced in place"},
     {"find_nonfinite", py_find_nonfinite, METH_VARARGS, "flat index of the first NaN/inf pixel or -1 (array[, threads])"},
+    {"copy_scan", py_copy_scan, METH_VARARGS, "copy_scan(array, out, nthreads) -> (first non-finite flat index or -1, min, max): out None or the C-contiguous copy"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
     {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},
     {"scratch_limit", py_scratch_limit, METH_VARARGS, "scratch_limit(bytes): most scratch kept between calls (< 0: unchanged); bytes kept"},

@@ -114,6 +114,83 @@ ptrdiff_t sd_find_nonfinite(int H, int W, sd_cview v, int nthreads)
     return -1;
 }
 
+/* One row's run of n packed values: copied (o non-NULL), their range and any non-finite one. */
+static inline void scan_run(int n, const float *restrict r, float *restrict o, float *lo, float *hi, unsigned *bad)
+{
+    float l = *lo, h = *hi;
+    unsigned b = *bad;
+    if (o) {
+        SD_SIMD_MINMAX_OR(l, h, b)
+        for (int x = 0; x < n; x++) {
+            float f = r[x];
+            o[x] = f;
+            b |= nonfinite_bits(f);
+            l = f < l ? f : l; /* a NaN compares false: left out */
+            h = f > h ? f : h;
+        }
+    } else {
+        SD_SIMD_MINMAX_OR(l, h, b)
+        for (int x = 0; x < n; x++) {
+            float f = r[x];
+            b |= nonfinite_bits(f);
+            l = f < l ? f : l;
+            h = f > h ? f : h;
+        }
+    }
+    *lo = l, *hi = h, *bad = b;
+}
+
+ptrdiff_t sd_copy_scan(int H, int W, sd_cview v, float *out, float *lo, float *hi, int nthreads)
+{
+    /* Bands of rows, a multiple of 16 high, in any order; in a band whose pixels are not adjacent
+     * (a transposed view: a resizer's output) tiles of 64 columns, so that each of a tile's
+     * columns is read a cache line of 16 rows at a time while its 16 output rows stay cached. */
+    enum { MAXB = 256, TILE = 16, TILE_COLS = 64 };
+    ptrdiff_t first[MAXB];
+    float blo[MAXB], bhi[MAXB];
+    int band = ((H + MAXB - 1) / MAXB + TILE - 1) / TILE * TILE, nb = (H + band - 1) / band;
+    SD_PARALLEL_FOR_DYN(sd_threads_for(sd_threads(nthreads), (ptrdiff_t)H * W))
+    for (int b = 0; b < nb; b++) {
+        int y0 = b * band, y1 = y0 + band < H ? y0 + band : H;
+        float l = INFINITY, h = -INFINITY;
+        unsigned bad = 0;
+        if (v.pix == 1) {
+            for (int y = y0; y < y1; y++)
+                scan_run(W, v.data + (ptrdiff_t)y * v.row, out ? out + (ptrdiff_t)y * W : NULL, &l, &h, &bad);
+        } else {
+            for (int ty = y0; ty < y1; ty += TILE)
+                for (int tx = 0; tx < W; tx += TILE_COLS) {
+                    int ny = y1 - ty < TILE ? y1 - ty : TILE, nx = W - tx < TILE_COLS ? W - tx : TILE_COLS;
+                    for (int y = ty; y < ty + ny; y++) {
+                        const float *r = v.data + (ptrdiff_t)y * v.row + (ptrdiff_t)tx * v.pix;
+                        float *o = out ? out + (ptrdiff_t)y * W + tx : NULL;
+                        for (int x = 0; x < nx; x++) {
+                            float f = r[(ptrdiff_t)x * v.pix];
+                            if (o) o[x] = f;
+                            bad |= nonfinite_bits(f);
+                            l = f < l ? f : l;
+                            h = f > h ? f : h;
+                        }
+                    }
+                }
+        }
+        first[b] = -1;
+        for (int y = y0; bad && y < y1 && first[b] < 0; y++) first[b] = row_nonfinite(W, v, y);
+        blo[b] = l;
+        bhi[b] = h;
+    }
+    ptrdiff_t found = -1;
+    float l = INFINITY, h = -INFINITY;
+    for (int b = 0; b < nb; b++) { /* in band order: the first band with one holds the first */
+        if (found < 0) found = first[b];
+        l = blo[b] < l ? blo[b] : l;
+        h = bhi[b] > h ? bhi[b] : h;
+    }
+    *lo = l;
+    *hi = h;
+    return found;
+}
+
 float sd_max_abs(int H, int W, const float *v, ptrdiff_t row, int nthreads)
 {
     enum { MAXB = 64 }; /* row blocks: the result is exact, so it does not depend on them */

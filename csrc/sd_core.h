@@ -69,6 +69,11 @@ sd_status sd_coc_disparity(int H, int W, const float *disp, ptrdiff_t drow, ptrd
                            ptrdiff_t orow, int nthreads, ptrdiff_t *bad);
 /* Index of the first non-finite value in a view (or -1), the same for any thread count. */
 ptrdiff_t sd_find_nonfinite(int H, int W, sd_cview v, int nthreads);
+/* Copies a one-channel view (any strides) to the packed H x W map out (NULL: no copy) and scans it
+ * in the same pass: returns the first non-finite value's flat index (y W + x) or -1, and sets *lo,
+ * *hi to the smallest and largest values (NaN left out; +inf and -inf if none). The same for any
+ * thread count. */
+ptrdiff_t sd_copy_scan(int H, int W, sd_cview v, float *out, float *lo, float *hi, int nthreads);
 /* The largest |v| of an H x W map with rows `row` floats apart (NaN left out; 0 if none). */
 float sd_max_abs(int H, int W, const float *v, ptrdiff_t row, int nthreads);
 
@@ -105,9 +110,9 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
  * (H >= h, W >= w, the same frame): each output pixel averages the 4 x 4 samples around it with
  * a tent of radius 2 samples times exp(-|guide - guide_lo| / sigma_r), the L1 distance over the
  * K guide channels between the pixel's guide (H, W, K) and the guide at each sample (h, w, K):
- * edges and thin structures the image shows stay where it shows them. out_weight receives the
- * weight each output pixel found, its colour weights taken relative to its most alike sample's
- * (0: no valid sample in reach, out is 0 there). With `linear` (else NULL) the guide holds linear
+ * edges and thin structures the image shows stay where it shows them. out_found is 1 where a
+ * valid sample is in reach of the pixel and 0 where none is (out is 0 there; *unreached counts
+ * those pixels, so that the caller need not look for them). With `linear` (else NULL) the guide holds linear
  * light and only the pixels read (where a window's samples disagree) are encoded: each value as
  * sRGB (the bits of sd_srgb_encode_base and _finish) plus, where it exceeds 1, add[k] at its flat
  * index ((y W + x) K + c) over[k] (ascending; a value over 1 not listed gains nothing): the
@@ -120,7 +125,7 @@ typedef struct {
 } sd_linear_guide;
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
                              int W, const float *guide, int K, const sd_linear_guide *linear, double sigma_r,
-                             float *out, float *out_weight, int nthreads);
+                             float *out, float *out_found, size_t *unreached, int nthreads);
 
 /* ---- layered render (sd_render.c) ----
  * Synthetic depth of field of an image (3 channels, linear light) with its signed CoC map (H, W,

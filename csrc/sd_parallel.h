@@ -17,6 +17,8 @@
 #define SD_SIMD SD_PRAGMA(omp simd)
 #define SD_SIMD_MINMAX(lo, hi) SD_PRAGMA(omp simd reduction(min : lo) reduction(max : hi))
 #define SD_SIMD_OR(flag) SD_PRAGMA(omp simd reduction(| : flag))
+#define SD_SIMD_MINMAX_OR(lo, hi, flag) \
+    SD_PRAGMA(omp simd reduction(min : lo) reduction(max : hi) reduction(| : flag))
 #else
 /* Without OpenMP the loop runs on the calling thread; the thread count is still evaluated (a
  * one-pass loop around the loop that follows), so that it counts as used. */
@@ -27,6 +29,7 @@
 #define SD_SIMD
 #define SD_SIMD_MINMAX(lo, hi)
 #define SD_SIMD_OR(flag)
+#define SD_SIMD_MINMAX_OR(lo, hi, flag)
 #endif
 
 /* Thread counts are capped at this many per processor and in all. */

@@ -310,10 +310,10 @@ static void encode_guide(const float *lin, ptrdiff_t i, int n, const sd_linear_g
 
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
                              int W, const float *guide, int K, const sd_linear_guide *linear, double sigma_r,
-                             float *out, float *out_weight, int nthreads)
+                             float *out, float *out_found, size_t *unreached, int nthreads)
 {
     if (h < 1 || w < 1 || H < h || W < w || K < 1 || K > SD_EDGE_MAX_GUIDE || !lo || !lo_weight || !guide_lo ||
-        !guide || !out || !out_weight || (linear && linear->n && (!linear->over || !linear->add)))
+        !guide || !out || !out_found || !unreached || (linear && linear->n && (!linear->over || !linear->add)))
         return SD_ERR_ARG;
     if (!(sigma_r > 0.0) || !isfinite(sigma_r)) return SD_ERR_VALUE;
     int nt = sd_threads(nthreads);
@@ -324,7 +324,9 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     float *scratch = malloc(sizeof(float) * 2 * (size_t)w * (size_t)nt); /* each thread's row of column sums */
     float *wx = malloc(sizeof(float) * 4 * (size_t)W); /* the column tents as 4 rows of W: wx[t * W + x] */
     float *range = malloc(sizeof(float) * 2 * (size_t)wh * (size_t)ww); /* each window's valid min, max */
-    if (!ty || !tx || !scratch || !wx || !range) {
+    int *row_unreached = malloc(sizeof(int) * (size_t)H);
+    if (!ty || !tx || !scratch || !wx || !range || !row_unreached) {
+        free(row_unreached);
         free(range);
         free(ty);
         free(tx);
@@ -367,6 +369,7 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
         const tent_taps *cy = &ty[y];
         int j0 = cy->first;
         int jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4;
+        int missed = 0;
         for (int i = 0; i < w; i++) {
             float a = 0.0f, b = 0.0f;
             for (int j = jlo; j < jhi; j++) {
@@ -445,11 +448,16 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
             for (int r = 0; r < n; r++) {
                 float v = den[r] > 0.0f ? num[r] / den[r] : 0.0f;
                 out[(ptrdiff_t)y * W + xa + r] = den[r] > 0.0f ? fminf(fmaxf(v, lo_v), hi_v) : 0.0f;
-                out_weight[(ptrdiff_t)y * W + xa + r] = den[r] > 0.0f ? den[r] : 0.0f;
+                out_found[(ptrdiff_t)y * W + xa + r] = den[r] > 0.0f ? 1.0f : 0.0f;
+                missed += !(den[r] > 0.0f);
             }
             xa = xb;
         }
+        row_unreached[y] = missed;
     }
+    *unreached = 0;
+    for (int y = 0; y < H; y++) *unreached += (size_t)row_unreached[y];
+    free(row_unreached);
     free(scratch);
     free(wx);
     free(range);

@@ -306,6 +306,58 @@ def test_guided_upsample_of_the_linear_image_has_the_bits_of_its_encoded_guide(n
     assert not np.array_equal(upsample(lin, empty)[0], ref[0])
 
 
+@pytest.mark.parametrize("nt", [1, 2])
+def test_guided_upsample_reports_the_pixels_no_sample_reached(nt):
+    from synthdof._refine import FILL_SIGMA_R
+
+    h, w, H, W = 20, 24, 80, 96
+    q = rng.uniform(0.1, 1.0, (h, w)).astype(np.float32)
+    weight = np.ones((h, w), np.float32)
+    weight[4:12, 6:15] = 0  # wider than a window: the pixels in its middle have no valid sample
+    guide = rng.random((H, W, 3), dtype=np.float32)
+    guide_lo = np.ascontiguousarray(guide[2::4, 2::4])
+    out, found = np.full((H, W), 7, np.float32), np.full((H, W), 7, np.float32)
+    unreached = _core.guided_upsample(q, weight, guide_lo, guide, None, FILL_SIGMA_R, out, found, nt)
+    # a pixel is reached where a valid sample lies within the tent's reach (2 samples) of its centre
+    ys, xs = (np.arange(H) + 0.5) * h / H - 0.5, (np.arange(W) + 0.5) * w / W - 0.5
+    near_y = np.abs(ys[:, None] - np.arange(h)[None, :]) < 2
+    near_x = np.abs(xs[:, None] - np.arange(w)[None, :]) < 2
+    reached = (near_y.astype(int) @ weight @ near_x.T.astype(int)) > 0
+    assert 0 < unreached == (~reached).sum()
+    np.testing.assert_array_equal(found, reached.astype(np.float32))
+    assert (out[~reached] == 0).all() and (out[reached] > 0).all()
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 70), (70, 3), (37, 53), (4500, 3)])
+@pytest.mark.parametrize("layout", ["c", "transposed", "reversed", "every_other_column"])
+def test_copy_scan_matches_numpy(nt, shape, layout):
+    base = odd_floats((shape[1], shape[0]) if layout == "transposed" else
+                      (shape[0], 2 * shape[1]) if layout == "every_other_column" else shape)
+    view = {"c": base, "transposed": base.T, "reversed": base[::-1, ::-1],
+            "every_other_column": base[:, ::2]}[layout]
+    assert view.shape == shape
+    for bad in [None, (shape[0] // 2, shape[1] - 1), (shape[0] - 1, 0)]:
+        v = view.copy()
+        if bad is not None:
+            v[bad] = np.nan if bad[1] else -np.inf
+        v = {"c": v, "transposed": np.asfortranarray(v), "reversed": v[::-1, ::-1].copy()[::-1, ::-1],
+             "every_other_column": np.repeat(v, 2, axis=1)[:, ::2]}[layout]
+        packed = np.full(shape, 7, np.float32)
+        first, lo, hi = _core.copy_scan(v, None if layout == "c" else packed, nt)
+        if layout != "c":
+            assert_same_bits(packed, np.ascontiguousarray(v))
+        nonfinite = np.flatnonzero(~np.isfinite(v))
+        assert first == (nonfinite[0] if nonfinite.size else -1)
+        if np.isnan(v).all():
+            continue
+        assert (lo, hi) == (np.nanmin(v), np.nanmax(v))
+    with pytest.raises(ValueError, match="out"):
+        _core.copy_scan(view, np.empty((shape[0] + 1, shape[1]), np.float32), nt)
+    with pytest.raises(ValueError, match="out"):
+        _core.copy_scan(base, base, nt)
+
+
 def test_guided_upsample_refuses_bad_highlights():
     q, lin = np.ones((3, 4), np.float32), np.full((6, 8, 3), 2.0, np.float32)
     out = np.empty((6, 8), np.float32)

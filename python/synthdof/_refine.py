@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from . import _core
-from ._validate import _array, _check_dtype, as_image, as_map, check_size, resolve_threads
+from ._validate import _array, _check_dtype, as_image, as_matte, check_size, resolve_threads
 
 # Matte values at or beyond these count as confidently outside / inside the subject; the pixels
 # between them (a segmentation mask's soft ramp) get their alpha from their colour.
@@ -249,14 +249,14 @@ def _upsample(q, weight, guide, nt, *, linear=False):
     depth edges and thin structures land where the image has them. With `linear` the guide is
     the linear image, with highlights (_highlights) added: the kernel encodes the few pixels it
     reads, as _srgb_guide would (the whole frame's guide is made only if a later stage needs
-    it). Returns (q, weight), weight 0 where no valid sample is in reach (filled afterwards like
-    any hole)."""
+    it). Returns (q, weight, unreached): weight 1, or 0 where no valid sample is in reach (filled
+    afterwards like any hole), and how many pixels that is."""
     h, w = q.shape
     H, W = guide.shape[:2]
     # the guide's colour at each sample's centre
     ys = np.clip(np.rint((np.arange(h) + 0.5) * H / h - 0.5).astype(np.intp), 0, H - 1)
     xs = np.clip(np.rint((np.arange(w) + 0.5) * W / w - 0.5).astype(np.intp), 0, W - 1)
-    guide_lo = np.ascontiguousarray(guide[ys][:, xs])
+    guide_lo = np.ascontiguousarray(guide[np.ix_(ys, xs)])  # (guide[ys] first copied h whole rows)
     highlights = None
     if linear:
         lin_lo = guide_lo
@@ -266,10 +266,9 @@ def _upsample(q, weight, guide, nt, *, linear=False):
         highlights = _highlights(guide)
     out = np.empty((H, W), np.float32)
     found = np.empty((H, W), np.float32)
-    _core.guided_upsample(np.ascontiguousarray(q), np.ascontiguousarray(weight), guide_lo, guide, highlights,
-                          FILL_SIGMA_R, out, found, nt)
-    found[...] = found > 0  # the weight of a pixel any sample reached is 1 (in place: no fresh 12 MP array)
-    return out, found
+    unreached = _core.guided_upsample(np.ascontiguousarray(q), np.ascontiguousarray(weight), guide_lo, guide,
+                                      highlights, FILL_SIGMA_R, out, found, nt)
+    return out, found, unreached
 
 
 def _refine_matte(colour, linear, matte, reach, mode, nt):
@@ -447,11 +446,11 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
             h, w = d.shape
     # disparity (1 / depth) with weight 1 where valid (finite, > 0, not marked invalid), 0 elsewhere
     q, weight = np.empty(d.shape, np.float32), np.empty(d.shape, np.float32)
-    if _core.disparity_in(d, bad, bool(disparity), q, weight, nt) == 0:
+    valid = _core.disparity_in(d, bad, bool(disparity), q, weight, nt)
+    if valid == 0:
         raise ValueError("depth: no valid pixel (all NaN, inf, zero or negative)")
-    a = None if matte is None else as_map(matte, "matte", (H, W), threads=nt)
-    if a is not None and (a.min() < 0 or a.max() > 1):
-        raise ValueError(f"matte: values must lie in [0, 1], got [{a.min():g}, {a.max():g}]")
+    missing = d.size - valid  # the pixels of weight 0 (the rest have 1): holes to fill
+    a = None if matte is None else as_matte(matte, (H, W), threads=nt)
     band = _edge_width(edge_width, (H, W))
     if isinstance(edge_width, str) and w < W:
         # depth at 1/k of the image's resolution does not place the boundary finer than k pixels
@@ -462,9 +461,9 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     kept = weight > 0  # the pixels whose depth is the input's own (not upsampled, smoothed or filled)
     if (h, w) != (H, W):
         if guide is None:  # the linear image, its pixels encoded where the upsampling reads them
-            q, weight = _upsample(q, weight, linear, nt, linear=True)
+            q, weight, missing = _upsample(q, weight, linear, nt, linear=True)
         else:  # integer input: the guide is the image (no highlights: nothing above 1)
-            q, weight = _upsample(q, weight, guide, nt)
+            q, weight, missing = _upsample(q, weight, guide, nt)
         kept = np.zeros((H, W), bool)
     if _noisy(q, weight, nt):
         smooth = _edge_fill(q[..., None], weight, full_guide(), max(2.0, band), FILL_SIGMA_R, nt)
@@ -472,8 +471,8 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         kept = np.zeros((H, W), bool)
         holes = None  # the smoothing leaves none
     else:
-        holes = weight < 1
-    if holes is not None and holes.any():
+        holes = weight < 1 if missing else None  # (a 12 MP pass and its test only where there are any)
+    if holes is not None:
         fill = _edge_fill(q[..., None], weight, full_guide(), max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)
         q = np.where(holes, weight * q + (1 - weight) * fill[..., 0], q).astype(np.float32)
 

@@ -74,8 +74,10 @@ def check_finite(a, name, threads=1):
     raise ValueError(f"{name}: contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
 
 
-def as_map(x, name, shape=None, *, finite=True, threads=1):
-    """A (H, W) float map as a C-contiguous native float32 array (copied only if needed)."""
+def _packed_map(x, name, shape, finite, threads):
+    """as_map's work: (map, (min, max) or None). A float32 map the core can read is copied (if
+    not C-contiguous: a resizer's transposed output) and checked for NaN and inf by `threads`
+    threads in one pass that also finds its range."""
     a = _array(x, name)
     _check_dtype(a, name, allow_int=False)
     if a.ndim != 2:
@@ -85,15 +87,27 @@ def as_map(x, name, shape=None, *, finite=True, threads=1):
     if shape is not None and a.shape != tuple(shape):
         raise ValueError(f"{name}: shape {a.shape} does not match the image's {tuple(shape)}")
     check_size(a, name)
+    if finite and _core_scannable(a):
+        packed = a if a.flags.c_contiguous else np.empty(a.shape, np.float32)
+        first, lo, hi = _core.copy_scan(a, None if packed is a else packed, threads)
+        if first >= 0:
+            raise ValueError(f"{name}: contains NaN or inf (first at index "
+                             f"{tuple(int(i) for i in np.unravel_index(first, a.shape))})")
+        return packed, (lo, hi)
     a = np.require(a, dtype=np.float32, requirements=["C", "A"])  # packed, aligned, native
     if finite:
         check_finite(a, name, threads)
-    return a
+    return a, None
+
+
+def as_map(x, name, shape=None, *, finite=True, threads=1):
+    """A (H, W) float map as a C-contiguous native float32 array (copied only if needed)."""
+    return _packed_map(x, name, shape, finite, threads)[0]
 
 
 def as_matte(x, shape, name="matte", threads=1):
-    a = as_map(x, name, shape, threads=threads)
-    lo, hi = float(a.min()), float(a.max())
+    a, value_range = _packed_map(x, name, shape, True, threads)
+    lo, hi = value_range if value_range is not None else (float(a.min()), float(a.max()))
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name}: values must lie in [0, 1], got [{lo:g}, {hi:g}]")
     return a

@@ -1,12 +1,14 @@
-/* libFuzzer harness of the CoC kernels (sd_coc_fixed_fov, sd_coc_real_lens, sd_coc_disparity)
- * and sd_find_nonfinite: strided depth views (gaps, column-major, negative strides) holding
+/* libFuzzer harness of the CoC kernels (sd_coc_fixed_fov, sd_coc_real_lens, sd_coc_disparity),
+ * sd_find_nonfinite and sd_copy_scan: strided depth views (gaps, column-major, negative strides) holding
  * any float including NaN and inf (these kernels validate their input themselves), padded
  * output rows, lens parameters and clamps from the whole finite range (the focal length > 0,
  * as the Python layer ensures: with f <= 0 a depth of 0 counts as valid and gives 0/0).
  *
  * Checks: input unchanged, nothing outside the output rows' first W floats written, the
  * reported bad pixel is the first invalid one in row-major order, every valid pixel's output
- * matches the formula evaluated here in double precision, and |out| <= max_coc when clamping. */
+ * matches the formula evaluated here in double precision, and |out| <= max_coc when clamping;
+ * sd_copy_scan's copy holds the view's bits, nothing past it written, and its first non-finite
+ * pixel and range (NaN left out) are those found here. */
 #include "fuzz_common.h"
 
 static float any_float(fz_in *in)
@@ -87,6 +89,27 @@ static int run(fz_in *in)
         for (int x = 0; x < W; x++)
             if (!isfinite(*fz_at(&d, y, x))) { want = (ptrdiff_t)y * W + x; break; }
     if (nf != want) FZ_FAIL("sd_find_nonfinite %td, expected %td", nf, want);
+    /* the copy and scan of the same view, into a packed map with a guard after it (or no copy) */
+    int copy = fz_u8(in) & 1;
+    float *packed = malloc(sizeof(float) * ((size_t)H * W + 1));
+    if (!packed) goto done;
+    for (size_t i = 0; i <= (size_t)H * W; i++) packed[i] = FZ_GUARD;
+    float lo = 0.0f, hi = 0.0f, want_lo = INFINITY, want_hi = -INFINITY;
+    ptrdiff_t cs = sd_copy_scan(H, W, fz_cview(&d), copy ? packed : NULL, &lo, &hi, 1 + (int)(W % 3));
+    if (memcmp(dc, d.buf, sizeof(float) * d.n)) FZ_FAIL("sd_copy_scan modified its input");
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            float f = *fz_at(&d, y, x), o = packed[(ptrdiff_t)y * W + x];
+            if (copy ? memcmp(&f, &o, sizeof f) != 0 : o != FZ_GUARD)
+                FZ_FAIL("sd_copy_scan (%d, %d): %g, view %g (copy %d)", y, x, o, f, copy);
+            if (f < want_lo) want_lo = f;
+            if (f > want_hi) want_hi = f;
+        }
+    if (packed[(size_t)H * W] != FZ_GUARD) FZ_FAIL("sd_copy_scan wrote past the map");
+    if (cs != want) FZ_FAIL("sd_copy_scan first non-finite %td, expected %td", cs, want);
+    if (lo != want_lo || hi != want_hi)
+        FZ_FAIL("sd_copy_scan range [%g, %g], expected [%g, %g]", lo, hi, want_lo, want_hi);
+    free(packed);
 done:
     free(out);
     free(dc);
