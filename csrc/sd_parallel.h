@@ -4,6 +4,10 @@
 
 #include <stddef.h>
 
+/* Elements per task of the loops over a flat array (one element each would make millions of
+ * hand-outs per 12 MP call, with both threads writing the same cache lines). */
+#define SD_FLAT_CHUNK 65536
+
 #ifdef _OPENMP
 #include <omp.h>
 #define SD_PRAGMA(x) _Pragma(#x)

@@ -97,18 +97,13 @@ static void pair_coefficients(int H, int W, const float *guide, int K, double ra
     }
 }
 
-/* Elements per task of square_all: the loop hands out tasks as threads come free, and one task per
- * element (12 M of them at 12 MP) spent more time handing out work and sharing cache lines than
- * squaring. */
-#define SQUARE_CHUNK 65536
-
 static void square_all(float *coef, size_t n, int nt)
 {
-    ptrdiff_t nchunks = (ptrdiff_t)((n + SQUARE_CHUNK - 1) / SQUARE_CHUNK);
+    ptrdiff_t nchunks = (ptrdiff_t)((n + SD_FLAT_CHUNK - 1) / SD_FLAT_CHUNK);
     SD_PARALLEL_FOR(sd_threads_for(nt, (ptrdiff_t)n))
     for (ptrdiff_t c = 0; c < nchunks; c++) {
-        float *restrict v = coef + c * SQUARE_CHUNK;
-        ptrdiff_t m = (ptrdiff_t)n - c * SQUARE_CHUNK < SQUARE_CHUNK ? (ptrdiff_t)n - c * SQUARE_CHUNK : SQUARE_CHUNK;
+        float *restrict v = coef + c * SD_FLAT_CHUNK;
+        ptrdiff_t left = (ptrdiff_t)n - c * SD_FLAT_CHUNK, m = left < SD_FLAT_CHUNK ? left : SD_FLAT_CHUNK;
         SD_SIMD
         for (ptrdiff_t i = 0; i < m; i++) v[i] *= v[i];
     }

@@ -17,9 +17,6 @@
 #include "sd_refine.h"
 #include "sd_refine_maps.h"
 
-/* Elements per chunk of the flat passes (each chunk is one thread's). */
-#define FLAT_CHUNK 65536
-
 /* Below this linear value sRGB is linear (IEC 61966-2-1); the float32 constants NumPy uses when
  * a float32 array meets these Python floats. */
 #define SRGB_KNEE 0.0031308f
@@ -30,10 +27,10 @@ sd_status sd_srgb_encode_base(size_t n, const float *lin, float *base, int nthre
 {
     if (!lin || !base) return SD_ERR_ARG;
     int nt = sd_threads(nthreads);
-    ptrdiff_t nchunks = (ptrdiff_t)((n + FLAT_CHUNK - 1) / FLAT_CHUNK);
+    ptrdiff_t nchunks = (ptrdiff_t)((n + SD_FLAT_CHUNK - 1) / SD_FLAT_CHUNK);
     SD_PARALLEL_FOR(nt)
     for (ptrdiff_t c = 0; c < nchunks; c++) {
-        size_t i0 = (size_t)c * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n ? i0 + FLAT_CHUNK : n;
+        size_t i0 = (size_t)c * SD_FLAT_CHUNK, i1 = i0 + SD_FLAT_CHUNK < n ? i0 + SD_FLAT_CHUNK : n;
         SD_SIMD
         for (size_t i = i0; i < i1; i++) {
             float x = clip01(lin[i]);
@@ -108,10 +105,10 @@ sd_status sd_srgb_encode_finish(size_t n, const float *lin, float *inout, int nt
 {
     if (!lin || !inout) return SD_ERR_ARG;
     int nt = sd_threads(nthreads);
-    ptrdiff_t nchunks = (ptrdiff_t)((n + FLAT_CHUNK - 1) / FLAT_CHUNK);
+    ptrdiff_t nchunks = (ptrdiff_t)((n + SD_FLAT_CHUNK - 1) / SD_FLAT_CHUNK);
     SD_PARALLEL_FOR(nt)
     for (ptrdiff_t c = 0; c < nchunks; c++) {
-        size_t i0 = (size_t)c * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n ? i0 + FLAT_CHUNK : n;
+        size_t i0 = (size_t)c * SD_FLAT_CHUNK, i1 = i0 + SD_FLAT_CHUNK < n ? i0 + SD_FLAT_CHUNK : n;
         finish_span(i0, i1, lin, inout);
     }
     return SD_OK;
@@ -133,10 +130,10 @@ sd_status sd_unorm_to_float(size_t n, const void *src, int bytes, float *out, in
     int nt = sd_threads(nthreads);
     /* float32(1 / max) times the value, as NumPy's image * np.float32(1 / max) */
     const float scale = bytes == 1 ? (float)(1.0 / 255.0) : (float)(1.0 / 65535.0);
-    ptrdiff_t nchunks = (ptrdiff_t)((n + FLAT_CHUNK - 1) / FLAT_CHUNK);
+    ptrdiff_t nchunks = (ptrdiff_t)((n + SD_FLAT_CHUNK - 1) / SD_FLAT_CHUNK);
     SD_PARALLEL_FOR(nt)
     for (ptrdiff_t c = 0; c < nchunks; c++) {
-        size_t i0 = (size_t)c * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n ? i0 + FLAT_CHUNK : n;
+        size_t i0 = (size_t)c * SD_FLAT_CHUNK, i1 = i0 + SD_FLAT_CHUNK < n ? i0 + SD_FLAT_CHUNK : n;
         if (bytes == 1) {
             const uint8_t *s = src;
             SD_SIMD
@@ -156,13 +153,13 @@ sd_status sd_disparity_in(size_t n, const float *depth, const uint8_t *invalid, 
     if (!depth || !q || !weight || !nvalid) return SD_ERR_ARG;
     int nt = sd_threads(nthreads);
     (void)nt; /* unused without OpenMP */
-    ptrdiff_t nchunks = (ptrdiff_t)((n + FLAT_CHUNK - 1) / FLAT_CHUNK);
+    ptrdiff_t nchunks = (ptrdiff_t)((n + SD_FLAT_CHUNK - 1) / SD_FLAT_CHUNK);
     size_t count = 0;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : count)
 #endif
     for (ptrdiff_t c = 0; c < nchunks; c++) {
-        size_t i0 = (size_t)c * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n ? i0 + FLAT_CHUNK : n;
+        size_t i0 = (size_t)c * SD_FLAT_CHUNK, i1 = i0 + SD_FLAT_CHUNK < n ? i0 + SD_FLAT_CHUNK : n;
         for (size_t i = i0; i < i1; i++) {
             float d = depth[i];
             float v = is_disparity ? d : 1.0f / d;
@@ -182,10 +179,10 @@ sd_status sd_disparity_out(size_t n, const float *q, int is_disparity, float *ou
     if (!q || !out) return SD_ERR_ARG;
     int nt = sd_threads(nthreads);
     const float tiny = 1.17549435e-38f; /* FLT_MIN: the result stays finite and positive */
-    ptrdiff_t nchunks = (ptrdiff_t)((n + FLAT_CHUNK - 1) / FLAT_CHUNK);
+    ptrdiff_t nchunks = (ptrdiff_t)((n + SD_FLAT_CHUNK - 1) / SD_FLAT_CHUNK);
     SD_PARALLEL_FOR(nt)
     for (ptrdiff_t c = 0; c < nchunks; c++) {
-        size_t i0 = (size_t)c * FLAT_CHUNK, i1 = i0 + FLAT_CHUNK < n ? i0 + FLAT_CHUNK : n;
+        size_t i0 = (size_t)c * SD_FLAT_CHUNK, i1 = i0 + SD_FLAT_CHUNK < n ? i0 + SD_FLAT_CHUNK : n;
         SD_SIMD
         for (size_t i = i0; i < i1; i++) {
             float v = q[i];
