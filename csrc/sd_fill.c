@@ -28,25 +28,46 @@ static inline void relax_n(float *v, const float *wt, int H, int W, int nch, con
                 int xs = ux0 ? ux0[y] : 0, xe = ux0 ? ux1[y] : W; /* the row's cells not fully known */
                 if (xs >= xe) continue;
                 xs += ((xs + y + colour) & 1);
-                /* each row's cells addressed from its own and its neighbours' row starts */
+                for (int x = xs; x < xe; x += 2) {
+                    ptrdiff_t i = (ptrdiff_t)y * W + x;
+                    float w = wt[i];
+                    w = w > 1.0f ? 1.0f : (w > 0.0f ? w : 0.0f);
+                    if (w >= 1.0f) continue;
+                    int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
+                    ptrdiff_t a = ((ptrdiff_t)ym * W + x) * nch, b = ((ptrdiff_t)yp * W + x) * nch;
+                    ptrdiff_t c = ((ptrdiff_t)y * W + xm) * nch, d = ((ptrdiff_t)y * W + xp) * nch;
+                    for (int ch = 0; ch < nch; ch++) {
+                        float m = 0.25f * (v[a + ch] + v[b + ch] + v[c + ch] + v[d + ch]);
+                        v[i * nch + ch] = w * v[i * nch + ch] + (1.0f - w) * m;
+                    }
+                }
+            }
+        }
+}
+
+/* relax_n for 4 channels, the same steps in the same order: each row's cells addressed from
+ * its own and its neighbours' row starts, the weight's clamp to [0, 1] folded into the test that
+ * skips known cells (relax_n's loop kept every index computation and clamp per cell). */
+static void relax4(float *v, const float *wt, int H, int W, const int *ux0, const int *ux1, int nt)
+{
+    nt = sd_threads_for(nt, (ptrdiff_t)H * W);
+    for (int it = 0; it < RELAX_SWEEPS; it++)
+        for (int colour = 0; colour < 2; colour++) {
+            SD_PARALLEL_FOR_CHUNKS(nt)
+            for (int y = 0; y < H; y++) {
+                int ym = y > 0 ? y - 1 : y, yp = y + 1 < H ? y + 1 : y;
+                int xs = ux0 ? ux0[y] : 0, xe = ux0 ? ux1[y] : W; /* the row's cells not fully known */
+                if (xs >= xe) continue;
+                xs += ((xs + y + colour) & 1);
                 const float *wr = wt + (ptrdiff_t)y * W;
-                float *vr = v + nch * (ptrdiff_t)y * W;
-                const float *va = v + nch * (ptrdiff_t)ym * W, *vb = v + nch * (ptrdiff_t)yp * W;
+                float *vr = v + 4 * (ptrdiff_t)y * W;
+                const float *va = v + 4 * (ptrdiff_t)ym * W, *vb = v + 4 * (ptrdiff_t)yp * W;
                 for (int x = xs; x < xe; x += 2) {
                     float w = wr[x];
-                    if (w >= 1.0f) continue; /* fully known (the weight's clamp to [0, 1] folded in) */
+                    if (w >= 1.0f) continue;
                     w = w > 0.0f ? w : 0.0f;
                     int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
-                    float *d = vr + nch * x;
-                    const float *a = va + nch * x, *b = vb + nch * x, *c = vr + nch * xm, *e = vr + nch * xp;
-                    if (nch == 4) { /* as one vector */
-                        sd_cell_relax(d, a, b, c, e, w);
-                        continue;
-                    }
-                    for (int ch = 0; ch < nch; ch++) {
-                        float m = 0.25f * (a[ch] + b[ch] + c[ch] + e[ch]);
-                        d[ch] = w * d[ch] + (1.0f - w) * m;
-                    }
+                    sd_cell_relax(vr + 4 * x, va + 4 * x, vb + 4 * x, vr + 4 * xm, vr + 4 * xp, w);
                 }
             }
         }
@@ -55,7 +76,7 @@ static inline void relax_n(float *v, const float *wt, int H, int W, int nch, con
 /* The channel counts the core uses get loops of a known length (unrolled, vectorised). */
 static void relax(float *v, const float *wt, int H, int W, int nch, const int *ux0, const int *ux1, int nt)
 {
-    if (nch == 4) relax_n(v, wt, H, W, 4, ux0, ux1, nt);
+    if (nch == 4) relax4(v, wt, H, W, ux0, ux1, nt);
     else if (nch == 1) relax_n(v, wt, H, W, 1, ux0, ux1, nt);
     else relax_n(v, wt, H, W, nch, ux0, ux1, nt);
 }
@@ -274,13 +295,83 @@ static inline void pull_level(const float *pv, const float *pwt, int ph, int pw,
     for (int y = 0; y < ch_; y++) {
         int ya = 2 * y, yb = 2 * y + 1 < ph ? 2 * y + 1 : 2 * y;
         float my = 2 * y + 1 < ph ? 1.0f : 0.0f; /* the second child row exists */
+        for (int x = 0; x < cw; x++) {
+            int xa = 2 * x, xb = 2 * x + 1 < pw ? 2 * x + 1 : 2 * x;
+            float mx = 2 * x + 1 < pw ? 1.0f : 0.0f;
+            ptrdiff_t i[4] = {(ptrdiff_t)ya * pw + xa, (ptrdiff_t)ya * pw + xb, (ptrdiff_t)yb * pw + xa,
+                              (ptrdiff_t)yb * pw + xb};
+            float w[4] = {pwt[i[0]], pwt[i[1]] * mx, pwt[i[2]] * my, pwt[i[3]] * mx * my}, sw = 0.0f;
+            for (int q = 0; q < 4; q++) {
+                w[q] = w[q] > 0.0f ? w[q] : 0.0f;
+                sw += w[q];
+            }
+            /* divided, not multiplied by 1 / sw: that overflows for a sum of denormal weights */
+            for (int q = 0; q < 4; q++) w[q] = sw > 0.0f ? w[q] / sw : 0.0f;
+            ptrdiff_t o = (ptrdiff_t)y * cw + x;
+            cwt[o] = sw > 1.0f ? 1.0f : sw;
+            for (int c = 0; c < nch; c++) { /* a child without weight adds nothing, whatever its value */
+                float t = 0.0f;
+                for (int q = 0; q < 4; q++) t += w[q] > 0.0f ? w[q] * pv[i[q] * nch + c] : 0.0f;
+                cv[o * nch + c] = t;
+            }
+        }
+    }
+}
+
+/* Level k - 1 (fH x fW) from the filled level k: cells of weight below 1 blend their own value
+ * with the bilinear interpolation of level k; ux0/ux1 (or NULL) get each row's span of such
+ * cells. */
+static inline void push_level(const float *cv, int cH, int cW, float *fv, const float *fw, int fH, int fW, int nch,
+                              int *ux0, int *ux1, int nt)
+{
+    nt = sd_threads_for(nt, (ptrdiff_t)fH * fW);
+    SD_PARALLEL_FOR_CHUNKS(nt)
+    for (int y = 0; y < fH; y++) {
+        int y0, y1;
+        float wy;
+        sd_lerp_half(y, cH, &y0, &y1, &wy);
+        int u0 = fW, u1 = 0;
+        for (int x = 0; x < fW; x++) {
+            ptrdiff_t i = (ptrdiff_t)y * fW + x;
+            float w = fw[i];
+            if (w >= 1.0f) continue; /* fully known: keeps its own value */
+            w = w > 0.0f ? w : 0.0f;
+            int x0, x1;
+            float wx;
+            sd_lerp_half(x, cW, &x0, &x1, &wx);
+            u0 = x < u0 ? x : u0;
+            u1 = x + 1;
+            const float *a = cv + ((ptrdiff_t)y0 * cW + x0) * nch, *b = cv + ((ptrdiff_t)y0 * cW + x1) * nch;
+            const float *d = cv + ((ptrdiff_t)y1 * cW + x0) * nch, *e = cv + ((ptrdiff_t)y1 * cW + x1) * nch;
+            for (int c = 0; c < nch; c++) {
+                float up = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * d[c] + wx * e[c]);
+                fv[i * nch + c] = w * fv[i * nch + c] + (1.0f - w) * up;
+            }
+        }
+        if (ux0) {
+            ux0[y] = u0;
+            ux1[y] = u1;
+        }
+    }
+}
+
+/* pull_level for 4 channels, the same steps in the same order; a cell with all four children
+ * takes their weights straight from the two child rows (pull_level's masks are 1 there, and a
+ * product with 1 is the weight itself). */
+static void pull4(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int ch_, int cw, int nt)
+{
+    nt = sd_threads_for(nt, (ptrdiff_t)ch_ * cw);
+    SD_PARALLEL_FOR_CHUNKS(nt)
+    for (int y = 0; y < ch_; y++) {
+        int ya = 2 * y, yb = 2 * y + 1 < ph ? 2 * y + 1 : 2 * y;
+        float my = 2 * y + 1 < ph ? 1.0f : 0.0f; /* the second child row exists */
         const float *wa = pwt + (ptrdiff_t)ya * pw, *wb = pwt + (ptrdiff_t)yb * pw;
-        const float *va = pv + nch * (ptrdiff_t)ya * pw, *vb = pv + nch * (ptrdiff_t)yb * pw;
+        const float *va = pv + 4 * (ptrdiff_t)ya * pw, *vb = pv + 4 * (ptrdiff_t)yb * pw;
         int whole = 2 * y + 1 < ph ? pw / 2 : 0; /* the cells [0, whole) have all four children */
         for (int x = 0; x < cw; x++) {
             int xa = 2 * x, xb = 2 * x + 1 < pw ? 2 * x + 1 : 2 * x;
             float w[4], sw = 0.0f;
-            if (x < whole) { /* the masks below are 1, and a product with 1 is the weight itself */
+            if (x < whole) {
                 w[0] = wa[xa];
                 w[1] = wa[xb];
                 w[2] = wb[xa];
@@ -300,26 +391,25 @@ static inline void pull_level(const float *pv, const float *pwt, int ph, int pw,
             for (int q = 0; q < 4; q++) w[q] = sw > 0.0f ? w[q] / sw : 0.0f;
             ptrdiff_t o = (ptrdiff_t)y * cw + x;
             cwt[o] = sw > 1.0f ? 1.0f : sw;
-            const float *p4[4] = {va + nch * (ptrdiff_t)xa, va + nch * (ptrdiff_t)xb, vb + nch * (ptrdiff_t)xa,
-                                  vb + nch * (ptrdiff_t)xb};
-            if (nch == 4) { /* the same sums, the 4 channels as one vector */
-                sd_cell_pull(cv + 4 * o, p4, w);
-                continue;
-            }
-            for (int c = 0; c < nch; c++) { /* a child without weight adds nothing, whatever its value */
-                float t = 0.0f;
-                for (int q = 0; q < 4; q++) t += w[q] > 0.0f ? w[q] * p4[q][c] : 0.0f;
-                cv[o * nch + c] = t;
-            }
+            const float *p4[4] = {va + 4 * (ptrdiff_t)xa, va + 4 * (ptrdiff_t)xb, vb + 4 * (ptrdiff_t)xa,
+                                  vb + 4 * (ptrdiff_t)xb};
+            sd_cell_pull(cv + 4 * o, p4, w);
         }
     }
 }
 
-/* Level k - 1 (fH x fW) from the filled level k: cells of weight below 1 blend their own value
- * with the bilinear interpolation of level k; ux0/ux1 (or NULL) get each row's span of such
- * cells. */
-static inline void push_level(const float *cv, int cH, int cW, float *fv, const float *fw, int fH, int fW, int nch,
-                              int *ux0, int *ux1, int nt)
+static void pull_any(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int ch_, int cw,
+                     int nch, int nt)
+{
+    if (nch == 4) pull4(pv, pwt, ph, pw, cv, cwt, ch_, cw, nt);
+    else if (nch == 1) pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, 1, nt);
+    else pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, nch, nt);
+}
+
+/* push_level for 4 channels, the same steps in the same order, each row's cells addressed from
+ * its own and its two coarse rows' starts. */
+static void push4(const float *cv, int cH, int cW, float *fv, const float *fw, int fH, int fW, int *ux0, int *ux1,
+                  int nt)
 {
     nt = sd_threads_for(nt, (ptrdiff_t)fH * fW);
     SD_PARALLEL_FOR_CHUNKS(nt)
@@ -327,32 +417,20 @@ static inline void push_level(const float *cv, int cH, int cW, float *fv, const 
         int y0, y1;
         float wy;
         sd_lerp_half(y, cH, &y0, &y1, &wy);
-        /* each row's cells addressed from its own and its two coarse rows' starts */
-        const float *wr = fw + (ptrdiff_t)y * fW;
-        const float *r0 = cv + nch * (ptrdiff_t)y0 * cW, *r1 = cv + nch * (ptrdiff_t)y1 * cW;
-        float *vr = fv + nch * (ptrdiff_t)y * fW;
+        const float *wr = fw + (ptrdiff_t)y * fW, *r0 = cv + 4 * (ptrdiff_t)y0 * cW, *r1 = cv + 4 * (ptrdiff_t)y1 * cW;
+        float *vr = fv + 4 * (ptrdiff_t)y * fW;
         int u0 = fW, u1 = 0;
         for (int x = 0; x < fW; x++) {
             float w = wr[x];
             if (w >= 1.0f) continue; /* fully known: keeps its own value */
             w = w > 0.0f ? w : 0.0f;
             int x0, x1;
-            float wx;
+            float wx, up[4];
             sd_lerp_half(x, cW, &x0, &x1, &wx);
             u0 = x < u0 ? x : u0;
             u1 = x + 1;
-            const float *a = r0 + nch * x0, *b = r0 + nch * x1, *d = r1 + nch * x0, *e = r1 + nch * x1;
-            float *o = vr + nch * x;
-            if (nch == 4) { /* the same arithmetic, the 4 channels as one vector */
-                float up[4];
-                sd_cell_bilerp(up, a, b, d, e, wx, wy);
-                sd_cell_mix(o, up, w);
-                continue;
-            }
-            for (int c = 0; c < nch; c++) {
-                float up = (1 - wy) * ((1 - wx) * a[c] + wx * b[c]) + wy * ((1 - wx) * d[c] + wx * e[c]);
-                o[c] = w * o[c] + (1.0f - w) * up;
-            }
+            sd_cell_bilerp(up, r0 + 4 * x0, r0 + 4 * x1, r1 + 4 * x0, r1 + 4 * x1, wx, wy);
+            sd_cell_mix(vr + 4 * x, up, w);
         }
         if (ux0) {
             ux0[y] = u0;
@@ -361,18 +439,10 @@ static inline void push_level(const float *cv, int cH, int cW, float *fv, const 
     }
 }
 
-static void pull_any(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int ch_, int cw,
-                     int nch, int nt)
-{
-    if (nch == 4) pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, 4, nt);
-    else if (nch == 1) pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, 1, nt);
-    else pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, nch, nt);
-}
-
 static void push_any(const float *cv, int cH, int cW, float *fv, const float *fw, int fH, int fW, int nch, int *ux0,
                      int *ux1, int nt)
 {
-    if (nch == 4) push_level(cv, cH, cW, fv, fw, fH, fW, 4, ux0, ux1, nt);
+    if (nch == 4) push4(cv, cH, cW, fv, fw, fH, fW, ux0, ux1, nt);
     else if (nch == 1) push_level(cv, cH, cW, fv, fw, fH, fW, 1, ux0, ux1, nt);
     else push_level(cv, cH, cW, fv, fw, fH, fW, nch, ux0, ux1, nt);
 }
