@@ -15,6 +15,7 @@
 #include "sd_parallel.h"
 #include "sd_refine.h"
 #include "sd_refine_maps.h"
+#include "sd_util.h"
 
 /* Columns per block of the vertical pass: a block's rows are read and written in order, so the
  * recursion runs down the image with unit-stride inner loops. */
@@ -268,6 +269,37 @@ static void tent_axis(int n_out, int n_lo, tent_taps *taps)
     }
 }
 
+/* Inlined into each of its callers' compilations (upsample_row's AVX2 one too), even where the
+ * compiler finds it too long. */
+#if defined(__GNUC__)
+#define SD_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define SD_ALWAYS_INLINE static inline
+#endif
+
+/* fminf and fmaxf as the C library computes them on x86-64 (the other argument where one is NaN,
+ * the first where the two compare equal, as -0 and +0 do), as selections the loops can
+ * vectorise: the library's calls kept them scalar. Never both NaN here. */
+static inline float fmin_sel(float x, float y) { return ((x <= y) | (y != y)) ? x : y; }
+static inline float fmax_sel(float x, float y) { return ((x >= y) | (y != y)) ? x : y; }
+
+/* Output columns [x, x + n) whose windows start at the same sample column `first`: every row
+ * splits into the same runs. */
+typedef struct {
+    int x, n, first;
+} column_run;
+
+/* What every output row of sd_guided_upsample reads and writes (see there). */
+typedef struct {
+    int h, w, W, K, ww, nruns;
+    const float *lo, *lo_weight, *guide_lo, *guide, *wx, *range;
+    const sd_linear_guide *linear;
+    const tent_taps *ty;
+    const column_run *runs;
+    float inv_r;
+    float *out, *out_found;
+} upsample_rows;
+
 /* The L1 distances over K guide channels between n pixels of a row (gc: channel by channel, the
  * pixels side by side) and one sample's guide colour gl, and each pixel's nearest so far; inlined
  * with K a constant. */
@@ -303,6 +335,118 @@ static void encode_guide(const float *lin, ptrdiff_t i, int n, const sd_linear_g
     }
 }
 
+/* The sums of a run of n pixels (row y, from column xa; K guide channels) whose window (first
+ * sample row cy->first, column i0) holds samples that disagree: a sample whose colour differs
+ * from the pixel's lies on another surface, and its weight falls by exp(-difference / sigma_r),
+ * taken relative to the most alike sample's (the ratio is the same, and no weight underflows
+ * where all differ). */
+SD_ALWAYS_INLINE void colour_weighted_run(const upsample_rows *u, int K, int y, int xa, int n, int i0,
+                                          const tent_taps *cy, float *restrict num, float *restrict den)
+{
+    const int w = u->w, W = u->W, j0 = cy->first;
+    const float inv_r = u->inv_r;
+    const int jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > u->h ? u->h : j0 + 4;
+    const int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
+    float dist[16][UPSAMPLE_RUN], nearest[UPSAMPLE_RUN], gc[SD_EDGE_MAX_GUIDE][UPSAMPLE_RUN];
+    const float *g = u->guide + ((ptrdiff_t)y * W + xa) * K;
+    float encoded[UPSAMPLE_RUN * SD_EDGE_MAX_GUIDE];
+    if (u->linear) { /* only these pixels of the frame are encoded */
+        encode_guide(u->guide, ((ptrdiff_t)y * W + xa) * K, n * K, u->linear, encoded);
+        g = encoded;
+    }
+    int taps = 0;
+    for (int r = 0; r < n; r++) {
+        nearest[r] = INFINITY;
+        for (int c = 0; c < K; c++) gc[c][r] = g[r * K + c];
+    }
+    for (int j = jlo; j < jhi; j++)
+        for (int i = ilo; i < ihi; i++, taps++) {
+            const float *gl = u->guide_lo + ((ptrdiff_t)j * w + i) * K;
+            guide_distances(n, K, gc, gl, dist[taps], nearest);
+        }
+    taps = 0;
+    for (int j = jlo; j < jhi; j++) {
+        float wy = cy->wt[j - j0];
+        for (int i = ilo; i < ihi; i++, taps++) {
+            ptrdiff_t k = (ptrdiff_t)j * w + i;
+            float lw = u->lo_weight[k];
+            if (!(wy > 0.0f) || !(lw > 0.0f)) continue;
+            const float v = u->lo[k], base = wy * lw, *wxi = u->wx + (ptrdiff_t)(i - i0) * W + xa;
+            const float *dt = dist[taps];
+            SD_SIMD
+            for (int r = 0; r < n; r++) {
+                /* (d - nearest) * inv_r <= 0; a distance of inf or NaN weighs 0 */
+                float wt = wxi[r] * base * exp_nonpositive(-((dt[r] - nearest[r]) * inv_r));
+                num[r] += wt * v;
+                den[r] += wt;
+            }
+        }
+    }
+}
+
+/* Output row y (see sd_guided_upsample), with a row of w column sums and weights as scratch;
+ * returns the pixels no valid sample reached. Compiled a second time for AVX2 (SD_CLONES): the
+ * same operations in the same order on wider vectors (ISO C mode contracts no multiply-add). */
+SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict colsum, float *restrict colwt)
+{
+    const int w = u->w, W = u->W;
+    const tent_taps *cy = &u->ty[y];
+    const int j0 = cy->first, jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > u->h ? u->h : j0 + 4;
+    /* Each sample column's tent-weighted sums down the row's 4 samples (value times weight, and
+     * weight): inside a window whose samples agree the weights are the tents alone, which factor
+     * into a row's and a column's, so such a pixel sums 4 columns instead of 16 samples. An
+     * invalid sample adds +0 to sums that start at +0 and so are never -0: the bits of leaving it
+     * out. */
+    for (int i = 0; i < w; i++) colsum[i] = colwt[i] = 0.0f;
+    for (int j = jlo; j < jhi; j++) {
+        const float wy = cy->wt[j - j0];
+        if (!(wy > 0.0f)) continue;
+        const float *lwj = u->lo_weight + (ptrdiff_t)j * w, *vj = u->lo + (ptrdiff_t)j * w;
+        SD_SIMD
+        for (int i = 0; i < w; i++) {
+            const float b = wy * lwj[i], a = b * vj[i];
+            const int valid = lwj[i] > 0.0f;
+            colsum[i] += valid ? a : 0.0f;
+            colwt[i] += valid ? b : 0.0f;
+        }
+    }
+    const float *range = u->range + 2 * (ptrdiff_t)(j0 + 2) * u->ww;
+    float *out = u->out + (ptrdiff_t)y * W, *found = u->out_found + (ptrdiff_t)y * W;
+    int missed = 0;
+    for (int k = 0; k < u->nruns; k++) {
+        const int xa = u->runs[k].x, n = u->runs[k].n, i0 = u->runs[k].first;
+        float num[UPSAMPLE_RUN], den[UPSAMPLE_RUN];
+        for (int r = 0; r < n; r++) num[r] = den[r] = 0.0f;
+        const float lo_v = range[2 * (i0 + 2)], hi_v = range[2 * (i0 + 2) + 1];
+        if (hi_v - lo_v <= UPSAMPLE_AGREE * fmax_sel(fabsf(lo_v), fabsf(hi_v))) {
+            const int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
+            for (int i = ilo; i < ihi; i++) {
+                const float a = colsum[i], b = colwt[i], *wxi = u->wx + (ptrdiff_t)(i - i0) * W + xa;
+                SD_SIMD
+                for (int r = 0; r < n; r++) {
+                    num[r] += wxi[r] * a;
+                    den[r] += wxi[r] * b;
+                }
+            }
+        } else if (u->K == 3) { /* an RGB guide, refine's: inlined with K a constant */
+            colour_weighted_run(u, 3, y, xa, n, i0, cy, num, den);
+        } else {
+            colour_weighted_run(u, u->K, y, xa, n, i0, cy, num, den);
+        }
+        /* A weighted mean lies within its samples' range, but float sums of weights near the
+         * smallest floats can round past it: clamp to the window's valid samples. */
+        SD_SIMD
+        for (int r = 0; r < n; r++) {
+            const int reached = den[r] > 0.0f;
+            const float v = fmin_sel(fmax_sel(num[r] / (reached ? den[r] : 1.0f), lo_v), hi_v);
+            out[xa + r] = reached ? v : 0.0f;
+            found[xa + r] = reached ? 1.0f : 0.0f;
+            missed += !reached;
+        }
+    }
+    return missed;
+}
+
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
                              int W, const float *guide, int K, const sd_linear_guide *linear, double sigma_r,
                              float *out, float *out_found, size_t *unreached, int nthreads)
@@ -312,7 +456,6 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
         return SD_ERR_ARG;
     if (!(sigma_r > 0.0) || !isfinite(sigma_r)) return SD_ERR_VALUE;
     int nt = sd_threads(nthreads);
-    const float inv_r = sigma_r < 1e-30 ? 1e30f : (float)(1.0 / sigma_r); /* finite: d > 0 here */
     /* a window's first sample lies in [-2, n - 2]: windows are indexed by first + 2 */
     int wh = h + 1, ww = w + 1;
     tent_taps *ty = malloc(sizeof(tent_taps) * (size_t)H), *tx = malloc(sizeof(tent_taps) * (size_t)W);
@@ -320,7 +463,9 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     float *wx = malloc(sizeof(float) * 4 * (size_t)W); /* the column tents as 4 rows of W: wx[t * W + x] */
     float *range = malloc(sizeof(float) * 2 * (size_t)wh * (size_t)ww); /* each window's valid min, max */
     int *row_unreached = malloc(sizeof(int) * (size_t)H);
-    if (!ty || !tx || !scratch || !wx || !range || !row_unreached) {
+    column_run *runs = malloc(sizeof(column_run) * (size_t)W);
+    if (!ty || !tx || !scratch || !wx || !range || !row_unreached || !runs) {
+        free(runs);
         free(row_unreached);
         free(range);
         free(ty);
@@ -333,6 +478,15 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     tent_axis(W, w, tx);
     for (int t = 0; t < 4; t++)
         for (int x = 0; x < W; x++) wx[(ptrdiff_t)t * W + x] = tx[x].wt[t] > 0.0f ? tx[x].wt[t] : 0.0f;
+    /* Pixels of a row whose windows start at the same sample (a run: up to the scale factor of
+     * them) are summed side by side as vector lanes. */
+    int nruns = 0;
+    for (int xa = 0; xa < W;) {
+        int xb = xa + 1;
+        while (xb < W && xb - xa < UPSAMPLE_RUN && tx[xb].first == tx[xa].first) xb++;
+        runs[nruns++] = (column_run){xa, xb - xa, tx[xa].first};
+        xa = xb;
+    }
     /* The range of the valid samples of each 4 x 4 window: where they agree (inside a surface,
      * even a slanted one: most pixels) the colours cannot change the result and their weights are
      * skipped, and every output is clamped to it. Every output pixel of a window shares it. */
@@ -346,112 +500,41 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
                 for (int i = ilo; i < ihi; i++) {
                     ptrdiff_t k = (ptrdiff_t)j * w + i;
                     if (!(lo_weight[k] > 0.0f)) continue;
-                    vmin = fminf(vmin, lo[k]);
-                    vmax = fmaxf(vmax, lo[k]);
+                    vmin = fmin_sel(vmin, lo[k]);
+                    vmax = fmax_sel(vmax, lo[k]);
                 }
             range[2 * ((ptrdiff_t)jw * ww + iw)] = vmin;
             range[2 * ((ptrdiff_t)jw * ww + iw) + 1] = vmax;
         }
     }
-    /* Per row: each sample column's tent-weighted sums down the row's 4 samples (value times
-     * weight, and weight): inside a window whose samples agree the weights are the tents alone,
-     * which factor into a row's and a column's, so such a pixel sums 4 columns instead of 16
-     * samples. Pixels of a row whose windows start at the same sample (a run: up to the scale
-     * factor of them) are summed side by side as vector lanes. */
+    const upsample_rows u = {
+        .h = h,
+        .w = w,
+        .W = W,
+        .K = K,
+        .ww = ww,
+        .nruns = nruns,
+        .lo = lo,
+        .lo_weight = lo_weight,
+        .guide_lo = guide_lo,
+        .guide = guide,
+        .wx = wx,
+        .range = range,
+        .linear = linear,
+        .ty = ty,
+        .runs = runs,
+        .inv_r = sigma_r < 1e-30 ? 1e30f : (float)(1.0 / sigma_r), /* finite: d > 0 here */
+        .out = out,
+        .out_found = out_found,
+    };
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
-        float *colsum = scratch + (ptrdiff_t)sd_thread_id() * 2 * w, *colwt = colsum + w;
-        const tent_taps *cy = &ty[y];
-        int j0 = cy->first;
-        int jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4;
-        int missed = 0;
-        for (int i = 0; i < w; i++) {
-            float a = 0.0f, b = 0.0f;
-            for (int j = jlo; j < jhi; j++) {
-                float wy = cy->wt[j - j0], lw = lo_weight[(ptrdiff_t)j * w + i];
-                if (!(wy > 0.0f) || !(lw > 0.0f)) continue;
-                a += wy * lw * lo[(ptrdiff_t)j * w + i];
-                b += wy * lw;
-            }
-            colsum[i] = a;
-            colwt[i] = b;
-        }
-        for (int xa = 0; xa < W;) {
-            int i0 = tx[xa].first, xb = xa + 1;
-            while (xb < W && xb - xa < UPSAMPLE_RUN && tx[xb].first == i0) xb++;
-            int n = xb - xa;
-            int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
-            float num[UPSAMPLE_RUN], den[UPSAMPLE_RUN];
-            for (int r = 0; r < n; r++) num[r] = den[r] = 0.0f;
-            const float lo_v = range[2 * ((ptrdiff_t)(j0 + 2) * ww + i0 + 2)];
-            const float hi_v = range[2 * ((ptrdiff_t)(j0 + 2) * ww + i0 + 2) + 1];
-            if (hi_v - lo_v <= UPSAMPLE_AGREE * fmaxf(fabsf(lo_v), fabsf(hi_v))) {
-                for (int i = ilo; i < ihi; i++) {
-                    const float a = colsum[i], b = colwt[i], *wxi = wx + (ptrdiff_t)(i - i0) * W + xa;
-                    SD_SIMD
-                    for (int r = 0; r < n; r++) {
-                        num[r] += wxi[r] * a;
-                        den[r] += wxi[r] * b;
-                    }
-                }
-            } else {
-                /* a sample whose colour differs from the pixel's lies on another surface: its
-                 * weight falls by exp(-difference / sigma_r), taken relative to the most alike
-                 * sample's (the ratio is the same, and no weight underflows where all differ) */
-                float dist[16][UPSAMPLE_RUN], nearest[UPSAMPLE_RUN], gc[SD_EDGE_MAX_GUIDE][UPSAMPLE_RUN];
-                const float *g = guide + ((ptrdiff_t)y * W + xa) * K;
-                float encoded[UPSAMPLE_RUN * SD_EDGE_MAX_GUIDE];
-                if (linear) { /* only these pixels of the frame are encoded */
-                    encode_guide(guide, ((ptrdiff_t)y * W + xa) * K, n * K, linear, encoded);
-                    g = encoded;
-                }
-                int taps = 0;
-                for (int r = 0; r < n; r++) {
-                    nearest[r] = INFINITY;
-                    for (int c = 0; c < K; c++) gc[c][r] = g[r * K + c];
-                }
-                for (int j = jlo; j < jhi; j++)
-                    for (int i = ilo; i < ihi; i++, taps++) {
-                        const float *gl = guide_lo + ((ptrdiff_t)j * w + i) * K;
-                        float *dt = dist[taps];
-                        if (K == 3)
-                            guide_distances(n, 3, gc, gl, dt, nearest);
-                        else
-                            guide_distances(n, K, gc, gl, dt, nearest);
-                    }
-                taps = 0;
-                for (int j = jlo; j < jhi; j++) {
-                    float wy = cy->wt[j - j0];
-                    for (int i = ilo; i < ihi; i++, taps++) {
-                        ptrdiff_t k = (ptrdiff_t)j * w + i;
-                        float lw = lo_weight[k];
-                        if (!(wy > 0.0f) || !(lw > 0.0f)) continue;
-                        const float v = lo[k], base = wy * lw, *wxi = wx + (ptrdiff_t)(i - i0) * W + xa;
-                        const float *dt = dist[taps];
-                        SD_SIMD
-                        for (int r = 0; r < n; r++) {
-                            /* (d - nearest) * inv_r <= 0; a distance of inf or NaN weighs 0 */
-                            float wt = wxi[r] * base * exp_nonpositive(-((dt[r] - nearest[r]) * inv_r));
-                            num[r] += wt * v;
-                            den[r] += wt;
-                        }
-                    }
-                }
-            }
-            /* A weighted mean lies within its samples' range, but float sums of weights near the
-             * smallest floats can round past it: clamp to the window's valid samples. */
-            for (int r = 0; r < n; r++) {
-                float v = den[r] > 0.0f ? num[r] / den[r] : 0.0f;
-                out[(ptrdiff_t)y * W + xa + r] = den[r] > 0.0f ? fminf(fmaxf(v, lo_v), hi_v) : 0.0f;
-                out_found[(ptrdiff_t)y * W + xa + r] = den[r] > 0.0f ? 1.0f : 0.0f;
-                missed += !(den[r] > 0.0f);
-            }
-            xa = xb;
-        }
-        row_unreached[y] = missed;
+        float *colsum = scratch + (ptrdiff_t)sd_thread_id() * 2 * w;
+        row_unreached[y] = upsample_row(&u, y, colsum, colsum + w);
     }
     *unreached = 0;
     for (int y = 0; y < H; y++) *unreached += (size_t)row_unreached[y];
+    free(runs);
     free(row_unreached);
     free(scratch);
     free(wx);

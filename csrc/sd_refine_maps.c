@@ -16,6 +16,7 @@
 #include "sd_parallel.h"
 #include "sd_refine.h"
 #include "sd_refine_maps.h"
+#include "sd_util.h"
 
 /* Below this linear value sRGB is linear (IEC 61966-2-1); the float32 constants NumPy uses when
  * a float32 array meets these Python floats. */
@@ -114,7 +115,8 @@ sd_status sd_srgb_encode_finish(size_t n, const float *lin, float *inout, int nt
     return SD_OK;
 }
 
-void sd_srgb_encode_run(size_t n, const float *restrict lin, float *restrict out)
+/* compiled a second time for AVX2 (SD_CLONES): the guided upsampling encodes its pixels here */
+SD_CLONES void sd_srgb_encode_run(size_t n, const float *restrict lin, float *restrict out)
 {
     SD_SIMD
     for (size_t i = 0; i < n; i++) {
