@@ -250,6 +250,9 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
 #define UPSAMPLE_AGREE 0.005f
 /* Most output pixels summed side by side (see sd_guided_upsample). */
 #define UPSAMPLE_RUN 16
+/* They are summed in blocks of this many lanes (a run's last block computes lanes past its end
+ * that are never stored): loops of a constant count fill the vectors without a remainder. */
+#define UPSAMPLE_LANES 8
 
 /* Where each output row (or column) reads the samples: the first of its 4 samples (j0, may lie
  * outside the map) and the tent weights of the 4, computed once per row and per column (the
@@ -283,6 +286,24 @@ static void tent_axis(int n_out, int n_lo, tent_taps *taps)
 static inline float fmin_sel(float x, float y) { return ((x <= y) | (y != y)) ? x : y; }
 static inline float fmax_sel(float x, float y) { return ((x >= y) | (y != y)) ? x : y; }
 
+/* All bits set where x > 0 (+inf too), none where not (NaN too), and x kept or made +0 by such a
+ * mask: integer selections, which vectorise where a float comparison keeps a loop scalar. */
+static inline uint32_t positive_mask(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return 0u - (uint32_t)(u - 1u < 0x7F800000u);
+}
+
+static inline float keep_if(float x, uint32_t mask)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u &= mask;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 /* Output columns [x, x + n) whose windows start at the same sample column `first`: every row
  * splits into the same runs. */
 typedef struct {
@@ -291,7 +312,7 @@ typedef struct {
 
 /* What every output row of sd_guided_upsample reads and writes (see there). */
 typedef struct {
-    int h, w, W, K, ww, nruns;
+    int h, w, W, K, ww, nruns, wx_stride;
     const float *lo, *lo_weight, *guide_lo, *guide, *wx, *range;
     const sd_linear_guide *linear;
     const tent_taps *ty;
@@ -300,18 +321,21 @@ typedef struct {
     float *out, *out_found;
 } upsample_rows;
 
-/* The L1 distances over K guide channels between n pixels of a row (gc: channel by channel, the
- * pixels side by side) and one sample's guide colour gl, and each pixel's nearest so far; inlined
- * with K a constant. */
-static inline void guide_distances(int n, int K, const float (*restrict gc)[UPSAMPLE_RUN], const float *restrict gl,
-                                   float *restrict dist, float *restrict nearest)
+/* The L1 distances over K guide channels between the lanes [0, lanes) of a run (gc: channel by
+ * channel, the pixels side by side) and one sample's guide colour gl, and each lane's nearest so
+ * far; inlined with K a constant. */
+static inline void guide_distances(int lanes, int K, const float (*restrict gc)[UPSAMPLE_RUN],
+                                   const float *restrict gl, float *restrict dist, float *restrict nearest)
 {
-    SD_SIMD
-    for (int r = 0; r < n; r++) {
-        float d = 0.0f;
-        for (int c = 0; c < K; c++) d += fabsf(gc[c][r] - gl[c]);
-        dist[r] = d;
-        nearest[r] = d < nearest[r] ? d : nearest[r];
+    for (int b = 0; b < lanes; b += UPSAMPLE_LANES) {
+        SD_SIMD
+        for (int l = 0; l < UPSAMPLE_LANES; l++) {
+            const int r = b + l;
+            float d = 0.0f;
+            for (int c = 0; c < K; c++) d += fabsf(gc[c][r] - gl[c]);
+            dist[r] = d;
+            nearest[r] = d < nearest[r] ? d : nearest[r];
+        }
     }
 }
 
@@ -321,6 +345,14 @@ static inline void guide_distances(int n, int K, const float (*restrict gc)[UPSA
 static void encode_guide(const float *lin, ptrdiff_t i, int n, const sd_linear_guide *linear, float *out)
 {
     sd_srgb_encode_run((size_t)n, lin + i, out);
+    uint32_t any_over = 0; /* most runs have no value over 1: one vector test for them */
+    SD_SIMD_OR(any_over)
+    for (int r = 0; r < n; r++) {
+        uint32_t u;
+        memcpy(&u, &lin[i + r], sizeof u);
+        any_over |= u - 0x3F800001u < 0x40000000u; /* over 1.0f, up to +inf (not NaN) */
+    }
+    if (!any_over) return;
     for (int r = 0; r < n; r++) {
         if (!(lin[i + r] > 1.0f)) continue;
         size_t a = 0, b = linear->n;
@@ -343,7 +375,7 @@ static void encode_guide(const float *lin, ptrdiff_t i, int n, const sd_linear_g
 SD_ALWAYS_INLINE void colour_weighted_run(const upsample_rows *u, int K, int y, int xa, int n, int i0,
                                           const tent_taps *cy, float *restrict num, float *restrict den)
 {
-    const int w = u->w, W = u->W, j0 = cy->first;
+    const int w = u->w, W = u->W, j0 = cy->first, lanes = (n + UPSAMPLE_LANES - 1) / UPSAMPLE_LANES * UPSAMPLE_LANES;
     const float inv_r = u->inv_r;
     const int jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > u->h ? u->h : j0 + 4;
     const int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
@@ -355,14 +387,14 @@ SD_ALWAYS_INLINE void colour_weighted_run(const upsample_rows *u, int K, int y, 
         g = encoded;
     }
     int taps = 0;
-    for (int r = 0; r < n; r++) {
+    for (int r = 0; r < lanes; r++) { /* the lanes past the run's end: any finite colour */
         nearest[r] = INFINITY;
-        for (int c = 0; c < K; c++) gc[c][r] = g[r * K + c];
+        for (int c = 0; c < K; c++) gc[c][r] = r < n ? g[r * K + c] : 0.0f;
     }
     for (int j = jlo; j < jhi; j++)
         for (int i = ilo; i < ihi; i++, taps++) {
             const float *gl = u->guide_lo + ((ptrdiff_t)j * w + i) * K;
-            guide_distances(n, K, gc, gl, dist[taps], nearest);
+            guide_distances(lanes, K, gc, gl, dist[taps], nearest);
         }
     taps = 0;
     for (int j = jlo; j < jhi; j++) {
@@ -371,14 +403,17 @@ SD_ALWAYS_INLINE void colour_weighted_run(const upsample_rows *u, int K, int y, 
             ptrdiff_t k = (ptrdiff_t)j * w + i;
             float lw = u->lo_weight[k];
             if (!(wy > 0.0f) || !(lw > 0.0f)) continue;
-            const float v = u->lo[k], base = wy * lw, *wxi = u->wx + (ptrdiff_t)(i - i0) * W + xa;
+            const float v = u->lo[k], base = wy * lw, *wxi = u->wx + (ptrdiff_t)(i - i0) * u->wx_stride + xa;
             const float *dt = dist[taps];
-            SD_SIMD
-            for (int r = 0; r < n; r++) {
-                /* (d - nearest) * inv_r <= 0; a distance of inf or NaN weighs 0 */
-                float wt = wxi[r] * base * exp_nonpositive(-((dt[r] - nearest[r]) * inv_r));
-                num[r] += wt * v;
-                den[r] += wt;
+            for (int b = 0; b < lanes; b += UPSAMPLE_LANES) {
+                SD_SIMD
+                for (int l = 0; l < UPSAMPLE_LANES; l++) {
+                    const int r = b + l;
+                    /* (d - nearest) * inv_r <= 0; a distance of inf or NaN weighs 0 */
+                    float wt = wxi[r] * base * exp_nonpositive(-((dt[r] - nearest[r]) * inv_r));
+                    num[r] += wt * v;
+                    den[r] += wt;
+                }
             }
         }
     }
@@ -405,27 +440,29 @@ SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict
         SD_SIMD
         for (int i = 0; i < w; i++) {
             const float b = wy * lwj[i], a = b * vj[i];
-            const int valid = lwj[i] > 0.0f;
-            colsum[i] += valid ? a : 0.0f;
-            colwt[i] += valid ? b : 0.0f;
+            const uint32_t valid = positive_mask(lwj[i]);
+            colsum[i] += keep_if(a, valid);
+            colwt[i] += keep_if(b, valid);
         }
     }
     const float *range = u->range + 2 * (ptrdiff_t)(j0 + 2) * u->ww;
     float *out = u->out + (ptrdiff_t)y * W, *found = u->out_found + (ptrdiff_t)y * W;
-    int missed = 0;
     for (int k = 0; k < u->nruns; k++) {
         const int xa = u->runs[k].x, n = u->runs[k].n, i0 = u->runs[k].first;
+        const int lanes = (n + UPSAMPLE_LANES - 1) / UPSAMPLE_LANES * UPSAMPLE_LANES;
         float num[UPSAMPLE_RUN], den[UPSAMPLE_RUN];
-        for (int r = 0; r < n; r++) num[r] = den[r] = 0.0f;
+        for (int r = 0; r < UPSAMPLE_RUN; r++) num[r] = den[r] = 0.0f;
         const float lo_v = range[2 * (i0 + 2)], hi_v = range[2 * (i0 + 2) + 1];
         if (hi_v - lo_v <= UPSAMPLE_AGREE * fmax_sel(fabsf(lo_v), fabsf(hi_v))) {
             const int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
             for (int i = ilo; i < ihi; i++) {
-                const float a = colsum[i], b = colwt[i], *wxi = u->wx + (ptrdiff_t)(i - i0) * W + xa;
-                SD_SIMD
-                for (int r = 0; r < n; r++) {
-                    num[r] += wxi[r] * a;
-                    den[r] += wxi[r] * b;
+                const float a = colsum[i], b = colwt[i], *wxi = u->wx + (ptrdiff_t)(i - i0) * u->wx_stride + xa;
+                for (int bl = 0; bl < lanes; bl += UPSAMPLE_LANES) {
+                    SD_SIMD
+                    for (int l = 0; l < UPSAMPLE_LANES; l++) {
+                        num[bl + l] += wxi[bl + l] * a;
+                        den[bl + l] += wxi[bl + l] * b;
+                    }
                 }
             }
         } else if (u->K == 3) { /* an RGB guide, refine's: inlined with K a constant */
@@ -434,16 +471,23 @@ SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict
             colour_weighted_run(u, u->K, y, xa, n, i0, cy, num, den);
         }
         /* A weighted mean lies within its samples' range, but float sums of weights near the
-         * smallest floats can round past it: clamp to the window's valid samples. */
-        SD_SIMD
-        for (int r = 0; r < n; r++) {
-            const int reached = den[r] > 0.0f;
-            const float v = fmin_sel(fmax_sel(num[r] / (reached ? den[r] : 1.0f), lo_v), hi_v);
-            out[xa + r] = reached ? v : 0.0f;
-            found[xa + r] = reached ? 1.0f : 0.0f;
-            missed += !reached;
+         * smallest floats can round past it: clamp to the window's valid samples. Where no weight
+         * came (den 0) the quotient is not kept. */
+        float mean[UPSAMPLE_RUN], reached[UPSAMPLE_RUN];
+        for (int bl = 0; bl < lanes; bl += UPSAMPLE_LANES) {
+            SD_SIMD
+            for (int l = 0; l < UPSAMPLE_LANES; l++) {
+                const int r = bl + l;
+                const uint32_t some = positive_mask(den[r]);
+                mean[r] = keep_if(fmin_sel(fmax_sel(num[r] / den[r], lo_v), hi_v), some);
+                reached[r] = keep_if(1.0f, some);
+            }
         }
+        memcpy(out + xa, mean, sizeof(float) * (size_t)n);
+        memcpy(found + xa, reached, sizeof(float) * (size_t)n);
     }
+    int missed = 0;
+    for (int x = 0; x < W; x++) missed += found[x] == 0.0f;
     return missed;
 }
 
@@ -460,7 +504,9 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     int wh = h + 1, ww = w + 1;
     tent_taps *ty = malloc(sizeof(tent_taps) * (size_t)H), *tx = malloc(sizeof(tent_taps) * (size_t)W);
     float *scratch = malloc(sizeof(float) * 2 * (size_t)w * (size_t)nt); /* each thread's row of column sums */
-    float *wx = malloc(sizeof(float) * 4 * (size_t)W); /* the column tents as 4 rows of W: wx[t * W + x] */
+    /* the column tents as 4 rows of W and the lanes a run's last block reads past W: wx[t * wx_stride + x] */
+    const int wx_stride = W + UPSAMPLE_LANES;
+    float *wx = malloc(sizeof(float) * 4 * (size_t)wx_stride);
     float *range = malloc(sizeof(float) * 2 * (size_t)wh * (size_t)ww); /* each window's valid min, max */
     int *row_unreached = malloc(sizeof(int) * (size_t)H);
     column_run *runs = malloc(sizeof(column_run) * (size_t)W);
@@ -477,7 +523,8 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     tent_axis(H, h, ty);
     tent_axis(W, w, tx);
     for (int t = 0; t < 4; t++)
-        for (int x = 0; x < W; x++) wx[(ptrdiff_t)t * W + x] = tx[x].wt[t] > 0.0f ? tx[x].wt[t] : 0.0f;
+        for (int x = 0; x < wx_stride; x++)
+            wx[(ptrdiff_t)t * wx_stride + x] = x < W && tx[x].wt[t] > 0.0f ? tx[x].wt[t] : 0.0f;
     /* Pixels of a row whose windows start at the same sample (a run: up to the scale factor of
      * them) are summed side by side as vector lanes. */
     int nruns = 0;
@@ -514,6 +561,7 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
         .K = K,
         .ww = ww,
         .nruns = nruns,
+        .wx_stride = wx_stride,
         .lo = lo,
         .lo_weight = lo_weight,
         .guide_lo = guide_lo,
