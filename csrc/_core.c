@@ -4,6 +4,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#define NPY_TARGET_VERSION NPY_1_22_API_VERSION /* PyDataMem_SetHandler (the array pool) */
 #include <numpy/arrayobject.h>
 #include <math.h>
 #include "sd_alloc.h"
@@ -865,6 +866,68 @@ static PyObject *py_scratch_limit(PyObject *self, PyObject *args)
     return PyLong_FromSize_t(kept);
 }
 
+/* ---- arrays from the scratch pool ------------------------------------------------------- */
+
+/* A NumPy memory handler whose arrays come from the core's scratch pool (sd_big_alloc: big ones
+ * reuse the mappings freed arrays and kernels left, up to the pool's limit, instead of faulting in
+ * fresh pages; small ones are calloc's) and go back to it when freed. NumPy keeps the handler in
+ * a context variable, so array_pool() sets it for the calling thread only; each array remembers
+ * its handler and is freed through it whenever it goes. Zeroing a reused buffer (np.zeros) is
+ * shared among the threads the caller set for its thread. */
+static _Thread_local int pool_threads = 1;
+
+static void *pool_malloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    return sd_big_alloc(size, 1, pool_threads);
+}
+
+static void *pool_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    (void)ctx;
+    return sd_big_calloc(nelem, elsize, pool_threads);
+}
+
+static void *pool_realloc(void *ctx, void *p, size_t size)
+{
+    (void)ctx;
+    return sd_big_realloc(p, size, pool_threads);
+}
+
+static void pool_free(void *ctx, void *p, size_t size)
+{
+    (void)ctx;
+    (void)size;
+    sd_big_free(p);
+}
+
+static PyDataMem_Handler pool_handler = {
+    "synthdof_scratch_pool", 1, {NULL, pool_malloc, pool_calloc, pool_realloc, pool_free}};
+
+static PyObject *py_array_pool(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *handler;
+    int nt;
+    if (!PyArg_ParseTuple(args, "Oi", &handler, &nt)) return NULL;
+    PyObject *set = NULL;
+    if (handler == Py_True) {
+        set = PyCapsule_New(&pool_handler, "mem_handler", NULL);
+        if (!set) return NULL;
+    } else if (handler != Py_None) {
+        if (!PyCapsule_IsValid(handler, "mem_handler")) {
+            PyErr_SetString(PyExc_TypeError, "handler: expected True, None or a handler array_pool returned");
+            return NULL;
+        }
+        Py_INCREF(handler);
+        set = handler;
+    }
+    PyObject *old = PyDataMem_SetHandler(set); /* NULL: NumPy's default */
+    Py_XDECREF(set);
+    if (old && handler == Py_True) pool_threads = nt > 1 ? nt : 1; /* by_slices caps it */
+    return old;
+}
+
 static PyMethodDef methods[] = {
     {"coc_fixed_fov", py_coc_fixed_fov, METH_VARARGS, "coc_fixed_fov(depth, scale, inv_focus, max_coc, out, nthreads)"},
     {"coc_real_lens", py_coc_real_lens, METH_VARARGS, "coc_real_lens(depth, scale, focus, focal_length, max_coc, out, nthreads)"},
@@ -888,6 +951,7 @@ static PyMethodDef methods[] = {
     {"copy_scan", py_copy_scan, METH_VARARGS, "copy_scan(array, out, nthreads) -> (first non-finite flat index or -1, min, max): out None or the C-contiguous copy"},
     {"openmp_enabled", py_openmp_enabled, METH_NOARGS, "whether the core was built with OpenMP"},
     {"default_threads", py_default_threads, METH_NOARGS, "threads the core uses by default"},
+    {"array_pool", py_array_pool, METH_VARARGS, "array_pool(handler, nthreads) -> the previous handler: True sets the scratch pool's as the calling thread's NumPy memory handler (zeroing on nthreads threads), None NumPy's default, a returned one that again"},
     {"scratch_limit", py_scratch_limit, METH_VARARGS, "scratch_limit(bytes): most scratch kept between calls (< 0: unchanged); bytes kept"},
     {NULL, NULL, 0, NULL}};
 

@@ -13,10 +13,31 @@
 #include <sys/mman.h>
 #endif
 
+/* Under AddressSanitizer a kept buffer, and the part of a reused one beyond what its user asked
+ * for, are poisoned: a kernel or a NumPy array (python/synthdof/_validate.py pooled_arrays) that
+ * reads or writes past its buffer, or uses one it freed, is reported as with malloc's memory. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SD_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define SD_ASAN 1
+#endif
+#ifdef SD_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* Below this a buffer comes from calloc: too small to be worth a mapping of its own. */
 #define BIG_BYTES ((size_t)4 << 20)
-/* Room before the returned pointer for the mapping's length and the bytes from the returned
- * pointer on that are zero when its user returns it zeroed (keeps 64-byte alignment). */
+/* Room before the returned pointer for the mapping's length (0: a calloc'ed small buffer), the
+ * bytes from the returned pointer on that are zero when its user returns it zeroed, and the bytes
+ * asked for (what sd_big_realloc keeps); 64 keeps the mappings' 64-byte alignment. */
 #define HEADER 64
 
 #if defined(__linux__) && defined(MAP_ANONYMOUS)
@@ -74,13 +95,17 @@ static void keep(void *m, size_t len, size_t zero)
         for (int i = 0; i < SLOTS && slot < 0; i++)
             if (!kept[i].m) slot = i;
     if (slot >= 0) {
+        POISON((char *)m + HEADER, len - HEADER);
         kept[slot].m = m;
         kept[slot].len = len;
         kept[slot].zero = zero;
         kept_bytes += len;
     }
     unlock();
-    if (slot < 0) munmap(m, len);
+    if (slot < 0) {
+        UNPOISON(m, len);
+        munmap(m, len);
+    }
 }
 
 size_t sd_scratch_limit(size_t bytes)
@@ -102,7 +127,10 @@ size_t sd_scratch_limit(size_t bytes)
     }
     size_t now = kept_bytes;
     unlock();
-    for (int i = 0; i < nd; i++) munmap(drop[i], dlen[i]);
+    for (int i = 0; i < nd; i++) {
+        UNPOISON(drop[i], dlen[i]);
+        munmap(drop[i], dlen[i]);
+    }
     return now;
 }
 
@@ -150,10 +178,12 @@ static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed, int 
         size_t len = bytes + HEADER, got = 0, zero = 0;
         void *m = take_kept(len, zeroed, &got, &zero);
         if (m) {
+            UNPOISON((char *)m + HEADER, bytes); /* the rest stays poisoned */
             /* what the caller gets, where it is not zero yet */
             if (zeroed && zero < bytes) by_slices((char *)m + HEADER + zero, bytes - zero, 1, nthreads);
             ((size_t *)m)[0] = got;
             ((size_t *)m)[1] = zero > bytes ? zero : bytes; /* zero if the caller leaves its bytes so */
+            ((size_t *)m)[2] = bytes;
             return (char *)m + HEADER;
         }
         /* No MADV_HUGEPAGE: on a virtual machine that hands freed memory back to its host, a
@@ -169,12 +199,14 @@ static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed, int 
         if (zeroed && !sparse) by_slices((char *)m, bytes + HEADER, 0, nthreads);
         ((size_t *)m)[0] = len;
         ((size_t *)m)[1] = len - HEADER;
+        ((size_t *)m)[2] = bytes;
         return (char *)m + HEADER;
     }
     /* small buffers carry a header too, so that sd_big_free can tell the two apart */
     char *p = calloc(1, bytes + HEADER);
     if (!p) return NULL;
-    *(size_t *)p = 0;
+    ((size_t *)p)[0] = 0;
+    ((size_t *)p)[2] = bytes;
     return p + HEADER;
 #else
     (void)nthreads;
@@ -219,3 +251,19 @@ static void big_free(void *p, int zero)
 
 void sd_big_free(void *p) { big_free(p, 0); }
 void sd_big_free_zeroed(void *p) { big_free(p, 1); }
+
+void *sd_big_realloc(void *p, size_t bytes, int nthreads)
+{
+    if (!p) return sd_big_alloc(bytes, 1, nthreads);
+#if defined(__linux__) && defined(MAP_ANONYMOUS)
+    size_t had = ((size_t *)((char *)p - HEADER))[2];
+    void *q = sd_big_alloc(bytes, 1, nthreads); /* a failure is recorded there */
+    if (!q) return NULL;                        /* p stays the caller's, as with realloc */
+    memcpy(q, p, had < bytes ? had : bytes);
+    sd_big_free(p);
+    return q;
+#else
+    (void)nthreads;
+    return realloc(p, bytes ? bytes : 1); /* the buffers are calloc's here */
+#endif
+}

@@ -21,6 +21,9 @@ void *sd_big_calloc_sparse(size_t n, size_t size, int nthreads);
  * mapping's pages fault in where they are first written). */
 void *sd_big_alloc(size_t n, size_t size, int nthreads);
 void sd_big_free(void *p);
+/* p (from sd_big_calloc / sd_big_alloc / this, or NULL) resized to bytes: the first
+ * min(old, new) bytes kept, the rest undefined; NULL (p untouched) if there is no memory. */
+void *sd_big_realloc(void *p, size_t bytes, int nthreads);
 /* The largest sd_big_calloc / sd_big_alloc request (bytes) that failed since the last call (0:
  * none), read and cleared: for the message of an out-of-memory error. */
 size_t sd_alloc_failed_bytes(void);

@@ -1,9 +1,11 @@
 """The core keeps large scratch buffers between calls (synthdof.scratch_memory): a call that reuses
 them renders exactly what a call on fresh memory renders, the limit is honoured, and bad limits
-are refused."""
+are refused. NumPy arrays made within pooled_arrays (refine's) come from the same pool: zeros are
+zero, each thread's arrays are its own, and refine from a pool full of garbage is refine."""
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -158,3 +160,160 @@ def test_large_render_result_is_the_render():
     out = np.empty_like(got)
     synthdof.scatter(img, coc, aperture=synthdof.Aperture(blades=6), out=out)
     np.testing.assert_array_equal(got, out)
+
+
+# ---- NumPy arrays from the pool (_validate.pooled_arrays, used by refine) ----------------------
+
+def _handler(a):
+    """The memory handler of the array that owns a's memory (a may be a view)."""
+    try:
+        from numpy._core.multiarray import get_handler_name
+    except ImportError:  # NumPy 1
+        from numpy.core.multiarray import get_handler_name
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return get_handler_name(a)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool keeps mappings on Linux only")
+def test_pooled_zeros_are_zero_in_a_reused_dirty_buffer(default_limit):
+    from synthdof._validate import pooled_arrays
+    synthdof.scratch_memory(0)
+    synthdof.scratch_memory(1024)
+    with pooled_arrays(2):
+        dirty = np.empty((1500, 2000), np.float32)  # 12 MB: a mapping of its own
+        dirty[...] = np.nan
+        del dirty
+        kept = synthdof.scratch_memory()
+        assert kept >= 12_000_000
+        # the kept buffer serves requests down to half its size: a smaller one reuses it
+        z = np.zeros((1000, 2000), np.float32)
+        assert synthdof.scratch_memory() < kept  # taken from the pool, not fresh
+        assert _handler(z) == "synthdof_scratch_pool"
+        assert not z.view(np.uint32).any()  # every byte zero, not only equal to 0.0
+        z[...] = 5
+        del z
+        b = np.zeros(8_000_000, bool)
+        assert not b.view(np.uint8).any()
+
+
+def test_pooled_arrays_have_the_shape_dtype_and_flags_asked_for():
+    from synthdof._validate import pooled_arrays
+    cases = [((7, 5, 3), np.float32), ((1100, 1000), np.float32), ((1024, 1024, 3), np.uint16),
+             ((0, 4096, 3), np.float32), ((3000, 2000), bool), ((600, 800), np.complex128),
+             ((1030, 1030), np.dtype([("a", "<f4"), ("b", "u1")]))]
+    with pooled_arrays(1):
+        for shape, dtype in cases:
+            for make in (np.empty, np.zeros, np.ones):
+                a = make(shape, dtype)
+                assert a.shape == shape and a.dtype == dtype, (make, shape, dtype)
+                assert a.flags.c_contiguous and a.flags.writeable and a.flags.aligned and a.flags.owndata
+                assert a.ctypes.data % 16 == 0
+                if make is not np.empty:
+                    assert (a == make((), dtype)).all()
+                assert _handler(a) == "synthdof_scratch_pool"
+        # resized in place (the handler's realloc): the first bytes stay, NumPy zeroes the rest
+        for n0, n1 in [(100, 2_000_000), (3_000_000, 5_000_000), (5_000_000, 1000), (2_000_000, 2_000_001)]:
+            a = np.arange(n0, dtype=np.float32)
+            a.resize(n1, refcheck=False)
+            m = min(n0, n1)
+            np.testing.assert_array_equal(a[:m], np.arange(m, dtype=np.float32))
+            assert not a[m:].any()
+
+
+def test_pooled_arrays_are_this_threads_only_and_the_default_comes_back():
+    from synthdof._validate import pooled_arrays
+    before = _handler(np.empty(1))
+    seen = {}
+    go, done = threading.Event(), threading.Event()
+
+    def other():
+        go.wait(30)
+        seen["other"] = _handler(np.empty((1000, 1100), np.float32))
+        done.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with pooled_arrays(1):
+        go.set()
+        done.wait(30)
+        mine = _handler(np.empty((1000, 1100), np.float32))
+    t.join()
+    assert mine == "synthdof_scratch_pool"
+    assert seen["other"] == before != mine
+    assert _handler(np.empty((1000, 1100), np.float32)) == before
+    with pytest.raises(RuntimeError):
+        with pooled_arrays(1):
+            raise RuntimeError("out of the block")
+    assert _handler(np.empty((1000, 1100), np.float32)) == before
+
+
+def test_concurrent_pooled_arrays_are_distinct_buffers(default_limit):
+    from synthdof._validate import pooled_arrays
+    n_threads, per_thread = 4, 3
+    barrier = threading.Barrier(n_threads)
+
+    def work(k):
+        with pooled_arrays(1):
+            arrays = []
+            for r in range(2):  # the second round takes the first round's freed buffers
+                arrays = [np.full((1100, 1000 + 10 * j), k * 10 + j, np.float32) for j in range(per_thread)]
+                zeros = np.zeros((1100, 1000), np.float32)
+                barrier.wait(60)  # all threads' arrays alive at once
+                ok = all((a == k * 10 + j).all() for j, a in enumerate(arrays)) and not zeros.any()
+                barrier.wait(60)
+                if r == 0:
+                    del zeros
+                    arrays.clear()
+            return ok, [(a.ctypes.data, a.nbytes) for a in arrays]
+
+    with ThreadPoolExecutor(max_workers=n_threads) as ex:
+        results = list(ex.map(work, range(n_threads)))
+    assert all(ok for ok, _ in results)
+    spans = sorted(s for _, spans in results for s in spans)
+    for (a0, an), (b0, _) in zip(spans, spans[1:]):
+        assert a0 + an <= b0  # no two live arrays share a byte
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool keeps mappings on Linux only")
+def test_freed_pooled_arrays_keep_no_more_than_the_limit(default_limit):
+    from synthdof._validate import pooled_arrays
+    synthdof.scratch_memory(0)
+    synthdof.scratch_memory(20)  # MB
+    with pooled_arrays(1):
+        arrays = [np.ones((1000, 2000), np.float32) for _ in range(4)]  # 8 MB each
+    del arrays
+    assert 0 < synthdof.scratch_memory() <= 20 << 20
+    synthdof.scratch_memory(0)
+    assert synthdof.scratch_memory() == 0
+
+
+def _refine_case():
+    rng = np.random.default_rng(11)
+    H, W = 1200, 1600  # its planes are mappings of their own (4 MB and more)
+    y, x = np.mgrid[0:H, 0:W]
+    disk = ((y - 600) / 350.0) ** 2 + ((x - 700) / 300.0) ** 2 < 1
+    img = np.where(disk[..., None], [0.8, 0.3, 0.2], [0.1, 0.4, 0.6]).astype(np.float32)
+    img += rng.normal(0, 0.01, img.shape).astype(np.float32)
+    depth = np.where(disk, 2.0, 6.0).astype(np.float32) * (1 + 0.02 * rng.standard_normal((H, W))).astype(np.float32)
+    depth[rng.random((H, W)) < 0.01] = np.nan
+    small = depth[::8, ::8].copy()
+    return img, depth, small, disk.astype(np.float32)
+
+
+def test_refine_from_a_dirty_pool_equals_refine_from_fresh_memory(default_limit):
+    from synthdof._validate import pooled_arrays
+    img, depth, small, matte = _refine_case()
+    synthdof.scratch_memory(0)
+    fresh = [synthdof.refine(img, d, matte=matte, num_threads=2) for d in (depth, small)]
+    assert _handler(fresh[0][0]) == "synthdof_scratch_pool"
+    synthdof.scratch_memory(1024)
+    for fill in (np.nan, 7.0):  # the pool full of garbage of every size refine asks for
+        with pooled_arrays(2):
+            junk = [np.full(n, fill, np.float32) for n in (1_200_000, 1_920_000, 3_000_000, 5_760_000, 6_000_000)]
+        del junk
+        for d, (d0, m0) in zip((depth, small), fresh):
+            d1, m1 = synthdof.refine(img, d, matte=matte, num_threads=2)
+            np.testing.assert_array_equal(d1, d0)
+            np.testing.assert_array_equal(m1, m0)
+    assert _handler(np.empty((1000, 1100), np.float32)) == "default_allocator"

@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from . import _core
-from ._validate import _array, _check_dtype, as_image, as_matte, check_size, resolve_threads
+from ._validate import _array, _check_dtype, arrays_from_pool, as_image, as_matte, check_size, resolve_threads
 
 # Matte values at or beyond these count as confidently outside / inside the subject; the pixels
 # between them (a segmentation mask's soft ramp) get their alpha from their colour.
@@ -339,6 +339,7 @@ def _edge_width(edge_width, shape):
     return int(round(edge_width))
 
 
+@arrays_from_pool  # its 12 MP planes reuse freed pages instead of faulting in fresh ones
 def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_width="auto",
            refine_matte="auto", num_threads=None):
     """Turn a network's or a sensor's depth (and a segmentation matte) into render-ready maps.

@@ -1,5 +1,7 @@
 """Argument checking shared by the public functions: every message starts with the argument's name."""
+import contextlib
 import errno
+import functools
 import math
 import mmap
 import numbers
@@ -165,6 +167,37 @@ def fresh_array(shape, dtype):
         raise MemoryError(f"Unable to allocate {nbytes / 2**30:.3g} GiB for an array with shape "
                           f"{tuple(shape)} and data type {dtype}") from e
     return np.frombuffer(m, dtype=dtype).reshape(shape)
+
+
+@contextlib.contextmanager
+def pooled_arrays(threads=1):
+    """Within it, the NumPy arrays this thread makes (np.empty, np.zeros, results of ufuncs and
+    copies) come from the core's scratch pool, as the kernels' own buffers do: a large array
+    reuses a mapping a freed array or kernel left instead of faulting in fresh pages (at 12 MP
+    the kernel's zeroing of fresh pages took a quarter of refine's time), and goes back to the
+    pool when it is freed, whenever that is (arrays remember their memory handler). np.zeros is
+    zero: a reused buffer is zeroed on `threads` threads unless the pool knows it is zero
+    already. The pool keeps at most synthdof.scratch_memory()'s limit of freed buffers; what is
+    over it goes back to the system. The small pages of csrc/sd_alloc.c apply (fresh_array says
+    why). Other threads keep their own handler (NumPy's is a context variable)."""
+    old = _core.array_pool(True, threads)
+    try:
+        yield
+    finally:
+        _core.array_pool(old, 1)
+
+
+def arrays_from_pool(func):
+    """Decorator: func's NumPy arrays come from the scratch pool (pooled_arrays), zeroed on its
+    `num_threads` threads (an int, else the core's default)."""
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        nt = kwargs.get("num_threads")
+        if isinstance(nt, bool) or not isinstance(nt, numbers.Integral) or nt < 1:
+            nt = _core.default_threads()  # func itself checks num_threads
+        with pooled_arrays(min(int(nt), MAX_THREADS_PER_CORE * (os.cpu_count() or 1))):
+            return func(*args, **kwargs)
+    return call
 
 
 def prepare_out(out, shape, inputs, dtype=np.float32):

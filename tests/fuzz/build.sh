@@ -23,7 +23,7 @@ FLAGS=(-g -O1 -std=c11 -D_DEFAULT_SOURCE -fno-omit-frame-pointer
        -fsanitize=fuzzer,address,undefined,float-cast-overflow -fno-sanitize-recover=all
        -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-function -Wno-unused-variable -Wno-unused-parameter -I"$ROOT/csrc")
 CORE=("$ROOT"/csrc/sd_*.c) # every core file; _core.c is the Python binding
-for h in spread render pushpull coc edge maps; do
+for h in spread render pushpull coc edge maps alloc; do
     "$CC" "${FLAGS[@]}" "$HERE/fuzz_$h.c" "${CORE[@]}" -lm -o "$OUT/fuzz_$h" &
 done
 fail=0

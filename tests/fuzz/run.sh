@@ -15,7 +15,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SECS=${1:-60}
 shift || true
 HARNESSES=("$@")
-[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(spread render pushpull coc edge maps)
+[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(spread render pushpull coc edge maps alloc)
 WORK=${FUZZ_WORK:-${TMPDIR:-/tmp}/synthdof-fuzz}
 BUILD=${FUZZ_BUILD:-$HERE/build}
 JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
