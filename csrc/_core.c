@@ -417,9 +417,9 @@ static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *l_o, *lw_o, *gl_o, *g_o, *hl_o, *o_o, *ow_o;
-    double sigma_r;
+    double sigma_r, agree = SD_UPSAMPLE_AGREE;
     int nt;
-    if (!PyArg_ParseTuple(args, "OOOOOdOOi", &l_o, &lw_o, &gl_o, &g_o, &hl_o, &sigma_r, &o_o, &ow_o, &nt))
+    if (!PyArg_ParseTuple(args, "OOOOOdOOi|d", &l_o, &lw_o, &gl_o, &g_o, &hl_o, &sigma_r, &o_o, &ow_o, &nt, &agree))
         return NULL;
     PyArrayObject *lo = as_f32_contig(l_o, "depth", 2, 2, 0);
     PyArrayObject *lw = lo ? as_f32_contig(lw_o, "weight", 2, 2, 0) : NULL;
@@ -444,6 +444,10 @@ static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "sigma_r: must be finite and > 0");
         return NULL;
     }
+    if (!(agree >= 0.0) || !isfinite(agree)) {
+        PyErr_SetString(PyExc_ValueError, "agree: must be finite and >= 0");
+        return NULL;
+    }
     sd_linear_guide linear = {NULL, NULL, 0};
     int is_linear;
     if (highlights_of(hl_o, PyArray_SIZE(g), &linear, &is_linear)) return NULL;
@@ -451,7 +455,7 @@ static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
     size_t unreached = 0;
     Py_BEGIN_ALLOW_THREADS
     st = sd_guided_upsample(h, w, PyArray_DATA(lo), PyArray_DATA(lw), PyArray_DATA(gl), H, W, PyArray_DATA(g), K,
-                            is_linear ? &linear : NULL, sigma_r, PyArray_DATA(o), PyArray_DATA(ow), &unreached, nt);
+                            is_linear ? &linear : NULL, sigma_r, agree, PyArray_DATA(o), PyArray_DATA(ow), &unreached, nt);
     Py_END_ALLOW_THREADS
     if (st != SD_OK) return raise_status(st, "guided_upsample", H, W);
     return PyLong_FromSize_t(unreached);
@@ -575,6 +579,38 @@ static PyObject *py_disparity_out(PyObject *self, PyObject *args)
     st = sd_disparity_out((size_t)PyArray_SIZE(q), PyArray_DATA(q), is_disp, PyArray_DATA(o), nt);
     Py_END_ALLOW_THREADS
     return raise_status(st, "disparity_out", (int)PyArray_DIM(q, 0), (int)PyArray_DIM(q, 1));
+}
+
+static PyObject *py_cell_means(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *q_o, *w_o, *oq_o, *ow_o, *os_o;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOOOOi", &q_o, &w_o, &oq_o, &ow_o, &os_o, &nt)) return NULL;
+    PyArrayObject *q = as_f32_contig(q_o, "q", 2, 2, 0);
+    PyArrayObject *w = q ? as_f32_contig(w_o, "weight", 2, 2, 0) : NULL;
+    PyArrayObject *oq = w ? as_f32_contig(oq_o, "out_q", 2, 2, 1) : NULL;
+    PyArrayObject *ow = oq ? as_f32_contig(ow_o, "out_weight", 2, 2, 1) : NULL;
+    PyArrayObject *os = NULL;
+    if (ow && os_o != Py_None && !(os = as_f32_contig(os_o, "out_spread", 2, 2, 1))) return NULL;
+    if (!ow || same_hw(q, w, "q", "weight") || same_hw(oq, ow, "out_q", "out_weight") || no_overlap(oq, q, "q") ||
+        no_overlap(oq, w, "weight") || no_overlap(ow, q, "q") || no_overlap(ow, w, "weight") ||
+        no_overlap(ow, oq, "out_q") || (os && (same_hw(oq, os, "out_q", "out_spread") || no_overlap(os, q, "q") ||
+                                               no_overlap(os, w, "weight") || no_overlap(os, oq, "out_q") ||
+                                               no_overlap(os, ow, "out_weight"))))
+        return NULL;
+    int H = (int)PyArray_DIM(q, 0), W = (int)PyArray_DIM(q, 1);
+    int h = (int)PyArray_DIM(oq, 0), w_ = (int)PyArray_DIM(oq, 1);
+    if (h > H || w_ > W) {
+        PyErr_Format(PyExc_ValueError, "out_q: shape (%d, %d) exceeds q's (%d, %d)", h, w_, H, W);
+        return NULL;
+    }
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_cell_means(H, W, PyArray_DATA(q), PyArray_DATA(w), h, w_, PyArray_DATA(oq), PyArray_DATA(ow),
+                       os ? PyArray_DATA(os) : NULL, nt);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "cell_means", H, W);
 }
 
 static PyObject *py_noise_above(PyObject *self, PyObject *args)
@@ -936,10 +972,11 @@ static PyMethodDef methods[] = {
     {"gather", py_gather, METH_VARARGS, "gather(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"render", py_render, METH_VARARGS, "render(image, coc, matte, background, spans, vmin, vmax, border, out, nthreads)"},
     {"edge_filter", py_edge_filter, METH_VARARGS, "edge_filter(data, guide, sigma_s, sigma_r, iterations, nthreads): in place"},
-    {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, highlights, sigma_r, out, out_found, nthreads) -> pixels no sample reached (out_found 0 there, 1 elsewhere); highlights None, or (over, add) for a linear-light guide"},
+    {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, highlights, sigma_r, out, out_found, nthreads[, agree]) -> pixels no sample reached (out_found 0 there, 1 elsewhere); highlights None, or (over, add) for a linear-light guide"},
     {"srgb_encode_base", py_srgb_encode_base, METH_VARARGS, "srgb_encode_base(linear, out, nthreads): max(clip(x, 0, 1), 0.0031308)"},
     {"srgb_encode_finish", py_srgb_encode_finish, METH_VARARGS, "srgb_encode_finish(linear, inout, nthreads): sRGB from the base"},
     {"unorm_to_float", py_unorm_to_float, METH_VARARGS, "unorm_to_float(image, out, nthreads): uint8/uint16 / max as float32"},
+    {"cell_means", py_cell_means, METH_VARARGS, "cell_means(q, weight, out_q, out_weight, out_spread, nthreads): each cell's weighted mean, mean weight and relative spread (out_spread may be None)"},
     {"disparity_in", py_disparity_in, METH_VARARGS, "disparity_in(depth, invalid, is_disparity, q, weight, nthreads) -> valid pixels"},
     {"disparity_out", py_disparity_out, METH_VARARGS, "disparity_out(q, is_disparity, out, nthreads)"},
     {"noise_above", py_noise_above, METH_VARARGS, "noise_above(q, weight, threshold, nthreads) -> (median > threshold, count)"},

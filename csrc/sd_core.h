@@ -117,7 +117,11 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
  * sRGB (the bits of sd_srgb_encode_base and _finish) plus, where it exceeds 1, add[k] at its flat
  * index ((y W + x) K + c) over[k] (ascending; a value over 1 not listed gains nothing): the
  * caller's highlight term, so that the whole frame's guide need not exist. guide_lo is as
- * given (the caller encodes those h x w samples). */
+ * given (the caller encodes those h x w samples). Where the valid samples in reach agree to the
+ * fraction `agree` (their range, or their distance from their plane, at most agree times their
+ * largest magnitude) the colours are not compared and the tents alone weigh them (refine's
+ * SD_UPSAMPLE_AGREE, wider for depth whose noise the caller smoothed). */
+#define SD_UPSAMPLE_AGREE 0.005
 typedef struct {
     const int64_t *over;
     const float *add;
@@ -125,7 +129,7 @@ typedef struct {
 } sd_linear_guide;
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
                              int W, const float *guide, int K, const sd_linear_guide *linear, double sigma_r,
-                             float *out, float *out_found, size_t *unreached, int nthreads);
+                             double agree, float *out, float *out_found, size_t *unreached, int nthreads);
 
 /* ---- layered render (sd_render.c) ----
  * Synthetic depth of field of an image (3 channels, linear light) with its signed CoC map (H, W,

@@ -244,10 +244,12 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
 /* Spatial reach of the joint upsampling, in low-resolution samples: a tent of this radius, so
  * each output pixel weighs the 4 x 4 samples around it. */
 #define UPSAMPLE_RADIUS 2.0f
-/* Samples in reach that agree to this fraction need no colour weights: inside a surface, even a
- * slanted one, the weights could move the result by less than that (0.5 % of disparity is about
- * half a pixel of CoC on a subject in focus at 2 m, 85 mm f/1.4). */
-#define UPSAMPLE_AGREE 0.005f
+/* Samples in reach that agree to the fraction `agree` need no colour weights: inside a surface,
+ * even a slanted one, the weights could move the result by less than that (SD_UPSAMPLE_AGREE,
+ * 0.5 % of disparity, is about half a pixel of CoC on a subject in focus at 2 m, 85 mm f/1.4).
+ * Nor do 16 samples that lie on a plane to that fraction (a slanted surface, whose range is
+ * wider): there the colour weights could only move the result off the plane, to the disparity of
+ * a neighbouring sample, while the tents alone give the plane's value at the pixel. */
 /* Most output pixels summed side by side (see sd_guided_upsample). */
 #define UPSAMPLE_RUN 16
 /* They are summed in blocks of this many lanes (a run's last block computes lanes past its end
@@ -314,6 +316,7 @@ typedef struct {
 typedef struct {
     int h, w, W, K, ww, nruns, wx_stride;
     const float *lo, *lo_weight, *guide_lo, *guide, *wx, *range;
+    const uint8_t *fast; /* per window: its samples need no colour weights */
     const sd_linear_guide *linear;
     const tent_taps *ty;
     const column_run *runs;
@@ -453,7 +456,7 @@ SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict
         float num[UPSAMPLE_RUN], den[UPSAMPLE_RUN];
         for (int r = 0; r < UPSAMPLE_RUN; r++) num[r] = den[r] = 0.0f;
         const float lo_v = range[2 * (i0 + 2)], hi_v = range[2 * (i0 + 2) + 1];
-        if (hi_v - lo_v <= UPSAMPLE_AGREE * fmax_sel(fabsf(lo_v), fabsf(hi_v))) {
+        if (u->fast[(ptrdiff_t)(j0 + 2) * u->ww + i0 + 2]) {
             const int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
             for (int i = ilo; i < ihi; i++) {
                 const float a = colsum[i], b = colwt[i], *wxi = u->wx + (ptrdiff_t)(i - i0) * u->wx_stride + xa;
@@ -491,15 +494,42 @@ SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict
     return missed;
 }
 
+/* Whether the 4 x 4 samples from row j0, column i0 on are all inside the (h, w) map, all valid, and
+ * within tol of their least-squares plane. */
+static int on_plane(const float *lo, const float *lo_weight, int w, int h, int j0, int i0, float tol)
+{
+    if (j0 < 0 || i0 < 0 || j0 + 4 > h || i0 + 4 > w) return 0;
+    float v[16], mean = 0.0f, gx = 0.0f, gy = 0.0f;
+    for (int j = 0; j < 4; j++)
+        for (int i = 0; i < 4; i++) {
+            ptrdiff_t k = (ptrdiff_t)(j0 + j) * w + i0 + i;
+            if (!(lo_weight[k] > 0.0f)) return 0;
+            float x = lo[k];
+            v[4 * j + i] = x;
+            mean += x;
+            gx += ((float)i - 1.5f) * x;
+            gy += ((float)j - 1.5f) * x;
+        }
+    /* over the grid's 16 points each centred coordinate's squares sum to 20 */
+    mean *= 1.0f / 16.0f;
+    gx *= 1.0f / 20.0f;
+    gy *= 1.0f / 20.0f;
+    for (int j = 0; j < 4; j++)
+        for (int i = 0; i < 4; i++)
+            if (!(fabsf(v[4 * j + i] - (mean + gx * ((float)i - 1.5f) + gy * ((float)j - 1.5f))) <= tol)) return 0;
+    return 1;
+}
+
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
                              int W, const float *guide, int K, const sd_linear_guide *linear, double sigma_r,
-                             float *out, float *out_found, size_t *unreached, int nthreads)
+                             double agree, float *out, float *out_found, size_t *unreached, int nthreads)
 {
     if (h < 1 || w < 1 || H < h || W < w || K < 1 || K > SD_EDGE_MAX_GUIDE || !lo || !lo_weight || !guide_lo ||
         !guide || !out || !out_found || !unreached || (linear && linear->n && (!linear->over || !linear->add)))
         return SD_ERR_ARG;
-    if (!(sigma_r > 0.0) || !isfinite(sigma_r)) return SD_ERR_VALUE;
+    if (!(sigma_r > 0.0) || !isfinite(sigma_r) || !(agree >= 0.0) || !isfinite(agree)) return SD_ERR_VALUE;
     int nt = sd_threads(nthreads);
+    const float agree_f = (float)agree;
     /* a window's first sample lies in [-2, n - 2]: windows are indexed by first + 2 */
     int wh = h + 1, ww = w + 1;
     tent_taps *ty = malloc(sizeof(tent_taps) * (size_t)H), *tx = malloc(sizeof(tent_taps) * (size_t)W);
@@ -508,9 +538,11 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     const int wx_stride = W + UPSAMPLE_LANES;
     float *wx = malloc(sizeof(float) * 4 * (size_t)wx_stride);
     float *range = malloc(sizeof(float) * 2 * (size_t)wh * (size_t)ww); /* each window's valid min, max */
+    uint8_t *fast = malloc((size_t)wh * (size_t)ww);
     int *row_unreached = malloc(sizeof(int) * (size_t)H);
     column_run *runs = malloc(sizeof(column_run) * (size_t)W);
-    if (!ty || !tx || !scratch || !wx || !range || !row_unreached || !runs) {
+    if (!ty || !tx || !scratch || !wx || !range || !fast || !row_unreached || !runs) {
+        free(fast);
         free(runs);
         free(row_unreached);
         free(range);
@@ -552,6 +584,8 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
                 }
             range[2 * ((ptrdiff_t)jw * ww + iw)] = vmin;
             range[2 * ((ptrdiff_t)jw * ww + iw) + 1] = vmax;
+            const float tol = agree_f * fmax_sel(fabsf(vmin), fabsf(vmax));
+            fast[(ptrdiff_t)jw * ww + iw] = vmax - vmin <= tol || on_plane(lo, lo_weight, w, h, j0, i0, tol);
         }
     }
     const upsample_rows u = {
@@ -568,6 +602,7 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
         .guide = guide,
         .wx = wx,
         .range = range,
+        .fast = fast,
         .linear = linear,
         .ty = ty,
         .runs = runs,
@@ -582,6 +617,7 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     }
     *unreached = 0;
     for (int y = 0; y < H; y++) *unreached += (size_t)row_unreached[y];
+    free(fast);
     free(runs);
     free(row_unreached);
     free(scratch);

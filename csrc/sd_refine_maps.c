@@ -195,6 +195,61 @@ sd_status sd_disparity_out(size_t n, const float *q, int is_disparity, float *ou
     return SD_OK;
 }
 
+/* ---- cell means ------------------------------------------------------------------------- */
+
+sd_status sd_cell_means(int H, int W, const float *q, const float *weight, int h, int w, float *out_q, float *out_w,
+                        float *out_spread, int nthreads)
+{
+    if (H < 1 || W < 1 || h < 1 || w < 1 || h > H || w > W || !q || !weight || !out_q || !out_w) return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
+    int *x0 = malloc(sizeof(int) * ((size_t)w + 1));
+    double *acc = malloc(sizeof(double) * 3 * (size_t)w * (size_t)nt);
+    if (!x0 || !acc) {
+        free(x0);
+        free(acc);
+        return SD_ERR_NOMEM;
+    }
+    /* cell i spans columns [i W / w, (i + 1) W / w): its centre lies where the upsampling puts
+     * sample i (sd_guided_upsample's (i + 0.5) W / w), within half a pixel */
+    for (int i = 0; i <= w; i++) x0[i] = (int)((int64_t)i * W / w);
+    SD_PARALLEL_FOR(nt)
+    for (int j = 0; j < h; j++) {
+        /* sums in double: a mean of values near float's largest does not overflow */
+        double *sq = acc + (ptrdiff_t)sd_thread_id() * 3 * w, *sw = sq + w, *sqq = sw + w;
+        int y0 = (int)((int64_t)j * H / h), y1 = (int)((int64_t)(j + 1) * H / h);
+        for (int i = 0; i < w; i++) sq[i] = sw[i] = sqq[i] = 0.0;
+        for (int y = y0; y < y1; y++) {
+            const float *qr = q + (ptrdiff_t)y * W, *wr = weight + (ptrdiff_t)y * W;
+            for (int i = 0; i < w; i++) {
+                double a = 0.0, b = 0.0, c = 0.0;
+                for (int x = x0[i]; x < x0[i + 1]; x++) {
+                    double wq = (double)wr[x] * (double)qr[x];
+                    a += wq;
+                    b += (double)wr[x];
+                    c += wq * (double)qr[x];
+                }
+                sq[i] += a;
+                sw[i] += b;
+                sqq[i] += c;
+            }
+        }
+        for (int i = 0; i < w; i++) {
+            double n = (double)(y1 - y0) * (double)(x0[i + 1] - x0[i]);
+            double mean = sw[i] > 0.0 ? sq[i] / sw[i] : 0.0;
+            out_q[(ptrdiff_t)j * w + i] = (float)mean;
+            out_w[(ptrdiff_t)j * w + i] = (float)(sw[i] / n);
+            if (out_spread) { /* the weighted standard deviation over |mean| (0 where that is 0) */
+                double var = sw[i] > 0.0 ? sqq[i] / sw[i] - mean * mean : 0.0;
+                double sd = var > 0.0 ? sqrt(var) : 0.0;
+                out_spread[(ptrdiff_t)j * w + i] = mean != 0.0 ? (float)fmin(sd / fabs(mean), 3e38) : 0.0f;
+            }
+        }
+    }
+    free(x0);
+    free(acc);
+    return SD_OK;
+}
+
 /* ---- noise estimate --------------------------------------------------------------------- */
 
 /* Inner pixels per block of a row (the block's values and flags stay on the stack). */

@@ -31,6 +31,14 @@ sd_status sd_disparity_in(size_t n, const float *depth, const uint8_t *invalid, 
 /* The result from n disparities: max(q, FLT_MIN), then 1 / that unless is_disparity (out may be q). */
 sd_status sd_disparity_out(size_t n, const float *q, int is_disparity, float *out, int nthreads);
 
+/* The (h, w) cells' weighted means of the (H, W) map q (h <= H, w <= W): cell (j, i) spans rows
+ * [j H / h, (j + 1) H / h) and columns [i W / w, (i + 1) W / w) (integer division); out_q = the
+ * sum of weight x q over the sum of weight (0 where that is 0), out_w = the mean weight, and
+ * out_spread (may be NULL) the weighted standard deviation over |out_q| (0 where out_q is 0).
+ * Weights are >= 0 and finite, q finite (refine's disparity and its 0/1 weights); sums in double. */
+sd_status sd_cell_means(int H, int W, const float *q, const float *weight, int h, int w, float *out_q, float *out_w,
+                        float *out_spread, int nthreads);
+
 /* Whether the median over the (H-2) x (W-2) inner pixels whose 3x3 neighbourhood has weight >= 1
  * everywhere of |q - its 3x3 mean| / max(|q|, 1e-30), as NumPy's median of the float32 values
  * gives it (0 if there are none; NaN if one is NaN), exceeds threshold; *count is how many pixels

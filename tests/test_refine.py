@@ -528,3 +528,24 @@ def test_batch_refines_each_input_once(tmp_path, monkeypatch):
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     with pytest.raises(Exception, match="refine"):
         synthdof.run_batch(str(tmp_path / "cfg.json"), str(tmp_path / "out2"), progress=False)
+
+
+def test_noisy_depth_is_smoothed_on_cells_where_the_band_is_wide():
+    # edge_width 32: the noise is averaged onto cells of 4 px, smoothed there and upsampled guided
+    # by the image; surfaces come out smooth, and the edge and a post 8 px wide where the image has them
+    image, depth = two_surfaces(H=192, W=288, edge=141)  # the edge inside a cell
+    image[:, 210:218] = (0.1, 0.6, 0.1)
+    depth[:, 210:218] = 3.0
+    rng = np.random.default_rng(5)
+    noisy = (depth * (1 + 0.02 * rng.standard_normal(depth.shape))).astype(np.float32)
+    noisy[rng.random(depth.shape) < 0.01] = np.nan
+    out, _ = synthdof.refine(image, noisy, edge_width=32)
+    assert np.isfinite(out).all()
+    for sl, z in ((np.s_[:, :136], 2.0), (np.s_[:, 146:205], 6.0), (np.s_[:, 223:], 6.0)):
+        assert np.nanstd(out[sl] / z) < 0.1 * np.nanstd(noisy[sl] / z)
+        np.testing.assert_allclose(out[sl].mean(), z, rtol=0.003)
+    assert out[:, 140].max() < 2.1 and out[:, 141].min() > 5.7
+    np.testing.assert_allclose(out[:, 211:217], 3.0, rtol=0.03)
+    # the same maps with cells of a pixel (the smoothing on the pixel grid) agree with these
+    fine, _ = synthdof.refine(image, noisy, edge_width=4)
+    np.testing.assert_allclose(out[:, 146:205], fine[:, 146:205], rtol=0.01)

@@ -628,3 +628,35 @@ def test_matte_ramp_refuses_bad_arguments():
         _core.matte_ramp(f, c, False, params[:10] + (-1, True), np.zeros((4, 5), np.float32), 1)
     with pytest.raises(ValueError, match="overlap"):
         _core.matte_ramp(f, c, False, params, f, 1)
+
+
+@pytest.mark.parametrize("shape, cells", [((37, 53), (9, 13)), ((64, 48), (8, 6)), ((5, 7), (5, 7)), ((9, 1), (2, 1))])
+def test_cell_means_are_weighted_means_over_the_cells(shape, cells):
+    q = (rng.random(shape, dtype=np.float32) * 3 + 0.1).astype(np.float32)
+    weight = np.where(rng.random(shape) < 0.3, 0.0, rng.random(shape) + 0.2).astype(np.float32)
+    weight[: shape[0] // 3, : shape[1] // 3] = 0  # cells with no weight at all
+    H, W = shape
+    h, w = cells
+    want_q, want_w, want_s = (np.zeros(cells, np.float32) for _ in range(3))
+    for j in range(h):
+        for i in range(w):
+            rows, cols = slice(j * H // h, (j + 1) * H // h), slice(i * W // w, (i + 1) * W // w)
+            wq, ww = weight[rows, cols].astype(np.float64), q[rows, cols].astype(np.float64)
+            want_q[j, i] = mean = (wq * ww).sum() / wq.sum() if wq.sum() > 0 else 0.0
+            want_w[j, i] = wq.mean()
+            if wq.sum() > 0:
+                want_s[j, i] = np.sqrt((wq * (ww - mean) ** 2).sum() / wq.sum()) / abs(mean)
+    first_q = None
+    for nt in (1, 2, 3):
+        got_q, got_w, got_s = (np.full(cells, np.nan, np.float32) for _ in range(3))
+        _core.cell_means(q, weight, got_q, got_w, got_s if nt > 1 else None, nt)
+        np.testing.assert_allclose(got_q, want_q, rtol=1e-6, atol=0)
+        np.testing.assert_allclose(got_w, want_w, rtol=1e-6, atol=0)
+        if nt > 1:
+            np.testing.assert_allclose(got_s, want_s, rtol=1e-5, atol=1e-7)
+        if nt == 1:
+            first_q = got_q
+        else:  # the same bits for any thread count
+            assert_same_bits(got_q, first_q)
+    with pytest.raises(ValueError, match="out_q"):
+        _core.cell_means(q, weight, np.empty((H + 1, w), np.float32), np.empty((H + 1, w), np.float32), None, 1)

@@ -27,6 +27,9 @@ static int run_upsample(fz_in *in)
     uint8_t mode = fz_u8(in);
     int wild = mode & 1, linear = (mode >> 2) & 1;
     double sigma_r = (mode >> 1) & 1 ? (double)fz_wild(in, 1.0f) : 0.01 + fz_unit(in);
+    /* the agreement that skips the colours: refine's two, any other, or wild */
+    double agree = !((mode >> 3) & 1) ? SD_UPSAMPLE_AGREE : (mode >> 4) & 1 ? (double)fz_wild(in, 0.05f)
+                                                                         : 0.05 * fz_unit(in);
     int Hc = H > 0 ? H : 1, Wc = W > 0 ? W : 1, Kc = K > 0 ? K : 1;
     size_t n = (size_t)h * (size_t)w, N = (size_t)Hc * (size_t)Wc;
     float *lo = malloc(sizeof(float) * n), *lw = malloc(sizeof(float) * n);
@@ -68,7 +71,8 @@ static int run_upsample(fz_in *in)
 
     size_t unreached = (size_t)-1, ref_unreached = 0;
     sd_status st =
-        sd_guided_upsample(h, w, lo, lw, gl, H, W, g, K, linear ? &lin : NULL, sigma_r, out, ow, &unreached, nthreads);
+        sd_guided_upsample(h, w, lo, lw, gl, H, W, g, K, linear ? &lin : NULL, sigma_r, agree, out, ow, &unreached,
+                           nthreads);
 
     if (memcmp(loc, lo, sizeof(float) * n) || memcmp(gcopy, g, sizeof(float) * N * (size_t)Kc))
         FZ_FAIL("input modified");
@@ -76,8 +80,8 @@ static int run_upsample(fz_in *in)
         if (st != SD_ERR_ARG) FZ_FAIL("status %d for %dx%d -> %dx%d, K %d (want SD_ERR_ARG)", (int)st, h, w, H, W, K);
         goto done;
     }
-    if (!(sigma_r > 0.0) || !isfinite(sigma_r)) {
-        if (st != SD_ERR_VALUE) FZ_FAIL("status %d for sigma_r %g (want SD_ERR_VALUE)", (int)st, sigma_r);
+    if (!(sigma_r > 0.0) || !isfinite(sigma_r) || !(agree >= 0.0) || !isfinite(agree)) {
+        if (st != SD_ERR_VALUE) FZ_FAIL("status %d for sigma_r %g, agree %g (want SD_ERR_VALUE)", (int)st, sigma_r, agree);
         goto done;
     }
     if (st != SD_OK) FZ_FAIL("status %d for %dx%d -> %dx%d", (int)st, h, w, H, W);
@@ -86,7 +90,7 @@ static int run_upsample(fz_in *in)
         if (sd_srgb_encode_base(NK, g, enc, 1) != SD_OK || sd_srgb_encode_finish(NK, g, enc, 1) != SD_OK)
             FZ_FAIL("encoding refused");
         for (size_t k = 0; k < nover; k++) enc[over[k]] += add[k];
-        if (sd_guided_upsample(h, w, lo, lw, gl, H, W, enc, K, NULL, sigma_r, ref, refw, &ref_unreached, nthreads) !=
+        if (sd_guided_upsample(h, w, lo, lw, gl, H, W, enc, K, NULL, sigma_r, agree, ref, refw, &ref_unreached, nthreads) !=
             SD_OK)
             FZ_FAIL("guide mode refused what the linear mode took");
         if (memcmp(ref, out, sizeof(float) * N) || memcmp(refw, ow, sizeof(float) * N) || ref_unreached != unreached)

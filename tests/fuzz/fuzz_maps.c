@@ -13,7 +13,8 @@
  * band of 8 px or more, whose fills run on coarser cells: within its side's range), without kept
  * depth exactly where the rule says. sd_matte_ramp (the matte's soft ramp from the colours,
  * csrc/sd_refine_matte.h): the matte unchanged outside its ramp, alpha in [0, 1] and at most
- * grown_max outside the mask, the same bits from linear light as from its encoded guide. */
+ * grown_max outside the mask, the same bits from linear light as from its encoded guide.
+ * sd_cell_means: each cell's weighted mean and mean weight against sums in double here. */
 #include "fuzz_common.h"
 #include "sd_refine_maps.h"
 #include "sd_refine_matte.h"
@@ -514,12 +515,62 @@ done:
     free(m); free(mc); free(lin); free(guide); free(lc); free(out); free(out2);
 }
 
+static void run_cells(fz_in *in, int wild)
+{
+    int H = fz_range(in, 1, 40), W = fz_range(in, 1, 40), nt = fz_range(in, -1, 3);
+    int h = fz_range(in, 1, H), w = fz_range(in, 1, W);
+    size_t n = (size_t)H * (size_t)W, m = (size_t)h * (size_t)w;
+    float *q = malloc(sizeof(float) * n), *wt = malloc(sizeof(float) * n);
+    float *oq = malloc(sizeof(float) * m), *ow = malloc(sizeof(float) * m);
+    float *cq = malloc(sizeof(float) * n), *cw = malloc(sizeof(float) * n), *os = malloc(sizeof(float) * m);
+    int spread = fz_u8(in) & 1;
+    for (size_t i = 0; i < n; i++) {
+        float v = any_value(in, wild);
+        q[i] = isfinite(v) ? v : 1.0f; /* refine's disparity is finite */
+        uint8_t k = fz_u8(in);
+        wt[i] = k < 64 ? 0.0f : k < 192 ? 1.0f : (float)k / 255.0f;
+    }
+    memcpy(cq, q, sizeof(float) * n);
+    memcpy(cw, wt, sizeof(float) * n);
+    if (sd_cell_means(H, W, q, wt, h, w, oq, ow, spread ? os : NULL, nt) != SD_OK) FZ_FAIL("cell_means refused %dx%d -> %dx%d", H, W, h, w);
+    if (memcmp(cq, q, sizeof(float) * n) || memcmp(cw, wt, sizeof(float) * n)) FZ_FAIL("input modified");
+    for (int j = 0; j < h; j++)
+        for (int i = 0; i < w; i++) {
+            int y0 = j * H / h, y1 = (j + 1) * H / h, x0 = i * W / w, x1 = (i + 1) * W / w;
+            double a = 0.0, b = 0.0, lo = INFINITY, hi = -INFINITY;
+            if (y1 <= y0 || x1 <= x0) FZ_FAIL("empty cell %d %d", j, i);
+            for (int y = y0; y < y1; y++)
+                for (int x = x0; x < x1; x++) {
+                    float v = q[y * W + x], g = wt[y * W + x];
+                    a += (double)g * (double)v;
+                    b += (double)g;
+                    if (g > 0.0f) lo = fmin(lo, v), hi = fmax(hi, v);
+                }
+            float wq = b > 0.0 ? (float)(a / b) : 0.0f, ww = (float)(b / ((double)(y1 - y0) * (x1 - x0)));
+            float got = oq[j * w + i];
+            /* the same sums in another order: within float's rounding of the weighted mean, which
+             * lies in the range of the cell's weighted values */
+            if (b > 0.0 && !(got >= (float)lo && got <= (float)hi)) FZ_FAIL("mean %g outside [%g, %g]", got, lo, hi);
+            if (!(fabsf(got - wq) <= 1e-5f * fmaxf(fabsf(wq), (float)fmax(fabs(lo), fabs(hi))) + 1e-30f))
+                FZ_FAIL("cell %d %d mean %g, want %g", j, i, got, wq);
+            if (!(fabsf(ow[j * w + i] - ww) <= 1e-6f)) FZ_FAIL("cell %d %d weight %g, want %g", j, i, ow[j * w + i], ww);
+            /* the relative spread: finite, >= 0, at most the range over |mean| */
+            float sp = spread ? os[j * w + i] : 0.0f;
+            if (!(sp >= 0.0f && sp <= 3e38f)) FZ_FAIL("cell %d %d spread %g", j, i, sp);
+            if (spread && got != 0.0f && b > 0.0 && !(sp <= 1.0001 * (hi - lo) / fabs(got) + 1e-6))
+                FZ_FAIL("cell %d %d spread %g beyond the range %g", j, i, sp, (hi - lo) / fabs(got));
+        }
+    if (sd_cell_means(H, W, q, wt, H + 1, w, oq, ow, NULL, nt) != SD_ERR_ARG) FZ_FAIL("more cells than rows accepted");
+    if (sd_cell_means(H, W, NULL, wt, h, w, oq, ow, NULL, nt) != SD_ERR_ARG) FZ_FAIL("NULL accepted");
+    free(q); free(wt); free(oq); free(ow); free(cq); free(cw); free(os);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_in in = {data, size};
     uint8_t which = fz_u8(&in);
     int wild = (which >> 4) & 1;
-    switch (which % 8) {
+    switch (which % 9) {
     case 0: run_srgb(&in, wild); break;
     case 1: run_disparity(&in, wild); break;
     case 2: run_noise(&in, wild); break;
@@ -527,6 +578,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: run_fill(&in, wild); break;
     case 5: run_edge_fill(&in, wild); break;
     case 6: run_sides(&in, wild); break;
+    case 7: run_cells(&in, wild); break;
     default: run_matte(&in, wild); break;
     }
     return 0;
