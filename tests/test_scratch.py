@@ -35,14 +35,14 @@ def _render(scene, threads=2):
 @pytest.fixture
 def default_limit():
     yield
-    synthdof.scratch_memory(1024)
+    synthdof.scratch_memory(2048)
 
 
 def test_reused_scratch_renders_as_fresh_memory(default_limit):
     a, b = _scene(1), _scene(2)
     synthdof.scratch_memory(0)  # nothing kept: the next render maps fresh (zeroed) memory
     fresh = _render(a)
-    synthdof.scratch_memory(1024)
+    synthdof.scratch_memory(2048)
     _render(b)  # leaves its buffers, full of b's light, for the next call
     if sys.platform.startswith("linux"):
         assert synthdof.scratch_memory() > 0
@@ -60,7 +60,7 @@ def test_buffers_left_by_larger_and_other_calls_change_nothing(default_limit):
     synthdof.scratch_memory(0)
     fresh_render = _render(a)
     fresh_scatter = synthdof.scatter(a[0], a[1], aperture=synthdof.Aperture(blades=5), num_threads=2)
-    synthdof.scratch_memory(1024)
+    synthdof.scratch_memory(2048)
     for first in ("render", "scatter"):
         if first == "render":
             synthdof.render(big, coc=big_coc, matte=(big_coc > 20).astype(np.float32), num_threads=2)
@@ -82,7 +82,7 @@ def test_a_longer_buffer_handed_back_zeroed_is_zero_only_where_it_was_used(defau
 
     synthdof.scratch_memory(0)
     fresh = scatter(750, 830)
-    synthdof.scratch_memory(1024)
+    synthdof.scratch_memory(2048)
     rng = np.random.default_rng(7)
     big = rng.random((1500, 2000, 3), dtype=np.float32)
     synthdof.render(big, coc=rng.uniform(-10, 10, (1500, 2000)).astype(np.float32), num_threads=2)
@@ -179,7 +179,7 @@ def _handler(a):
 def test_pooled_zeros_are_zero_in_a_reused_dirty_buffer(default_limit):
     from synthdof._validate import pooled_arrays
     synthdof.scratch_memory(0)
-    synthdof.scratch_memory(1024)
+    synthdof.scratch_memory(2048)
     with pooled_arrays(2):
         dirty = np.empty((1500, 2000), np.float32)  # 12 MB: a mapping of its own
         dirty[...] = np.nan
@@ -307,7 +307,7 @@ def test_refine_from_a_dirty_pool_equals_refine_from_fresh_memory(default_limit)
     synthdof.scratch_memory(0)
     fresh = [synthdof.refine(img, d, matte=matte, num_threads=2) for d in (depth, small)]
     assert _handler(fresh[0][0]) == "synthdof_scratch_pool"
-    synthdof.scratch_memory(1024)
+    synthdof.scratch_memory(2048)
     for fill in (np.nan, 7.0):  # the pool full of garbage of every size refine asks for
         with pooled_arrays(2):
             junk = [np.full(n, fill, np.float32) for n in (1_200_000, 1_920_000, 3_000_000, 5_760_000, 6_000_000)]

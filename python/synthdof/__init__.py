@@ -55,7 +55,7 @@ def scratch_memory(limit_mb=None):
     Parameters
     ----------
     limit_mb : float, optional
-        New limit in megabytes (default at import: 1024, or the environment's
+        New limit in megabytes (default at import: 2048, or the environment's
         SYNTHDOF_SCRATCH_MB); 0 keeps nothing and releases what is kept now. None (default)
         leaves the limit as it is.
 
@@ -74,7 +74,7 @@ def scratch_memory(limit_mb=None):
     >>> import synthdof
     >>> synthdof.scratch_memory(0)  # release everything kept
     0
-    >>> synthdof.scratch_memory(1024)  # keep up to 1 GiB again (the default)
+    >>> synthdof.scratch_memory(2048)  # keep up to 2 GiB again (the default)
     0
     """
     if limit_mb is None:
