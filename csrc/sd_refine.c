@@ -494,29 +494,20 @@ SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict
     return missed;
 }
 
-/* Whether the 4 x 4 samples from row j0, column i0 on are all inside the (h, w) map, all valid, and
- * within tol of their least-squares plane. */
-static int on_plane(const float *lo, const float *lo_weight, int w, int h, int j0, int i0, float tol)
+/* Whether the 4 x 4 samples from column i0 on of a window whose rows are all inside the map lie
+ * within tol of their least-squares plane: v holds the 4 rows (w floats apart), s0 and sy each
+ * column's sum down them and that sum weighted by the rows' centred positions (-1.5 .. 1.5). */
+static int on_plane(const float *v, int w, const float *s0, const float *sy, int i0, float tol)
 {
-    if (j0 < 0 || i0 < 0 || j0 + 4 > h || i0 + 4 > w) return 0;
-    float v[16], mean = 0.0f, gx = 0.0f, gy = 0.0f;
-    for (int j = 0; j < 4; j++)
-        for (int i = 0; i < 4; i++) {
-            ptrdiff_t k = (ptrdiff_t)(j0 + j) * w + i0 + i;
-            if (!(lo_weight[k] > 0.0f)) return 0;
-            float x = lo[k];
-            v[4 * j + i] = x;
-            mean += x;
-            gx += ((float)i - 1.5f) * x;
-            gy += ((float)j - 1.5f) * x;
-        }
+    const float *a = s0 + i0, *b = sy + i0;
     /* over the grid's 16 points each centred coordinate's squares sum to 20 */
-    mean *= 1.0f / 16.0f;
-    gx *= 1.0f / 20.0f;
-    gy *= 1.0f / 20.0f;
+    const float mean = (((a[0] + a[1]) + a[2]) + a[3]) * (1.0f / 16.0f);
+    const float gx = (((-1.5f * a[0] - 0.5f * a[1]) + 0.5f * a[2]) + 1.5f * a[3]) * (1.0f / 20.0f);
+    const float gy = (((b[0] + b[1]) + b[2]) + b[3]) * (1.0f / 20.0f);
     for (int j = 0; j < 4; j++)
         for (int i = 0; i < 4; i++)
-            if (!(fabsf(v[4 * j + i] - (mean + gx * ((float)i - 1.5f) + gy * ((float)j - 1.5f))) <= tol)) return 0;
+            if (!(fabsf(v[(ptrdiff_t)j * w + i0 + i] - (mean + gx * ((float)i - 1.5f) + gy * ((float)j - 1.5f))) <= tol))
+                return 0;
     return 1;
 }
 
@@ -539,9 +530,14 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     float *wx = malloc(sizeof(float) * 4 * (size_t)wx_stride);
     float *range = malloc(sizeof(float) * 2 * (size_t)wh * (size_t)ww); /* each window's valid min, max */
     uint8_t *fast = malloc((size_t)wh * (size_t)ww);
+    /* each thread's column ranges and sums of a row of windows, and whether each column's 4 are valid */
+    float *colbuf = malloc(sizeof(float) * 4 * (size_t)w * (size_t)nt);
+    uint8_t *colall = malloc((size_t)w * (size_t)nt);
     int *row_unreached = malloc(sizeof(int) * (size_t)H);
     column_run *runs = malloc(sizeof(column_run) * (size_t)W);
-    if (!ty || !tx || !scratch || !wx || !range || !fast || !row_unreached || !runs) {
+    if (!ty || !tx || !scratch || !wx || !range || !fast || !colbuf || !colall || !row_unreached || !runs) {
+        free(colall);
+        free(colbuf);
         free(fast);
         free(runs);
         free(row_unreached);
@@ -568,24 +564,51 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     }
     /* The range of the valid samples of each 4 x 4 window: where they agree (inside a surface,
      * even a slanted one: most pixels) the colours cannot change the result and their weights are
-     * skipped, and every output is clamped to it. Every output pixel of a window shares it. */
+     * skipped, and every output is clamped to it. Every output pixel of a window shares it. A row
+     * of windows takes each sample column's range down its 4 rows first (a minimum and a maximum:
+     * the same values in any order), then each window's over its 4 columns; for the plane, each
+     * column's sums down the rows where all 4 lie inside the map. */
     SD_PARALLEL_FOR(nt)
     for (int jw = 0; jw < wh; jw++) {
-        int j0 = jw - 2, jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4;
+        float *cmin = colbuf + (ptrdiff_t)sd_thread_id() * 4 * w, *cmax = cmin + w, *s0 = cmax + w, *sy = s0 + w;
+        uint8_t *all = colall + (ptrdiff_t)sd_thread_id() * w;
+        const int j0 = jw - 2, jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4, inside = j0 >= 0 && j0 + 4 <= h;
+        for (int i = 0; i < w; i++) {
+            cmin[i] = INFINITY;
+            cmax[i] = -INFINITY;
+            all[i] = (uint8_t)inside;
+        }
+        for (int j = jlo; j < jhi; j++) {
+            const float *vj = lo + (ptrdiff_t)j * w, *lwj = lo_weight + (ptrdiff_t)j * w;
+            for (int i = 0; i < w; i++) {
+                const int valid = lwj[i] > 0.0f;
+                cmin[i] = valid ? fmin_sel(cmin[i], vj[i]) : cmin[i];
+                cmax[i] = valid ? fmax_sel(cmax[i], vj[i]) : cmax[i];
+                all[i] &= (uint8_t)valid;
+            }
+        }
+        if (inside) {
+            const float *v0 = lo + (ptrdiff_t)j0 * w, *v1 = v0 + w, *v2 = v1 + w, *v3 = v2 + w;
+            SD_SIMD
+            for (int i = 0; i < w; i++) {
+                s0[i] = ((v0[i] + v1[i]) + v2[i]) + v3[i];
+                sy[i] = ((-1.5f * v0[i] - 0.5f * v1[i]) + 0.5f * v2[i]) + 1.5f * v3[i];
+            }
+        }
         for (int iw = 0; iw < ww; iw++) {
-            int i0 = iw - 2, ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
+            const int i0 = iw - 2, ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
             float vmin = INFINITY, vmax = -INFINITY;
-            for (int j = jlo; j < jhi; j++)
-                for (int i = ilo; i < ihi; i++) {
-                    ptrdiff_t k = (ptrdiff_t)j * w + i;
-                    if (!(lo_weight[k] > 0.0f)) continue;
-                    vmin = fmin_sel(vmin, lo[k]);
-                    vmax = fmax_sel(vmax, lo[k]);
-                }
+            for (int i = ilo; i < ihi; i++) {
+                vmin = fmin_sel(vmin, cmin[i]);
+                vmax = fmax_sel(vmax, cmax[i]);
+            }
             range[2 * ((ptrdiff_t)jw * ww + iw)] = vmin;
             range[2 * ((ptrdiff_t)jw * ww + iw) + 1] = vmax;
             const float tol = agree_f * fmax_sel(fabsf(vmin), fabsf(vmax));
-            fast[(ptrdiff_t)jw * ww + iw] = vmax - vmin <= tol || on_plane(lo, lo_weight, w, h, j0, i0, tol);
+            int agree_here = vmax - vmin <= tol;
+            if (!agree_here && inside && i0 >= 0 && i0 + 4 <= w && all[i0] && all[i0 + 1] && all[i0 + 2] && all[i0 + 3])
+                agree_here = on_plane(lo + (ptrdiff_t)j0 * w, w, s0, sy, i0, tol);
+            fast[(ptrdiff_t)jw * ww + iw] = (uint8_t)agree_here;
         }
     }
     const upsample_rows u = {
@@ -617,6 +640,8 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     }
     *unreached = 0;
     for (int y = 0; y < H; y++) *unreached += (size_t)row_unreached[y];
+    free(colall);
+    free(colbuf);
     free(fast);
     free(runs);
     free(row_unreached);

@@ -498,7 +498,6 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     if refine_matte not in ("auto", True, False):
         raise ValueError(f"refine_matte: expected 'auto', True or False, got {refine_matte!r}")
 
-    kept = weight > 0  # the pixels whose depth is the input's own (not upsampled, smoothed or filled)
     noisy = _noisy(q, weight, nt)  # at the resolution given: a phone's noise is tested on its samples
     cell = band // NOISE_SIGMA_CELLS
     if noisy and (h, w) == (H, W) and cell >= 2:
@@ -525,6 +524,8 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         q = smooth[..., 0]
         kept = np.zeros((H, W), bool)
         missing = 0  # the smoothing leaves no hole
+    else:
+        kept = weight > 0  # the pixels whose depth is the input's own (not upsampled, smoothed or filled)
     if missing:
         holes = weight < 1  # (a 12 MP pass and its test only where there are any)
     if holes is not None:
