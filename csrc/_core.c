@@ -618,11 +618,15 @@ static PyObject *py_noise_above(PyObject *self, PyObject *args)
     (void)self;
     PyObject *q_o, *w_o;
     double threshold;
-    int nt;
-    if (!PyArg_ParseTuple(args, "OOdi", &q_o, &w_o, &threshold, &nt)) return NULL;
+    int nt, row_step = 1;
+    if (!PyArg_ParseTuple(args, "OOdi|i", &q_o, &w_o, &threshold, &nt, &row_step)) return NULL;
     PyArrayObject *q = as_f32_contig(q_o, "q", 2, 2, 0);
     PyArrayObject *w = q ? as_f32_contig(w_o, "weight", 2, 2, 0) : NULL;
     if (!w || same_hw(q, w, "q", "weight")) return NULL;
+    if (row_step < 1) {
+        PyErr_SetString(PyExc_ValueError, "row_step: must be >= 1");
+        return NULL;
+    }
     if (isnan(threshold)) {
         PyErr_SetString(PyExc_ValueError, "threshold: must not be NaN");
         return NULL;
@@ -632,7 +636,7 @@ static PyObject *py_noise_above(PyObject *self, PyObject *args)
     size_t count = 0;
     sd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = sd_noise_above(H, W, PyArray_DATA(q), PyArray_DATA(w), threshold, &above, &count, nt);
+    st = sd_noise_above(H, W, PyArray_DATA(q), PyArray_DATA(w), threshold, row_step, &above, &count, nt);
     Py_END_ALLOW_THREADS
     if (st != SD_OK) return raise_status(st, "noise_above", H, W);
     return Py_BuildValue("Nn", PyBool_FromLong(above), (Py_ssize_t)count);
@@ -979,7 +983,7 @@ static PyMethodDef methods[] = {
     {"cell_means", py_cell_means, METH_VARARGS, "cell_means(q, weight, out_q, out_weight, out_spread, nthreads): each cell's weighted mean, mean weight and relative spread (out_spread may be None)"},
     {"disparity_in", py_disparity_in, METH_VARARGS, "disparity_in(depth, invalid, is_disparity, q, weight, nthreads) -> valid pixels"},
     {"disparity_out", py_disparity_out, METH_VARARGS, "disparity_out(q, is_disparity, out, nthreads)"},
-    {"noise_above", py_noise_above, METH_VARARGS, "noise_above(q, weight, threshold, nthreads) -> (median > threshold, count)"},
+    {"noise_above", py_noise_above, METH_VARARGS, "noise_above(q, weight, threshold, nthreads[, row_step]) -> (median > threshold, count)"},
     {"band_near", py_band_near, METH_VARARGS, "band_near(matte, matte2, radius, side, near, nthreads) -> (y0, y1, x0, x1)"},
     {"edge_fill", py_edge_fill, METH_VARARGS, "edge_fill(values, weight, guide, sigma_s, sigma_r, iterations, widenings, min_weight, todo, out, nthreads) -> pixels left"},
     {"matte_ramp", py_matte_ramp, METH_VARARGS, "matte_ramp(matte, colour, linear, (matte_out, matte_in, min_side_contrast**2, off_line, grown_max, alpha_agrees, agreeing_share, ridge_step, ridge_share, mask_ramp_px, reach, auto), out, nthreads)"},

@@ -255,10 +255,10 @@ sd_status sd_cell_means(int H, int W, const float *q, const float *weight, int h
 /* Inner pixels per block of a row (the block's values and flags stay on the stack). */
 #define NOISE_BLOCK 256
 
-sd_status sd_noise_above(int H, int W, const float *q, const float *weight, double threshold, int *above,
-                         size_t *count, int nthreads)
+sd_status sd_noise_above(int H, int W, const float *q, const float *weight, double threshold, int row_step,
+                         int *above, size_t *count, int nthreads)
 {
-    if (H < 1 || W < 1 || !q || !weight || !above || !count || isnan(threshold)) return SD_ERR_ARG;
+    if (H < 1 || W < 1 || !q || !weight || !above || !count || isnan(threshold) || row_step < 1) return SD_ERR_ARG;
     *above = 0.0 > threshold; /* no pixel: NumPy's median of nothing counted as 0 */
     *count = 0;
     if (H < 3 || W < 3) return SD_OK;
@@ -279,6 +279,7 @@ sd_status sd_noise_above(int H, int W, const float *q, const float *weight, doub
     reduction(max : below_max) reduction(min : above_min)
 #endif
     for (int y = 0; y < h; y++) {
+        if (y % row_step) continue;
         float acc[NOISE_BLOCK];
         unsigned char ok[NOISE_BLOCK];
         for (int x0 = 0; x0 < w; x0 += NOISE_BLOCK) {

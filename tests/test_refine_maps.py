@@ -111,7 +111,7 @@ def test_disparity_out_matches_numpy(disparity):
         _core.disparity_out(big[:33], disparity, big[1:], 1)
 
 
-def reference_noise(q, weight):
+def reference_noise(q, weight, row_step=1):
     ok = weight >= 1
     inner = ok[1:-1, 1:-1].copy()
     acc = np.zeros_like(q[1:-1, 1:-1])
@@ -119,20 +119,22 @@ def reference_noise(q, weight):
         for dx in (0, 1, 2):
             acc += q[dy:dy + q.shape[0] - 2, dx:dx + q.shape[1] - 2]
             inner &= ok[dy:dy + q.shape[0] - 2, dx:dx + q.shape[1] - 2]
+    inner[np.arange(inner.shape[0]) % row_step != 0] = False  # only every row_step-th inner row
     if not inner.any():
         return 0.0, 0
     c = q[1:-1, 1:-1][inner]
     return float(np.median(np.abs(c - acc[inner] / 9) / np.maximum(np.abs(c), 1e-30))), int(inner.sum())
 
 
-def assert_noise_decisions(q, weight):
+def assert_noise_decisions(q, weight, row_step=1):
     """noise_above against NumPy's median at thresholds on it, beside it and around it."""
-    median, count = reference_noise(q, weight)
+    median, count = reference_noise(q, weight, row_step)
     m = np.float32(median)
     for t in (median, float(np.nextafter(m, np.float32(-1))), float(np.nextafter(m, np.float32(1))), 0.0, -1.0,
               0.003, 1e9):
         for nt in (1, 2):
-            assert _core.noise_above(q, weight, t, nt) == (median > t, count)
+            got = _core.noise_above(q, weight, t, nt, row_step) if row_step > 1 else _core.noise_above(q, weight, t, nt)
+            assert got == (median > t, count)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (2, 9), (3, 3), (4, 4), (5, 6), (41, 57), (120, 97), (40, 600)])
@@ -143,6 +145,8 @@ def test_noise_above_matches_numpy_median(shape, holes):
     weight = (rng.random(shape) >= holes).astype(np.float32)
     q[weight == 0] = 0.0
     assert_noise_decisions(q, weight)
+    for row_step in (2, 3, 7):  # every row_step-th inner row only
+        assert_noise_decisions(q, weight, row_step)
 
 
 def test_noise_above_of_a_flat_map_of_ties_and_of_an_even_count():
@@ -155,6 +159,8 @@ def test_noise_above_of_a_flat_map_of_ties_and_of_an_even_count():
     assert_noise_decisions(q, np.ones_like(q))
     with pytest.raises(ValueError, match="threshold"):
         _core.noise_above(q, np.ones_like(q), float("nan"), 1)
+    with pytest.raises(ValueError, match="row_step"):
+        _core.noise_above(q, np.ones_like(q), 0.003, 1, 0)
 
 
 def reference_band(matte, given, radius):

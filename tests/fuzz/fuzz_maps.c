@@ -125,6 +125,7 @@ static void run_noise(fz_in *in, int wild)
     float *q = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * n);
     float *vals = malloc(sizeof(float) * n);
     uint8_t holes = fz_u8(in);
+    int row_step = fz_range(in, 1, 4);
     for (size_t i = 0; i < n; i++) {
         q[i] = wild ? fabsf(any_value(in, 1)) : fz_uniform(in, 0.5f, 1.5f);
         if (q[i] != q[i]) q[i] = 1.0f; /* disparity is never NaN */
@@ -132,7 +133,7 @@ static void run_noise(fz_in *in, int wild)
     }
     size_t m = 0;
     int has_nan = 0;
-    for (int y = 1; y + 1 < H; y++)
+    for (int y = 1; y + 1 < H; y += row_step)
         for (int x = 1; x + 1 < W; x++) {
             float acc = 0.0f;
             int ok = 1;
@@ -161,7 +162,8 @@ static void run_noise(fz_in *in, int wild)
         if (thresholds[t] != thresholds[t]) continue;
         int above = -1;
         size_t count = 0;
-        if (sd_noise_above(H, W, q, w, thresholds[t], &above, &count, nt) != SD_OK) FZ_FAIL("refused");
+        if (sd_noise_above(H, W, q, w, thresholds[t], row_step, &above, &count, nt) != SD_OK) FZ_FAIL("refused");
+        if (sd_noise_above(H, W, q, w, thresholds[t], 0, &above, &count, nt) != SD_ERR_ARG) FZ_FAIL("row step 0 taken");
         if (count != m) FZ_FAIL("count %zu, want %zu", count, m);
         if (above != ((double)median > thresholds[t]))
             FZ_FAIL("above %d for median %.9g and threshold %.9g (of %zu)", above, (double)median, thresholds[t], m);
