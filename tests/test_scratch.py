@@ -317,3 +317,18 @@ def test_refine_from_a_dirty_pool_equals_refine_from_fresh_memory(default_limit)
             np.testing.assert_array_equal(d1, d0)
             np.testing.assert_array_equal(m1, m0)
     assert _handler(np.empty((1000, 1100), np.float32)) == "default_allocator"
+
+
+def test_concurrent_refines_from_the_pool_equal_sequential_ones(default_limit):
+    img, depth, small, matte = _refine_case()
+    cases = [(depth, matte, 1), (small, matte, 2), (depth, None, 2), (small, None, 1)]
+    sequential = [synthdof.refine(img, d, matte=m, num_threads=nt) for d, m, nt in cases]
+    with ThreadPoolExecutor(max_workers=4) as ex:  # the GIL is released in the kernels: the calls overlap
+        concurrent = list(ex.map(lambda c: synthdof.refine(img, c[0], matte=c[1], num_threads=c[2]), cases * 2))
+    for k, (d, m) in enumerate(concurrent):
+        d0, m0 = sequential[k % len(cases)]
+        np.testing.assert_array_equal(d, d0)
+        if m0 is None:
+            assert m is None
+        else:
+            np.testing.assert_array_equal(m, m0)
