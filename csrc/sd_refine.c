@@ -252,8 +252,9 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
  * a neighbouring sample, while the tents alone give the plane's value at the pixel. */
 /* Most output pixels summed side by side (see sd_guided_upsample). */
 #define UPSAMPLE_RUN 16
-/* They are summed in blocks of this many lanes (a run's last block computes lanes past its end
- * that are never stored): loops of a constant count fill the vectors without a remainder. */
+/* Runs of up to half this many pixels are summed in half this many lanes, runs of up to this many
+ * in this many, longer ones in UPSAMPLE_RUN (the lanes past a run's end are computed and never
+ * stored): loops of a constant count fill the vectors without a remainder. */
 #define UPSAMPLE_LANES 8
 
 /* Where each output row (or column) reads the samples: the first of its 4 samples (j0, may lie
@@ -324,101 +325,178 @@ typedef struct {
     float *out, *out_found;
 } upsample_rows;
 
+/* One output row's: its number, row tents, column sums and weights, its windows' ranges and
+ * whether they need the colours, its outputs, and the next highlight term its runs may need
+ * (linear guide). */
+typedef struct {
+    int y;
+    const tent_taps *cy;
+    const float *colsum, *colwt, *range;
+    const uint8_t *fast;
+    float *out, *found;
+    size_t next_highlight;
+} upsample_row_at;
+
 /* The L1 distances over K guide channels between the lanes [0, lanes) of a run (gc: channel by
  * channel, the pixels side by side) and one sample's guide colour gl, and each lane's nearest so
- * far; inlined with K a constant. */
-static inline void guide_distances(int lanes, int K, const float (*restrict gc)[UPSAMPLE_RUN],
+ * far; inlined with K and lanes constants. */
+SD_ALWAYS_INLINE void guide_distances(int lanes, int K, const float (*restrict gc)[UPSAMPLE_RUN],
                                    const float *restrict gl, float *restrict dist, float *restrict nearest)
 {
-    for (int b = 0; b < lanes; b += UPSAMPLE_LANES) {
-        SD_SIMD
-        for (int l = 0; l < UPSAMPLE_LANES; l++) {
-            const int r = b + l;
-            float d = 0.0f;
-            for (int c = 0; c < K; c++) d += fabsf(gc[c][r] - gl[c]);
-            dist[r] = d;
-            nearest[r] = d < nearest[r] ? d : nearest[r];
-        }
+    SD_SIMD
+    for (int r = 0; r < lanes; r++) {
+        float d = 0.0f;
+        for (int c = 0; c < K; c++) d += fabsf(gc[c][r] - gl[c]);
+        dist[r] = d;
+        nearest[r] = d < nearest[r] ? d : nearest[r];
     }
+}
+
+/* The first of the highlight terms (linear->over, ascending) at flat index i or after. */
+static size_t first_highlight(const sd_linear_guide *linear, int64_t i)
+{
+    size_t a = 0, b = linear->n;
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (linear->over[m] < i)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
 }
 
 /* n values of a linear-light guide from flat index i on, as the whole frame's encoded guide would
- * hold them (see sd_guided_upsample): sRGB, plus the caller's highlight term over 1, found by
- * bisection among the few such values. */
-static void encode_guide(const float *lin, ptrdiff_t i, int n, const sd_linear_guide *linear, float *out)
+ * hold them (see sd_guided_upsample): sRGB, plus the caller's highlight term where a value is over
+ * 1 and listed. *next: on entry a term at or before the first one at index i or after (a row's
+ * runs come in order, so a row looks up its first term once), on return the first one past these
+ * values. */
+static void encode_guide(const float *lin, ptrdiff_t i, int n, const sd_linear_guide *linear, size_t *next,
+                         float *out)
 {
     sd_srgb_encode_run((size_t)n, lin + i, out);
-    uint32_t any_over = 0; /* most runs have no value over 1: one vector test for them */
-    SD_SIMD_OR(any_over)
-    for (int r = 0; r < n; r++) {
-        uint32_t u;
-        memcpy(&u, &lin[i + r], sizeof u);
-        any_over |= u - 0x3F800001u < 0x40000000u; /* over 1.0f, up to +inf (not NaN) */
+    size_t k = *next;
+    while (k < linear->n && linear->over[k] < (int64_t)i) k++;
+    for (; k < linear->n && linear->over[k] < (int64_t)i + n; k++) {
+        const int64_t at = linear->over[k];
+        /* a repeated index gains its first term only */
+        if (lin[at] > 1.0f && !(k > 0 && linear->over[k - 1] == at)) out[at - i] += linear->add[k];
     }
-    if (!any_over) return;
-    for (int r = 0; r < n; r++) {
-        if (!(lin[i + r] > 1.0f)) continue;
-        size_t a = 0, b = linear->n;
-        while (a < b) {
-            size_t m = a + (b - a) / 2;
-            if (linear->over[m] < (int64_t)(i + r))
-                a = m + 1;
-            else
-                b = m;
+    *next = k;
+}
+
+/* The taps of colour_weighted_run: nj x ni samples from (jlo, ilo) (wy: their rows' tents), in
+ * the order of their rows, then columns; inlined with nj and ni 4 for the windows inside the map. */
+SD_ALWAYS_INLINE void weigh_taps(const upsample_rows *u, int K, int lanes, int nj, int ni, int jlo, int ilo, int i0,
+                                 const float *wy, int xa, const float (*restrict gc)[UPSAMPLE_RUN],
+                                 float *restrict num, float *restrict den)
+{
+    const int w = u->w;
+    const float inv_r = u->inv_r;
+    float dist[16][UPSAMPLE_RUN], nearest[UPSAMPLE_RUN];
+    for (int r = 0; r < lanes; r++) nearest[r] = INFINITY;
+    for (int jj = 0; jj < nj; jj++)
+        for (int ii = 0; ii < ni; ii++) {
+            const float *gl = u->guide_lo + ((ptrdiff_t)(jlo + jj) * w + ilo + ii) * K;
+            guide_distances(lanes, K, gc, gl, dist[jj * ni + ii], nearest);
         }
-        if (a < linear->n && linear->over[a] == (int64_t)(i + r)) out[r] += linear->add[a];
+    for (int jj = 0; jj < nj; jj++) {
+        if (!(wy[jj] > 0.0f)) continue;
+        for (int ii = 0; ii < ni; ii++) {
+            const ptrdiff_t k = (ptrdiff_t)(jlo + jj) * w + ilo + ii;
+            const float lw = u->lo_weight[k];
+            if (!(lw > 0.0f)) continue;
+            const float v = u->lo[k], base = wy[jj] * lw;
+            const float *wxi = u->wx + (ptrdiff_t)(ilo + ii - i0) * u->wx_stride + xa, *dt = dist[jj * ni + ii];
+            SD_SIMD
+            for (int r = 0; r < lanes; r++) {
+                /* (d - nearest) * inv_r <= 0; a distance of inf or NaN weighs 0 */
+                float wt = wxi[r] * base * exp_nonpositive(-((dt[r] - nearest[r]) * inv_r));
+                num[r] += wt * v;
+                den[r] += wt;
+            }
+        }
     }
 }
 
-/* The sums of a run of n pixels (row y, from column xa; K guide channels) whose window (first
- * sample row cy->first, column i0) holds samples that disagree: a sample whose colour differs
+/* The sums of a run of n pixels (from column xa; K guide channels) whose window (first sample
+ * row row->cy->first, column i0) holds samples that disagree: a sample whose colour differs
  * from the pixel's lies on another surface, and its weight falls by exp(-difference / sigma_r),
  * taken relative to the most alike sample's (the ratio is the same, and no weight underflows
  * where all differ). */
-SD_ALWAYS_INLINE void colour_weighted_run(const upsample_rows *u, int K, int y, int xa, int n, int i0,
-                                          const tent_taps *cy, float *restrict num, float *restrict den)
+SD_ALWAYS_INLINE void colour_weighted_run(const upsample_rows *u, int K, int lanes, upsample_row_at *row, int xa,
+                                          int n, int i0, float *restrict num, float *restrict den)
 {
-    const int w = u->w, W = u->W, j0 = cy->first, lanes = (n + UPSAMPLE_LANES - 1) / UPSAMPLE_LANES * UPSAMPLE_LANES;
-    const float inv_r = u->inv_r;
+    const tent_taps *cy = row->cy;
+    const int w = u->w, W = u->W, j0 = cy->first, y = row->y;
     const int jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > u->h ? u->h : j0 + 4;
     const int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
-    float dist[16][UPSAMPLE_RUN], nearest[UPSAMPLE_RUN], gc[SD_EDGE_MAX_GUIDE][UPSAMPLE_RUN];
+    float gc[SD_EDGE_MAX_GUIDE][UPSAMPLE_RUN];
     const float *g = u->guide + ((ptrdiff_t)y * W + xa) * K;
     float encoded[UPSAMPLE_RUN * SD_EDGE_MAX_GUIDE];
     if (u->linear) { /* only these pixels of the frame are encoded */
-        encode_guide(u->guide, ((ptrdiff_t)y * W + xa) * K, n * K, u->linear, encoded);
+        encode_guide(u->guide, ((ptrdiff_t)y * W + xa) * K, n * K, u->linear, &row->next_highlight, encoded);
         g = encoded;
     }
-    int taps = 0;
-    for (int r = 0; r < lanes; r++) { /* the lanes past the run's end: any finite colour */
-        nearest[r] = INFINITY;
+    for (int r = 0; r < lanes; r++) /* the lanes past the run's end: any finite colour */
         for (int c = 0; c < K; c++) gc[c][r] = r < n ? g[r * K + c] : 0.0f;
+    if (jhi - jlo == 4 && ihi - ilo == 4)
+        weigh_taps(u, K, lanes, 4, 4, jlo, ilo, i0, cy->wt + (jlo - j0), xa, gc, num, den);
+    else
+        weigh_taps(u, K, lanes, jhi - jlo, ihi - ilo, jlo, ilo, i0, cy->wt + (jlo - j0), xa, gc, num, den);
+}
+
+/* The sums of a run of pixels from column xa whose window's samples agree: the ni column sums
+ * from sample column ilo (window column i0) times the column tents; inlined with ni 4 for the
+ * windows inside the map. */
+SD_ALWAYS_INLINE void tent_sums(const upsample_rows *u, int lanes, int ni, int ilo, int i0, int xa,
+                                const float *restrict colsum, const float *restrict colwt, float *restrict num,
+                                float *restrict den)
+{
+    for (int ii = 0; ii < ni; ii++) {
+        const float a = colsum[ilo + ii], b = colwt[ilo + ii];
+        const float *wxi = u->wx + (ptrdiff_t)(ilo + ii - i0) * u->wx_stride + xa;
+        SD_SIMD
+        for (int r = 0; r < lanes; r++) {
+            num[r] += wxi[r] * a;
+            den[r] += wxi[r] * b;
+        }
     }
-    for (int j = jlo; j < jhi; j++)
-        for (int i = ilo; i < ihi; i++, taps++) {
-            const float *gl = u->guide_lo + ((ptrdiff_t)j * w + i) * K;
-            guide_distances(lanes, K, gc, gl, dist[taps], nearest);
-        }
-    taps = 0;
-    for (int j = jlo; j < jhi; j++) {
-        float wy = cy->wt[j - j0];
-        for (int i = ilo; i < ihi; i++, taps++) {
-            ptrdiff_t k = (ptrdiff_t)j * w + i;
-            float lw = u->lo_weight[k];
-            if (!(wy > 0.0f) || !(lw > 0.0f)) continue;
-            const float v = u->lo[k], base = wy * lw, *wxi = u->wx + (ptrdiff_t)(i - i0) * u->wx_stride + xa;
-            const float *dt = dist[taps];
-            for (int b = 0; b < lanes; b += UPSAMPLE_LANES) {
-                SD_SIMD
-                for (int l = 0; l < UPSAMPLE_LANES; l++) {
-                    const int r = b + l;
-                    /* (d - nearest) * inv_r <= 0; a distance of inf or NaN weighs 0 */
-                    float wt = wxi[r] * base * exp_nonpositive(-((dt[r] - nearest[r]) * inv_r));
-                    num[r] += wt * v;
-                    den[r] += wt;
-                }
-            }
-        }
+}
+
+/* The output pixels of one run of a row (lanes: its pixels rounded up to a block of lanes) from the
+ * row's column sums and the window's range of valid samples. */
+SD_ALWAYS_INLINE void sum_run(const upsample_rows *u, int K, int lanes, upsample_row_at *row, const column_run *run)
+{
+    const int w = u->w, xa = run->x, n = run->n, i0 = run->first;
+    const float *restrict colsum = row->colsum, *restrict colwt = row->colwt;
+    float num[UPSAMPLE_RUN], den[UPSAMPLE_RUN];
+    for (int r = 0; r < lanes; r++) num[r] = den[r] = 0.0f;
+    const float lo_v = row->range[2 * (i0 + 2)], hi_v = row->range[2 * (i0 + 2) + 1];
+    if (row->fast[i0 + 2]) {
+        const int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
+        if (ihi - ilo == 4)
+            tent_sums(u, lanes, 4, ilo, i0, xa, colsum, colwt, num, den);
+        else
+            tent_sums(u, lanes, ihi - ilo, ilo, i0, xa, colsum, colwt, num, den);
+    } else {
+        colour_weighted_run(u, K, lanes, row, xa, n, i0, num, den);
+    }
+    /* A weighted mean lies within its samples' range, but float sums of weights near the
+     * smallest floats can round past it: clamp to the window's valid samples. Where no weight
+     * came (den 0) the quotient is not kept. */
+    float mean[UPSAMPLE_RUN], reached[UPSAMPLE_RUN];
+    const int whole = n == lanes; /* no lane past the run's end: stored in place */
+    float *restrict out = whole ? row->out + xa : mean, *restrict found = whole ? row->found + xa : reached;
+    SD_SIMD
+    for (int r = 0; r < lanes; r++) {
+        const uint32_t some = positive_mask(den[r]);
+        out[r] = keep_if(fmin_sel(fmax_sel(num[r] / den[r], lo_v), hi_v), some);
+        found[r] = keep_if(1.0f, some);
+    }
+    if (!whole) {
+        memcpy(row->out + xa, mean, sizeof(float) * (size_t)n);
+        memcpy(row->found + xa, reached, sizeof(float) * (size_t)n);
     }
 }
 
@@ -448,49 +526,39 @@ SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict
             colwt[i] += keep_if(b, valid);
         }
     }
-    const float *range = u->range + 2 * (ptrdiff_t)(j0 + 2) * u->ww;
-    float *out = u->out + (ptrdiff_t)y * W, *found = u->out_found + (ptrdiff_t)y * W;
+    upsample_row_at row = {
+        .y = y,
+        .cy = cy,
+        .colsum = colsum,
+        .colwt = colwt,
+        .range = u->range + 2 * (ptrdiff_t)(j0 + 2) * u->ww,
+        .fast = u->fast + (ptrdiff_t)(j0 + 2) * u->ww,
+        .out = u->out + (ptrdiff_t)y * W,
+        .found = u->out_found + (ptrdiff_t)y * W,
+        .next_highlight = u->linear ? first_highlight(u->linear, (int64_t)y * W * u->K) : 0,
+    };
     for (int k = 0; k < u->nruns; k++) {
-        const int xa = u->runs[k].x, n = u->runs[k].n, i0 = u->runs[k].first;
-        const int lanes = (n + UPSAMPLE_LANES - 1) / UPSAMPLE_LANES * UPSAMPLE_LANES;
-        float num[UPSAMPLE_RUN], den[UPSAMPLE_RUN];
-        for (int r = 0; r < UPSAMPLE_RUN; r++) num[r] = den[r] = 0.0f;
-        const float lo_v = range[2 * (i0 + 2)], hi_v = range[2 * (i0 + 2) + 1];
-        if (u->fast[(ptrdiff_t)(j0 + 2) * u->ww + i0 + 2]) {
-            const int ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
-            for (int i = ilo; i < ihi; i++) {
-                const float a = colsum[i], b = colwt[i], *wxi = u->wx + (ptrdiff_t)(i - i0) * u->wx_stride + xa;
-                for (int bl = 0; bl < lanes; bl += UPSAMPLE_LANES) {
-                    SD_SIMD
-                    for (int l = 0; l < UPSAMPLE_LANES; l++) {
-                        num[bl + l] += wxi[bl + l] * a;
-                        den[bl + l] += wxi[bl + l] * b;
-                    }
-                }
-            }
-        } else if (u->K == 3) { /* an RGB guide, refine's: inlined with K a constant */
-            colour_weighted_run(u, 3, y, xa, n, i0, cy, num, den);
+        const column_run *run = &u->runs[k];
+        /* inlined with the guide's channels and the run's lanes constants */
+        if (run->n <= UPSAMPLE_LANES / 2) {
+            if (u->K == 3)
+                sum_run(u, 3, UPSAMPLE_LANES / 2, &row, run);
+            else
+                sum_run(u, u->K, UPSAMPLE_LANES / 2, &row, run);
+        } else if (run->n <= UPSAMPLE_LANES) {
+            if (u->K == 3)
+                sum_run(u, 3, UPSAMPLE_LANES, &row, run);
+            else
+                sum_run(u, u->K, UPSAMPLE_LANES, &row, run);
         } else {
-            colour_weighted_run(u, u->K, y, xa, n, i0, cy, num, den);
+            if (u->K == 3)
+                sum_run(u, 3, UPSAMPLE_RUN, &row, run);
+            else
+                sum_run(u, u->K, UPSAMPLE_RUN, &row, run);
         }
-        /* A weighted mean lies within its samples' range, but float sums of weights near the
-         * smallest floats can round past it: clamp to the window's valid samples. Where no weight
-         * came (den 0) the quotient is not kept. */
-        float mean[UPSAMPLE_RUN], reached[UPSAMPLE_RUN];
-        for (int bl = 0; bl < lanes; bl += UPSAMPLE_LANES) {
-            SD_SIMD
-            for (int l = 0; l < UPSAMPLE_LANES; l++) {
-                const int r = bl + l;
-                const uint32_t some = positive_mask(den[r]);
-                mean[r] = keep_if(fmin_sel(fmax_sel(num[r] / den[r], lo_v), hi_v), some);
-                reached[r] = keep_if(1.0f, some);
-            }
-        }
-        memcpy(out + xa, mean, sizeof(float) * (size_t)n);
-        memcpy(found + xa, reached, sizeof(float) * (size_t)n);
     }
     int missed = 0;
-    for (int x = 0; x < W; x++) missed += found[x] == 0.0f;
+    for (int x = 0; x < W; x++) missed += row.found[x] == 0.0f;
     return missed;
 }
 

@@ -22,7 +22,48 @@
  * a float32 array meets these Python floats. */
 #define SRGB_KNEE 0.0031308f
 
-static inline float clip01(float x) { return x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x; }
+/* The encoding's selections by integer masks on the values' bits: a float comparison (it may
+ * raise the invalid flag) keeps a loop scalar. float_bits / bits_float: a float's bits and back;
+ * above_mask: all bits set where the float of bits u exceeds the non-negative float of bits t
+ * (+inf too, NaN not), negative_mask where it is below 0 (not -0, not NaN), nan_mask where it is
+ * NaN. */
+static inline uint32_t float_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+static inline float bits_float(uint32_t u)
+{
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+static inline uint32_t above_mask(uint32_t u, uint32_t t) { return 0u - (uint32_t)(u - (t + 1u) < 0x7F800000u - t); }
+static inline uint32_t negative_mask(uint32_t u) { return 0u - (uint32_t)(u - 0x80000001u < 0x7F800000u); }
+static inline uint32_t nan_mask(uint32_t u) { return 0u - (uint32_t)((u & 0x7FFFFFFFu) > 0x7F800000u); }
+
+/* x < 0 ? 0 : x > 1 ? 1 : x (NaN stays) */
+static inline float clip01(float x)
+{
+    uint32_t u = float_bits(x), lo = negative_mask(u), hi = above_mask(u, float_bits(1.0f));
+    return bits_float((u & ~(lo | hi)) | (float_bits(1.0f) & hi));
+}
+
+/* the base of the power for a clipped value x: x > SRGB_KNEE ? x : SRGB_KNEE */
+static inline float knee_base(float x)
+{
+    uint32_t u = float_bits(x), m = above_mask(u, float_bits(SRGB_KNEE));
+    return bits_float((u & m) | (float_bits(SRGB_KNEE) & ~m));
+}
+
+/* the encoding of a clipped value x with the power p of its base:
+ * x <= SRGB_KNEE ? 12.92 x : 1.055 p - 0.055 */
+static inline float knee_select(float x, float p)
+{
+    uint32_t u = float_bits(x), power = above_mask(u, float_bits(SRGB_KNEE)) | nan_mask(u);
+    return bits_float((float_bits(12.92f * x) & ~power) | (float_bits(1.055f * p - 0.055f) & power));
+}
 
 sd_status sd_srgb_encode_base(size_t n, const float *lin, float *base, int nthreads)
 {
@@ -34,8 +75,7 @@ sd_status sd_srgb_encode_base(size_t n, const float *lin, float *base, int nthre
         size_t i0 = (size_t)c * SD_FLAT_CHUNK, i1 = i0 + SD_FLAT_CHUNK < n ? i0 + SD_FLAT_CHUNK : n;
         SD_SIMD
         for (size_t i = i0; i < i1; i++) {
-            float x = clip01(lin[i]);
-            base[i] = x > SRGB_KNEE ? x : SRGB_KNEE;
+            base[i] = knee_base(clip01(lin[i]));
         }
     }
     return SD_OK;
@@ -83,12 +123,13 @@ static inline float pow_5_12(float x)
     return t * POW_5_12_OF_TWO[e + 9];
 }
 
-float sd_srgb_encode_one(float lin)
+static inline float encode_one(float lin)
 {
     float x = clip01(lin);
-    float p = pow_5_12(x > SRGB_KNEE ? x : SRGB_KNEE);
-    return x <= SRGB_KNEE ? 12.92f * x : 1.055f * p - 0.055f;
+    return knee_select(x, pow_5_12(knee_base(x)));
 }
+
+float sd_srgb_encode_one(float lin) { return encode_one(lin); }
 
 /* The finishing step on lin[i0, i1) (inout holds the base there). */
 static inline void finish_span(size_t i0, size_t i1, const float *restrict lin, float *restrict inout)
@@ -97,8 +138,7 @@ static inline void finish_span(size_t i0, size_t i1, const float *restrict lin, 
     for (size_t i = i0; i < i1; i++) inout[i] = pow_5_12(inout[i]);
     SD_SIMD
     for (size_t i = i0; i < i1; i++) {
-        float x = clip01(lin[i]);
-        inout[i] = x <= SRGB_KNEE ? 12.92f * x : 1.055f * inout[i] - 0.055f;
+        inout[i] = knee_select(clip01(lin[i]), inout[i]);
     }
 }
 
@@ -119,11 +159,7 @@ sd_status sd_srgb_encode_finish(size_t n, const float *lin, float *inout, int nt
 SD_CLONES void sd_srgb_encode_run(size_t n, const float *restrict lin, float *restrict out)
 {
     SD_SIMD
-    for (size_t i = 0; i < n; i++) {
-        float x = clip01(lin[i]);
-        out[i] = x > SRGB_KNEE ? x : SRGB_KNEE;
-    }
-    finish_span(0, n, lin, out);
+    for (size_t i = 0; i < n; i++) out[i] = encode_one(lin[i]);
 }
 
 sd_status sd_unorm_to_float(size_t n, const void *src, int bytes, float *out, int nthreads)
