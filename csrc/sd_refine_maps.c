@@ -403,10 +403,26 @@ sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, in
         const float *m = matte + (ptrdiff_t)y * W, *m2 = matte2 + (ptrdiff_t)y * W;
         uint8_t *s = side + (ptrdiff_t)y * W, *hw = hwin + (ptrdiff_t)y * W;
         for (int x = 0; x < W; x++) s[x] = m[x] >= 0.5f && m2[x] >= 0.5f; /* min(m, m2) >= 0.5 */
+        /* Before the row's first change of side less r, and after its last plus r, every window
+         * holds one side only: those flags are the first (last) pixel's. Most rows of a frame
+         * change side twice or never. */
+        int first = 1, last = 0;
+        while (first < W && s[first] == s[0]) first++;
+        if (first < W) {
+            last = W - 1;
+            while (s[last - 1] == s[W - 1]) last--;
+        }
+        /* pixels x < first and x >= last lie in runs of s[0] and s[W - 1]: the windows of
+         * x < first - r and of x >= last + r hold those runs alone */
+        int a = first < W ? first - r : W, b = first < W ? last + r : W;
+        a = a < 0 ? 0 : a;
+        b = b > W ? W : b;
+        memset(hw, s[0] ? ANY_SIDE : ANY_OTHER, (size_t)a);
+        memset(hw + b, s[W - 1] ? ANY_SIDE : ANY_OTHER, (size_t)(W - b));
         int cnt = 0; /* side pixels in [x - r, x + r] */
-        int hi = r < W - 1 ? r : W - 1;
-        for (int x = 0; x <= hi; x++) cnt += s[x];
-        for (int x = 0; x < W; x++) {
+        int lo0 = a - r > 0 ? a - r : 0, hi = a + r < W - 1 ? a + r : W - 1;
+        for (int x = lo0; x <= hi; x++) cnt += s[x];
+        for (int x = a; x < b; x++) {
             int lo = x - r > 0 ? x - r : 0, top = x + r < W - 1 ? x + r : W - 1;
             int len = top - lo + 1;
             hw[x] = (uint8_t)((cnt > 0 ? ANY_SIDE : 0u) | (cnt < len ? ANY_OTHER : 0u));
