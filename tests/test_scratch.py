@@ -1,7 +1,9 @@
 """The core keeps large scratch buffers between calls (synthdof.scratch_memory): a call that reuses
 them renders exactly what a call on fresh memory renders, the limit is honoured, and bad limits
-are refused. NumPy arrays made within pooled_arrays (refine's) come from the same pool: zeros are
-zero, each thread's arrays are its own, and refine from a pool full of garbage is refine."""
+are refused. NumPy arrays made within pooled_arrays (those of refine, render, scatter, gather and
+the CoC maps) come from the same pool: zeros are zero, each thread's arrays are its own, each
+function from a pool full of garbage gives what it gives on fresh memory, and a result stays the
+caller's."""
 import os
 import subprocess
 import sys
@@ -317,6 +319,54 @@ def test_refine_from_a_dirty_pool_equals_refine_from_fresh_memory(default_limit)
             np.testing.assert_array_equal(d1, d0)
             np.testing.assert_array_equal(m1, m0)
     assert _handler(np.empty((1000, 1100), np.float32)) == "default_allocator"
+
+
+def _public_calls():
+    """render (depth and lens: its CoC map; uint8: its encoding's temporaries), scatter, gather and
+    the CoC maps at 1200 x 1600, where every result is a mapping of its own (4 MB and more)."""
+    img, depth, _, matte = _refine_case()
+    depth = np.nan_to_num(depth, nan=3.0)
+    lens = synthdof.ThinLens(focal_length_mm=50, f_number=2.0, focus_distance=2.0)
+    coc = lens.coc(depth, max_coc=60)
+    img8 = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    ap = synthdof.Aperture(blades=5)
+    return {
+        "render": lambda: synthdof.render(img, depth, matte=matte, lens=lens, aperture=ap, num_threads=2),
+        "render_uint8": lambda: synthdof.render(img8, coc=coc, background=img8, num_threads=2),
+        "scatter": lambda: synthdof.scatter(img, coc, aperture=ap, num_threads=2),
+        "gather": lambda: synthdof.gather(img, coc, aperture=ap, num_threads=1),
+        "coc": lambda: lens.coc(depth, max_coc=60, num_threads=2),
+        "coc_from_disparity": lambda: synthdof.coc_from_disparity(1 / depth, K=40.0, focus_disparity=0.5),
+    }
+
+
+def test_results_from_a_dirty_pool_equal_results_on_fresh_memory(default_limit):
+    from synthdof._validate import pooled_arrays
+    calls = _public_calls()
+    synthdof.scratch_memory(0)  # nothing kept: every result and map is a fresh (zeroed) mapping
+    fresh = {name: f() for name, f in calls.items()}
+    assert all(_handler(r) == "synthdof_scratch_pool" for r in fresh.values())
+    synthdof.scratch_memory(2048)
+    for fill in (np.nan, 7.0):  # the pool full of garbage of every size the calls ask for
+        with pooled_arrays(2):  # (results of 23, 7.7 and 5.8 MB; the maps' copies and temporaries)
+            junk = [np.full(n, fill, np.float32) for n in (1_440_000, 1_920_000, 2_000_000, 5_760_000, 6_000_000)]
+        del junk
+        for name, f in calls.items():
+            np.testing.assert_array_equal(f(), fresh[name], err_msg=name)
+
+
+def test_a_pooled_result_stays_the_callers_through_later_calls(default_limit):
+    calls = _public_calls()
+    synthdof.scratch_memory(2048)
+    first = {name: f() for name, f in calls.items()}  # each may be a buffer an earlier call freed
+    copies = {name: r.copy() for name, r in first.items()}
+    later = [f() for _ in range(2) for f in calls.values()]  # the pool's buffers reused meanwhile
+    for name, r in first.items():
+        np.testing.assert_array_equal(r, copies[name], err_msg=name)
+        assert not any(np.may_share_memory(r, x) for x in later), name
+    del later
+    for name, r in first.items():  # and after those calls' results went back to the pool
+        np.testing.assert_array_equal(r, copies[name], err_msg=name)
 
 
 def test_concurrent_refines_from_the_pool_equal_sequential_ones(default_limit):

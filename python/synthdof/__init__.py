@@ -49,8 +49,9 @@ def scratch_memory(limit_mb=None):
     A render's large scratch buffers (about 5x the image for a 12 MP render) are kept when it
     returns, up to a limit, so the next call of a similar size reuses them instead of mapping
     fresh memory: on virtual machines that return freed memory to the host, fresh memory costs
-    up to a second per gigabyte. `refine`'s arrays (the ones it returns too) come from the same
-    pool and go back to it when they are freed.
+    up to a second per gigabyte. The arrays of `refine`, `render`, `scatter`, `gather` and the
+    CoC maps (the ones they return too) come from the same pool and go back to it when they are
+    freed.
 
     Parameters
     ----------

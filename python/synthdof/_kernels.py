@@ -2,7 +2,7 @@
 
 from . import _core
 from ._aperture import as_aperture
-from ._validate import as_image, as_map, prepare_out, resolve_threads
+from ._validate import arrays_from_pool, as_image, as_map, prepare_out, resolve_threads
 
 
 def _spread(kernel, image, coc, aperture, out, num_threads):
@@ -18,6 +18,7 @@ def _spread(kernel, image, coc, aperture, out, num_threads):
     return out
 
 
+@arrays_from_pool  # its result reuses the pages a freed one left
 def scatter(image, coc, *, aperture=None, out=None, num_threads=None):
     """Spread every pixel over the aperture shape with diameter ``|coc|`` and total weight exactly 1.
 
@@ -79,6 +80,7 @@ def scatter(image, coc, *, aperture=None, out=None, num_threads=None):
     return _spread(_core.scatter, image, coc, aperture, out, num_threads)
 
 
+@arrays_from_pool  # its result reuses the pages a freed one left
 def gather(image, coc, *, aperture=None, out=None, num_threads=None):
     """Each output pixel is the mean of the input over the aperture shape of its *own* ``|coc|``.
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import _core
-from ._validate import as_map, as_matte, finite, positive, prepare_out, resolve_threads
+from ._validate import arrays_from_pool, as_map, as_matte, finite, positive, prepare_out, resolve_threads
 
 MODELS = ("fixed_fov", "real_lens")
 
@@ -93,6 +93,7 @@ class ThinLens:
         s = self.sensor_width_mm / 1000.0
         return f * f * float(width) / (self.f_number * s)
 
+    @arrays_from_pool  # its map reuses the pages a freed one left
     def coc(self, depth, width=None, *, max_coc=None, out=None, num_threads=None):
         """Signed CoC diameter in pixels of every pixel of a depth map.
 
@@ -175,6 +176,7 @@ class ThinLens:
         return A / (zf - f) * (z - zf) / z
 
 
+@arrays_from_pool  # its map reuses the pages a freed one left
 def coc_from_disparity(disparity, *, K, focus_disparity, max_coc=None, out=None, num_threads=None):
     """Signed CoC diameter c = K (focus_disparity - d) in pixels from a disparity map.
 

@@ -7,7 +7,7 @@ from . import _core
 from ._aperture import as_aperture
 from ._color import linear_to_srgb
 from ._lens import ThinLens
-from ._validate import as_image, as_map, as_matte, prepare_out, resolve_threads
+from ._validate import arrays_from_pool, as_image, as_map, as_matte, prepare_out, resolve_threads
 
 # Highlight recovery for clipped integer input: linear gain at the clip level (see render()).
 AUTO_HIGHLIGHT_GAIN = 6.0
@@ -65,6 +65,7 @@ def recover_highlights(linear, gain, clip=1.0):
 _BORDERS = {"window": 0, "mirror": 1}
 
 
+@arrays_from_pool  # its result and CoC map reuse the pages the previous call's left
 def render(image, depth=None, *, coc=None, matte=None, lens=None, aperture=None, background=None,
            highlights="auto", border="window", num_threads=None, out=None):
     """Synthetic depth of field: blur the scene in depth, not the flat image.

@@ -1,5 +1,6 @@
 """Argument checking shared by the public functions: every message starts with the argument's name."""
 import contextlib
+import contextvars
 import errno
 import functools
 import math
@@ -152,10 +153,12 @@ def fresh_array(shape, dtype):
     own, released with the array. NumPy marks its large arrays for transparent huge pages, and on
     a virtual machine that hands freed memory back to its host a fresh huge page costs several
     times the system time of the same bytes in 4 KiB pages (the scratch pool's mappings are left
-    unmarked for the same reason, csrc/sd_alloc.c; benchmarks/README.md)."""
+    unmarked for the same reason, csrc/sd_alloc.c; benchmarks/README.md). Within pooled_arrays it
+    is np.empty: a buffer from the pool, where the previous call's result or scratch left pages
+    already faulted in."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < MAPPED_BYTES or not hasattr(mmap, "MAP_PRIVATE"):
+    if nbytes < MAPPED_BYTES or not hasattr(mmap, "MAP_PRIVATE") or _POOLED.get():
         return np.empty(shape, dtype=dtype)
     try:
         m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
@@ -167,6 +170,10 @@ def fresh_array(shape, dtype):
         raise MemoryError(f"Unable to allocate {nbytes / 2**30:.3g} GiB for an array with shape "
                           f"{tuple(shape)} and data type {dtype}") from e
     return np.frombuffer(m, dtype=dtype).reshape(shape)
+
+
+# Whether this thread's (context's) NumPy arrays come from the scratch pool (pooled_arrays).
+_POOLED = contextvars.ContextVar("synthdof_pooled_arrays", default=False)
 
 
 @contextlib.contextmanager
@@ -181,9 +188,11 @@ def pooled_arrays(threads=1):
     system. The small pages of csrc/sd_alloc.c apply (fresh_array says why). Other threads keep
     their own handler (NumPy's is a context variable)."""
     old = _core.array_pool(True, threads)
+    token = _POOLED.set(True)
     try:
         yield
     finally:
+        _POOLED.reset(token)
         _core.array_pool(old, 1)
 
 
