@@ -385,7 +385,8 @@ sd_status sd_continue_sides(int H, int W, float *q, ptrdiff_t qrow, const uint8_
                 float gap = (s[x] ? b[x] : f[x]) - cont;
                 int ok = both && fabsf(gap) > tol * fabsf(cont);
                 float pull = ok ? (qr[x] - cont) / gap : 0.0f;
-                pulled = pull <= p->beyond_pull && (bl[x] >= p->blurred_share || pull > 0.5f);
+                /* kept 2 (noisy depth the smoothing agrees with): kept only beyond both sides */
+                pulled = pull <= p->beyond_pull && (k[x] == 2 || bl[x] >= p->blurred_share || pull > 0.5f);
             }
             if (reached && pulled) qr[x] = cont;
         }

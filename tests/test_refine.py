@@ -549,3 +549,28 @@ def test_noisy_depth_is_smoothed_on_cells_where_the_band_is_wide():
     # the same maps with cells of a pixel (the smoothing on the pixel grid) agree with these
     fine, _ = synthdof.refine(image, noisy, edge_width=4)
     np.testing.assert_allclose(out[:, 146:205], fine[:, 146:205], rtol=0.01)
+
+
+def test_noisy_depth_keeps_a_rod_in_front_of_the_subject_that_the_matte_leaves_out():
+    # a sensor's depth of a rod (1 m) crossing the subject (2 m) in front of a wall (6 m): the matte
+    # leaves the rod out, so beside the subject's boundary the rod lies on the background's side,
+    # but its depth lies beyond both sides and is the sensor's own: kept, not continued
+    H, W = 128, 192
+    image = np.zeros((H, W, 3), np.float32)
+    image[:] = (0.1, 0.1, 0.6)
+    depth = np.full((H, W), 6.0, np.float32)
+    matte = np.zeros((H, W), np.float32)
+    image[32:96, 48:144] = (0.6, 0.1, 0.1)
+    depth[32:96, 48:144] = 2.0
+    matte[32:96, 48:144] = 1.0
+    image[:, 94:100] = (0.1, 0.6, 0.1)
+    depth[:, 94:100] = 1.0
+    matte[:, 94:100] = 0.0
+    rng = np.random.default_rng(9)
+    noisy = (depth * (1 + 0.02 * rng.standard_normal(depth.shape))).astype(np.float32)
+    out, _ = synthdof.refine(image, noisy, matte=matte, edge_width=8)  # a band wider than the rod
+    rod = out[32:96, 95:99]  # where the rod crosses the subject
+    assert (np.abs(rod / 1.0 - 1) < 0.05).mean() > 0.95
+    # the subject and the wall beside the rod keep their own continuation
+    np.testing.assert_allclose(out[40:88, 60:90].mean(), 2.0, rtol=0.01)
+    np.testing.assert_allclose(out[5:25, 20:80].mean(), 6.0, rtol=0.01)

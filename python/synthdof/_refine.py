@@ -103,6 +103,7 @@ NOISE_SIGMA_CELLS = 8
 # surfaces (see refine); the noise alone, over the 16 or more pixels of a cell, stays within
 # about 1.5 times the median.
 MIXED_SPREAD = 2.5
+NOISY_KEPT_SIGMAS = 5
 # The upsampling compares colours only where the samples in reach disagree by more than
 # UPSAMPLE_AGREE of their disparity (their range, or their distance from their plane): 0.5 % is
 # about half a pixel of CoC on a subject in focus at 2 m with an 85 mm f/1.4 lens. Noisy depth
@@ -503,6 +504,7 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         raise ValueError(f"refine_matte: expected 'auto', True or False, got {refine_matte!r}")
 
     noisy = _noisy(q, weight, nt)  # at the resolution given: a phone's noise is tested on its samples
+    q_in, w_in = q, weight
     cell = band // NOISE_SIGMA_CELLS
     if noisy and (h, w) == (H, W) and cell >= 2:
         q, weight, spread = _cell_means(q, weight, cell, nt)
@@ -530,6 +532,14 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         missing = 0  # the smoothing leaves no hole
     else:
         kept = weight > 0  # the pixels whose depth is the input's own (not upsampled, smoothed or filled)
+    if noisy and q_in.shape == (H, W):
+        # noisy depth the smoothing agrees with (within NOISY_KEPT_SIGMAS robust sigmas of the
+        # noise) keeps its own depth beside the boundary where it lies beyond both sides: a rod in
+        # front of the subject that the matte leaves out
+        ok = w_in > 0
+        dev = np.abs(q - q_in) / np.where(ok, q_in, 1)
+        sigma = 1.4826 * np.median(dev[ok][::7])
+        kept = (ok & (dev <= NOISY_KEPT_SIGMAS * sigma)).view(np.uint8) * np.uint8(2)
     if missing:
         holes = weight < 1  # (a 12 MP pass and its test only where there are any)
     if holes is not None:

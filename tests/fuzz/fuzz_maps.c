@@ -397,7 +397,7 @@ static void run_sides(fz_in *in, int wild)
         uint8_t b = fz_u8(in);
         side[i] = b & 1;
         near[i] = (b >> 1) & 1;
-        kept[i] = kept_mode == 2 ? (b >> 2) & 1 : kept_mode;
+        kept[i] = kept_mode == 2 ? ((b >> 2) & 3) % 3 : kept_mode; /* 2: kept only beyond both sides */
     }
     sd_status st = sd_continue_sides(H, W, q, qrow, side, near, kept, mrow, &p, nt);
     for (int y = 0; y < H; y++)
