@@ -537,9 +537,10 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         # noise) keeps its own depth beside the boundary where it lies beyond both sides: a rod in
         # front of the subject that the matte leaves out
         ok = w_in > 0
-        dev = np.abs(q - q_in) / np.where(ok, q_in, 1)
-        sigma = 1.4826 * np.median(dev[ok][::7])
-        kept = (ok & (dev <= NOISY_KEPT_SIGMAS * sigma)).view(np.uint8) * np.uint8(2)
+        dev = np.abs(q - q_in)
+        np.divide(dev, q_in, out=dev, where=ok)  # (where not ok, ok leaves it out)
+        sigma = 1.4826 * np.median(dev.reshape(-1)[::31][ok.reshape(-1)[::31]])
+        kept = np.less_equal(dev, NOISY_KEPT_SIGMAS * sigma, out=ok, where=ok).view(np.uint8) * np.uint8(2)
     if missing:
         holes = weight < 1  # (a 12 MP pass and its test only where there are any)
     if holes is not None:
