@@ -103,6 +103,8 @@ NOISE_SIGMA_CELLS = 8
 # surfaces (see refine); the noise alone, over the 16 or more pixels of a cell, stays within
 # about 1.5 times the median.
 MIXED_SPREAD = 2.5
+# Noisy depth that the smoothing left within this many robust sigmas of the noise counts as the
+# input's own beside the matte's boundary, where it lies beyond both sides (see refine).
 NOISY_KEPT_SIGMAS = 5
 # The upsampling compares colours only where the samples in reach disagree by more than
 # UPSAMPLE_AGREE of their disparity (their range, or their distance from their plane): 0.5 % is
@@ -513,7 +515,6 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         # along the surface its guide sample shows: cells whose spread exceeds MIXED_SPREAD times
         # the typical cell's (the noise's) are holes, filled from the cells beside them
         weight[spread > MIXED_SPREAD * np.median(spread[weight > 0])] = 0
-    holes = None
     if (h, w) != (H, W):
         # the linear image, its pixels encoded where the upsampling reads them; for integer input
         # the guide is the image (no highlights: nothing above 1)
@@ -524,15 +525,16 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
             q = _edge_fill(q[..., None], weight, sampled[0], sigma, FILL_SIGMA_R, nt)[..., 0]
             weight = np.ones((h, w), np.float32)  # the smoothing leaves no hole
         q, weight, missing = _upsample(q, weight, source, sampled, nt, NOISY_AGREE if noisy else UPSAMPLE_AGREE)
-        kept = np.zeros((H, W), bool)
     elif noisy:
         smooth = _edge_fill(q[..., None], weight, full_guide(), max(2.0, band), FILL_SIGMA_R, nt)
         q = smooth[..., 0]
-        kept = np.zeros((H, W), bool)
         missing = 0  # the smoothing leaves no hole
+    # kept: the pixels whose depth is the input's own (not upsampled, smoothed or filled)
+    if q_in.shape != (H, W):
+        kept = np.zeros((H, W), bool)
+    elif not noisy:
+        kept = w_in > 0
     else:
-        kept = weight > 0  # the pixels whose depth is the input's own (not upsampled, smoothed or filled)
-    if noisy and q_in.shape == (H, W):
         # noisy depth the smoothing agrees with (within NOISY_KEPT_SIGMAS robust sigmas of the
         # noise) keeps its own depth beside the boundary where it lies beyond both sides: a rod in
         # front of the subject that the matte leaves out
@@ -541,9 +543,8 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         np.divide(dev, q_in, out=dev, where=ok)  # (where not ok, ok leaves it out)
         sigma = 1.4826 * np.median(dev.reshape(-1)[::31][ok.reshape(-1)[::31]])
         kept = np.less_equal(dev, NOISY_KEPT_SIGMAS * sigma, out=ok, where=ok).view(np.uint8) * np.uint8(2)
-    if missing:
-        holes = weight < 1  # (a 12 MP pass and its test only where there are any)
-    if holes is not None:
+    if missing:  # (a 12 MP pass and its test only where there are any)
+        holes = weight < 1
         fill = _edge_fill(q[..., None], weight, full_guide(), max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)
         q = np.where(holes, weight * q + (1 - weight) * fill[..., 0], q).astype(np.float32)
 
