@@ -25,10 +25,7 @@ static void footprint_ends(sd_footprint *fp)
         float fa = a - (float)ia, fb = b - (float)ib;
         q->ia = ia;
         q->ib = ib;
-        q->ew[0] = (1.0f - fa) * w;
-        q->ew[1] = fa * w;
-        q->ew[2] = -(1.0f - fb) * w;
-        q->ew[3] = -fb * w;
+        sd_span_end_weights(ia, ib, fa, fb, w, q->ew);
         fp->jlo = q->dj < fp->jlo ? q->dj : fp->jlo;
         fp->jhi = q->dj > fp->jhi ? q->dj : fp->jhi;
         fp->ilo = ia < fp->ilo ? ia : fp->ilo;

@@ -375,8 +375,9 @@ sd_status sd_noise_above(int H, int W, const float *q, const float *weight, doub
         *above = n_above >= (n + 1) / 2;
     } else if (n_above != n / 2) { /* both middle values on one side */
         *above = n_above > n / 2;
-    } else { /* the middle values straddle it: NumPy's median is their float32 mean */
-        *above = (double)((below_max + above_min) / 2.0f) > threshold;
+    } else { /* the middle values straddle it: the median is their mean (in double: the mean of
+              * two floats, however large, does not overflow, so the count decides alone above) */
+        *above = ((double)below_max + (double)above_min) / 2.0 > threshold;
     }
     return SD_OK;
 }

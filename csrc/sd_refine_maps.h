@@ -40,8 +40,9 @@ sd_status sd_cell_means(int H, int W, const float *q, const float *weight, int h
                         float *out_spread, int nthreads);
 
 /* Whether the median over the (H-2) x (W-2) inner pixels whose 3x3 neighbourhood has weight >= 1
- * everywhere of |q - its 3x3 mean| / max(|q|, 1e-30), as NumPy's median of the float32 values
- * gives it (0 if there are none; NaN if one is NaN), exceeds threshold; *count is how many pixels
+ * everywhere of |q - its 3x3 mean| / max(|q|, 1e-30) (float32, summed as NumPy adds the shifted
+ * planes; of an even count the mean of the two middle values in double; 0 if there are none; NaN
+ * if one is NaN) exceeds threshold; *count is how many pixels
  * it covers. Only the inner rows 0, row_step, 2 row_step, ... (counted from the first inner row)
  * take part: a median of a few million deviations is as good as of all. */
 sd_status sd_noise_above(int H, int W, const float *q, const float *weight, double threshold, int row_step,

@@ -33,13 +33,14 @@ static inline void add_span(float *row, int cols, float a, float b, const float 
     if (b > (float)cols) b = (float)cols;
     if (!(b > a)) return;
     int ia = (int)a, ib = (int)b;
-    float fa = a - (float)ia, fb = b - (float)ib;
+    float ew[4];
+    sd_span_end_weights(ia, ib, a - (float)ia, b - (float)ib, 1.0f, ew);
     float *pa = row + 4 * ia, *pb = row + 4 * ib;
     for (int c = 0; c < 4; c++) {
-        pa[c] += (1.0f - fa) * v[c];
-        pa[4 + c] += fa * v[c];
-        pb[c] -= (1.0f - fb) * v[c];
-        pb[4 + c] -= fb * v[c];
+        pa[c] += ew[0] * v[c];
+        pa[4 + c] += ew[1] * v[c];
+        pb[c] += ew[2] * v[c];
+        pb[4 + c] += ew[3] * v[c];
     }
 }
 

@@ -123,15 +123,20 @@ def reference_noise(q, weight, row_step=1):
     if not inner.any():
         return 0.0, 0
     c = q[1:-1, 1:-1][inner]
-    return float(np.median(np.abs(c - acc[inner] / 9) / np.maximum(np.abs(c), 1e-30))), int(inner.sum())
+    dev = np.sort(np.abs(c - acc[inner] / 9) / np.maximum(np.abs(c), 1e-30)).astype(np.float64)
+    n = dev.size
+    if np.isnan(dev).any():
+        return float("nan"), n  # of an even count the mean of the middle two in double (it cannot overflow)
+    return float(dev[n // 2] if n % 2 else (dev[n // 2 - 1] + dev[n // 2]) / 2), n
 
 
 def assert_noise_decisions(q, weight, row_step=1):
-    """noise_above against NumPy's median at thresholds on it, beside it and around it."""
+    """noise_above against a sort's median at thresholds on it, beside it (a float's and a double's
+    ulp either way) and around it."""
     median, count = reference_noise(q, weight, row_step)
     m = np.float32(median)
-    for t in (median, float(np.nextafter(m, np.float32(-1))), float(np.nextafter(m, np.float32(1))), 0.0, -1.0,
-              0.003, 1e9):
+    for t in (median, float(np.nextafter(m, np.float32(-1))), float(np.nextafter(m, np.float32(1))),
+              float(np.nextafter(median, -1.0)), float(np.nextafter(median, 2.0)), 0.0, -1.0, 0.003, 1e9):
         for nt in (1, 2):
             got = _core.noise_above(q, weight, t, nt, row_step) if row_step > 1 else _core.noise_above(q, weight, t, nt)
             assert got == (median > t, count)
@@ -156,6 +161,14 @@ def test_noise_above_of_a_flat_map_of_ties_and_of_an_even_count():
     assert_noise_decisions(q, np.ones_like(q))
     q = (1 + 0.01 * rng.standard_normal((6, 6))).astype(np.float32)  # 16 values: the two middle ones straddle
     assert reference_noise(q, np.ones_like(q))[1] % 2 == 0
+    assert_noise_decisions(q, np.ones_like(q))
+    # 4 deviations near float's largest (inner pixels of 1e-30 beside a border of 3.6e8 and more):
+    # the middle pair's float32 sum overflows, their mean in double does not
+    q = np.full((4, 4), 3.6e8, np.float32)
+    q[0, 3] = q[3, 0] = 3.7e8
+    q[1:3, 1:3] = 1e-30
+    median, count = reference_noise(q, np.ones_like(q))
+    assert count == 4 and 1e38 < median < 3.4e38
     assert_noise_decisions(q, np.ones_like(q))
     with pytest.raises(ValueError, match="threshold"):
         _core.noise_above(q, np.ones_like(q), float("nan"), 1)

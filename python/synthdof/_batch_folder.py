@@ -353,9 +353,10 @@ def remove_stale_temps(outdir, names):
     --------
     >>> import tempfile
     >>> d = tempfile.mkdtemp()
-    >>> open(os.path.join(d, ".a_0000.png.synthdof-99-0123abcd.tmp"), "w").close()
+    >>> dead = 4194305  # above Linux's largest pid: no live process holds it
+    >>> open(os.path.join(d, f".a_0000.png.synthdof-{dead}-0123abcd.tmp"), "w").close()
     >>> remove_stale_temps(d, {"a_0000.png"})
-    ['.a_0000.png.synthdof-99-0123abcd.tmp']
+    ['.a_0000.png.synthdof-4194305-0123abcd.tmp']
     """
     removed = []
     for entry in sorted(os.listdir(outdir)):

@@ -148,15 +148,15 @@ static void run_noise(fz_in *in, int wild)
             has_nan |= r != r;
             vals[m++] = r;
         }
-    float median = 0.0f; /* NumPy's median: NaN with a NaN; 0 counted for no value */
+    double median = 0.0; /* NaN with a NaN; 0 counted for no value; an even count's in double */
     if (m && has_nan) {
         median = NAN;
     } else if (m) {
         qsort(vals, m, sizeof(float), cmp_float);
-        median = m % 2 ? vals[m / 2] : (vals[m / 2 - 1] + vals[m / 2]) / 2.0f;
+        median = m % 2 ? vals[m / 2] : ((double)vals[m / 2 - 1] + (double)vals[m / 2]) / 2.0;
     }
     /* thresholds at the median, beside it (one ulp either way), at a value and at random */
-    double thresholds[5] = {median, nextafterf(median, -INFINITY), nextafterf(median, INFINITY),
+    double thresholds[5] = {median, nextafter(median, -INFINITY), nextafter(median, INFINITY),
                             m ? vals[fz_range(in, 0, (int)m - 1)] : 0.0, fz_uniform(in, -0.01f, 0.05f)};
     for (int t = 0; t < 5; t++) {
         if (thresholds[t] != thresholds[t]) continue;
@@ -165,8 +165,8 @@ static void run_noise(fz_in *in, int wild)
         if (sd_noise_above(H, W, q, w, thresholds[t], row_step, &above, &count, nt) != SD_OK) FZ_FAIL("refused");
         if (sd_noise_above(H, W, q, w, thresholds[t], 0, &above, &count, nt) != SD_ERR_ARG) FZ_FAIL("row step 0 taken");
         if (count != m) FZ_FAIL("count %zu, want %zu", count, m);
-        if (above != ((double)median > thresholds[t]))
-            FZ_FAIL("above %d for median %.9g and threshold %.9g (of %zu)", above, (double)median, thresholds[t], m);
+        if (above != (median > thresholds[t]))
+            FZ_FAIL("above %d for median %.17g and threshold %.17g (of %zu)", above, median, thresholds[t], m);
     }
     free(q); free(w); free(vals);
 }
