@@ -1,8 +1,9 @@
 /* Composite stage and the render's driver (sd_render in sd_core.h): depth-ordered compositing of
  * scattered slices.
  *
- * The CoC axis is cut into slices; every entry (sd_entries.c) is split linearly between the two
- * slice centres around its CoC (sd_slices.c). Near to far, each slice gathers its content, fills
+ * The CoC axis is cut into slices; every entry (sd_entries.c) goes to the slice centre it lies
+ * near, or is split linearly between the two around its CoC in the middle of their gap
+ * (sd_slices.c, sd_slice_weight). Near to far, each slice gathers its content, fills
  * in what nearer slices hide of it (sd_layer.c), is scattered with every entry's own CoC
  * (sd_scatter.c) and composited under what is already there (composite, here). A slice whose
  * content is mostly blurred by more than ~20 px (radius) is built, filled and scattered on a

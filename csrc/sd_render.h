@@ -29,13 +29,31 @@ typedef struct {
     int holes;                    /* whether nearer slices hide part of it */
 } sd_slice;
 
-/* The share of an entry of CoC c that goes to slice s: tent(lo, mid, hi, c) with the slopes
- * precomputed. */
-static inline float sd_slice_weight(const sd_slice *s, float c)
+/* An entry within SD_SLICE_SNAP of the spacing from a slice's centre goes to that slice alone;
+ * between two centres the share crossfades over the middle half of the gap. Every entry is spread
+ * with its own CoC whichever slice holds it, so this only makes the compositing order a quarter
+ * of a spacing coarser; but the pixels of a noisy surface, scattered around the centre snapped
+ * onto its mode, carry light in one slice instead of two, and the scatter skips a cell without
+ * light. (The slices' boxes still span both intervals around their centres (sd_slices.c): the
+ * hole fills run on them, and boxes narrowed to the shares moved the fills: -2.6 dB on the
+ * occluder scene with a network's depth.) */
+#define SD_SLICE_SNAP 0.25f
+
+/* The share of a slice whose tent (1 at its centre, 0 at the neighbouring centres) is t. */
+static inline float sd_slice_share(float t)
 {
-    float t = c >= s->mid ? 1.0f - (c - s->mid) * s->shi : 1.0f - (s->mid - c) * s->slo;
-    return t > 0.0f ? t : 0.0f;
+    t = (t - SD_SLICE_SNAP) * (1.0f / (1.0f - 2.0f * SD_SLICE_SNAP));
+    return t > 0.0f ? (t < 1.0f ? t : 1.0f) : 0.0f;
 }
+
+/* The tent of slice s at CoC c (its slopes precomputed). */
+static inline float sd_slice_tent(const sd_slice *s, float c)
+{
+    return c >= s->mid ? 1.0f - (c - s->mid) * s->shi : 1.0f - (s->mid - c) * s->slo;
+}
+
+/* The share of an entry of CoC c that goes to slice s. */
+static inline float sd_slice_weight(const sd_slice *s, float c) { return sd_slice_share(sd_slice_tent(s, c)); }
 
 /* Hidden fraction of its pixel that an entry of CoC c and coverage a contributes to slice s. */
 static inline float sd_slice_hides(const sd_slice *s, float c, float a)
