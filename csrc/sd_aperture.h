@@ -157,7 +157,10 @@ void sd_footprint_make(sd_footprint *fp, const sd_aperture *ap, float fx, float 
  * on its key alone, so which ones happen to be kept changes nothing but time): neighbours of a
  * noisy depth map rarely share a footprint with the one just before, but a row has few distinct
  * ones. */
-#define SD_FOOTPRINT_SLOTS_LOG2 6
+/* 256 slots (13 KB each): on noisy depth a row's sources hold more distinct radii than 64 slots
+ * keep (12 MP, 1 % depth noise: render -5.7 %, slanted plane -5.4 %, planes and network depth
+ * within +-2 %). */
+#define SD_FOOTPRINT_SLOTS_LOG2 8
 #define SD_FOOTPRINT_SLOTS (1 << SD_FOOTPRINT_SLOTS_LOG2)
 
 static inline unsigned sd_footprint_slot(float R, float fx, float fy, int inv)

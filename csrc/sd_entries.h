@@ -44,6 +44,7 @@ typedef struct {
     sd_cview img;
     const float *coc, *matte;
     int nt;
+    float edge_margin; /* the CoC difference that marks a depth edge (sd_edge_margin) */
 } sd_frame;
 
 static inline const float *sd_frame_px(const sd_frame *f, int y, int x)

@@ -15,6 +15,10 @@ typedef struct {
     double move[3], b; /* colour and coverage moved */
 } sd_unmixed;
 
+/* The CoC difference beyond which neighbours lie on the two sides of a depth edge: 1 px, or more
+ * where the CoC map is noisy (see sd_unmix.c); into *margin. SD_ERR_NOMEM if scratch fails. */
+sd_status sd_edge_margin(const sd_frame *f, float *margin);
+
 /* The depth edges of row y (W >= 3, H >= 3), in column order, into U (up to W of them); returns
  * their number. vmn, vmx: scratch of W floats, cand of W bytes. */
 int sd_unmix_row(const sd_frame *f, int y, float *vmn, float *vmx, unsigned char *cand, sd_unmixed *U);
