@@ -39,13 +39,26 @@ static inline int sd_main_entry(const sd_entries *e, int x, int y, float *q, flo
 
 /* The inputs of the entries stage: the image (3 channels), its CoC and matte (H*W contiguous;
  * matte may be NULL), and the thread count. */
+/* Ranges of CoC with a depth-edge margin of their own (sd_edge_margin). */
+#define SD_EDGE_RANGES 32
+
 typedef struct {
     int H, W;
     sd_cview img;
     const float *coc, *matte;
     int nt;
-    float edge_margin; /* the CoC difference that marks a depth edge (sd_edge_margin) */
+    /* the CoC difference that marks a depth edge, per range of CoC (sd_edge_margin_at) */
+    float edge_margin[SD_EDGE_RANGES], edge_lo, edge_scale;
 } sd_frame;
+
+/* The depth-edge margin of a pixel of CoC c (the first range for a CoC below the smallest, or a
+ * NaN; the last for one above the largest). */
+static inline float sd_edge_margin_at(const sd_frame *f, float c)
+{
+    float t = (c - f->edge_lo) * f->edge_scale;
+    int r = t > 0.0f ? (t < (float)(SD_EDGE_RANGES - 1) ? (int)t : SD_EDGE_RANGES - 1) : 0;
+    return f->edge_margin[r];
+}
 
 static inline const float *sd_frame_px(const sd_frame *f, int y, int x)
 {

@@ -18,67 +18,93 @@
 #define EDGE_MARGIN_PX 1.0f
 /* ... and a depth edge must stand out of the depth's own noise: the margin is at least this many
  * times the median |CoC difference| of horizontal neighbours (on every EDGE_NOISE_ROW_STEP-th
- * row). Of Gaussian noise of deviation s that median is 0.95 s, so the margin is about 4 s, which
- * the difference of two neighbours on one surface (deviation 1.4 s) exceeds for under 1 % of them;
- * unmixed, such pixels were split by their texture's colours into entries at noise CoCs. Exact
- * depth (planes, or slopes under 1/4 px a pixel) has a median far below 1/4 px and keeps 1 px. */
+ * row), per range of CoC (SD_EDGE_RANGES equal ranges between the smallest and largest CoC: a
+ * sensor's or a network's noise grows towards the camera). Of Gaussian noise of deviation s that
+ * median is 0.95 s, so the margin is about 4 s, which the difference of two neighbours on one
+ * surface (deviation 1.4 s) exceeds for under 1 % of them; unmixed, such pixels were split by
+ * their texture's colours into entries at noise CoCs. Exact depth (planes, or slopes under 1/4 px
+ * a pixel) has medians far below 1/4 px and keeps 1 px. */
 #define EDGE_NOISE_FACTOR 4.0f
 #define EDGE_NOISE_ROW_STEP 8
+/* A range with fewer sampled pairs than this, or than this share of them, takes the median of
+ * all of them: a range that only the pixels across depth edges fall in (their CoCs between the
+ * surfaces') holds mostly real steps, whose median is not the noise. */
+#define EDGE_RANGE_MIN_PAIRS 256
+#define EDGE_RANGE_MIN_SHARE (1.0 / (4 * SD_EDGE_RANGES))
+/* The medians' resolution: a difference's float bits above bit 20 (an eighth of an octave). */
+#define EDGE_KEY_SHIFT 20
+#define EDGE_KEYS (1 << (31 - EDGE_KEY_SHIFT))
 
-/* |c[x+1] - c[x]| as its bits (non-negative floats order as their bits), or 0xffffffff where it
- * is not finite. */
-static inline uint32_t diff_bits(const float *row, int x)
+/* |c[x+1] - c[x]| as its histogram key (non-negative floats order as their bits), -1 where it is
+ * not finite. */
+static inline int diff_key(const float *row, int x)
 {
     float d = fabsf(row[x + 1] - row[x]);
     uint32_t b;
     memcpy(&b, &d, sizeof b);
-    return d <= FLT_MAX ? b : 0xffffffffu;
+    return d <= FLT_MAX ? (int)(b >> EDGE_KEY_SHIFT) : -1;
 }
 
-sd_status sd_edge_margin(const sd_frame *f, float *margin)
+/* The margin from the lower median key of n differences counted in h (the key's middle value). */
+static float margin_of(const uint32_t *h, size_t n)
 {
-    *margin = EDGE_MARGIN_PX;
-    const int W = f->W;
-    if (W < 2) return SD_OK;
-    /* the lower median of the sampled differences by radix selection on their bits (two passes
-     * of 16-bit histograms: exact, and linear whatever the values) */
-    size_t *hist = calloc(65536, sizeof(size_t));
-    if (!hist) return SD_ERR_NOMEM;
-    size_t n = 0;
-    for (int y = 0; y < f->H; y += EDGE_NOISE_ROW_STEP) {
-        const float *row = f->coc + (ptrdiff_t)y * W;
-        for (int x = 0; x + 1 < W; x++) {
-            uint32_t b = diff_bits(row, x);
-            if (b == 0xffffffffu) continue;
-            hist[b >> 16]++;
-            n++;
-        }
-    }
-    if (!n) {
-        free(hist);
-        return SD_OK;
-    }
     size_t k = (n - 1) / 2, below = 0;
-    uint32_t hi = 0;
-    while (below + hist[hi] <= k) below += hist[hi++];
-    memset(hist, 0, 65536 * sizeof(size_t));
-    for (int y = 0; y < f->H; y += EDGE_NOISE_ROW_STEP) {
-        const float *row = f->coc + (ptrdiff_t)y * W;
-        for (int x = 0; x + 1 < W; x++) {
-            uint32_t b = diff_bits(row, x);
-            if (b != 0xffffffffu && b >> 16 == hi) hist[b & 0xffffu]++;
-        }
-    }
-    uint32_t lo = 0;
-    while (below + hist[lo] <= k) below += hist[lo++];
-    free(hist);
-    uint32_t bits = hi << 16 | lo;
+    int key = 0;
+    while (below + h[key] <= k) below += h[key++];
+    uint32_t bits = (uint32_t)key << EDGE_KEY_SHIFT | 1u << (EDGE_KEY_SHIFT - 1);
     float median;
     memcpy(&median, &bits, sizeof median);
     float m = EDGE_NOISE_FACTOR * median;
-    *margin = m > EDGE_MARGIN_PX ? m : EDGE_MARGIN_PX;
+    return m > EDGE_MARGIN_PX ? m : EDGE_MARGIN_PX;
+}
+
+sd_status sd_edge_margin(sd_frame *f)
+{
+    for (int r = 0; r < SD_EDGE_RANGES; r++) f->edge_margin[r] = EDGE_MARGIN_PX;
+    f->edge_lo = 0.0f;
+    f->edge_scale = 0.0f;
+    const int W = f->W;
+    if (W < 2) return SD_OK;
+    float lo = INFINITY, hi = -INFINITY;
+    for (int y = 0; y < f->H; y += EDGE_NOISE_ROW_STEP) {
+        const float *row = f->coc + (ptrdiff_t)y * W;
+        for (int x = 0; x + 1 < W; x++)
+            if (diff_key(row, x) >= 0) {
+                lo = row[x] < lo ? row[x] : lo;
+                hi = row[x] > hi ? row[x] : hi;
+            }
+    }
+    if (!(lo <= hi)) return SD_OK; /* no finite pair */
+    /* (a range of CoCs wider than float's largest is one range: no finite scale) */
+    float span = hi - lo, scale = span > 0.0f && span <= FLT_MAX ? (float)SD_EDGE_RANGES / span : 0.0f;
+    uint32_t *hist = calloc((size_t)(SD_EDGE_RANGES + 1) * EDGE_KEYS, sizeof(uint32_t));
+    if (!hist) return SD_ERR_NOMEM;
+    uint32_t *all = hist + (size_t)SD_EDGE_RANGES * EDGE_KEYS;
+    size_t n[SD_EDGE_RANGES] = {0}, total = 0;
+    for (int y = 0; y < f->H; y += EDGE_NOISE_ROW_STEP) {
+        const float *row = f->coc + (ptrdiff_t)y * W;
+        for (int x = 0; x + 1 < W; x++) {
+            int key = diff_key(row, x);
+            if (key < 0) continue;
+            float t = (row[x] - lo) * scale;
+            int r = t > 0.0f ? (t < (float)(SD_EDGE_RANGES - 1) ? (int)t : SD_EDGE_RANGES - 1) : 0;
+            hist[(size_t)r * EDGE_KEYS + key]++;
+            all[key]++;
+            n[r]++;
+            total++;
+        }
+    }
+    float whole = margin_of(all, total);
+    for (int r = 0; r < SD_EDGE_RANGES; r++) {
+        int own = n[r] >= EDGE_RANGE_MIN_PAIRS && (double)n[r] >= EDGE_RANGE_MIN_SHARE * (double)total;
+        f->edge_margin[r] = own ? margin_of(hist + (size_t)r * EDGE_KEYS, n[r]) : whole;
+    }
+    free(hist);
+    f->edge_lo = lo;
+    f->edge_scale = scale;
     return SD_OK;
 }
+
 /* The two sides' mean colours must differ by this fraction of the brighter one's magnitude
  * (L1) for their shares to be told apart: less is noise, and the projection would be too. */
 #define SIDES_MIN_CONTRAST 0.05
@@ -133,7 +159,8 @@ static int unmix_at(const sd_frame *f, int y, int x, const float own[3], float c
     /* the 8 neighbours (OFF[k]) are cells 1 + (k < 4 ? k : k + 1) of the 3 x 3 block around the
      * pixel, which is the middle of the 5 x 5 block that holds their neighbours too */
     static const int OFF[8][2] = {{-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};
-    float cmin = c - f->edge_margin, cmax = c + f->edge_margin;
+    const float m = sd_edge_margin_at(f, c);
+    float cmin = c - m, cmax = c + m;
     /* the CoCs of the 5 x 5 block, the frame continuing as its edge (looked up once: each
      * neighbour's own neighbours below overlap) */
     float blk[5][5];
@@ -233,7 +260,6 @@ int sd_unmix_row(const sd_frame *f, int y, float *vmn, float *vmx, unsigned char
     const float *crow = f->coc + (ptrdiff_t)y * W;
     const float *cu = f->coc + (ptrdiff_t)(y > 0 ? y - 1 : y) * W;
     const float *cd = f->coc + (ptrdiff_t)(y + 1 < H ? y + 1 : y) * W;
-    const float margin = f->edge_margin;
     /* the 3x3 CoC range, separably: a cheap test that rules out almost every pixel (it looks at
      * every neighbour, a superset of the fully covered ones that decide) */
     SD_SIMD
@@ -247,12 +273,14 @@ int sd_unmix_row(const sd_frame *f, int y, float *vmn, float *vmx, unsigned char
     for (int x = 1; x < W - 1; x++) {
         float lo = vmn[x - 1] < vmn[x] ? vmn[x - 1] : vmn[x], hi = vmx[x - 1] > vmx[x] ? vmx[x - 1] : vmx[x];
         lo = vmn[x + 1] < lo ? vmn[x + 1] : lo; hi = vmx[x + 1] > hi ? vmx[x + 1] : hi;
-        cand[x] = (unsigned char)((lo < crow[x] - margin) | (hi > crow[x] + margin));
+        const float m = sd_edge_margin_at(f, crow[x]);
+        cand[x] = (unsigned char)((lo < crow[x] - m) | (hi > crow[x] + m));
     }
     for (int x = 0; x < W; x += W - 1) { /* the edge columns: their outside neighbour is themselves */
         int xo = x == 0 ? 1 : W - 2;
         float lo = vmn[xo] < vmn[x] ? vmn[xo] : vmn[x], hi = vmx[xo] > vmx[x] ? vmx[xo] : vmx[x];
-        cand[x] = (unsigned char)((lo < crow[x] - margin) | (hi > crow[x] + margin));
+        const float m = sd_edge_margin_at(f, crow[x]);
+        cand[x] = (unsigned char)((lo < crow[x] - m) | (hi > crow[x] + m));
     }
     int nu = 0;
     const unsigned char *end = cand + W;

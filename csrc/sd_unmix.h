@@ -15,9 +15,10 @@ typedef struct {
     double move[3], b; /* colour and coverage moved */
 } sd_unmixed;
 
-/* The CoC difference beyond which neighbours lie on the two sides of a depth edge: 1 px, or more
- * where the CoC map is noisy (see sd_unmix.c); into *margin. SD_ERR_NOMEM if scratch fails. */
-sd_status sd_edge_margin(const sd_frame *f, float *margin);
+/* The CoC difference beyond which neighbours lie on the two sides of a depth edge, per range of
+ * CoC: 1 px, or more where the CoC map is noisy (see sd_unmix.c); into f's edge_margin, edge_lo
+ * and edge_scale. SD_ERR_NOMEM if scratch fails. */
+sd_status sd_edge_margin(sd_frame *f);
 
 /* The depth edges of row y (W >= 3, H >= 3), in column order, into U (up to W of them); returns
  * their number. vmn, vmx: scratch of W floats, cand of W bytes. */
