@@ -37,11 +37,11 @@ static inline int sd_main_entry(const sd_entries *e, int x, int y, float *q, flo
     return 1;
 }
 
-/* The inputs of the entries stage: the image (3 channels), its CoC and matte (H*W contiguous;
- * matte may be NULL), and the thread count. */
 /* Ranges of CoC with a depth-edge margin of their own (sd_edge_margin). */
 #define SD_EDGE_RANGES 32
 
+/* The inputs of the entries stage: the image (3 channels), its CoC and matte (H*W contiguous;
+ * matte may be NULL), and the thread count. */
 typedef struct {
     int H, W;
     sd_cview img;
@@ -51,14 +51,16 @@ typedef struct {
     float edge_margin[SD_EDGE_RANGES], edge_lo, edge_scale;
 } sd_frame;
 
-/* The depth-edge margin of a pixel of CoC c (the first range for a CoC below the smallest, or a
- * NaN; the last for one above the largest). */
-static inline float sd_edge_margin_at(const sd_frame *f, float c)
+/* The range of CoC c (the first for a CoC below the smallest, or a NaN; the last for one above
+ * the largest). */
+static inline int sd_edge_range(const sd_frame *f, float c)
 {
     float t = (c - f->edge_lo) * f->edge_scale;
-    int r = t > 0.0f ? (t < (float)(SD_EDGE_RANGES - 1) ? (int)t : SD_EDGE_RANGES - 1) : 0;
-    return f->edge_margin[r];
+    return t > 0.0f ? (t < (float)(SD_EDGE_RANGES - 1) ? (int)t : SD_EDGE_RANGES - 1) : 0;
 }
+
+/* The depth-edge margin of a pixel of CoC c. */
+static inline float sd_edge_margin_at(const sd_frame *f, float c) { return f->edge_margin[sd_edge_range(f, c)]; }
 
 static inline const float *sd_frame_px(const sd_frame *f, int y, int x)
 {

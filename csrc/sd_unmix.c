@@ -2,9 +2,10 @@
  *
  * Depth maps are rarely anti-aliased: a pixel half covered by a light in front of a wall
  * carries one of the two depths, and spread with the wrong CoC it leaves a soft rim around the
- * light's disk. Where a pixel's neighbours hold a surface whose CoC differs by more than a pixel,
- * the share of that surface is estimated from the colours (the pixel as a mix of the two sides'
- * means) and moved to an entry at that surface's CoC. */
+ * light's disk. Where a pixel's neighbours hold a surface whose CoC differs by more than a pixel
+ * (or than the depth map's own noise: sd_edge_margin), the share of that surface is estimated
+ * from the colours (the pixel as a mix of the two sides' means) and moved to an entry at that
+ * surface's CoC. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -76,7 +77,9 @@ sd_status sd_edge_margin(sd_frame *f)
     }
     if (!(lo <= hi)) return SD_OK; /* no finite pair */
     /* (a range of CoCs wider than float's largest is one range: no finite scale) */
-    float span = hi - lo, scale = span > 0.0f && span <= FLT_MAX ? (float)SD_EDGE_RANGES / span : 0.0f;
+    float span = hi - lo;
+    f->edge_lo = lo;
+    f->edge_scale = span > 0.0f && span <= FLT_MAX ? (float)SD_EDGE_RANGES / span : 0.0f;
     uint32_t *hist = calloc((size_t)(SD_EDGE_RANGES + 1) * EDGE_KEYS, sizeof(uint32_t));
     if (!hist) return SD_ERR_NOMEM;
     uint32_t *all = hist + (size_t)SD_EDGE_RANGES * EDGE_KEYS;
@@ -86,8 +89,7 @@ sd_status sd_edge_margin(sd_frame *f)
         for (int x = 0; x + 1 < W; x++) {
             int key = diff_key(row, x);
             if (key < 0) continue;
-            float t = (row[x] - lo) * scale;
-            int r = t > 0.0f ? (t < (float)(SD_EDGE_RANGES - 1) ? (int)t : SD_EDGE_RANGES - 1) : 0;
+            int r = sd_edge_range(f, row[x]);
             hist[(size_t)r * EDGE_KEYS + key]++;
             all[key]++;
             n[r]++;
@@ -100,8 +102,6 @@ sd_status sd_edge_margin(sd_frame *f)
         f->edge_margin[r] = own ? margin_of(hist + (size_t)r * EDGE_KEYS, n[r]) : whole;
     }
     free(hist);
-    f->edge_lo = lo;
-    f->edge_scale = scale;
     return SD_OK;
 }
 

@@ -126,7 +126,8 @@ def reference_noise(q, weight, row_step=1):
     dev = np.sort(np.abs(c - acc[inner] / 9) / np.maximum(np.abs(c), 1e-30)).astype(np.float64)
     n = dev.size
     if np.isnan(dev).any():
-        return float("nan"), n  # of an even count the mean of the middle two in double (it cannot overflow)
+        return float("nan"), n
+    # of an even count the mean of the middle two in double (it cannot overflow)
     return float(dev[n // 2] if n % 2 else (dev[n // 2 - 1] + dev[n // 2]) / 2), n
 
 
