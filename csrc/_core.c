@@ -12,6 +12,7 @@
 #include "sd_refine_maps.h"
 #include "sd_refine_matte.h"
 #include "sd_refine_sides.h"
+#include "sd_refine_steps.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -671,6 +672,45 @@ static PyObject *py_band_near(PyObject *self, PyObject *args)
     return Py_BuildValue("iiii", box[0], box[1], box[2], box[3]);
 }
 
+static PyObject *py_blurred_steps(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *q_o, *c_o, *f_o;
+    int r, nt;
+    double tau, lo, hi;
+    if (!PyArg_ParseTuple(args, "OOidddOi", &q_o, &c_o, &r, &tau, &lo, &hi, &f_o, &nt)) return NULL;
+    PyArrayObject *q = as_f32_contig(q_o, "q", 2, 2, 0);
+    PyArrayObject *c = q ? as_f32_contig(c_o, "cells", 2, 2, 0) : NULL;
+    PyArrayObject *f = c ? as_mask(f_o, "flag", 2, 1) : NULL;
+    if (!f || same_hw(q, f, "q", "flag") || no_overlap(f, q, "q") || no_overlap(f, c, "cells")) return NULL;
+    int H = (int)PyArray_DIM(q, 0), W = (int)PyArray_DIM(q, 1);
+    int h = (int)PyArray_DIM(c, 0), w = (int)PyArray_DIM(c, 1);
+    if (h > H || w > W) {
+        PyErr_Format(PyExc_ValueError, "cells: shape (%d, %d) exceeds q's (%d, %d)", h, w, H, W);
+        return NULL;
+    }
+    if (r < 1) {
+        PyErr_SetString(PyExc_ValueError, "radius: must be >= 1");
+        return NULL;
+    }
+    if (!(tau >= 0.0) || !(lo >= 0.0) || !(hi >= lo) || !(hi <= 1.0)) {
+        PyErr_SetString(PyExc_ValueError, "tau, lo, hi: need tau >= 0 and 0 <= lo <= hi <= 1");
+        return NULL;
+    }
+    size_t count = 0;
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_blurred_steps(H, W, PyArray_DATA(q), h, w, PyArray_DATA(c), r, tau, lo, hi, PyArray_DATA(f), &count,
+                          nt);
+    Py_END_ALLOW_THREADS
+    if (st == SD_ERR_VALUE) {
+        PyErr_SetString(PyExc_ValueError, "q, cells: must be finite and > 0 everywhere");
+        return NULL;
+    }
+    if (st != SD_OK) return raise_status(st, "blurred_steps", H, W);
+    return PyLong_FromSize_t(count);
+}
+
 static PyObject *py_edge_fill(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -984,6 +1024,7 @@ static PyMethodDef methods[] = {
     {"disparity_in", py_disparity_in, METH_VARARGS, "disparity_in(depth, invalid, is_disparity, q, weight, nthreads) -> valid pixels"},
     {"disparity_out", py_disparity_out, METH_VARARGS, "disparity_out(q, is_disparity, out, nthreads)"},
     {"noise_above", py_noise_above, METH_VARARGS, "noise_above(q, weight, threshold, nthreads[, row_step]) -> (median > threshold, count)"},
+    {"blurred_steps", py_blurred_steps, METH_VARARGS, "blurred_steps(q, cells, radius, tau, lo, hi, flag, nthreads) -> count"},
     {"band_near", py_band_near, METH_VARARGS, "band_near(matte, matte2, radius, side, near, nthreads) -> (y0, y1, x0, x1)"},
     {"edge_fill", py_edge_fill, METH_VARARGS, "edge_fill(values, weight, guide, sigma_s, sigma_r, iterations, widenings, min_weight, todo, out, nthreads) -> pixels left"},
     {"matte_ramp", py_matte_ramp, METH_VARARGS, "matte_ramp(matte, colour, linear, (matte_out, matte_in, min_side_contrast**2, off_line, grown_max, alpha_agrees, agreeing_share, ridge_step, ridge_share, mask_ramp_px, reach, auto), out, nthreads)"},

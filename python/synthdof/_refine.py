@@ -114,6 +114,18 @@ NOISY_KEPT_SIGMAS = 5
 # the windows compared at 0.5 %, 6 % at 1 %).
 UPSAMPLE_AGREE = 0.005
 NOISY_AGREE = 0.01
+# sharpen_steps: a step in full-resolution depth that was blurred across (a network's) bends the
+# disparity, which a plane (a slanted floor) never does: where the least-squares plane over the
+# window of 2 band + 1 pixels leaves a residual above STEP_RESIDUAL of the disparity (RMS), and the
+# pixel lies strictly between STEP_BETWEEN of the way from the window's smallest disparity to its
+# largest (a sharp step's pixels lie at its ends), the pixel is filled again from the unflagged
+# pixels of its surface (edge-aware, sigma STEP_FILL_SIGMAS bands). The test runs on cells of
+# band / STEP_CELL_DIV pixels. Set on ../shared/gt and held-out scenes 700-723 (net: PSNR +0.96 and
+# +0.49 dB on average; exact inputs: no pixel flagged).
+STEP_RESIDUAL = 0.01
+STEP_BETWEEN = (0.15, 0.85)
+STEP_FILL_SIGMAS = 2.0
+STEP_CELL_DIV = 3
 
 
 def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
@@ -135,6 +147,23 @@ def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
         rest = _edge_fill(values, weight, None, NEAREST_REACH, sigma_r, nt, need=todo)
         out[todo] = rest[todo]
     return out
+
+
+def _sharpen_steps(q, band, full_guide, nt):
+    """q with the pixels on depth steps blurred across (see STEP_RESIDUAL) filled again from the
+    rest of their surface, and those pixels' mask."""
+    cell = max(1, band // STEP_CELL_DIV)
+    if cell > 1:
+        cells, _, _ = _cell_means(q, np.ones_like(q), cell, nt)
+        radius = max(1, round(band / cell))
+    else:
+        cells, radius = q, band
+    stepped = np.empty(q.shape, bool)
+    if not _core.blurred_steps(q, cells, radius, STEP_RESIDUAL, *STEP_BETWEEN, stepped, nt):
+        return q, stepped
+    fill = _edge_fill(q[..., None], (~stepped).astype(np.float32), full_guide(), STEP_FILL_SIGMAS * band,
+                      FILL_SIGMA_R, nt, need=stepped)
+    return np.where(stepped, fill[..., 0], q).astype(np.float32), stepped
 
 
 def _band(matte, given, radius, margin, nt):
@@ -384,7 +413,7 @@ def _edge_width(edge_width, shape):
 
 @arrays_from_pool  # its 12 MP planes reuse freed pages instead of faulting in fresh ones
 def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_width="auto",
-           refine_matte="auto", num_threads=None):
+           refine_matte="auto", sharpen_steps=False, num_threads=None):
     """Turn a network's or a sensor's depth (and a segmentation matte) into render-ready maps.
 
     Depth from a monocular network, a phone or a stereo / time-of-flight sensor differs from
@@ -434,6 +463,15 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         'auto' is 1/128 of the image's longer side (6 px at 768 wide, 31 px at 4032), and at
         least k pixels for depth given at (or resized from) 1/k of the image's width. 0 turns
         the band off.
+    sharpen_steps : bool, default False
+        Also sharpen depth steps away from the matte that were blurred across (a network's depth:
+        a rod or a bar in front of a wall), for depth given at full resolution and not noisy.
+        Where disparity bends over a window of 2 `edge_width` + 1 pixels (a plane, such as a
+        slanted floor, does not) and a pixel lies between the two sides' values (a sharp step's
+        pixels do not), the pixel is filled again from the rest of its surface, guided by the
+        image. Exact depth is left as it is. On network-like depth of held-out rendered scenes
+        it raised PSNR by 0.5 dB on average; it is off by default because at 12 MP it still
+        costs seconds (the fill runs on the whole frame).
     num_threads : int, optional
         Threads for the filters (default: all cores); the result does not depend on it.
 
@@ -504,6 +542,8 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         band = max(band, int(np.ceil(W / w)))
     if refine_matte not in ("auto", True, False):
         raise ValueError(f"refine_matte: expected 'auto', True or False, got {refine_matte!r}")
+    if not isinstance(sharpen_steps, (bool, np.bool_)):
+        raise TypeError(f"sharpen_steps: expected True or False, got {sharpen_steps!r}")
 
     noisy = _noisy(q, weight, nt)  # at the resolution given: a phone's noise is tested on its samples
     q_in, w_in = q, weight
@@ -548,6 +588,9 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         fill = _edge_fill(q[..., None], weight, full_guide(), max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)
         q = np.where(holes, weight * q + (1 - weight) * fill[..., 0], q).astype(np.float32)
 
+    if sharpen_steps and q_in.shape == (H, W) and not noisy and band > 0:
+        q, stepped = _sharpen_steps(q, band, full_guide, nt)
+        kept &= ~stepped
     m = None
     if a is not None:
         if refine_matte is False:

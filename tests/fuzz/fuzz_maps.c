@@ -14,11 +14,13 @@
  * depth exactly where the rule says. sd_matte_ramp (the matte's soft ramp from the colours,
  * csrc/sd_refine_matte.h): the matte unchanged outside its ramp, alpha in [0, 1] and at most
  * grown_max outside the mask, the same bits from linear light as from its encoded guide.
- * sd_cell_means: each cell's weighted mean and mean weight against sums in double here. */
+ * sd_cell_means: each cell's weighted mean and mean weight against sums in double here.
+ * sd_blurred_steps (csrc/sd_refine_steps.h): its flags against a brute-force plane fit. */
 #include "fuzz_common.h"
 #include "sd_refine_maps.h"
 #include "sd_refine_matte.h"
 #include "sd_refine_sides.h"
+#include "sd_refine_steps.h"
 
 static float any_value(fz_in *in, int wild)
 {
@@ -567,6 +569,106 @@ static void run_cells(fz_in *in, int wild)
     free(q); free(wt); free(oq); free(ow); free(cq); free(cw); free(os);
 }
 
+/* sd_blurred_steps against a brute-force window here: each cell window's extremes and its plane
+ * fit (the 3x3 normal equations solved by Cramer's rule, sums in long double); a flag may differ
+ * only where the residual lies within 1e-6 of its threshold. */
+static long double det3(long double m[3][3])
+{
+    return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+           m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+}
+
+static void run_steps(fz_in *in, int wild)
+{
+    int H = fz_range(in, 1, 30), W = fz_range(in, 1, 30);
+    int h = fz_range(in, 1, H), w = fz_range(in, 1, W), r = fz_range(in, 1, 6);
+    double tau = fz_uniform(in, 0.0f, 0.05f), lo = fz_uniform(in, 0.0f, 0.5f), hi = lo + fz_uniform(in, 0.0f, (float)(1.0 - lo));
+    hi = hi > 1.0 ? 1.0 : hi;
+    size_t n = (size_t)H * W, nc = (size_t)h * w;
+    float *q = malloc(n * sizeof(float)), *qc = malloc(nc * sizeof(float));
+    uint8_t *flag = malloc(n);
+    float base = fz_uniform(in, 0.1f, 2.0f);
+    for (size_t i = 0; i < n; i++) { /* steps, ramps and noise around a base */
+        uint8_t k = fz_u8(in);
+        q[i] = k < 128 ? base : k < 200 ? base * (1.0f + (float)(i % (size_t)W) * 0.05f) : fz_uniform(in, 0.05f, 3.0f);
+        if (wild && k == 0xff) q[i] = fz_u8(in) & 1 ? NAN : 0.0f;
+    }
+    for (size_t i = 0; i < nc; i++) qc[i] = q[(i / (size_t)w) * ((size_t)H / (size_t)h) * W + (i % (size_t)w)];
+    int nt = fz_range(in, -1, 3);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= !(q[i] > 0.0f && isfinite(q[i]));
+    for (size_t i = 0; i < nc; i++) bad |= !(qc[i] > 0.0f && isfinite(qc[i]));
+    size_t count = 0;
+    sd_status st = sd_blurred_steps(H, W, q, h, w, qc, r, tau, lo, hi, flag, &count, nt);
+    if (bad) {
+        if (st != SD_ERR_VALUE) FZ_FAIL("invalid disparity taken (%d)", (int)st);
+        goto done;
+    }
+    if (st != SD_OK) FZ_FAIL("status %d", (int)st);
+    if (sd_blurred_steps(H, W, q, h, w, qc, 0, tau, lo, hi, flag, &count, nt) != SD_ERR_ARG) FZ_FAIL("r 0 taken");
+    st = sd_blurred_steps(H, W, q, h, w, qc, r, tau, lo, hi, flag, &count, nt);
+    size_t want_count = 0;
+    int rr = r > h + w ? h + w : r;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int j = 0, i = 0;
+            while ((long long)(j + 1) * H / h <= y) j++;
+            while ((long long)(i + 1) * W / w <= x) i++;
+            int ra = j - rr < 0 ? 0 : j - rr, rb = j + rr > h - 1 ? h - 1 : j + rr;
+            int ca = i - rr < 0 ? 0 : i - rr, cb = i + rr > w - 1 ? w - 1 : i + rr;
+            long double m[3][3] = {{0}}, b[3] = {0}, t2 = 0;
+            float mn = qc[(size_t)ra * w + ca], mx = mn;
+            for (int yy = ra; yy <= rb; yy++)
+                for (int xx = ca; xx <= cb; xx++) {
+                    long double v = qc[(size_t)yy * w + xx], f[3] = {1, xx - i, yy - j};
+                    mn = fminf(mn, (float)v);
+                    mx = fmaxf(mx, (float)v);
+                    for (int a = 0; a < 3; a++) {
+                        b[a] += f[a] * v;
+                        for (int c = 0; c < 3; c++) m[a][c] += f[a] * f[c];
+                    }
+                    t2 += v * v;
+                }
+            /* drop the slope of an axis one cell wide */
+            int use[3] = {1, cb > ca, rb > ra};
+            long double fit = 0;
+            if (use[1] && use[2]) {
+                long double D = det3(m), beta[3];
+                for (int a = 0; a < 3; a++) {
+                    long double mm[3][3];
+                    memcpy(mm, m, sizeof mm);
+                    for (int c = 0; c < 3; c++) mm[c][a] = b[c];
+                    beta[a] = det3(mm) / D;
+                }
+                fit = beta[0] * b[0] + beta[1] * b[1] + beta[2] * b[2];
+            } else {
+                int a = use[1] ? 1 : use[2] ? 2 : 0;
+                if (a) {
+                    long double D = m[0][0] * m[a][a] - m[0][a] * m[a][0];
+                    long double b0 = (b[0] * m[a][a] - m[0][a] * b[a]) / D, b1 = (m[0][0] * b[a] - m[a][0] * b[0]) / D;
+                    fit = b0 * b[0] + b1 * b[a];
+                } else {
+                    fit = b[0] * b[0] / m[0][0];
+                }
+            }
+            long double N = m[0][0], qv = qc[(size_t)j * w + i];
+            long double res = t2 - fit, thr = (long double)tau * tau * qv * qv * N;
+            float qp = q[(size_t)y * W + x];
+            double d = (double)qp - mn, range = (double)mx - mn;
+            int between = range > 0.0 && d > lo * range && d < hi * range;
+            int want = between && res > thr;
+            int got = flag[(size_t)y * W + x];
+            int close = fabsl(res - thr) <= 1e-6L * (t2 > 1 ? t2 : 1);
+            if (got != want && !(between && close)) FZ_FAIL("flag %d at %d,%d, want %d (res %Lg thr %Lg)", got, y, x, want, res, thr);
+            want_count += (size_t)got;
+        }
+    if (st != SD_OK || count != want_count) FZ_FAIL("count %zu, flags %zu", count, want_count);
+done:
+    free(q);
+    free(qc);
+    free(flag);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_in in = {data, size};
@@ -581,7 +683,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 5: run_edge_fill(&in, wild); break;
     case 6: run_sides(&in, wild); break;
     case 7: run_cells(&in, wild); break;
-    default: run_matte(&in, wild); break;
+    default: /* the matte, or (which's top three bits set) the blurred-steps test */
+        if ((which >> 5) == 7) run_steps(&in, wild);
+        else run_matte(&in, wild);
+        break;
     }
     return 0;
 }
