@@ -72,6 +72,32 @@ def test_blurred_step_beside_the_matte_becomes_a_step_again():
     np.testing.assert_allclose(out[:, 48:], 6.0, rtol=0.01)
 
 
+def test_sharpen_steps_makes_a_blurred_rod_a_step_and_leaves_exact_depth_alone():
+    # a near bar (2 m) 8 px wide in front of a far wall (6 m), no matte: a network blurs its edges
+    image, depth = two_surfaces()
+    image[:] = (0.1, 0.1, 0.6)
+    image[:, 44:52] = (0.6, 0.1, 0.1)
+    depth[:] = 6.0
+    depth[:, 44:52] = 2.0
+    depth[:, :20] = 5.0 + np.linspace(0, 1, 20, dtype=np.float32)  # a slanted part meeting the wall
+    blurred = 1.0 / blur_rows(1.0 / depth, 3)
+    plain, _ = synthdof.refine(image, blurred, edge_width=4)
+    sharp, _ = synthdof.refine(image, blurred, edge_width=4, sharpen_steps=True)
+    np.testing.assert_array_equal(plain, blurred)  # off: nothing away from a matte changes
+    rim = np.zeros(depth.shape, bool)
+    rim[:, [43, 44, 51, 52]] = True  # the ramps' ends may keep a little of the blur
+    err_plain = np.abs(1 / plain - 1 / depth)[:, 24:][~rim[:, 24:]]
+    err_sharp = np.abs(1 / sharp - 1 / depth)[:, 24:][~rim[:, 24:]]
+    assert err_plain.max() > 0.05 and err_sharp.max() < 0.01 * err_plain.max() + 1e-6
+    # the slanted part is a plane in disparity only approximately, and where it meets the flat
+    # wall (a crease, not a step) it bends too: 8 px from there it is left as it is
+    np.testing.assert_array_equal(sharp[:, :12], blurred[:, :12])
+    exact, _ = synthdof.refine(image, depth, edge_width=4, sharpen_steps=True)
+    np.testing.assert_array_equal(exact, depth)
+    with pytest.raises(TypeError, match="sharpen_steps"):
+        synthdof.refine(image, depth, sharpen_steps="yes")
+
+
 def test_sharp_depth_beside_the_matte_keeps_its_lights_and_curved_rim():
     # A renderer's depth: a round subject whose disparity falls towards its rim (a head), on a
     # wall with small lights in front of it right beside the silhouette. Depth this sharp agrees

@@ -680,3 +680,90 @@ def test_cell_means_are_weighted_means_over_the_cells(shape, cells):
             assert_same_bits(got_q, first_q)
     with pytest.raises(ValueError, match="out_q"):
         _core.cell_means(q, weight, np.empty((H + 1, w), np.float32), np.empty((H + 1, w), np.float32), None, 1)
+
+
+def blurred_steps_reference(q, cells, r, tau, lo, hi):
+    """Each pixel's cell window (clipped at the frame) fitted by np.linalg.lstsq: flag where the
+    residual's RMS exceeds tau x the cell's disparity and the pixel lies between lo and hi of the
+    window's range; also how near each residual lies to its threshold (relative)."""
+    H, W = q.shape
+    h, w = cells.shape
+    cy = np.repeat(np.arange(h), np.diff((np.arange(h + 1) * H) // h))
+    cx = np.repeat(np.arange(w), np.diff((np.arange(w + 1) * W) // w))
+    flag = np.zeros((H, W), bool)
+    margin = np.full((H, W), np.inf)
+    for j in range(h):
+        for i in range(w):
+            ys, xs = np.mgrid[max(0, j - r):min(h, j + r + 1), max(0, i - r):min(w, i + r + 1)]
+            v = cells[ys, xs].astype(np.float64).ravel()
+            cols = [np.ones(v.size)]
+            if ys.shape[0] > 1:
+                cols.append((ys - j).ravel().astype(np.float64))
+            if xs.shape[1] > 1:
+                cols.append((xs - i).ravel().astype(np.float64))
+            A = np.stack(cols, 1)
+            beta = np.linalg.lstsq(A, v, rcond=None)[0]
+            res = float(((v - A @ beta) ** 2).sum())
+            thr = tau * tau * float(cells[j, i]) ** 2 * v.size
+            mn, mx = v.min(), v.max()
+            at = (cy[:, None] == j) & (cx[None, :] == i)
+            d = q[at].astype(np.float64) - mn
+            between = (mx > mn) & (d > lo * (mx - mn)) & (d < hi * (mx - mn))
+            flag[at] = between & (res > thr)
+            margin[at] = np.where(between, abs(res - thr) / max(thr, 1e-30), np.inf)
+    return flag, margin
+
+
+@pytest.mark.parametrize("cell", [1, 3])
+def test_blurred_steps_match_a_least_squares_fit_per_window(cell):
+    # a slanted plane, a sharp step, a blurred step and a bump, with a little texture
+    H, W = 45, 61
+    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+    q = 0.2 + 0.004 * x + 0.002 * y
+    q = q + np.where(x > 40, 0.3, 0.0) + 0.25 / (1 + np.exp(-(y - 20) / 1.5)) * (x < 30)
+    q = (q * (1 + 0.002 * rng.standard_normal((H, W)))).astype(np.float32)
+    if cell > 1:
+        cells = np.empty((H // cell, W // cell), np.float32)
+        _core.cell_means(q, np.ones_like(q), cells, np.empty_like(cells), np.empty_like(cells), 2)
+    else:
+        cells = q
+    want, margin = blurred_steps_reference(q, cells, 2, 0.01, 0.15, 0.85)
+    for nt in (1, 2):
+        flag = np.empty((H, W), bool)
+        n = _core.blurred_steps(q, cells, 2, 0.01, 0.15, 0.85, flag, nt)
+        differ = flag != want
+        assert not (differ & (margin > 1e-6)).any()
+        assert n == flag.sum() and 20 < n < H * W // 3
+
+
+def test_blurred_steps_leave_planes_and_sharp_steps_alone():
+    H, W = 200, 150  # several blocks of rows
+    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+    plane = (0.1 + 0.003 * x + 0.001 * y).astype(np.float32)
+    sharp = np.where((x > 70) | (y < 30), plane + 0.5, plane).astype(np.float32)
+    for q in (plane, sharp):
+        flag = np.ones((H, W), bool)
+        assert _core.blurred_steps(q, q, 4, 0.01, 0.15, 0.85, flag, 2) == 0 and not flag.any()
+    blurred = (0.1 + 0.5 / (1 + np.exp(-(x - 70.5) / 2.0))).astype(np.float32)
+    flags = [np.empty((H, W), bool) for _ in range(3)]
+    counts = [_core.blurred_steps(blurred, blurred, 4, 0.01, 0.15, 0.85, f, nt) for f, nt in zip(flags, (1, 2, 3))]
+    assert counts[0] == counts[1] == counts[2] > 0
+    assert (flags[0] == flags[1]).all() and (flags[0] == flags[2]).all()
+    cols = np.flatnonzero(flags[0].any(0))
+    assert cols.min() >= 64 and cols.max() <= 77  # the ramp's middle only
+
+
+def test_blurred_steps_reject_what_they_cannot_take():
+    q = np.ones((8, 9), np.float32)
+    flag = np.empty((8, 9), bool)
+    for bad in (np.nan, np.inf, 0.0, -1.0):
+        qb = q.copy()
+        qb[3, 4] = bad
+        with pytest.raises(ValueError, match="finite and > 0"):
+            _core.blurred_steps(qb, qb, 2, 0.01, 0.15, 0.85, flag, 1)
+    with pytest.raises(ValueError, match="radius"):
+        _core.blurred_steps(q, q, 0, 0.01, 0.15, 0.85, flag, 1)
+    with pytest.raises(ValueError, match="lo <= hi"):
+        _core.blurred_steps(q, q, 2, 0.01, 0.9, 0.1, flag, 1)
+    with pytest.raises(ValueError, match="cells"):
+        _core.blurred_steps(q, np.ones((9, 9), np.float32), 2, 0.01, 0.15, 0.85, flag, 1)
