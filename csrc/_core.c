@@ -677,8 +677,9 @@ static PyObject *py_blurred_steps(PyObject *self, PyObject *args)
     (void)self;
     PyObject *q_o, *c_o, *f_o;
     int r, nt;
-    double tau, lo, hi;
-    if (!PyArg_ParseTuple(args, "OOidddOi", &q_o, &c_o, &r, &tau, &lo, &hi, &f_o, &nt)) return NULL;
+    double tau, lo, hi, lo_s, hi_s, jump;
+    if (!PyArg_ParseTuple(args, "OOid(dd)(dd)dOi", &q_o, &c_o, &r, &tau, &lo, &hi, &lo_s, &hi_s, &jump, &f_o, &nt))
+        return NULL;
     PyArrayObject *q = as_f32_contig(q_o, "q", 2, 2, 0);
     PyArrayObject *c = q ? as_f32_contig(c_o, "cells", 2, 2, 0) : NULL;
     PyArrayObject *f = c ? as_mask(f_o, "flag", 2, 1) : NULL;
@@ -693,22 +694,63 @@ static PyObject *py_blurred_steps(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "radius: must be >= 1");
         return NULL;
     }
-    if (!(tau >= 0.0) || !(lo >= 0.0) || !(hi >= lo) || !(hi <= 1.0)) {
-        PyErr_SetString(PyExc_ValueError, "tau, lo, hi: need tau >= 0 and 0 <= lo <= hi <= 1");
+    if (!(tau >= 0.0) || !(lo_s >= 0.0) || !(lo >= lo_s) || !(hi >= lo) || !(hi_s >= hi) || !(hi_s <= 1.0) ||
+        !(jump >= 0.0)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "between, shoulder, jump: need tau >= 0, 0 <= lo_s <= lo <= hi <= hi_s <= 1 and jump >= 0");
         return NULL;
     }
-    size_t count = 0;
+    size_t count = 0, jumps = 0;
     sd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = sd_blurred_steps(H, W, PyArray_DATA(q), h, w, PyArray_DATA(c), r, tau, lo, hi, PyArray_DATA(f), &count,
-                          nt);
+    st = sd_blurred_steps(H, W, PyArray_DATA(q), h, w, PyArray_DATA(c), r, tau, lo, hi, lo_s, hi_s, jump,
+                          PyArray_DATA(f), &count, &jumps, nt);
     Py_END_ALLOW_THREADS
     if (st == SD_ERR_VALUE) {
         PyErr_SetString(PyExc_ValueError, "q, cells: must be finite and > 0 everywhere");
         return NULL;
     }
     if (st != SD_OK) return raise_status(st, "blurred_steps", H, W);
-    return PyLong_FromSize_t(count);
+    return Py_BuildValue("nn", (Py_ssize_t)count, (Py_ssize_t)jumps);
+}
+
+static PyObject *py_step_fill(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *q_o, *s_o, *c_o, *o_o;
+    int linear, h, w, radius, nt;
+    double sigma_s, sigma_r;
+    if (!PyArg_ParseTuple(args, "OOOp(ii)iddOi", &q_o, &s_o, &c_o, &linear, &h, &w, &radius, &sigma_s, &sigma_r, &o_o,
+                          &nt))
+        return NULL;
+    PyArrayObject *q = as_f32_contig(q_o, "q", 2, 2, 0);
+    PyArrayObject *sm = q ? as_mask(s_o, "stepped", 2, 0) : NULL;
+    PyArrayObject *c = sm ? as_f32_contig(c_o, "colour", 3, 3, 0) : NULL;
+    PyArrayObject *o = c ? as_f32_contig(o_o, "out", 2, 2, 1) : NULL;
+    /* out may be q itself (each stepped pixel is written after the cells are summed from the rest) */
+    if (!o || same_hw(q, sm, "q", "stepped") || same_hw(q, c, "q", "colour") || same_hw(q, o, "q", "out") ||
+        (PyArray_DATA(o) != PyArray_DATA(q) && no_overlap(o, q, "q")) || no_overlap(o, sm, "stepped") ||
+        no_overlap(o, c, "colour"))
+        return NULL;
+    if (PyArray_DIM(c, 2) != 3) {
+        PyErr_SetString(PyExc_ValueError, "colour: expected 3 channels");
+        return NULL;
+    }
+    int H = (int)PyArray_DIM(q, 0), W = (int)PyArray_DIM(q, 1);
+    if (h < 1 || w < 1 || h > H || w > W) {
+        PyErr_Format(PyExc_ValueError, "cells: shape (%d, %d) must lie within q's (%d, %d)", h, w, H, W);
+        return NULL;
+    }
+    if (radius < 0 || !(sigma_s > 0.0) || !(sigma_r > 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "radius, sigma_s, sigma_r: need radius >= 0 and sigmas > 0");
+        return NULL;
+    }
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_step_fill(H, W, PyArray_DATA(q), PyArray_DATA(sm), PyArray_DATA(c), linear, h, w, radius, sigma_s, sigma_r,
+                      PyArray_DATA(o), nt);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "step_fill", H, W);
 }
 
 static PyObject *py_edge_fill(PyObject *self, PyObject *args)
@@ -1024,7 +1066,8 @@ static PyMethodDef methods[] = {
     {"disparity_in", py_disparity_in, METH_VARARGS, "disparity_in(depth, invalid, is_disparity, q, weight, nthreads) -> valid pixels"},
     {"disparity_out", py_disparity_out, METH_VARARGS, "disparity_out(q, is_disparity, out, nthreads)"},
     {"noise_above", py_noise_above, METH_VARARGS, "noise_above(q, weight, threshold, nthreads[, row_step]) -> (median > threshold, count)"},
-    {"blurred_steps", py_blurred_steps, METH_VARARGS, "blurred_steps(q, cells, radius, tau, lo, hi, flag, nthreads) -> count"},
+    {"blurred_steps", py_blurred_steps, METH_VARARGS, "blurred_steps(q, cells, radius, tau, (lo, hi), (lo_s, hi_s), jump, flag, nthreads) -> (count, jumps)"},
+    {"step_fill", py_step_fill, METH_VARARGS, "step_fill(q, stepped, colour, linear, (h, w), radius, sigma_s, sigma_r, out, nthreads)"},
     {"band_near", py_band_near, METH_VARARGS, "band_near(matte, matte2, radius, side, near, nthreads) -> (y0, y1, x0, x1)"},
     {"edge_fill", py_edge_fill, METH_VARARGS, "edge_fill(values, weight, guide, sigma_s, sigma_r, iterations, widenings, min_weight, todo, out, nthreads) -> pixels left"},
     {"matte_ramp", py_matte_ramp, METH_VARARGS, "matte_ramp(matte, colour, linear, (matte_out, matte_in, min_side_contrast**2, off_line, grown_max, alpha_agrees, agreeing_share, ridge_step, ridge_share, mask_ramp_px, reach, auto), out, nthreads)"},

@@ -15,10 +15,12 @@
  * window's extremes take O(r) per pixel down the columns (contiguous, vectorised) and O(1) along
  * the rows. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sd_parallel.h"
+#include "sd_refine_maps.h"
 #include "sd_refine_steps.h"
 
 /* Sum of k and of k^2 over the integers k in [a, b]. */
@@ -87,6 +89,31 @@ static void row_sums(int W, const float *q, int r, double *s0, double *s1, doubl
     }
 }
 
+/* Whether all n values are finite and > 0 (not NaN, inf, 0 or negative), in chunks. */
+static int all_positive_finite(const float *v, size_t n, int nt)
+{
+    int bad = 0;
+    ptrdiff_t chunks = (ptrdiff_t)((n + SD_FLAT_CHUNK - 1) / SD_FLAT_CHUNK);
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : bad)
+#endif
+    for (ptrdiff_t c = 0; c < chunks; c++) {
+        size_t a = (size_t)c * SD_FLAT_CHUNK, b = a + SD_FLAT_CHUNK < n ? a + SD_FLAT_CHUNK : n;
+        /* on the bits: a finite float > 0 is 1 .. 0x7f7fffff (an integer test vectorises where
+         * float comparisons with NaN in reach may not) */
+        uint32_t chunk_bad = 0;
+        SD_SIMD_OR(chunk_bad)
+        for (size_t i = a; i < b; i++) {
+            uint32_t u;
+            memcpy(&u, v + i, sizeof u);
+            chunk_bad |= (uint32_t)(u - 1u >= 0x7f7fffffu);
+        }
+        bad |= chunk_bad != 0;
+    }
+    return !bad;
+}
+
 /* The plane fit's residual over a window whose offsets span [ax, bx] x [ay, by] around its pixel,
  * from the window's sums t0 = sum q, tx = sum dx q, ty = sum dy q, t2 = sum q^2: t2 less the
  * fitted plane's share (the normal equations solved in closed form; a window one pixel wide along
@@ -116,6 +143,7 @@ static inline double plane_residual(int ax, int bx, int ay, int by, double t0, d
 static sd_status window_stats(int H, int W, const float *q, int r, double tau, uint8_t *bent, float *mn_out,
                               float *mx_out, int nt)
 {
+    (void)nt; /* (used by OpenMP's pragma only) */
     int nblocks = (H + SD_STEPS_BLOCK_ROWS - 1) / SD_STEPS_BLOCK_ROWS;
     int fail = 0;
     double tau2 = tau * tau;
@@ -209,53 +237,312 @@ static sd_status window_stats(int H, int W, const float *q, int r, double tau, u
     return fail ? SD_ERR_NOMEM : SD_OK;
 }
 
-sd_status sd_blurred_steps(int H, int W, const float *q, int h, int w, const float *qc, int r, double tau, double lo,
-                           double hi, uint8_t *flag, size_t *count, int nthreads)
+/* Whether q at (y, x) lies strictly between its two neighbours along a row or a column, each at
+ * least `gap` away: a blur's ramp does, while a renderer's sharp depth, even a small light at a
+ * depth between two others, repeats a neighbour's value on one side, and a curved surface beside a
+ * step changes far more slowly than the step's blur would. */
+static inline int on_ramp(int H, int W, const float *q, int y, int x, float gap)
 {
-    if (H < 1 || W < 1 || h < 1 || w < 1 || h > H || w > W || !q || !qc || !flag || !count || r < 1 ||
-        !(tau >= 0.0) || !(lo >= 0.0) || !(hi >= lo) || !(hi <= 1.0))
+    size_t k = (size_t)y * W + x;
+    float v = q[k];
+    if (x > 0 && x < W - 1) {
+        float a = q[k - 1] - v, b = v - q[k + 1];
+        if ((a > gap && b > gap) || (a < -gap && b < -gap)) return 1;
+    }
+    if (y > 0 && y < H - 1) {
+        float a = q[k - (size_t)W] - v, b = v - q[k + (size_t)W];
+        if ((a > gap && b > gap) || (a < -gap && b < -gap)) return 1;
+    }
+    return 0;
+}
+
+/* The flag's values between the passes: a core pixel, a shoulder candidate, and a candidate found
+ * beside a core pixel or not (the last two read as 1 and 0 at the end). */
+enum { CORE = 1, CANDIDATE = 2, SHOULDER = 3, NOT_SHOULDER = 4 };
+
+sd_status sd_blurred_steps(int H, int W, const float *q, int h, int w, const float *qc, int r, double tau, double lo,
+                           double hi, double lo_s, double hi_s, double jump, uint8_t *flag, size_t *count,
+                           size_t *jumps, int nthreads)
+{
+    if (H < 1 || W < 1 || h < 1 || w < 1 || h > H || w > W || !q || !qc || !flag || !count || !jumps || r < 1 ||
+        !(tau >= 0.0) || !(lo_s >= 0.0) || !(lo >= lo_s) || !(hi >= lo) || !(hi_s >= hi) || !(hi_s <= 1.0) ||
+        !(jump >= 0.0))
         return SD_ERR_ARG;
     *count = 0;
+    *jumps = 0;
     size_t n = (size_t)H * (size_t)W, nc = (size_t)h * (size_t)w;
-    for (size_t i = 0; i < n; i++)
-        if (!(q[i] > 0.0f && q[i] <= 3.4028235e38f)) return SD_ERR_VALUE; /* NaN, inf, 0 or negative */
-    for (size_t i = 0; i < nc; i++)
-        if (!(qc[i] > 0.0f && qc[i] <= 3.4028235e38f)) return SD_ERR_VALUE;
-    if (r > h + w) r = h + w; /* wider windows are the frame */
     int nt = sd_threads(nthreads);
+    if (!all_positive_finite(q, n, nt) || !all_positive_finite(qc, nc, nt)) return SD_ERR_VALUE;
+    if (r > h + w) r = h + w; /* wider windows are the frame */
     /* the cells' statistics, and each pixel's cell (rows [j H / h, (j + 1) H / h), as sd_cell_means) */
     uint8_t *bent = malloc(nc);
     float *mn = malloc(nc * sizeof(float)), *mx = malloc(nc * sizeof(float));
-    int *cy = malloc((size_t)H * sizeof(int)), *cx = malloc((size_t)W * sizeof(int));
-    sd_status st = bent && mn && mx && cy && cx ? window_stats(h, w, qc, r, tau, bent, mn, mx, nt) : SD_ERR_NOMEM;
+    int *cy = malloc((size_t)H * sizeof(int));
+    sd_status st = bent && mn && mx && cy ? window_stats(h, w, qc, r, tau, bent, mn, mx, nt) : SD_ERR_NOMEM;
     if (st == SD_OK) {
         for (int j = 0; j < h; j++)
             for (int y = (int)((long long)j * H / h); y < (int)((long long)(j + 1) * H / h); y++) cy[y] = j;
-        for (int i = 0; i < w; i++)
-            for (int x = (int)((long long)i * W / w); x < (int)((long long)(i + 1) * W / w); x++) cx[x] = i;
+        SD_PARALLEL_FOR(nt)
+        for (int y = 0; y < H; y++) {
+            const float *qy = q + (size_t)y * W;
+            size_t c = (size_t)cy[y] * (size_t)w;
+            uint8_t *fy = flag + (size_t)y * W;
+            for (int i = 0; i < w; i++) { /* cell by cell: most cells do not bend */
+                size_t k = c + (size_t)i;
+                int x0 = (int)((long long)i * W / w), x1 = (int)((long long)(i + 1) * W / w);
+                double range = (double)mx[k] - mn[k];
+                if (!bent[k] || !(range > 0.0)) {
+                    memset(fy + x0, 0, (size_t)(x1 - x0));
+                    continue;
+                }
+                /* a ramp across the window's width (2 r + 1 cells of H / h pixels) climbs this
+                 * much per pixel on average; SD_STEPS_RAMP_SLOPE of it at least */
+                float gap = (float)(SD_STEPS_RAMP_SLOPE * range / ((2.0 * r + 1.0) * H / h));
+                for (int x = x0; x < x1; x++) {
+                    double d = (double)qy[x] - mn[k];
+                    int f = d > lo * range && d < hi * range         ? CORE
+                            : d > lo_s * range && d < hi_s * range ? CANDIDATE
+                                                                   : 0;
+                    fy[x] = (uint8_t)(f && on_ramp(H, W, q, y, x, gap) ? f : 0);
+                }
+            }
+        }
+        /* a shoulder: a candidate beside a core pixel (along a row or a column); the candidates
+         * change to values other than CORE, so no row sees another's decision */
+        SD_PARALLEL_FOR(nt)
+        for (int y = 0; y < H; y++) {
+            uint8_t *fy = flag + (size_t)y * W;
+            const uint8_t *up = y > 0 ? fy - W : NULL, *down = y < H - 1 ? fy + W : NULL;
+            for (int x = 0; x < W; x++) {
+                if (fy[x] != CANDIDATE) continue;
+                int beside = (x > 0 && fy[x - 1] == CORE) || (x < W - 1 && fy[x + 1] == CORE) ||
+                             (up && up[x] == CORE) || (down && down[x] == CORE);
+                fy[x] = beside ? SHOULDER : NOT_SHOULDER;
+            }
+        }
         size_t total = 0;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : total)
 #endif
         for (int y = 0; y < H; y++) {
-            const float *qy = q + (size_t)y * W;
-            size_t c = (size_t)cy[y] * (size_t)w, flagged = 0;
             uint8_t *fy = flag + (size_t)y * W;
+            size_t flagged = 0;
             for (int x = 0; x < W; x++) {
-                size_t k = c + (size_t)cx[x];
-                double d = (double)qy[x] - mn[k], range = (double)mx[k] - mn[k];
-                int f = bent[k] && range > 0.0 && d > lo * range && d < hi * range;
-                fy[x] = (uint8_t)f;
-                flagged += (size_t)f;
+                uint8_t f = fy[x] == CORE || fy[x] == SHOULDER;
+                fy[x] = f;
+                flagged += f;
             }
             total += flagged;
         }
         *count = total;
+        /* sharp steps: neighbours along a row or a column more than `jump` of the second apart */
+        size_t njump = 0;
+        float fj = (float)jump;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : njump)
+#endif
+        for (int y = 0; y < H; y++) {
+            const float *qy = q + (size_t)y * W, *below = y + 1 < H ? qy + W : NULL;
+            size_t nrow = 0;
+            SD_SIMD
+            for (int x = 0; x < W - 1; x++) nrow += fabsf(qy[x] - qy[x + 1]) > fj * qy[x + 1];
+            if (below) {
+                SD_SIMD
+                for (int x = 0; x < W; x++) nrow += fabsf(qy[x] - below[x]) > fj * below[x];
+            }
+            njump += nrow;
+        }
+        *jumps = njump;
     }
     free(bent);
     free(mn);
     free(mx);
     free(cy);
-    free(cx);
     return st;
+}
+
+/* A cell of the fill's window: its offset and the least spatial cost a pixel can have to it. */
+typedef struct {
+    float least;
+    int dj, di;
+} cell_offset;
+
+static int by_least_cost(const void *a, const void *b)
+{
+    const cell_offset *u = a, *v = b;
+    if (u->least != v->least) return u->least < v->least ? -1 : 1;
+    if (u->dj != v->dj) return u->dj < v->dj ? -1 : 1;
+    return (u->di > v->di) - (u->di < v->di);
+}
+
+/* One colour channel as the fill compares it: sRGB already, or encoded from linear light. */
+static inline float fill_colour(const float *c, int linear) { return linear ? sd_srgb_encode_one(*c) : *c; }
+
+sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, const float *colour, int linear, int h,
+                       int w, int radius, double sigma_s, double sigma_r, float *out, int nthreads)
+{
+    if (H < 1 || W < 1 || h < 1 || w < 1 || h > H || w > W || !q || !stepped || !colour || !out || radius < 0 ||
+        !(sigma_s > 0.0) || !(sigma_r > 0.0))
+        return SD_ERR_ARG;
+    if (radius > h + w) radius = h + w;
+    int nt = sd_threads(nthreads);
+    size_t nc = (size_t)h * (size_t)w;
+    /* per cell within `radius` cells of a stepped pixel's cell (the others are never read), over
+     * its pixels that are not on a step: the count, then the means of q and of the three linear (or
+     * sRGB) channels, the means' colour encoded once. cx: each column's cell. */
+    float *cq = malloc(nc * 4 * sizeof(float));
+    uint8_t *need = calloc(nc, 1), *has = calloc(nc, 1);
+    int *cx = malloc((size_t)W * sizeof(int));
+    double *acc = malloc((size_t)nt * (size_t)w * 5 * sizeof(double));
+    if (!cq || !need || !has || !cx || !acc) {
+        free(cq);
+        free(need);
+        free(has);
+        free(cx);
+        free(acc);
+        return SD_ERR_NOMEM;
+    }
+    for (int i = 0; i < w; i++)
+        for (int x = (int)((long long)i * W / w); x < (int)((long long)(i + 1) * W / w); x++) cx[x] = i;
+    SD_PARALLEL_FOR(nt)
+    for (int j = 0; j < h; j++) {
+        int y0 = (int)((long long)j * H / h), y1 = (int)((long long)(j + 1) * H / h);
+        for (int y = y0; y < y1; y++) {
+            const uint8_t *sy = stepped + (size_t)y * W;
+            for (int x = 0; x < W; x++)
+                if (sy[x]) has[(size_t)j * w + cx[x]] = 1;
+        }
+    }
+    /* need: has dilated by the square of `radius` cells, along the rows (into has's row, through
+     * a running count) and then down the columns */
+    uint8_t *rows_any = malloc(nc);
+    if (!rows_any) {
+        free(cq);
+        free(need);
+        free(has);
+        free(cx);
+        free(acc);
+        return SD_ERR_NOMEM;
+    }
+    SD_PARALLEL_FOR(nt)
+    for (int j = 0; j < h; j++) {
+        const uint8_t *hj = has + (size_t)j * w;
+        uint8_t *rj = rows_any + (size_t)j * w;
+        int cnt = 0;
+        for (int i = 0; i < radius && i < w; i++) cnt += hj[i];
+        for (int i = 0; i < w; i++) {
+            if (i + radius < w) cnt += hj[i + radius];
+            if (i - radius - 1 >= 0) cnt -= hj[i - radius - 1];
+            rj[i] = (uint8_t)(cnt > 0);
+        }
+    }
+    SD_PARALLEL_FOR(nt)
+    for (int j = 0; j < h; j++) {
+        int ja = j - radius > 0 ? j - radius : 0, jb = j + radius < h - 1 ? j + radius : h - 1;
+        uint8_t *nj = need + (size_t)j * w;
+        for (int jj = ja; jj <= jb; jj++) {
+            const uint8_t *rj = rows_any + (size_t)jj * w;
+            for (int i = 0; i < w; i++) nj[i] |= rj[i];
+        }
+    }
+    free(rows_any);
+    free(has);
+    SD_PARALLEL_FOR(nt)
+    for (int j = 0; j < h; j++) {
+        const uint8_t *nj = need + (size_t)j * w;
+        float *c = cq + (size_t)j * w * 4;
+        int any = 0;
+        for (int i = 0; i < w; i++) {
+            any |= nj[i];
+            c[4 * i] = -1.0f; /* no pixel off the steps (or not needed): not a candidate */
+            c[4 * i + 1] = c[4 * i + 2] = c[4 * i + 3] = 0.0f;
+        }
+        if (!any) continue;
+        double *s = acc + (size_t)sd_thread_id() * w * 5;
+        memset(s, 0, (size_t)w * 5 * sizeof(double));
+        int y0 = (int)((long long)j * H / h), y1 = (int)((long long)(j + 1) * H / h);
+        for (int y = y0; y < y1; y++) {
+            const uint8_t *sy = stepped + (size_t)y * W;
+            const float *qy = q + (size_t)y * W, *cy = colour + (size_t)y * W * 3;
+            for (int x = 0; x < W; x++) {
+                int i = cx[x];
+                if (sy[x] || !nj[i]) continue;
+                double *t = s + 5 * i;
+                t[0] += 1.0;
+                t[1] += qy[x];
+                t[2] += cy[3 * x];
+                t[3] += cy[3 * x + 1];
+                t[4] += cy[3 * x + 2];
+            }
+        }
+        for (int i = 0; i < w; i++) {
+            const double *t = s + 5 * i;
+            if (!(t[0] > 0.0)) continue;
+            c[4 * i] = (float)(t[1] / t[0]);
+            for (int ch = 0; ch < 3; ch++) {
+                float m = (float)(t[2 + ch] / t[0]);
+                c[4 * i + 1 + ch] = fill_colour(&m, linear);
+            }
+        }
+    }
+    free(need);
+    free(acc);
+    double ks = 0.5 / (sigma_s * sigma_s), kr = 0.5 / (sigma_r * sigma_r);
+    double ch_ = (double)H / h, cw = (double)W / w; /* cell size; cell i's centre (i + 0.5) cw - 0.5 */
+    float fks = (float)ks, fkr = (float)kr, fch = (float)ch_, fcw = (float)cw; /* (the search in float) */
+    /* the window's cell offsets, nearest first by the least spatial cost any pixel of the centre
+     * cell can have to them (a pixel lies within its cell: (|d| - 1) cells at least): the search
+     * stops at the first offset whose least cost reaches the best cost found */
+    int side = 2 * radius + 1, noff = side * side;
+    cell_offset *off = malloc((size_t)noff * sizeof *off);
+    if (!off) {
+        free(cq);
+        free(cx);
+        return SD_ERR_NOMEM;
+    }
+    for (int k = 0; k < noff; k++) {
+        int dj = k / side - radius, di = k % side - radius;
+        double ly = (abs(dj) > 1 ? abs(dj) - 1 : 0) * ch_, lx = (abs(di) > 1 ? abs(di) - 1 : 0) * cw;
+        off[k] = (cell_offset){(float)(ks * (lx * lx + ly * ly)), dj, di};
+    }
+    qsort(off, (size_t)noff, sizeof *off, by_least_cost);
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < H; y++) {
+        const uint8_t *sy = stepped + (size_t)y * W;
+        const float *qy = q + (size_t)y * W;
+        float *oy = out + (size_t)y * W;
+        if (oy != qy) memcpy(oy, qy, (size_t)W * sizeof(float)); /* the unstepped pixels keep q */
+        int j = (int)(((long long)y * h + h - 1) / H); /* a first guess, then the cell that holds y */
+        while (j > 0 && (long long)j * H / h > y) j--;
+        while (j < h - 1 && (long long)(j + 1) * H / h <= y) j++;
+        for (int x = 0; x < W; x++) {
+            if (!sy[x]) continue;
+            int i = cx[x];
+            size_t k = (size_t)y * W + x;
+            float px[3] = {fill_colour(colour + 3 * k, linear), fill_colour(colour + 3 * k + 1, linear),
+                           fill_colour(colour + 3 * k + 2, linear)};
+            float best = INFINITY;
+            float value = qy[x];
+            /* the pixel's offset from its own cell's centre; a candidate's centre lies whole cells on */
+            float py = (float)(y - (((double)j + 0.5) * ch_ - 0.5)), px_ = (float)(x - (((double)i + 0.5) * cw - 0.5));
+            for (int o = 0; o < noff && off[o].least < best; o++) {
+                int jj = j + off[o].dj, ii = i + off[o].di;
+                if (jj < 0 || jj >= h || ii < 0 || ii >= w) continue;
+                const float *c = cq + ((size_t)jj * w + ii) * 4;
+                if (c[0] < 0.0f) continue;
+                float dy = (float)off[o].dj * fch - py, dx = (float)off[o].di * fcw - px_;
+                float dc = fabsf(c[1] - px[0]) + fabsf(c[2] - px[1]) + fabsf(c[3] - px[2]);
+                float cost = fks * (dx * dx + dy * dy) + fkr * dc * dc;
+                if (cost < best) { /* the first of equal costs in the search's order */
+                    best = cost;
+                    value = c[0];
+                }
+            }
+            oy[x] = value;
+        }
+    }
+    free(off);
+    free(cx);
+    free(cq);
+    return SD_OK;
 }

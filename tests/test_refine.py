@@ -81,7 +81,7 @@ def test_sharpen_steps_makes_a_blurred_rod_a_step_and_leaves_exact_depth_alone()
     depth[:, 44:52] = 2.0
     depth[:, :20] = 5.0 + np.linspace(0, 1, 20, dtype=np.float32)  # a slanted part meeting the wall
     blurred = 1.0 / blur_rows(1.0 / depth, 3)
-    plain, _ = synthdof.refine(image, blurred, edge_width=4)
+    plain, _ = synthdof.refine(image, blurred, edge_width=4, sharpen_steps=False)
     sharp, _ = synthdof.refine(image, blurred, edge_width=4, sharpen_steps=True)
     np.testing.assert_array_equal(plain, blurred)  # off: nothing away from a matte changes
     rim = np.zeros(depth.shape, bool)
@@ -119,10 +119,16 @@ def test_sharp_depth_beside_the_matte_keeps_its_lights_and_curved_rim():
     np.testing.assert_allclose(1 / out, disp, rtol=1e-6)
     # the same depth blurred across the silhouette is continued from each side, lights or not
     blurred = blur_rows(disp, 3)
-    out, _ = synthdof.refine(image, 1 / blurred, matte=matte, edge_width=6)
+    out, _ = synthdof.refine(image, 1 / blurred, matte=matte, edge_width=6, sharpen_steps=False)
     row = 1 / out[48]
     np.testing.assert_allclose(row[95:100], 0.2, rtol=0.01)  # no longer pulled by the subject
     assert abs(blurred[48, 95] / 0.2 - 1) > 0.1
+    # with the steps sharpened first, the pixel the subject pulled is continued from the wall, and
+    # the light's blurred pixels keep at most the blur they had (towards the light, not the subject)
+    out, _ = synthdof.refine(image, 1 / blurred, matte=matte, edge_width=6)
+    row = 1 / out[48]
+    assert abs(row[95] / 0.2 - 1) < 0.01
+    assert (np.abs(row[95:100] - 0.2) <= np.abs(blurred[48, 95:100] - 0.2) + 1e-6).all()
 
 
 def test_a_rod_in_front_of_the_subject_that_the_matte_leaves_out_keeps_its_depth():
@@ -312,9 +318,10 @@ def test_depth_resized_to_the_image_is_upsampled_from_its_samples(k):
     direct, _ = synthdof.refine(image, small)
     np.testing.assert_allclose(out, direct, rtol=1e-5)
     np.testing.assert_allclose(out[:, 10 * k:11 * k], 2.0, rtol=0.02)
-    # a map that only looks smooth (no sample grid) is taken as it is
+    # a map that only looks smooth (no sample grid) is taken as it is (but for its blurred steps,
+    # which sharpen_steps would sharpen)
     smooth = resized + np.float32(0.01) * np.sin(np.arange(W) * 0.7)[None]
-    out, _ = synthdof.refine(image, smooth)
+    out, _ = synthdof.refine(image, smooth, sharpen_steps=False)
     np.testing.assert_allclose(out, smooth, rtol=1e-6)
 
 

@@ -682,15 +682,30 @@ def test_cell_means_are_weighted_means_over_the_cells(shape, cells):
         _core.cell_means(q, weight, np.empty((H + 1, w), np.float32), np.empty((H + 1, w), np.float32), None, 1)
 
 
-def blurred_steps_reference(q, cells, r, tau, lo, hi):
+def on_ramp(q, gap):
+    """Pixels strictly between both neighbours along a row or a column, each more than gap away."""
+    ramp = np.zeros(q.shape, bool)
+    a, b = q[:, :-2] - q[:, 1:-1], q[:, 1:-1] - q[:, 2:]
+    ramp[:, 1:-1] |= ((a > gap) & (b > gap)) | ((a < -gap) & (b < -gap))
+    a, b = q[:-2] - q[1:-1], q[1:-1] - q[2:]
+    ramp[1:-1] |= ((a > gap) & (b > gap)) | ((a < -gap) & (b < -gap))
+    return ramp
+
+
+def blurred_steps_reference(q, cells, r, tau, lo, hi, lo_s=None, hi_s=None):
     """Each pixel's cell window (clipped at the frame) fitted by np.linalg.lstsq: flag where the
-    residual's RMS exceeds tau x the cell's disparity and the pixel lies between lo and hi of the
-    window's range; also how near each residual lies to its threshold (relative)."""
+    residual's RMS exceeds tau x the cell's disparity, the pixel lies on a ramp (strictly between
+    its neighbours along a row or a column, each half the window's mean slope away) and between lo
+    and hi of the window's range, or between lo_s and hi_s beside such a pixel (4-neighbours);
+    also how near each residual lies to its threshold (relative)."""
+    lo_s = lo if lo_s is None else lo_s
+    hi_s = hi if hi_s is None else hi_s
     H, W = q.shape
     h, w = cells.shape
     cy = np.repeat(np.arange(h), np.diff((np.arange(h + 1) * H) // h))
     cx = np.repeat(np.arange(w), np.diff((np.arange(w + 1) * W) // w))
     flag = np.zeros((H, W), bool)
+    shoulder = np.zeros((H, W), bool)
     margin = np.full((H, W), np.inf)
     for j in range(h):
         for i in range(w):
@@ -708,10 +723,27 @@ def blurred_steps_reference(q, cells, r, tau, lo, hi):
             mn, mx = v.min(), v.max()
             at = (cy[:, None] == j) & (cx[None, :] == i)
             d = q[at].astype(np.float64) - mn
-            between = (mx > mn) & (d > lo * (mx - mn)) & (d < hi * (mx - mn))
+            gap = np.float32(0.5 * (mx - mn) / ((2 * r + 1) * H / h))
+            ramp = on_ramp(q, gap)[at]
+            between = (mx > mn) & (d > lo * (mx - mn)) & (d < hi * (mx - mn)) & ramp
+            wide = (mx > mn) & (d > lo_s * (mx - mn)) & (d < hi_s * (mx - mn)) & ramp
             flag[at] = between & (res > thr)
-            margin[at] = np.where(between, abs(res - thr) / max(thr, 1e-30), np.inf)
-    return flag, margin
+            shoulder[at] = wide & ~between & (res > thr)
+            margin[at] = np.where(wide, abs(res - thr) / max(thr, 1e-30), np.inf)
+    beside = np.zeros_like(flag)
+    beside[1:] |= flag[:-1]
+    beside[:-1] |= flag[1:]
+    beside[:, 1:] |= flag[:, :-1]
+    beside[:, :-1] |= flag[:, 1:]
+    # a near-threshold decision may spread to the shoulders beside it
+    near = margin < 1e-6
+    spread = np.zeros_like(near)
+    spread[1:] |= near[:-1]
+    spread[:-1] |= near[1:]
+    spread[:, 1:] |= near[:, :-1]
+    spread[:, :-1] |= near[:, 1:]
+    margin[shoulder & spread] = 0.0
+    return flag | (shoulder & beside), margin
 
 
 @pytest.mark.parametrize("cell", [1, 3])
@@ -727,10 +759,10 @@ def test_blurred_steps_match_a_least_squares_fit_per_window(cell):
         _core.cell_means(q, np.ones_like(q), cells, np.empty_like(cells), np.empty_like(cells), 2)
     else:
         cells = q
-    want, margin = blurred_steps_reference(q, cells, 2, 0.01, 0.15, 0.85)
+    want, margin = blurred_steps_reference(q, cells, 2, 0.01, 0.15, 0.85, 0.05, 0.95)
     for nt in (1, 2):
         flag = np.empty((H, W), bool)
-        n = _core.blurred_steps(q, cells, 2, 0.01, 0.15, 0.85, flag, nt)
+        n = _core.blurred_steps(q, cells, 2, 0.01, (0.15, 0.85), (0.05, 0.95), 0.05, flag, nt)[0]
         differ = flag != want
         assert not (differ & (margin > 1e-6)).any()
         assert n == flag.sum() and 20 < n < H * W // 3
@@ -743,10 +775,16 @@ def test_blurred_steps_leave_planes_and_sharp_steps_alone():
     sharp = np.where((x > 70) | (y < 30), plane + 0.5, plane).astype(np.float32)
     for q in (plane, sharp):
         flag = np.ones((H, W), bool)
-        assert _core.blurred_steps(q, q, 4, 0.01, 0.15, 0.85, flag, 2) == 0 and not flag.any()
+        n, jumps = _core.blurred_steps(q, q, 4, 0.01, (0.15, 0.85), (0.05, 0.95), 0.05, flag, 2)
+        assert n == 0 and not flag.any()
+        # the sharp step's jumps: one per row at column 70, one per column at row 30 (and overlap)
+        assert jumps == (0 if q is plane else int((np.abs(np.diff(q, axis=1)) > 0.05 * q[:, 1:]).sum()
+                                                  + (np.abs(np.diff(q, axis=0)) > 0.05 * q[1:]).sum()))
+        assert q is plane or jumps > H
     blurred = (0.1 + 0.5 / (1 + np.exp(-(x - 70.5) / 2.0))).astype(np.float32)
     flags = [np.empty((H, W), bool) for _ in range(3)]
-    counts = [_core.blurred_steps(blurred, blurred, 4, 0.01, 0.15, 0.85, f, nt) for f, nt in zip(flags, (1, 2, 3))]
+    counts = [_core.blurred_steps(blurred, blurred, 4, 0.01, (0.15, 0.85), (0.05, 0.95), 0.05, f, nt)[0]
+              for f, nt in zip(flags, (1, 2, 3))]
     assert counts[0] == counts[1] == counts[2] > 0
     assert (flags[0] == flags[1]).all() and (flags[0] == flags[2]).all()
     cols = np.flatnonzero(flags[0].any(0))
@@ -760,10 +798,74 @@ def test_blurred_steps_reject_what_they_cannot_take():
         qb = q.copy()
         qb[3, 4] = bad
         with pytest.raises(ValueError, match="finite and > 0"):
-            _core.blurred_steps(qb, qb, 2, 0.01, 0.15, 0.85, flag, 1)
+            _core.blurred_steps(qb, qb, 2, 0.01, (0.15, 0.85), (0.05, 0.95), 0.05, flag, 1)
     with pytest.raises(ValueError, match="radius"):
-        _core.blurred_steps(q, q, 0, 0.01, 0.15, 0.85, flag, 1)
-    with pytest.raises(ValueError, match="lo <= hi"):
-        _core.blurred_steps(q, q, 2, 0.01, 0.9, 0.1, flag, 1)
+        _core.blurred_steps(q, q, 0, 0.01, (0.15, 0.85), (0.05, 0.95), 0.05, flag, 1)
+    for between, shoulder in (((0.9, 0.1), (0.05, 0.95)), ((0.15, 0.85), (0.2, 0.95)), ((0.15, 0.85), (0.05, 1.5))):
+        with pytest.raises(ValueError, match="lo_s <= lo <= hi <= hi_s"):
+            _core.blurred_steps(q, q, 2, 0.01, between, shoulder, 0.05, flag, 1)
     with pytest.raises(ValueError, match="cells"):
-        _core.blurred_steps(q, np.ones((9, 9), np.float32), 2, 0.01, 0.15, 0.85, flag, 1)
+        _core.blurred_steps(q, np.ones((9, 9), np.float32), 2, 0.01, (0.15, 0.85), (0.05, 0.95), 0.05, flag, 1)
+
+
+def step_fill_reference(q, stepped, colour, cells, reach, sigma_s, sigma_r):
+    """Each stepped pixel takes the mean q of the candidate cell of least cost (place and colour;
+    the cell's colour: its unstepped pixels' mean sRGB-encoded) by a direct search in double."""
+    from synthdof._color import linear_to_srgb
+
+    H, W = q.shape
+    h, w = cells
+    cy = np.repeat(np.arange(h), np.diff((np.arange(h + 1) * H) // h))
+    cx = np.repeat(np.arange(w), np.diff((np.arange(w + 1) * W) // w))
+    cq = np.full((h, w), -1.0)
+    cc = np.zeros((h, w, 3))
+    for j in range(h):
+        for i in range(w):
+            at = (cy[:, None] == j) & (cx[None, :] == i) & ~stepped
+            if at.any():
+                cq[j, i] = q[at].astype(np.float64).mean()
+                cc[j, i] = linear_to_srgb(colour[at].astype(np.float64).mean(0).astype(np.float32))
+    pix = linear_to_srgb(colour).astype(np.float64)
+    out = q.copy()
+    costs = np.full((H, W), np.inf)
+    for y, x in zip(*np.nonzero(stepped)):
+        j, i = cy[y], cx[x]
+        best = []
+        for jj in range(max(0, j - reach), min(h, j + reach + 1)):
+            for ii in range(max(0, i - reach), min(w, i + reach + 1)):
+                if cq[jj, ii] < 0:
+                    continue
+                dy = (jj + 0.5) * H / h - 0.5 - y
+                dx = (ii + 0.5) * W / w - 0.5 - x
+                dc = np.abs(cc[jj, ii] - pix[y, x]).sum()
+                best.append((0.5 * (dx * dx + dy * dy) / sigma_s**2 + 0.5 * (dc / sigma_r) ** 2, cq[jj, ii]))
+        if best:
+            best.sort(key=lambda b: b[0])
+            out[y, x] = best[0][1]
+            # a near tie may go either way within rounding
+            costs[y, x] = best[1][0] - best[0][0] if len(best) > 1 else np.inf
+    return out, costs
+
+
+@pytest.mark.parametrize("cell", [1, 3])
+def test_step_fill_takes_the_nearest_cell_in_place_and_colour(cell):
+    H, W = 30, 42
+    y, x = np.mgrid[0:H, 0:W]
+    colour = np.where((x > 20)[..., None], [0.1, 0.2, 0.7], [0.7, 0.2, 0.1]).astype(np.float32)
+    colour = (colour * (1 + 0.2 * rng.random((H, W, 1)))).astype(np.float32)
+    q = np.where(x > 20, 0.5, 0.2).astype(np.float32) + (0.01 * y).astype(np.float32)
+    stepped = (np.abs(x - 20.5) < 4) | (rng.random((H, W)) < 0.05)
+    h, w = H // cell, W // cell
+    want, gap = step_fill_reference(q, stepped, colour, (h, w), 3, 4.0, 0.1)
+    for nt in (1, 2):
+        out = np.empty_like(q)
+        _core.step_fill(q, stepped, colour, True, (h, w), 3, 4.0, 0.1, out, nt)
+        ok = np.isclose(out, want, rtol=1e-6, atol=0) | (gap < 1e-9)
+        assert ok.all()
+        np.testing.assert_array_equal(out[~stepped], q[~stepped])
+    inplace = q.copy()
+    _core.step_fill(inplace, stepped, colour, True, (h, w), 3, 4.0, 0.1, inplace, 2)
+    np.testing.assert_array_equal(inplace, out)
+    # each side of the colour edge takes its own side's depth
+    band = stepped & (np.abs(x - 20.5) < 4)
+    assert (np.abs(out[band] - np.where(x[band] > 20, 0.5, 0.2) - 0.01 * y[band]) < 0.03 + 0.01 * cell).all()

@@ -118,13 +118,22 @@ NOISY_AGREE = 0.01
 # disparity, which a plane (a slanted floor) never does: where the least-squares plane over the
 # window of 2 band + 1 pixels leaves a residual above STEP_RESIDUAL of the disparity (RMS), and the
 # pixel lies strictly between STEP_BETWEEN of the way from the window's smallest disparity to its
-# largest (a sharp step's pixels lie at its ends), the pixel is filled again from the unflagged
-# pixels of its surface (edge-aware, sigma STEP_FILL_SIGMAS bands). The test runs on cells of
-# band / STEP_CELL_DIV pixels. Set on ../shared/gt and generated scenes 700-723 (net: PSNR +0.96 and
-# +0.49 dB on average; exact inputs: no pixel flagged); held out, scenes 800-815: net +0.63 dB.
+# largest (a sharp step's pixels lie at its ends), or between STEP_SHOULDER beside such a pixel (the
+# blur's shoulder: left out, it keeps up to a tenth of its pull), the pixel takes the depth of the cell within
+# STEP_FILL_REACH bands nearest to it in place (sigma: a band) and colour (FILL_SIGMA_R), from that
+# cell's pixels off the steps. Test and fill run on cells of band / STEP_CELL_DIV pixels. Set on
+# ../shared/gt and generated scenes 700-723; held out, scenes 800-815 (see refine's docstring).
 STEP_RESIDUAL = 0.01
 STEP_BETWEEN = (0.15, 0.85)
-STEP_FILL_SIGMAS = 2.0
+STEP_SHOULDER = (0.05, 0.95)
+# Depth whose sharp steps (neighbours STEP_JUMP or more apart in disparity) number STEP_SHARP_RATIO
+# times its flagged pixels (of its own, not filled) or more is a renderer's or a good sensor's: its
+# ramps are surfaces and it is left as it is. Network depth: 0.96-1.78 on ../shared/gt and scenes
+# 700-723, 1.04-1.98 on the held-out 800-815, 1.15 on the 12 MP benchmark scene; rendered depth of
+# the same scenes 3.25 and more (mostly hundreds); skimage's stereo motorcycle 4.34.
+STEP_JUMP = 0.02
+STEP_SHARP_RATIO = 2.5
+STEP_FILL_REACH = 2.0
 STEP_CELL_DIV = 3
 
 
@@ -149,22 +158,28 @@ def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
     return out
 
 
-def _sharpen_steps(q, band, full_guide, nt):
-    """q with the pixels on depth steps blurred across (see STEP_RESIDUAL) filled again from the
-    rest of their surface, and those pixels' mask."""
+def _sharpen_steps(q, weight, band, colour, linear, nt, own=None):
+    """q (in place) with the pixels on depth steps blurred across (see STEP_RESIDUAL) given the
+    depth of the nearest cell of their surface (in place and colour), and those pixels' mask.
+    `weight`: ones of q's shape (a plane refine has at hand, or None). `own`: where q is the
+    input's own (not a filled hole), if not everywhere: only there do flagged pixels count as
+    evidence of blur (a hole's fill is smooth whatever the input)."""
     cell = max(1, band // STEP_CELL_DIV)
     if cell > 1:
-        cells, _, _ = _cell_means(q, np.ones_like(q), cell, nt)
+        cells, _, _ = _cell_means(q, np.ones_like(q) if weight is None else weight, cell, nt)
         radius = max(1, round(band / cell))
     else:
         cells, radius = q, band
     stepped = np.empty(q.shape, bool)
-    if not _core.blurred_steps(q, cells, radius, STEP_RESIDUAL, *STEP_BETWEEN, stepped, nt):
-        return q, stepped
-    fill = _edge_fill(q[..., None], (~stepped).astype(np.float32), full_guide(), STEP_FILL_SIGMAS * band,
-                      FILL_SIGMA_R, nt, need=stepped)
-    return np.where(stepped, fill[..., 0], q).astype(np.float32), stepped
-
+    n, jumps = _core.blurred_steps(q, cells, radius, STEP_RESIDUAL, STEP_BETWEEN, STEP_SHOULDER, STEP_JUMP, stepped, nt)
+    if own is not None and n:
+        n = int(np.count_nonzero(stepped & own))
+    if jumps >= STEP_SHARP_RATIO * n:  # sharp depth: its few ramps are surfaces, not blur
+        stepped[:] = False
+    elif n:
+        reach = int(np.ceil(STEP_FILL_REACH * band / cell))
+        _core.step_fill(q, stepped, colour, linear, cells.shape, reach, float(band), FILL_SIGMA_R, q, nt)
+    return q, stepped
 
 def _band(matte, given, radius, margin, nt):
     """The subject's side (where both the refined and the given matte are >= 0.5), the pixels
@@ -413,7 +428,7 @@ def _edge_width(edge_width, shape):
 
 @arrays_from_pool  # its 12 MP planes reuse freed pages instead of faulting in fresh ones
 def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_width="auto",
-           refine_matte="auto", sharpen_steps=False, num_threads=None):
+           refine_matte="auto", sharpen_steps=True, num_threads=None):
     """Turn a network's or a sensor's depth (and a segmentation matte) into render-ready maps.
 
     Depth from a monocular network, a phone or a stereo / time-of-flight sensor differs from
@@ -463,17 +478,17 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         'auto' is 1/128 of the image's longer side (6 px at 768 wide, 31 px at 4032), and at
         least k pixels for depth given at (or resized from) 1/k of the image's width. 0 turns
         the band off.
-    sharpen_steps : bool, default False
+    sharpen_steps : bool, default True
         Also sharpen depth steps away from the matte that were blurred across (a network's depth:
         a rod or a bar in front of a wall), for depth given at full resolution and not noisy.
         Where disparity bends over a window of 2 `edge_width` + 1 pixels (a plane, such as a
         slanted floor, does not) and a pixel lies between the two sides' values (a sharp step's
-        pixels do not), the pixel is filled again from the rest of its surface, guided by the
-        image. Sharp depth is left as it is, except a slope that ends at a sharp step: its
-        pixels beside the step lie between the two sides and are filled from the slope. On
-        network-like depth of 16 held-out rendered scenes it raised PSNR by 0.6 dB on average
-        (band +0.3 dB); it is off by default because at 12 MP it still costs 1.5 s (the fill
-        runs on the whole frame).
+        pixels do not), the pixel takes the depth of the nearby patch of its surface nearest in
+        place and colour. Sharp depth is left as it is, except a slope that ends at a sharp
+        step: its pixels beside the step lie between the two sides and take the slope's nearby
+        depth. A near object thinner than the blur keeps the blurred (too far) depth of its
+        middle. On network-like depth of 16 held-out rendered scenes PSNR rose by 0.6 dB on
+        average (band +0.3 dB).
     num_threads : int, optional
         Threads for the filters (default: all cores); the result does not depend on it.
 
@@ -591,7 +606,10 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         q = np.where(holes, weight * q + (1 - weight) * fill[..., 0], q).astype(np.float32)
 
     if sharpen_steps and q_in.shape == (H, W) and not noisy and band > 0:
-        q, stepped = _sharpen_steps(q, band, full_guide, nt)
+        # before the matte's band: a pixel of a step filled here no longer counts as the input's own
+        colour = guide if guide is not None else linear
+        q, stepped = _sharpen_steps(q, None if missing else weight, band, colour, guide is None, nt,
+                                    own=w_in > 0 if missing else None)
         kept &= ~stepped
     m = None
     if a is not None:

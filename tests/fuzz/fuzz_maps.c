@@ -15,7 +15,8 @@
  * csrc/sd_refine_matte.h): the matte unchanged outside its ramp, alpha in [0, 1] and at most
  * grown_max outside the mask, the same bits from linear light as from its encoded guide.
  * sd_cell_means: each cell's weighted mean and mean weight against sums in double here.
- * sd_blurred_steps (csrc/sd_refine_steps.h): its flags against a brute-force plane fit. */
+ * sd_blurred_steps (csrc/sd_refine_steps.h): its flags against a brute-force plane fit; sd_step_fill
+ * on them: the unstepped pixels unchanged, the stepped ones within the range of the rest. */
 #include "fuzz_common.h"
 #include "sd_refine_maps.h"
 #include "sd_refine_matte.h"
@@ -571,7 +572,7 @@ static void run_cells(fz_in *in, int wild)
 
 /* sd_blurred_steps against a brute-force window here: each cell window's extremes and its plane
  * fit (the 3x3 normal equations solved by Cramer's rule, sums in long double); a flag may differ
- * only where the residual lies within 1e-6 of its threshold. */
+ * only where the residual lies within 1e-6 of its threshold. A flagged pixel lies on a ramp. */
 static long double det3(long double m[3][3])
 {
     return m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
@@ -584,6 +585,8 @@ static void run_steps(fz_in *in, int wild)
     int h = fz_range(in, 1, H), w = fz_range(in, 1, W), r = fz_range(in, 1, 6);
     double tau = fz_uniform(in, 0.0f, 0.05f), lo = fz_uniform(in, 0.0f, 0.5f), hi = lo + fz_uniform(in, 0.0f, (float)(1.0 - lo));
     hi = hi > 1.0 ? 1.0 : hi;
+    double lo_s = lo * fz_unit(in), hi_s = hi + (1.0 - hi) * fz_unit(in), jump = fz_uniform(in, 0.0f, 0.2f);
+    hi_s = hi_s > 1.0 ? 1.0 : hi_s < hi ? hi : hi_s;
     size_t n = (size_t)H * W, nc = (size_t)h * w;
     float *q = malloc(n * sizeof(float)), *qc = malloc(nc * sizeof(float));
     uint8_t *flag = malloc(n);
@@ -598,16 +601,18 @@ static void run_steps(fz_in *in, int wild)
     int bad = 0;
     for (size_t i = 0; i < n; i++) bad |= !(q[i] > 0.0f && isfinite(q[i]));
     for (size_t i = 0; i < nc; i++) bad |= !(qc[i] > 0.0f && isfinite(qc[i]));
-    size_t count = 0;
-    sd_status st = sd_blurred_steps(H, W, q, h, w, qc, r, tau, lo, hi, flag, &count, nt);
+    size_t count = 0, jumps = 0;
+    sd_status st = sd_blurred_steps(H, W, q, h, w, qc, r, tau, lo, hi, lo_s, hi_s, jump, flag, &count, &jumps, nt);
     if (bad) {
         if (st != SD_ERR_VALUE) FZ_FAIL("invalid disparity taken (%d)", (int)st);
         goto done;
     }
     if (st != SD_OK) FZ_FAIL("status %d", (int)st);
-    if (sd_blurred_steps(H, W, q, h, w, qc, 0, tau, lo, hi, flag, &count, nt) != SD_ERR_ARG) FZ_FAIL("r 0 taken");
-    st = sd_blurred_steps(H, W, q, h, w, qc, r, tau, lo, hi, flag, &count, nt);
+    if (sd_blurred_steps(H, W, q, h, w, qc, 0, tau, lo, hi, lo_s, hi_s, jump, flag, &count, &jumps, nt) != SD_ERR_ARG) FZ_FAIL("r 0 taken");
+    st = sd_blurred_steps(H, W, q, h, w, qc, r, tau, lo, hi, lo_s, hi_s, jump, flag, &count, &jumps, nt);
     size_t want_count = 0;
+    /* per pixel: 1 core, 2 a shoulder candidate, 0 neither; and whether the decision is near its threshold */
+    uint8_t *want = calloc(n, 1), *near_thr = calloc(n, 1);
     int rr = r > h + w ? h + w : r;
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
@@ -655,14 +660,80 @@ static void run_steps(fz_in *in, int wild)
             long double res = t2 - fit, thr = (long double)tau * tau * qv * qv * N;
             float qp = q[(size_t)y * W + x];
             double d = (double)qp - mn, range = (double)mx - mn;
-            int between = range > 0.0 && d > lo * range && d < hi * range;
-            int want = between && res > thr;
-            int got = flag[(size_t)y * W + x];
-            int close = fabsl(res - thr) <= 1e-6L * (t2 > 1 ? t2 : 1);
-            if (got != want && !(between && close)) FZ_FAIL("flag %d at %d,%d, want %d (res %Lg thr %Lg)", got, y, x, want, res, thr);
+            /* on a ramp: strictly between both neighbours along a row or a column, each gap away */
+            float gap = (float)(SD_STEPS_RAMP_SLOPE * range / ((2.0 * rr + 1.0) * H / h)), v = qp;
+            int ramp = 0;
+            if (x > 0 && x < W - 1) {
+                float a = q[(size_t)y * W + x - 1] - v, b = v - q[(size_t)y * W + x + 1];
+                ramp |= (a > gap && b > gap) || (a < -gap && b < -gap);
+            }
+            if (y > 0 && y < H - 1) {
+                float a = q[(size_t)(y - 1) * W + x] - v, b = v - q[(size_t)(y + 1) * W + x];
+                ramp |= (a > gap && b > gap) || (a < -gap && b < -gap);
+            }
+            int between = ramp && range > 0.0 && d > lo * range && d < hi * range;
+            int wide = ramp && range > 0.0 && d > lo_s * range && d < hi_s * range;
+            size_t k = (size_t)y * W + x;
+            want[k] = (uint8_t)(res > thr ? (between ? 1 : wide ? 2 : 0) : 0);
+            near_thr[k] = (uint8_t)(wide && fabsl(res - thr) <= 1e-6L * (t2 > 1 ? t2 : 1));
+        }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            size_t k = (size_t)y * W + x;
+            int core_beside = 0, close = near_thr[k];
+            int nb[4][2] = {{y, x - 1}, {y, x + 1}, {y - 1, x}, {y + 1, x}};
+            for (int e = 0; e < 4; e++) {
+                int yy = nb[e][0], xx = nb[e][1];
+                if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+                core_beside |= want[(size_t)yy * W + xx] == 1;
+                close |= want[k] == 2 && near_thr[(size_t)yy * W + xx];
+            }
+            int expect = want[k] == 1 || (want[k] == 2 && core_beside);
+            int got = flag[k];
+            if (got != expect && !close) FZ_FAIL("flag %d at %d,%d, want %d", got, y, x, expect);
             want_count += (size_t)got;
         }
+    free(want);
+    free(near_thr);
     if (st != SD_OK || count != want_count) FZ_FAIL("count %zu, flags %zu", count, want_count);
+    size_t want_jumps = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            float v = q[(size_t)y * W + x];
+            if (x + 1 < W) want_jumps += fabsf(v - q[(size_t)y * W + x + 1]) > (float)jump * q[(size_t)y * W + x + 1];
+            if (y + 1 < H) want_jumps += fabsf(v - q[(size_t)(y + 1) * W + x]) > (float)jump * q[(size_t)(y + 1) * W + x];
+        }
+    if (jumps != want_jumps) FZ_FAIL("jumps %zu, want %zu", jumps, want_jumps);
+    {
+        /* sd_step_fill on those flags: unstepped pixels unchanged, stepped ones keep q or take a mean
+         * of unstepped pixels (within their range); in place the same bits */
+        int linear = fz_u8(in) & 1, reach = fz_range(in, 0, 5);
+        float *col = malloc(n * 3 * sizeof(float)), *out = malloc(n * sizeof(float)), *inpl = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n * 3; i++) col[i] = fz_uniform(in, -0.1f, linear ? 4.0f : 1.0f);
+        double sigma_s = fz_uniform(in, 0.1f, 20.0f), sigma_r = fz_uniform(in, 0.01f, 1.0f);
+        if (sd_step_fill(H, W, q, flag, col, linear, h, w, reach, sigma_s, sigma_r, out, nt) != SD_OK)
+            FZ_FAIL("step fill refused");
+        memcpy(inpl, q, n * sizeof(float));
+        if (sd_step_fill(H, W, inpl, flag, col, linear, h, w, reach, sigma_s, sigma_r, inpl, nt) != SD_OK)
+            FZ_FAIL("step fill in place refused");
+        float lo_q = INFINITY, hi_q = -INFINITY;
+        for (size_t i = 0; i < n; i++)
+            if (!flag[i]) {
+                lo_q = fminf(lo_q, q[i]);
+                hi_q = fmaxf(hi_q, q[i]);
+            }
+        for (size_t i = 0; i < n; i++) {
+            if (!same_bits(out[i], inpl[i])) FZ_FAIL("in place %g, not %g at %zu", inpl[i], out[i], i);
+            if (!flag[i] && !same_bits(out[i], q[i])) FZ_FAIL("unstepped %zu changed", i);
+            if (flag[i] && !same_bits(out[i], q[i]) && !(out[i] >= lo_q * (1 - 1e-6f) && out[i] <= hi_q * (1 + 1e-6f)))
+                FZ_FAIL("stepped %zu took %g outside [%g, %g]", i, out[i], lo_q, hi_q);
+        }
+        if (sd_step_fill(H, W, q, flag, col, linear, h, w, -1, sigma_s, sigma_r, out, nt) != SD_ERR_ARG)
+            FZ_FAIL("negative reach taken");
+        free(col);
+        free(out);
+        free(inpl);
+    }
 done:
     free(q);
     free(qc);
