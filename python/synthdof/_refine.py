@@ -135,6 +135,7 @@ STEP_JUMP = 0.02
 STEP_SHARP_RATIO = 2.5
 STEP_FILL_REACH = 2.0
 STEP_CELL_DIV = 3
+STEP_MAX_CELLS = 1 << 20
 
 
 def _edge_fill(values, weight, guide, sigma_s, sigma_r, nt, need=None):
@@ -164,7 +165,8 @@ def _sharpen_steps(q, weight, band, colour, linear, nt, own=None):
     `weight`: ones of q's shape (a plane refine has at hand, or None). `own`: where q is the
     input's own (not a filled hole), if not everywhere: only there do flagged pixels count as
     evidence of blur (a hole's fill is smooth whatever the input)."""
-    cell = max(1, band // STEP_CELL_DIV)
+    # (and at most about STEP_MAX_CELLS cells: a narrow band on a large frame would make millions)
+    cell = max(1, band // STEP_CELL_DIV, int(np.ceil(np.sqrt(q.size / STEP_MAX_CELLS))))
     if cell > 1:
         cells, _, _ = _cell_means(q, np.ones_like(q) if weight is None else weight, cell, nt)
         radius = max(1, round(band / cell))
@@ -444,7 +446,10 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
        (a sensor's) is smoothed along the surfaces the image shows, on cells of `edge_width` / 8
        pixels where that is 2 or more (then upsampled as in 1: the edges land where the image
        has them; structures thinner than a cell keep less of their own depth);
-    3. with a matte, the soft ramp of a segmentation mask gets its alpha from the colours
+    3. depth given at full resolution whose steps are blurred across (a network's: a rod in
+       front of a wall takes a ramp of depths between the two) has the pixels on those ramps
+       given the depth of the nearby patch of their own surface (``sharpen_steps``);
+    4. with a matte, the soft ramp of a segmentation mask gets its alpha from the colours
        (each pixel's position between its local subject and background colours, where it is a
        blend of the two; outside the mask at most 0.9), and in a band of `edge_width` pixels
        on each side of the matte's boundary the depth is continued from beyond the band on
@@ -479,16 +484,14 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         least k pixels for depth given at (or resized from) 1/k of the image's width. 0 turns
         the band off.
     sharpen_steps : bool, default True
-        Also sharpen depth steps away from the matte that were blurred across (a network's depth:
-        a rod or a bar in front of a wall), for depth given at full resolution and not noisy.
-        Where disparity bends over a window of 2 `edge_width` + 1 pixels (a plane, such as a
-        slanted floor, does not) and a pixel lies between the two sides' values (a sharp step's
-        pixels do not), the pixel takes the depth of the nearby patch of its surface nearest in
-        place and colour. Sharp depth is left as it is, except a slope that ends at a sharp
-        step: its pixels beside the step lie between the two sides and take the slope's nearby
-        depth. A near object thinner than the blur keeps the blurred (too far) depth of its
-        middle. On network-like depth of 16 held-out rendered scenes PSNR rose by 0.6 dB on
-        average (band +0.3 dB).
+        Sharpen depth steps away from the matte that were blurred across, for depth given at
+        full resolution and not noisy. Where disparity bends over a window of 2 `edge_width` + 1
+        pixels (a plane, such as a slanted floor, does not) and a pixel lies on a ramp between
+        the two sides' values (a sharp step's pixels do not), the pixel takes the depth of the
+        nearby patch of its surface nearest in place and colour. Depth with many sharp steps
+        against such ramps (a renderer's, a good sensor's) is left as it is. A near object
+        thinner than the blur keeps the blurred, too far depth of its middle. On network-like
+        depth of 16 held-out rendered scenes PSNR rose by 0.66 dB on average (band +0.32 dB).
     num_threads : int, optional
         Threads for the filters (default: all cores); the result does not depend on it.
 
