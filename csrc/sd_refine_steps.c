@@ -506,6 +506,15 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
         off[k] = (cell_offset){(float)(ks * (lx * lx + ly * ly)), dj, di};
     }
     qsort(off, (size_t)noff, sizeof *off, by_least_cost);
+    /* per thread: the candidates of the current cell, in the offsets' order (least cost, the
+     * centre's offset from the cell's centre, and the cell's mean depth and colour) */
+    float *lists = malloc((size_t)nt * (size_t)noff * 7 * sizeof(float));
+    if (!lists) {
+        free(off);
+        free(cq);
+        free(cx);
+        return SD_ERR_NOMEM;
+    }
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
         const uint8_t *sy = stepped + (size_t)y * W;
@@ -515,32 +524,51 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
         int j = (int)(((long long)y * h + h - 1) / H); /* a first guess, then the cell that holds y */
         while (j > 0 && (long long)j * H / h > y) j--;
         while (j < h - 1 && (long long)(j + 1) * H / h <= y) j++;
+        float py = (float)(y - (((double)j + 0.5) * ch_ - 0.5));
+        float *list = lists + (size_t)sd_thread_id() * (size_t)noff * 7;
+        int listed = -1, n = 0; /* the cell whose candidates the list holds */
         for (int x = 0; x < W; x++) {
             if (!sy[x]) continue;
             int i = cx[x];
+            if (i != listed) {
+                n = 0;
+                for (int o = 0; o < noff; o++) {
+                    int jj = j + off[o].dj, ii = i + off[o].di;
+                    if (jj < 0 || jj >= h || ii < 0 || ii >= w) continue;
+                    const float *c = cq + ((size_t)jj * w + ii) * 4;
+                    if (c[0] < 0.0f) continue;
+                    float *e = list + 7 * n++;
+                    e[0] = off[o].least;
+                    e[1] = (float)off[o].dj * fch;
+                    e[2] = (float)off[o].di * fcw;
+                    e[3] = c[0];
+                    e[4] = c[1];
+                    e[5] = c[2];
+                    e[6] = c[3];
+                }
+                listed = i;
+            }
             size_t k = (size_t)y * W + x;
             float px[3] = {fill_colour(colour + 3 * k, linear), fill_colour(colour + 3 * k + 1, linear),
                            fill_colour(colour + 3 * k + 2, linear)};
             float best = INFINITY;
             float value = qy[x];
             /* the pixel's offset from its own cell's centre; a candidate's centre lies whole cells on */
-            float py = (float)(y - (((double)j + 0.5) * ch_ - 0.5)), px_ = (float)(x - (((double)i + 0.5) * cw - 0.5));
-            for (int o = 0; o < noff && off[o].least < best; o++) {
-                int jj = j + off[o].dj, ii = i + off[o].di;
-                if (jj < 0 || jj >= h || ii < 0 || ii >= w) continue;
-                const float *c = cq + ((size_t)jj * w + ii) * 4;
-                if (c[0] < 0.0f) continue;
-                float dy = (float)off[o].dj * fch - py, dx = (float)off[o].di * fcw - px_;
-                float dc = fabsf(c[1] - px[0]) + fabsf(c[2] - px[1]) + fabsf(c[3] - px[2]);
+            float px_ = (float)(x - (((double)i + 0.5) * cw - 0.5));
+            for (int e = 0; e < n && list[7 * e] < best; e++) {
+                const float *c = list + 7 * e;
+                float dy = c[1] - py, dx = c[2] - px_;
+                float dc = fabsf(c[4] - px[0]) + fabsf(c[5] - px[1]) + fabsf(c[6] - px[2]);
                 float cost = fks * (dx * dx + dy * dy) + fkr * dc * dc;
                 if (cost < best) { /* the first of equal costs in the search's order */
                     best = cost;
-                    value = c[0];
+                    value = c[3];
                 }
             }
             oy[x] = value;
         }
     }
+    free(lists);
     free(off);
     free(cx);
     free(cq);
