@@ -89,6 +89,17 @@ static void row_sums(int W, const float *q, int r, double *s0, double *s1, doubl
     }
 }
 
+/* The first of n pixels in cell i of `cells` along an axis: cell i spans [cell_edge(i), cell_edge(i + 1))
+ * (sd_cell_means' cells). */
+static inline int cell_edge(int i, int n, int cells) { return (int)((long long)i * n / cells); }
+
+/* at[p] = the cell that holds pixel p, for the n pixels along an axis. */
+static void cell_table(int n, int cells, int *at)
+{
+    for (int i = 0; i < cells; i++)
+        for (int p = cell_edge(i, n, cells); p < cell_edge(i + 1, n, cells); p++) at[p] = i;
+}
+
 /* Whether all n values are finite and > 0 (not NaN, inf, 0 or negative), in chunks. */
 static int all_positive_finite(const float *v, size_t n, int nt)
 {
@@ -280,8 +291,7 @@ sd_status sd_blurred_steps(int H, int W, const float *q, int h, int w, const flo
     int *cy = malloc((size_t)H * sizeof(int));
     sd_status st = bent && mn && mx && cy ? window_stats(h, w, qc, r, tau, bent, mn, mx, nt) : SD_ERR_NOMEM;
     if (st == SD_OK) {
-        for (int j = 0; j < h; j++)
-            for (int y = (int)((long long)j * H / h); y < (int)((long long)(j + 1) * H / h); y++) cy[y] = j;
+        cell_table(H, h, cy);
         SD_PARALLEL_FOR(nt)
         for (int y = 0; y < H; y++) {
             const float *qy = q + (size_t)y * W;
@@ -289,7 +299,7 @@ sd_status sd_blurred_steps(int H, int W, const float *q, int h, int w, const flo
             uint8_t *fy = flag + (size_t)y * W;
             for (int i = 0; i < w; i++) { /* cell by cell: most cells do not bend */
                 size_t k = c + (size_t)i;
-                int x0 = (int)((long long)i * W / w), x1 = (int)((long long)(i + 1) * W / w);
+                int x0 = cell_edge(i, W, w), x1 = cell_edge(i + 1, W, w);
                 double range = (double)mx[k] - mn[k];
                 if (!bent[k] || !(range > 0.0)) {
                     memset(fy + x0, 0, (size_t)(x1 - x0));
@@ -387,43 +397,33 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
     if (radius > h + w) radius = h + w;
     int nt = sd_threads(nthreads);
     size_t nc = (size_t)h * (size_t)w;
-    /* per cell within `radius` cells of a stepped pixel's cell (the others are never read), over
-     * its pixels that are not on a step: the count, then the means of q and of the three linear (or
-     * sRGB) channels, the means' colour encoded once. cx: each column's cell. */
+    int side = 2 * radius + 1, noff = side * side;
+    /* cq: per cell within `radius` cells of a stepped pixel's cell (the others are never read), over
+     * its pixels that are not on a step, the mean q and the three linear (or sRGB) channels' means,
+     * their colour encoded once; has / need: the cells that hold a stepped pixel / lie within
+     * `radius` cells of one (rows_any: along the rows only); acc: each thread's sums of a cell row;
+     * cx, cy: each column's and row's cell; off: the window's offsets in the search's order;
+     * lists: each thread's candidates of one cell */
     float *cq = malloc(nc * 4 * sizeof(float));
-    uint8_t *need = calloc(nc, 1), *has = calloc(nc, 1);
-    int *cx = malloc((size_t)W * sizeof(int));
+    uint8_t *need = calloc(nc, 1), *has = calloc(nc, 1), *rows_any = malloc(nc);
     double *acc = malloc((size_t)nt * (size_t)w * 5 * sizeof(double));
-    if (!cq || !need || !has || !cx || !acc) {
-        free(cq);
-        free(need);
-        free(has);
-        free(cx);
-        free(acc);
-        return SD_ERR_NOMEM;
-    }
-    for (int i = 0; i < w; i++)
-        for (int x = (int)((long long)i * W / w); x < (int)((long long)(i + 1) * W / w); x++) cx[x] = i;
+    int *cx = malloc((size_t)W * sizeof(int)), *cy = malloc((size_t)H * sizeof(int));
+    cell_offset *off = malloc((size_t)noff * sizeof *off);
+    float *lists = malloc((size_t)nt * (size_t)noff * 7 * sizeof(float));
+    sd_status st = cq && need && has && rows_any && acc && cx && cy && off && lists ? SD_OK : SD_ERR_NOMEM;
+    if (st != SD_OK) goto done;
+    cell_table(W, w, cx);
+    cell_table(H, h, cy);
     SD_PARALLEL_FOR(nt)
     for (int j = 0; j < h; j++) {
-        int y0 = (int)((long long)j * H / h), y1 = (int)((long long)(j + 1) * H / h);
-        for (int y = y0; y < y1; y++) {
+        for (int y = cell_edge(j, H, h); y < cell_edge(j + 1, H, h); y++) {
             const uint8_t *sy = stepped + (size_t)y * W;
             for (int x = 0; x < W; x++)
                 if (sy[x]) has[(size_t)j * w + cx[x]] = 1;
         }
     }
-    /* need: has dilated by the square of `radius` cells, along the rows (into has's row, through
-     * a running count) and then down the columns */
-    uint8_t *rows_any = malloc(nc);
-    if (!rows_any) {
-        free(cq);
-        free(need);
-        free(has);
-        free(cx);
-        free(acc);
-        return SD_ERR_NOMEM;
-    }
+    /* need: has dilated by the square of `radius` cells, along the rows (into rows_any, through a
+     * running count) and then down the columns */
     SD_PARALLEL_FOR(nt)
     for (int j = 0; j < h; j++) {
         const uint8_t *hj = has + (size_t)j * w;
@@ -445,8 +445,6 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
             for (int i = 0; i < w; i++) nj[i] |= rj[i];
         }
     }
-    free(rows_any);
-    free(has);
     SD_PARALLEL_FOR(nt)
     for (int j = 0; j < h; j++) {
         const uint8_t *nj = need + (size_t)j * w;
@@ -460,19 +458,18 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
         if (!any) continue;
         double *s = acc + (size_t)sd_thread_id() * w * 5;
         memset(s, 0, (size_t)w * 5 * sizeof(double));
-        int y0 = (int)((long long)j * H / h), y1 = (int)((long long)(j + 1) * H / h);
-        for (int y = y0; y < y1; y++) {
+        for (int y = cell_edge(j, H, h); y < cell_edge(j + 1, H, h); y++) {
             const uint8_t *sy = stepped + (size_t)y * W;
-            const float *qy = q + (size_t)y * W, *cy = colour + (size_t)y * W * 3;
+            const float *qy = q + (size_t)y * W, *co = colour + (size_t)y * W * 3;
             for (int x = 0; x < W; x++) {
                 int i = cx[x];
                 if (sy[x] || !nj[i]) continue;
                 double *t = s + 5 * i;
                 t[0] += 1.0;
                 t[1] += qy[x];
-                t[2] += cy[3 * x];
-                t[3] += cy[3 * x + 1];
-                t[4] += cy[3 * x + 2];
+                t[2] += co[3 * x];
+                t[3] += co[3 * x + 1];
+                t[4] += co[3 * x + 2];
             }
         }
         for (int i = 0; i < w; i++) {
@@ -485,45 +482,27 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
             }
         }
     }
-    free(need);
-    free(acc);
     double ks = 0.5 / (sigma_s * sigma_s), kr = 0.5 / (sigma_r * sigma_r);
     double ch_ = (double)H / h, cw = (double)W / w; /* cell size; cell i's centre (i + 0.5) cw - 0.5 */
     float fks = (float)ks, fkr = (float)kr, fch = (float)ch_, fcw = (float)cw; /* (the search in float) */
     /* the window's cell offsets, nearest first by the least spatial cost any pixel of the centre
      * cell can have to them (a pixel lies within its cell: (|d| - 1) cells at least): the search
      * stops at the first offset whose least cost reaches the best cost found */
-    int side = 2 * radius + 1, noff = side * side;
-    cell_offset *off = malloc((size_t)noff * sizeof *off);
-    if (!off) {
-        free(cq);
-        free(cx);
-        return SD_ERR_NOMEM;
-    }
     for (int k = 0; k < noff; k++) {
         int dj = k / side - radius, di = k % side - radius;
         double ly = (abs(dj) > 1 ? abs(dj) - 1 : 0) * ch_, lx = (abs(di) > 1 ? abs(di) - 1 : 0) * cw;
         off[k] = (cell_offset){(float)(ks * (lx * lx + ly * ly)), dj, di};
     }
     qsort(off, (size_t)noff, sizeof *off, by_least_cost);
-    /* per thread: the candidates of the current cell, in the offsets' order (least cost, the
-     * centre's offset from the cell's centre, and the cell's mean depth and colour) */
-    float *lists = malloc((size_t)nt * (size_t)noff * 7 * sizeof(float));
-    if (!lists) {
-        free(off);
-        free(cq);
-        free(cx);
-        return SD_ERR_NOMEM;
-    }
+    /* a list: the candidates of the current cell, in the offsets' order (least cost, the centre's
+     * offset from the cell's centre, and the cell's mean depth and colour) */
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
         const uint8_t *sy = stepped + (size_t)y * W;
         const float *qy = q + (size_t)y * W;
         float *oy = out + (size_t)y * W;
         if (oy != qy) memcpy(oy, qy, (size_t)W * sizeof(float)); /* the unstepped pixels keep q */
-        int j = (int)(((long long)y * h + h - 1) / H); /* a first guess, then the cell that holds y */
-        while (j > 0 && (long long)j * H / h > y) j--;
-        while (j < h - 1 && (long long)(j + 1) * H / h <= y) j++;
+        int j = cy[y];
         float py = (float)(y - (((double)j + 0.5) * ch_ - 0.5));
         float *list = lists + (size_t)sd_thread_id() * (size_t)noff * 7;
         int listed = -1, n = 0; /* the cell whose candidates the list holds */
@@ -568,9 +547,15 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
             oy[x] = value;
         }
     }
-    free(lists);
-    free(off);
-    free(cx);
+done:
     free(cq);
-    return SD_OK;
+    free(need);
+    free(has);
+    free(rows_any);
+    free(acc);
+    free(cx);
+    free(cy);
+    free(off);
+    free(lists);
+    return st;
 }
