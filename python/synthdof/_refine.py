@@ -118,11 +118,13 @@ NOISY_AGREE = 0.01
 # disparity, which a plane (a slanted floor) never does: where the least-squares plane over the
 # window of 2 band + 1 pixels leaves a residual above STEP_RESIDUAL of the disparity (RMS), and the
 # pixel lies strictly between STEP_BETWEEN of the way from the window's smallest disparity to its
-# largest (a sharp step's pixels lie at its ends), or between STEP_SHOULDER beside such a pixel (the
-# blur's shoulder: left out, it keeps up to a tenth of its pull), the pixel takes the depth of the cell within
-# STEP_FILL_REACH bands nearest to it in place (sigma: a band) and colour (FILL_SIGMA_R), from that
-# cell's pixels off the steps. Test and fill run on cells of band / STEP_CELL_DIV pixels. Set on
-# ../shared/gt and generated scenes 700-723; held out, scenes 800-815 (see refine's docstring).
+# largest (a sharp step's pixels lie at its ends), or between STEP_SHOULDER beside such a pixel
+# (the blur's shoulder: left out, it keeps up to a tenth of its pull), the pixel takes the depth
+# of the cell within STEP_FILL_REACH bands nearest to it in place (sigma: a band) and colour
+# (FILL_SIGMA_R), from that cell's pixels off the steps. Test and fill run on cells of
+# band / STEP_CELL_DIV pixels, and on at most about STEP_MAX_CELLS cells (a narrow band on a large
+# frame would make millions). Set on ../shared/gt and generated scenes 700-723; held out, scenes
+# 800-815 (see refine's docstring).
 STEP_RESIDUAL = 0.01
 STEP_BETWEEN = (0.15, 0.85)
 STEP_SHOULDER = (0.05, 0.95)
@@ -165,7 +167,6 @@ def _sharpen_steps(q, weight, band, colour, linear, nt, own=None):
     `weight`: ones of q's shape (a plane refine has at hand, or None). `own`: where q is the
     input's own (not a filled hole), if not everywhere: only there do flagged pixels count as
     evidence of blur (a hole's fill is smooth whatever the input)."""
-    # (and at most about STEP_MAX_CELLS cells: a narrow band on a large frame would make millions)
     cell = max(1, band // STEP_CELL_DIV, int(np.ceil(np.sqrt(q.size / STEP_MAX_CELLS))))
     if cell > 1:
         cells, _, _ = _cell_means(q, np.ones_like(q) if weight is None else weight, cell, nt)
@@ -182,6 +183,7 @@ def _sharpen_steps(q, weight, band, colour, linear, nt, own=None):
         reach = int(np.ceil(STEP_FILL_REACH * band / cell))
         _core.step_fill(q, stepped, colour, linear, cells.shape, reach, float(band), FILL_SIGMA_R, q, nt)
     return q, stepped
+
 
 def _band(matte, given, radius, margin, nt):
     """The subject's side (where both the refined and the given matte are >= 0.5), the pixels
