@@ -389,6 +389,35 @@ sd_status sd_noise_above(int H, int W, const float *q, const float *weight, doub
 /* Columns per block of the vertical window pass. */
 #define BAND_COL_BLOCK 256
 
+/* A row of the window's flags added to (sign 1) or taken from (sign -1) the columns' counts of
+ * pixels whose row window holds the side (cs) and the other side (co). */
+static inline void count_window_row(int n, const uint8_t *restrict hw, int sign, int *restrict cs, int *restrict co)
+{
+    SD_SIMD
+    for (int i = 0; i < n; i++) {
+        cs[i] += sign * ((hw[i] & ANY_SIDE) != 0);
+        co[i] += sign * ((hw[i] & ANY_OTHER) != 0);
+    }
+}
+
+/* One row of near (a pixel of the other side in the square: in a row window the column counts
+ * hold), marked in col_any as well; whether the row has any. */
+static inline int near_row(int n, const uint8_t *restrict s, const int *restrict cs, const int *restrict co,
+                           uint8_t *restrict o, uint8_t *restrict col_any)
+{
+    int any = 0;
+#ifdef _OPENMP
+#pragma omp simd reduction(| : any)
+#endif
+    for (int i = 0; i < n; i++) {
+        uint8_t v = (uint8_t)(s[i] ? co[i] > 0 : cs[i] > 0);
+        o[i] = v;
+        col_any[i] |= v;
+        any |= v;
+    }
+    return any;
+}
+
 sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, int radius, uint8_t *side,
                        uint8_t *near, int box[4], int nthreads)
 {
@@ -442,46 +471,30 @@ sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, in
     for (int b = 0; b < nblocks; b++) {
         int x0 = b * BAND_COL_BLOCK, x1 = x0 + BAND_COL_BLOCK < W ? x0 + BAND_COL_BLOCK : W, n = x1 - x0;
         int *cs = calloc((size_t)n * 2, sizeof(int)), *co = cs ? cs + n : NULL;
-        if (!cs) {
+        uint8_t *col_any = calloc((size_t)n, 1); /* the columns with a near pixel: the box's */
+        if (!cs || !col_any) {
+            free(cs);
+            free(col_any);
             fail = 1;
             continue;
         }
         int hi = r < H - 1 ? r : H - 1;
-        for (int y = 0; y <= hi; y++) {
-            const uint8_t *hw = hwin + (ptrdiff_t)y * W + x0;
-            for (int i = 0; i < n; i++) {
-                cs[i] += (hw[i] & ANY_SIDE) != 0;
-                co[i] += (hw[i] & ANY_OTHER) != 0;
-            }
-        }
+        for (int y = 0; y <= hi; y++) count_window_row(n, hwin + (ptrdiff_t)y * W + x0, 1, cs, co);
         for (int y = 0; y < H; y++) {
-            const uint8_t *s = side + (ptrdiff_t)y * W + x0;
-            uint8_t *o = near + (ptrdiff_t)y * W + x0;
-            for (int i = 0; i < n; i++) {
-                o[i] = s[i] ? co[i] > 0 : cs[i] > 0;
-                if (o[i]) {
-                    if (y < by0) by0 = y;
-                    if (y > by1) by1 = y;
-                    if (x0 + i < bx0) bx0 = x0 + i;
-                    if (x0 + i > bx1) bx1 = x0 + i;
-                }
+            if (near_row(n, side + (ptrdiff_t)y * W + x0, cs, co, near + (ptrdiff_t)y * W + x0, col_any)) {
+                if (y < by0) by0 = y;
+                if (y > by1) by1 = y;
             }
-            if (y + r + 1 < H) {
-                const uint8_t *hw = hwin + (ptrdiff_t)(y + r + 1) * W + x0;
-                for (int i = 0; i < n; i++) {
-                    cs[i] += (hw[i] & ANY_SIDE) != 0;
-                    co[i] += (hw[i] & ANY_OTHER) != 0;
-                }
-            }
-            if (y - r >= 0) {
-                const uint8_t *hw = hwin + (ptrdiff_t)(y - r) * W + x0;
-                for (int i = 0; i < n; i++) {
-                    cs[i] -= (hw[i] & ANY_SIDE) != 0;
-                    co[i] -= (hw[i] & ANY_OTHER) != 0;
-                }
-            }
+            if (y + r + 1 < H) count_window_row(n, hwin + (ptrdiff_t)(y + r + 1) * W + x0, 1, cs, co);
+            if (y - r >= 0) count_window_row(n, hwin + (ptrdiff_t)(y - r) * W + x0, -1, cs, co);
         }
+        for (int i = 0; i < n; i++)
+            if (col_any[i]) {
+                if (x0 + i < bx0) bx0 = x0 + i;
+                if (x0 + i > bx1) bx1 = x0 + i;
+            }
         free(cs);
+        free(col_any);
     }
     sd_big_free(hwin);
     if (fail) return SD_ERR_NOMEM;

@@ -85,21 +85,18 @@ static inline float cell_sample(const coarse_grid *g, const float *plane, int C,
     return a + ty->t * (b - a);
 }
 
-/* A pixel's C values added to its cell's sums (for cells of one pixel: the values themselves, as
- * sd_fill_weigh's products). */
-static inline void cell_add(float *row, int x, int f, int C, const float *v)
+/* The end of the run of pixels from x on that share x's cell (cells of f pixels), at most x1. */
+static inline int cell_run_end(int x, int f, int x1)
 {
-    float *c = row + (ptrdiff_t)(x / f) * C;
-    if (f == 1)
-        for (int k = 0; k < C; k++) c[k] = v[k];
-    else
-        for (int k = 0; k < C; k++) c[k] += v[k];
+    int e = (x / f + 1) * f;
+    return e < x1 ? e : x1;
 }
 
-/* A row of cell sums made means (cells of more than one pixel), zeroed before. */
+/* A row of cell sums made means (cells of more than one pixel), zeroed before (a cell of one
+ * pixel takes 0 + its value: the value, as sd_fill_weigh's products; the values are never -0). */
 static inline void cells_begin(const coarse_grid *g, float *row, int C)
 {
-    if (g->f > 1) memset(row, 0, sizeof(float) * (size_t)g->wc * (size_t)C);
+    memset(row, 0, sizeof(float) * (size_t)g->wc * (size_t)C);
 }
 static inline void cells_end(const coarse_grid *g, float *row, int C)
 {
@@ -121,10 +118,16 @@ static void side_sums(const coarse_grid *g, int H, int W, const float *q, ptrdif
         for (int y = cy * g->f; y < y1; y++) {
             const float *qr = q + (ptrdiff_t)y * qrow;
             const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow;
-            for (int x = 0; x < W; x++) {
-                const float wf = s[x] && !nr[x] ? 1.0f : 0.0f, wb = !s[x] && !nr[x] ? 1.0f : 0.0f;
-                const float v[4] = {qr[x] * wf, wf, qr[x] * wb, wb};
-                cell_add(o, x, g->f, 4, v);
+            for (int x = 0; x < W;) { /* a cell's run at a time, its sums in registers */
+                float *c = o + (ptrdiff_t)(x / g->f) * 4, s0 = c[0], s1 = c[1], s2 = c[2], s3 = c[3];
+                for (int e = cell_run_end(x, g->f, W); x < e; x++) {
+                    const float wf = s[x] && !nr[x] ? 1.0f : 0.0f, wb = !s[x] && !nr[x] ? 1.0f : 0.0f;
+                    s0 += qr[x] * wf;
+                    s1 += wf;
+                    s2 += qr[x] * wb;
+                    s3 += wb;
+                }
+                c[0] = s0, c[1] = s1, c[2] = s2, c[3] = s3;
             }
         }
         cells_end(g, o, 4);
@@ -153,16 +156,17 @@ static void ring_sums(const coarse_grid *g, int H, const float *q, ptrdiff_t qro
             const float *qr = q + (ptrdiff_t)y * qrow, *f = fg + (ptrdiff_t)y * W, *b = bg + (ptrdiff_t)y * W;
             const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow;
             const uint8_t *rg = ring + (ptrdiff_t)(y - ry0) * rw - rx0;
-            for (int x = rx0; x < rx1; x++) {
-                float flag = 0.0f, r = rg[x] && nr[x] ? 1.0f : 0.0f;
-                if (r > 0.0f) {
+            for (int x = rx0; x < rx1;) { /* a cell's run at a time, its sums in registers */
+                float *c = o + (ptrdiff_t)(x / g->f) * 2, s0 = c[0], s1 = c[1];
+                for (int e = cell_run_end(x, g->f, rx1); x < e; x++) {
+                    if (!(rg[x] && nr[x])) continue; /* (adds 0) */
                     float cont = s[x] ? f[x] : b[x], gap = (s[x] ? b[x] : f[x]) - cont;
                     int ok = both && fabsf(gap) > tol * fabsf(cont);
                     float pull = ok ? (qr[x] - cont) / gap : 0.0f;
-                    flag = pull >= p->blur_pull && pull <= p->beyond_pull ? 1.0f : 0.0f;
+                    s0 += pull >= p->blur_pull && pull <= p->beyond_pull ? 1.0f : 0.0f;
+                    s1 += 1.0f;
                 }
-                const float v[2] = {flag * r, r};
-                cell_add(o, x, g->f, 2, v);
+                c[0] = s0, c[1] = s1;
             }
         }
         cells_end(g, o, 2);

@@ -371,6 +371,14 @@ sd_status sd_blurred_steps(int H, int W, const float *q, int h, int w, const flo
     return st;
 }
 
+/* Whether any of n flags is set. */
+static inline uint8_t any_set(const uint8_t *restrict v, int n)
+{
+    uint8_t any = 0;
+    for (int k = 0; k < n; k++) any |= v[k];
+    return any != 0;
+}
+
 /* A cell of the fill's window: its offset and the least spatial cost a pixel can have to it. */
 typedef struct {
     float least;
@@ -402,24 +410,26 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
      * its pixels that are not on a step, the mean q and the three linear (or sRGB) channels' means,
      * their colour encoded once; has / need: the cells that hold a stepped pixel / lie within
      * `radius` cells of one (rows_any: along the rows only); acc: each thread's sums of a cell row;
-     * cx, cy: each column's and row's cell; off: the window's offsets in the search's order;
-     * lists: each thread's candidates of one cell */
+     * xe: the cells' first columns (and W); off: the window's offsets in the search's order;
+     * lists: each thread's candidates of one cell; runs: each thread's colours of a cell's row,
+     * encoded */
     float *cq = malloc(nc * 4 * sizeof(float));
     uint8_t *need = calloc(nc, 1), *has = calloc(nc, 1), *rows_any = malloc(nc);
     double *acc = malloc((size_t)nt * (size_t)w * 5 * sizeof(double));
-    int *cx = malloc((size_t)W * sizeof(int)), *cy = malloc((size_t)H * sizeof(int));
+    int *xe = malloc(((size_t)w + 1) * sizeof(int));
     cell_offset *off = malloc((size_t)noff * sizeof *off);
     float *lists = malloc((size_t)nt * (size_t)noff * 7 * sizeof(float));
-    sd_status st = cq && need && has && rows_any && acc && cx && cy && off && lists ? SD_OK : SD_ERR_NOMEM;
+    int widest = (W + w - 1) / w + 1; /* a cell's columns, at most */
+    float *runs = malloc((size_t)nt * (size_t)widest * 3 * sizeof(float));
+    sd_status st = cq && need && has && rows_any && acc && xe && off && lists && runs ? SD_OK : SD_ERR_NOMEM;
     if (st != SD_OK) goto done;
-    cell_table(W, w, cx);
-    cell_table(H, h, cy);
+    for (int i = 0; i <= w; i++) xe[i] = cell_edge(i, W, w);
     SD_PARALLEL_FOR(nt)
     for (int j = 0; j < h; j++) {
+        uint8_t *hj = has + (size_t)j * w;
         for (int y = cell_edge(j, H, h); y < cell_edge(j + 1, H, h); y++) {
             const uint8_t *sy = stepped + (size_t)y * W;
-            for (int x = 0; x < W; x++)
-                if (sy[x]) has[(size_t)j * w + cx[x]] = 1;
+            for (int i = 0; i < w; i++) hj[i] |= any_set(sy + xe[i], xe[i + 1] - xe[i]);
         }
     }
     /* need: has dilated by the square of `radius` cells, along the rows (into rows_any, through a
@@ -461,15 +471,18 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
         for (int y = cell_edge(j, H, h); y < cell_edge(j + 1, H, h); y++) {
             const uint8_t *sy = stepped + (size_t)y * W;
             const float *qy = q + (size_t)y * W, *co = colour + (size_t)y * W * 3;
-            for (int x = 0; x < W; x++) {
-                int i = cx[x];
-                if (sy[x] || !nj[i]) continue;
-                double *t = s + 5 * i;
-                t[0] += 1.0;
-                t[1] += qy[x];
-                t[2] += co[3 * x];
-                t[3] += co[3 * x + 1];
-                t[4] += co[3 * x + 2];
+            for (int i = 0; i < w; i++) {
+                if (!nj[i]) continue;
+                double *t = s + 5 * i, n0 = t[0], s1 = t[1], s2 = t[2], s3 = t[3], s4 = t[4];
+                for (int x = xe[i]; x < xe[i + 1]; x++) {
+                    if (sy[x]) continue;
+                    n0 += 1.0;
+                    s1 += qy[x];
+                    s2 += co[3 * x];
+                    s3 += co[3 * x + 1];
+                    s4 += co[3 * x + 2];
+                }
+                t[0] = n0, t[1] = s1, t[2] = s2, t[3] = s3, t[4] = s4;
             }
         }
         for (int i = 0; i < w; i++) {
@@ -494,57 +507,71 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
         off[k] = (cell_offset){(float)(ks * (lx * lx + ly * ly)), dj, di};
     }
     qsort(off, (size_t)noff, sizeof *off, by_least_cost);
-    /* a list: the candidates of the current cell, in the offsets' order (least cost, the centre's
-     * offset from the cell's centre, and the cell's mean depth and colour) */
-    SD_PARALLEL_FOR(nt)
-    for (int y = 0; y < H; y++) {
-        const uint8_t *sy = stepped + (size_t)y * W;
-        const float *qy = q + (size_t)y * W;
-        float *oy = out + (size_t)y * W;
-        if (oy != qy) memcpy(oy, qy, (size_t)W * sizeof(float)); /* the unstepped pixels keep q */
-        int j = cy[y];
-        float py = (float)(y - (((double)j + 0.5) * ch_ - 0.5));
+    if (out != q) {
+        SD_PARALLEL_FOR(nt)
+        for (int y = 0; y < H; y++) /* the unstepped pixels keep q */
+            memcpy(out + (size_t)y * W, q + (size_t)y * W, (size_t)W * sizeof(float));
+    }
+    /* cell by cell: a cell's candidates (a list, in the offsets' order: least cost, the
+     * candidate's centre's offset from the cell's centre, and its mean depth and colour) are
+     * gathered once for all its stepped pixels; the cells with many stepped pixels bunch along
+     * the steps, hence the rows of cells handed out one at a time */
+    SD_PARALLEL_FOR_DYN(nt)
+    for (int j = 0; j < h; j++) {
         float *list = lists + (size_t)sd_thread_id() * (size_t)noff * 7;
-        int listed = -1, n = 0; /* the cell whose candidates the list holds */
-        for (int x = 0; x < W; x++) {
-            if (!sy[x]) continue;
-            int i = cx[x];
-            if (i != listed) {
-                n = 0;
-                for (int o = 0; o < noff; o++) {
-                    int jj = j + off[o].dj, ii = i + off[o].di;
-                    if (jj < 0 || jj >= h || ii < 0 || ii >= w) continue;
-                    const float *c = cq + ((size_t)jj * w + ii) * 4;
-                    if (c[0] < 0.0f) continue;
-                    float *e = list + 7 * n++;
-                    e[0] = off[o].least;
-                    e[1] = (float)off[o].dj * fch;
-                    e[2] = (float)off[o].di * fcw;
-                    e[3] = c[0];
-                    e[4] = c[1];
-                    e[5] = c[2];
-                    e[6] = c[3];
-                }
-                listed = i;
+        int y0 = cell_edge(j, H, h), y1 = cell_edge(j + 1, H, h);
+        for (int i = 0; i < w; i++) {
+            if (!has[(size_t)j * w + i]) continue;
+            int n = 0;
+            for (int o = 0; o < noff; o++) {
+                int jj = j + off[o].dj, ii = i + off[o].di;
+                if (jj < 0 || jj >= h || ii < 0 || ii >= w) continue;
+                const float *c = cq + ((size_t)jj * w + ii) * 4;
+                if (c[0] < 0.0f) continue;
+                float *e = list + 7 * n++;
+                e[0] = off[o].least;
+                e[1] = (float)off[o].dj * fch;
+                e[2] = (float)off[o].di * fcw;
+                e[3] = c[0];
+                e[4] = c[1];
+                e[5] = c[2];
+                e[6] = c[3];
             }
-            size_t k = (size_t)y * W + x;
-            float px[3] = {fill_colour(colour + 3 * k, linear), fill_colour(colour + 3 * k + 1, linear),
-                           fill_colour(colour + 3 * k + 2, linear)};
-            float best = INFINITY;
-            float value = qy[x];
-            /* the pixel's offset from its own cell's centre; a candidate's centre lies whole cells on */
-            float px_ = (float)(x - (((double)i + 0.5) * cw - 0.5));
-            for (int e = 0; e < n && list[7 * e] < best; e++) {
-                const float *c = list + 7 * e;
-                float dy = c[1] - py, dx = c[2] - px_;
-                float dc = fabsf(c[4] - px[0]) + fabsf(c[5] - px[1]) + fabsf(c[6] - px[2]);
-                float cost = fks * (dx * dx + dy * dy) + fkr * dc * dc;
-                if (cost < best) { /* the first of equal costs in the search's order */
-                    best = cost;
-                    value = c[3];
+            int x0 = xe[i], x1 = xe[i + 1];
+            for (int y = y0; y < y1; y++) {
+                const uint8_t *sy = stepped + (size_t)y * W;
+                if (!any_set(sy + x0, x1 - x0)) continue;
+                float *oy = out + (size_t)y * W;
+                /* the row's colours in the cell, as the fill compares them (sRGB): x's at run[3 (x - x0)] */
+                const float *run = colour + ((size_t)y * W + x0) * 3;
+                if (linear) {
+                    float *enc = runs + (size_t)sd_thread_id() * (size_t)widest * 3;
+                    sd_srgb_encode_run((size_t)(x1 - x0) * 3, run, enc);
+                    run = enc;
+                }
+                /* the pixel's offset from its own cell's centre; a candidate's centre lies whole
+                 * cells on */
+                float py = (float)(y - (((double)j + 0.5) * ch_ - 0.5));
+                for (int x = x0; x < x1; x++) {
+                    if (!sy[x]) continue;
+                    size_t k = (size_t)y * W + x;
+                    const float *px = run + 3 * (x - x0);
+                    float best = INFINITY;
+                    float value = q[k];
+                    float px_ = (float)(x - (((double)i + 0.5) * cw - 0.5));
+                    for (int e = 0; e < n && list[7 * e] < best; e++) {
+                        const float *c = list + 7 * e;
+                        float dy = c[1] - py, dx = c[2] - px_;
+                        float dc = fabsf(c[4] - px[0]) + fabsf(c[5] - px[1]) + fabsf(c[6] - px[2]);
+                        float cost = fks * (dx * dx + dy * dy) + fkr * dc * dc;
+                        if (cost < best) { /* the first of equal costs in the search's order */
+                            best = cost;
+                            value = c[3];
+                        }
+                    }
+                    oy[x] = value;
                 }
             }
-            oy[x] = value;
         }
     }
 done:
@@ -553,9 +580,9 @@ done:
     free(has);
     free(rows_any);
     free(acc);
-    free(cx);
-    free(cy);
+    free(xe);
     free(off);
     free(lists);
+    free(runs);
     return st;
 }

@@ -207,6 +207,20 @@ def test_band_near_matches_running_sums(radius, shape):
         assert box == ((ys.min(), ys.max(), xs.min(), xs.max()) if ys.size else (shape[0], -1, shape[1], -1))
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_band_near_box_spans_all_column_blocks(threads):
+    # the column pass runs in blocks of 256 columns and a thread may run several: the box is the
+    # extremes over all of them (a lower subject on the left, a higher one on the right)
+    matte = np.zeros((60, 1100), np.float32)
+    matte[40:57, 10:40] = 1
+    matte[3:6, 1000:1050] = 1
+    matte[20:25, 500:520] = 1
+    side, near = np.empty(matte.shape, bool), np.empty(matte.shape, bool)
+    box = _core.band_near(matte, None, 2, side, near, threads)
+    ys, xs = np.nonzero(reference_band(matte, matte, 2)[1])
+    assert box == (ys.min(), ys.max(), xs.min(), xs.max()) == (1, 58, 8, 1051)
+
+
 def test_near_other_side_of_a_mask():
     from synthdof._refine import _near_other_side
 
