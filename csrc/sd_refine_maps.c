@@ -389,6 +389,13 @@ sd_status sd_noise_above(int H, int W, const float *q, const float *weight, doub
 /* Columns per block of the vertical window pass. */
 #define BAND_COL_BLOCK 256
 
+/* One row of the side: min(m, m2) >= 0.5. */
+static inline void side_row(int n, const float *restrict m, const float *restrict m2, uint8_t *restrict s)
+{
+    SD_SIMD
+    for (int x = 0; x < n; x++) s[x] = (uint8_t)((m[x] >= 0.5f) & (m2[x] >= 0.5f));
+}
+
 /* A row of the window's flags added to (sign 1) or taken from (sign -1) the columns' counts of
  * pixels whose row window holds the side (cs) and the other side (co). */
 static inline void count_window_row(int n, const uint8_t *restrict hw, int sign, int *restrict cs, int *restrict co)
@@ -410,7 +417,8 @@ static inline int near_row(int n, const uint8_t *restrict s, const int *restrict
 #pragma omp simd reduction(| : any)
 #endif
     for (int i = 0; i < n; i++) {
-        uint8_t v = (uint8_t)(s[i] ? co[i] > 0 : cs[i] > 0);
+        int own = s[i] != 0; /* the other side's count for a side pixel, the side's for the others */
+        uint8_t v = (uint8_t)((own & (co[i] > 0)) | (!own & (cs[i] > 0)));
         o[i] = v;
         col_any[i] |= v;
         any |= v;
@@ -432,32 +440,22 @@ sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, in
     for (int y = 0; y < H; y++) {
         const float *m = matte + (ptrdiff_t)y * W, *m2 = matte2 + (ptrdiff_t)y * W;
         uint8_t *s = side + (ptrdiff_t)y * W, *hw = hwin + (ptrdiff_t)y * W;
-        for (int x = 0; x < W; x++) s[x] = m[x] >= 0.5f && m2[x] >= 0.5f; /* min(m, m2) >= 0.5 */
-        /* Before the row's first change of side less r, and after its last plus r, every window
-         * holds one side only: those flags are the first (last) pixel's. Most rows of a frame
-         * change side twice or never. */
-        int first = 1, last = 0;
-        while (first < W && s[first] == s[0]) first++;
-        if (first < W) {
-            last = W - 1;
-            while (s[last - 1] == s[W - 1]) last--;
-        }
-        /* pixels x < first and x >= last lie in runs of s[0] and s[W - 1]: the windows of
-         * x < first - r and of x >= last + r hold those runs alone */
-        int a = first < W ? first - r : W, b = first < W ? last + r : W;
-        a = a < 0 ? 0 : a;
-        b = b > W ? W : b;
-        memset(hw, s[0] ? ANY_SIDE : ANY_OTHER, (size_t)a);
-        memset(hw + b, s[W - 1] ? ANY_SIDE : ANY_OTHER, (size_t)(W - b));
-        int cnt = 0; /* side pixels in [x - r, x + r] */
-        int lo0 = a - r > 0 ? a - r : 0, hi = a + r < W - 1 ? a + r : W - 1;
-        for (int x = lo0; x <= hi; x++) cnt += s[x];
-        for (int x = a; x < b; x++) {
-            int lo = x - r > 0 ? x - r : 0, top = x + r < W - 1 ? x + r : W - 1;
-            int len = top - lo + 1;
-            hw[x] = (uint8_t)((cnt > 0 ? ANY_SIDE : 0u) | (cnt < len ? ANY_OTHER : 0u));
-            if (x + r + 1 < W) cnt += s[x + r + 1];
-            if (x - r >= 0) cnt -= s[x - r];
+        side_row(W, m, m2, s);
+        /* run by run: a run's pixels hold their own side, and the other within r of its ends
+         * (where the run has a neighbour there) */
+        for (int p = 0; p < W;) {
+            int e = p + 1;
+            while (e < W && s[e] == s[p]) e++;
+            memset(hw + p, s[p] ? ANY_SIDE : ANY_OTHER, (size_t)(e - p));
+            if (p > 0) { /* x - r <= p - 1 */
+                int to = e - p > r ? p + r : e;
+                memset(hw + p, ANY_SIDE | ANY_OTHER, (size_t)(to - p));
+            }
+            if (e < W) { /* x + r >= e */
+                int from = e - p > r ? e - r : p;
+                memset(hw + from, ANY_SIDE | ANY_OTHER, (size_t)(e - from));
+            }
+            p = e;
         }
     }
     /* columns: the same along the window of rows, then near = a pixel of the other side within
