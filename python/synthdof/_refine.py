@@ -601,10 +601,15 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         # noise) keeps its own depth beside the boundary where it lies beyond both sides: a rod in
         # front of the subject that the matte leaves out
         ok = w_in > 0
-        dev = np.abs(q - q_in)
-        np.divide(dev, q_in, out=dev, where=ok)  # (where not ok, ok leaves it out)
+        dev = np.subtract(q, q_in)  # (one 12 MP temporary, changed in place)
+        np.abs(dev, out=dev)
+        with np.errstate(divide="ignore", invalid="ignore"):  # where not ok: left out below
+            np.divide(dev, q_in, out=dev)  # (unmasked: a masked ufunc takes twice as long)
         sigma = 1.4826 * np.median(dev.reshape(-1)[::31][ok.reshape(-1)[::31]])
-        kept = np.less_equal(dev, NOISY_KEPT_SIGMAS * sigma, out=ok, where=ok).view(np.uint8) * np.uint8(2)
+        kept = np.less_equal(dev, NOISY_KEPT_SIGMAS * sigma)
+        kept &= ok
+        kept = kept.view(np.uint8)
+        np.add(kept, kept, out=kept)  # 2: kept where the smoothing agrees
     if missing:  # (a 12 MP pass and its test only where there are any)
         holes = weight < 1
         fill = _edge_fill(q[..., None], weight, full_guide(), max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)
