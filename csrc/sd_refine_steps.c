@@ -379,6 +379,23 @@ static inline uint8_t any_set(const uint8_t *restrict v, int n)
     return any != 0;
 }
 
+/* The fill's search: candidates whose costs are computed together. */
+#define SEARCH_LANES 8
+
+/* The costs of SEARCH_LANES candidates (offsets dy, dx from the cell's centre, colour c0..c2) to
+ * a pixel at (py, px_) from it with colour px: ks d^2 + kr (L1 colour distance)^2. */
+static inline void lane_costs(const float *restrict dy, const float *restrict dx, const float *restrict c0,
+                              const float *restrict c1, const float *restrict c2, float py, float px_,
+                              const float *restrict px, float ks, float kr, float *restrict cost)
+{
+    SD_SIMD
+    for (int e = 0; e < SEARCH_LANES; e++) {
+        float ey = dy[e] - py, ex = dx[e] - px_;
+        float dc = fabsf(c0[e] - px[0]) + fabsf(c1[e] - px[1]) + fabsf(c2[e] - px[2]);
+        cost[e] = ks * (ex * ex + ey * ey) + kr * dc * dc;
+    }
+}
+
 /* A cell of the fill's window: its offset and the least spatial cost a pixel can have to it. */
 typedef struct {
     float least;
@@ -418,7 +435,8 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
     double *acc = malloc((size_t)nt * (size_t)w * 5 * sizeof(double));
     int *xe = malloc(((size_t)w + 1) * sizeof(int));
     cell_offset *off = malloc((size_t)noff * sizeof *off);
-    float *lists = malloc((size_t)nt * (size_t)noff * 7 * sizeof(float));
+    int nlist = (noff + SEARCH_LANES - 1) / SEARCH_LANES * SEARCH_LANES; /* a list's length, padded */
+    float *lists = malloc((size_t)nt * (size_t)nlist * 7 * sizeof(float));
     int widest = (W + w - 1) / w + 1; /* a cell's columns, at most */
     float *runs = malloc((size_t)nt * (size_t)widest * 3 * sizeof(float));
     sd_status st = cq && need && has && rows_any && acc && xe && off && lists && runs ? SD_OK : SD_ERR_NOMEM;
@@ -518,7 +536,9 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
      * the steps, hence the rows of cells handed out one at a time */
     SD_PARALLEL_FOR_DYN(nt)
     for (int j = 0; j < h; j++) {
-        float *list = lists + (size_t)sd_thread_id() * (size_t)noff * 7;
+        /* the list's fields, each an array: least cost, offset down and across, depth, colour */
+        float *least = lists + (size_t)sd_thread_id() * (size_t)nlist * 7, *ldy = least + nlist, *ldx = ldy + nlist,
+              *lq = ldx + nlist, *lc0 = lq + nlist, *lc1 = lc0 + nlist, *lc2 = lc1 + nlist;
         int y0 = cell_edge(j, H, h), y1 = cell_edge(j + 1, H, h);
         for (int i = 0; i < w; i++) {
             if (!has[(size_t)j * w + i]) continue;
@@ -528,15 +548,17 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
                 if (jj < 0 || jj >= h || ii < 0 || ii >= w) continue;
                 const float *c = cq + ((size_t)jj * w + ii) * 4;
                 if (c[0] < 0.0f) continue;
-                float *e = list + 7 * n++;
-                e[0] = off[o].least;
-                e[1] = (float)off[o].dj * fch;
-                e[2] = (float)off[o].di * fcw;
-                e[3] = c[0];
-                e[4] = c[1];
-                e[5] = c[2];
-                e[6] = c[3];
+                least[n] = off[o].least;
+                ldy[n] = (float)off[o].dj * fch;
+                ldx[n] = (float)off[o].di * fcw;
+                lq[n] = c[0];
+                lc0[n] = c[1];
+                lc1[n] = c[2];
+                lc2[n] = c[3];
+                n++;
             }
+            for (int e = n; e < nlist; e++) /* padding: its least cost ends every search */
+                least[e] = INFINITY, ldy[e] = ldx[e] = lq[e] = lc0[e] = lc1[e] = lc2[e] = 0.0f;
             int x0 = xe[i], x1 = xe[i + 1];
             for (int y = y0; y < y1; y++) {
                 const uint8_t *sy = stepped + (size_t)y * W;
@@ -559,15 +581,16 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
                     float best = INFINITY;
                     float value = q[k];
                     float px_ = (float)(x - (((double)i + 0.5) * cw - 0.5));
-                    for (int e = 0; e < n && list[7 * e] < best; e++) {
-                        const float *c = list + 7 * e;
-                        float dy = c[1] - py, dx = c[2] - px_;
-                        float dc = fabsf(c[4] - px[0]) + fabsf(c[5] - px[1]) + fabsf(c[6] - px[2]);
-                        float cost = fks * (dx * dx + dy * dy) + fkr * dc * dc;
-                        if (cost < best) { /* the first of equal costs in the search's order */
-                            best = cost;
-                            value = c[3];
-                        }
+                    /* SEARCH_LANES candidates' costs at a time (vectorised), then taken in order
+                     * up to the first whose least cost reaches the best cost found */
+                    for (int e0 = 0; e0 < n && least[e0] < best; e0 += SEARCH_LANES) {
+                        float cost[SEARCH_LANES];
+                        lane_costs(ldy + e0, ldx + e0, lc0 + e0, lc1 + e0, lc2 + e0, py, px_, px, fks, fkr, cost);
+                        for (int e = e0; e < e0 + SEARCH_LANES && least[e] < best; e++)
+                            if (cost[e - e0] < best) { /* the first of equal costs in the search's order */
+                                best = cost[e - e0];
+                                value = lq[e];
+                            }
                     }
                     oy[x] = value;
                 }
