@@ -17,28 +17,6 @@
 
 static inline int in_ramp(float v, const sd_matte_params *p) { return v > p->matte_out && v < p->matte_in; }
 
-/* How many of a row's n values lie in the ramp (lo, hi). */
-static inline size_t ramp_count(int n, const float *restrict m, float lo, float hi)
-{
-    size_t count = 0;
-#ifdef _OPENMP
-#pragma omp simd reduction(+ : count)
-#endif
-    for (int x = 0; x < n; x++) count += (size_t)((m[x] > lo) & (m[x] < hi));
-    return count;
-}
-
-/* How many of n pairs (a[x], b[x]) lie on the two sides of 0.5 (the mask's boundary crossings). */
-static inline size_t changes(int n, const float *restrict a, const float *restrict b)
-{
-    size_t count = 0;
-#ifdef _OPENMP
-#pragma omp simd reduction(+ : count)
-#endif
-    for (int x = 0; x < n; x++) count += (size_t)((a[x] > 0.5f) != (b[x] > 0.5f));
-    return count;
-}
-
 /* A pixel's three colour values as the guide holds them. */
 static inline void colour_at(const float *colour, int linear, ptrdiff_t i, float c[3])
 {
@@ -130,14 +108,15 @@ sd_status sd_matte_ramp(int H, int W, const float *matte, const float *colour, i
 #endif
     for (int y = 0; y < H; y++) {
         const float *m = matte + (ptrdiff_t)y * W;
-        size_t in_row = ramp_count(W, m, p->matte_out, p->matte_in);
-        ramp += in_row;
-        if (p->mode_auto && in_row)
-            for (int x = 0; x < W; x++)
-                if (in_ramp(m[x], p)) ridges += (size_t)is_ridge(matte, H, W, y, x, p->ridge_step);
+        for (int x = 0; x < W; x++) {
+            if (!in_ramp(m[x], p)) continue;
+            ramp++;
+            if (p->mode_auto) ridges += (size_t)is_ridge(matte, H, W, y, x, p->ridge_step);
+        }
         if (p->mode_auto) {
-            crossings += changes(W - 1, m, m + 1);
-            if (y + 1 < H) crossings += changes(W, m, m + W);
+            for (int x = 0; x + 1 < W; x++) crossings += (m[x] > 0.5f) != (m[x + 1] > 0.5f);
+            if (y + 1 < H)
+                for (int x = 0; x < W; x++) crossings += (m[x] > 0.5f) != (m[x + W] > 0.5f);
         }
     }
     int keep = ramp == 0;
@@ -154,9 +133,11 @@ sd_status sd_matte_ramp(int H, int W, const float *matte, const float *colour, i
     for (int y = 0; y < H; y++) {
         const float *m = matte + (ptrdiff_t)y * W;
         float *o = out + (ptrdiff_t)y * W;
-        memcpy(o, m, sizeof(float) * (size_t)W); /* outside the ramp: the matte */
         for (int x = 0; x < W; x++) {
-            if (!in_ramp(m[x], p)) continue;
+            if (!in_ramp(m[x], p)) {
+                o[x] = m[x];
+                continue;
+            }
             int ok, agrees;
             o[x] = ramp_alpha(matte, colour, linear, H, W, y, x, p, &ok, &agrees);
             on_line += (size_t)ok;
