@@ -180,9 +180,12 @@ def compare(against, size=scene.FULL_SIZE, repeats=3, threads=THREADS, rounds=2,
         for kind in INPUTS:
             runs = {"this": [], "against": []}
             for _ in range(rounds):
-                for name, env in (("against", {"PYTHONPATH": os.path.abspath(against)}), ("this", None)):
+                for name, env in (("against", {benchlib.PACKAGE_DIR_ENV: os.path.abspath(against)}), ("this", None)):
                     r = benchlib.run_worker("bench_refine.py", dict(input=kind, threads=nt, repeats=repeats, cpu=True,
                                                                     scene=sdir), timeout=3600, env=env)
+                    inside = os.path.commonpath([r["package"], os.path.abspath(against)]) == os.path.abspath(against)
+                    if inside != (name == "against"):
+                        raise RuntimeError(f"the {name!r} worker imported synthdof from {r['package']}")
                     runs[name].append(r)
             best = {k: (min(c for r in v for c in r["cpu"]), min(t for r in v for t in r["wall"]))
                     for k, v in runs.items()}

@@ -9,6 +9,14 @@ import subprocess
 import sys
 import time
 
+# A worker timing another build (bench_refine.py --against): its synthdof comes from this directory
+# (a `pip install --target` of another commit). PYTHONPATH alone is not enough: an editable
+# install's import hook comes before sys.path and would load this checkout's build again.
+PACKAGE_DIR_ENV = "SYNTHDOF_PACKAGE_DIR"
+if os.environ.get(PACKAGE_DIR_ENV):
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()]
+    sys.path.insert(0, os.environ[PACKAGE_DIR_ENV])
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 
