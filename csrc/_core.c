@@ -6,6 +6,7 @@
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #define NPY_TARGET_VERSION NPY_1_22_API_VERSION /* PyDataMem_SetHandler (the array pool) */
 #include <numpy/arrayobject.h>
+#include <float.h>
 #include <math.h>
 #include "sd_alloc.h"
 #include "sd_core.h"
@@ -582,6 +583,34 @@ static PyObject *py_disparity_out(PyObject *self, PyObject *args)
     return raise_status(st, "disparity_out", (int)PyArray_DIM(q, 0), (int)PyArray_DIM(q, 1));
 }
 
+static PyObject *py_agreeing(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *q_o, *qi_o, *w_o, *k_o;
+    double limit_d;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOOdOi", &q_o, &qi_o, &w_o, &limit_d, &k_o, &nt)) return NULL;
+    if (isnan(limit_d)) {
+        PyErr_SetString(PyExc_ValueError, "limit: must not be NaN");
+        return NULL;
+    }
+    /* float32's nearest, or its infinity beyond its range (a plain cast would be undefined there) */
+    float limit = limit_d > FLT_MAX ? INFINITY : limit_d < -FLT_MAX ? -INFINITY : (float)limit_d;
+    PyArrayObject *q = as_f32_contig(q_o, "q", 2, 2, 0);
+    PyArrayObject *qi = q ? as_f32_contig(qi_o, "q_in", 2, 2, 0) : NULL;
+    PyArrayObject *w = qi ? as_f32_contig(w_o, "weight", 2, 2, 0) : NULL;
+    PyArrayObject *k = w ? as_mask(k_o, "kept", 2, 1) : NULL;
+    if (!k || same_hw(q, qi, "q", "q_in") || same_hw(q, w, "q", "weight") || same_hw(q, k, "q", "kept") ||
+        no_overlap(k, q, "q") || no_overlap(k, qi, "q_in") || no_overlap(k, w, "weight"))
+        return NULL;
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_agreeing((size_t)PyArray_SIZE(q), PyArray_DATA(q), PyArray_DATA(qi), PyArray_DATA(w), limit,
+                     PyArray_DATA(k), nt);
+    Py_END_ALLOW_THREADS
+    return raise_status(st, "agreeing", (int)PyArray_DIM(q, 0), (int)PyArray_DIM(q, 1));
+}
+
 static PyObject *py_cell_means(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -1064,6 +1093,7 @@ static PyMethodDef methods[] = {
     {"unorm_to_float", py_unorm_to_float, METH_VARARGS, "unorm_to_float(image, out, nthreads): uint8/uint16 / max as float32"},
     {"cell_means", py_cell_means, METH_VARARGS, "cell_means(q, weight, out_q, out_weight, out_spread, nthreads): each cell's weighted mean, mean weight and relative spread (out_spread may be None)"},
     {"disparity_in", py_disparity_in, METH_VARARGS, "disparity_in(depth, invalid, is_disparity, q, weight, nthreads) -> valid pixels"},
+    {"agreeing", py_agreeing, METH_VARARGS, "agreeing(q, q_in, weight, limit, kept, nthreads): kept = 2 where |q - q_in| / q_in <= limit"},
     {"disparity_out", py_disparity_out, METH_VARARGS, "disparity_out(q, is_disparity, out, nthreads)"},
     {"noise_above", py_noise_above, METH_VARARGS, "noise_above(q, weight, threshold, nthreads[, row_step]) -> (median > threshold, count)"},
     {"blurred_steps", py_blurred_steps, METH_VARARGS, "blurred_steps(q, cells, radius, tau, (lo, hi), (lo_s, hi_s), jump, flag, nthreads) -> (count, jumps)"},

@@ -231,6 +231,21 @@ sd_status sd_disparity_out(size_t n, const float *q, int is_disparity, float *ou
     return SD_OK;
 }
 
+sd_status sd_agreeing(size_t n, const float *q, const float *q_in, const float *weight, float limit, uint8_t *kept,
+                      int nthreads)
+{
+    if (!q || !q_in || !weight || !kept) return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
+    ptrdiff_t nchunks = (ptrdiff_t)((n + SD_FLAT_CHUNK - 1) / SD_FLAT_CHUNK);
+    SD_PARALLEL_FOR(nt)
+    for (ptrdiff_t c = 0; c < nchunks; c++) {
+        size_t i0 = (size_t)c * SD_FLAT_CHUNK, i1 = i0 + SD_FLAT_CHUNK < n ? i0 + SD_FLAT_CHUNK : n;
+        for (size_t i = i0; i < i1; i++) /* (the division only where weight > 0: q_in is valid there) */
+            kept[i] = weight[i] > 0.0f && fabsf(q[i] - q_in[i]) / q_in[i] <= limit ? 2 : 0;
+    }
+    return SD_OK;
+}
+
 /* ---- cell means ------------------------------------------------------------------------- */
 
 sd_status sd_cell_means(int H, int W, const float *q, const float *weight, int h, int w, float *out_q, float *out_w,

@@ -31,6 +31,11 @@ sd_status sd_disparity_in(size_t n, const float *depth, const uint8_t *invalid, 
 /* The result from n disparities: max(q, FLT_MIN), then 1 / that unless is_disparity (out may be q). */
 sd_status sd_disparity_out(size_t n, const float *q, int is_disparity, float *out, int nthreads);
 
+/* kept[i] = 2 where weight[i] > 0 and |q - q_in| / q_in <= limit (float32 arithmetic), else 0:
+ * noisy depth's own values that its smoothing q agrees with, of n pixels. */
+sd_status sd_agreeing(size_t n, const float *q, const float *q_in, const float *weight, float limit, uint8_t *kept,
+                      int nthreads);
+
 /* The (h, w) cells' weighted means of the (H, W) map q (h <= H, w <= W): cell (j, i) spans rows
  * [j H / h, (j + 1) H / h) and columns [i W / w, (i + 1) W / w) (integer division); out_q = the
  * sum of weight x q over the sum of weight (0 where that is 0), out_w = the mean weight, and

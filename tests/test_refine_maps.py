@@ -111,6 +111,35 @@ def test_disparity_out_matches_numpy(disparity):
         _core.disparity_out(big[:33], disparity, big[1:], 1)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_agreeing_matches_numpy(threads):
+    # kept = 2 where the input's own disparity (weight > 0) lies within `limit` of the smoothed one,
+    # relative to its own; float32 arithmetic as NumPy's, the limit rounded to float32 first
+    q_in = rng.random((300, 1000), dtype=np.float32) + np.float32(0.1)
+    q = (q_in * (1 + np.float32(0.03) * rng.standard_normal(q_in.shape, dtype=np.float32))).astype(np.float32)
+    weight = (rng.random(q.shape) > 0.1).astype(np.float32)
+    q_in[weight == 0] = 0.0  # invalid: disparity_in's 0
+    q.reshape(-1)[:2] = q_in.reshape(-1)[:2] * np.float32(1.02)  # on the limit
+    limit = 0.02
+    kept = np.full(q.shape, 7, np.uint8)
+    _core.agreeing(q, q_in, weight, limit, kept, threads)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ref = np.where((weight > 0) & (np.abs(q - q_in) / q_in <= np.float32(limit)), 2, 0).astype(np.uint8)
+    np.testing.assert_array_equal(kept, ref)
+    assert 0.2 < (kept == 2).mean() < 0.8
+    _core.agreeing(q, q_in, weight, 1e300, kept, threads)  # past float32's range: every valid pixel
+    np.testing.assert_array_equal(kept, np.where(weight > 0, 2, 0))
+    with pytest.raises(ValueError, match="limit"):
+        _core.agreeing(q, q_in, weight, float("nan"), kept, threads)
+    with pytest.raises(ValueError, match="q_in"):
+        _core.agreeing(q, q_in[1:], weight, limit, kept, threads)
+    with pytest.raises(ValueError, match="kept"):
+        _core.agreeing(q, q_in, weight, limit, kept[:, ::2], threads)
+    kept.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _core.agreeing(q, q_in, weight, limit, kept, threads)
+
+
 def reference_noise(q, weight, row_step=1):
     ok = weight >= 1
     inner = ok[1:-1, 1:-1].copy()

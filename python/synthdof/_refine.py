@@ -600,16 +600,12 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         # noisy depth the smoothing agrees with (within NOISY_KEPT_SIGMAS robust sigmas of the
         # noise) keeps its own depth beside the boundary where it lies beyond both sides: a rod in
         # front of the subject that the matte leaves out
-        ok = w_in > 0
-        dev = np.subtract(q, q_in)  # (one 12 MP temporary, changed in place)
-        np.abs(dev, out=dev)
-        with np.errstate(divide="ignore", invalid="ignore"):  # where not ok: left out below
-            np.divide(dev, q_in, out=dev)  # (unmasked: a masked ufunc takes twice as long)
-        sigma = 1.4826 * np.median(dev.reshape(-1)[::31][ok.reshape(-1)[::31]])
-        kept = np.less_equal(dev, NOISY_KEPT_SIGMAS * sigma)
-        kept &= ok
-        kept = kept.view(np.uint8)
-        np.add(kept, kept, out=kept)  # 2: kept where the smoothing agrees
+        every = slice(None, None, 31)  # the noise's scale from every 31st pixel
+        ok = w_in.reshape(-1)[every] > 0
+        qs, q_ins = q.reshape(-1)[every][ok], q_in.reshape(-1)[every][ok]
+        sigma = 1.4826 * np.median(np.abs(qs - q_ins) / q_ins)
+        kept = np.empty(q.shape, np.uint8)  # 2 where the smoothing agrees
+        _core.agreeing(q, q_in, w_in, float(np.float32(NOISY_KEPT_SIGMAS * sigma)), kept, nt)
     if missing:  # (a 12 MP pass and its test only where there are any)
         holes = weight < 1
         fill = _edge_fill(q[..., None], weight, full_guide(), max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)

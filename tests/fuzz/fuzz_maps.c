@@ -1,5 +1,6 @@
 /* libFuzzer harness of the refine stage's per-pixel passes (csrc/sd_refine_maps.h): the guide's
- * sRGB encoding and integer scaling, disparity in and out, the noise estimate, the band beside
+ * sRGB encoding and integer scaling, disparity in and out (and sd_agreeing, the noisy depth's
+ * own values its smoothing agrees with), the noise estimate, the band beside
  * the matte's boundary, and the fills' weighing and normalising (sd_edge_fill and its steps).
  *
  * Frames from 1x1 to 40x40 (or long strips), values ordinary or wild (zeros of both signs,
@@ -118,6 +119,17 @@ static void run_disparity(fz_in *in, int wild)
         if (!(o[i] > 0.0f) || !isfinite(o[i])) FZ_FAIL("result %g not finite and positive", o[i]);
     }
     if (sd_disparity_in(n, d, NULL, 0, q, w, NULL, nt) != SD_ERR_ARG) FZ_FAIL("NULL count accepted");
+    /* sd_agreeing: q (the input's disparity, 0 where invalid) against a smoothing of it (any
+     * values, d reused), kept 2 exactly where valid and within the limit */
+    float limit = wild ? any_value(in, 1) : fz_uniform(in, 0.0f, 0.1f);
+    uint8_t *kept = malloc(n);
+    if (sd_agreeing(n, d, q, w, limit, kept, nt) != SD_OK) FZ_FAIL("agreeing refused");
+    for (size_t i = 0; i < n; i++) {
+        int want_k = w[i] > 0.0f && fabsf(d[i] - q[i]) / q[i] <= limit;
+        if (kept[i] != (want_k ? 2 : 0)) FZ_FAIL("kept %d for %g against %g (limit %g)", kept[i], d[i], q[i], limit);
+    }
+    if (sd_agreeing(n, d, q, NULL, limit, kept, nt) != SD_ERR_ARG) FZ_FAIL("agreeing: NULL weight accepted");
+    free(kept);
     free(d); free(q); free(w); free(o); free(inv);
 }
 
