@@ -611,6 +611,43 @@ static PyObject *py_agreeing(PyObject *self, PyObject *args)
     return raise_status(st, "agreeing", (int)PyArray_DIM(q, 0), (int)PyArray_DIM(q, 1));
 }
 
+static PyObject *py_indices_above(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *v_o;
+    double thr_d;
+    int nt;
+    if (!PyArg_ParseTuple(args, "Odi", &v_o, &thr_d, &nt)) return NULL;
+    PyArrayObject *v = as_f32_contig(v_o, "values", 1, 3, 0);
+    if (!v) return NULL;
+    if (!(fabs(thr_d) <= FLT_MAX) || (double)(float)thr_d != thr_d) {
+        PyErr_SetString(PyExc_ValueError, "threshold: must be a finite float32 value");
+        return NULL;
+    }
+    enum { CHUNK = 65536 }; /* values per chunk: a chunk's count and its indices are one thread's */
+    size_t n = (size_t)PyArray_SIZE(v), nchunks = (n + CHUNK - 1) / CHUNK, total = 0;
+    size_t *counts = malloc((nchunks ? nchunks : 1) * sizeof(size_t));
+    if (!counts) return PyErr_NoMemory();
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_count_above(n, PyArray_DATA(v), (float)thr_d, CHUNK, counts, nt);
+    Py_END_ALLOW_THREADS
+    for (size_t c = 0; st == SD_OK && c < nchunks; c++) total += counts[c];
+    npy_intp dim = (npy_intp)total;
+    PyArrayObject *out = st == SD_OK ? (PyArrayObject *)PyArray_SimpleNew(1, &dim, NPY_INT64) : NULL;
+    if (out) {
+        Py_BEGIN_ALLOW_THREADS
+        st = sd_list_above(n, PyArray_DATA(v), (float)thr_d, CHUNK, counts, PyArray_DATA(out), nt);
+        Py_END_ALLOW_THREADS
+    }
+    free(counts);
+    if (st != SD_OK) {
+        Py_XDECREF(out);
+        return raise_status(st, "indices_above", 1, (int)(n > INT_MAX ? INT_MAX : n));
+    }
+    return (PyObject *)out;
+}
+
 static PyObject *py_cell_means(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -1094,6 +1131,7 @@ static PyMethodDef methods[] = {
     {"cell_means", py_cell_means, METH_VARARGS, "cell_means(q, weight, out_q, out_weight, out_spread, nthreads): each cell's weighted mean, mean weight and relative spread (out_spread may be None)"},
     {"disparity_in", py_disparity_in, METH_VARARGS, "disparity_in(depth, invalid, is_disparity, q, weight, nthreads) -> valid pixels"},
     {"agreeing", py_agreeing, METH_VARARGS, "agreeing(q, q_in, weight, limit, kept, nthreads): kept = 2 where |q - q_in| / q_in <= limit"},
+    {"indices_above", py_indices_above, METH_VARARGS, "indices_above(values, threshold, nthreads) -> int64 flat indices of the values above threshold, ascending"},
     {"disparity_out", py_disparity_out, METH_VARARGS, "disparity_out(q, is_disparity, out, nthreads)"},
     {"noise_above", py_noise_above, METH_VARARGS, "noise_above(q, weight, threshold, nthreads[, row_step]) -> (median > threshold, count)"},
     {"blurred_steps", py_blurred_steps, METH_VARARGS, "blurred_steps(q, cells, radius, tau, (lo, hi), (lo_s, hi_s), jump, flag, nthreads) -> (count, jumps)"},

@@ -21,6 +21,7 @@
 #define SD_SIMD SD_PRAGMA(omp simd)
 #define SD_SIMD_MINMAX(lo, hi) SD_PRAGMA(omp simd reduction(min : lo) reduction(max : hi))
 #define SD_SIMD_OR(flag) SD_PRAGMA(omp simd reduction(| : flag))
+#define SD_SIMD_SUM(total) SD_PRAGMA(omp simd reduction(+ : total))
 #define SD_SIMD_MINMAX_OR(lo, hi, flag) \
     SD_PRAGMA(omp simd reduction(min : lo) reduction(max : hi) reduction(| : flag))
 #else
@@ -33,6 +34,7 @@
 #define SD_SIMD
 #define SD_SIMD_MINMAX(lo, hi)
 #define SD_SIMD_OR(flag)
+#define SD_SIMD_SUM(total)
 #define SD_SIMD_MINMAX_OR(lo, hi, flag)
 #endif
 

@@ -246,6 +246,39 @@ sd_status sd_agreeing(size_t n, const float *q, const float *q_in, const float *
     return SD_OK;
 }
 
+sd_status sd_count_above(size_t n, const float *v, float threshold, size_t chunk, size_t *counts, int nthreads)
+{
+    if (!v || !counts || chunk < 1) return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
+    ptrdiff_t nchunks = (ptrdiff_t)((n + chunk - 1) / chunk);
+    SD_PARALLEL_FOR(nt)
+    for (ptrdiff_t c = 0; c < nchunks; c++) {
+        size_t i0 = (size_t)c * chunk, i1 = i0 + chunk < n ? i0 + chunk : n, k = 0;
+        SD_SIMD_SUM(k)
+        for (size_t i = i0; i < i1; i++) k += v[i] > threshold;
+        counts[c] = k;
+    }
+    return SD_OK;
+}
+
+sd_status sd_list_above(size_t n, const float *v, float threshold, size_t chunk, const size_t *counts, int64_t *out,
+                        int nthreads)
+{
+    if (!v || !counts || !out || chunk < 1) return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
+    ptrdiff_t nchunks = (ptrdiff_t)((n + chunk - 1) / chunk);
+    SD_PARALLEL_FOR(nt)
+    for (ptrdiff_t c = 0; c < nchunks; c++) {
+        if (!counts[c]) continue;
+        size_t at = 0; /* the chunk's place in out: the counts before it */
+        for (ptrdiff_t b = 0; b < c; b++) at += counts[b];
+        size_t i0 = (size_t)c * chunk, i1 = i0 + chunk < n ? i0 + chunk : n;
+        for (size_t i = i0; i < i1; i++)
+            if (v[i] > threshold) out[at++] = (int64_t)i;
+    }
+    return SD_OK;
+}
+
 /* ---- cell means ------------------------------------------------------------------------- */
 
 sd_status sd_cell_means(int H, int W, const float *q, const float *weight, int h, int w, float *out_q, float *out_w,

@@ -36,6 +36,13 @@ sd_status sd_disparity_out(size_t n, const float *q, int is_disparity, float *ou
 sd_status sd_agreeing(size_t n, const float *q, const float *q_in, const float *weight, float limit, uint8_t *kept,
                       int nthreads);
 
+/* The flat indices of the n values above threshold, ascending (NaN is not above anything), in two
+ * passes over chunks of `chunk` values: counts[c] = how many of chunk c's are above it (ceil(n /
+ * chunk) counts), then out (their sum long) = the indices, each chunk's from the counts before it. */
+sd_status sd_count_above(size_t n, const float *v, float threshold, size_t chunk, size_t *counts, int nthreads);
+sd_status sd_list_above(size_t n, const float *v, float threshold, size_t chunk, const size_t *counts, int64_t *out,
+                        int nthreads);
+
 /* The (h, w) cells' weighted means of the (H, W) map q (h <= H, w <= W): cell (j, i) spans rows
  * [j H / h, (j + 1) H / h) and columns [i W / w, (i + 1) W / w) (integer division); out_q = the
  * sum of weight x q over the sum of weight (0 where that is 0), out_w = the mean weight, and

@@ -140,6 +140,28 @@ def test_agreeing_matches_numpy(threads):
         _core.agreeing(q, q_in, weight, limit, kept, threads)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_indices_above_matches_flatnonzero(threads):
+    # refine's highlights: the flat indices over 1 of a linear image, over chunks of 65536 values
+    img = rng.random((200, 700, 3), dtype=np.float32) * np.float32(1.05)
+    img.reshape(-1)[::997] = np.nan
+    img.reshape(-1)[5::1999] = np.inf
+    img.reshape(-1)[7::3001] = np.float32(1.0)  # not above
+    for v, thr in ((img, 1.0), (img[:3, :5], 1.0), (img.reshape(-1)[:65537], 0.5), (img[0], 2.0)):
+        got = _core.indices_above(np.ascontiguousarray(v), thr, threads)
+        want = np.flatnonzero(v.reshape(-1) > np.float32(thr))
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, want)
+    assert _core.indices_above(img, 1.0, threads).size > 10_000
+    assert _core.indices_above(img[0], 2.0, threads).size == np.isposinf(img[0]).sum() == 2  # its infinities
+    with pytest.raises(ValueError, match="threshold"):
+        _core.indices_above(img, float("nan"), threads)
+    with pytest.raises(ValueError, match="threshold"):
+        _core.indices_above(img, 0.1, threads)  # not a float32 value
+    with pytest.raises((TypeError, ValueError), match="values"):
+        _core.indices_above(img.astype(np.float64), 1.0, threads)
+
+
 def reference_noise(q, weight, row_step=1):
     ok = weight >= 1
     inner = ok[1:-1, 1:-1].copy()
@@ -359,7 +381,7 @@ def test_guided_upsample_of_the_linear_image_has_the_bits_of_its_encoded_guide(n
         _core.guided_upsample(q, weight, guide_lo, g, highlights, FILL_SIGMA_R, out, found, nt)
         return out, found
 
-    over, add = _highlights(lin)
+    over, add = _highlights(lin, nt)
     assert over.size > lin.size // 5
     ref = upsample(guide, None)
     for got, want in zip(upsample(lin, (over, add)), ref):

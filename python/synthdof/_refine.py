@@ -307,13 +307,12 @@ def _resized_from(d):
     return np.ascontiguousarray(small, np.float32)
 
 
-def _highlights(linear):
+def _highlights(linear, nt):
     """(over, add): the flat indices of the linear values above 1, ascending, and what the guide
     gains there, HIGHLIGHT_PER_STOP per doubling (the guide itself is clipped there): a light
     beside white paint is another surface, not the same."""
-    flat = linear.reshape(-1)
-    over = np.flatnonzero(flat > 1)
-    return over, np.float32(HIGHLIGHT_PER_STOP) * np.log2(flat[over])
+    over = _core.indices_above(linear, 1.0, nt)  # (without a frame-sized mask)
+    return over, np.float32(HIGHLIGHT_PER_STOP) * np.log2(linear.reshape(-1)[over])
 
 
 def _sampled_guide(guide, h, w, nt, *, linear=False):
@@ -330,9 +329,9 @@ def _sampled_guide(guide, h, w, nt, *, linear=False):
         return guide_lo, None
     lin_lo = guide_lo
     guide_lo = _srgb_guide(lin_lo, nt)
-    over, add = _highlights(lin_lo)
+    over, add = _highlights(lin_lo, nt)
     guide_lo.reshape(-1)[over] += add
-    return guide_lo, _highlights(guide)
+    return guide_lo, _highlights(guide, nt)
 
 
 def _upsample(q, weight, guide, sampled, nt, agree=UPSAMPLE_AGREE):

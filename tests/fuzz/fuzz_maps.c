@@ -1,7 +1,8 @@
 /* libFuzzer harness of the refine stage's per-pixel passes (csrc/sd_refine_maps.h): the guide's
- * sRGB encoding and integer scaling, disparity in and out (and sd_agreeing, the noisy depth's
- * own values its smoothing agrees with), the noise estimate, the band beside
- * the matte's boundary, and the fills' weighing and normalising (sd_edge_fill and its steps).
+ * sRGB encoding and integer scaling (and the highlights' indices), disparity in and out (and
+ * sd_agreeing, the noisy depth's own values its smoothing agrees with), the noise estimate, the
+ * band beside the matte's boundary, and the fills' weighing and normalising (sd_edge_fill and its
+ * steps).
  *
  * Frames from 1x1 to 40x40 (or long strips), values ordinary or wild (zeros of both signs,
  * denormals, FLT_MAX, NaN and inf where the Python layer passes them: depth may hold any value).
@@ -70,6 +71,21 @@ static void run_srgb(fz_in *in, int wild)
         if (!(out[i] >= 0.0f && out[i] <= 1.0000001f)) FZ_FAIL("srgb(%g) = %g outside [0, 1]", lin[i], out[i]);
     }
     if (sd_srgb_encode_base(n, NULL, out, nt) != SD_ERR_ARG) FZ_FAIL("NULL accepted");
+    /* the highlights' indices (sd_count_above, sd_list_above) over the values, any of them (NaN
+     * too), in chunks of 1 to 64: against a plain scan */
+    for (size_t i = 0; i < n; i++) copy[i] = any_value(in, wild);
+    float thr = fz_uniform(in, -0.5f, 2.5f);
+    size_t chunk = (size_t)fz_range(in, 1, 64), nchunks = (n + chunk - 1) / chunk, total = 0, at = 0;
+    size_t *counts = malloc(sizeof(size_t) * (nchunks ? nchunks : 1));
+    if (sd_count_above(n, copy, thr, chunk, counts, nt) != SD_OK) FZ_FAIL("count_above refused");
+    for (size_t c = 0; c < nchunks; c++) total += counts[c];
+    int64_t *idx = malloc(sizeof(int64_t) * (total ? total : 1));
+    if (sd_list_above(n, copy, thr, chunk, counts, idx, nt) != SD_OK) FZ_FAIL("list_above refused");
+    for (size_t i = 0; i < n; i++)
+        if (copy[i] > thr && (at >= total || idx[at++] != (int64_t)i)) FZ_FAIL("index %zu above %g not listed", i, thr);
+    if (at != total) FZ_FAIL("%zu indices listed, %zu above", total, at);
+    if (sd_count_above(n, copy, thr, 0, counts, nt) != SD_ERR_ARG) FZ_FAIL("chunk 0 accepted");
+    free(counts); free(idx);
     free(lin); free(out); free(copy);
 
     size_t m = (size_t)fz_range(in, 1, 300);
