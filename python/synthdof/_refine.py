@@ -324,7 +324,13 @@ def _sampled_guide(guide, h, w, nt, *, linear=False):
     H, W = guide.shape[:2]
     ys = np.clip(np.rint((np.arange(h) + 0.5) * H / h - 0.5).astype(np.intp), 0, H - 1)
     xs = np.clip(np.rint((np.arange(w) + 0.5) * W / w - 0.5).astype(np.intp), 0, W - 1)
-    guide_lo = np.ascontiguousarray(guide[np.ix_(ys, xs)])  # (guide[ys] first copied h whole rows)
+    # row by row, each sample's three channels: at 1008 x 1344 samples of 12 MP twice as fast as
+    # a 2-D fancy index (np.ix_), which in turn beats copying the h whole rows first
+    rows, cols = guide.reshape(H, -1), (xs[:, None] * 3 + np.arange(3)).reshape(-1)
+    guide_lo = np.empty((h, w * 3), guide.dtype)
+    for j, y in enumerate(ys):
+        np.take(rows[y], cols, out=guide_lo[j])
+    guide_lo = guide_lo.reshape(h, w, 3)
     if not linear:
         return guide_lo, None
     lin_lo = guide_lo
