@@ -466,7 +466,7 @@ static inline int near_row(int n, const uint8_t *restrict s, const int *restrict
 #endif
     for (int i = 0; i < n; i++) {
         int own = s[i] != 0; /* the other side's count for a side pixel, the side's for the others */
-        uint8_t v = (uint8_t)((own & (co[i] > 0)) | (!own & (cs[i] > 0)));
+        uint8_t v = (uint8_t)((own & (co[i] > 0)) | ((!own) & (cs[i] > 0)));
         o[i] = v;
         col_any[i] |= v;
         any |= v;

@@ -72,17 +72,30 @@ static double cell_sigma(double s, int f)
     return sqrt(s * s - extra) / (double)f;
 }
 
-/* Channel c of a plane of C channels on the grid, at the pixel with taps ty, tx. */
-static inline float cell_sample(const coarse_grid *g, const float *plane, int C, const cell_tap *ty,
-                                const cell_tap *tx, int c)
+/* A pair of channels (c, c + 1) of a plane of C channels on the grid, at the pixel with taps ty,
+ * tx: bilinear between the cells around it, along the row first (for cells of one pixel: the
+ * cell's values themselves). */
+static inline void cell_pair(const coarse_grid *g, const float *plane, int C, const cell_tap *ty, const cell_tap *tx,
+                             int c, float *v0, float *v1)
 {
-    const float *r0 = plane + (ptrdiff_t)ty->i * g->wc * C;
-    if (g->f == 1) return r0[(ptrdiff_t)tx->i * C + c];
+    const float *r0 = plane + (ptrdiff_t)ty->i * g->wc * C + c;
+    if (g->f == 1) {
+        *v0 = r0[(ptrdiff_t)tx->i * C];
+        *v1 = r0[(ptrdiff_t)tx->i * C + 1];
+        return;
+    }
     const float *r1 = ty->t > 0.0f ? r0 + (ptrdiff_t)g->wc * C : r0;
-    int i0 = tx->i, i1 = tx->t > 0.0f ? i0 + 1 : i0;
-    float a = r0[(ptrdiff_t)i0 * C + c] + tx->t * (r0[(ptrdiff_t)i1 * C + c] - r0[(ptrdiff_t)i0 * C + c]);
-    float b = r1[(ptrdiff_t)i0 * C + c] + tx->t * (r1[(ptrdiff_t)i1 * C + c] - r1[(ptrdiff_t)i0 * C + c]);
-    return a + ty->t * (b - a);
+    const float *p00 = r0 + (ptrdiff_t)tx->i * C, *p10 = r1 + (ptrdiff_t)tx->i * C;
+    const float *p01 = tx->t > 0.0f ? p00 + C : p00, *p11 = tx->t > 0.0f ? p10 + C : p10;
+    for (int k = 0; k < 2; k++) {
+        float a = p00[k] + tx->t * (p01[k] - p00[k]);
+        float b = p10[k] + tx->t * (p11[k] - p10[k]);
+        float v = a + ty->t * (b - a);
+        if (k == 0)
+            *v0 = v;
+        else
+            *v1 = v;
+    }
 }
 
 /* The end of the run of pixels from x on that share x's cell (cells of f pixels), at most x1. */
@@ -103,6 +116,57 @@ static inline void cells_end(const coarse_grid *g, float *row, int C)
     if (g->f == 1) return;
     const float inv_area = 1.0f / (float)(g->f * g->f);
     for (int i = 0; i < g->wc * C; i++) row[i] *= inv_area;
+}
+
+/* A row's flags: whether a pixel beyond the band (not near) lies on the subject's side (*fg) or
+ * the other (*bg), whether any is kept (each ORed in); returns whether any pixel is near. */
+static inline int row_sides(int W, const uint8_t *restrict s, const uint8_t *restrict nr, const uint8_t *restrict k,
+                            int *fg, int *bg, int *kept)
+{
+    int f = 0, b = 0, kk = 0, n = 0;
+#ifdef _OPENMP
+#pragma omp simd reduction(| : f, b, kk, n)
+#endif
+    for (int x = 0; x < W; x++) {
+        int sure = nr[x] == 0, on = s[x] != 0;
+        f |= on & sure;
+        b |= (!on) & sure;
+        kk |= k[x] != 0;
+        n |= !sure;
+    }
+    *fg |= f, *bg |= b, *kept |= kk;
+    return n;
+}
+
+/* A row of the band's box: todo (both sides' fills) where near; returns how many are near. */
+static inline size_t band_todo(int n, const uint8_t *restrict nr, uint8_t *restrict tf, uint8_t *restrict tb)
+{
+    size_t count = 0;
+#ifdef _OPENMP
+#pragma omp simd reduction(+ : count)
+#endif
+    for (int x = 0; x < n; x++) {
+        uint8_t t = nr[x] != 0;
+        tf[x] = tb[x] = t;
+        count += t;
+    }
+    return count;
+}
+
+/* A row of the band's box: todo (the blurred share's fill) where near and kept; returns how many
+ * are todo. */
+static inline size_t kept_todo(int n, const uint8_t *restrict nr, const uint8_t *restrict k, uint8_t *restrict t)
+{
+    size_t count = 0;
+#ifdef _OPENMP
+#pragma omp simd reduction(+ : count)
+#endif
+    for (int x = 0; x < n; x++) {
+        uint8_t v = (nr[x] != 0) & (k[x] != 0);
+        t[x] = v;
+        count += v;
+    }
+    return count;
 }
 
 /* Each cell's means of (q w_fg, w_fg, q w_bg, w_bg): w_fg 1 on the subject's side beyond the band
@@ -177,7 +241,8 @@ static void ring_sums(const coarse_grid *g, int H, const float *q, ptrdiff_t qro
  * at the pixels of todo[pair] (cleared as they are filled; left[pair] counts those left): with the
  * fill's sigma, widened 4x while pixels are left, as sd_edge_fill widens; a pair with no pixels left
  * is no longer filtered (the filter's channels never mix: the others' bits are the same). out[pair]
- * gets value / weight where the interpolated weight exceeds min_weight. The todo pixels lie in
+ * gets value / weight where the interpolated weight exceeds min_weight, 0 at the todo pixels no
+ * widening reaches (the only pixels of out it writes or that are read). The todo pixels lie in
  * nbox (rows [0], [1]), columns [2], [3]), the band's box. */
 static sd_status fill_on_grid(const coarse_grid *g, int W, const int nbox[4], int npairs, const float *sums,
                               double sigma, const sd_sides_params *p, uint8_t **todo, size_t *left, float **out, int nt)
@@ -221,11 +286,13 @@ static sd_status fill_on_grid(const coarse_grid *g, int W, const int nbox[4], in
                 size_t l = 0;
                 for (int x = nbox[2]; x < nbox[3]; x++) {
                     if (!t[x]) continue;
-                    float den = cell_sample(g, buf, CA, ty, &g->tx[x], 2 * a + 1);
+                    float num, den;
+                    cell_pair(g, buf, CA, ty, &g->tx[x], 2 * a, &num, &den);
                     if (den > p->min_weight) {
-                        o[x] = cell_sample(g, buf, CA, ty, &g->tx[x], 2 * a) / den;
+                        o[x] = num / den;
                         t[x] = 0;
                     } else {
+                        if (k == 0) o[x] = 0.0f; /* unless a widening reaches it */
                         l++;
                     }
                 }
@@ -279,16 +346,10 @@ sd_status sd_continue_sides(int H, int W, float *q, ptrdiff_t qrow, const uint8_
 #endif
     for (int y = 0; y < H; y++) {
         const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow, *k = kept + (ptrdiff_t)y * mrow;
-        int first = W, last = -1;
-        for (int x = 0; x < W; x++) {
-            int sure = !nr[x];
-            any_fg |= s[x] && sure;
-            any_bg |= !s[x] && sure;
-            any_kept |= k[x] != 0;
-            if (!sure) {
-                if (x < first) first = x;
-                last = x;
-            }
+        int row_near = row_sides(W, s, nr, k, &any_fg, &any_bg, &any_kept), first = W, last = -1;
+        if (row_near) { /* the row's first and last pixel in the band */
+            for (first = 0; !nr[first]; first++) {}
+            for (last = W - 1; !nr[last]; last--) {}
         }
         if (last >= 0) {
             if (y < ny0) ny0 = y;
@@ -302,7 +363,8 @@ sd_status sd_continue_sides(int H, int W, float *q, ptrdiff_t qrow, const uint8_
         goto done;
     }
     const int nbox[4] = {ny0, ny1 + 1, nx0, nx1 + 1};
-    /* the fills are wanted where near (0 where a fill reaches no pixel of its side) */
+    /* the fills are wanted where near (fill_on_grid leaves 0 where a fill reaches no pixel of
+     * its side) */
     size_t left_near = 0;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : left_near)
@@ -310,12 +372,7 @@ sd_status sd_continue_sides(int H, int W, float *q, ptrdiff_t qrow, const uint8_
     for (int y = nbox[0]; y < nbox[1]; y++) {
         const uint8_t *nr = near + (ptrdiff_t)y * mrow;
         uint8_t *tf = todo_fg + (ptrdiff_t)y * W, *tb = todo_bg + (ptrdiff_t)y * W;
-        float *f = fg + (ptrdiff_t)y * W, *b = bg + (ptrdiff_t)y * W;
-        for (int x = nbox[2]; x < nbox[3]; x++) {
-            tf[x] = tb[x] = nr[x] != 0;
-            left_near += nr[x] != 0;
-            if (nr[x]) f[x] = b[x] = 0.0f;
-        }
+        left_near += band_todo(nbox[3] - nbox[2], nr + nbox[2], tf + nbox[2], tb + nbox[2]);
     }
     side_sums(&g, H, W, q, qrow, side, near, mrow, sums, nt);
     {
@@ -355,13 +412,8 @@ sd_status sd_continue_sides(int H, int W, float *q, ptrdiff_t qrow, const uint8_
 #endif
         for (int y = nbox[0]; y < nbox[1]; y++) {
             const uint8_t *nr = near + (ptrdiff_t)y * mrow, *k = kept + (ptrdiff_t)y * mrow;
-            float *bl = blurred + (ptrdiff_t)y * W;
             uint8_t *t = todo + (ptrdiff_t)y * W;
-            for (int x = nbox[2]; x < nbox[3]; x++) {
-                t[x] = nr[x] && k[x];
-                left_kept += t[x];
-                if (nr[x]) bl[x] = 0.0f;
-            }
+            left_kept += kept_todo(nbox[3] - nbox[2], nr + nbox[2], k + nbox[2], t + nbox[2]);
         }
         int box[4];
         if ((st = sd_band_near(rh, rw, ring_w, NULL, p->ring_px, ring_side, ring, box, nt)) != SD_OK) goto done;
