@@ -17,6 +17,20 @@
 
 static inline int in_ramp(float v, const sd_matte_params *p) { return v > p->matte_out && v < p->matte_in; }
 
+/* Pixels per block of a row whose ramp pixels are looked for together. */
+#define RAMP_BLOCK 32
+
+/* Whether any of n matte values lies in the ramp (lo, hi). */
+static inline int any_in_ramp(const float *restrict m, int n, float lo, float hi)
+{
+    int any = 0;
+#ifdef _OPENMP
+#pragma omp simd reduction(| : any)
+#endif
+    for (int x = 0; x < n; x++) any |= (m[x] > lo) & (m[x] < hi);
+    return any;
+}
+
 /* A pixel's three colour values as the guide holds them. */
 static inline void colour_at(const float *colour, int linear, ptrdiff_t i, float c[3])
 {
@@ -108,10 +122,14 @@ sd_status sd_matte_ramp(int H, int W, const float *matte, const float *colour, i
 #endif
     for (int y = 0; y < H; y++) {
         const float *m = matte + (ptrdiff_t)y * W;
-        for (int x = 0; x < W; x++) {
-            if (!in_ramp(m[x], p)) continue;
-            ramp++;
-            if (p->mode_auto) ridges += (size_t)is_ridge(matte, H, W, y, x, p->ridge_step);
+        for (int x0 = 0; x0 < W; x0 += RAMP_BLOCK) { /* blocks outside the ramp (most) at once */
+            int x1 = x0 + RAMP_BLOCK < W ? x0 + RAMP_BLOCK : W;
+            if (!any_in_ramp(m + x0, x1 - x0, p->matte_out, p->matte_in)) continue;
+            for (int x = x0; x < x1; x++) {
+                if (!in_ramp(m[x], p)) continue;
+                ramp++;
+                if (p->mode_auto) ridges += (size_t)is_ridge(matte, H, W, y, x, p->ridge_step);
+            }
         }
         if (p->mode_auto) {
             for (int x = 0; x + 1 < W; x++) crossings += (m[x] > 0.5f) != (m[x + 1] > 0.5f);
@@ -133,15 +151,22 @@ sd_status sd_matte_ramp(int H, int W, const float *matte, const float *colour, i
     for (int y = 0; y < H; y++) {
         const float *m = matte + (ptrdiff_t)y * W;
         float *o = out + (ptrdiff_t)y * W;
-        for (int x = 0; x < W; x++) {
-            if (!in_ramp(m[x], p)) {
-                o[x] = m[x];
+        for (int x0 = 0; x0 < W; x0 += RAMP_BLOCK) {
+            int x1 = x0 + RAMP_BLOCK < W ? x0 + RAMP_BLOCK : W;
+            if (!any_in_ramp(m + x0, x1 - x0, p->matte_out, p->matte_in)) {
+                memcpy(o + x0, m + x0, sizeof(float) * (size_t)(x1 - x0));
                 continue;
             }
-            int ok, agrees;
-            o[x] = ramp_alpha(matte, colour, linear, H, W, y, x, p, &ok, &agrees);
-            on_line += (size_t)ok;
-            agreeing += (size_t)agrees;
+            for (int x = x0; x < x1; x++) {
+                if (!in_ramp(m[x], p)) {
+                    o[x] = m[x];
+                    continue;
+                }
+                int ok, agrees;
+                o[x] = ramp_alpha(matte, colour, linear, H, W, y, x, p, &ok, &agrees);
+                on_line += (size_t)ok;
+                agreeing += (size_t)agrees;
+            }
         }
     }
     /* a ramp that already agrees with the colours is an alpha matte's: kept */
