@@ -288,10 +288,12 @@ sd_status sd_blurred_steps(int H, int W, const float *q, int h, int w, const flo
     /* the cells' statistics, and each pixel's cell (rows [j H / h, (j + 1) H / h), as sd_cell_means) */
     uint8_t *bent = malloc(nc);
     float *mn = malloc(nc * sizeof(float)), *mx = malloc(nc * sizeof(float));
-    int *cy = malloc((size_t)H * sizeof(int));
-    sd_status st = bent && mn && mx && cy ? window_stats(h, w, qc, r, tau, bent, mn, mx, nt) : SD_ERR_NOMEM;
+    int *cy = malloc((size_t)H * sizeof(int)), *xe = malloc(((size_t)w + 1) * sizeof(int));
+    sd_status st = bent && mn && mx && cy && xe ? window_stats(h, w, qc, r, tau, bent, mn, mx, nt) : SD_ERR_NOMEM;
     if (st == SD_OK) {
         cell_table(H, h, cy);
+        /* the cells' first columns, once: a division per cell and row cost more than the test */
+        for (int i = 0; i <= w; i++) xe[i] = cell_edge(i, W, w);
         SD_PARALLEL_FOR(nt)
         for (int y = 0; y < H; y++) {
             const float *qy = q + (size_t)y * W;
@@ -299,7 +301,7 @@ sd_status sd_blurred_steps(int H, int W, const float *q, int h, int w, const flo
             uint8_t *fy = flag + (size_t)y * W;
             for (int i = 0; i < w; i++) { /* cell by cell: most cells do not bend */
                 size_t k = c + (size_t)i;
-                int x0 = cell_edge(i, W, w), x1 = cell_edge(i + 1, W, w);
+                int x0 = xe[i], x1 = xe[i + 1];
                 double range = (double)mx[k] - mn[k];
                 if (!bent[k] || !(range > 0.0)) {
                     memset(fy + x0, 0, (size_t)(x1 - x0));
@@ -323,8 +325,9 @@ sd_status sd_blurred_steps(int H, int W, const float *q, int h, int w, const flo
         for (int y = 0; y < H; y++) {
             uint8_t *fy = flag + (size_t)y * W;
             const uint8_t *up = y > 0 ? fy - W : NULL, *down = y < H - 1 ? fy + W : NULL;
-            for (int x = 0; x < W; x++) {
-                if (fy[x] != CANDIDATE) continue;
+            for (uint8_t *at = memchr(fy, CANDIDATE, (size_t)W); at; /* (most rows hold none) */
+                 at = at + 1 < fy + W ? memchr(at + 1, CANDIDATE, (size_t)(fy + W - at - 1)) : NULL) {
+                int x = (int)(at - fy);
                 int beside = (x > 0 && fy[x - 1] == CORE) || (x < W - 1 && fy[x + 1] == CORE) ||
                              (up && up[x] == CORE) || (down && down[x] == CORE);
                 fy[x] = beside ? SHOULDER : NOT_SHOULDER;
@@ -368,6 +371,7 @@ sd_status sd_blurred_steps(int H, int W, const float *q, int h, int w, const flo
     free(mn);
     free(mx);
     free(cy);
+    free(xe);
     return st;
 }
 
