@@ -632,7 +632,11 @@ static PyObject *py_indices_above(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     st = sd_count_above(n, PyArray_DATA(v), (float)thr_d, CHUNK, counts, nt);
     Py_END_ALLOW_THREADS
-    for (size_t c = 0; st == SD_OK && c < nchunks; c++) total += counts[c];
+    for (size_t c = 0; st == SD_OK && c < nchunks; c++) { /* each chunk's start in the result */
+        size_t k = counts[c];
+        counts[c] = total;
+        total += k;
+    }
     npy_intp dim = (npy_intp)total;
     PyArrayObject *out = st == SD_OK ? (PyArrayObject *)PyArray_SimpleNew(1, &dim, NPY_INT64) : NULL;
     if (out) {

@@ -261,18 +261,16 @@ sd_status sd_count_above(size_t n, const float *v, float threshold, size_t chunk
     return SD_OK;
 }
 
-sd_status sd_list_above(size_t n, const float *v, float threshold, size_t chunk, const size_t *counts, int64_t *out,
+sd_status sd_list_above(size_t n, const float *v, float threshold, size_t chunk, const size_t *starts, int64_t *out,
                         int nthreads)
 {
-    if (!v || !counts || !out || chunk < 1) return SD_ERR_ARG;
+    if (!v || !starts || !out || chunk < 1) return SD_ERR_ARG;
     int nt = sd_threads(nthreads);
     ptrdiff_t nchunks = (ptrdiff_t)((n + chunk - 1) / chunk);
     SD_PARALLEL_FOR(nt)
     for (ptrdiff_t c = 0; c < nchunks; c++) {
-        if (!counts[c]) continue;
-        size_t at = 0; /* the chunk's place in out: the counts before it */
-        for (ptrdiff_t b = 0; b < c; b++) at += counts[b];
-        size_t i0 = (size_t)c * chunk, i1 = i0 + chunk < n ? i0 + chunk : n;
+        size_t at = starts[c], i0 = (size_t)c * chunk, i1 = i0 + chunk < n ? i0 + chunk : n;
+        if (c + 1 < nchunks && starts[c + 1] == at) continue; /* none above in this chunk */
         for (size_t i = i0; i < i1; i++)
             if (v[i] > threshold) out[at++] = (int64_t)i;
     }
@@ -280,6 +278,11 @@ sd_status sd_list_above(size_t n, const float *v, float threshold, size_t chunk,
 }
 
 /* ---- cell means ------------------------------------------------------------------------- */
+
+void sd_cell_edges(int n, int cells, int *edges)
+{
+    for (int i = 0; i <= cells; i++) edges[i] = sd_cell_edge(i, n, cells);
+}
 
 sd_status sd_cell_means(int H, int W, const float *q, const float *weight, int h, int w, float *out_q, float *out_w,
                         float *out_spread, int nthreads)
@@ -295,12 +298,12 @@ sd_status sd_cell_means(int H, int W, const float *q, const float *weight, int h
     }
     /* cell i spans columns [i W / w, (i + 1) W / w): its centre lies where the upsampling puts
      * sample i (sd_guided_upsample's (i + 0.5) W / w), within half a pixel */
-    for (int i = 0; i <= w; i++) x0[i] = (int)((int64_t)i * W / w);
+    sd_cell_edges(W, w, x0);
     SD_PARALLEL_FOR(nt)
     for (int j = 0; j < h; j++) {
         /* sums in double: a mean of values near float's largest does not overflow */
         double *sq = acc + (ptrdiff_t)sd_thread_id() * 3 * w, *sw = sq + w, *sqq = sw + w;
-        int y0 = (int)((int64_t)j * H / h), y1 = (int)((int64_t)(j + 1) * H / h);
+        int y0 = sd_cell_edge(j, H, h), y1 = sd_cell_edge(j + 1, H, h);
         for (int i = 0; i < w; i++) sq[i] = sw[i] = sqq[i] = 0.0;
         for (int y = y0; y < y1; y++) {
             const float *qr = q + (ptrdiff_t)y * W, *wr = weight + (ptrdiff_t)y * W;

@@ -38,10 +38,19 @@ sd_status sd_agreeing(size_t n, const float *q, const float *q_in, const float *
 
 /* The flat indices of the n values above threshold, ascending (NaN is not above anything), in two
  * passes over chunks of `chunk` values: counts[c] = how many of chunk c's are above it (ceil(n /
- * chunk) counts), then out (their sum long) = the indices, each chunk's from the counts before it. */
+ * chunk) counts); then, given starts[c] = the sum of the counts before chunk c (the caller's
+ * running sum), out (as long as all counts together) = the indices, chunk c's from out[starts[c]]. */
 sd_status sd_count_above(size_t n, const float *v, float threshold, size_t chunk, size_t *counts, int nthreads);
-sd_status sd_list_above(size_t n, const float *v, float threshold, size_t chunk, const size_t *counts, int64_t *out,
+sd_status sd_list_above(size_t n, const float *v, float threshold, size_t chunk, const size_t *starts, int64_t *out,
                         int nthreads);
+
+/* The first of n pixels in cell i of `cells` cells along an axis (n for i = cells): cell i spans
+ * [sd_cell_edge(i), sd_cell_edge(i + 1)). sd_cell_means' cells, which the steps' test and fill
+ * (sd_refine_steps.c) share. */
+static inline int sd_cell_edge(int i, int n, int cells) { return (int)((long long)i * n / cells); }
+/* edges[i] = sd_cell_edge(i, n, cells) for i = 0 .. cells: the bounds once, where a loop would
+ * divide for every row. */
+void sd_cell_edges(int n, int cells, int *edges);
 
 /* The (h, w) cells' weighted means of the (H, W) map q (h <= H, w <= W): cell (j, i) spans rows
  * [j H / h, (j + 1) H / h) and columns [i W / w, (i + 1) W / w) (integer division); out_q = the

@@ -72,30 +72,29 @@ static double cell_sigma(double s, int f)
     return sqrt(s * s - extra) / (double)f;
 }
 
+/* Bilinear between a cell's value p00, the next along the row p01, and the two below them, along
+ * the row first. */
+static inline float bilinear(const float *p00, const float *p01, const float *p10, const float *p11, float tx, float ty)
+{
+    float a = *p00 + tx * (*p01 - *p00), b = *p10 + tx * (*p11 - *p10);
+    return a + ty * (b - a);
+}
+
 /* A pair of channels (c, c + 1) of a plane of C channels on the grid, at the pixel with taps ty,
- * tx: bilinear between the cells around it, along the row first (for cells of one pixel: the
- * cell's values themselves). */
+ * tx: bilinear between the cells around it (for cells of one pixel: the cell's values themselves). */
 static inline void cell_pair(const coarse_grid *g, const float *plane, int C, const cell_tap *ty, const cell_tap *tx,
                              int c, float *v0, float *v1)
 {
-    const float *r0 = plane + (ptrdiff_t)ty->i * g->wc * C + c;
+    const float *p00 = plane + (ptrdiff_t)ty->i * g->wc * C + (ptrdiff_t)tx->i * C + c;
     if (g->f == 1) {
-        *v0 = r0[(ptrdiff_t)tx->i * C];
-        *v1 = r0[(ptrdiff_t)tx->i * C + 1];
+        *v0 = p00[0];
+        *v1 = p00[1];
         return;
     }
-    const float *r1 = ty->t > 0.0f ? r0 + (ptrdiff_t)g->wc * C : r0;
-    const float *p00 = r0 + (ptrdiff_t)tx->i * C, *p10 = r1 + (ptrdiff_t)tx->i * C;
+    const float *p10 = ty->t > 0.0f ? p00 + (ptrdiff_t)g->wc * C : p00;
     const float *p01 = tx->t > 0.0f ? p00 + C : p00, *p11 = tx->t > 0.0f ? p10 + C : p10;
-    for (int k = 0; k < 2; k++) {
-        float a = p00[k] + tx->t * (p01[k] - p00[k]);
-        float b = p10[k] + tx->t * (p11[k] - p10[k]);
-        float v = a + ty->t * (b - a);
-        if (k == 0)
-            *v0 = v;
-        else
-            *v1 = v;
-    }
+    *v0 = bilinear(p00, p01, p10, p11, tx->t, ty->t);
+    *v1 = bilinear(p00 + 1, p01 + 1, p10 + 1, p11 + 1, tx->t, ty->t);
 }
 
 /* The end of the run of pixels from x on that share x's cell (cells of f pixels), at most x1. */

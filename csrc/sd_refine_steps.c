@@ -89,15 +89,11 @@ static void row_sums(int W, const float *q, int r, double *s0, double *s1, doubl
     }
 }
 
-/* The first of n pixels in cell i of `cells` along an axis: cell i spans [cell_edge(i), cell_edge(i + 1))
- * (sd_cell_means' cells). */
-static inline int cell_edge(int i, int n, int cells) { return (int)((long long)i * n / cells); }
-
 /* at[p] = the cell that holds pixel p, for the n pixels along an axis. */
 static void cell_table(int n, int cells, int *at)
 {
     for (int i = 0; i < cells; i++)
-        for (int p = cell_edge(i, n, cells); p < cell_edge(i + 1, n, cells); p++) at[p] = i;
+        for (int p = sd_cell_edge(i, n, cells); p < sd_cell_edge(i + 1, n, cells); p++) at[p] = i;
 }
 
 /* Whether all n values are finite and > 0 (not NaN, inf, 0 or negative), in chunks. */
@@ -292,8 +288,7 @@ sd_status sd_blurred_steps(int H, int W, const float *q, int h, int w, const flo
     sd_status st = bent && mn && mx && cy && xe ? window_stats(h, w, qc, r, tau, bent, mn, mx, nt) : SD_ERR_NOMEM;
     if (st == SD_OK) {
         cell_table(H, h, cy);
-        /* the cells' first columns, once: a division per cell and row cost more than the test */
-        for (int i = 0; i <= w; i++) xe[i] = cell_edge(i, W, w);
+        sd_cell_edges(W, w, xe); /* (a division per cell and row cost more than the test) */
         SD_PARALLEL_FOR(nt)
         for (int y = 0; y < H; y++) {
             const float *qy = q + (size_t)y * W;
@@ -445,11 +440,11 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
     float *runs = malloc((size_t)nt * (size_t)widest * 3 * sizeof(float));
     sd_status st = cq && need && has && rows_any && acc && xe && off && lists && runs ? SD_OK : SD_ERR_NOMEM;
     if (st != SD_OK) goto done;
-    for (int i = 0; i <= w; i++) xe[i] = cell_edge(i, W, w);
+    sd_cell_edges(W, w, xe);
     SD_PARALLEL_FOR(nt)
     for (int j = 0; j < h; j++) {
         uint8_t *hj = has + (size_t)j * w;
-        for (int y = cell_edge(j, H, h); y < cell_edge(j + 1, H, h); y++) {
+        for (int y = sd_cell_edge(j, H, h); y < sd_cell_edge(j + 1, H, h); y++) {
             const uint8_t *sy = stepped + (size_t)y * W;
             for (int i = 0; i < w; i++) hj[i] |= any_set(sy + xe[i], xe[i + 1] - xe[i]);
         }
@@ -490,7 +485,7 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
         if (!any) continue;
         double *s = acc + (size_t)sd_thread_id() * w * 5;
         memset(s, 0, (size_t)w * 5 * sizeof(double));
-        for (int y = cell_edge(j, H, h); y < cell_edge(j + 1, H, h); y++) {
+        for (int y = sd_cell_edge(j, H, h); y < sd_cell_edge(j + 1, H, h); y++) {
             const uint8_t *sy = stepped + (size_t)y * W;
             const float *qy = q + (size_t)y * W, *co = colour + (size_t)y * W * 3;
             for (int i = 0; i < w; i++) {
@@ -543,7 +538,7 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
         /* the list's fields, each an array: least cost, offset down and across, depth, colour */
         float *least = lists + (size_t)sd_thread_id() * (size_t)nlist * 7, *ldy = least + nlist, *ldx = ldy + nlist,
               *lq = ldx + nlist, *lc0 = lq + nlist, *lc1 = lc0 + nlist, *lc2 = lc1 + nlist;
-        int y0 = cell_edge(j, H, h), y1 = cell_edge(j + 1, H, h);
+        int y0 = sd_cell_edge(j, H, h), y1 = sd_cell_edge(j + 1, H, h);
         for (int i = 0; i < w; i++) {
             if (!has[(size_t)j * w + i]) continue;
             int n = 0;

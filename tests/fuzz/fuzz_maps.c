@@ -78,7 +78,11 @@ static void run_srgb(fz_in *in, int wild)
     size_t chunk = (size_t)fz_range(in, 1, 64), nchunks = (n + chunk - 1) / chunk, total = 0, at = 0;
     size_t *counts = malloc(sizeof(size_t) * (nchunks ? nchunks : 1));
     if (sd_count_above(n, copy, thr, chunk, counts, nt) != SD_OK) FZ_FAIL("count_above refused");
-    for (size_t c = 0; c < nchunks; c++) total += counts[c];
+    for (size_t c = 0; c < nchunks; c++) { /* counts to each chunk's start */
+        size_t k = counts[c];
+        counts[c] = total;
+        total += k;
+    }
     int64_t *idx = malloc(sizeof(int64_t) * (total ? total : 1));
     if (sd_list_above(n, copy, thr, chunk, counts, idx, nt) != SD_OK) FZ_FAIL("list_above refused");
     for (size_t i = 0; i < n; i++)
