@@ -624,7 +624,8 @@ static PyObject *py_indices_above(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "threshold: must be a finite float32 value");
         return NULL;
     }
-    enum { CHUNK = 65536 }; /* values per chunk: a chunk's count and its indices are one thread's */
+    enum { CHUNK = 4096 }; /* values per chunk: a chunk's count and its indices are one thread's; small, so
+                            * that the listing pass reads little more than the highlights' own chunks */
     size_t n = (size_t)PyArray_SIZE(v), nchunks = (n + CHUNK - 1) / CHUNK, total = 0;
     size_t *counts = malloc((nchunks ? nchunks : 1) * sizeof(size_t));
     if (!counts) return PyErr_NoMemory();
@@ -650,6 +651,73 @@ static PyObject *py_indices_above(PyObject *self, PyObject *args)
         return raise_status(st, "indices_above", 1, (int)(n > INT_MAX ? INT_MAX : n));
     }
     return (PyObject *)out;
+}
+
+/* A 1-D native int64 C-contiguous array (borrowed), or NULL with an exception naming it. */
+static PyArrayObject *as_i64_vector(PyObject *o, const char *name)
+{
+    PyArrayObject *a = (PyArrayObject *)o;
+    if (!PyArray_Check(o) || PyArray_TYPE(a) != NPY_INT64 || !PyArray_ISNOTSWAPPED(a) || PyArray_NDIM(a) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a) || PyArray_DIM(a, 0) < 1 ||
+        PyArray_DIM(a, 0) > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a non-empty C-contiguous 1-D native int64 array", name);
+        return NULL;
+    }
+    return a;
+}
+
+static PyObject *py_take_grid(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *s_o, *y_o, *x_o, *o_o;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOOOi", &s_o, &y_o, &x_o, &o_o, &nt)) return NULL;
+    PyArrayObject *src = as_f32_contig(s_o, "src", 3, 3, 0);
+    PyArrayObject *ys = src ? as_i64_vector(y_o, "ys") : NULL, *xs = ys ? as_i64_vector(x_o, "xs") : NULL;
+    PyArrayObject *out = xs ? as_f32_contig(o_o, "out", 3, 3, 1) : NULL;
+    if (!out || no_overlap(out, src, "src")) return NULL;
+    int H = (int)PyArray_DIM(src, 0), W = (int)PyArray_DIM(src, 1), C = (int)PyArray_DIM(src, 2);
+    int h = (int)PyArray_DIM(ys, 0), w = (int)PyArray_DIM(xs, 0);
+    if (PyArray_DIM(out, 0) != h || PyArray_DIM(out, 1) != w || PyArray_DIM(out, 2) != C) {
+        PyErr_Format(PyExc_ValueError, "out: shape must be (%d, %d, %d)", h, w, C);
+        return NULL;
+    }
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_take_grid(H, W, C, PyArray_DATA(src), h, PyArray_DATA(ys), w, PyArray_DATA(xs), PyArray_DATA(out), nt);
+    Py_END_ALLOW_THREADS
+    if (st == SD_ERR_VALUE) {
+        PyErr_SetString(PyExc_ValueError, "ys, xs: every row and column must lie within src");
+        return NULL;
+    }
+    return raise_status(st, "take_grid", H, W);
+}
+
+static PyObject *py_median(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *v_o, *r_o, *w_o;
+    Py_ssize_t step;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOOni", &v_o, &r_o, &w_o, &step, &nt)) return NULL;
+    PyArrayObject *v = as_f32_contig(v_o, "values", 1, 3, 0), *r = NULL, *w = NULL;
+    if (!v || (r_o != Py_None && !(r = as_f32_contig(r_o, "ref", 1, 3, 0))) ||
+        (w_o != Py_None && !(w = as_f32_contig(w_o, "weight", 1, 3, 0))) || (r && same_size(v, r, "values", "ref")) ||
+        (w && same_size(v, w, "values", "weight")))
+        return NULL;
+    if (step < 1) {
+        PyErr_SetString(PyExc_ValueError, "step: must be >= 1");
+        return NULL;
+    }
+    size_t n = (size_t)PyArray_SIZE(v);
+    float median = 0.0f;
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_median_sampled(n, (size_t)step, PyArray_DATA(v), r ? PyArray_DATA(r) : NULL, w ? PyArray_DATA(w) : NULL,
+                           &median, nt);
+    Py_END_ALLOW_THREADS
+    if (st != SD_OK) return raise_status(st, "median", 1, (int)(n > INT_MAX ? INT_MAX : n));
+    return PyFloat_FromDouble((double)median);
 }
 
 static PyObject *py_cell_means(PyObject *self, PyObject *args)
@@ -1135,6 +1203,8 @@ static PyMethodDef methods[] = {
     {"cell_means", py_cell_means, METH_VARARGS, "cell_means(q, weight, out_q, out_weight, out_spread, nthreads): each cell's weighted mean, mean weight and relative spread (out_spread may be None)"},
     {"disparity_in", py_disparity_in, METH_VARARGS, "disparity_in(depth, invalid, is_disparity, q, weight, nthreads) -> valid pixels"},
     {"agreeing", py_agreeing, METH_VARARGS, "agreeing(q, q_in, weight, limit, kept, nthreads): kept = 2 where |q - q_in| / q_in <= limit"},
+    {"take_grid", py_take_grid, METH_VARARGS, "take_grid(src, ys, xs, out, nthreads): out[j, i] = src[ys[j], xs[i]] ((H, W, C) float32, int64 rows and columns)"},
+    {"median", py_median, METH_VARARGS, "median(values, ref, weight, step, nthreads) -> NumPy's median (as a float32 value) of values[::step] (or of |values - ref| / ref there; ref may be None) where weight > 0 (weight may be None)"},
     {"indices_above", py_indices_above, METH_VARARGS, "indices_above(values, threshold, nthreads) -> int64 flat indices of the values above threshold, ascending"},
     {"disparity_out", py_disparity_out, METH_VARARGS, "disparity_out(q, is_disparity, out, nthreads)"},
     {"noise_above", py_noise_above, METH_VARARGS, "noise_above(q, weight, threshold, nthreads[, row_step]) -> (median > threshold, count)"},

@@ -307,6 +307,17 @@ static inline float keep_if(float x, uint32_t mask)
     return x;
 }
 
+/* x where mask has all bits set, y where it has none. */
+static inline float pick_bits(uint32_t mask, float x, float y)
+{
+    uint32_t a, b;
+    memcpy(&a, &x, sizeof a);
+    memcpy(&b, &y, sizeof b);
+    a = (a & mask) | (b & ~mask);
+    memcpy(&x, &a, sizeof x);
+    return x;
+}
+
 /* Output columns [x, x + n) whose windows start at the same sample column `first`: every row
  * splits into the same runs. */
 typedef struct {
@@ -562,21 +573,36 @@ SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict
     return missed;
 }
 
-/* Whether the 4 x 4 samples from column i0 on of a window whose rows are all inside the map lie
- * within tol of their least-squares plane: v holds the 4 rows (w floats apart), s0 and sy each
- * column's sum down them and that sum weighted by the rows' centred positions (-1.5 .. 1.5). */
-static int on_plane(const float *v, int w, const float *s0, const float *sy, int i0, float tol)
+/* For each window of a row whose rows all lie inside the map and whose columns i0 .. i0 + 3 do
+ * too (i0 = 0 .. w - 4): whether its 4 x 4 samples lie within tol[i0] of their least-squares
+ * plane. v holds the 4 rows (w floats apart), s0 and sy each column's sum down them and that sum
+ * weighted by the rows' centred positions (-1.5 .. 1.5). The windows side by side, every point
+ * tested (the same result as stopping at the first off the plane). */
+/* Whether the 4 points of row r (its values v, centred position yr) lie within t of the plane
+ * (mean, gx, gy) at the centred columns -1.5 .. 1.5. */
+static inline int row_on_plane(const float *v, float yr, float mean, float gx, float gy, float t)
 {
-    const float *a = s0 + i0, *b = sy + i0;
-    /* over the grid's 16 points each centred coordinate's squares sum to 20 */
-    const float mean = (((a[0] + a[1]) + a[2]) + a[3]) * (1.0f / 16.0f);
-    const float gx = (((-1.5f * a[0] - 0.5f * a[1]) + 0.5f * a[2]) + 1.5f * a[3]) * (1.0f / 20.0f);
-    const float gy = (((b[0] + b[1]) + b[2]) + b[3]) * (1.0f / 20.0f);
-    for (int j = 0; j < 4; j++)
-        for (int i = 0; i < 4; i++)
-            if (!(fabsf(v[(ptrdiff_t)j * w + i0 + i] - (mean + gx * ((float)i - 1.5f) + gy * ((float)j - 1.5f))) <= tol))
-                return 0;
-    return 1;
+    const float cy = gy * yr; /* written out: a loop here keeps the caller's loop scalar */
+    return (fabsf(v[0] - ((mean + gx * -1.5f) + cy)) <= t) & (fabsf(v[1] - ((mean + gx * -0.5f) + cy)) <= t) &
+           (fabsf(v[2] - ((mean + gx * 0.5f) + cy)) <= t) & (fabsf(v[3] - ((mean + gx * 1.5f) + cy)) <= t);
+}
+
+static void on_plane(const float *restrict v, int w, const float *restrict s0, const float *restrict sy,
+                     const float *restrict tol, uint8_t *restrict plane)
+{
+    SD_SIMD
+    for (int i0 = 0; i0 <= w - 4; i0++) {
+        const float *a = s0 + i0, *b = sy + i0;
+        /* over the grid's 16 points each centred coordinate's squares sum to 20 */
+        const float mean = (((a[0] + a[1]) + a[2]) + a[3]) * (1.0f / 16.0f);
+        const float gx = (((-1.5f * a[0] - 0.5f * a[1]) + 0.5f * a[2]) + 1.5f * a[3]) * (1.0f / 20.0f);
+        const float gy = (((b[0] + b[1]) + b[2]) + b[3]) * (1.0f / 20.0f);
+        const float t = tol[i0];
+        plane[i0] = (uint8_t)(row_on_plane(v + i0, -1.5f, mean, gx, gy, t) &
+                              row_on_plane(v + w + i0, -0.5f, mean, gx, gy, t) &
+                              row_on_plane(v + 2 * (ptrdiff_t)w + i0, 0.5f, mean, gx, gy, t) &
+                              row_on_plane(v + 3 * (ptrdiff_t)w + i0, 1.5f, mean, gx, gy, t));
+    }
 }
 
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
@@ -598,9 +624,10 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     float *wx = malloc(sizeof(float) * 4 * (size_t)wx_stride);
     float *range = malloc(sizeof(float) * 2 * (size_t)wh * (size_t)ww); /* each window's valid min, max */
     uint8_t *fast = malloc((size_t)wh * (size_t)ww);
-    /* each thread's column ranges and sums of a row of windows, and whether each column's 4 are valid */
-    float *colbuf = malloc(sizeof(float) * 4 * (size_t)w * (size_t)nt);
-    uint8_t *colall = malloc((size_t)w * (size_t)nt);
+    /* each thread's column ranges and sums of a row of windows and the windows' tolerances; whether each
+     * column's 4 are valid, and whether each window lies on its plane */
+    float *colbuf = malloc(sizeof(float) * (5 * (size_t)w + 1) * (size_t)nt);
+    uint8_t *colall = malloc(2 * (size_t)w * (size_t)nt);
     int *row_unreached = malloc(sizeof(int) * (size_t)H);
     column_run *runs = malloc(sizeof(column_run) * (size_t)W);
     if (!ty || !tx || !scratch || !wx || !range || !fast || !colbuf || !colall || !row_unreached || !runs) {
@@ -638,8 +665,8 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
      * column's sums down the rows where all 4 lie inside the map. */
     SD_PARALLEL_FOR(nt)
     for (int jw = 0; jw < wh; jw++) {
-        float *cmin = colbuf + (ptrdiff_t)sd_thread_id() * 4 * w, *cmax = cmin + w, *s0 = cmax + w, *sy = s0 + w;
-        uint8_t *all = colall + (ptrdiff_t)sd_thread_id() * w;
+        float *cmin = colbuf + (ptrdiff_t)sd_thread_id() * (5 * w + 1), *cmax = cmin + w, *s0 = cmax + w, *sy = s0 + w;
+        uint8_t *all = colall + (ptrdiff_t)sd_thread_id() * 2 * w;
         const int j0 = jw - 2, jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4, inside = j0 >= 0 && j0 + 4 <= h;
         for (int i = 0; i < w; i++) {
             cmin[i] = INFINITY;
@@ -648,12 +675,13 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
         }
         for (int j = jlo; j < jhi; j++) {
             const float *vj = lo + (ptrdiff_t)j * w, *lwj = lo_weight + (ptrdiff_t)j * w;
-            for (int i = 0; i < w; i++) {
-                const int valid = lwj[i] > 0.0f;
-                cmin[i] = valid ? fmin_sel(cmin[i], vj[i]) : cmin[i];
-                cmax[i] = valid ? fmax_sel(cmax[i], vj[i]) : cmax[i];
-                all[i] &= (uint8_t)valid;
+            SD_SIMD
+            for (int i = 0; i < w; i++) { /* a valid sample (weight > 0) moves the column's range */
+                const uint32_t valid = positive_mask(lwj[i]);
+                cmin[i] = pick_bits(valid, fmin_sel(cmin[i], vj[i]), cmin[i]);
+                cmax[i] = pick_bits(valid, fmax_sel(cmax[i], vj[i]), cmax[i]);
             }
+            for (int i = 0; i < w; i++) all[i] &= (uint8_t)(lwj[i] > 0.0f);
         }
         if (inside) {
             const float *v0 = lo + (ptrdiff_t)j0 * w, *v1 = v0 + w, *v2 = v1 + w, *v3 = v2 + w;
@@ -663,6 +691,10 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
                 sy[i] = ((-1.5f * v0[i] - 0.5f * v1[i]) + 0.5f * v2[i]) + 1.5f * v3[i];
             }
         }
+        float *tol = sy + w; /* each window's tolerance, by its first column + 2 */
+        uint8_t *plane = all + w;
+        float *rw = range + 2 * (ptrdiff_t)jw * ww;
+        uint8_t *fw = fast + (ptrdiff_t)jw * ww;
         for (int iw = 0; iw < ww; iw++) {
             const int i0 = iw - 2, ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
             float vmin = INFINITY, vmax = -INFINITY;
@@ -670,13 +702,17 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
                 vmin = fmin_sel(vmin, cmin[i]);
                 vmax = fmax_sel(vmax, cmax[i]);
             }
-            range[2 * ((ptrdiff_t)jw * ww + iw)] = vmin;
-            range[2 * ((ptrdiff_t)jw * ww + iw) + 1] = vmax;
-            const float tol = agree_f * fmax_sel(fabsf(vmin), fabsf(vmax));
-            int agree_here = vmax - vmin <= tol;
-            if (!agree_here && inside && i0 >= 0 && i0 + 4 <= w && all[i0] && all[i0 + 1] && all[i0 + 2] && all[i0 + 3])
-                agree_here = on_plane(lo + (ptrdiff_t)j0 * w, w, s0, sy, i0, tol);
-            fast[(ptrdiff_t)jw * ww + iw] = (uint8_t)agree_here;
+            rw[2 * iw] = vmin;
+            rw[2 * iw + 1] = vmax;
+            tol[iw] = agree_f * fmax_sel(fabsf(vmin), fabsf(vmax));
+            fw[iw] = (uint8_t)(vmax - vmin <= tol[iw]);
+        }
+        if (inside && w >= 4) {
+            on_plane(lo + (ptrdiff_t)j0 * w, w, s0, sy, tol + 2, plane);
+            for (int i0 = 0; i0 <= w - 4; i0++) {
+                uint8_t *f = fw + i0 + 2;
+                if (!*f && all[i0] && all[i0 + 1] && all[i0 + 2] && all[i0 + 3]) *f = plane[i0];
+            }
         }
     }
     const upsample_rows u = {

@@ -277,6 +277,119 @@ sd_status sd_list_above(size_t n, const float *v, float threshold, size_t chunk,
     return SD_OK;
 }
 
+/* ---- grid samples ----------------------------------------------------------------------- */
+
+sd_status sd_take_grid(int H, int W, int C, const float *src, int h, const int64_t *ys, int w, const int64_t *xs,
+                       float *out, int nthreads)
+{
+    if (H < 1 || W < 1 || C < 1 || h < 1 || w < 1 || !src || !ys || !xs || !out) return SD_ERR_ARG;
+    for (int j = 0; j < h; j++)
+        if (ys[j] < 0 || ys[j] >= H) return SD_ERR_VALUE;
+    for (int i = 0; i < w; i++)
+        if (xs[i] < 0 || xs[i] >= W) return SD_ERR_VALUE;
+    int nt = sd_threads(nthreads);
+    SD_PARALLEL_FOR(nt)
+    for (int j = 0; j < h; j++) {
+        const float *row = src + (ptrdiff_t)ys[j] * W * C;
+        float *o = out + (ptrdiff_t)j * w * C;
+        for (int i = 0; i < w; i++)
+            for (int c = 0; c < C; c++) o[(ptrdiff_t)i * C + c] = row[(ptrdiff_t)xs[i] * C + c];
+    }
+    return SD_OK;
+}
+
+/* ---- medians ---------------------------------------------------------------------------- */
+
+/* Samples per chunk of the median's gathering pass (the chunks split between threads). */
+#define MEDIAN_CHUNK 4096
+/* Buckets of a radix pass of the selection: 16 of a key's 32 bits. */
+#define MEDIAN_BUCKETS 65536
+
+/* A float's bits as an unsigned key in the floats' order (-0 just below +0); 0 is only a NaN's
+ * (all bits set), which the gathering never stores: it marks a sample left out. */
+static inline uint32_t order_key(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u & 0x80000000u) ? ~u : u | 0x80000000u;
+}
+
+static inline float key_value(uint32_t k)
+{
+    uint32_t u = (k & 0x80000000u) ? k & 0x7FFFFFFFu : ~k;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* The key of rank r (from 0) among the n nonzero keys of keys[0 .. m), given hi = the counts of
+ * their upper 16 bits; lo: MEDIAN_BUCKETS counts of scratch. Exact: the bucket of rank r by its
+ * upper bits, then its keys' lower bits. */
+static uint32_t key_of_rank(const uint32_t *keys, size_t m, const size_t *hi, size_t r, size_t *lo)
+{
+    size_t below = 0, b = 0;
+    while (below + hi[b] <= r) below += hi[b++];
+    memset(lo, 0, sizeof(size_t) * MEDIAN_BUCKETS);
+    for (size_t i = 0; i < m; i++)
+        if (keys[i] && keys[i] >> 16 == b) lo[keys[i] & 0xFFFFu]++;
+    size_t l = 0;
+    while (below + lo[l] <= r) below += lo[l++];
+    return (uint32_t)(b << 16 | l);
+}
+
+sd_status sd_median_sampled(size_t n, size_t step, const float *v, const float *ref, const float *weight,
+                            float *median, int nthreads)
+{
+    if (!v || !median || step < 1) return SD_ERR_ARG;
+    int nt = sd_threads(nthreads);
+    size_t m = n ? (n - 1) / step + 1 : 0; /* samples 0, step, 2 step, ... */
+    *median = NAN;                         /* of none, as NumPy's */
+    if (!m) return SD_OK;
+    uint32_t *keys = malloc(sizeof(uint32_t) * m);
+    size_t *hi = calloc(MEDIAN_BUCKETS, sizeof(size_t)), *lo = malloc(sizeof(size_t) * MEDIAN_BUCKETS);
+    if (!keys || !hi || !lo) {
+        free(keys);
+        free(hi);
+        free(lo);
+        return SD_ERR_NOMEM;
+    }
+    ptrdiff_t nchunks = (ptrdiff_t)((m + MEDIAN_CHUNK - 1) / MEDIAN_CHUNK);
+    size_t count = 0;
+    int has_nan = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : count) reduction(| : has_nan)
+#endif
+    for (ptrdiff_t c = 0; c < nchunks; c++) {
+        size_t s0 = (size_t)c * MEDIAN_CHUNK, s1 = s0 + MEDIAN_CHUNK < m ? s0 + MEDIAN_CHUNK : m;
+        for (size_t s = s0; s < s1; s++) {
+            size_t i = s * step;
+            keys[s] = 0;
+            if (weight && !(weight[i] > 0.0f)) continue;
+            /* NumPy's |v - ref| / ref in float32 */
+            float x = ref ? fabsf(v[i] - ref[i]) / ref[i] : v[i];
+            if (x != x) {
+                has_nan = 1;
+                continue;
+            }
+            keys[s] = order_key(x);
+            count++;
+        }
+    }
+    (void)nt; /* unused without OpenMP */
+    if (count && !has_nan) {
+        for (size_t s = 0; s < m; s++)
+            if (keys[s]) hi[keys[s] >> 16]++;
+        /* the middle value, or the two middle values' mean as NumPy takes it: their float32 sum
+         * halved */
+        float a = key_value(key_of_rank(keys, m, hi, (count - 1) / 2, lo));
+        *median = count % 2 ? a : (a + key_value(key_of_rank(keys, m, hi, count / 2, lo))) / 2.0f;
+    }
+    free(keys);
+    free(hi);
+    free(lo);
+    return SD_OK;
+}
+
 /* ---- cell means ------------------------------------------------------------------------- */
 
 void sd_cell_edges(int n, int cells, int *edges)

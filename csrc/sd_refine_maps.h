@@ -44,6 +44,18 @@ sd_status sd_count_above(size_t n, const float *v, float threshold, size_t chunk
 sd_status sd_list_above(size_t n, const float *v, float threshold, size_t chunk, const size_t *starts, int64_t *out,
                         int nthreads);
 
+/* out (h, w, C) = src (H, W, C) at rows ys[j] and columns xs[i] (each within the image, else
+ * SD_ERR_VALUE): the image's values where a map of h x w samples reads them. */
+sd_status sd_take_grid(int H, int W, int C, const float *src, int h, const int64_t *ys, int w, const int64_t *xs,
+                       float *out, int nthreads);
+
+/* *median = NumPy's median of the values v[i] for i = 0, step, 2 step, ... < n whose weight[i] > 0
+ * (weight may be NULL), or with ref (may be NULL) of |v[i] - ref[i]| / ref[i] (float32
+ * arithmetic): the middle value, or the two middle values' float32 sum halved; NaN where one is
+ * NaN or there are none. Exact (a radix selection on the floats' bits). */
+sd_status sd_median_sampled(size_t n, size_t step, const float *v, const float *ref, const float *weight,
+                            float *median, int nthreads);
+
 /* The first of n pixels in cell i of `cells` cells along an axis (n for i = cells): cell i spans
  * [sd_cell_edge(i), sd_cell_edge(i + 1)). sd_cell_means' cells, which the steps' test and fill
  * (sd_refine_steps.c) share. */

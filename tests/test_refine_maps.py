@@ -1,5 +1,7 @@
 """The refine stage's per-pixel C passes (csrc/sd_refine_maps.c) against the NumPy expressions
 they replace, which serve as the slow reference: every one must give the same bits."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -142,12 +144,13 @@ def test_agreeing_matches_numpy(threads):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_indices_above_matches_flatnonzero(threads):
-    # refine's highlights: the flat indices over 1 of a linear image, over chunks of 65536 values
+    # refine's highlights: the flat indices over 1 of a linear image, over chunks of 4096 values
     img = rng.random((200, 700, 3), dtype=np.float32) * np.float32(1.05)
     img.reshape(-1)[::997] = np.nan
     img.reshape(-1)[5::1999] = np.inf
     img.reshape(-1)[7::3001] = np.float32(1.0)  # not above
-    for v, thr in ((img, 1.0), (img[:3, :5], 1.0), (img.reshape(-1)[:65537], 0.5), (img[0], 2.0)):
+    for v, thr in ((img, 1.0), (img[:3, :5], 1.0), (img.reshape(-1)[:4097], 0.5), (img.reshape(-1)[:65537], 0.5),
+                   (img[0], 2.0)):
         got = _core.indices_above(np.ascontiguousarray(v), thr, threads)
         want = np.flatnonzero(v.reshape(-1) > np.float32(thr))
         assert got.dtype == np.int64
@@ -160,6 +163,77 @@ def test_indices_above_matches_flatnonzero(threads):
         _core.indices_above(img, 0.1, threads)  # not a float32 value
     with pytest.raises((TypeError, ValueError), match="values"):
         _core.indices_above(img.astype(np.float64), 1.0, threads)
+
+
+def reference_median(v, ref, weight, step):
+    """refine's NumPy: the median of v (or |v - ref| / ref) at every step-th value where weight > 0."""
+    sel = slice(None, None, step)
+    ok = np.ones(v.size, bool)[sel] if weight is None else weight.reshape(-1)[sel] > 0
+    x = v.reshape(-1)[sel][ok]
+    if ref is not None:
+        r = ref.reshape(-1)[sel][ok]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            x = np.abs(x - r) / r
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's median of nothing
+        return np.float32(np.median(x)) if x.size else np.float32(np.nan)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_median_matches_numpy(threads):
+    # refine's noise scale and the cells' typical spread: NumPy's median of a selection, to the bit
+    v = (rng.random((301, 999), dtype=np.float32) * np.float32(3) - np.float32(1)).astype(np.float32)
+    few = np.array([0.0, -0.0, 1.0, 1.0, 2.0, -1.0, 1e-40, 3e38, -3e38, 0.5], np.float32)  # ties, +-0, tiny, huge
+    ties = rng.choice(few, v.shape).astype(np.float32)
+    ref = rng.random(v.shape, dtype=np.float32) + np.float32(0.5)
+    weight = (rng.random(v.shape) > 0.3).astype(np.float32)
+    cases = []
+    for values in (v, ties):
+        for step in (1, 2, 31, 4096, v.size):
+            cases += [(values, None, None, step), (values, None, weight, step), (values, ref, weight, step)]
+    cases += [(v[:1, :1], None, None, 1), (v[:1, :2], None, None, 1), (v[0], None, weight[0], 7)]
+    for values, r, w, step in cases:
+        got = np.float32(_core.median(values, r, w, step, threads))
+        want = reference_median(values, r, w, step)
+        assert bits(got) == bits(want) or (got == want == 0), (step, got, want)  # NumPy's own zero's sign varies
+    assert np.float32(_core.median(v, None, weight, 1, threads)) != np.float32(_core.median(v, None, None, 1, threads))
+    nan = v.copy()
+    nan[100, 102] = np.nan  # flat index 100002: among every 2nd value, not every 4th
+    assert np.isnan(_core.median(nan, None, None, 1, threads))  # as NumPy's: NaN if one is NaN
+    assert np.isnan(_core.median(nan, None, None, 2, threads))
+    assert _core.median(nan, None, None, 4, threads) == reference_median(nan, None, None, 4)  # not sampled
+    assert np.isnan(_core.median(v, None, np.zeros_like(weight), 1, threads))  # none selected
+    with pytest.raises(ValueError, match="step"):
+        _core.median(v, None, None, 0, threads)
+    with pytest.raises(ValueError, match="ref"):
+        _core.median(v, ref[1:], None, 1, threads)
+    with pytest.raises(ValueError, match="weight"):
+        _core.median(v, None, weight[:, :5], 1, threads)
+    with pytest.raises((TypeError, ValueError), match="values"):
+        _core.median(v.astype(np.float64), None, None, 1, threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_take_grid_matches_fancy_index(threads):
+    # the guide's samples for the upsampling: src[ys][:, xs], any rows and columns (repeats too)
+    src = rng.random((120, 170, 3), dtype=np.float32)
+    for ys, xs in ((np.arange(0, 120, 4), np.arange(2, 170, 4)), (np.array([119, 0, 0, 5]), np.array([169])),
+                   (np.arange(120), np.arange(170))):
+        ys, xs = ys.astype(np.int64), xs.astype(np.int64)
+        out = np.full((ys.size, xs.size, 3), np.nan, np.float32)
+        _core.take_grid(src, ys, xs, out, threads)
+        assert_same_bits(out, src[np.ix_(ys, xs)])
+    out = np.empty((2, 2, 3), np.float32)
+    for ys, xs in (([0, 120], [0, 1]), ([-1, 0], [0, 1]), ([0, 1], [0, 170])):
+        with pytest.raises(ValueError, match="ys, xs"):
+            _core.take_grid(src, np.array(ys, np.int64), np.array(xs, np.int64), out, threads)
+    with pytest.raises(ValueError, match="ys"):
+        _core.take_grid(src, np.array([0, 1], np.int32), np.array([0, 1], np.int64), out, threads)
+    with pytest.raises(ValueError, match="out"):
+        _core.take_grid(src, np.array([0, 1, 2], np.int64), np.array([0, 1], np.int64), out, threads)
+    inside = src.reshape(-1)[:12].reshape(2, 2, 3)
+    with pytest.raises(ValueError, match="overlap"):
+        _core.take_grid(src, np.array([0, 1], np.int64), np.array([0, 1], np.int64), inside, threads)
 
 
 def reference_noise(q, weight, row_step=1):

@@ -322,15 +322,10 @@ def _sampled_guide(guide, h, w, nt, *, linear=False):
     kernel encodes the few pixels it reads, as _srgb_guide would (the whole frame's guide is made
     only if a later stage needs it)."""
     H, W = guide.shape[:2]
-    ys = np.clip(np.rint((np.arange(h) + 0.5) * H / h - 0.5).astype(np.intp), 0, H - 1)
-    xs = np.clip(np.rint((np.arange(w) + 0.5) * W / w - 0.5).astype(np.intp), 0, W - 1)
-    # row by row, each sample's three channels: at 1008 x 1344 samples of 12 MP twice as fast as
-    # a 2-D fancy index (np.ix_), which in turn beats copying the h whole rows first
-    rows, cols = guide.reshape(H, -1), (xs[:, None] * 3 + np.arange(3)).reshape(-1)
-    guide_lo = np.empty((h, w * 3), guide.dtype)
-    for j, y in enumerate(ys):
-        np.take(rows[y], cols, out=guide_lo[j])
-    guide_lo = guide_lo.reshape(h, w, 3)
+    ys = np.clip(np.rint((np.arange(h) + 0.5) * H / h - 0.5).astype(np.int64), 0, H - 1)
+    xs = np.clip(np.rint((np.arange(w) + 0.5) * W / w - 0.5).astype(np.int64), 0, W - 1)
+    guide_lo = np.empty((h, w, 3), np.float32)
+    _core.take_grid(guide, ys, xs, guide_lo, nt)  # (a fancy index's copy, on the threads)
     if not linear:
         return guide_lo, None
     lin_lo = guide_lo
@@ -581,7 +576,7 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         # a cell across a depth edge holds a blend of two surfaces, which the smoothing would carry
         # along the surface its guide sample shows: cells whose spread exceeds MIXED_SPREAD times
         # the typical cell's (the noise's) are holes, filled from the cells beside them
-        weight[spread > MIXED_SPREAD * np.median(spread[weight > 0])] = 0
+        weight[spread > MIXED_SPREAD * np.float32(_core.median(spread, None, weight, 1, nt))] = 0
     if (h, w) != (H, W):
         # the linear image, its pixels encoded where the upsampling reads them; for integer input
         # the guide is the image (no highlights: nothing above 1)
@@ -605,10 +600,8 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         # noisy depth the smoothing agrees with (within NOISY_KEPT_SIGMAS robust sigmas of the
         # noise) keeps its own depth beside the boundary where it lies beyond both sides: a rod in
         # front of the subject that the matte leaves out
-        every = slice(None, None, 31)  # the noise's scale from every 31st pixel
-        ok = w_in.reshape(-1)[every] > 0
-        qs, q_ins = q.reshape(-1)[every][ok], q_in.reshape(-1)[every][ok]
-        sigma = 1.4826 * np.median(np.abs(qs - q_ins) / q_ins)
+        # the noise's scale from every 31st pixel: the median of |q - q_in| / q_in where valid
+        sigma = 1.4826 * np.float32(_core.median(q, q_in, w_in, 31, nt))
         kept = np.empty(q.shape, np.uint8)  # 2 where the smoothing agrees
         _core.agreeing(q, q_in, w_in, float(np.float32(NOISY_KEPT_SIGMAS * sigma)), kept, nt)
     if missing:  # (a 12 MP pass and its test only where there are any)

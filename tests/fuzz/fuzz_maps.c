@@ -1,6 +1,7 @@
 /* libFuzzer harness of the refine stage's per-pixel passes (csrc/sd_refine_maps.h): the guide's
  * sRGB encoding and integer scaling (and the highlights' indices), disparity in and out (and
- * sd_agreeing, the noisy depth's own values its smoothing agrees with), the noise estimate, the
+ * sd_agreeing, the noisy depth's own values its smoothing agrees with; sd_median_sampled, the
+ * median of a selection of them; sd_take_grid, the samples of an image), the noise estimate, the
  * band beside the matte's boundary, and the fills' weighing and normalising (sd_edge_fill and its
  * steps).
  *
@@ -150,6 +151,47 @@ static void run_disparity(fz_in *in, int wild)
     }
     if (sd_agreeing(n, d, q, NULL, limit, kept, nt) != SD_ERR_ARG) FZ_FAIL("agreeing: NULL weight accepted");
     free(kept);
+    /* sd_median_sampled: of d (or |d - q| / q) at every step-th value where w > 0 (or all),
+     * against a sort here: the middle value or the two middle ones' float32 sum halved, NaN where
+     * one is NaN or none is selected */
+    size_t step = (size_t)fz_range(in, 1, 9), m = 0;
+    int use_ref = fz_u8(in) & 1, use_weight = fz_u8(in) & 1, any_nan = 0;
+    float *sel = malloc(sizeof(float) * n), median = 0.0f;
+    for (size_t i = 0; i < n; i += step) {
+        if (use_weight && !(w[i] > 0.0f)) continue;
+        float x = use_ref ? fabsf(d[i] - q[i]) / q[i] : d[i];
+        any_nan |= x != x;
+        sel[m++] = x;
+    }
+    if (sd_median_sampled(n, step, d, use_ref ? q : NULL, use_weight ? w : NULL, &median, nt) != SD_OK)
+        FZ_FAIL("median refused");
+    if (any_nan || !m) {
+        if (median == median) FZ_FAIL("median %g of %zu values (NaN among them: %d)", median, m, any_nan);
+    } else {
+        qsort(sel, m, sizeof(float), cmp_float);
+        float want_m = m % 2 ? sel[m / 2] : (sel[m / 2 - 1] + sel[m / 2]) / 2.0f;
+        if (!(median == want_m) && !(median != median && want_m != want_m))
+            FZ_FAIL("median %.9g of %zu values, want %.9g", median, m, want_m);
+    }
+    if (sd_median_sampled(n, 0, d, NULL, NULL, &median, nt) != SD_ERR_ARG) FZ_FAIL("median: step 0 accepted");
+    free(sel);
+    /* sd_take_grid: d as an (rows, n / rows, 1) image, q's values as rows and columns (some
+     * outside: refused) */
+    int rows = fz_range(in, 1, (int)n), cols = (int)(n / (size_t)rows), gh = fz_range(in, 1, 6), gw = fz_range(in, 1, 6);
+    int64_t ys[6], xs[6];
+    int outside = 0;
+    for (int j = 0; j < gh; j++) outside |= (ys[j] = fz_range(in, -1, rows)) < 0 || ys[j] >= rows;
+    for (int i = 0; i < gw; i++) outside |= (xs[i] = fz_range(in, -1, cols)) < 0 || xs[i] >= cols;
+    float grid[36];
+    sd_status gst = sd_take_grid(rows, cols, 1, d, gh, ys, gw, xs, grid, nt);
+    if (outside) {
+        if (gst != SD_ERR_VALUE) FZ_FAIL("take_grid took a row or column outside");
+    } else {
+        if (gst != SD_OK) FZ_FAIL("take_grid refused");
+        for (int j = 0; j < gh; j++)
+            for (int i = 0; i < gw; i++)
+                if (!same_bits(grid[j * gw + i], d[ys[j] * cols + xs[i]])) FZ_FAIL("take_grid at %d, %d", j, i);
+    }
     free(d); free(q); free(w); free(o); free(inv);
 }
 
