@@ -185,6 +185,28 @@ sd_status sd_unorm_to_float(size_t n, const void *src, int bytes, float *out, in
     return SD_OK;
 }
 
+/* All bits set where x is finite and > 0, none elsewhere. */
+static inline uint32_t positive_finite_mask(float x) { return 0u - (uint32_t)(float_bits(x) - 1u < 0x7F7FFFFFu); }
+
+/* sd_disparity_in over [i0, i1), inlined with `invalid` given or not and is_disparity constant:
+ * selections by masks, which vectorise. Returns the valid pixels. */
+static inline size_t disparity_span(size_t i0, size_t i1, const float *restrict depth, const uint8_t *restrict invalid,
+                                    int is_disparity, float *restrict q, float *restrict weight)
+{
+    size_t count = 0;
+    SD_SIMD_SUM(count)
+    for (size_t i = i0; i < i1; i++) {
+        const float d = depth[i], v = is_disparity ? d : 1.0f / d;
+        /* a depth so small (denormal) that its disparity overflows is no depth either */
+        uint32_t ok = positive_finite_mask(d) & positive_finite_mask(v);
+        if (invalid) ok &= 0u - (uint32_t)(invalid[i] == 0);
+        q[i] = bits_float(float_bits(v) & ok);
+        weight[i] = bits_float(0x3F800000u & ok); /* 1 or 0 */
+        count += ok & 1u;
+    }
+    return count;
+}
+
 sd_status sd_disparity_in(size_t n, const float *depth, const uint8_t *invalid, int is_disparity, float *q,
                           float *weight, size_t *nvalid, int nthreads)
 {
@@ -198,15 +220,12 @@ sd_status sd_disparity_in(size_t n, const float *depth, const uint8_t *invalid, 
 #endif
     for (ptrdiff_t c = 0; c < nchunks; c++) {
         size_t i0 = (size_t)c * SD_FLAT_CHUNK, i1 = i0 + SD_FLAT_CHUNK < n ? i0 + SD_FLAT_CHUNK : n;
-        for (size_t i = i0; i < i1; i++) {
-            float d = depth[i];
-            float v = is_disparity ? d : 1.0f / d;
-            /* a depth so small (denormal) that its disparity overflows is no depth either */
-            int ok = isfinite(d) && d > 0.0f && isfinite(v) && !(invalid && invalid[i]);
-            q[i] = ok ? v : 0.0f;
-            weight[i] = ok ? 1.0f : 0.0f;
-            count += (size_t)ok;
-        }
+        if (is_disparity)
+            count += invalid ? disparity_span(i0, i1, depth, invalid, 1, q, weight)
+                             : disparity_span(i0, i1, depth, NULL, 1, q, weight);
+        else
+            count += invalid ? disparity_span(i0, i1, depth, invalid, 0, q, weight)
+                             : disparity_span(i0, i1, depth, NULL, 0, q, weight);
     }
     *nvalid = count;
     return SD_OK;
@@ -240,8 +259,13 @@ sd_status sd_agreeing(size_t n, const float *q, const float *q_in, const float *
     SD_PARALLEL_FOR(nt)
     for (ptrdiff_t c = 0; c < nchunks; c++) {
         size_t i0 = (size_t)c * SD_FLAT_CHUNK, i1 = i0 + SD_FLAT_CHUNK < n ? i0 + SD_FLAT_CHUNK : n;
-        for (size_t i = i0; i < i1; i++) /* (the division only where weight > 0: q_in is valid there) */
-            kept[i] = weight[i] > 0.0f && fabsf(q[i] - q_in[i]) / q_in[i] <= limit ? 2 : 0;
+        /* every pixel divided (where weight is 0, q_in may be 0: the quotient is not used), and the
+         * tests as masks, which vectorise */
+        SD_SIMD
+        for (size_t i = i0; i < i1; i++) {
+            const float r = fabsf(q[i] - q_in[i]) / q_in[i];
+            kept[i] = (uint8_t)(2u & (0u - (uint32_t)(weight[i] > 0.0f)) & (0u - (uint32_t)(r <= limit)));
+        }
     }
     return SD_OK;
 }

@@ -9,6 +9,7 @@
  * it reads. The arithmetic is the NumPy expressions' float32 arithmetic in the same order
  * (positions in double, as NumPy promoted int64 + float32), so the result is the same to the bit. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sd_parallel.h"
@@ -117,20 +118,25 @@ sd_status sd_matte_ramp(int H, int W, const float *matte, const float *colour, i
     size_t n = (size_t)H * (size_t)W;
     /* the ramp, its ridges and the mask's boundary crossings */
     size_t ramp = 0, ridges = 0, crossings = 0;
+    int *row_ramp = malloc(sizeof(int) * (size_t)H); /* each row's ramp pixels */
+    if (!row_ramp) return SD_ERR_NOMEM;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : ramp, ridges, crossings)
 #endif
     for (int y = 0; y < H; y++) {
         const float *m = matte + (ptrdiff_t)y * W;
+        int in_row = 0;
         for (int x0 = 0; x0 < W; x0 += RAMP_BLOCK) { /* blocks outside the ramp (most) at once */
             int x1 = x0 + RAMP_BLOCK < W ? x0 + RAMP_BLOCK : W;
             if (!any_in_ramp(m + x0, x1 - x0, p->matte_out, p->matte_in)) continue;
             for (int x = x0; x < x1; x++) {
                 if (!in_ramp(m[x], p)) continue;
-                ramp++;
+                in_row++;
                 if (p->mode_auto) ridges += (size_t)is_ridge(matte, H, W, y, x, p->ridge_step);
             }
         }
+        row_ramp[y] = in_row;
+        ramp += (size_t)in_row;
         if (p->mode_auto) {
             for (int x = 0; x + 1 < W; x++) crossings += (m[x] > 0.5f) != (m[x + 1] > 0.5f);
             if (y + 1 < H)
@@ -141,14 +147,28 @@ sd_status sd_matte_ramp(int H, int W, const float *matte, const float *colour, i
     if (p->mode_auto && !keep) /* an alpha matte's ramp (thin structure, or narrow): no mask's */
         keep = (double)ridges / (double)ramp >= p->ridge_share || !((double)ramp >= p->mask_ramp_px * (double)crossings);
     if (keep) {
+        free(row_ramp);
         memcpy(out, matte, sizeof(float) * n);
         return SD_OK;
     }
-    size_t on_line = 0, agreeing = 0;
+    /* The rows' counts so far (of the rows done, a consistent set: summed under one lock) and
+     * whether the ramp is certain to agree already: in auto mode, once agreeing / (on_line + the
+     * ramp pixels left) reaches agreeing_share, the whole ramp's share (agreeing can only grow,
+     * on_line by at most the pixels left) reaches it too, and the matte is kept: the rows left
+     * need no alphas. The same result, without computing what is discarded. */
+    size_t on_line = 0, agreeing = 0, ramp_left = ramp;
+    int certain = 0;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 16) reduction(+ : on_line, agreeing)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
 #endif
     for (int y = 0; y < H; y++) {
+        int stop;
+#ifdef _OPENMP
+#pragma omp atomic read
+#endif
+        stop = certain;
+        if (stop) continue;
+        size_t row_on_line = 0, row_agreeing = 0;
         const float *m = matte + (ptrdiff_t)y * W;
         float *o = out + (ptrdiff_t)y * W;
         for (int x0 = 0; x0 < W; x0 += RAMP_BLOCK) {
@@ -164,13 +184,30 @@ sd_status sd_matte_ramp(int H, int W, const float *matte, const float *colour, i
                 }
                 int ok, agrees;
                 o[x] = ramp_alpha(matte, colour, linear, H, W, y, x, p, &ok, &agrees);
-                on_line += (size_t)ok;
-                agreeing += (size_t)agrees;
+                row_on_line += (size_t)ok;
+                row_agreeing += (size_t)agrees;
+            }
+        }
+#ifdef _OPENMP
+#pragma omp critical(sd_matte_ramp_counts)
+#endif
+        {
+            on_line += row_on_line;
+            agreeing += row_agreeing;
+            ramp_left -= (size_t)row_ramp[y];
+            /* the final test's own division: its rounding is monotone, so the final share rounds
+             * to at least this one */
+            if (p->mode_auto && agreeing && (double)agreeing / (double)(on_line + ramp_left) >= p->agreeing_share) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                certain = 1;
             }
         }
     }
+    free(row_ramp);
     /* a ramp that already agrees with the colours is an alpha matte's: kept */
-    if (p->mode_auto && on_line && (double)agreeing / (double)on_line >= p->agreeing_share)
+    if (certain || (p->mode_auto && on_line && (double)agreeing / (double)on_line >= p->agreeing_share))
         memcpy(out, matte, sizeof(float) * n);
     return SD_OK;
 }

@@ -775,6 +775,31 @@ def test_matte_ramp_matches_the_numpy_walks(kind, mode, reach):
         assert_same_bits(_refine_matte(lin, True, matte, reach, mode, nt), ref)  # encoded on reading
 
 
+@pytest.mark.parametrize("alpha_first", [True, False])
+def test_matte_ramp_keeps_an_agreeing_matte_only_when_the_whole_ramp_agrees(alpha_first):
+    """An alpha matte that agrees with its colours above a mask that does not, stacked with more or
+    fewer mask rows: the pass may stop computing alphas once the whole ramp is certain to agree
+    (csrc/sd_refine_matte.c), and must give the NumPy walks' result either way, kept or not."""
+    from synthdof._refine import _refine_matte
+
+    kept = []
+    for mask_rows in (20, 57, 120, 240):
+        lin_a, m_a = matte_case(57, 71, "alpha")
+        lin_m, m_m = matte_case(mask_rows, 71, "mask")
+        parts = [(lin_a, m_a), (lin_m, m_m)] if alpha_first else [(lin_m, m_m), (lin_a, m_a)]
+        lin = np.ascontiguousarray(np.concatenate([p[0] for p in parts]))
+        matte = np.ascontiguousarray(np.concatenate([p[1] for p in parts]))
+        guide = np.empty_like(lin)
+        _core.srgb_encode_base(lin, guide, 1)
+        _core.srgb_encode_finish(lin, guide, 1)
+        ref = reference_refine_matte(guide, matte, 8, "auto")
+        kept.append(bool((ref == matte).all()))
+        for nt in (1, 2):
+            assert_same_bits(_refine_matte(guide, False, matte, 8, "auto", nt), ref)
+            assert_same_bits(_refine_matte(lin, True, matte, 8, "auto", nt), ref)
+    assert kept[0] and not kept[-1]  # both outcomes: the alpha's share decides, not where it lies
+
+
 def test_matte_ramp_refuses_bad_arguments():
     f = np.zeros((4, 5), np.float32)
     c = np.zeros((4, 5, 3), np.float32)
