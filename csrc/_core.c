@@ -427,14 +427,15 @@ static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
     PyArrayObject *lw = lo ? as_f32_contig(lw_o, "weight", 2, 2, 0) : NULL;
     PyArrayObject *gl = lw ? as_f32_contig(gl_o, "guide_lo", 3, 3, 0) : NULL;
     PyArrayObject *g = gl ? as_f32_contig(g_o, "guide", 3, 3, 0) : NULL;
-    PyArrayObject *o = g ? as_f32_contig(o_o, "out", 2, 2, 1) : NULL;
-    PyArrayObject *ow = o ? as_f32_contig(ow_o, "out_found", 2, 2, 1) : NULL;
-    if (!ow || same_hw(lo, lw, "depth", "weight") || same_hw(lo, gl, "depth", "guide_lo") ||
-        same_hw(o, g, "out", "guide") || same_hw(o, ow, "out", "out_found"))
+    PyArrayObject *o = g ? as_f32_contig(o_o, "out", 2, 2, 1) : NULL, *ow = NULL;
+    if (!o || (ow_o != Py_None && !(ow = as_f32_contig(ow_o, "out_found", 2, 2, 1))) ||
+        same_hw(lo, lw, "depth", "weight") || same_hw(lo, gl, "depth", "guide_lo") || same_hw(o, g, "out", "guide") ||
+        (ow && same_hw(o, ow, "out", "out_found")))
         return NULL;
     if (no_overlap(o, lo, "depth") || no_overlap(o, lw, "weight") || no_overlap(o, gl, "guide_lo") ||
-        no_overlap(o, g, "guide") || no_overlap(ow, lo, "depth") || no_overlap(ow, lw, "weight") ||
-        no_overlap(ow, gl, "guide_lo") || no_overlap(ow, g, "guide") || no_overlap(ow, o, "out"))
+        no_overlap(o, g, "guide") ||
+        (ow && (no_overlap(ow, lo, "depth") || no_overlap(ow, lw, "weight") || no_overlap(ow, gl, "guide_lo") ||
+                no_overlap(ow, g, "guide") || no_overlap(ow, o, "out"))))
         return NULL;
     int h = (int)PyArray_DIM(lo, 0), w = (int)PyArray_DIM(lo, 1), H = (int)PyArray_DIM(o, 0), W = (int)PyArray_DIM(o, 1);
     int K = (int)PyArray_DIM(g, 2);
@@ -457,7 +458,7 @@ static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
     size_t unreached = 0;
     Py_BEGIN_ALLOW_THREADS
     st = sd_guided_upsample(h, w, PyArray_DATA(lo), PyArray_DATA(lw), PyArray_DATA(gl), H, W, PyArray_DATA(g), K,
-                            is_linear ? &linear : NULL, sigma_r, agree, PyArray_DATA(o), PyArray_DATA(ow), &unreached, nt);
+                            is_linear ? &linear : NULL, sigma_r, agree, PyArray_DATA(o), ow ? PyArray_DATA(ow) : NULL, &unreached, nt);
     Py_END_ALLOW_THREADS
     if (st != SD_OK) return raise_status(st, "guided_upsample", H, W);
     return PyLong_FromSize_t(unreached);
@@ -1196,7 +1197,7 @@ static PyMethodDef methods[] = {
     {"gather", py_gather, METH_VARARGS, "gather(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"render", py_render, METH_VARARGS, "render(image, coc, matte, background, spans, vmin, vmax, border, out, nthreads)"},
     {"edge_filter", py_edge_filter, METH_VARARGS, "edge_filter(data, guide, sigma_s, sigma_r, iterations, nthreads): in place"},
-    {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, highlights, sigma_r, out, out_found, nthreads[, agree]) -> pixels no sample reached (out_found 0 there, 1 elsewhere); highlights None, or (over, add) for a linear-light guide"},
+    {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, highlights, sigma_r, out, out_found, nthreads[, agree]) -> pixels no sample reached (out_found 0 there, 1 elsewhere; it may be None); highlights None, or (over, add) for a linear-light guide"},
     {"srgb_encode_base", py_srgb_encode_base, METH_VARARGS, "srgb_encode_base(linear, out, nthreads): max(clip(x, 0, 1), 0.0031308)"},
     {"srgb_encode_finish", py_srgb_encode_finish, METH_VARARGS, "srgb_encode_finish(linear, inout, nthreads): sRGB from the base"},
     {"unorm_to_float", py_unorm_to_float, METH_VARARGS, "unorm_to_float(image, out, nthreads): uint8/uint16 / max as float32"},

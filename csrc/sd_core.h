@@ -110,9 +110,10 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
  * (H >= h, W >= w, the same frame): each output pixel averages the 4 x 4 samples around it with
  * a tent of radius 2 samples times exp(-|guide - guide_lo| / sigma_r), the L1 distance over the
  * K guide channels between the pixel's guide (H, W, K) and the guide at each sample (h, w, K):
- * edges and thin structures the image shows stay where it shows them. out_found is 1 where a
- * valid sample is in reach of the pixel and 0 where none is (out is 0 there; *unreached counts
- * those pixels, so that the caller need not look for them). With `linear` (else NULL) the guide holds linear
+ * edges and thin structures the image shows stay where it shows them. out_found (may be NULL)
+ * is 1 where a valid sample is in reach of the pixel and 0 where none is (out is 0 there;
+ * *unreached counts those pixels, so that the caller need not look for them, nor ask for
+ * out_found where there are none). With `linear` (else NULL) the guide holds linear
  * light and only the pixels read (where a window's samples disagree) are encoded: each value as
  * sRGB (the bits of sd_srgb_encode_base and _finish) plus, where it exceeds 1, add[k] at its flat
  * index ((y W + x) K + c) over[k] (ascending; a value over 1 not listed gains nothing): the

@@ -477,7 +477,7 @@ SD_ALWAYS_INLINE void tent_sums(const upsample_rows *u, int lanes, int ni, int i
 
 /* The output pixels of one run of a row (lanes: its pixels rounded up to a block of lanes) from the
  * row's column sums and the window's range of valid samples. */
-SD_ALWAYS_INLINE void sum_run(const upsample_rows *u, int K, int lanes, upsample_row_at *row, const column_run *run)
+SD_ALWAYS_INLINE int sum_run(const upsample_rows *u, int K, int lanes, upsample_row_at *row, const column_run *run)
 {
     const int w = u->w, xa = run->x, n = run->n, i0 = run->first;
     const float *restrict colsum = row->colsum, *restrict colwt = row->colwt;
@@ -498,17 +498,18 @@ SD_ALWAYS_INLINE void sum_run(const upsample_rows *u, int K, int lanes, upsample
      * came (den 0) the quotient is not kept. */
     float mean[UPSAMPLE_RUN], reached[UPSAMPLE_RUN];
     const int whole = n == lanes; /* no lane past the run's end: stored in place */
-    float *restrict out = whole ? row->out + xa : mean, *restrict found = whole ? row->found + xa : reached;
+    float *restrict out = whole ? row->out + xa : mean;
     SD_SIMD
     for (int r = 0; r < lanes; r++) {
         const uint32_t some = positive_mask(den[r]);
         out[r] = keep_if(fmin_sel(fmax_sel(num[r] / den[r], lo_v), hi_v), some);
-        found[r] = keep_if(1.0f, some);
+        reached[r] = keep_if(1.0f, some);
     }
-    if (!whole) {
-        memcpy(row->out + xa, mean, sizeof(float) * (size_t)n);
-        memcpy(row->found + xa, reached, sizeof(float) * (size_t)n);
-    }
+    if (!whole) memcpy(row->out + xa, mean, sizeof(float) * (size_t)n);
+    if (row->found) memcpy(row->found + xa, reached, sizeof(float) * (size_t)n);
+    int missed = 0;
+    for (int r = 0; r < n; r++) missed += reached[r] == 0.0f;
+    return missed;
 }
 
 /* Output row y (see sd_guided_upsample), with a row of w column sums and weights as scratch;
@@ -545,31 +546,30 @@ SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict
         .range = u->range + 2 * (ptrdiff_t)(j0 + 2) * u->ww,
         .fast = u->fast + (ptrdiff_t)(j0 + 2) * u->ww,
         .out = u->out + (ptrdiff_t)y * W,
-        .found = u->out_found + (ptrdiff_t)y * W,
+        .found = u->out_found ? u->out_found + (ptrdiff_t)y * W : NULL,
         .next_highlight = u->linear ? first_highlight(u->linear, (int64_t)y * W * u->K) : 0,
     };
+    int missed = 0;
     for (int k = 0; k < u->nruns; k++) {
         const column_run *run = &u->runs[k];
         /* inlined with the guide's channels and the run's lanes constants */
         if (run->n <= UPSAMPLE_LANES / 2) {
             if (u->K == 3)
-                sum_run(u, 3, UPSAMPLE_LANES / 2, &row, run);
+                missed += sum_run(u, 3, UPSAMPLE_LANES / 2, &row, run);
             else
-                sum_run(u, u->K, UPSAMPLE_LANES / 2, &row, run);
+                missed += sum_run(u, u->K, UPSAMPLE_LANES / 2, &row, run);
         } else if (run->n <= UPSAMPLE_LANES) {
             if (u->K == 3)
-                sum_run(u, 3, UPSAMPLE_LANES, &row, run);
+                missed += sum_run(u, 3, UPSAMPLE_LANES, &row, run);
             else
-                sum_run(u, u->K, UPSAMPLE_LANES, &row, run);
+                missed += sum_run(u, u->K, UPSAMPLE_LANES, &row, run);
         } else {
             if (u->K == 3)
-                sum_run(u, 3, UPSAMPLE_RUN, &row, run);
+                missed += sum_run(u, 3, UPSAMPLE_RUN, &row, run);
             else
-                sum_run(u, u->K, UPSAMPLE_RUN, &row, run);
+                missed += sum_run(u, u->K, UPSAMPLE_RUN, &row, run);
         }
     }
-    int missed = 0;
-    for (int x = 0; x < W; x++) missed += row.found[x] == 0.0f;
     return missed;
 }
 
@@ -610,7 +610,7 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
                              double agree, float *out, float *out_found, size_t *unreached, int nthreads)
 {
     if (h < 1 || w < 1 || H < h || W < w || K < 1 || K > SD_EDGE_MAX_GUIDE || !lo || !lo_weight || !guide_lo ||
-        !guide || !out || !out_found || !unreached || (linear && linear->n && (!linear->over || !linear->add)))
+        !guide || !out || !unreached || (linear && linear->n && (!linear->over || !linear->add)))
         return SD_ERR_ARG;
     if (!(sigma_r > 0.0) || !isfinite(sigma_r) || !(agree >= 0.0) || !isfinite(agree)) return SD_ERR_VALUE;
     int nt = sd_threads(nthreads);

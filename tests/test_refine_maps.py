@@ -485,6 +485,11 @@ def test_guided_upsample_reports_the_pixels_no_sample_reached(nt):
     assert 0 < unreached == (~reached).sum()
     np.testing.assert_array_equal(found, reached.astype(np.float32))
     assert (out[~reached] == 0).all() and (out[reached] > 0).all()
+    # without the map (refine asks for it only where a pixel is unreached): the same count and values
+    out2 = np.full((H, W), 7, np.float32)
+    assert _core.guided_upsample(q, weight, guide_lo, guide, None, FILL_SIGMA_R, out2, None, nt) == unreached
+    assert_same_bits(out2, out)
+    assert _core.guided_upsample(q, np.ones_like(weight), guide_lo, guide, None, FILL_SIGMA_R, out2, None, nt) == 0
 
 
 @pytest.mark.parametrize("nt", [1, 2])

@@ -341,14 +341,19 @@ def _upsample(q, weight, guide, sampled, nt, agree=UPSAMPLE_AGREE):
     depth edges and thin structures land where the image has them. `sampled` is _sampled_guide's
     (guide_lo, highlights): with highlights the guide is the linear image. Returns (q, weight,
     unreached): weight 1, or 0 where no valid sample is in reach (filled afterwards like any
-    hole), and how many pixels that is. Where the samples in reach agree to the fraction `agree`
+    hole), and how many pixels that is (weight None where that is none). Where the samples in reach agree to the fraction `agree`
     (their range, or their distance from their plane) the colours are not compared."""
     H, W = guide.shape[:2]
     guide_lo, highlights = sampled
     out = np.empty((H, W), np.float32)
+    args = (np.ascontiguousarray(q), np.ascontiguousarray(weight), guide_lo, guide, highlights, FILL_SIGMA_R, out)
+    # the map of reached pixels only where some are not (a second pass then: a 12 MP map of ones
+    # written and read back costs more than the pass where, as mostly, every pixel is reached)
+    unreached = _core.guided_upsample(*args, None, nt, agree)
+    if not unreached:
+        return out, None, 0
     found = np.empty((H, W), np.float32)
-    unreached = _core.guided_upsample(np.ascontiguousarray(q), np.ascontiguousarray(weight), guide_lo, guide,
-                                      highlights, FILL_SIGMA_R, out, found, nt, agree)
+    _core.guided_upsample(*args, found, nt, agree)
     return out, found, unreached
 
 
