@@ -341,8 +341,9 @@ def _upsample(q, weight, guide, sampled, nt, agree=UPSAMPLE_AGREE):
     depth edges and thin structures land where the image has them. `sampled` is _sampled_guide's
     (guide_lo, highlights): with highlights the guide is the linear image. Returns (q, weight,
     unreached): weight 1, or 0 where no valid sample is in reach (filled afterwards like any
-    hole), and how many pixels that is (weight None where that is none). Where the samples in reach agree to the fraction `agree`
-    (their range, or their distance from their plane) the colours are not compared."""
+    hole), and how many pixels that is (weight None where that is none). Where the samples in
+    reach agree to the fraction `agree` (their range, or their distance from their plane) the
+    colours are not compared."""
     H, W = guide.shape[:2]
     guide_lo, highlights = sampled
     out = np.empty((H, W), np.float32)
