@@ -621,7 +621,15 @@ sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, in
     if (!matte2) matte2 = matte;
     int nt = sd_threads(nthreads);
     uint8_t *hwin = sd_big_alloc((size_t)H * (size_t)W, 1, nt);
-    if (!hwin) return SD_ERR_NOMEM;
+    int nblocks = (W + BAND_COL_BLOCK - 1) / BAND_COL_BLOCK;
+    /* each row's flags over each block of columns (or-ed): a block whose rows in the window hold
+     * only one side has no near pixel, and its counts are not kept there */
+    uint8_t *block_flags = malloc((size_t)H * (size_t)nblocks);
+    if (!hwin || !block_flags) {
+        sd_big_free(hwin);
+        free(block_flags);
+        return SD_ERR_NOMEM;
+    }
     int r = radius;
     /* rows: the side, and whether a window of 2r+1 pixels along the row holds a pixel of each */
     SD_PARALLEL_FOR(nt)
@@ -632,8 +640,9 @@ sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, in
         /* run by run: a run's pixels hold their own side, and the other within r of its ends
          * (where the run has a neighbour there) */
         for (int p = 0; p < W;) {
-            int e = p + 1;
-            while (e < W && s[e] == s[p]) e++;
+            /* the run's end: the next pixel of the other side (side flags are 0 or 1) */
+            const uint8_t *next = memchr(s + p + 1, !s[p], (size_t)(W - p - 1));
+            int e = next ? (int)(next - s) : W;
             memset(hw + p, s[p] ? ANY_SIDE : ANY_OTHER, (size_t)(e - p));
             if (p > 0) { /* x - r <= p - 1 */
                 int to = e - p > r ? p + r : e;
@@ -645,10 +654,16 @@ sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, in
             }
             p = e;
         }
+        for (int b = 0; b < nblocks; b++) {
+            int x0 = b * BAND_COL_BLOCK, n = W - x0 < BAND_COL_BLOCK ? W - x0 : BAND_COL_BLOCK;
+            unsigned f = 0;
+            SD_SIMD_OR(f)
+            for (int i = 0; i < n; i++) f |= hw[x0 + i];
+            block_flags[(ptrdiff_t)y * nblocks + b] = (uint8_t)f;
+        }
     }
     /* columns: the same along the window of rows, then near = a pixel of the other side within
      * the (2r+1)^2 square */
-    int nblocks = (W + BAND_COL_BLOCK - 1) / BAND_COL_BLOCK;
     int bx0 = W, bx1 = -1, by0 = H, by1 = -1;
     int fail = 0;
 #ifdef _OPENMP
@@ -664,15 +679,42 @@ sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, in
             fail = 1;
             continue;
         }
-        int hi = r < H - 1 ? r : H - 1;
-        for (int y = 0; y <= hi; y++) count_window_row(n, hwin + (ptrdiff_t)y * W + x0, 1, cs, co);
+        /* the window's rows holding each side somewhere in the block; the columns' counts only
+         * while both are held (kept: the counts are those of the window's rows) */
+        int hi = r < H - 1 ? r : H - 1, rows_side = 0, rows_other = 0, kept = 0;
+        for (int y = 0; y <= hi; y++) {
+            rows_side += (block_flags[(ptrdiff_t)y * nblocks + b] & ANY_SIDE) != 0;
+            rows_other += (block_flags[(ptrdiff_t)y * nblocks + b] & ANY_OTHER) != 0;
+        }
         for (int y = 0; y < H; y++) {
-            if (near_row(n, side + (ptrdiff_t)y * W + x0, cs, co, near + (ptrdiff_t)y * W + x0, col_any)) {
-                if (y < by0) by0 = y;
-                if (y > by1) by1 = y;
+            uint8_t *o = near + (ptrdiff_t)y * W + x0;
+            if (!rows_side || !rows_other) { /* one side only: no pixel has the other in reach */
+                memset(o, 0, (size_t)n);
+                kept = 0;
+            } else {
+                if (!kept) { /* the counts over the window's rows afresh */
+                    memset(cs, 0, sizeof(int) * 2 * (size_t)n);
+                    int lo = y - r > 0 ? y - r : 0, top = y + r < H - 1 ? y + r : H - 1;
+                    for (int yy = lo; yy <= top; yy++) count_window_row(n, hwin + (ptrdiff_t)yy * W + x0, 1, cs, co);
+                    kept = 1;
+                }
+                if (near_row(n, side + (ptrdiff_t)y * W + x0, cs, co, o, col_any)) {
+                    if (y < by0) by0 = y;
+                    if (y > by1) by1 = y;
+                }
             }
-            if (y + r + 1 < H) count_window_row(n, hwin + (ptrdiff_t)(y + r + 1) * W + x0, 1, cs, co);
-            if (y - r >= 0) count_window_row(n, hwin + (ptrdiff_t)(y - r) * W + x0, -1, cs, co);
+            if (y + r + 1 < H) {
+                const uint8_t f = block_flags[(ptrdiff_t)(y + r + 1) * nblocks + b];
+                rows_side += (f & ANY_SIDE) != 0;
+                rows_other += (f & ANY_OTHER) != 0;
+                if (kept) count_window_row(n, hwin + (ptrdiff_t)(y + r + 1) * W + x0, 1, cs, co);
+            }
+            if (y - r >= 0) {
+                const uint8_t f = block_flags[(ptrdiff_t)(y - r) * nblocks + b];
+                rows_side -= (f & ANY_SIDE) != 0;
+                rows_other -= (f & ANY_OTHER) != 0;
+                if (kept) count_window_row(n, hwin + (ptrdiff_t)(y - r) * W + x0, -1, cs, co);
+            }
         }
         for (int i = 0; i < n; i++)
             if (col_any[i]) {
@@ -683,6 +725,7 @@ sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, in
         free(col_any);
     }
     sd_big_free(hwin);
+    free(block_flags);
     if (fail) return SD_ERR_NOMEM;
     /* the bounding box of near as rows [box0, box1] and columns [box2, box3]; empty: box1 < box0 */
     box[0] = by0;

@@ -346,6 +346,28 @@ def test_band_near_box_spans_all_column_blocks(threads):
     assert box == (ys.min(), ys.max(), xs.min(), xs.max()) == (1, 58, 8, 1051)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_band_near_over_blocks_that_hold_one_side_for_a_while(threads):
+    # blocks of 256 columns whose window of rows holds one side only skip their counts, and count
+    # afresh where both come back: subjects that start and stop down the rows, in some blocks only,
+    # one across a block's edge, a speckled one, against the running sums
+    matte = np.zeros((300, 800), np.float32)
+    matte[20:60, 10:100] = 1
+    matte[150:152, 240:270] = 1  # across the first blocks' edge
+    matte[100:290, 520:700] = 1
+    matte[200:230, 300:310] = 0.7
+    speckle = rng.random((300, 800)) < 0.002
+    matte[:, 720:][speckle[:, 720:]] = 1
+    for radius in (0, 2, 17, 64):
+        side, near = np.empty(matte.shape, bool), np.empty(matte.shape, bool)
+        box = _core.band_near(matte, None, radius, side, near, threads)
+        rs, rn = reference_band(matte, matte, radius)
+        np.testing.assert_array_equal(side, rs)
+        np.testing.assert_array_equal(near, rn)
+        ys, xs = np.nonzero(rn)
+        assert box == ((ys.min(), ys.max(), xs.min(), xs.max()) if radius else (300, -1, 800, -1))
+
+
 def test_near_other_side_of_a_mask():
     from synthdof._refine import _near_other_side
 
