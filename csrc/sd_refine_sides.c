@@ -15,6 +15,7 @@
  * under 2 SIDES_SIGMA_CELLS pixels a cell is a pixel, and the result is the fills' on the pixel
  * grid to the bit (the NumPy expressions' float32 arithmetic in the same order). */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "sd_alloc.h"
@@ -115,6 +116,17 @@ static inline void cells_end(const coarse_grid *g, float *row, int C)
     if (g->f == 1) return;
     const float inv_area = 1.0f / (float)(g->f * g->f);
     for (int i = 0; i < g->wc * C; i++) row[i] *= inv_area;
+}
+
+/* The first x' >= x (at most end) with t[x'] set: eight bytes at a time past the unset (most). */
+static inline int next_set(const uint8_t *t, int x, int end)
+{
+    for (uint64_t v; x + 8 <= end; x += 8) {
+        memcpy(&v, t + x, sizeof v);
+        if (v) break;
+    }
+    while (x < end && !t[x]) x++;
+    return x;
 }
 
 /* A row's flags: whether a pixel beyond the band (not near) lies on the subject's side (*fg) or
@@ -284,7 +296,11 @@ static sd_status fill_on_grid(const coarse_grid *g, int W, const int nbox[4], in
                 float *o = out[j] + (ptrdiff_t)y * W;
                 size_t l = 0;
                 for (int x = nbox[2]; x < nbox[3]; x++) {
-                    if (!t[x]) continue;
+                    if (!t[x]) { /* to the next todo pixel (todo holds 0 and 1): most are done */
+                        const uint8_t *next = memchr(t + x, 1, (size_t)(nbox[3] - x));
+                        if (!next) break;
+                        x = (int)(next - t);
+                    }
                     float num, den;
                     cell_pair(g, buf, CA, ty, &g->tx[x], 2 * a, &num, &den);
                     if (den > p->min_weight) {
@@ -431,7 +447,7 @@ sd_status sd_continue_sides(int H, int W, float *q, ptrdiff_t qrow, const uint8_
         const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow, *k = kept + (ptrdiff_t)y * mrow;
         const float *bl = blurred ? blurred + (ptrdiff_t)y * W : NULL;
         for (int x = nbox[2]; x < nbox[3]; x++) {
-            if (!nr[x]) continue;
+            if (!nr[x] && (x = next_set(nr, x, nbox[3])) == nbox[3]) break;
             float cont = s[x] ? f[x] : b[x];
             int reached = s[x] ? any_fg : any_bg;
             int pulled = fabsf(qr[x] - cont) > tol * fabsf(cont);
