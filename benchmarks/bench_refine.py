@@ -1,7 +1,8 @@
 """Time synthdof.refine on the synthetic 12 MP scene with the depth and matte users have.
 
-Three inputs, each degraded from the scene's exact depth and matte in a fixed, seeded way (the
-recipes of benchmarks/score_gt.py --inputs, written out here so the benchmark stands alone):
+Four inputs, each degraded from the scene's exact depth and matte in a fixed, seeded way (the
+recipes of benchmarks/score_gt.py --inputs, written out here so the benchmark stands alone, and
+one more):
 
   net      a monocular network: depth area-downsampled 4x, bilinear back up, Gaussian sigma
            1.5 px; matte = a segmentation mask (alpha > 0.5) area-downsampled 2x, bilinear up
@@ -9,6 +10,8 @@ recipes of benchmarks/score_gt.py --inputs, written out here so the benchmark st
            the same segmentation matte
   sensor   stereo / time-of-flight: depth x (1 + 2 % Gaussian noise), 1 % of pixels in small
            NaN clusters and a 4 px NaN band left of every depth step; the exact matte
+  holes    the sensor's holes without its noise (a clean depth with invalid pixels: stereo on
+           a textured scene, a renderer's depth with invalid sky); the exact matte
 
 Every configuration runs in a fresh Python process: it loads the scene from the cache
 (benchmarks/results/cache), makes the inputs, calls refine once while recording each call of
@@ -47,7 +50,7 @@ import scene
 from scene import area_down, bilinear_up, gaussian
 
 THREADS = (2, 1)
-INPUTS = ("net", "eighth", "sensor")
+INPUTS = ("net", "eighth", "sensor", "holes")
 EDGE_WIDTHS = ("auto", 8, 32, 128)
 TARGET_S = 0.3  # refine at 12 MP on 2 threads (issue: depth at full and at 1/8 resolution)
 
@@ -67,9 +70,10 @@ def degraded_inputs(depth, alpha, kind, seed=7):
         return np.maximum(d, np.float32(1e-3)), segmentation_matte(alpha)
     if kind == "eighth":
         return area_down(depth, 8), segmentation_matte(alpha)
-    if kind == "sensor":
+    if kind in ("sensor", "holes"):
         rng = np.random.default_rng(seed)
-        d = depth * (1 + np.float32(0.02) * rng.standard_normal(depth.shape, dtype=np.float32))
+        noise = rng.standard_normal(depth.shape, dtype=np.float32)  # (drawn for both: the same holes)
+        d = depth * (1 + np.float32(0.02) * noise) if kind == "sensor" else depth.copy()
         holes = gaussian((rng.random(depth.shape, dtype=np.float32) < 0.002).astype(np.float32), 1.0) > 0.05
         step = np.abs(np.diff(np.log(depth), axis=1)) > 0.05        # between x and x + 1
         shadow = np.zeros(depth.shape, bool)
