@@ -132,7 +132,8 @@ def _worker(payload):
             refine()
             cpu.append(time.process_time() - c)
             wall.append(time.perf_counter() - t)
-        print(json.dumps(dict(input=kind, threads=nt, cpu=cpu, wall=wall, package=os.path.dirname(synthdof.__file__))))
+        print(json.dumps(dict(input=kind, threads=nt, cpu=cpu, wall=wall, package=os.path.dirname(synthdof.__file__),
+                              core=synthdof._core.__file__)))
         return
 
     benchlib.wait_quiet()
@@ -187,9 +188,12 @@ def compare(against, size=scene.FULL_SIZE, repeats=3, threads=THREADS, rounds=2,
                 for name, env in (("against", {benchlib.PACKAGE_DIR_ENV: os.path.abspath(against)}), ("this", None)):
                     r = benchlib.run_worker("bench_refine.py", dict(input=kind, threads=nt, repeats=repeats, cpu=True,
                                                                     scene=sdir), timeout=3600, env=env)
-                    inside = os.path.commonpath([r["package"], os.path.abspath(against)]) == os.path.abspath(against)
-                    if inside != (name == "against"):
-                        raise RuntimeError(f"the {name!r} worker imported synthdof from {r['package']}")
+                    # the package and its compiled core both from the build asked for (an editable
+                    # install's core lives in its build directory, outside the package)
+                    for what in ("package", "core"):
+                        inside = os.path.commonpath([r[what], os.path.abspath(against)]) == os.path.abspath(against)
+                        if inside != (name == "against"):
+                            raise RuntimeError(f"the {name!r} worker imported synthdof's {what} from {r[what]}")
                     runs[name].append(r)
             best = {k: (min(c for r in v for c in r["cpu"]), min(t for r in v for t in r["wall"]))
                     for k, v in runs.items()}
