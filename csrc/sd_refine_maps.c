@@ -333,20 +333,13 @@ sd_status sd_take_grid(int H, int W, int C, const float *src, int h, const int64
  * (all bits set), which the gathering never stores: it marks a sample left out. */
 static inline uint32_t order_key(float f)
 {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
+    uint32_t u = float_bits(f);
     return (u & 0x80000000u) ? ~u : u | 0x80000000u;
 }
 
-static inline float key_value(uint32_t k)
-{
-    uint32_t u = (k & 0x80000000u) ? k & 0x7FFFFFFFu : ~k;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+static inline float key_value(uint32_t k) { return bits_float((k & 0x80000000u) ? k & 0x7FFFFFFFu : ~k); }
 
-/* The key of rank r (from 0) among the n nonzero keys of keys[0 .. m), given hi = the counts of
+/* The key of rank r (from 0) among the nonzero keys of keys[0 .. m), given hi = the counts of
  * their upper 16 bits; lo: MEDIAN_BUCKETS counts of scratch. Exact: the bucket of rank r by its
  * upper bits, then its keys' lower bits. */
 static uint32_t key_of_rank(const uint32_t *keys, size_t m, const size_t *hi, size_t r, size_t *lo)
