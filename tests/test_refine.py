@@ -40,6 +40,29 @@ def test_hole_is_filled_from_its_own_surface():
     np.testing.assert_array_equal(out[valid], depth[valid])  # exact valid depth untouched
 
 
+def test_holes_of_a_large_frame_are_filled_on_cells_from_their_own_surface():
+    # from a short side of 1400 px the holes are filled on cells (refine's _fill_on_cells): the
+    # same surfaces kept apart as on the pixels, a sensor's invalid band beside the step and
+    # scattered dropouts included, and the same bits on 1 and 2 threads
+    from synthdof import _refine
+
+    H, W, edge = 1400, 1600, 801  # the step inside a cell: its centre pixel in the band, its depth beyond
+    assert min(H, W) // _refine.HOLE_CELL_SHORT_SIDE >= 2  # the case runs on cells
+    image, depth = two_surfaces(H, W, edge)
+    image[:, :edge, 1] += np.linspace(0, 0.2, edge, dtype=np.float32)  # a shaded near surface
+    holey = depth.copy()
+    holey[:, edge - 4:edge] = np.nan  # the near side's 4 px beside the step, as stereo leaves it
+    holey[np.random.default_rng(2).random(depth.shape) < 0.1] = 0.0  # scattered dropouts
+    holey[600:700, 100:300] = np.inf  # a large hole inside the near surface
+    outs = [synthdof.refine(image, holey, num_threads=nt)[0] for nt in (1, 2)]
+    np.testing.assert_array_equal(outs[0], outs[1])
+    out = outs[0]
+    valid = np.isfinite(holey) & (holey > 0)
+    np.testing.assert_array_equal(out[valid], depth[valid])  # valid depth untouched
+    np.testing.assert_allclose(out[~valid], depth[~valid], rtol=0.02)  # every hole from its own side
+    np.testing.assert_allclose(out[:, edge - 4:edge], 2.0, rtol=0.02)
+
+
 def test_a_hole_walled_in_by_edges_is_filled_too():
     image = np.full((64, 64, 3), 0.2, np.float32)
     image[20:26, 20:26] = 1.0  # a bright patch whose depth is all missing
