@@ -573,11 +573,6 @@ SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict
     return missed;
 }
 
-/* For each window of a row whose rows all lie inside the map and whose columns i0 .. i0 + 3 do
- * too (i0 = 0 .. w - 4): whether its 4 x 4 samples lie within tol[i0] of their least-squares
- * plane. v holds the 4 rows (w floats apart), s0 and sy each column's sum down them and that sum
- * weighted by the rows' centred positions (-1.5 .. 1.5). The windows side by side, every point
- * tested (the same result as stopping at the first off the plane). */
 /* Whether the 4 points of row r (its values v, centred position yr) lie within t of the plane
  * (mean, gx, gy) at the centred columns -1.5 .. 1.5. */
 static inline int row_on_plane(const float *v, float yr, float mean, float gx, float gy, float t)
@@ -587,6 +582,11 @@ static inline int row_on_plane(const float *v, float yr, float mean, float gx, f
            (fabsf(v[2] - ((mean + gx * 0.5f) + cy)) <= t) & (fabsf(v[3] - ((mean + gx * 1.5f) + cy)) <= t);
 }
 
+/* For each window of a row whose rows all lie inside the map and whose columns i0 .. i0 + 3 do
+ * too (i0 = 0 .. w - 4): whether its 4 x 4 samples lie within tol[i0] of their least-squares
+ * plane. v holds the 4 rows (w floats apart), s0 and sy each column's sum down them and that sum
+ * weighted by the rows' centred positions (-1.5 .. 1.5). The windows side by side, every point
+ * tested (the same result as stopping at the first off the plane). */
 static void on_plane(const float *restrict v, int w, const float *restrict s0, const float *restrict sy,
                      const float *restrict tol, uint8_t *restrict plane)
 {

@@ -588,6 +588,14 @@ static inline void count_window_row(int n, const uint8_t *restrict hw, int sign,
     }
 }
 
+/* A row's flags over a block of columns added to (sign 1) or taken from (sign -1) the window's
+ * counts of rows holding the side and the other side in that block. */
+static inline void count_block_row(uint8_t flags, int sign, int *rows_side, int *rows_other)
+{
+    *rows_side += sign * ((flags & ANY_SIDE) != 0);
+    *rows_other += sign * ((flags & ANY_OTHER) != 0);
+}
+
 /* One row of near (a pixel of the other side in the square: in a row window the column counts
  * hold), marked in col_any as well; whether the row has any. */
 static inline int near_row(int n, const uint8_t *restrict s, const int *restrict cs, const int *restrict co,
@@ -675,10 +683,7 @@ sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, in
         /* the window's rows holding each side somewhere in the block; the columns' counts only
          * while both are held (kept: the counts are those of the window's rows) */
         int hi = r < H - 1 ? r : H - 1, rows_side = 0, rows_other = 0, kept = 0;
-        for (int y = 0; y <= hi; y++) {
-            rows_side += (block_flags[(ptrdiff_t)y * nblocks + b] & ANY_SIDE) != 0;
-            rows_other += (block_flags[(ptrdiff_t)y * nblocks + b] & ANY_OTHER) != 0;
-        }
+        for (int y = 0; y <= hi; y++) count_block_row(block_flags[(ptrdiff_t)y * nblocks + b], 1, &rows_side, &rows_other);
         for (int y = 0; y < H; y++) {
             uint8_t *o = near + (ptrdiff_t)y * W + x0;
             if (!rows_side || !rows_other) { /* one side only: no pixel has the other in reach */
@@ -697,15 +702,11 @@ sd_status sd_band_near(int H, int W, const float *matte, const float *matte2, in
                 }
             }
             if (y + r + 1 < H) {
-                const uint8_t f = block_flags[(ptrdiff_t)(y + r + 1) * nblocks + b];
-                rows_side += (f & ANY_SIDE) != 0;
-                rows_other += (f & ANY_OTHER) != 0;
+                count_block_row(block_flags[(ptrdiff_t)(y + r + 1) * nblocks + b], 1, &rows_side, &rows_other);
                 if (kept) count_window_row(n, hwin + (ptrdiff_t)(y + r + 1) * W + x0, 1, cs, co);
             }
             if (y - r >= 0) {
-                const uint8_t f = block_flags[(ptrdiff_t)(y - r) * nblocks + b];
-                rows_side -= (f & ANY_SIDE) != 0;
-                rows_other -= (f & ANY_OTHER) != 0;
+                count_block_row(block_flags[(ptrdiff_t)(y - r) * nblocks + b], -1, &rows_side, &rows_other);
                 if (kept) count_window_row(n, hwin + (ptrdiff_t)(y - r) * W + x0, -1, cs, co);
             }
         }

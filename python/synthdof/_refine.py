@@ -648,13 +648,13 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
         holes = weight < 1
         cell = min(H, W) // HOLE_CELL_SHORT_SIDE
         if cell >= 2:
-            fill = _fill_on_cells(q, weight, linear if guide is None else guide, guide is None, cell, nt)[..., None]
+            fill = _fill_on_cells(q, weight, linear if guide is None else guide, guide is None, cell, nt)
         else:
-            fill = _edge_fill(q[..., None], weight, full_guide(), max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)
+            fill = _edge_fill(q[..., None], weight, full_guide(), max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)[..., 0]
         # weight is 0 or 1 here (the input's validity, or the upsampling's reach): the fill
         # replaces the holes, in place (q is this call's own array; putmask is the fastest of
         # NumPy's masked copies where the holes are scattered: 23 ms at 12 MP against 80)
-        np.putmask(q, holes, fill[..., 0])
+        np.putmask(q, holes, fill)
 
     if sharpen_steps and q_in.shape == (H, W) and not noisy and band > 0:
         # before the matte's band: a pixel of a step filled here no longer counts as the input's own
