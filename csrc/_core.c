@@ -415,13 +415,34 @@ static int highlights_of(PyObject *o, npy_intp n, sd_linear_guide *linear, int *
     return 0;
 }
 
+/* A C-contiguous bool or uint8 array of ndim dimensions (a mask). */
+static PyArrayObject *as_mask(PyObject *o, const char *name, int ndim, int writeable)
+{
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a numpy array, got %s", name, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    if ((PyArray_TYPE(a) != NPY_BOOL && PyArray_TYPE(a) != NPY_UINT8) || PyArray_NDIM(a) != ndim ||
+        !PyArray_IS_C_CONTIGUOUS(a) || PyArray_SIZE(a) < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a non-empty C-contiguous %d-D bool or uint8 array", name, ndim);
+        return NULL;
+    }
+    if (writeable && !PyArray_ISWRITEABLE(a)) {
+        PyErr_Format(PyExc_ValueError, "%s: array is read-only", name);
+        return NULL;
+    }
+    return a;
+}
+
 static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *l_o, *lw_o, *gl_o, *g_o, *hl_o, *o_o, *ow_o;
+    PyObject *l_o, *lw_o, *gl_o, *g_o, *hl_o, *o_o, *ow_o, *n_o = Py_None;
     double sigma_r, agree = SD_UPSAMPLE_AGREE;
     int nt;
-    if (!PyArg_ParseTuple(args, "OOOOOdOOi|d", &l_o, &lw_o, &gl_o, &g_o, &hl_o, &sigma_r, &o_o, &ow_o, &nt, &agree))
+    if (!PyArg_ParseTuple(args, "OOOOOdOOi|dO", &l_o, &lw_o, &gl_o, &g_o, &hl_o, &sigma_r, &o_o, &ow_o, &nt, &agree,
+                          &n_o))
         return NULL;
     PyArrayObject *lo = as_f32_contig(l_o, "depth", 2, 2, 0);
     PyArrayObject *lw = lo ? as_f32_contig(lw_o, "weight", 2, 2, 0) : NULL;
@@ -439,6 +460,10 @@ static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
         return NULL;
     int h = (int)PyArray_DIM(lo, 0), w = (int)PyArray_DIM(lo, 1), H = (int)PyArray_DIM(o, 0), W = (int)PyArray_DIM(o, 1);
     int K = (int)PyArray_DIM(g, 2);
+    PyArrayObject *need = NULL;
+    if (n_o != Py_None && (!(need = as_mask(n_o, "need", 2, 0)) || same_hw(o, need, "out", "need") ||
+                           no_overlap(o, need, "need") || (ow && no_overlap(ow, need, "need"))))
+        return NULL;
     if (PyArray_DIM(gl, 2) != K || K > 8 || H < h || W < w) {
         PyErr_SetString(PyExc_ValueError, "guide: channels differ (at most 8) or the output is smaller than depth");
         return NULL;
@@ -458,30 +483,11 @@ static PyObject *py_guided_upsample(PyObject *self, PyObject *args)
     size_t unreached = 0;
     Py_BEGIN_ALLOW_THREADS
     st = sd_guided_upsample(h, w, PyArray_DATA(lo), PyArray_DATA(lw), PyArray_DATA(gl), H, W, PyArray_DATA(g), K,
-                            is_linear ? &linear : NULL, sigma_r, agree, PyArray_DATA(o), ow ? PyArray_DATA(ow) : NULL, &unreached, nt);
+                            is_linear ? &linear : NULL, sigma_r, agree, need ? PyArray_DATA(need) : NULL, PyArray_DATA(o),
+                            ow ? PyArray_DATA(ow) : NULL, &unreached, nt);
     Py_END_ALLOW_THREADS
     if (st != SD_OK) return raise_status(st, "guided_upsample", H, W);
     return PyLong_FromSize_t(unreached);
-}
-
-/* A C-contiguous bool or uint8 array of ndim dimensions (a mask). */
-static PyArrayObject *as_mask(PyObject *o, const char *name, int ndim, int writeable)
-{
-    if (!PyArray_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a numpy array, got %s", name, Py_TYPE(o)->tp_name);
-        return NULL;
-    }
-    PyArrayObject *a = (PyArrayObject *)o;
-    if ((PyArray_TYPE(a) != NPY_BOOL && PyArray_TYPE(a) != NPY_UINT8) || PyArray_NDIM(a) != ndim ||
-        !PyArray_IS_C_CONTIGUOUS(a) || PyArray_SIZE(a) < 1) {
-        PyErr_Format(PyExc_ValueError, "%s: expected a non-empty C-contiguous %d-D bool or uint8 array", name, ndim);
-        return NULL;
-    }
-    if (writeable && !PyArray_ISWRITEABLE(a)) {
-        PyErr_Format(PyExc_ValueError, "%s: array is read-only", name);
-        return NULL;
-    }
-    return a;
 }
 
 /* out holds as many elements as in (any shapes) and does not overlap it. */
@@ -727,13 +733,14 @@ static PyObject *py_cell_means(PyObject *self, PyObject *args)
     PyObject *q_o, *w_o, *oq_o, *ow_o, *os_o;
     int nt;
     if (!PyArg_ParseTuple(args, "OOOOOi", &q_o, &w_o, &oq_o, &ow_o, &os_o, &nt)) return NULL;
-    PyArrayObject *q = as_f32_contig(q_o, "q", 2, 2, 0);
-    PyArrayObject *w = q ? as_f32_contig(w_o, "weight", 2, 2, 0) : NULL;
-    PyArrayObject *oq = w ? as_f32_contig(oq_o, "out_q", 2, 2, 1) : NULL;
+    PyArrayObject *q = as_f32_contig(q_o, "q", 2, 3, 0), *w = NULL; /* weight None: all 1 */
+    if (q && w_o != Py_None && (!(w = as_f32_contig(w_o, "weight", 2, 2, 0)) || same_hw(q, w, "q", "weight")))
+        return NULL;
+    PyArrayObject *oq = q ? as_f32_contig(oq_o, "out_q", PyArray_NDIM(q), PyArray_NDIM(q), 1) : NULL;
     PyArrayObject *ow = oq ? as_f32_contig(ow_o, "out_weight", 2, 2, 1) : NULL;
     PyArrayObject *os = NULL;
     if (ow && os_o != Py_None && !(os = as_f32_contig(os_o, "out_spread", 2, 2, 1))) return NULL;
-    if (!ow || same_hw(q, w, "q", "weight") || same_hw(oq, ow, "out_q", "out_weight") || no_overlap(oq, q, "q") ||
+    if (!ow || same_hw(oq, ow, "out_q", "out_weight") || no_overlap(oq, q, "q") ||
         no_overlap(oq, w, "weight") || no_overlap(ow, q, "q") || no_overlap(ow, w, "weight") ||
         no_overlap(ow, oq, "out_q") || (os && (same_hw(oq, os, "out_q", "out_spread") || no_overlap(os, q, "q") ||
                                                no_overlap(os, w, "weight") || no_overlap(os, oq, "out_q") ||
@@ -741,13 +748,22 @@ static PyObject *py_cell_means(PyObject *self, PyObject *args)
         return NULL;
     int H = (int)PyArray_DIM(q, 0), W = (int)PyArray_DIM(q, 1);
     int h = (int)PyArray_DIM(oq, 0), w_ = (int)PyArray_DIM(oq, 1);
+    int K = PyArray_NDIM(q) == 3 ? (int)PyArray_DIM(q, 2) : 1;
     if (h > H || w_ > W) {
         PyErr_Format(PyExc_ValueError, "out_q: shape (%d, %d) exceeds q's (%d, %d)", h, w_, H, W);
         return NULL;
     }
+    if (K < 1 || K > SD_CELL_MAX_CHANNELS || (PyArray_NDIM(q) == 3 && PyArray_DIM(oq, 2) != K)) {
+        PyErr_Format(PyExc_ValueError, "out_q: expected q's 1 to %d channels, q has %d", SD_CELL_MAX_CHANNELS, K);
+        return NULL;
+    }
+    if (os && PyArray_NDIM(q) != 2) {
+        PyErr_SetString(PyExc_ValueError, "out_spread: only for a map of one channel (q of shape (H, W))");
+        return NULL;
+    }
     sd_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = sd_cell_means(H, W, PyArray_DATA(q), PyArray_DATA(w), h, w_, PyArray_DATA(oq), PyArray_DATA(ow),
+    st = sd_cell_means(H, W, K, PyArray_DATA(q), w ? PyArray_DATA(w) : NULL, h, w_, PyArray_DATA(oq), PyArray_DATA(ow),
                        os ? PyArray_DATA(os) : NULL, nt);
     Py_END_ALLOW_THREADS
     return raise_status(st, "cell_means", H, W);
@@ -1197,11 +1213,11 @@ static PyMethodDef methods[] = {
     {"gather", py_gather, METH_VARARGS, "gather(image, coc, spans, vmin, vmax, out, nthreads)"},
     {"render", py_render, METH_VARARGS, "render(image, coc, matte, background, spans, vmin, vmax, border, out, nthreads)"},
     {"edge_filter", py_edge_filter, METH_VARARGS, "edge_filter(data, guide, sigma_s, sigma_r, iterations, nthreads): in place"},
-    {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, highlights, sigma_r, out, out_found, nthreads[, agree]) -> pixels no sample reached (out_found 0 there, 1 elsewhere; it may be None); highlights None, or (over, add) for a linear-light guide"},
+    {"guided_upsample", py_guided_upsample, METH_VARARGS, "guided_upsample(lo, lo_weight, guide_lo, guide, highlights, sigma_r, out, out_found, nthreads[, agree[, need]]) -> pixels no sample reached (out_found 0 there, 1 elsewhere; it may be None); highlights None, or (over, add) for a linear-light guide; need None, or the pixels to compute (the others of out and out_found are left as they are)"},
     {"srgb_encode_base", py_srgb_encode_base, METH_VARARGS, "srgb_encode_base(linear, out, nthreads): max(clip(x, 0, 1), 0.0031308)"},
     {"srgb_encode_finish", py_srgb_encode_finish, METH_VARARGS, "srgb_encode_finish(linear, inout, nthreads): sRGB from the base"},
     {"unorm_to_float", py_unorm_to_float, METH_VARARGS, "unorm_to_float(image, out, nthreads): uint8/uint16 / max as float32"},
-    {"cell_means", py_cell_means, METH_VARARGS, "cell_means(q, weight, out_q, out_weight, out_spread, nthreads): each cell's weighted mean, mean weight and relative spread (out_spread may be None)"},
+    {"cell_means", py_cell_means, METH_VARARGS, "cell_means(q, weight, out_q, out_weight, out_spread, nthreads): each cell's weighted mean (q (H, W) or (H, W, K); weight None: all 1), mean weight and relative spread (out_spread may be None; q (H, W) only)"},
     {"disparity_in", py_disparity_in, METH_VARARGS, "disparity_in(depth, invalid, is_disparity, q, weight, nthreads) -> valid pixels"},
     {"agreeing", py_agreeing, METH_VARARGS, "agreeing(q, q_in, weight, limit, kept, nthreads): kept = 2 where |q - q_in| / q_in <= limit"},
     {"take_grid", py_take_grid, METH_VARARGS, "take_grid(src, ys, xs, out, nthreads): out[j, i] = src[ys[j], xs[i]] ((H, W, C) float32, int64 rows and columns)"},

@@ -121,7 +121,10 @@ sd_status sd_edge_filter(int H, int W, int C, float *data, const float *guide, i
  * given (the caller encodes those h x w samples). Where the valid samples in reach agree to the
  * fraction `agree` (their range, or their distance from their plane, at most agree times their
  * largest magnitude) the colours are not compared and the tents alone weigh them (refine's
- * SD_UPSAMPLE_AGREE, wider for depth whose noise the caller smoothed). */
+ * SD_UPSAMPLE_AGREE, wider for depth whose noise the caller smoothed). With `need` (H, W; else
+ * NULL) only the pixels where it is nonzero are computed, written (out, out_found) and counted
+ * in *unreached; the others of out and out_found keep what they held (refine fills the holes of
+ * a map in place). */
 #define SD_UPSAMPLE_AGREE 0.005
 typedef struct {
     const int64_t *over;
@@ -130,7 +133,8 @@ typedef struct {
 } sd_linear_guide;
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
                              int W, const float *guide, int K, const sd_linear_guide *linear, double sigma_r,
-                             double agree, float *out, float *out_found, size_t *unreached, int nthreads);
+                             double agree, const uint8_t *need, float *out, float *out_found, size_t *unreached,
+                             int nthreads);
 
 /* ---- layered render (sd_render.c) ----
  * Synthetic depth of field of an image (3 channels, linear light) with its signed CoC map (H, W,

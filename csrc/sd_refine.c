@@ -329,9 +329,11 @@ typedef struct {
     int h, w, W, K, ww, nruns, wx_stride;
     const float *lo, *lo_weight, *guide_lo, *guide, *wx, *range;
     const uint8_t *fast; /* per window: its samples need no colour weights */
+    const uint8_t *need; /* the pixels to compute (NULL: all) */
     const sd_linear_guide *linear;
     const tent_taps *ty;
     const column_run *runs;
+    const int *run_at; /* the run of each output column */
     float inv_r;
     float *out, *out_found;
 } upsample_rows;
@@ -343,7 +345,7 @@ typedef struct {
     int y;
     const tent_taps *cy;
     const float *colsum, *colwt, *range;
-    const uint8_t *fast;
+    const uint8_t *fast, *need;
     float *out, *found;
     size_t next_highlight;
 } upsample_row_at;
@@ -480,6 +482,7 @@ SD_ALWAYS_INLINE void tent_sums(const upsample_rows *u, int lanes, int ni, int i
 SD_ALWAYS_INLINE int sum_run(const upsample_rows *u, int K, int lanes, upsample_row_at *row, const column_run *run)
 {
     const int w = u->w, xa = run->x, n = run->n, i0 = run->first;
+    const uint8_t *need = row->need ? row->need + xa : NULL;
     const float *restrict colsum = row->colsum, *restrict colwt = row->colwt;
     float num[UPSAMPLE_RUN], den[UPSAMPLE_RUN];
     for (int r = 0; r < lanes; r++) num[r] = den[r] = 0.0f;
@@ -497,7 +500,7 @@ SD_ALWAYS_INLINE int sum_run(const upsample_rows *u, int K, int lanes, upsample_
      * smallest floats can round past it: clamp to the window's valid samples. Where no weight
      * came (den 0) the quotient is not kept. */
     float mean[UPSAMPLE_RUN], reached[UPSAMPLE_RUN];
-    const int whole = n == lanes; /* no lane past the run's end: stored in place */
+    const int whole = n == lanes && !need; /* no lane past the run's end nor left out: stored in place */
     float *restrict out = whole ? row->out + xa : mean;
     SD_SIMD
     for (int r = 0; r < lanes; r++) {
@@ -505,9 +508,18 @@ SD_ALWAYS_INLINE int sum_run(const upsample_rows *u, int K, int lanes, upsample_
         out[r] = keep_if(fmin_sel(fmax_sel(num[r] / den[r], lo_v), hi_v), some);
         reached[r] = keep_if(1.0f, some);
     }
+    int missed = 0;
+    if (need) {
+        for (int r = 0; r < n; r++) {
+            if (!need[r]) continue;
+            row->out[xa + r] = mean[r];
+            if (row->found) row->found[xa + r] = reached[r];
+            missed += reached[r] == 0.0f;
+        }
+        return missed;
+    }
     if (!whole) memcpy(row->out + xa, mean, sizeof(float) * (size_t)n);
     if (row->found) memcpy(row->found + xa, reached, sizeof(float) * (size_t)n);
-    int missed = 0;
     for (int r = 0; r < n; r++) missed += reached[r] == 0.0f;
     return missed;
 }
@@ -520,6 +532,8 @@ SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict
     const int w = u->w, W = u->W;
     const tent_taps *cy = &u->ty[y];
     const int j0 = cy->first, jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > u->h ? u->h : j0 + 4;
+    const uint8_t *need = u->need ? u->need + (ptrdiff_t)y * W : NULL;
+    if (need && sd_next_set(need, 0, W) == W) return 0; /* nothing to compute in this row */
     /* Each sample column's tent-weighted sums down the row's 4 samples (value times weight, and
      * weight): inside a window whose samples agree the weights are the tents alone, which factor
      * into a row's and a column's, so such a pixel sums 4 columns instead of 16 samples. An
@@ -545,12 +559,18 @@ SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict
         .colwt = colwt,
         .range = u->range + 2 * (ptrdiff_t)(j0 + 2) * u->ww,
         .fast = u->fast + (ptrdiff_t)(j0 + 2) * u->ww,
+        .need = need,
         .out = u->out + (ptrdiff_t)y * W,
         .found = u->out_found ? u->out_found + (ptrdiff_t)y * W : NULL,
         .next_highlight = u->linear ? first_highlight(u->linear, (int64_t)y * W * u->K) : 0,
     };
     int missed = 0;
     for (int k = 0; k < u->nruns; k++) {
+        if (need) { /* on to the run of the next pixel to compute, past the runs with none */
+            const int x = sd_next_set(need, u->runs[k].x, W);
+            if (x == W) break;
+            k = u->run_at[x];
+        }
         const column_run *run = &u->runs[k];
         /* inlined with the guide's channels and the run's lanes constants */
         if (run->n <= UPSAMPLE_LANES / 2) {
@@ -607,7 +627,8 @@ static void on_plane(const float *restrict v, int w, const float *restrict s0, c
 
 sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weight, const float *guide_lo, int H,
                              int W, const float *guide, int K, const sd_linear_guide *linear, double sigma_r,
-                             double agree, float *out, float *out_found, size_t *unreached, int nthreads)
+                             double agree, const uint8_t *need, float *out, float *out_found, size_t *unreached,
+                             int nthreads)
 {
     if (h < 1 || w < 1 || H < h || W < w || K < 1 || K > SD_EDGE_MAX_GUIDE || !lo || !lo_weight || !guide_lo ||
         !guide || !out || !unreached || (linear && linear->n && (!linear->over || !linear->add)))
@@ -630,7 +651,15 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     uint8_t *colall = malloc(2 * (size_t)w * (size_t)nt);
     int *row_unreached = malloc(sizeof(int) * (size_t)H);
     column_run *runs = malloc(sizeof(column_run) * (size_t)W);
-    if (!ty || !tx || !scratch || !wx || !range || !fast || !colbuf || !colall || !row_unreached || !runs) {
+    int *run_at = malloc(sizeof(int) * (size_t)W);
+    /* with need: the windows some pixel to compute reads, and the first output row of each row of windows */
+    uint8_t *win_need = need ? calloc((size_t)wh * (size_t)ww, 1) : NULL;
+    int *win_row = need ? malloc(sizeof(int) * ((size_t)wh + 1)) : NULL;
+    if (!ty || !tx || !scratch || !wx || !range || !fast || !colbuf || !colall || !row_unreached || !runs || !run_at ||
+        (need && (!win_need || !win_row))) {
+        free(win_need);
+        free(win_row);
+        free(run_at);
         free(colall);
         free(colbuf);
         free(fast);
@@ -654,8 +683,30 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     for (int xa = 0; xa < W;) {
         int xb = xa + 1;
         while (xb < W && xb - xa < UPSAMPLE_RUN && tx[xb].first == tx[xa].first) xb++;
+        for (int x = xa; x < xb; x++) run_at[x] = nruns;
         runs[nruns++] = (column_run){xa, xb - xa, tx[xa].first};
         xa = xb;
+    }
+    if (need) {
+        /* the output rows of window row jw are [win_row[jw], win_row[jw + 1]) (a row's first sample
+         * row never decreases down the frame); a window is needed where a pixel of its rows needs
+         * computing in a run of its columns */
+        for (int jw = 0, y = 0; jw <= wh; jw++) {
+            while (y < H && ty[y].first + 2 < jw) y++;
+            win_row[jw] = y;
+        }
+        SD_PARALLEL_FOR(nt)
+        for (int jw = 0; jw < wh; jw++) {
+            uint8_t *nw = win_need + (ptrdiff_t)jw * ww;
+            for (int y = win_row[jw]; y < win_row[jw + 1]; y++) {
+                const uint8_t *nr = need + (ptrdiff_t)y * W;
+                for (int x = sd_next_set(nr, 0, W); x < W; x = sd_next_set(nr, x, W)) {
+                    const column_run *run = &runs[run_at[x]];
+                    nw[run->first + 2] = 1;
+                    x = run->x + run->n;
+                }
+            }
+        }
     }
     /* The range of the valid samples of each 4 x 4 window: where they agree (inside a surface,
      * even a slanted one: most pixels) the colours cannot change the result and their weights are
@@ -668,6 +719,8 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
         float *cmin = colbuf + (ptrdiff_t)sd_thread_id() * (5 * w + 1), *cmax = cmin + w, *s0 = cmax + w, *sy = s0 + w;
         uint8_t *all = colall + (ptrdiff_t)sd_thread_id() * 2 * w;
         const int j0 = jw - 2, jlo = j0 < 0 ? 0 : j0, jhi = j0 + 4 > h ? h : j0 + 4, inside = j0 >= 0 && j0 + 4 <= h;
+        const uint8_t *wanted = win_need ? win_need + (ptrdiff_t)jw * ww : NULL; /* NULL: every window */
+        if (wanted && sd_next_set(wanted, 0, ww) == ww) continue;
         for (int i = 0; i < w; i++) {
             cmin[i] = INFINITY;
             cmax[i] = -INFINITY;
@@ -696,6 +749,7 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
         float *rw = range + 2 * (ptrdiff_t)jw * ww;
         uint8_t *fw = fast + (ptrdiff_t)jw * ww;
         for (int iw = 0; iw < ww; iw++) {
+            if (wanted && !wanted[iw]) continue;
             const int i0 = iw - 2, ilo = i0 < 0 ? 0 : i0, ihi = i0 + 4 > w ? w : i0 + 4;
             float vmin = INFINITY, vmax = -INFINITY;
             for (int i = ilo; i < ihi; i++) {
@@ -711,6 +765,7 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
             on_plane(lo + (ptrdiff_t)j0 * w, w, s0, sy, tol + 2, plane);
             for (int i0 = 0; i0 <= w - 4; i0++) {
                 uint8_t *f = fw + i0 + 2;
+                if (wanted && !wanted[i0 + 2]) continue;
                 if (!*f && all[i0] && all[i0 + 1] && all[i0 + 2] && all[i0 + 3]) *f = plane[i0];
             }
         }
@@ -730,9 +785,11 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
         .wx = wx,
         .range = range,
         .fast = fast,
+        .need = need,
         .linear = linear,
         .ty = ty,
         .runs = runs,
+        .run_at = run_at,
         .inv_r = sigma_r < 1e-30 ? 1e30f : (float)(1.0 / sigma_r), /* finite: d > 0 here */
         .out = out,
         .out_found = out_found,
@@ -748,6 +805,9 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     free(colbuf);
     free(fast);
     free(runs);
+    free(run_at);
+    free(win_need);
+    free(win_row);
     free(row_unreached);
     free(scratch);
     free(wx);

@@ -414,13 +414,39 @@ void sd_cell_edges(int n, int cells, int *edges)
     for (int i = 0; i <= cells; i++) edges[i] = sd_cell_edge(i, n, cells);
 }
 
-sd_status sd_cell_means(int H, int W, const float *q, const float *weight, int h, int w, float *out_q, float *out_w,
-                        float *out_spread, int nthreads)
+/* The sums over one row of cells, from pixel row y's K channels (K a constant where inlined): per
+ * cell the weighted sum of each channel, the weight, and (K = 1) the weighted squares. Each
+ * cell's row sum is added to its running sum as a whole (the same order whatever K). */
+static inline void cell_row_sums(int K, int w, const int *x0, const float *restrict qr, const float *restrict wr,
+                                 double *restrict sq, double *restrict sw, double *restrict sqq)
 {
-    if (H < 1 || W < 1 || h < 1 || w < 1 || h > H || w > W || !q || !weight || !out_q || !out_w) return SD_ERR_ARG;
+    for (int i = 0; i < w; i++) {
+        double a[SD_CELL_MAX_CHANNELS] = {0.0}, b = 0.0, c = 0.0;
+        for (int x = x0[i]; x < x0[i + 1]; x++) {
+            const double wt = wr ? (double)wr[x] : 1.0;
+            for (int k = 0; k < K; k++) {
+                double wq = wt * (double)qr[(ptrdiff_t)x * K + k];
+                a[k] += wq;
+                if (K == 1) c += wq * (double)qr[x];
+            }
+            b += wt;
+        }
+        for (int k = 0; k < K; k++) sq[(ptrdiff_t)i * K + k] += a[k];
+        sw[i] += b;
+        if (K == 1) sqq[i] += c;
+    }
+}
+
+sd_status sd_cell_means(int H, int W, int K, const float *q, const float *weight, int h, int w, float *out_q,
+                        float *out_w, float *out_spread, int nthreads)
+{
+    if (H < 1 || W < 1 || h < 1 || w < 1 || h > H || w > W || K < 1 || K > SD_CELL_MAX_CHANNELS || !q || !out_q ||
+        !out_w || (out_spread && K != 1))
+        return SD_ERR_ARG;
     int nt = sd_threads(nthreads);
     int *x0 = malloc(sizeof(int) * ((size_t)w + 1));
-    double *acc = malloc(sizeof(double) * 3 * (size_t)w * (size_t)nt);
+    const size_t per_thread = (2 * (size_t)K + 1) * (size_t)w;
+    double *acc = malloc(sizeof(double) * per_thread * (size_t)nt);
     if (!x0 || !acc) {
         free(x0);
         free(acc);
@@ -432,33 +458,29 @@ sd_status sd_cell_means(int H, int W, const float *q, const float *weight, int h
     SD_PARALLEL_FOR(nt)
     for (int j = 0; j < h; j++) {
         /* sums in double: a mean of values near float's largest does not overflow */
-        double *sq = acc + (ptrdiff_t)sd_thread_id() * 3 * w, *sw = sq + w, *sqq = sw + w;
+        double *sq = acc + (ptrdiff_t)sd_thread_id() * (ptrdiff_t)per_thread, *sw = sq + (ptrdiff_t)K * w,
+               *sqq = sw + w;
         int y0 = sd_cell_edge(j, H, h), y1 = sd_cell_edge(j + 1, H, h);
-        for (int i = 0; i < w; i++) sq[i] = sw[i] = sqq[i] = 0.0;
+        for (size_t i = 0; i < per_thread; i++) sq[i] = 0.0;
         for (int y = y0; y < y1; y++) {
-            const float *qr = q + (ptrdiff_t)y * W, *wr = weight + (ptrdiff_t)y * W;
-            for (int i = 0; i < w; i++) {
-                double a = 0.0, b = 0.0, c = 0.0;
-                for (int x = x0[i]; x < x0[i + 1]; x++) {
-                    double wq = (double)wr[x] * (double)qr[x];
-                    a += wq;
-                    b += (double)wr[x];
-                    c += wq * (double)qr[x];
-                }
-                sq[i] += a;
-                sw[i] += b;
-                sqq[i] += c;
-            }
+            const float *qr = q + (ptrdiff_t)y * W * K, *wr = weight ? weight + (ptrdiff_t)y * W : NULL;
+            if (K == 1) /* inlined with the channels constant */
+                cell_row_sums(1, w, x0, qr, wr, sq, sw, sqq);
+            else if (K == 3)
+                cell_row_sums(3, w, x0, qr, wr, sq, sw, sqq);
+            else
+                cell_row_sums(K, w, x0, qr, wr, sq, sw, sqq);
         }
         for (int i = 0; i < w; i++) {
             double n = (double)(y1 - y0) * (double)(x0[i + 1] - x0[i]);
-            double mean = sw[i] > 0.0 ? sq[i] / sw[i] : 0.0;
-            out_q[(ptrdiff_t)j * w + i] = (float)mean;
-            out_w[(ptrdiff_t)j * w + i] = (float)(sw[i] / n);
+            const ptrdiff_t o = (ptrdiff_t)j * w + i;
+            for (int k = 0; k < K; k++) out_q[o * K + k] = sw[i] > 0.0 ? (float)(sq[(ptrdiff_t)i * K + k] / sw[i]) : 0.0f;
+            out_w[o] = (float)(sw[i] / n);
             if (out_spread) { /* the weighted standard deviation over |mean| (0 where that is 0) */
+                double mean = sw[i] > 0.0 ? sq[i] / sw[i] : 0.0;
                 double var = sw[i] > 0.0 ? sqq[i] / sw[i] - mean * mean : 0.0;
                 double sd = var > 0.0 ? sqrt(var) : 0.0;
-                out_spread[(ptrdiff_t)j * w + i] = mean != 0.0 ? (float)fmin(sd / fabs(mean), 3e38) : 0.0f;
+                out_spread[o] = mean != 0.0 ? (float)fmin(sd / fabs(mean), 3e38) : 0.0f;
             }
         }
     }

@@ -64,13 +64,16 @@ static inline int sd_cell_edge(int i, int n, int cells) { return (int)((long lon
  * divide for every row. */
 void sd_cell_edges(int n, int cells, int *edges);
 
-/* The (h, w) cells' weighted means of the (H, W) map q (h <= H, w <= W): cell (j, i) spans rows
- * [j H / h, (j + 1) H / h) and columns [i W / w, (i + 1) W / w) (integer division); out_q = the
- * sum of weight x q over the sum of weight (0 where that is 0), out_w = the mean weight, and
- * out_spread (may be NULL) the weighted standard deviation over |out_q| (0 where out_q is 0).
- * Weights are >= 0 and finite, q finite (refine's disparity and its 0/1 weights); sums in double. */
-sd_status sd_cell_means(int H, int W, const float *q, const float *weight, int h, int w, float *out_q, float *out_w,
-                        float *out_spread, int nthreads);
+/* The (h, w) cells' weighted means of the (H, W, K) map q (h <= H, w <= W; K channels side by
+ * side, 1 <= K <= SD_CELL_MAX_CHANNELS): cell (j, i) spans rows [j H / h, (j + 1) H / h) and
+ * columns [i W / w, (i + 1) W / w) (integer division); out_q (h, w, K) = the sum of weight x q
+ * over the sum of weight (weight NULL: all 1; 0 where that is 0), out_w (h, w) = the mean weight, and out_spread
+ * (K = 1 only; may be NULL) the weighted standard deviation over |out_q| (0 where out_q is 0).
+ * Each channel's mean has the bits of that channel alone as a map of K = 1. Weights are >= 0
+ * and finite, q finite (refine's disparity or colours and their 0/1 weights); sums in double. */
+#define SD_CELL_MAX_CHANNELS 8
+sd_status sd_cell_means(int H, int W, int K, const float *q, const float *weight, int h, int w, float *out_q,
+                        float *out_w, float *out_spread, int nthreads);
 
 /* Whether the median over the (H-2) x (W-2) inner pixels whose 3x3 neighbourhood has weight >= 1
  * everywhere of |q - its 3x3 mean| / max(|q|, 1e-30) (float32, summed as NumPy adds the shifted

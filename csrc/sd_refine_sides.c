@@ -22,6 +22,7 @@
 #include "sd_parallel.h"
 #include "sd_refine_maps.h"
 #include "sd_refine_sides.h"
+#include "sd_util.h"
 
 /* The side fills and the blur share are unguided: the sigma_r they pass is never used. */
 #define UNGUIDED_SIGMA_R 1.0
@@ -118,16 +119,6 @@ static inline void cells_end(const coarse_grid *g, float *row, int C)
     for (int i = 0; i < g->wc * C; i++) row[i] *= inv_area;
 }
 
-/* The first x' >= x (at most end) with t[x'] set: eight bytes at a time past the unset (most). */
-static inline int next_set(const uint8_t *t, int x, int end)
-{
-    for (uint64_t v; x + 8 <= end; x += 8) {
-        memcpy(&v, t + x, sizeof v);
-        if (v) break;
-    }
-    while (x < end && !t[x]) x++;
-    return x;
-}
 
 /* A row's flags: whether a pixel beyond the band (not near) lies on the subject's side (*fg) or
  * the other (*bg), whether any is kept (each ORed in); returns whether any pixel is near. */
@@ -447,7 +438,7 @@ sd_status sd_continue_sides(int H, int W, float *q, ptrdiff_t qrow, const uint8_
         const uint8_t *s = side + (ptrdiff_t)y * mrow, *nr = near + (ptrdiff_t)y * mrow, *k = kept + (ptrdiff_t)y * mrow;
         const float *bl = blurred ? blurred + (ptrdiff_t)y * W : NULL;
         for (int x = nbox[2]; x < nbox[3]; x++) {
-            if (!nr[x] && (x = next_set(nr, x, nbox[3])) == nbox[3]) break;
+            if (!nr[x] && (x = sd_next_set(nr, x, nbox[3])) == nbox[3]) break;
             float cont = s[x] ? f[x] : b[x];
             int reached = s[x] ? any_fg : any_bg;
             int pulled = fabsf(qr[x] - cont) > tol * fabsf(cont);

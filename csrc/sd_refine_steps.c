@@ -22,6 +22,7 @@
 #include "sd_parallel.h"
 #include "sd_refine_maps.h"
 #include "sd_refine_steps.h"
+#include "sd_util.h"
 
 /* Sum of k and of k^2 over the integers k in [a, b]. */
 static inline double sum_k(int a, int b) { return 0.5 * ((double)a + b) * ((double)b - a + 1); }
@@ -370,14 +371,6 @@ sd_status sd_blurred_steps(int H, int W, const float *q, int h, int w, const flo
     return st;
 }
 
-/* Whether any of n flags is set. */
-static inline uint8_t any_set(const uint8_t *restrict v, int n)
-{
-    uint8_t any = 0;
-    for (int k = 0; k < n; k++) any |= v[k];
-    return any != 0;
-}
-
 /* The fill's search: candidates whose costs are computed together. */
 #define SEARCH_LANES 8
 
@@ -446,7 +439,7 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
         uint8_t *hj = has + (size_t)j * w;
         for (int y = sd_cell_edge(j, H, h); y < sd_cell_edge(j + 1, H, h); y++) {
             const uint8_t *sy = stepped + (size_t)y * W;
-            for (int i = 0; i < w; i++) hj[i] |= any_set(sy + xe[i], xe[i + 1] - xe[i]);
+            for (int i = 0; i < w; i++) hj[i] |= sd_any_set(sy + xe[i], xe[i + 1] - xe[i]);
         }
     }
     /* need: has dilated by the square of `radius` cells, along the rows (into rows_any, through a
@@ -561,7 +554,7 @@ sd_status sd_step_fill(int H, int W, const float *q, const uint8_t *stepped, con
             int x0 = xe[i], x1 = xe[i + 1];
             for (int y = y0; y < y1; y++) {
                 const uint8_t *sy = stepped + (size_t)y * W;
-                if (!any_set(sy + x0, x1 - x0)) continue;
+                if (!sd_any_set(sy + x0, x1 - x0)) continue;
                 float *oy = out + (size_t)y * W;
                 /* the row's colours in the cell, as the fill compares them (sRGB): x's at run[3 (x - x0)] */
                 const float *run = colour + ((size_t)y * W + x0) * 3;

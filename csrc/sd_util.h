@@ -2,6 +2,7 @@
 #ifndef SD_UTIL_H
 #define SD_UTIL_H
 
+#include <stdint.h>
 #include <string.h>
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
@@ -194,5 +195,24 @@ static inline int sd_nonzero4(const float *q)
 #else
 #define SD_CLONES
 #endif
+
+/* Whether any of n flags is set. */
+static inline int sd_any_set(const uint8_t *restrict v, int n)
+{
+    uint8_t any = 0;
+    for (int k = 0; k < n; k++) any |= v[k];
+    return any != 0;
+}
+
+/* The first x' >= x (at most end) with t[x'] set: eight bytes at a time past the unset (most). */
+static inline int sd_next_set(const uint8_t *t, int x, int end)
+{
+    for (uint64_t v; x + 8 <= end; x += 8) {
+        memcpy(&v, t + x, sizeof v);
+        if (v) break;
+    }
+    while (x < end && !t[x]) x++;
+    return x;
+}
 
 #endif

@@ -461,7 +461,7 @@ def highlighted_guide(lin):
 @pytest.mark.parametrize("nt", [1, 2])
 @pytest.mark.parametrize("lo_shape, shape", [((12, 17), (96, 136)), ((9, 13), (31, 47)), ((5, 4), (5, 4))])
 def test_guided_upsample_of_the_linear_image_has_the_bits_of_its_encoded_guide(nt, lo_shape, shape):
-    from synthdof._refine import FILL_SIGMA_R, _highlights
+    from synthdof._refine import FILL_SIGMA_R, UPSAMPLE_AGREE, _highlights
 
     (h, w), (H, W) = lo_shape, shape
     lin = odd_floats((H, W, 3))
@@ -512,6 +512,39 @@ def test_guided_upsample_reports_the_pixels_no_sample_reached(nt):
     assert _core.guided_upsample(q, weight, guide_lo, guide, None, FILL_SIGMA_R, out2, None, nt) == unreached
     assert_same_bits(out2, out)
     assert _core.guided_upsample(q, np.ones_like(weight), guide_lo, guide, None, FILL_SIGMA_R, out2, None, nt) == 0
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+@pytest.mark.parametrize("linear", [False, True])
+def test_guided_upsample_computes_only_the_pixels_it_is_asked_for(nt, linear):
+    from synthdof._refine import FILL_SIGMA_R, UPSAMPLE_AGREE, _highlights
+
+    h, w, H, W = 20, 24, 80, 96
+    q = rng.uniform(0.1, 1.0, (h, w)).astype(np.float32)
+    q[:, 11:] *= 3  # a depth edge: windows there weigh the colours
+    weight = np.ones((h, w), np.float32)
+    weight[4:12, 6:15] = 0  # and pixels no valid sample reaches
+    guide = rng.uniform(0, 2 if linear else 1, (H, W, 3)).astype(np.float32)
+    guide_lo = np.ascontiguousarray(guide[2::4, 2::4])
+    highlights = _highlights(guide, 1) if linear else None
+    whole, whole_found = np.empty((H, W), np.float32), np.empty((H, W), np.float32)
+    _core.guided_upsample(q, weight, guide_lo, guide, highlights, FILL_SIGMA_R, whole, whole_found, nt)
+    need = rng.random((H, W)) < 0.05
+    need[30:50, 20:60] = True  # a block across the edge and the unreached pixels
+    need[:, 95] = True  # the last column: a run's end at the frame's
+    out, found = np.full((H, W), 7, np.float32), np.full((H, W), 7, np.float32)
+    unreached = _core.guided_upsample(q, weight, guide_lo, guide, highlights, FILL_SIGMA_R, out, found, nt,
+                                      UPSAMPLE_AGREE, need)
+    assert_same_bits(out[need], whole[need])
+    assert_same_bits(found[need], whole_found[need])
+    assert (out[~need] == 7).all() and (found[~need] == 7).all()  # the rest as they were
+    assert 0 < unreached == (whole_found[need] == 0).sum()
+    none = np.zeros((H, W), bool)
+    assert _core.guided_upsample(q, weight, guide_lo, guide, highlights, FILL_SIGMA_R, out, None, nt,
+                                 UPSAMPLE_AGREE, none) == 0
+    with pytest.raises(ValueError, match="need"):
+        _core.guided_upsample(q, weight, guide_lo, guide, highlights, FILL_SIGMA_R, out, None, nt,
+                              UPSAMPLE_AGREE, need[:-1])
 
 
 @pytest.mark.parametrize("nt", [1, 2])
@@ -871,6 +904,38 @@ def test_cell_means_are_weighted_means_over_the_cells(shape, cells):
             assert_same_bits(got_q, first_q)
     with pytest.raises(ValueError, match="out_q"):
         _core.cell_means(q, weight, np.empty((H + 1, w), np.float32), np.empty((H + 1, w), np.float32), None, 1)
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+def test_cell_means_of_colours_are_each_channels_means(nt):
+    H, W, h, w = 41, 58, 10, 14
+    colour = rng.random((H, W, 3), dtype=np.float32)
+    weight = (rng.random((H, W)) < 0.6).astype(np.float32)
+    weight[:9, :9] = 0  # a cell with no weight: 0, as one channel's
+    got, got_w = np.full((h, w, 3), np.nan, np.float32), np.full((h, w), np.nan, np.float32)
+    _core.cell_means(colour, weight, got, got_w, None, nt)
+    for c in range(3):
+        one, one_w = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
+        _core.cell_means(np.ascontiguousarray(colour[..., c]), weight, one, one_w, None, nt)
+        assert_same_bits(got[..., c], one)
+        assert_same_bits(got_w, one_w)
+    # against the means in double here
+    for j, i in [(0, 0), (3, 5), (h - 1, w - 1)]:
+        rows, cols = slice(j * H // h, (j + 1) * H // h), slice(i * W // w, (i + 1) * W // w)
+        wt = weight[rows, cols].astype(np.float64)[..., None]
+        want = (wt * colour[rows, cols]).sum((0, 1)) / wt.sum() if wt.sum() else np.zeros(3)
+        np.testing.assert_allclose(got[j, i], want, rtol=1e-6)
+    # weight None is a weight of 1 everywhere, to the bit
+    ones_q, ones_w = np.empty((h, w, 3), np.float32), np.empty((h, w), np.float32)
+    _core.cell_means(colour, np.ones((H, W), np.float32), ones_q, ones_w, None, nt)
+    none_q, none_w = np.empty((h, w, 3), np.float32), np.empty((h, w), np.float32)
+    _core.cell_means(colour, None, none_q, none_w, None, nt)
+    assert_same_bits(none_q, ones_q)
+    assert_same_bits(none_w, ones_w)
+    with pytest.raises(ValueError, match="out_spread"):
+        _core.cell_means(colour, weight, got, got_w, np.empty((h, w), np.float32), nt)
+    with pytest.raises(ValueError, match="out_q"):
+        _core.cell_means(colour, weight, np.empty((h, w, 2), np.float32), got_w, None, nt)
 
 
 def on_ramp(q, gap):

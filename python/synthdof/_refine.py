@@ -172,7 +172,7 @@ def _sharpen_steps(q, weight, band, colour, linear, nt, own=None):
     evidence of blur (a hole's fill is smooth whatever the input)."""
     cell = max(1, band // STEP_CELL_DIV, int(np.ceil(np.sqrt(q.size / STEP_MAX_CELLS))))
     if cell > 1:
-        cells, _, _ = _cell_means(q, np.ones_like(q) if weight is None else weight, cell, nt)
+        cells, _, _ = _cell_means(q, weight, cell, nt)
         radius = max(1, round(band / cell))
     else:
         cells, radius = q, band
@@ -344,7 +344,7 @@ def _sampled_guide(guide, h, w, nt, *, linear=False, colours=None):
     return guide_lo, _highlights(guide, nt)
 
 
-def _upsample(q, weight, guide, sampled, nt, agree=UPSAMPLE_AGREE):
+def _upsample(q, weight, guide, sampled, nt, agree=UPSAMPLE_AGREE, *, need=None, out=None):
     """Joint upsampling of the (h, w) disparity to the guide's (H, W): each pixel averages the
     4 x 4 samples around it, weighted down where a sample's colour differs from the pixel's, so
     depth edges and thin structures land where the image has them. `sampled` is _sampled_guide's
@@ -352,49 +352,49 @@ def _upsample(q, weight, guide, sampled, nt, agree=UPSAMPLE_AGREE):
     unreached): weight 1, or 0 where no valid sample is in reach (filled afterwards like any
     hole), and how many pixels that is (weight None where that is none). Where the samples in
     reach agree to the fraction `agree` (their range, or their distance from their plane) the
-    colours are not compared."""
+    colours are not compared. With `need` (H, W) bool only those pixels are computed, into `out`
+    (the others keep what they held)."""
     H, W = guide.shape[:2]
     guide_lo, highlights = sampled
-    out = np.empty((H, W), np.float32)
+    out = np.empty((H, W), np.float32) if out is None else out
     args = (np.ascontiguousarray(q), np.ascontiguousarray(weight), guide_lo, guide, highlights, FILL_SIGMA_R, out)
     # the map of reached pixels only where some are not (a second pass then: a 12 MP map of ones
     # written and read back costs more than the pass where, as mostly, every pixel is reached)
-    unreached = _core.guided_upsample(*args, None, nt, agree)
+    unreached = _core.guided_upsample(*args, None, nt, agree, need)
     if not unreached:
         return out, None, 0
-    found = np.empty((H, W), np.float32)
-    _core.guided_upsample(*args, found, nt, agree)
+    found = np.ones((H, W), np.float32) if need is not None else np.empty((H, W), np.float32)
+    _core.guided_upsample(*args, found, nt, agree, need)
     return out, found, unreached
 
 
-def _fill_on_cells(q, weight, source, linear, cell, nt):
-    """The fill of the holes (weight 0) of a frame whose short side spans HOLE_CELL_SHORT_SIDE
-    cells of `cell` pixels or more, on those cells: each cell's mean over its valid pixels, the
-    cells with none filled along the surfaces their colours show (the fill's reach of the
-    frame), then upsampled guided by the image as depth of a lower resolution is. A cell's
-    colour is its valid pixels' mean colour, where its depth comes from (its centre pixel may lie
-    in the hole, on the other surface), or its centre pixel's where it has none. The fill on the
-    pixels costs a 12 MP frame 0.6 s and the whole frame's guide. `source` is the guide, or the
-    linear image when `linear`. Returns the (H, W) fill (read only at the holes)."""
+def _fill_on_cells(q, weight, holes, source, linear, cell, nt):
+    """Fills the holes (weight 0, `holes`) of q, in place, on cells of `cell` pixels (a frame
+    whose short side spans HOLE_CELL_SHORT_SIDE of them or more): each cell's mean over its valid
+    pixels, the cells with none filled along the surfaces their colours show (the fill's reach of
+    the frame), then upsampled guided by the image at the holes, as depth of a lower resolution
+    is. A cell's colour is its valid pixels' mean colour, where its depth comes from (its centre
+    pixel may lie in the hole, on the other surface), or its centre pixel's where it has none.
+    The fill on the pixels costs a 12 MP frame 0.6 s and the whole frame's guide. `source` is the
+    guide, or the linear image when `linear`."""
     H, W = q.shape
     qc, wc, _ = _cell_means(q, weight, cell, nt)
     h, w = qc.shape
-    colours = _grid_colours(source, h, w, nt)
     some = wc > 0
-    for c in range(3):
-        mean, _, _ = _cell_means(np.ascontiguousarray(source[..., c]), weight, cell, nt)
-        colours[..., c][some] = mean[some]
+    colours = np.empty((h, w, 3), np.float32)
+    _core.cell_means(np.ascontiguousarray(source), weight, colours, np.empty((h, w), np.float32), None, nt)
+    none = ~some  # (few: a mask's copy of them, where a copy of the rest took 37 ms at 12 MP)
+    colours[none] = _grid_colours(source, h, w, nt)[none]
     sampled = _sampled_guide(source, h, w, nt, linear=linear, colours=colours)
     if not some.all():
-        fill = _edge_fill(qc[..., None], wc, sampled[0], max(H, W) / 32 * w / W, FILL_SIGMA_R, nt, need=~some)
+        fill = _edge_fill(qc[..., None], wc, sampled[0], max(H, W) / 32 * w / W, FILL_SIGMA_R, nt, need=none)
         qc = np.where(some, qc, fill[..., 0]).astype(np.float32)
-    out, _, _ = _upsample(qc, np.ones((h, w), np.float32), source, sampled, nt)
-    return out
+    _upsample(qc, np.ones((h, w), np.float32), source, sampled, nt, need=holes, out=q)
 
 
 def _cell_means(q, weight, f, nt):
-    """The disparity's weighted means over cells of about f x f pixels, the mean weights, and
-    each cell's spread (weighted standard deviation over the mean)."""
+    """The disparity's weighted means over cells of about f x f pixels (weight None: all 1), the
+    mean weights, and each cell's spread (weighted standard deviation over the mean)."""
     H, W = q.shape
     h, w = max(1, round(H / f)), max(1, round(W / f))
     qc, wc, spread = (np.empty((h, w), np.float32) for _ in range(3))
@@ -647,14 +647,15 @@ def refine(image, depth, *, matte=None, invalid=None, disparity=False, edge_widt
     if missing:  # (a 12 MP pass and its test only where there are any)
         holes = weight < 1
         cell = min(H, W) // HOLE_CELL_SHORT_SIDE
+        # weight is 0 or 1 here (the input's validity, or the upsampling's reach): the fill
+        # replaces the holes, in place (q is this call's own array)
         if cell >= 2:
-            fill = _fill_on_cells(q, weight, linear if guide is None else guide, guide is None, cell, nt)
+            _fill_on_cells(q, weight, holes, linear if guide is None else guide, guide is None, cell, nt)
         else:
             fill = _edge_fill(q[..., None], weight, full_guide(), max(H, W) / 32, FILL_SIGMA_R, nt, need=holes)[..., 0]
-        # weight is 0 or 1 here (the input's validity, or the upsampling's reach): the fill
-        # replaces the holes, in place (q is this call's own array; putmask is the fastest of
-        # NumPy's masked copies where the holes are scattered: 23 ms at 12 MP against 80)
-        np.putmask(q, holes, fill)
+            # (putmask is the fastest of NumPy's masked copies where the holes are scattered: 23 ms
+            # at 12 MP against 80)
+            np.putmask(q, holes, fill)
 
     if sharpen_steps and q_in.shape == (H, W) and not noisy and band > 0:
         # before the matte's band: a pixel of a step filled here no longer counts as the input's own

@@ -18,7 +18,9 @@
  * counted in the unreached count. In the linear mode the
  * guide is linear light from -0.5 to 4 with highlight terms for most of its values over 1 (some
  * left out on purpose: they gain nothing), and the output has the bits of the guide mode given
- * the whole frame encoded (sd_srgb_encode_base + _finish) with those terms added. */
+ * the whole frame encoded (sd_srgb_encode_base + _finish) with those terms added. With a need
+ * mask (bytes 0, 1 or any), the pixels it leaves out are not written and the others have the
+ * bits of the call without it; the unreached count is of those it asks for. */
 static int run_upsample(fz_in *in)
 {
     int h = fz_range(in, 1, 24), w = fz_range(in, 1, 24);
@@ -41,7 +43,11 @@ static int run_upsample(fz_in *in)
     float *add = malloc(sizeof(float) * N * (size_t)Kc), *enc = malloc(sizeof(float) * N * (size_t)Kc);
     float *gcopy = malloc(sizeof(float) * N * (size_t)Kc);
     float *ref = malloc(sizeof(float) * N), *refw = malloc(sizeof(float) * N);
-    if (!lo || !lw || !gl || !g || !out || !ow || !loc || !over || !add || !enc || !gcopy || !ref || !refw) goto done;
+    float *nout = malloc(sizeof(float) * N), *nw = malloc(sizeof(float) * N);
+    uint8_t *need = malloc(N);
+    if (!lo || !lw || !gl || !g || !out || !ow || !loc || !over || !add || !enc || !gcopy || !ref || !refw || !nout ||
+        !nw || !need)
+        goto done;
     float vmin = INFINITY, vmax = -INFINITY;
     int moderate = 1;
     for (size_t i = 0; i < n; i++) {
@@ -64,15 +70,23 @@ static int run_upsample(fz_in *in)
         }
     }
     memcpy(gcopy, g, sizeof(float) * N * (size_t)Kc);
-    for (size_t i = 0; i < N; i++) out[i] = ow[i] = ref[i] = refw[i] = FZ_GUARD;
+    /* a mask, mostly unset or mostly set, from a hash of the pixel's index (not the input's bytes,
+     * which run out on most frames), set to any nonzero byte */
+    const int masked = (mode >> 5) & 1, sparse = (mode >> 6) & 1;
+    const uint32_t seed = masked ? fz_u32(in) : 0;
+    for (size_t i = 0; i < N; i++) {
+        uint32_t v = ((uint32_t)i + seed) * 2654435761u;
+        need[i] = (uint8_t)((v >> 28) < (sparse ? 2u : 12u) ? 1u + ((v >> 8) & 0xfeu) : 0u);
+    }
+    for (size_t i = 0; i < N; i++) out[i] = ow[i] = ref[i] = refw[i] = nout[i] = nw[i] = FZ_GUARD;
     memcpy(loc, lo, sizeof(float) * n);
     int nthreads = fz_range(in, -1, 3);
     sd_linear_guide lin = {over, add, nover};
 
     size_t unreached = (size_t)-1, ref_unreached = 0;
     sd_status st =
-        sd_guided_upsample(h, w, lo, lw, gl, H, W, g, K, linear ? &lin : NULL, sigma_r, agree, out, ow, &unreached,
-                           nthreads);
+        sd_guided_upsample(h, w, lo, lw, gl, H, W, g, K, linear ? &lin : NULL, sigma_r, agree, NULL, out, ow,
+                           &unreached, nthreads);
 
     if (memcmp(loc, lo, sizeof(float) * n) || memcmp(gcopy, g, sizeof(float) * N * (size_t)Kc))
         FZ_FAIL("input modified");
@@ -90,8 +104,8 @@ static int run_upsample(fz_in *in)
         if (sd_srgb_encode_base(NK, g, enc, 1) != SD_OK || sd_srgb_encode_finish(NK, g, enc, 1) != SD_OK)
             FZ_FAIL("encoding refused");
         for (size_t k = 0; k < nover; k++) enc[over[k]] += add[k];
-        if (sd_guided_upsample(h, w, lo, lw, gl, H, W, enc, K, NULL, sigma_r, agree, ref, refw, &ref_unreached, nthreads) !=
-            SD_OK)
+        if (sd_guided_upsample(h, w, lo, lw, gl, H, W, enc, K, NULL, sigma_r, agree, NULL, ref, refw, &ref_unreached,
+                               nthreads) != SD_OK)
             FZ_FAIL("guide mode refused what the linear mode took");
         if (memcmp(ref, out, sizeof(float) * N) || memcmp(refw, ow, sizeof(float) * N) || ref_unreached != unreached)
             FZ_FAIL("linear mode differs from the encoded guide's");
@@ -110,9 +124,25 @@ static int run_upsample(fz_in *in)
         }
     }
     if (zeros != unreached) FZ_FAIL("%zu pixels not found, %zu reported", zeros, unreached);
+    if (masked) {
+        size_t need_unreached = (size_t)-1, want = 0;
+        if (sd_guided_upsample(h, w, lo, lw, gl, H, W, g, K, linear ? &lin : NULL, sigma_r, agree, need, nout, nw,
+                               &need_unreached, nthreads) != SD_OK)
+            FZ_FAIL("refused with a need mask");
+        for (size_t i = 0; i < N; i++) {
+            if (!need[i]) {
+                if (nout[i] != FZ_GUARD || nw[i] != FZ_GUARD) FZ_FAIL("pixel %zu written though not needed", i);
+                continue;
+            }
+            if (memcmp(&nout[i], &out[i], sizeof(float)) || memcmp(&nw[i], &ow[i], sizeof(float)))
+                FZ_FAIL("needed pixel %zu: %.9g, without the mask %.9g", i, nout[i], out[i]);
+            want += ow[i] == 0.0f;
+        }
+        if (need_unreached != want) FZ_FAIL("%zu needed pixels not found, %zu reported", want, need_unreached);
+    }
 done:
     free(lo); free(lw); free(gl); free(g); free(out); free(ow); free(loc);
-    free(over); free(add); free(enc); free(gcopy); free(ref); free(refw);
+    free(over); free(add); free(enc); free(gcopy); free(ref); free(refw); free(nout); free(nw); free(need);
     return 0;
 }
 

@@ -17,7 +17,8 @@
  * depth exactly where the rule says. sd_matte_ramp (the matte's soft ramp from the colours,
  * csrc/sd_refine_matte.h): the matte unchanged outside its ramp, alpha in [0, 1] and at most
  * grown_max outside the mask, the same bits from linear light as from its encoded guide.
- * sd_cell_means: each cell's weighted mean and mean weight against sums in double here.
+ * sd_cell_means: each cell's weighted mean (1 to 4 channels) and mean weight against sums in double
+ * here, each channel's bits those of that channel alone.
  * sd_blurred_steps (csrc/sd_refine_steps.h): its flags against a brute-force plane fit; sd_step_fill
  * on them: the unstepped pixels unchanged, the stepped ones within the range of the rest. */
 #include "fuzz_common.h"
@@ -598,50 +599,71 @@ static void run_cells(fz_in *in, int wild)
 {
     int H = fz_range(in, 1, 40), W = fz_range(in, 1, 40), nt = fz_range(in, -1, 3);
     int h = fz_range(in, 1, H), w = fz_range(in, 1, W);
+    int K = (fz_u8(in) & 3) ? 1 : fz_range(in, 2, 4); /* mostly refine's disparity, else colours */
     size_t n = (size_t)H * (size_t)W, m = (size_t)h * (size_t)w;
-    float *q = malloc(sizeof(float) * n), *wt = malloc(sizeof(float) * n);
-    float *oq = malloc(sizeof(float) * m), *ow = malloc(sizeof(float) * m);
-    float *cq = malloc(sizeof(float) * n), *cw = malloc(sizeof(float) * n), *os = malloc(sizeof(float) * m);
+    float *q = malloc(sizeof(float) * n * (size_t)K), *wt = malloc(sizeof(float) * n);
+    float *oq = malloc(sizeof(float) * m * (size_t)K), *ow = malloc(sizeof(float) * m);
+    float *cq = malloc(sizeof(float) * n * (size_t)K), *cw = malloc(sizeof(float) * n), *os = malloc(sizeof(float) * m);
+    float *q1 = malloc(sizeof(float) * n), *o1 = malloc(sizeof(float) * m), *w1 = malloc(sizeof(float) * m);
     int spread = fz_u8(in) & 1;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n * (size_t)K; i++) {
         float v = any_value(in, wild);
         q[i] = isfinite(v) ? v : 1.0f; /* refine's disparity is finite */
+    }
+    for (size_t i = 0; i < n; i++) {
         uint8_t k = fz_u8(in);
         wt[i] = k < 64 ? 0.0f : k < 192 ? 1.0f : (float)k / 255.0f;
     }
-    memcpy(cq, q, sizeof(float) * n);
+    memcpy(cq, q, sizeof(float) * n * (size_t)K);
     memcpy(cw, wt, sizeof(float) * n);
-    if (sd_cell_means(H, W, q, wt, h, w, oq, ow, spread ? os : NULL, nt) != SD_OK) FZ_FAIL("cell_means refused %dx%d -> %dx%d", H, W, h, w);
-    if (memcmp(cq, q, sizeof(float) * n) || memcmp(cw, wt, sizeof(float) * n)) FZ_FAIL("input modified");
+    if (spread && K > 1) { /* the spread is a disparity map's only */
+        if (sd_cell_means(H, W, K, q, wt, h, w, oq, ow, os, nt) != SD_ERR_ARG) FZ_FAIL("spread of %d channels accepted", K);
+        spread = 0;
+    }
+    if (sd_cell_means(H, W, K, q, wt, h, w, oq, ow, spread ? os : NULL, nt) != SD_OK)
+        FZ_FAIL("cell_means refused %dx%dx%d -> %dx%d", H, W, K, h, w);
+    if (memcmp(cq, q, sizeof(float) * n * (size_t)K) || memcmp(cw, wt, sizeof(float) * n)) FZ_FAIL("input modified");
+    for (int c = 0; c < K; c++) {
+        /* each channel has the bits of that channel alone */
+        for (size_t i = 0; i < n; i++) q1[i] = q[i * (size_t)K + (size_t)c];
+        if (sd_cell_means(H, W, 1, q1, wt, h, w, o1, w1, NULL, nt) != SD_OK) FZ_FAIL("one channel refused");
+        for (size_t i = 0; i < m; i++)
+            if (memcmp(&o1[i], &oq[i * (size_t)K + (size_t)c], sizeof(float)) || memcmp(&w1[i], &ow[i], sizeof(float)))
+                FZ_FAIL("channel %d of %d at cell %zu: %g, alone %g", c, K, i, oq[i * (size_t)K + (size_t)c], o1[i]);
+    }
     for (int j = 0; j < h; j++)
-        for (int i = 0; i < w; i++) {
-            int y0 = j * H / h, y1 = (j + 1) * H / h, x0 = i * W / w, x1 = (i + 1) * W / w;
-            double a = 0.0, b = 0.0, lo = INFINITY, hi = -INFINITY;
-            if (y1 <= y0 || x1 <= x0) FZ_FAIL("empty cell %d %d", j, i);
-            for (int y = y0; y < y1; y++)
-                for (int x = x0; x < x1; x++) {
-                    float v = q[y * W + x], g = wt[y * W + x];
-                    a += (double)g * (double)v;
-                    b += (double)g;
-                    if (g > 0.0f) lo = fmin(lo, v), hi = fmax(hi, v);
-                }
-            float wq = b > 0.0 ? (float)(a / b) : 0.0f, ww = (float)(b / ((double)(y1 - y0) * (x1 - x0)));
-            float got = oq[j * w + i];
-            /* the same sums in another order: within float's rounding of the weighted mean, which
-             * lies in the range of the cell's weighted values */
-            if (b > 0.0 && !(got >= (float)lo && got <= (float)hi)) FZ_FAIL("mean %g outside [%g, %g]", got, lo, hi);
-            if (!(fabsf(got - wq) <= 1e-5f * fmaxf(fabsf(wq), (float)fmax(fabs(lo), fabs(hi))) + 1e-30f))
-                FZ_FAIL("cell %d %d mean %g, want %g", j, i, got, wq);
-            if (!(fabsf(ow[j * w + i] - ww) <= 1e-6f)) FZ_FAIL("cell %d %d weight %g, want %g", j, i, ow[j * w + i], ww);
-            /* the relative spread: finite, >= 0, at most the range over |mean| */
-            float sp = spread ? os[j * w + i] : 0.0f;
-            if (!(sp >= 0.0f && sp <= 3e38f)) FZ_FAIL("cell %d %d spread %g", j, i, sp);
-            if (spread && got != 0.0f && b > 0.0 && !(sp <= 1.0001 * (hi - lo) / fabs(got) + 1e-6))
-                FZ_FAIL("cell %d %d spread %g beyond the range %g", j, i, sp, (hi - lo) / fabs(got));
-        }
-    if (sd_cell_means(H, W, q, wt, H + 1, w, oq, ow, NULL, nt) != SD_ERR_ARG) FZ_FAIL("more cells than rows accepted");
-    if (sd_cell_means(H, W, NULL, wt, h, w, oq, ow, NULL, nt) != SD_ERR_ARG) FZ_FAIL("NULL accepted");
-    free(q); free(wt); free(oq); free(ow); free(cq); free(cw); free(os);
+        for (int i = 0; i < w; i++)
+            for (int c = 0; c < K; c++) {
+                int y0 = j * H / h, y1 = (j + 1) * H / h, x0 = i * W / w, x1 = (i + 1) * W / w;
+                double a = 0.0, b = 0.0, lo = INFINITY, hi = -INFINITY;
+                if (y1 <= y0 || x1 <= x0) FZ_FAIL("empty cell %d %d", j, i);
+                for (int y = y0; y < y1; y++)
+                    for (int x = x0; x < x1; x++) {
+                        float v = q[((size_t)y * W + x) * K + c], g = wt[y * W + x];
+                        a += (double)g * (double)v;
+                        b += (double)g;
+                        if (g > 0.0f) lo = fmin(lo, v), hi = fmax(hi, v);
+                    }
+                float wq = b > 0.0 ? (float)(a / b) : 0.0f, ww = (float)(b / ((double)(y1 - y0) * (x1 - x0)));
+                float got = oq[((size_t)j * w + i) * K + c];
+                /* the same sums in another order: within float's rounding of the weighted mean, which
+                 * lies in the range of the cell's weighted values */
+                if (b > 0.0 && !(got >= (float)lo && got <= (float)hi)) FZ_FAIL("mean %g outside [%g, %g]", got, lo, hi);
+                if (!(fabsf(got - wq) <= 1e-5f * fmaxf(fabsf(wq), (float)fmax(fabs(lo), fabs(hi))) + 1e-30f))
+                    FZ_FAIL("cell %d %d channel %d mean %g, want %g", j, i, c, got, wq);
+                if (!(fabsf(ow[j * w + i] - ww) <= 1e-6f)) FZ_FAIL("cell %d %d weight %g, want %g", j, i, ow[j * w + i], ww);
+                /* the relative spread: finite, >= 0, at most the range over |mean| */
+                float sp = spread ? os[j * w + i] : 0.0f;
+                if (!(sp >= 0.0f && sp <= 3e38f)) FZ_FAIL("cell %d %d spread %g", j, i, sp);
+                if (spread && got != 0.0f && b > 0.0 && !(sp <= 1.0001 * (hi - lo) / fabs(got) + 1e-6))
+                    FZ_FAIL("cell %d %d spread %g beyond the range %g", j, i, sp, (hi - lo) / fabs(got));
+            }
+    if (sd_cell_means(H, W, K, q, wt, H + 1, w, oq, ow, NULL, nt) != SD_ERR_ARG) FZ_FAIL("more cells than rows accepted");
+    if (sd_cell_means(H, W, K, NULL, wt, h, w, oq, ow, NULL, nt) != SD_ERR_ARG) FZ_FAIL("NULL accepted");
+    if (sd_cell_means(H, W, 0, q, wt, h, w, oq, ow, NULL, nt) != SD_ERR_ARG) FZ_FAIL("0 channels accepted");
+    if (sd_cell_means(H, W, SD_CELL_MAX_CHANNELS + 1, q, wt, h, w, oq, ow, NULL, nt) != SD_ERR_ARG)
+        FZ_FAIL("too many channels accepted");
+    free(q); free(wt); free(oq); free(ow); free(cq); free(cw); free(os); free(q1); free(o1); free(w1);
 }
 
 /* sd_blurred_steps against a brute-force window here: each cell window's extremes and its plane
