@@ -345,7 +345,7 @@ typedef struct {
     int y;
     const tent_taps *cy;
     const float *colsum, *colwt, *range;
-    const uint8_t *fast, *need;
+    const uint8_t *fast;
     float *out, *found;
     size_t next_highlight;
 } upsample_row_at;
@@ -482,7 +482,6 @@ SD_ALWAYS_INLINE void tent_sums(const upsample_rows *u, int lanes, int ni, int i
 SD_ALWAYS_INLINE int sum_run(const upsample_rows *u, int K, int lanes, upsample_row_at *row, const column_run *run)
 {
     const int w = u->w, xa = run->x, n = run->n, i0 = run->first;
-    const uint8_t *need = row->need ? row->need + xa : NULL;
     const float *restrict colsum = row->colsum, *restrict colwt = row->colwt;
     float num[UPSAMPLE_RUN], den[UPSAMPLE_RUN];
     for (int r = 0; r < lanes; r++) num[r] = den[r] = 0.0f;
@@ -500,7 +499,7 @@ SD_ALWAYS_INLINE int sum_run(const upsample_rows *u, int K, int lanes, upsample_
      * smallest floats can round past it: clamp to the window's valid samples. Where no weight
      * came (den 0) the quotient is not kept. */
     float mean[UPSAMPLE_RUN], reached[UPSAMPLE_RUN];
-    const int whole = n == lanes && !need; /* no lane past the run's end nor left out: stored in place */
+    const int whole = n == lanes; /* no lane past the run's end: stored in place */
     float *restrict out = whole ? row->out + xa : mean;
     SD_SIMD
     for (int r = 0; r < lanes; r++) {
@@ -508,26 +507,29 @@ SD_ALWAYS_INLINE int sum_run(const upsample_rows *u, int K, int lanes, upsample_
         out[r] = keep_if(fmin_sel(fmax_sel(num[r] / den[r], lo_v), hi_v), some);
         reached[r] = keep_if(1.0f, some);
     }
-    int missed = 0;
-    if (need) {
-        for (int r = 0; r < n; r++) {
-            if (!need[r]) continue;
-            row->out[xa + r] = mean[r];
-            if (row->found) row->found[xa + r] = reached[r];
-            missed += reached[r] == 0.0f;
-        }
-        return missed;
-    }
     if (!whole) memcpy(row->out + xa, mean, sizeof(float) * (size_t)n);
     if (row->found) memcpy(row->found + xa, reached, sizeof(float) * (size_t)n);
+    int missed = 0;
     for (int r = 0; r < n; r++) missed += reached[r] == 0.0f;
     return missed;
 }
 
-/* Output row y (see sd_guided_upsample), with a row of w column sums and weights as scratch;
+/* sum_run inlined with the guide's channels and the run's lanes constants. */
+SD_ALWAYS_INLINE int sum_any_run(const upsample_rows *u, upsample_row_at *row, const column_run *run)
+{
+    if (run->n <= UPSAMPLE_LANES / 2)
+        return u->K == 3 ? sum_run(u, 3, UPSAMPLE_LANES / 2, row, run) : sum_run(u, u->K, UPSAMPLE_LANES / 2, row, run);
+    if (run->n <= UPSAMPLE_LANES)
+        return u->K == 3 ? sum_run(u, 3, UPSAMPLE_LANES, row, run) : sum_run(u, u->K, UPSAMPLE_LANES, row, run);
+    return u->K == 3 ? sum_run(u, 3, UPSAMPLE_RUN, row, run) : sum_run(u, u->K, UPSAMPLE_RUN, row, run);
+}
+
+/* Output row y (see sd_guided_upsample), with a row of w column sums and weights as scratch,
+ * and with need two rows of W (the runs' outputs, of which the pixels needed are copied);
  * returns the pixels no valid sample reached. Compiled a second time for AVX2 (SD_CLONES): the
  * same operations in the same order on wider vectors (ISO C mode contracts no multiply-add). */
-SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict colsum, float *restrict colwt)
+SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict colsum, float *restrict colwt,
+                                  float *need_out, float *need_found)
 {
     const int w = u->w, W = u->W;
     const tent_taps *cy = &u->ty[y];
@@ -559,35 +561,27 @@ SD_CLONES static int upsample_row(const upsample_rows *u, int y, float *restrict
         .colwt = colwt,
         .range = u->range + 2 * (ptrdiff_t)(j0 + 2) * u->ww,
         .fast = u->fast + (ptrdiff_t)(j0 + 2) * u->ww,
-        .need = need,
         .out = u->out + (ptrdiff_t)y * W,
         .found = u->out_found ? u->out_found + (ptrdiff_t)y * W : NULL,
         .next_highlight = u->linear ? first_highlight(u->linear, (int64_t)y * W * u->K) : 0,
     };
     int missed = 0;
-    for (int k = 0; k < u->nruns; k++) {
-        if (need) { /* on to the run of the next pixel to compute, past the runs with none */
-            const int x = sd_next_set(need, u->runs[k].x, W);
-            if (x == W) break;
-            k = u->run_at[x];
-        }
-        const column_run *run = &u->runs[k];
-        /* inlined with the guide's channels and the run's lanes constants */
-        if (run->n <= UPSAMPLE_LANES / 2) {
-            if (u->K == 3)
-                missed += sum_run(u, 3, UPSAMPLE_LANES / 2, &row, run);
-            else
-                missed += sum_run(u, u->K, UPSAMPLE_LANES / 2, &row, run);
-        } else if (run->n <= UPSAMPLE_LANES) {
-            if (u->K == 3)
-                missed += sum_run(u, 3, UPSAMPLE_LANES, &row, run);
-            else
-                missed += sum_run(u, u->K, UPSAMPLE_LANES, &row, run);
-        } else {
-            if (u->K == 3)
-                missed += sum_run(u, 3, UPSAMPLE_RUN, &row, run);
-            else
-                missed += sum_run(u, u->K, UPSAMPLE_RUN, &row, run);
+    if (!need) {
+        for (int k = 0; k < u->nruns; k++) missed += sum_any_run(u, &row, &u->runs[k]);
+        return missed;
+    }
+    float *out = row.out, *found = row.found;
+    row.out = need_out;
+    row.found = need_found;
+    for (int x = sd_next_set(need, 0, W); x < W; x = sd_next_set(need, x, W)) {
+        /* the run of the next pixel to compute (past the runs with none), then its pixels needed */
+        const column_run *run = &u->runs[u->run_at[x]];
+        sum_any_run(u, &row, run);
+        for (x = run->x; x < run->x + run->n; x++) {
+            if (!need[x]) continue;
+            out[x] = need_out[x];
+            if (found) found[x] = need_found[x];
+            missed += need_found[x] == 0.0f;
         }
     }
     return missed;
@@ -655,8 +649,10 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     /* with need: the windows some pixel to compute reads, and the first output row of each row of windows */
     uint8_t *win_need = need ? calloc((size_t)wh * (size_t)ww, 1) : NULL;
     int *win_row = need ? malloc(sizeof(int) * ((size_t)wh + 1)) : NULL;
+    float *need_rows = need ? malloc(sizeof(float) * 2 * (size_t)W * (size_t)nt) : NULL; /* each thread's */
     if (!ty || !tx || !scratch || !wx || !range || !fast || !colbuf || !colall || !row_unreached || !runs || !run_at ||
-        (need && (!win_need || !win_row))) {
+        (need && (!win_need || !win_row || !need_rows))) {
+        free(need_rows);
         free(win_need);
         free(win_row);
         free(run_at);
@@ -797,7 +793,8 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
         float *colsum = scratch + (ptrdiff_t)sd_thread_id() * 2 * w;
-        row_unreached[y] = upsample_row(&u, y, colsum, colsum + w);
+        float *need_out = need ? need_rows + (ptrdiff_t)sd_thread_id() * 2 * W : NULL;
+        row_unreached[y] = upsample_row(&u, y, colsum, colsum + w, need_out, need ? need_out + W : NULL);
     }
     *unreached = 0;
     for (int y = 0; y < H; y++) *unreached += (size_t)row_unreached[y];
@@ -808,6 +805,7 @@ sd_status sd_guided_upsample(int h, int w, const float *lo, const float *lo_weig
     free(run_at);
     free(win_need);
     free(win_row);
+    free(need_rows);
     free(row_unreached);
     free(scratch);
     free(wx);
