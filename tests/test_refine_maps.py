@@ -461,7 +461,7 @@ def highlighted_guide(lin):
 @pytest.mark.parametrize("nt", [1, 2])
 @pytest.mark.parametrize("lo_shape, shape", [((12, 17), (96, 136)), ((9, 13), (31, 47)), ((5, 4), (5, 4))])
 def test_guided_upsample_of_the_linear_image_has_the_bits_of_its_encoded_guide(nt, lo_shape, shape):
-    from synthdof._refine import FILL_SIGMA_R, UPSAMPLE_AGREE, _highlights
+    from synthdof._refine import FILL_SIGMA_R, _highlights
 
     (h, w), (H, W) = lo_shape, shape
     lin = odd_floats((H, W, 3))
