@@ -1,6 +1,6 @@
 """Time synthdof.refine on the synthetic 12 MP scene with the depth and matte users have.
 
-Four inputs, each degraded from the scene's exact depth and matte in a fixed, seeded way (the
+Five inputs, each degraded from the scene's exact depth and matte in a fixed, seeded way (the
 recipes of benchmarks/score_gt.py --inputs, written out here so the benchmark stands alone, and
 one more):
 
@@ -12,6 +12,8 @@ one more):
            NaN clusters and a 4 px NaN band left of every depth step; the exact matte
   holes    the sensor's holes without its noise (a clean depth with invalid pixels: stereo on
            a textured scene, a renderer's depth with invalid sky); the exact matte
+  resized  the phone's 1/8 depth resized bilinearly to the photo's size, as a pipeline that
+           aligns the maps first gives it (refine finds the samples again); the segmentation matte
 
 Every configuration runs in a fresh Python process: it loads the scene from the cache
 (benchmarks/results/cache), makes the inputs, calls refine once while recording each call of
@@ -50,7 +52,7 @@ import scene
 from scene import area_down, bilinear_up, gaussian
 
 THREADS = (2, 1)
-INPUTS = ("net", "eighth", "sensor", "holes")
+INPUTS = ("net", "eighth", "sensor", "holes", "resized")
 EDGE_WIDTHS = ("auto", 8, 32, 128)
 TARGET_S = 0.3  # refine at 12 MP on 2 threads (issue: depth at full and at 1/8 resolution)
 
@@ -70,6 +72,8 @@ def degraded_inputs(depth, alpha, kind, seed=7):
         return np.maximum(d, np.float32(1e-3)), segmentation_matte(alpha)
     if kind == "eighth":
         return area_down(depth, 8), segmentation_matte(alpha)
+    if kind == "resized":
+        return bilinear_up(area_down(depth, 8), depth.shape), segmentation_matte(alpha)
     if kind in ("sensor", "holes"):
         rng = np.random.default_rng(seed)
         noise = rng.standard_normal(depth.shape, dtype=np.float32)  # (drawn for both: the same holes)

@@ -700,6 +700,42 @@ static PyObject *py_take_grid(PyObject *self, PyObject *args)
     return raise_status(st, "take_grid", H, W);
 }
 
+static PyObject *py_enlargement_fits(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *d_o, *s_o;
+    double sy, sx, tolerance;
+    int nt;
+    if (!PyArg_ParseTuple(args, "OOdddi", &d_o, &s_o, &sy, &sx, &tolerance, &nt)) return NULL;
+    PyArrayObject *d = as_f32_contig(d_o, "d", 2, 2, 0);
+    if (!d) return NULL;
+    PyArrayObject *small = (PyArrayObject *)s_o;
+    if (!PyArray_Check(s_o) || PyArray_TYPE(small) != NPY_FLOAT64 || !PyArray_ISNOTSWAPPED(small) ||
+        PyArray_NDIM(small) != 2 || !PyArray_IS_C_CONTIGUOUS(small) || !PyArray_ISALIGNED(small) ||
+        PyArray_SIZE(small) < 1) {
+        PyErr_SetString(PyExc_ValueError, "small: expected a non-empty C-contiguous 2-D native float64 array");
+        return NULL;
+    }
+    int H = (int)PyArray_DIM(d, 0), W = (int)PyArray_DIM(d, 1);
+    if (PyArray_DIM(d, 0) > INT_MAX / 8 || PyArray_DIM(d, 1) > INT_MAX / 8 || PyArray_DIM(small, 0) > H ||
+        PyArray_DIM(small, 1) > W) {
+        PyErr_SetString(PyExc_ValueError, "small: larger than d, or d too large");
+        return NULL;
+    }
+    if (!(sy >= 1.0) || !(sx >= 1.0) || !isfinite(sy) || !isfinite(sx) || isnan(tolerance)) {
+        PyErr_SetString(PyExc_ValueError, "sy, sx: must be finite and >= 1; tolerance: not NaN");
+        return NULL;
+    }
+    int fits = 0;
+    sd_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = sd_enlargement_fits(H, W, PyArray_DATA(d), (int)PyArray_DIM(small, 0), (int)PyArray_DIM(small, 1),
+                             PyArray_DATA(small), sy, sx, tolerance, &fits, nt);
+    Py_END_ALLOW_THREADS
+    if (st != SD_OK) return raise_status(st, "enlargement_fits", H, W);
+    return PyBool_FromLong(fits);
+}
+
 static PyObject *py_median(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -1221,6 +1257,7 @@ static PyMethodDef methods[] = {
     {"disparity_in", py_disparity_in, METH_VARARGS, "disparity_in(depth, invalid, is_disparity, q, weight, nthreads) -> valid pixels"},
     {"agreeing", py_agreeing, METH_VARARGS, "agreeing(q, q_in, weight, limit, kept, nthreads): kept = 2 where |q - q_in| / q_in <= limit"},
     {"take_grid", py_take_grid, METH_VARARGS, "take_grid(src, ys, xs, out, nthreads): out[j, i] = src[ys[j], xs[i]] ((H, W, C) float32, int64 rows and columns)"},
+    {"enlargement_fits", py_enlargement_fits, METH_VARARGS, "enlargement_fits(d, small, sy, sx, tolerance, nthreads) -> whether d (H, W float32) is the bilinear enlargement of small (h, w float64) by (sy, sx) within tolerance at every pixel"},
     {"median", py_median, METH_VARARGS, "median(values, ref, weight, step, nthreads) -> NumPy's median (as a float32 value) of values[::step] (or of |values - ref| / ref there; ref may be None) where weight > 0 (weight may be None)"},
     {"indices_above", py_indices_above, METH_VARARGS, "indices_above(values, threshold, nthreads) -> int64 flat indices of the values above threshold, ascending"},
     {"disparity_out", py_disparity_out, METH_VARARGS, "disparity_out(q, is_disparity, out, nthreads)"},

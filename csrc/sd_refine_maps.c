@@ -301,6 +301,78 @@ sd_status sd_list_above(size_t n, const float *v, float threshold, size_t chunk,
     return SD_OK;
 }
 
+/* ---- a resize's test ------------------------------------------------------------------- */
+
+/* Where output position o of n reads a map of m samples enlarged by scale: the sample at or
+ * before it, the next (the same at the end) and the next one's weight (NumPy's float64
+ * clip((o + 0.5) / scale - 0.5, 0, m - 1), floor, minimum(i0 + 1, m - 1), and the difference). */
+static void enlargement_taps(int n, int m, double scale, int *i0, int *i1, double *f)
+{
+    for (int o = 0; o < n; o++) {
+        double p = ((double)o + 0.5) / scale - 0.5;
+        p = p > 0.0 ? p : 0.0;
+        p = p < (double)(m - 1) ? p : (double)(m - 1);
+        i0[o] = (int)floor(p);
+        i1[o] = i0[o] + 1 < m ? i0[o] + 1 : m - 1;
+        f[o] = p - (double)i0[o];
+    }
+}
+
+sd_status sd_enlargement_fits(int H, int W, const float *d, int h, int w, const double *small, double sy, double sx,
+                              double tolerance, int *fits, int nthreads)
+{
+    if (H < 1 || W < 1 || h < 1 || w < 1 || !d || !small || !fits) return SD_ERR_ARG;
+    if (!(sy >= 1.0) || !(sx >= 1.0) || !isfinite(sy) || !isfinite(sx) || isnan(tolerance)) return SD_ERR_VALUE;
+    int nt = sd_threads(nthreads);
+    int *y0 = malloc(sizeof(int) * 2 * (size_t)H), *x0 = malloc(sizeof(int) * 2 * (size_t)W);
+    double *fy = malloc(sizeof(double) * (size_t)H), *fx = malloc(sizeof(double) * (size_t)W);
+    double *rows = malloc(sizeof(double) * (size_t)w * (size_t)nt); /* each thread's row between two sample rows */
+    if (!y0 || !x0 || !fy || !fx || !rows) {
+        free(y0);
+        free(x0);
+        free(fy);
+        free(fx);
+        free(rows);
+        return SD_ERR_NOMEM;
+    }
+    int *y1 = y0 + H, *x1 = x0 + W;
+    enlargement_taps(H, h, sy, y0, y1, fy);
+    enlargement_taps(W, w, sx, x0, x1, fx);
+    int missed = 0; /* a pixel off: the rows left stop (any order finds one, if there is one) */
+    SD_PARALLEL_FOR(nt)
+    for (int y = 0; y < H; y++) {
+        int off;
+#ifdef _OPENMP
+#pragma omp atomic read
+#endif
+        off = missed;
+        if (off) continue;
+        double *r = rows + (ptrdiff_t)sd_thread_id() * w;
+        const double *a = small + (ptrdiff_t)y0[y] * w, *b = small + (ptrdiff_t)y1[y] * w;
+        const double gy = 1.0 - fy[y], ty = fy[y];
+        for (int i = 0; i < w; i++) r[i] = a[i] * gy + b[i] * ty;
+        const float *dr = d + (ptrdiff_t)y * W;
+        int bad = 0;
+        for (int x = 0; x < W; x++) {
+            double v = r[x0[x]] * (1.0 - fx[x]) + r[x1[x]] * fx[x];
+            bad |= fabs(v - (double)dr[x]) > tolerance;
+        }
+        if (bad) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+            missed = 1;
+        }
+    }
+    *fits = !missed;
+    free(y0);
+    free(x0);
+    free(fy);
+    free(fx);
+    free(rows);
+    return SD_OK;
+}
+
 /* ---- grid samples ----------------------------------------------------------------------- */
 
 sd_status sd_take_grid(int H, int W, int C, const float *src, int h, const int64_t *ys, int w, const int64_t *xs,

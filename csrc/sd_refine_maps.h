@@ -56,6 +56,15 @@ sd_status sd_take_grid(int H, int W, int C, const float *src, int h, const int64
 sd_status sd_median_sampled(size_t n, size_t step, const float *v, const float *ref, const float *weight,
                             float *median, int nthreads);
 
+/* Whether the (H, W) map d is, within tolerance at every pixel, the bilinear enlargement of the
+ * (h, w) map small (float64) by the factors (sy, sx) (>= 1): each pixel (y, x) reads small at
+ * ((y + 0.5) / sy - 0.5, (x + 0.5) / sx - 0.5), clamped to the map, from its 2 x 2 samples,
+ * rows first; all in double, in the order of _refine.py's NumPy expressions (the same decision
+ * to the bit). *fits = 1 where |enlargement - d| <= tolerance everywhere, 0 where a pixel exceeds
+ * it (the rows stop at the first). d finite. */
+sd_status sd_enlargement_fits(int H, int W, const float *d, int h, int w, const double *small, double sy, double sx,
+                              double tolerance, int *fits, int nthreads);
+
 /* The first of n pixels in cell i of `cells` cells along an axis (n for i = cells): cell i spans
  * [sd_cell_edge(i), sd_cell_edge(i + 1)). sd_cell_means' cells, which the steps' test and fill
  * (sd_refine_steps.c) share. */

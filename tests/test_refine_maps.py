@@ -938,6 +938,50 @@ def test_cell_means_of_colours_are_each_channels_means(nt):
         _core.cell_means(colour, weight, np.empty((h, w, 2), np.float32), got_w, None, nt)
 
 
+def _numpy_enlargement(small, H, W, sy, sx):
+    """refine's former float64 NumPy enlargement of `small` to (H, W), the reference."""
+    h, w = small.shape
+    ys = np.clip((np.arange(H) + 0.5) / sy - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(W) + 0.5) / sx - 0.5, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(np.intp), np.floor(xs).astype(np.intp)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    rows = small[y0] * (1 - fy) + small[y1] * fy
+    return rows[:, x0] * (1 - fx) + rows[:, x1] * fx
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+@pytest.mark.parametrize("shape, scales", [((60, 90), (6.0, 6.0)), ((61, 47), (3.0, 4.7)), ((9, 200), (1.0, 7.5))])
+def test_enlargement_fits_decides_as_the_float64_numpy_test(nt, shape, scales):
+    H, W = shape
+    sy, sx = scales
+    small = rng.uniform(0.2, 5.0, (int(np.ceil(H / sy)), int(np.ceil(W / sx))))
+    d = np.ascontiguousarray(_numpy_enlargement(small, H, W, sy, sx), np.float32)
+    d[H // 2, W // 3] *= np.float32(1.00003)  # an error the float32 rounding alone does not make
+    err = np.abs(_numpy_enlargement(small, H, W, sy, sx) - d.astype(np.float64)).max()
+    # the same arithmetic: fits at exactly the largest error, not a float64 step below it
+    assert _core.enlargement_fits(d, small, sy, sx, err, nt) is True
+    assert _core.enlargement_fits(d, small, sy, sx, np.nextafter(err, 0), nt) is False
+    d[-1, -1] += np.float32(10 * err)
+    assert _core.enlargement_fits(d, small, sy, sx, err, nt) is False
+    with pytest.raises(ValueError, match="sy, sx"):
+        _core.enlargement_fits(d, small, 0.5, sx, err, nt)
+    with pytest.raises(ValueError, match="small"):
+        _core.enlargement_fits(d, small.astype(np.float32), sy, sx, err, nt)
+
+
+def test_packed_float32_copies_a_strided_view_on_the_core():
+    from synthdof._validate import packed_float32
+
+    a = rng.random((70, 45), dtype=np.float32)
+    for view in (a.T, a[::-1], a[:, ::2]):
+        got = packed_float32(view, 2)
+        assert got.flags.c_contiguous and got.dtype == np.float32
+        assert_same_bits(got, np.ascontiguousarray(view))
+    assert packed_float32(a, 2) is a
+    assert packed_float32(a.astype(np.float64).T, 2).dtype == np.float32
+
+
 def on_ramp(q, gap):
     """Pixels strictly between both neighbours along a row or a column, each more than gap away."""
     ramp = np.zeros(q.shape, bool)

@@ -103,6 +103,17 @@ def _packed_map(x, name, shape, finite, threads):
     return a, None
 
 
+def packed_float32(a, threads=1):
+    """`a` as a C-contiguous native float32 array, copied only if needed; a strided float32 view
+    (a resizer's transposed output) by the core on `threads` threads, where NumPy's copy of a
+    transposed 12 MP map took 0.12 s."""
+    if _core_scannable(a) and not a.flags.c_contiguous:
+        out = np.empty(a.shape, np.float32)
+        _core.copy_scan(a, out, threads)
+        return out
+    return np.ascontiguousarray(a, np.float32)
+
+
 def as_map(x, name, shape=None, *, finite=True, threads=1):
     """A (H, W) float map as a C-contiguous native float32 array (copied only if needed)."""
     return _packed_map(x, name, shape, finite, threads)[0]

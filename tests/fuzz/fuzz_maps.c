@@ -18,7 +18,8 @@
  * csrc/sd_refine_matte.h): the matte unchanged outside its ramp, alpha in [0, 1] and at most
  * grown_max outside the mask, the same bits from linear light as from its encoded guide.
  * sd_cell_means: each cell's weighted mean (1 to 4 channels) and mean weight against sums in double
- * here, each channel's bits those of that channel alone.
+ * here, each channel's bits those of that channel alone; then sd_enlargement_fits on an
+ * enlargement made here, and on it with one pixel moved.
  * sd_blurred_steps (csrc/sd_refine_steps.h): its flags against a brute-force plane fit; sd_step_fill
  * on them: the unstepped pixels unchanged, the stepped ones within the range of the rest. */
 #include "fuzz_common.h"
@@ -595,6 +596,53 @@ done:
     free(m); free(mc); free(lin); free(guide); free(lc); free(out); free(out2);
 }
 
+/* sd_enlargement_fits on an (H, W) map made here as the bilinear enlargement of a random (h, w)
+ * map by factors from 1 to 3 times the sizes' ratio (computed as the kernel's documentation
+ * says, rounded to float): it fits; one pixel moved by 10 tolerances does not, by half a
+ * tolerance it still does; the same answer on any thread count; bad arguments refused. */
+static void run_enlargement(fz_in *in, int H, int W, int h, int w, int nt)
+{
+    double sy = (double)H / h * (1.0 + 2.0 * fz_unit(in)), sx = (double)W / w * (1.0 + 2.0 * fz_unit(in));
+    sy = sy < 1.0 ? 1.0 : sy;
+    sx = sx < 1.0 ? 1.0 : sx;
+    double *small = malloc(sizeof(double) * (size_t)h * (size_t)w);
+    float *d = malloc(sizeof(float) * (size_t)H * (size_t)W);
+    if (!small || !d) goto done;
+    for (int i = 0; i < h * w; i++) small[i] = (double)fz_uniform(in, 0.1f, 10.0f);
+    double dmax = 0.0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double py = fmin(fmax((y + 0.5) / sy - 0.5, 0.0), h - 1.0), px = fmin(fmax((x + 0.5) / sx - 0.5, 0.0), w - 1.0);
+            int y0 = (int)floor(py), x0 = (int)floor(px), y1 = y0 + 1 < h ? y0 + 1 : h - 1, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
+            double fy = py - y0, fx = px - x0;
+            double a = small[y0 * w + x0] * (1.0 - fy) + small[y1 * w + x0] * fy;
+            double b = small[y0 * w + x1] * (1.0 - fy) + small[y1 * w + x1] * fy;
+            d[y * W + x] = (float)(a * (1.0 - fx) + b * fx);
+            dmax = fmax(dmax, fabs((double)d[y * W + x]));
+        }
+    double tol = 1e-4 * dmax;
+    int fits = -1, fits1 = -1;
+    if (sd_enlargement_fits(H, W, d, h, w, small, sy, sx, tol, &fits, nt) != SD_OK || fits != 1)
+        FZ_FAIL("an enlargement %dx%d -> %dx%d (%g, %g) does not fit (%d)", h, w, H, W, sy, sx, fits);
+    int at = fz_range(in, 0, H * W - 1);
+    float keep = d[at];
+    d[at] = (float)(keep + 10.0 * tol);
+    if (sd_enlargement_fits(H, W, d, h, w, small, sy, sx, tol, &fits, nt) != SD_OK || fits != 0)
+        FZ_FAIL("a pixel 10 tolerances off fits");
+    if (sd_enlargement_fits(H, W, d, h, w, small, sy, sx, tol, &fits1, 1) != SD_OK || fits1 != fits)
+        FZ_FAIL("another answer on one thread");
+    d[at] = (float)(keep + 0.5 * tol);
+    if ((double)d[at] - keep <= 0.9 * tol &&
+        (sd_enlargement_fits(H, W, d, h, w, small, sy, sx, tol, &fits, nt) != SD_OK || fits != 1))
+        FZ_FAIL("a pixel half a tolerance off does not fit");
+    if (sd_enlargement_fits(H, W, d, h, w, small, 0.5, sx, tol, &fits, nt) != SD_ERR_VALUE) FZ_FAIL("sy 0.5 accepted");
+    if (sd_enlargement_fits(H, W, d, h, w, small, sy, NAN, tol, &fits, nt) != SD_ERR_VALUE) FZ_FAIL("sx NaN accepted");
+    if (sd_enlargement_fits(H, W, NULL, h, w, small, sy, sx, tol, &fits, nt) != SD_ERR_ARG) FZ_FAIL("NULL accepted");
+done:
+    free(small);
+    free(d);
+}
+
 static void run_cells(fz_in *in, int wild)
 {
     int H = fz_range(in, 1, 40), W = fz_range(in, 1, 40), nt = fz_range(in, -1, 3);
@@ -664,6 +712,7 @@ static void run_cells(fz_in *in, int wild)
     if (sd_cell_means(H, W, SD_CELL_MAX_CHANNELS + 1, q, wt, h, w, oq, ow, NULL, nt) != SD_ERR_ARG)
         FZ_FAIL("too many channels accepted");
     free(q); free(wt); free(oq); free(ow); free(cq); free(cw); free(os); free(q1); free(o1); free(w1);
+    run_enlargement(in, H, W, h, w, nt);
 }
 
 /* sd_blurred_steps against a brute-force window here: each cell window's extremes and its plane
