@@ -51,6 +51,26 @@ static inline int sd_thread_id(void)
 #endif
 }
 
+/* A flag that one iteration of a parallel loop raises for the iterations left to skip their work
+ * (an early stop: the loop still runs to its end). Read and raised as OpenMP atomics. */
+static inline int sd_flag_raised(int *flag)
+{
+    int v;
+#ifdef _OPENMP
+#pragma omp atomic read
+#endif
+    v = *flag;
+    return v;
+}
+
+static inline void sd_raise_flag(int *flag)
+{
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+    *flag = 1;
+}
+
 /* Inside a spin-wait: lets another thread on the same processor run (more threads than
  * processors) and eases the wait otherwise. */
 #if defined(__unix__) || defined(__APPLE__)

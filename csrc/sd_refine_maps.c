@@ -341,12 +341,7 @@ sd_status sd_enlargement_fits(int H, int W, const float *d, int h, int w, const 
     int missed = 0; /* a pixel off: the rows left stop (any order finds one, if there is one) */
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++) {
-        int off;
-#ifdef _OPENMP
-#pragma omp atomic read
-#endif
-        off = missed;
-        if (off) continue;
+        if (sd_flag_raised(&missed)) continue;
         double *r = rows + (ptrdiff_t)sd_thread_id() * w;
         const double *a = small + (ptrdiff_t)y0[y] * w, *b = small + (ptrdiff_t)y1[y] * w;
         const double gy = 1.0 - fy[y], ty = fy[y];
@@ -357,12 +352,7 @@ sd_status sd_enlargement_fits(int H, int W, const float *d, int h, int w, const 
             double v = r[x0[x]] * (1.0 - fx[x]) + r[x1[x]] * fx[x];
             bad |= fabs(v - (double)dr[x]) > tolerance;
         }
-        if (bad) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-            missed = 1;
-        }
+        if (bad) sd_raise_flag(&missed);
     }
     *fits = !missed;
     free(y0);

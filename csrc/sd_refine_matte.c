@@ -162,12 +162,7 @@ sd_status sd_matte_ramp(int H, int W, const float *matte, const float *colour, i
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
 #endif
     for (int y = 0; y < H; y++) {
-        int stop;
-#ifdef _OPENMP
-#pragma omp atomic read
-#endif
-        stop = certain;
-        if (stop) continue;
+        if (sd_flag_raised(&certain)) continue;
         size_t row_on_line = 0, row_agreeing = 0;
         const float *m = matte + (ptrdiff_t)y * W;
         float *o = out + (ptrdiff_t)y * W;
@@ -197,12 +192,8 @@ sd_status sd_matte_ramp(int H, int W, const float *matte, const float *colour, i
             ramp_left -= (size_t)row_ramp[y];
             /* the final test's own division: its rounding is monotone, so the final share rounds
              * to at least this one */
-            if (p->mode_auto && agreeing && (double)agreeing / (double)(on_line + ramp_left) >= p->agreeing_share) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                certain = 1;
-            }
+            if (p->mode_auto && agreeing && (double)agreeing / (double)(on_line + ramp_left) >= p->agreeing_share)
+                sd_raise_flag(&certain);
         }
     }
     free(row_ramp);
