@@ -77,6 +77,17 @@ def check_finite(a, name, threads=1):
     raise ValueError(f"{name}: contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
 
 
+def packed_float32(a, threads=1):
+    """`a` as a C-contiguous, aligned, native float32 array, copied only if needed; a strided
+    float32 view (a resizer's transposed output) by the core on `threads` threads, where NumPy's
+    copy of a transposed 12 MP map took 0.12 s."""
+    if _core_scannable(a) and not a.flags.c_contiguous:
+        out = np.empty(a.shape, np.float32)
+        _core.copy_scan(a, out, threads)
+        return out
+    return np.require(a, dtype=np.float32, requirements=["C", "A"])
+
+
 def _packed_map(x, name, shape, finite, threads):
     """as_map's work: (map, (min, max) or None). A float32 map the core can read is copied (if
     not C-contiguous: a resizer's transposed output) and checked for NaN and inf by `threads`
@@ -97,21 +108,10 @@ def _packed_map(x, name, shape, finite, threads):
             raise ValueError(f"{name}: contains NaN or inf (first at index "
                              f"{tuple(int(i) for i in np.unravel_index(first, a.shape))})")
         return packed, (lo, hi)
-    a = np.require(a, dtype=np.float32, requirements=["C", "A"])  # packed, aligned, native
+    a = packed_float32(a, threads)
     if finite:
         check_finite(a, name, threads)
     return a, None
-
-
-def packed_float32(a, threads=1):
-    """`a` as a C-contiguous native float32 array, copied only if needed; a strided float32 view
-    (a resizer's transposed output) by the core on `threads` threads, where NumPy's copy of a
-    transposed 12 MP map took 0.12 s."""
-    if _core_scannable(a) and not a.flags.c_contiguous:
-        out = np.empty(a.shape, np.float32)
-        _core.copy_scan(a, out, threads)
-        return out
-    return np.ascontiguousarray(a, np.float32)
 
 
 def as_map(x, name, shape=None, *, finite=True, threads=1):
