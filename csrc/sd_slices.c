@@ -8,9 +8,11 @@
  * centres follow the NumPy stage they were first written as, to float tolerance, except that the
  * modes stay within the values they average.
  *
- * A slice's cells are those its content covers, grown by the reach of its blur where nearer
- * slices hide part of it (what is filled in there can be carried into view); its level is the
- * pyramid level most of its light is spread at (sd_level_mostly). */
+ * A slice's cells are those its content covers and, where nearer slices hide part of it, the
+ * hidden ones within the reach of its blur (what is filled in there can be carried into view):
+ * per row, from the first to the last of those. Its box, on which the fill's grid is laid, is its
+ * content grown by that reach. Its level is the pyramid level most of its light is spread at
+ * (sd_level_mostly). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -562,10 +564,44 @@ ptrdiff_t sd_slice_plan(sd_render_ctx *r, int si, int top, sd_slice *s, int *row
     sd_box bb = s->holes ? fb : cb;
     const int *bx0 = s->holes ? r->reach_x0 : r->content_x0, *bx1 = s->holes ? r->reach_x1 : r->content_x1;
     int bs = 1 << s->k;
+    /* the slice's box: its reach (or content) rows and columns, in cells */
     s->cy0 = bb.y0 >> s->k;
     s->cy1 = (bb.y1 + bs - 1) >> s->k;
     s->cx0 = W;
     s->cx1 = 0;
+    for (int cy = s->cy0; cy < s->cy1; cy++)
+        for (int y = imax(cy << s->k, bb.y0); y < imin((cy + 1) << s->k, bb.y1); y++)
+            if (bx0[y] < bx1[y]) {
+                s->cx0 = imin(s->cx0, bx0[y] >> s->k);
+                s->cx1 = imax(s->cx1, (bx1[y] + bs - 1) >> s->k);
+            }
+    /* Within the reach, a cell neither holding content nor hidden by nearer slices stays empty
+     * and unfilled: to the fill it is seen and empty, as a cell outside the rows' ranges is, and
+     * the spread has no light to take from it. So each row's cells run from its first to its
+     * last cell of content or of nearer entries within the reach (the box, on which the fill's
+     * grid is laid, stays that of the reach). */
+    if (s->holes)
+        for (int y = bb.y0; y < bb.y1; y++) {
+            int ca = r->content_x0[y], ce = r->content_x1[y], a = ca, e = ce;
+            if (bx0[y] < bx1[y]) {
+                int na = W, ne = 0;
+                for (int i = 2 * si + 4; i < r->ni; i++) {
+                    ptrdiff_t j = (ptrdiff_t)i * H + y;
+                    if (r->bin_x0[j] < r->bin_x1[j]) {
+                        na = imin(na, r->bin_x0[j]);
+                        ne = imax(ne, r->bin_x1[j]);
+                    }
+                }
+                na = imax(na, bx0[y]);
+                ne = imin(ne, bx1[y]);
+                if (na < ne) {
+                    a = ca < ce ? imin(ca, na) : na;
+                    e = ca < ce ? imax(ce, ne) : ne;
+                }
+            }
+            r->reach_x0[y] = a;
+            r->reach_x1[y] = e;
+        }
     ptrdiff_t cells = 0;
     for (int cy = s->cy0; cy < s->cy1; cy++) {
         int a = W, e = 0;
@@ -578,10 +614,6 @@ ptrdiff_t sd_slice_plan(sd_render_ctx *r, int si, int top, sd_slice *s, int *row
         row_x1[cy] = a < e ? (e + bs - 1) >> s->k : 0;
         row_off[cy] = cells - row_x0[cy];
         cells += row_x1[cy] - row_x0[cy];
-        if (a < e) {
-            s->cx0 = imin(s->cx0, row_x0[cy]);
-            s->cx1 = imax(s->cx1, row_x1[cy]);
-        }
     }
     return cells;
 }
