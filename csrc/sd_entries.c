@@ -524,9 +524,11 @@ static int build_row(const build_ctx *B, int y, xbuf *b, float *vmn, float *vmx,
         float o[4]; /* the main entry */
         float c = crow[x];
         float a = mrow ? mrow[x] : 0.0f;
-        if (a == 0.0f) {
+        if (a == 0.0f || (a == 1.0f && p[0] >= 0.0f && p[1] >= 0.0f && p[2] >= 0.0f)) {
             /* no subject: the pixel is all rest, as it is (and stays implicit, without reading
-             * its colour, unless it sits on a depth edge) */
+             * its colour, unless it sits on a depth edge); all subject (confident at any level)
+             * without negative light: the split below would give the subject the pixel as it
+             * is, at the pixel's own CoC, and the rest nothing, whatever the surroundings' fill */
             ococ[x] = c;
             if (!(ui < nu && U[ui].x == x)) continue;
             o[0] = p[0]; o[1] = p[1]; o[2] = p[2]; o[3] = 1.0f;
