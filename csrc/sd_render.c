@@ -70,8 +70,7 @@ const float *sd_render_row(const sd_render_ctx *r, sd_pyramid *p, int k, sd_box 
     int bs = 1 << k;
     int ny = (r->H + bs - 1) >> k, nx = (r->W + bs - 1) >> k;
     float s = 1.0f / (float)bs, area = s * s;
-    float *tmp = r->rowbuf + (ptrdiff_t)sd_thread_id() * r->rowbuf_stride;
-    float *vrow = tmp, *lrow = tmp + 4 * (ptrdiff_t)(nx + 1);
+    float *vrow = r->rowbuf + (ptrdiff_t)sd_thread_id() * r->rowbuf_stride;
     int y0, y1;
     float wy;
     sd_lerp_cell(y, s, ny, &y0, &y1, &wy);
@@ -94,21 +93,32 @@ const float *sd_render_row(const sd_render_ctx *r, sd_pyramid *p, int k, sd_box 
         *xa = imax(*xa - 1, sb.x0);
         *xb = imin(*xb + 1, sb.x1);
     }
-    const int *xi = r->colidx;
-    const float *xw = r->colw;
-    for (int x = *xa; x < *xb; x++) {
-        const float *v0 = vrow + 4 * xi[x];
-        float w = xw[x];
-        for (int c = 0; c < 4; c++) lrow[4 * x + c] = (1.0f - w) * v0[c] + w * v0[4 + c];
+    return vrow;
+}
+
+/* One pixel of the composite: light l (RGBA) under what is nearer (see composite). */
+static inline void composite_pixel(const float *l, float *o, float *a, float *ls, unsigned char *st, unsigned char me,
+                                   unsigned char before)
+{
+    float occ = *a - (*st == before ? *ls : 0.0f);
+    float vis = 1.0f - occ;
+    vis = vis > 0.0f ? vis : 0.0f;
+    for (int c = 0; c < 3; c++) o[c] += vis * l[c];
+    float va = vis * l[3];
+    *a += va;
+    if (l[3] > 0.0f) {
+        *ls = va;
+        *st = me;
     }
-    return lrow;
 }
 
 /* Composites the resolved slice `si` (frame box `sb`) under what is nearer. A slice resolved on
  * level k is interpolated bilinearly (clamped at the frame's edge cells) to the frame's pixels,
- * a row at a time. What hides the slice is the visible coverage composited so far except the
- * previous slice's (see sd_render_entries): `acc` sums it, `last` remembers the latest slice's
- * share and `stamp` which slice that was, so that pixels the slice leaves dark need no update. */
+ * a row at a time: down the rows once per row (sd_render_row), then across the columns pixel by
+ * pixel as it is composited. What hides the slice is the visible coverage composited so far
+ * except the previous slice's (see sd_render_entries): `acc` sums it, `last` remembers the
+ * latest slice's share and `stamp` which slice that was, so that pixels the slice leaves dark
+ * need no update. */
 static void composite(sd_render_ctx *r, int si, int k, sd_box sb)
 {
     int W = r->W;
@@ -120,20 +130,20 @@ static void composite(sd_render_ctx *r, int si, int k, sd_box sb)
         float *o = r->out.data + (ptrdiff_t)y * r->out.row, *a = r->acc + i0, *ls = r->last + i0;
         ptrdiff_t op = r->out.pix;
         unsigned char *st = r->stamp + i0;
-        /* this row of the slice's light, per frame pixel, and the columns where it has any */
+        /* this row of the slice's light (per frame pixel at level 0, per cell above), and the
+         * columns where it has any */
         int xa, xb;
         const float *L = sd_render_row(r, r->pyr, k, sb, y, &xa, &xb);
-        for (int x = xa; x < xb; x++) {
-            const float *l = L + 4 * x;
-            float occ = a[x] - (st[x] == before ? ls[x] : 0.0f);
-            float vis = 1.0f - occ;
-            vis = vis > 0.0f ? vis : 0.0f;
-            for (int c = 0; c < 3; c++) o[(ptrdiff_t)x * op + c] += vis * l[c];
-            float va = vis * l[3];
-            a[x] += va;
-            if (l[3] > 0.0f) {
-                ls[x] = va;
-                st[x] = me;
+        if (k == 0) {
+            for (int x = xa; x < xb; x++) composite_pixel(L + 4 * x, o + (ptrdiff_t)x * op, a + x, ls + x, st + x, me, before);
+        } else {
+            const int *xi = r->colidx;
+            const float *xw = r->colw;
+            for (int x = xa; x < xb; x++) {
+                const float *v0 = L + 4 * xi[x];
+                float w = xw[x], l[4];
+                for (int c = 0; c < 4; c++) l[c] = (1.0f - w) * v0[c] + w * v0[4 + c];
+                composite_pixel(l, o + (ptrdiff_t)x * op, a + x, ls + x, st + x, me, before);
             }
         }
     }

@@ -108,12 +108,14 @@ typedef struct {
 } sd_render_ctx;
 
 /* The horizontal interpolation of a level-k slice onto the frame columns of box sb, kept in
- * r->colidx and r->colw for sd_render_row. */
+ * r->colidx and r->colw: frame column x takes (1 - colw[x]) of cell colidx[x] of a row from
+ * sd_render_row and colw[x] of the next. */
 void sd_render_columns(sd_render_ctx *r, int k, sd_box sb);
 
-/* Row y of pyramid p (resolved at level k) as RGBA light per frame pixel, interpolated bilinearly
- * within box sb (sd_render_columns first), and the columns [*xa, *xb) where it has any. The row
- * is the calling thread's buffer (or the pyramid's own at level 0). */
+/* Frame row y of pyramid p (resolved at level k) as RGBA light, and the frame columns [*xa, *xb)
+ * of box sb where it has any. At level 0 the pyramid's own row, per frame pixel; above, the
+ * calling thread's buffer holding the row interpolated down the rows, per cell, to be
+ * interpolated across the columns with sd_render_columns' weights. */
 const float *sd_render_row(const sd_render_ctx *r, sd_pyramid *p, int k, sd_box sb, int y, int *xa, int *xb);
 
 /* The layered composite of sd_render over given entries and slice centres (descending, from
