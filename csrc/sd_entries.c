@@ -204,6 +204,48 @@ static int find_highlights(sd_fillpyr *fp, int drop, lit_blocks *lb)
  * sd_fill_ws_floats of r and nch; only without whole_if_none) or, when ws is NULL, the pooled
  * scratch (sd_alloc.h): a fill's workspace is as large as a third of its box's frame, and
  * memory freed to the C library would be fresh pages again on the next call. */
+/* What run_fill's level 1 reads: the box rr (ch x cw) of frame f, and the confidence test of
+ * matte value m (a = off + sg m: a, or 1 - a exactly; confident from t, or above 0 at level 2). */
+typedef struct {
+    const sd_frame *f;
+    rect rr;
+    int ch, cw, level;
+    float t, sg, off;
+} level1_box;
+
+/* Row y of run_fill's level 1 (w1 cells, nch = 1 or 4 channels: the CoC, or colour and CoC): the
+ * mean of the confident pixels of each 2 x 2 block, summed in double in the order (0, 0), (1, 0),
+ * (0, 1), (1, 1), and weight 1 where there is one (0 elsewhere). Returns whether the row has any. */
+static inline int level1_row(const level1_box *L, int y, int w1, int nch, float *wrow, float *vrow)
+{
+    const sd_frame *f = L->f;
+    const int ny = 2 * y + 1 < L->ch ? 2 : 1;
+    int any = 0;
+    for (int x = 0; x < w1; x++) {
+        const int nx = 2 * x + 1 < L->cw ? 2 : 1;
+        double sv[4] = {0, 0, 0, 0};
+        int n = 0;
+        for (int dy = 0; dy < ny; dy++)
+            for (int dx = 0; dx < nx; dx++) {
+                int yy = 2 * y + dy + L->rr.y0, xx = 2 * x + dx + L->rr.x0;
+                ptrdiff_t i = (ptrdiff_t)yy * f->W + xx;
+                float a = L->off + L->sg * f->matte[i];
+                if (!(L->level < 2 ? a >= L->t : a > 0.0f)) continue;
+                n++;
+                if (nch == 1) {
+                    sv[0] += f->coc[i];
+                } else {
+                    const float *p = sd_frame_px(f, yy, xx);
+                    sv[0] += p[0]; sv[1] += p[1]; sv[2] += p[2]; sv[3] += f->coc[i];
+                }
+            }
+        wrow[x] = n > 0 ? 1.0f : 0.0f;
+        for (int c = 0; c < nch; c++) vrow[(ptrdiff_t)x * nch + c] = n > 0 ? (float)(sv[c] / n) : 0.0f;
+        any |= n > 0;
+    }
+    return any;
+}
+
 static sd_status run_fill(const sd_frame *f, rect *r, int nch, int subject, int level, boxfill *out, int drop,
                           lit_blocks *lb, int whole_if_none, float *ws)
 {
@@ -240,33 +282,12 @@ static sd_status run_fill(const sd_frame *f, rect *r, int nch, int subject, int 
             return SD_ERR_NOMEM;
         }
         /* level 1: means over the confident pixels of each 2 x 2 block of the box (weights 0/1) */
+        const level1_box L1 = {f, rr, ch, cw, level, t, sg, off};
         SD_PARALLEL_FOR(f->nt)
         for (int y = 0; y < h1; y++) {
-            int any = 0;
-            for (int x = 0; x < w1; x++) {
-                double sv[4] = {0, 0, 0, 0};
-                int n = 0;
-                for (int dy = 0; dy < 2; dy++)
-                    for (int dx = 0; dx < 2; dx++) {
-                        int yy = 2 * y + dy, xx = 2 * x + dx;
-                        if (yy >= ch || xx >= cw) continue;
-                        ptrdiff_t i = (ptrdiff_t)(yy + rr.y0) * f->W + xx + rr.x0;
-                        float a = off + sg * f->matte[i]; /* a, or 1 - a exactly */
-                        if (!(level < 2 ? a >= t : a > 0.0f)) continue;
-                        n++;
-                        if (nch == 1) {
-                            sv[0] += f->coc[i];
-                        } else {
-                            const float *p = sd_frame_px(f, yy + rr.y0, xx + rr.x0);
-                            sv[0] += p[0]; sv[1] += p[1]; sv[2] += p[2]; sv[3] += f->coc[i];
-                        }
-                    }
-                ptrdiff_t o = (ptrdiff_t)y * w1 + x;
-                fp->w[1][o] = n > 0 ? 1.0f : 0.0f;
-                for (int c = 0; c < nch; c++) fp->v[1][o * nch + c] = n > 0 ? (float)(sv[c] / n) : 0.0f;
-                any |= n > 0;
-            }
-            rowany[y] = (unsigned char)any;
+            float *wrow = fp->w[1] + (ptrdiff_t)y * w1, *vrow = fp->v[1] + (ptrdiff_t)y * w1 * nch;
+            rowany[y] = (unsigned char)(nch == 1 ? level1_row(&L1, y, w1, 1, wrow, vrow)
+                                                 : level1_row(&L1, y, w1, 4, wrow, vrow));
         }
         int any = 0;
         for (int y = 0; y < h1; y++) any |= rowany[y];

@@ -73,11 +73,39 @@ static void relax4(float *v, const float *wt, int H, int W, const int *ux0, cons
         }
 }
 
+/* relax_n for 1 channel (the entries' fill of the subject's CoC), the same steps in the same
+ * order, each row addressed as relax4 addresses it. */
+static void relax1(float *v, const float *wt, int H, int W, const int *ux0, const int *ux1, int nt)
+{
+    nt = sd_threads_for(nt, (ptrdiff_t)H * W);
+    for (int it = 0; it < RELAX_SWEEPS; it++)
+        for (int colour = 0; colour < 2; colour++) {
+            SD_PARALLEL_FOR_CHUNKS(nt)
+            for (int y = 0; y < H; y++) {
+                int ym = y > 0 ? y - 1 : y, yp = y + 1 < H ? y + 1 : y;
+                int xs = ux0 ? ux0[y] : 0, xe = ux0 ? ux1[y] : W; /* the row's cells not fully known */
+                if (xs >= xe) continue;
+                xs += ((xs + y + colour) & 1);
+                const float *wr = wt + (ptrdiff_t)y * W;
+                float *vr = v + (ptrdiff_t)y * W;
+                const float *va = v + (ptrdiff_t)ym * W, *vb = v + (ptrdiff_t)yp * W;
+                for (int x = xs; x < xe; x += 2) {
+                    float w = wr[x];
+                    if (w >= 1.0f) continue;
+                    w = w > 0.0f ? w : 0.0f;
+                    int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
+                    float m = 0.25f * (va[x] + vb[x] + vr[xm] + vr[xp]);
+                    vr[x] = w * vr[x] + (1.0f - w) * m;
+                }
+            }
+        }
+}
+
 /* The channel counts the core uses get loops of a known length (unrolled, vectorised). */
 static void relax(float *v, const float *wt, int H, int W, int nch, const int *ux0, const int *ux1, int nt)
 {
     if (nch == 4) relax4(v, wt, H, W, ux0, ux1, nt);
-    else if (nch == 1) relax_n(v, wt, H, W, 1, ux0, ux1, nt);
+    else if (nch == 1) relax1(v, wt, H, W, ux0, ux1, nt);
     else relax_n(v, wt, H, W, nch, ux0, ux1, nt);
 }
 
