@@ -375,8 +375,11 @@ def interrupt_batch(tmp_path, extra):
     frames, a machine too busy to wake this process for a second let it finish first."""
     cfg = batch_config(tmp_path / "b.json", samples=2000)
     out = tmp_path / "out"
+    # (SIGINT back to its default in the child: a test runner started as a shell's background job
+    # inherits it ignored, and Python then installs no KeyboardInterrupt handler)
     p = subprocess.Popen([sys.executable, "-m", "synthdof", "batch", str(cfg), "-o", str(out), "-q", *map(str, extra)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     meta = out / "metadata.jsonl"
     try:
         wait_for(lambda: meta.exists() and meta.stat().st_size > 0, 120, "the first record")
