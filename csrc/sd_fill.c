@@ -398,30 +398,17 @@ static void pull4(const float *pv, const float *pwt, int ph, int pw, float *cv, 
         int whole = 2 * y + 1 < ph ? pw / 2 : 0; /* the cells [0, whole) have all four children */
         for (int x = 0; x < cw; x++) {
             int xa = 2 * x, xb = 2 * x + 1 < pw ? 2 * x + 1 : 2 * x;
-            float w[4], sw = 0.0f;
-            if (x < whole) {
-                w[0] = wa[xa];
-                w[1] = wa[xb];
-                w[2] = wb[xa];
-                w[3] = wb[xb];
-            } else {
-                float mx = 2 * x + 1 < pw ? 1.0f : 0.0f;
-                w[0] = wa[xa];
-                w[1] = wa[xb] * mx;
-                w[2] = wb[xa] * my;
-                w[3] = wb[xb] * mx * my;
-            }
-            for (int q = 0; q < 4; q++) {
-                w[q] = w[q] > 0.0f ? w[q] : 0.0f;
-                sw += w[q];
-            }
-            /* divided, not multiplied by 1 / sw: that overflows for a sum of denormal weights */
-            for (int q = 0; q < 4; q++) w[q] = sw > 0.0f ? w[q] / sw : 0.0f;
             ptrdiff_t o = (ptrdiff_t)y * cw + x;
-            cwt[o] = sw > 1.0f ? 1.0f : sw;
             const float *p4[4] = {va + 4 * (ptrdiff_t)xa, va + 4 * (ptrdiff_t)xb, vb + 4 * (ptrdiff_t)xa,
                                   vb + 4 * (ptrdiff_t)xb};
-            sd_cell_pull(cv + 4 * o, p4, w);
+            float sw; /* the weights divided by sw, not multiplied by 1 / sw: that overflows for denormal ones */
+            if (x < whole) {
+                sw = sd_cell_pull_weights(cv + 4 * o, p4, wa[xa], wa[xb], wb[xa], wb[xb]);
+            } else {
+                float mx = 2 * x + 1 < pw ? 1.0f : 0.0f;
+                sw = sd_cell_pull_weights(cv + 4 * o, p4, wa[xa], wa[xb] * mx, wb[xa] * my, wb[xb] * mx * my);
+            }
+            cwt[o] = sw > 1.0f ? 1.0f : sw;
         }
     }
 }

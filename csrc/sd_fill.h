@@ -61,6 +61,19 @@ static inline sd_fill_row sd_fill_row_of(const sd_fillpyr *f, int y)
     return r;
 }
 
+/* The largest of channel 3 over the 4 level-1 cells sd_fill_row_at interpolates at x: a bound of
+ * what it gives in that channel (bilinear weights lie in [0, 1]), less costly to take. */
+static inline float sd_fill_row_max3(const sd_fill_row *r, int x)
+{
+    int xa, xb;
+    float wx;
+    sd_lerp_half(x, r->cW, &xa, &xb, &wx);
+    float a = r->ra[4 * xa + 3], b = r->ra[4 * xb + 3], e = r->rb[4 * xa + 3], g = r->rb[4 * xb + 3];
+    a = a > b ? a : b;
+    e = e > g ? e : g;
+    return a > e ? a : e;
+}
+
 static inline void sd_fill_row_at(const sd_fill_row *r, int x, float *restrict out)
 {
     int xa, xb;

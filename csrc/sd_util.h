@@ -120,13 +120,34 @@ static inline void sd_cell_mix(float *restrict d, const float *restrict a, float
     sd_cell4 x = w * sd_cell_load(d) + (1.0f - w) * sd_cell_load(a);
     memcpy(d, &x, sizeof x);
 }
-/* d[c] = the sum over q of (w[q] > 0 ? w[q] p[q][c] : 0), from 0 in q's order: the fill's pull,
- * where a child without weight adds nothing, whatever its value. */
-static inline void sd_cell_pull(float *restrict d, const float *const p[4], const float w[4])
+/* The fill's pull of one cell from its four children p[q] with weights wq: each weight made
+ * w[q] = max(wq, 0) / s, s their sum from 0 in q's order (or 0 where s is not > 0), then
+ * d[c] = the sum over q of (w[q] > 0 ? w[q] p[q][c] : 0), from 0 in q's order (a child without
+ * weight adds nothing, whatever its value); returns s. The four divisions go as one vector
+ * division (each lane correctly rounded, as a scalar division is), and the weights stay in a
+ * register from the loads to the sums (a vector load of four scalar stores waits for them). */
+typedef int sd_mask4 __attribute__((vector_size(16)));
+static inline float sd_cell_pull_weights(float *restrict d, const float *const p[4], float w0, float w1, float w2,
+                                         float w3)
 {
-    sd_cell4 t = {0.0f, 0.0f, 0.0f, 0.0f}, zero = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int q = 0; q < 4; q++) t = t + (w[q] > 0.0f ? w[q] * sd_cell_load(p[q]) : zero);
+    sd_cell4 x = {w0, w1, w2, w3}, zero = {0.0f, 0.0f, 0.0f, 0.0f};
+    x = (sd_cell4)((sd_mask4)x & (x > zero)); /* +0 where not > 0, NaN included */
+    float s = 0.0f;
+    s += x[0];
+    s += x[1];
+    s += x[2];
+    s += x[3];
+    x = s > 0.0f ? x / s : zero;
+    /* a child whose weight is not > 0 adds +0 (its product masked off), whatever its value */
+    sd_mask4 m = x > zero;
+    sd_cell4 t = zero;
+    for (int q = 0; q < 4; q++) {
+        sd_cell4 xq = {x[q], x[q], x[q], x[q]};
+        sd_mask4 mq = {m[q], m[q], m[q], m[q]};
+        t = t + (sd_cell4)((sd_mask4)(xq * sd_cell_load(p[q])) & mq);
+    }
     memcpy(d, &t, sizeof t);
+    return s;
 }
 /* d[c] = w d[c] + (1 - w) (0.25 (a[c] + b[c] + e[c] + g[c])): the fill's relaxation step (the
  * neighbours may be the cell itself at the grid's edges: every read comes before the store). */
@@ -146,13 +167,21 @@ static inline void sd_cell_mix(float *restrict d, const float *restrict a, float
 {
     for (int c = 0; c < 4; c++) d[c] = w * d[c] + (1.0f - w) * a[c];
 }
-static inline void sd_cell_pull(float *restrict d, const float *const p[4], const float w[4])
+static inline float sd_cell_pull_weights(float *restrict d, const float *const p[4], float w0, float w1, float w2,
+                                         float w3)
 {
+    float w[4] = {w0, w1, w2, w3}, s = 0.0f;
+    for (int q = 0; q < 4; q++) {
+        w[q] = w[q] > 0.0f ? w[q] : 0.0f;
+        s += w[q];
+    }
+    for (int q = 0; q < 4; q++) w[q] = s > 0.0f ? w[q] / s : 0.0f;
     for (int c = 0; c < 4; c++) {
         float t = 0.0f;
         for (int q = 0; q < 4; q++) t += w[q] > 0.0f ? w[q] * p[q][c] : 0.0f;
         d[c] = t;
     }
+    return s;
 }
 static inline void sd_cell_relax(float *d, const float *a, const float *b, const float *e, const float *g, float w)
 {
