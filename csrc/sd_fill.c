@@ -15,34 +15,45 @@
  * becomes w * own + (1 - w) * (mean of its 4 neighbours). Push-pull alone takes the filled value
  * from blocky coarse averages, which lets a distant bright region bias the fill right next to
  * the known boundary; relaxing the coarse levels makes the fill follow the boundary values
- * (harmonic), at O(pixels) cost. Red-black order keeps it deterministic under threads. */
+ * (harmonic), at O(pixels) cost. Red-black order keeps it deterministic under threads.
+ *
+ * RELAX_ROWS runs the sweeps over each row's cells not fully known (ux0/ux1, or NULL: every
+ * cell), rows in parallel: ROW relaxes cells x = xs, xs + 2, ... < xe of row y, whose neighbour
+ * rows are ym and yp (the row itself at the grid's edges). A macro, not a function taking the
+ * row's step: OpenMP outlines the parallel loop before inlining, which would leave the step an
+ * indirect call per row (1-2 % of a render). */
+#define RELAX_ROWS(H, W, ux0, ux1, nt, ...)                                                   \
+    for (int sweep_ = 0; sweep_ < RELAX_SWEEPS; sweep_++)                                    \
+        for (int colour = 0; colour < 2; colour++) {                                         \
+            SD_PARALLEL_FOR_CHUNKS(nt)                                                       \
+            for (int y = 0; y < (H); y++) {                                                  \
+                int ym = y > 0 ? y - 1 : y, yp = y + 1 < (H) ? y + 1 : y;                    \
+                int xs = (ux0) ? (ux0)[y] : 0, xe = (ux0) ? (ux1)[y] : (W);                  \
+                if (xs >= xe) continue;                                                      \
+                xs += ((xs + y + colour) & 1);                                               \
+                __VA_ARGS__                                                                  \
+            }                                                                                \
+        }
+
 static inline void relax_n(float *v, const float *wt, int H, int W, int nch, const int *ux0, const int *ux1,
                            int nt)
 {
     nt = sd_threads_for(nt, (ptrdiff_t)H * W);
-    for (int it = 0; it < RELAX_SWEEPS; it++)
-        for (int colour = 0; colour < 2; colour++) {
-            SD_PARALLEL_FOR_CHUNKS(nt)
-            for (int y = 0; y < H; y++) {
-                int ym = y > 0 ? y - 1 : y, yp = y + 1 < H ? y + 1 : y;
-                int xs = ux0 ? ux0[y] : 0, xe = ux0 ? ux1[y] : W; /* the row's cells not fully known */
-                if (xs >= xe) continue;
-                xs += ((xs + y + colour) & 1);
-                for (int x = xs; x < xe; x += 2) {
-                    ptrdiff_t i = (ptrdiff_t)y * W + x;
-                    float w = wt[i];
-                    w = w > 1.0f ? 1.0f : (w > 0.0f ? w : 0.0f);
-                    if (w >= 1.0f) continue;
-                    int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
-                    ptrdiff_t a = ((ptrdiff_t)ym * W + x) * nch, b = ((ptrdiff_t)yp * W + x) * nch;
-                    ptrdiff_t c = ((ptrdiff_t)y * W + xm) * nch, d = ((ptrdiff_t)y * W + xp) * nch;
-                    for (int ch = 0; ch < nch; ch++) {
-                        float m = 0.25f * (v[a + ch] + v[b + ch] + v[c + ch] + v[d + ch]);
-                        v[i * nch + ch] = w * v[i * nch + ch] + (1.0f - w) * m;
-                    }
-                }
+    RELAX_ROWS(H, W, ux0, ux1, nt, {
+        for (int x = xs; x < xe; x += 2) {
+            ptrdiff_t i = (ptrdiff_t)y * W + x;
+            float w = wt[i];
+            w = w > 1.0f ? 1.0f : (w > 0.0f ? w : 0.0f);
+            if (w >= 1.0f) continue;
+            int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
+            ptrdiff_t a = ((ptrdiff_t)ym * W + x) * nch, b = ((ptrdiff_t)yp * W + x) * nch;
+            ptrdiff_t c = ((ptrdiff_t)y * W + xm) * nch, d = ((ptrdiff_t)y * W + xp) * nch;
+            for (int ch = 0; ch < nch; ch++) {
+                float m = 0.25f * (v[a + ch] + v[b + ch] + v[c + ch] + v[d + ch]);
+                v[i * nch + ch] = w * v[i * nch + ch] + (1.0f - w) * m;
             }
         }
+    })
 }
 
 /* relax_n for 4 channels, the same steps in the same order: each row's cells addressed from
@@ -51,26 +62,18 @@ static inline void relax_n(float *v, const float *wt, int H, int W, int nch, con
 static void relax4(float *v, const float *wt, int H, int W, const int *ux0, const int *ux1, int nt)
 {
     nt = sd_threads_for(nt, (ptrdiff_t)H * W);
-    for (int it = 0; it < RELAX_SWEEPS; it++)
-        for (int colour = 0; colour < 2; colour++) {
-            SD_PARALLEL_FOR_CHUNKS(nt)
-            for (int y = 0; y < H; y++) {
-                int ym = y > 0 ? y - 1 : y, yp = y + 1 < H ? y + 1 : y;
-                int xs = ux0 ? ux0[y] : 0, xe = ux0 ? ux1[y] : W; /* the row's cells not fully known */
-                if (xs >= xe) continue;
-                xs += ((xs + y + colour) & 1);
-                const float *wr = wt + (ptrdiff_t)y * W;
-                float *vr = v + 4 * (ptrdiff_t)y * W;
-                const float *va = v + 4 * (ptrdiff_t)ym * W, *vb = v + 4 * (ptrdiff_t)yp * W;
-                for (int x = xs; x < xe; x += 2) {
-                    float w = wr[x];
-                    if (w >= 1.0f) continue;
-                    w = w > 0.0f ? w : 0.0f;
-                    int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
-                    sd_cell_relax(vr + 4 * x, va + 4 * x, vb + 4 * x, vr + 4 * xm, vr + 4 * xp, w);
-                }
-            }
+    RELAX_ROWS(H, W, ux0, ux1, nt, {
+        const float *wr = wt + (ptrdiff_t)y * W;
+        float *vr = v + 4 * (ptrdiff_t)y * W;
+        const float *va = v + 4 * (ptrdiff_t)ym * W, *vb = v + 4 * (ptrdiff_t)yp * W;
+        for (int x = xs; x < xe; x += 2) {
+            float w = wr[x];
+            if (w >= 1.0f) continue;
+            w = w > 0.0f ? w : 0.0f;
+            int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
+            sd_cell_relax(vr + 4 * x, va + 4 * x, vb + 4 * x, vr + 4 * xm, vr + 4 * xp, w);
         }
+    })
 }
 
 /* relax_n for 1 channel (the entries' fill of the subject's CoC), the same steps in the same
@@ -78,27 +81,19 @@ static void relax4(float *v, const float *wt, int H, int W, const int *ux0, cons
 static void relax1(float *v, const float *wt, int H, int W, const int *ux0, const int *ux1, int nt)
 {
     nt = sd_threads_for(nt, (ptrdiff_t)H * W);
-    for (int it = 0; it < RELAX_SWEEPS; it++)
-        for (int colour = 0; colour < 2; colour++) {
-            SD_PARALLEL_FOR_CHUNKS(nt)
-            for (int y = 0; y < H; y++) {
-                int ym = y > 0 ? y - 1 : y, yp = y + 1 < H ? y + 1 : y;
-                int xs = ux0 ? ux0[y] : 0, xe = ux0 ? ux1[y] : W; /* the row's cells not fully known */
-                if (xs >= xe) continue;
-                xs += ((xs + y + colour) & 1);
-                const float *wr = wt + (ptrdiff_t)y * W;
-                float *vr = v + (ptrdiff_t)y * W;
-                const float *va = v + (ptrdiff_t)ym * W, *vb = v + (ptrdiff_t)yp * W;
-                for (int x = xs; x < xe; x += 2) {
-                    float w = wr[x];
-                    if (w >= 1.0f) continue;
-                    w = w > 0.0f ? w : 0.0f;
-                    int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
-                    float m = 0.25f * (va[x] + vb[x] + vr[xm] + vr[xp]);
-                    vr[x] = w * vr[x] + (1.0f - w) * m;
-                }
-            }
+    RELAX_ROWS(H, W, ux0, ux1, nt, {
+        const float *wr = wt + (ptrdiff_t)y * W;
+        float *vr = v + (ptrdiff_t)y * W;
+        const float *va = v + (ptrdiff_t)ym * W, *vb = v + (ptrdiff_t)yp * W;
+        for (int x = xs; x < xe; x += 2) {
+            float w = wr[x];
+            if (w >= 1.0f) continue;
+            w = w > 0.0f ? w : 0.0f;
+            int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
+            float m = 0.25f * (va[x] + vb[x] + vr[xm] + vr[xp]);
+            vr[x] = w * vr[x] + (1.0f - w) * m;
         }
+    })
 }
 
 /* The channel counts the core uses get loops of a known length (unrolled, vectorised). */
