@@ -1,5 +1,6 @@
 /* Aperture stage: a source's footprint, the aperture scaled to its radius as weighted spans
  * (see sd_aperture.h for the evaluation of the shape itself). */
+#include <stdlib.h>
 #include "sd_aperture.h"
 #include "sd_util.h"
 
@@ -78,4 +79,12 @@ void sd_footprint_make(sd_footprint *fp, const sd_aperture *ap, float fx, float 
     }
     for (int n = 0; n < fp->n; n++) fp->s[n].w = (float)(fp->s[n].w / S);
     footprint_ends(fp);
+}
+
+sd_footprint *sd_footprint_table_new(void)
+{
+    sd_footprint *t = malloc(sizeof(sd_footprint) * SD_FOOTPRINT_SLOTS);
+    if (t)
+        for (int i = 0; i < SD_FOOTPRINT_SLOTS; i++) t[i].valid = 0;
+    return t;
 }

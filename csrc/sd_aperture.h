@@ -175,6 +175,11 @@ static inline unsigned sd_footprint_slot(float R, float fx, float fy, int inv)
     return (h * 0x9e3779b1u) >> (32 - SD_FOOTPRINT_SLOTS_LOG2);
 }
 
+/* A footprint table of SD_FOOTPRINT_SLOTS empty slots (NULL without memory; free() it). What it
+ * keeps depends on the footprints' keys and the aperture alone, so one aperture's table may
+ * serve any number of spreads. */
+sd_footprint *sd_footprint_table_new(void);
+
 /* The footprint for this key from the table `cache` (SD_FOOTPRINT_SLOTS entries), made there
  * if its slot holds another one. */
 static inline sd_footprint *sd_footprint_get(sd_footprint *cache, const sd_aperture *ap, float R, float fx,

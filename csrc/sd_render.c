@@ -224,9 +224,11 @@ static sd_status render_setup(sd_render_ctx *r, float max_coc)
     r->drawn = calloc((size_t)r->ns, sizeof(sd_box));
     r->colidx = malloc(sizeof(int) * (size_t)W);
     r->colw = malloc(sizeof(float) * (size_t)W);
+    int tables = 1; /* a footprint table per thread, kept for every slice's spread */
+    for (int t = 0; t < nt; t++) tables &= (r->fps[t] = sd_footprint_table_new()) != NULL;
     SD_TOC(PROF_ALLOC, t_alloc2);
     if (!r->layer || !r->lcoc || !r->hole || !r->pos || !r->fillws || !r->acc || !r->last || !r->stamp ||
-        !r->rowbuf || !r->drawn || !r->colidx || !r->colw)
+        !r->rowbuf || !r->drawn || !r->colidx || !r->colw || !tables)
         return SD_ERR_NOMEM;
     return SD_OK;
 }
@@ -241,6 +243,7 @@ static void render_free(sd_render_ctx *r)
     sd_big_free(r->acc); sd_big_free(r->last); sd_big_free(r->stamp);
     free(r->rowbuf); free(r->drawn); free(r->hl); free(r->frame_light);
     free(r->colidx); free(r->colw); free(r->content_x0);
+    for (int t = 0; t < r->nt; t++) free(r->fps[t]);
 }
 
 /* Slice si: its layer built and filled, spread with every entry's own CoC and resolved, then
@@ -263,7 +266,7 @@ static sd_status render_slice(sd_render_ctx *r, int si)
         sd_pyr_clear(r->pyr, nt);
         sd_pyr_src src = {{r->layer, 0, 4, 4}, (float)(bs * bs), r->lcoc, s->k > 0 ? r->pos : NULL, 0,
                           s->cell_x0, s->cell_x1, s->cell_off, SD_DIM_LIGHT};
-        st = sd_pyr_spread(r->pyr, s->k, &src, r->ap, s->cy0, s->cy1, s->cx0, s->cx1, nt);
+        st = sd_pyr_spread(r->pyr, s->k, &src, r->ap, r->fps, s->cy0, s->cy1, s->cx0, s->cx1, nt);
         if (st != SD_OK) return st;
         SD_TOC(PROF_SPREAD, t_spread);
         const sd_pyramid *drop = NULL;

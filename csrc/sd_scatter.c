@@ -103,21 +103,24 @@ typedef struct {
     int n;
     float dim;         /* round_radii's dim for the level being spread */
     sd_footprint *fps; /* SD_FOOTPRINT_SLOTS: the footprint cache */
+    int own_fps;       /* whether fps was made for this row (else the caller's) */
 } rowsrc_t;
 
-static int rowsrc_alloc(rowsrc_t *r, int n)
+/* A row of n sources, with the footprint table fps (NULL: a table of its own). */
+static int rowsrc_alloc(rowsrc_t *r, int n, sd_footprint *fps)
 {
     r->v = malloc(sizeof(float) * 4 * (size_t)n);
     r->R = malloc(sizeof(float) * 3 * (size_t)n);
     r->cx = malloc(sizeof(int) * 3 * (size_t)n);
-    r->fps = malloc(sizeof(sd_footprint) * SD_FOOTPRINT_SLOTS);
+    r->own_fps = !fps;
+    r->fps = fps ? fps : sd_footprint_table_new();
     r->n = n;
     if (!r->v || !r->R || !r->cx || !r->fps) {
-        free(r->v); free(r->R); free(r->cx); free(r->fps);
+        free(r->v); free(r->R); free(r->cx);
+        if (r->own_fps) free(r->fps);
         r->v = NULL; r->R = NULL; r->cx = NULL; r->fps = NULL;
         return -1;
     }
-    for (int i = 0; i < SD_FOOTPRINT_SLOTS; i++) r->fps[i].valid = 0;
     r->fx = r->R + n;
     r->fy = r->R + 2 * (ptrdiff_t)n;
     r->cy = r->cx + n;
@@ -130,7 +133,7 @@ static void rowsrc_free(rowsrc_t *r)
     free(r->v);
     free(r->R);
     free(r->cx);
-    free(r->fps);
+    if (r->own_fps) free(r->fps);
 }
 
 /* Source i of the row: light v (NULL: none), centre (cx, cy) in plane coordinates, radius R. */
@@ -524,8 +527,8 @@ typedef struct {
     int k, f0, f1, band, nb, bycol, first;
 } level_bands;
 
-sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_aperture *ap, int row0, int row1,
-                        int col0, int col1, int nthreads)
+sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_aperture *ap,
+                        sd_footprint *const *tables, int row0, int row1, int col0, int col1, int nthreads)
 {
     int nt = sd_threads(nthreads);
     if (base < 0 || base >= p->nlev) return SD_ERR_ARG;
@@ -540,7 +543,7 @@ sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_a
     rowsrc_t rs[SD_MAX_THREADS];
     int nrs = 0;
     for (; nrs < nt; nrs++)
-        if (rowsrc_alloc(&rs[nrs], col1 - col0 + 1)) break;
+        if (rowsrc_alloc(&rs[nrs], col1 - col0 + 1, tables ? tables[nrs] : NULL)) break;
     if (nrs < nt) {
         for (int i = 0; i < nrs; i++) rowsrc_free(&rs[i]);
         return SD_ERR_NOMEM;
@@ -666,7 +669,7 @@ sd_status sd_scatter(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc
     sd_pyramid *p = sd_pyr_new(H, W, sd_max_abs(H, W, coc, coc_row, nthreads), nthreads);
     if (!p) return SD_ERR_NOMEM;
     sd_pyr_src s = {src, 1.0f, coc, NULL, coc_row, NULL, NULL, NULL, 0.0f};
-    if (sd_pyr_spread(p, 0, &s, ap, 0, H, 0, W, nthreads) != SD_OK) { sd_pyr_free(p); return SD_ERR_NOMEM; }
+    if (sd_pyr_spread(p, 0, &s, ap, NULL, 0, H, 0, W, nthreads) != SD_OK) { sd_pyr_free(p); return SD_ERR_NOMEM; }
     if (cancel && cancel->check && cancel->check(cancel->ctx)) { sd_pyr_free(p); return SD_ERR_INTERRUPTED; }
     sd_pyr_resolve(p, 0, nthreads);
     int nt = sd_threads(nthreads);
