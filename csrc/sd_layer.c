@@ -392,10 +392,11 @@ sd_status sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
             float vis = 1.0f - h, w = vis > SD_FILL_MIN_VISIBLE ? vis : 0.0f, up[4];
             if (f.n > 1) {
                 /* The coverage below is own + (1 - w) up[3], up[3] a convex mix of 4 coarse cells'
-                 * coverage. Where that cannot reach FILL_KEEP_FROM (kept from the edge by far more
-                 * than rounding), the cell keeps nothing, so its fill is not interpolated: most
-                 * hidden cells, behind the thin ring that a depth blurred across a silhouette
-                 * leaves in every slice between the two sides. */
+                 * coverage. Where that cannot reach FILL_KEEP_FROM, the cell keeps nothing, so its
+                 * fill is not interpolated: most hidden cells, behind the thin ring that a depth
+                 * blurred across a silhouette leaves in every slice between the two sides. The
+                 * margin of 1e-4 is far above the rounding of sums whose terms are all of order
+                 * 1 (own > -1 and the bound under 0.25 keep them so). */
                 float own = w > 0.0f ? l[3] : 0.0f, m = sd_fill_row_max3(&fr, cx - grid_x0);
                 if (own > -1.0f && own + (m > 0.0f ? m : 0.0f) < FILL_KEEP_FROM - 1e-4f) continue;
                 sd_fill_row_at(&fr, cx - grid_x0, up);

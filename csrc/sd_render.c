@@ -135,7 +135,8 @@ static void composite(sd_render_ctx *r, int si, int k, sd_box sb)
         int xa, xb;
         const float *L = sd_render_row(r, r->pyr, k, sb, y, &xa, &xb);
         if (k == 0) {
-            for (int x = xa; x < xb; x++) composite_pixel(L + 4 * x, o + (ptrdiff_t)x * op, a + x, ls + x, st + x, me, before);
+            for (int x = xa; x < xb; x++)
+                composite_pixel(L + 4 * x, o + (ptrdiff_t)x * op, a + x, ls + x, st + x, me, before);
         } else {
             const int *xi = r->colidx;
             const float *xw = r->colw;

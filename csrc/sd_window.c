@@ -204,7 +204,8 @@ sd_status sd_window_excess(sd_render_ctx *r, const sd_slice *s, const sd_pyramid
                       s->cell_x0, s->cell_x1, s->cell_off, SD_DIM_LIGHT};
     for (int i = 0; i < 4; i++) {
         if (!has[i]) continue;
-        sd_status st = sd_pyr_spread(r->xpyr, k, &src, r->ap, r->fps, bands[i].y0, bands[i].y1, bands[i].x0, bands[i].x1, r->nt);
+        sd_status st = sd_pyr_spread(r->xpyr, k, &src, r->ap, r->fps, bands[i].y0, bands[i].y1, bands[i].x0,
+                                     bands[i].x1, r->nt);
         if (st != SD_OK) return st;
     }
     sd_pyr_resolve_border(r->xpyr, k, 0, NULL, r->nt);
