@@ -30,6 +30,10 @@
  * takes the slice's centre. */
 #define MIN_CELL_COVERAGE 1e-8f
 
+/* Cell rows a thread builds in full, without the quick pass (see sd_layer_build), after a row
+ * whose cells mostly hold content. */
+#define QUICK_REST 3
+
 static inline float smoothstep(float e0, float e1, float x)
 {
     float t = (x - e0) / (e1 - e0);
@@ -103,6 +107,51 @@ static void build_fine(sd_render_ctx *r, const sd_slice *s)
     }
 }
 
+/* Cell row cy of a slice at level k > 0, before its cells are built: per cell cx, any[cx] whether
+ * it holds anything of the slice (an entry with a share of it, or any extra entry: those take
+ * the full path), and hs[cx] the hidden fraction of its pixels summed as the full path sums it
+ * where it holds none (the same terms in the same order: row by row, left to right). Most cells
+ * of a slice with holes lie under nearer content and hold none of it; this pass spares them the
+ * full path's per-entry work. Each frame row's terms are taken first, as one vector loop, into
+ * hrow and lrow (as wide as the row's pixels); xp: per frame row of the cell row, the first
+ * extra entry at or after the row's first cell. Returns how many cells hold any. */
+static int quick_row(const sd_render_ctx *r, const sd_slice *s, int cy, const ptrdiff_t *xp, float *hs,
+                     unsigned char *any, float *restrict hrow, unsigned char *restrict lrow)
+{
+    const sd_entries *e = r->e;
+    int k = s->k, bs = 1 << k, cs = s->cell_x0[cy], ce = s->cell_x1[cy];
+    int y0 = cy << k, y1 = imin(y0 + bs, r->H), px0 = cs << k, px1 = imin(ce << k, r->W);
+    for (int cx = cs; cx < ce; cx++) {
+        hs[cx] = 0.0f;
+        any[cx] = 0;
+    }
+    for (int y = y0; y < y1; y++) {
+        const float *restrict crow = e->coc + (ptrdiff_t)y * r->W + px0;
+        int n = px1 - px0;
+        SD_SIMD
+        for (int i = 0; i < n; i++) {
+            float c = crow[i], f = sd_slice_hides(s, c, 1.0f);
+            lrow[i] = sd_slice_weight(s, c) > 0.0f; /* NaN (no main entry) has no share and hides nothing */
+            hrow[i] = c == c ? (f > 1.0f ? 1.0f : f) : 0.0f;
+        }
+        for (int cx = cs; cx < ce; cx++) {
+            int i0 = (cx << k) - px0, i1 = imin(i0 + bs, n);
+            float h = hs[cx];
+            unsigned char lit = 0;
+            for (int i = i0; i < i1; i++) {
+                h += hrow[i];
+                lit |= lrow[i];
+            }
+            hs[cx] = h;
+            any[cx] |= lit;
+        }
+        for (ptrdiff_t q = xp[y - y0]; q < e->row_start[y + 1] && e->x[q] < px1; q++) any[e->x[q] >> k] = 1;
+    }
+    int lit = 0;
+    for (int cx = cs; cx < ce; cx++) lit += any[cx];
+    return lit;
+}
+
 /* Gathers the slice's content and the hidden fraction over its cells. */
 void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
 {
@@ -111,9 +160,17 @@ void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
         return;
     }
     const sd_entries *e = r->e;
-    int H = r->H, W = r->W, k = s->k, bs = 1 << k;
+    int H = r->H, W = r->W, k = s->k, bs = 1 << k, nt = sd_threads_for(r->nt, slice_box_pixels(s));
     float inv_area = 1.0f / (float)(bs * bs), inv_bs = 1.0f / (float)bs;
-    SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, slice_box_pixels(s)))
+    /* per thread, per cell of a row: the hidden fraction summed (quick_row) and whether the cell
+     * holds any of the slice (NULL: every cell takes the full path) */
+    int wc = imax(s->cx1 - s->cx0, 1), wp = wc << k; /* cells, pixels of a row */
+    float *qsum = malloc((2 * sizeof(float) + 2) * (size_t)nt * (size_t)wp);
+    float *qrow = qsum ? qsum + (size_t)nt * (size_t)wc : NULL;
+    unsigned char *qany = qsum ? (unsigned char *)(qrow + (size_t)nt * (size_t)wp) : NULL;
+    unsigned char *qlit = qsum ? qany + (size_t)nt * (size_t)wc : NULL;
+    int skip[SD_MAX_THREADS] = {0};
+    SD_PARALLEL_FOR_DYN(nt)
     for (int cy = s->cy0; cy < s->cy1; cy++) {
         int y0 = cy << k, y1 = imin(y0 + bs, H);
         ptrdiff_t xp[1 << SD_MAX_SLICE_LEVEL]; /* per frame row of the cell row: the next extra entry */
@@ -123,8 +180,27 @@ void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
             while (q < qe && e->x[q] < (cs << k)) q++;
             xp[y - y0] = q;
         }
+        int me = sd_thread_id();
+        float *hs = qsum ? qsum + (ptrdiff_t)me * wc - cs : NULL;
+        unsigned char *any = qsum ? qany + (ptrdiff_t)me * wc - cs : NULL;
+        /* Rows of mostly content gain nothing from the quick pass: after one, a thread's next
+         * QUICK_REST rows take the full path (which path a cell takes never changes its bits). */
+        int quick = qsum && skip[me] == 0;
+        if (quick && 4 * quick_row(r, s, cy, xp, hs, any, qrow + (ptrdiff_t)me * wp, qlit + (ptrdiff_t)me * wp) >
+                         3 * (ce - cs))
+            skip[me] = QUICK_REST;
+        else if (!quick && qsum)
+            skip[me]--;
         for (int cx = cs; cx < ce; cx++) {
             int x0 = cx << k, x1 = imin(x0 + bs, W);
+            if (quick && !any[cx]) { /* none of the slice here: only the hidden fraction */
+                ptrdiff_t c = s->cell_off[cy] + cx;
+                for (int ch = 0; ch < 4; ch++) r->layer[4 * c + ch] = 0.0f;
+                r->lcoc[c] = s->mid;
+                r->hole[c] = hs[cx] * inv_area;
+                r->pos[2 * c] = r->pos[2 * c + 1] = 0.0f;
+                continue;
+            }
             float acc[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, hsum = 0.0f;
             for (int y = y0; y < y1; y++) {
                 ptrdiff_t q = xp[y - y0], qe = e->row_start[y + 1];
@@ -150,6 +226,7 @@ void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
             r->pos[2 * c + 1] = py >= -0.5f && py <= 0.5f ? py : 0.0f;
         }
     }
+    free(qsum);
 }
 
 /* Mean of the background plate over the frame pixels of cell (cx, cy) of level k (the hidden
