@@ -400,6 +400,10 @@ static int cell_source(const spread_ctx *c, const level_pass *lp, int bx, int by
 {
     const sd_pyr_src *s = c->s;
     float ccx = (float)bx + 0.5f + lp->o, ccy = (float)by + 0.5f + lp->o;
+    if (cell_unlit(s, bx, by)) { /* its light times any weight is 0: as below, without the weight */
+        rowsrc_set(rs, i, NULL, ccx, ccy, 0.0f, 0);
+        return 0;
+    }
     float cc = s->coc[sd_pyr_cell(s, bx, by)];
     float R = sd_radius(cc, c->rcap);
     float w = sd_level_weight(R, lp->k, c->base);
