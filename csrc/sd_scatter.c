@@ -333,6 +333,33 @@ static inline float weight_at(float R, int k, int base)
 
 /* One row of base-grid sources at their cell centres (the common case: no centroids, no
  * merging), gathered and spread in runs that share a radius. */
+/* How many of the n cells from q (4 floats each, side by side) hold no light, every channel +0
+ * or -0, counted from the first: the test on the floats' bits, 8 cells at a time (one vector OR
+ * where the cells of a slice's row are mostly dark). */
+static inline int unlit_run(const float *q, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint32_t bits = 0;
+        for (int j = 0; j < 32; j++) {
+            uint32_t b;
+            memcpy(&b, q + 4 * (ptrdiff_t)i + j, sizeof b);
+            bits |= b;
+        }
+        if (bits & 0x7fffffffu) break;
+    }
+    for (; i < n; i++) {
+        uint32_t bits = 0;
+        for (int j = 0; j < 4; j++) {
+            uint32_t b;
+            memcpy(&b, q + 4 * (ptrdiff_t)i + j, sizeof b);
+            bits |= b;
+        }
+        if (bits & 0x7fffffffu) break;
+    }
+    return i;
+}
+
 static void spread_row_cells(const spread_ctx *c, sd_plane *pl, int k, int by, int bx0, int bx1, rowsrc_t *rs)
 {
     const sd_pyr_src *s = c->s;
@@ -347,10 +374,15 @@ static void spread_row_cells(const spread_ctx *c, sd_plane *pl, int k, int by, i
         const float *q = src + (ptrdiff_t)bx * pix;
         if (nch == 4 && !sd_nonzero4(q)) {
             /* no light (most of a slice's cells where the depth is noisy): w q below, w being
-             * finite and >= 0, is q itself, zeros' signs included; its radius is never read */
-            memcpy(v, q, 4 * sizeof *v);
-            rs->R[i] = -1.0f;
-            rs->inv[i] = 0;
+             * finite and >= 0, is q itself, zeros' signs included; its radius is never read.
+             * So for the whole run of such cells from here (cells side by side: pix == 4). */
+            int len = pix == 4 ? unlit_run(q, bx1 - bx) : 1;
+            memcpy(v, q, 4 * sizeof *v * (size_t)len);
+            for (int j = i; j < i + len; j++) {
+                rs->R[j] = -1.0f;
+                rs->inv[j] = 0;
+            }
+            bx += len - 1;
             continue;
         }
         float cc = cr[bx];
