@@ -64,45 +64,73 @@ static ptrdiff_t slice_box_pixels(const sd_slice *s)
     return ((ptrdiff_t)(s->cy1 - s->cy0) * (s->cx1 - s->cx0)) << (2 * s->k);
 }
 
-/* Level 0: every pixel is its own cell. */
+/* Level 0, one pixel: its main entry and its extras [*q, qe) (those at column x; *q moves past
+ * them) gathered into cell i. */
+static inline void fine_pixel(sd_render_ctx *r, const sd_slice *s, const float *irow, int x, int y, ptrdiff_t i,
+                              ptrdiff_t *q, ptrdiff_t qe)
+{
+    const sd_entries *e = r->e;
+    float c = e->coc[(ptrdiff_t)y * r->W + x];
+    float l[4] = {0, 0, 0, 0}, wa = 0.0f, wc = 0.0f, h = 0.0f;
+    if (c == c) { /* the main entry: the pixel itself, fully covered */
+        const float *m = irow + (ptrdiff_t)x * e->img.pix;
+        float t = sd_slice_weight(s, c);
+        l[0] = t * m[0];
+        l[1] = t * m[1];
+        l[2] = t * m[2];
+        l[3] = t;
+        wa = t;
+        wc = t * c;
+        h = sd_slice_hides(s, c, 1.0f);
+    }
+    for (; *q < qe && e->x[*q] == x; (*q)++) {
+        const float *xq = e->xrgba + 4 * *q;
+        float xc = e->xcoc[*q], xt = sd_slice_weight(s, xc);
+        for (int ch = 0; ch < 4; ch++) l[ch] += xt * xq[ch];
+        wa += xt * xq[3];
+        wc += xt * xq[3] * xc;
+        h += sd_slice_hides(s, xc, xq[3]);
+    }
+    float *d = r->layer + 4 * i;
+    for (int ch = 0; ch < 4; ch++) d[ch] = l[ch];
+    r->lcoc[i] = wa > MIN_CELL_COVERAGE ? wc / wa : s->mid;
+    r->hole[i] = h > 1.0f ? 1.0f : h;
+}
+
+/* Level 0: every pixel is its own cell. A row's main entries go first, in one loop without the
+ * extras' bookkeeping (the steps of fine_pixel without extras), then the pixels with extras are
+ * gathered again with them (a matte's edge: few). */
 static void build_fine(sd_render_ctx *r, const sd_slice *s)
 {
     const sd_entries *e = r->e;
+    const sd_slice sl = *s; /* a copy the stores below cannot alias */
     int W = r->W;
+    ptrdiff_t pix = e->img.pix;
     SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, slice_box_pixels(s)))
     for (int y = s->cy0; y < s->cy1; y++) {
-        ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
         int xs = s->cell_x0[y], xe = s->cell_x1[y];
-        while (q < qe && e->x[q] < xs) q++;
         const float *irow = e->img.data + (ptrdiff_t)y * e->img.row;
+        const float *restrict crow = e->coc + (ptrdiff_t)y * W;
+        ptrdiff_t o = s->cell_off[y];
+        float *restrict lay = r->layer + 4 * o, *restrict lc = r->lcoc + o, *restrict ho = r->hole + o;
         for (int x = xs; x < xe; x++) {
-            ptrdiff_t p = (ptrdiff_t)y * W + x;
-            float c = e->coc[p];
-            float l[4] = {0, 0, 0, 0}, wa = 0.0f, wc = 0.0f, h = 0.0f;
-            if (c == c) { /* the main entry: the pixel itself, fully covered */
-                const float *m = irow + (ptrdiff_t)x * e->img.pix;
-                float t = sd_slice_weight(s, c);
-                l[0] = t * m[0];
-                l[1] = t * m[1];
-                l[2] = t * m[2];
-                l[3] = t;
-                wa = t;
-                wc = t * c;
-                h = sd_slice_hides(s, c, 1.0f);
-            }
-            for (; q < qe && e->x[q] == x; q++) {
-                const float *xq = e->xrgba + 4 * q;
-                float xc = e->xcoc[q], xt = sd_slice_weight(s, xc);
-                for (int ch = 0; ch < 4; ch++) l[ch] += xt * xq[ch];
-                wa += xt * xq[3];
-                wc += xt * xq[3] * xc;
-                h += sd_slice_hides(s, xc, xq[3]);
-            }
-            ptrdiff_t i = s->cell_off[y] + x;
-            float *d = r->layer + 4 * i;
-            for (int ch = 0; ch < 4; ch++) d[ch] = l[ch];
-            r->lcoc[i] = wa > MIN_CELL_COVERAGE ? wc / wa : s->mid;
-            r->hole[i] = h > 1.0f ? 1.0f : h;
+            float c = crow[x];
+            const float *m = irow + (ptrdiff_t)x * pix;
+            int has_main = c == c;
+            float t = sd_slice_weight(&sl, c), f = sd_slice_hides(&sl, c, 1.0f);
+            lay[4 * x] = has_main ? t * m[0] : 0.0f;
+            lay[4 * x + 1] = has_main ? t * m[1] : 0.0f;
+            lay[4 * x + 2] = has_main ? t * m[2] : 0.0f;
+            lay[4 * x + 3] = has_main ? t : 0.0f;
+            float wa = has_main ? t : 0.0f, wc = has_main ? t * c : 0.0f, h = has_main ? f : 0.0f;
+            lc[x] = wa > MIN_CELL_COVERAGE ? wc / wa : sl.mid;
+            ho[x] = h > 1.0f ? 1.0f : h;
+        }
+        ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
+        while (q < qe && e->x[q] < xs) q++;
+        while (q < qe && e->x[q] < xe) {
+            int x = e->x[q];
+            fine_pixel(r, s, irow, x, y, o + x, &q, qe);
         }
     }
 }
