@@ -64,25 +64,38 @@ static ptrdiff_t slice_box_pixels(const sd_slice *s)
     return ((ptrdiff_t)(s->cy1 - s->cy0) * (s->cx1 - s->cx0)) << (2 * s->k);
 }
 
+/* Level 0: a pixel's main entry (CoC c, colour m; a NaN c: none) as a cell's light l, coverage
+ * wa, coverage-weighted CoC wc and hidden fraction h, before any extra entries are added. */
+static inline void fine_main(const sd_slice *s, float c, const float *m, float *l, float *wa, float *wc, float *h)
+{
+    int has_main = c == c; /* the pixel itself, fully covered */
+    float t = sd_slice_weight(s, c), f = sd_slice_hides(s, c, 1.0f);
+    l[0] = has_main ? t * m[0] : 0.0f;
+    l[1] = has_main ? t * m[1] : 0.0f;
+    l[2] = has_main ? t * m[2] : 0.0f;
+    l[3] = has_main ? t : 0.0f;
+    *wa = has_main ? t : 0.0f;
+    *wc = has_main ? t * c : 0.0f;
+    *h = has_main ? f : 0.0f;
+}
+
+/* Level 0: a cell's light, CoC and hidden fraction from fine_main's sums (and the extras'). */
+static inline void fine_store(float *lay, float *lc, float *ho, const float *l, float wa, float wc, float h,
+                              float mid)
+{
+    for (int ch = 0; ch < 4; ch++) lay[ch] = l[ch];
+    *lc = wa > MIN_CELL_COVERAGE ? wc / wa : mid;
+    *ho = h > 1.0f ? 1.0f : h;
+}
+
 /* Level 0, one pixel: its main entry and its extras [*q, qe) (those at column x; *q moves past
  * them) gathered into cell i. */
 static inline void fine_pixel(sd_render_ctx *r, const sd_slice *s, const float *irow, int x, int y, ptrdiff_t i,
                               ptrdiff_t *q, ptrdiff_t qe)
 {
     const sd_entries *e = r->e;
-    float c = e->coc[(ptrdiff_t)y * r->W + x];
-    float l[4] = {0, 0, 0, 0}, wa = 0.0f, wc = 0.0f, h = 0.0f;
-    if (c == c) { /* the main entry: the pixel itself, fully covered */
-        const float *m = irow + (ptrdiff_t)x * e->img.pix;
-        float t = sd_slice_weight(s, c);
-        l[0] = t * m[0];
-        l[1] = t * m[1];
-        l[2] = t * m[2];
-        l[3] = t;
-        wa = t;
-        wc = t * c;
-        h = sd_slice_hides(s, c, 1.0f);
-    }
+    float l[4], wa, wc, h;
+    fine_main(s, e->coc[(ptrdiff_t)y * r->W + x], irow + (ptrdiff_t)x * e->img.pix, l, &wa, &wc, &h);
     for (; *q < qe && e->x[*q] == x; (*q)++) {
         const float *xq = e->xrgba + 4 * *q;
         float xc = e->xcoc[*q], xt = sd_slice_weight(s, xc);
@@ -91,15 +104,12 @@ static inline void fine_pixel(sd_render_ctx *r, const sd_slice *s, const float *
         wc += xt * xq[3] * xc;
         h += sd_slice_hides(s, xc, xq[3]);
     }
-    float *d = r->layer + 4 * i;
-    for (int ch = 0; ch < 4; ch++) d[ch] = l[ch];
-    r->lcoc[i] = wa > MIN_CELL_COVERAGE ? wc / wa : s->mid;
-    r->hole[i] = h > 1.0f ? 1.0f : h;
+    fine_store(r->layer + 4 * i, r->lcoc + i, r->hole + i, l, wa, wc, h, s->mid);
 }
 
 /* Level 0: every pixel is its own cell. A row's main entries go first, in one loop without the
- * extras' bookkeeping (the steps of fine_pixel without extras), then the pixels with extras are
- * gathered again with them (a matte's edge: few). */
+ * extras' bookkeeping, then the pixels with extras are gathered again with them (a matte's edge:
+ * few). */
 static void build_fine(sd_render_ctx *r, const sd_slice *s)
 {
     const sd_entries *e = r->e;
@@ -114,24 +124,13 @@ static void build_fine(sd_render_ctx *r, const sd_slice *s)
         ptrdiff_t o = s->cell_off[y];
         float *restrict lay = r->layer + 4 * o, *restrict lc = r->lcoc + o, *restrict ho = r->hole + o;
         for (int x = xs; x < xe; x++) {
-            float c = crow[x];
-            const float *m = irow + (ptrdiff_t)x * pix;
-            int has_main = c == c;
-            float t = sd_slice_weight(&sl, c), f = sd_slice_hides(&sl, c, 1.0f);
-            lay[4 * x] = has_main ? t * m[0] : 0.0f;
-            lay[4 * x + 1] = has_main ? t * m[1] : 0.0f;
-            lay[4 * x + 2] = has_main ? t * m[2] : 0.0f;
-            lay[4 * x + 3] = has_main ? t : 0.0f;
-            float wa = has_main ? t : 0.0f, wc = has_main ? t * c : 0.0f, h = has_main ? f : 0.0f;
-            lc[x] = wa > MIN_CELL_COVERAGE ? wc / wa : sl.mid;
-            ho[x] = h > 1.0f ? 1.0f : h;
+            float l[4], wa, wc, h;
+            fine_main(&sl, crow[x], irow + (ptrdiff_t)x * pix, l, &wa, &wc, &h);
+            fine_store(lay + 4 * x, lc + x, ho + x, l, wa, wc, h, sl.mid);
         }
         ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
         while (q < qe && e->x[q] < xs) q++;
-        while (q < qe && e->x[q] < xe) {
-            int x = e->x[q];
-            fine_pixel(r, s, irow, x, y, o + x, &q, qe);
-        }
+        while (q < qe && e->x[q] < xe) fine_pixel(r, s, irow, e->x[q], y, o + e->x[q], &q, qe);
     }
 }
 
@@ -140,9 +139,9 @@ static void build_fine(sd_render_ctx *r, const sd_slice *s)
  * the full path), and hs[cx] the hidden fraction of its pixels summed as the full path sums it
  * where it holds none (the same terms in the same order: row by row, left to right). Most cells
  * of a slice with holes lie under nearer content and hold none of it; this pass spares them the
- * full path's per-entry work. Each frame row's terms are taken first, as one vector loop, into
- * hrow and lrow (as wide as the row's pixels); xp: per frame row of the cell row, the first
- * extra entry at or after the row's first cell. Returns how many cells hold any. */
+ * full path's per-entry work. Each frame row's terms are taken first, in one loop over its
+ * pixels, into hrow and lrow (as wide as the row's pixels); xp: per frame row of the cell row,
+ * the first extra entry at or after the row's first cell. Returns how many cells hold any. */
 static int quick_row(const sd_render_ctx *r, const sd_slice *s, int cy, const ptrdiff_t *xp, float *hs,
                      unsigned char *any, float *restrict hrow, unsigned char *restrict lrow)
 {
@@ -156,7 +155,6 @@ static int quick_row(const sd_render_ctx *r, const sd_slice *s, int cy, const pt
     for (int y = y0; y < y1; y++) {
         const float *restrict crow = e->coc + (ptrdiff_t)y * r->W + px0;
         int n = px1 - px0;
-        SD_SIMD
         for (int i = 0; i < n; i++) {
             float c = crow[i], f = sd_slice_hides(s, c, 1.0f);
             lrow[i] = sd_slice_weight(s, c) > 0.0f; /* NaN (no main entry) has no share and hides nothing */

@@ -331,11 +331,9 @@ static inline float weight_at(float R, int k, int base)
     return sd_level_weight(R, k, base);
 }
 
-/* One row of base-grid sources at their cell centres (the common case: no centroids, no
- * merging), gathered and spread in runs that share a radius. */
 /* How many of the n cells from q (4 floats each, side by side) hold no light, every channel +0
- * or -0, counted from the first: the test on the floats' bits, 8 cells at a time (one vector OR
- * where the cells of a slice's row are mostly dark). */
+ * or -0, counted from the first: 8 cells at a time as one OR of the floats' bits (a vector OR
+ * where a slice's row is mostly dark), the rest as sd_nonzero4 tests. */
 static inline int unlit_run(const float *q, int n)
 {
     int i = 0;
@@ -348,18 +346,12 @@ static inline int unlit_run(const float *q, int n)
         }
         if (bits & 0x7fffffffu) break;
     }
-    for (; i < n; i++) {
-        uint32_t bits = 0;
-        for (int j = 0; j < 4; j++) {
-            uint32_t b;
-            memcpy(&b, q + 4 * (ptrdiff_t)i + j, sizeof b);
-            bits |= b;
-        }
-        if (bits & 0x7fffffffu) break;
-    }
+    while (i < n && !sd_nonzero4(q + 4 * (ptrdiff_t)i)) i++;
     return i;
 }
 
+/* One row of base-grid sources at their cell centres (the common case: no centroids, no
+ * merging), gathered and spread in runs that share a radius. */
 static void spread_row_cells(const spread_ctx *c, sd_plane *pl, int k, int by, int bx0, int bx1, rowsrc_t *rs)
 {
     const sd_pyr_src *s = c->s;
