@@ -134,6 +134,38 @@ static void build_fine(sd_render_ctx *r, const sd_slice *s)
     }
 }
 
+/* quick_row's terms of a frame row's n pixels of CoC crow: lrow[i] whether the pixel's main
+ * entry has a share of the slice, hrow[i] the fraction of it the entry hides, by the arithmetic
+ * of sd_slice_weight and sd_slice_hides (the same bits). A NaN CoC (no main entry) fails every
+ * comparison: no share, nothing hidden. With GNU C, 4 pixels at a time as vectors, the choices as
+ * masks: GCC keeps the scalar loop's choices as branches (a comparison may trap, to it). */
+static void quick_terms(const sd_slice *s, const float *restrict crow, int n, float *restrict hrow,
+                        unsigned char *restrict lrow)
+{
+    const float mid = s->mid, shi = s->shi, slo = s->slo, c1 = s->has_occ ? s->c1 : -INFINITY, s12 = s->s12;
+    const float over = 1.0f / (1.0f - 2.0f * SD_SLICE_SNAP);
+    int i = 0;
+#if defined(__GNUC__)
+    const sd_cell4 one = {1.0f, 1.0f, 1.0f, 1.0f};
+    for (; i + 4 <= n; i += 4) {
+        sd_cell4 c = sd_cell_load(crow + i);
+        sd_mask4 ge = c >= mid, lt = c < c1;
+        sd_cell4 t = (sd_cell4)((ge & (sd_mask4)(1.0f - (c - mid) * shi)) | (~ge & (sd_mask4)(1.0f - (mid - c) * slo)));
+        sd_mask4 lit = (t - SD_SLICE_SNAP) * over > 0.0f;
+        sd_cell4 f = (sd_cell4)(lt & (sd_mask4)((c1 - c) * s12)); /* +0 where nothing nearer */
+        sd_mask4 big = f > 1.0f;
+        f = (sd_cell4)((big & (sd_mask4)one) | (~big & (sd_mask4)f));
+        memcpy(hrow + i, &f, sizeof f);
+        for (int j = 0; j < 4; j++) lrow[i + j] = (unsigned char)(lit[j] & 1);
+    }
+#endif
+    for (; i < n; i++) {
+        float c = crow[i], f = sd_slice_hides(s, c, 1.0f);
+        lrow[i] = sd_slice_weight(s, c) > 0.0f;
+        hrow[i] = f > 1.0f ? 1.0f : f;
+    }
+}
+
 /* Cell row cy of a slice at level k > 0, before its cells are built: per cell cx, any[cx] whether
  * it holds anything of the slice (an entry with a share of it, or any extra entry: those take
  * the full path), and hs[cx] the hidden fraction of its pixels summed as the full path sums it
@@ -155,11 +187,7 @@ static int quick_row(const sd_render_ctx *r, const sd_slice *s, int cy, const pt
     for (int y = y0; y < y1; y++) {
         const float *restrict crow = e->coc + (ptrdiff_t)y * r->W + px0;
         int n = px1 - px0;
-        for (int i = 0; i < n; i++) {
-            float c = crow[i], f = sd_slice_hides(s, c, 1.0f);
-            lrow[i] = sd_slice_weight(s, c) > 0.0f; /* NaN (no main entry) has no share and hides nothing */
-            hrow[i] = c == c ? (f > 1.0f ? 1.0f : f) : 0.0f;
-        }
+        quick_terms(s, crow, n, hrow, lrow);
         for (int cx = cs; cx < ce; cx++) {
             int i0 = (cx << k) - px0, i1 = imin(i0 + bs, n);
             float h = hs[cx];
