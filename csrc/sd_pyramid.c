@@ -64,8 +64,11 @@ sd_pyramid *sd_pyr_new(int H, int W, float max_coc, int nthreads)
         l->stride = (ptrdiff_t)(l->cols + 2) * 4;
         l->buf = sd_big_calloc_sparse((size_t)l->rows * (size_t)l->stride, sizeof(float), nthreads);
         l->xl = malloc(sizeof(int) * 2 * (size_t)l->rows);
-        if (!l->buf || !l->xl) { sd_pyr_free(p); return NULL; }
+        l->blocks = calloc((size_t)l->rows, sizeof(uint64_t));
+        if (!l->buf || !l->xl || !l->blocks) { sd_pyr_free(p); return NULL; }
         l->xr = l->xl + l->rows;
+        l->bshift = 0;
+        while (((l->cols + 2 + (1 << l->bshift) - 1) >> l->bshift) > 64) l->bshift++;
         for (int y = 0; y < l->rows; y++) {
             l->xl[y] = l->cols + 2;
             l->xr[y] = 0;
@@ -94,6 +97,7 @@ static void pyr_free(sd_pyramid *p, int zeroed)
         if (zeroed) sd_big_free_zeroed(p->lev[k].buf);
         else sd_big_free(p->lev[k].buf);
         free(p->lev[k].xl);
+        free(p->lev[k].blocks);
         free(p->lev[k].up_x);
         free(p->lev[k].up_w);
     }
@@ -122,11 +126,15 @@ void sd_pyr_clear(sd_pyramid *p, int nthreads)
         if (r0 < r1) {
             SD_PARALLEL_FOR_DYN(sd_threads_for(nt, (ptrdiff_t)(r1 - r0) * l->cols))
             for (int y = r0; y < r1; y++) {
-                if (l->xl[y] < l->xr[y])
-                    memset(l->buf + (ptrdiff_t)y * l->stride + 4 * l->xl[y], 0,
-                           sizeof(float) * 4 * (size_t)(l->xr[y] - l->xl[y]));
+                /* the row's cells outside its set blocks are still 0 */
+                int b = l->xl[y] >> l->bshift, a, e;
+                while (l->xl[y] < l->xr[y] && sd_block_run(l->blocks[y], l->bshift, &b, l->xr[y], &a, &e)) {
+                    a = imax(a, l->xl[y]);
+                    memset(l->buf + (ptrdiff_t)y * l->stride + 4 * a, 0, sizeof(float) * 4 * (size_t)(e - a));
+                }
                 l->xl[y] = l->cols + 2;
                 l->xr[y] = 0;
+                l->blocks[y] = 0;
             }
         }
         p->dirty_y0[k] = p->dirty_y1[k] = p->dirty_x0[k] = p->dirty_x1[k] = 0;
@@ -163,9 +171,15 @@ static void prefix_rows(sd_plane *l, int r0, int r1, int nthreads)
     SD_PARALLEL_FOR_DYN(nt)
     for (int y = r0; y < r1; y++) {
         float *r = l->buf + (ptrdiff_t)y * l->stride;
-        float acc[4] = {0, 0, 0, 0};
-        for (int x = l->xl[y]; x < l->xr[y]; x++)
-            for (int c = 0; c < 4; c++) { acc[c] += r[4 * x + c]; r[4 * x + c] = acc[c]; }
+        /* Each run of set blocks from 0: between two runs no span lies, the light is exactly 0
+         * (the sums of the differences before it would only leave their rounding there), and
+         * the cells stay 0. */
+        int b = l->xl[y] >> l->bshift, a, e;
+        while (l->xl[y] < l->xr[y] && sd_block_run(l->blocks[y], l->bshift, &b, l->xr[y], &a, &e)) {
+            float acc[4] = {0, 0, 0, 0};
+            for (int x = imax(a, l->xl[y]); x < e; x++)
+                for (int c = 0; c < 4; c++) { acc[c] += r[4 * x + c]; r[4 * x + c] = acc[c]; }
+        }
     }
 }
 
@@ -185,17 +199,25 @@ static void upsample_add(const sd_plane *coarse, sd_plane *fine, int r0, int r1,
         sd_lerp_cell(fy, 0.5f, coarse->rows, &y0, &y1, &wy);
         const float *q0 = coarse->buf + (ptrdiff_t)y0 * coarse->stride;
         const float *q1 = coarse->buf + (ptrdiff_t)y1 * coarse->stride;
-        /* the children of the parents' nonzero cells, under the bilinear kernel */
+        /* the children of the parents' nonzero cells, under the bilinear kernel: those of each
+         * run of the parents' set blocks (elsewhere the parents are 0) */
         int pl = imin(coarse->xl[y0], coarse->xl[y1]), pr = imax(coarse->xr[y0], coarse->xr[y1]);
         if (pl >= pr) continue;
-        int c0 = imax(2 * pl - 1, 0), c1 = imin(2 * pr + 1, fine->cols);
-        sd_plane_touch(fine, fy, c0, c1);
-        for (int fx = c0; fx < c1; fx++) {
-            int x0 = px[2 * fx], x1 = px[2 * fx + 1];
-            /* (0.25 (1 - wx)) (1 - wy) and so on, wx's factor from the table */
-            float w00 = pw[2 * fx] * (1 - wy), w01 = pw[2 * fx + 1] * (1 - wy);
-            float w10 = pw[2 * fx] * wy, w11 = pw[2 * fx + 1] * wy;
-            sd_cell_add_bilinear(dst + 4 * fx, q0 + 4 * x0, q0 + 4 * x1, q1 + 4 * x0, q1 + 4 * x1, w00, w01, w10, w11);
+        uint64_t bits = coarse->blocks[y0] | coarse->blocks[y1];
+        int b = pl >> coarse->bshift, a, e, done = 0;
+        while (sd_block_run(bits, coarse->bshift, &b, pr, &a, &e)) {
+            /* (each child once: two runs' children may meet) */
+            int c0 = imax(imax(2 * imax(a, pl) - 2, 0), done), c1 = imin(2 * e + 2, fine->cols);
+            done = imax(done, c1);
+            sd_plane_touch(fine, fy, c0, c1);
+            for (int fx = c0; fx < c1; fx++) {
+                int x0 = px[2 * fx], x1 = px[2 * fx + 1];
+                /* (0.25 (1 - wx)) (1 - wy) and so on, wx's factor from the table */
+                float w00 = pw[2 * fx] * (1 - wy), w01 = pw[2 * fx + 1] * (1 - wy);
+                float w10 = pw[2 * fx] * wy, w11 = pw[2 * fx + 1] * wy;
+                sd_cell_add_bilinear(dst + 4 * fx, q0 + 4 * x0, q0 + 4 * x1, q1 + 4 * x0, q1 + 4 * x1, w00, w01, w10,
+                                     w11);
+            }
         }
     }
 }
@@ -240,13 +262,17 @@ static void fold_margins(sd_pyramid *p, int k, int nthreads)
         int xl = l->xl[j], xr = l->xr[j];
         if (xl >= xr) continue;
         /* the row's margin cells, left then right (the frame's own cells stay) */
+        uint64_t onto = 0; /* the blocks they land in */
         for (int side = 0; side < 2; side++) {
             int i0 = side ? imax(xl, o + l->nx) : xl, i1 = side ? xr : imin(xr, o);
             for (int i = i0; i < i1; i++) {
-                float *d = r + 4 * (sd_fold_index(i - o, l->nx) + o);
+                int d0 = sd_fold_index(i - o, l->nx) + o;
+                float *d = r + 4 * d0;
                 for (int c = 0; c < 4; c++) d[c] += r[4 * i + c];
+                onto |= (uint64_t)1 << (d0 >> l->bshift);
             }
         }
+        l->blocks[j] |= onto;
         /* what the row holds inside the frame now */
         int f0, f1;
         folded_span(xl - o, xr - o, l->nx, &f0, &f1);
@@ -290,6 +316,14 @@ static void drop_margins(sd_pyramid *p, const sd_pyramid *d, int k)
         sd_plane_touch(l, j, xl, xr);
         sd_pyr_mark(p, k, j, j + 1, xl, xr);
     }
+}
+
+uint64_t sd_pyr_row_blocks(const sd_pyramid *p, int y, int *shift, int *o)
+{
+    const sd_plane *l = &p->lev[p->base];
+    *shift = l->bshift;
+    *o = l->o;
+    return l->blocks[y + l->o];
 }
 
 /* Frame cells [*x0, *x1) of base row y that hold anything after sd_pyr_resolve. */

@@ -26,6 +26,10 @@ typedef struct {
     int ny, nx;        /* cells of the frame at this level: ceil(H / 2^k), ceil(W / 2^k) */
     ptrdiff_t stride;  /* floats per row */
     int *xl, *xr;      /* per row, the cells [xl, xr) that may be nonzero (empty: xl >= xr) */
+    uint64_t *blocks;  /* per row, bit b: cells [b << bshift, (b + 1) << bshift) may be nonzero (a
+                        * footprint's span, or what the resolve put there): the rest of the row is
+                        * exactly 0 after the resolve, however far [xl, xr) reaches */
+    int bshift;        /* 2^bshift cells a bit: the row's cols + 2 cells in at most 64 bits */
     /* below the top level: per column x, the two cells of the next coarser level its 2x bilinear
      * upsampling reads (up_x[2x], up_x[2x + 1]) and a quarter of their weights (up_w) */
     int *up_x;
@@ -47,6 +51,12 @@ typedef struct sd_pyramid {
     int live_y0, live_y1, live_x0, live_x1;
 } sd_pyramid;
 
+/* The bits of a row's blocks [b0, b1] (0 <= b0 <= b1 < 64). */
+static inline uint64_t sd_block_bits(int b0, int b1)
+{
+    return (~(uint64_t)0 >> (63 - b1)) & (~(uint64_t)0 << b0);
+}
+
 /* Row `row` of the plane may be nonzero in cells [x0, x1) too. */
 static inline void sd_plane_touch(sd_plane *l, int row, int x0, int x1)
 {
@@ -55,6 +65,36 @@ static inline void sd_plane_touch(sd_plane *l, int row, int x0, int x1)
     if (x0 >= x1) return;
     if (x0 < l->xl[row]) l->xl[row] = x0;
     if (x1 > l->xr[row]) l->xr[row] = x1;
+    l->blocks[row] |= sd_block_bits(x0 >> l->bshift, (x1 - 1) >> l->bshift);
+}
+
+/* The lowest set bit of m (nonzero). */
+static inline int sd_lowest_bit(uint64_t m)
+{
+#if defined(__GNUC__)
+    return __builtin_ctzll(m);
+#else
+    int n = 0;
+    while (!(m & 1)) { m >>= 1; n++; }
+    return n;
+#endif
+}
+
+/* The next run of a row's set blocks (bits, 2^shift cells each) at or after block *b, as cells
+ * [*x0, *x1) with *x1 at most hi; 0 when none starts before hi. */
+static inline int sd_block_run(uint64_t bits, int shift, int *b, int hi, int *x0, int *x1)
+{
+    if (*b >= 64) return 0;
+    uint64_t m = bits & (~(uint64_t)0 << *b);
+    if (!m) return 0;
+    int s = sd_lowest_bit(m);
+    if ((s << shift) >= hi) return 0;
+    uint64_t unset = ~m & (~(uint64_t)0 << s);
+    int e = unset ? sd_lowest_bit(unset) : 64;
+    *b = e;
+    *x0 = s << shift;
+    *x1 = (e << shift) < hi ? e << shift : hi;
+    return 1;
 }
 
 /* Plane rows [r0, r1) and columns [c0, c1) of level k may be nonzero. */
@@ -174,5 +214,8 @@ void sd_pyr_active(const sd_pyramid *p, int *y0, int *y1, int *x0, int *x1);
 /* Within that, the frame cells [*x0, *x1) of row y that hold anything. */
 void sd_pyr_row_span(const sd_pyramid *p, int y, int *x0, int *x1);
 float *sd_pyr_row(sd_pyramid *p, int y);
+/* The blocks of base row y that may hold anything (sd_plane's blocks; every other cell of the
+ * row is exactly 0), their 2^*shift plane cells each; frame cell x is plane cell x + *o. */
+uint64_t sd_pyr_row_blocks(const sd_pyramid *p, int y, int *shift, int *o);
 
 #endif

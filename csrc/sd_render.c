@@ -119,6 +119,17 @@ static inline void composite_pixel(const float *l, float *o, float *a, float *ls
  * except the previous slice's (see sd_render_entries): `acc` sums it, `last` remembers the
  * latest slice's share and `stamp` which slice that was, so that pixels the slice leaves dark
  * need no update. */
+/* The blocks of the resolved slice's base rows that frame row y reads (sd_pyr_row_blocks: the
+ * rest of those rows is exactly 0), 2^*shift cells each; frame cell x is plane cell x + *o. */
+static uint64_t frame_row_blocks(const sd_render_ctx *r, int k, int y, int *shift, int *o)
+{
+    if (k == 0) return sd_pyr_row_blocks(r->pyr, y, shift, o);
+    int bs = 1 << k, ny = (r->H + bs - 1) >> k, y0, y1;
+    float wy;
+    sd_lerp_cell(y, 1.0f / (float)bs, ny, &y0, &y1, &wy);
+    return sd_pyr_row_blocks(r->pyr, y0, shift, o) | sd_pyr_row_blocks(r->pyr, y1, shift, o);
+}
+
 static void composite(sd_render_ctx *r, int si, int k, sd_box sb)
 {
     int W = r->W;
@@ -134,17 +145,29 @@ static void composite(sd_render_ctx *r, int si, int k, sd_box sb)
          * columns where it has any */
         int xa, xb;
         const float *L = sd_render_row(r, r->pyr, k, sb, y, &xa, &xb);
-        if (k == 0) {
-            for (int x = xa; x < xb; x++)
-                composite_pixel(L + 4 * x, o + (ptrdiff_t)x * op, a + x, ls + x, st + x, me, before);
-        } else {
-            const int *xi = r->colidx;
-            const float *xw = r->colw;
-            for (int x = xa; x < xb; x++) {
-                const float *v0 = L + 4 * xi[x];
-                float w = xw[x], l[4];
-                for (int c = 0; c < 4; c++) l[c] = (1.0f - w) * v0[c] + w * v0[4 + c];
-                composite_pixel(l, o + (ptrdiff_t)x * op, a + x, ls + x, st + x, me, before);
+        /* Only the pixels that read a cell of the rows' set blocks: light exactly 0 leaves a
+         * pixel as it is (a ring of content, such as a depth blurred across a silhouette leaves
+         * in the slices between the two sides, lights two stretches of a row, not the inside). */
+        int sh, po;
+        uint64_t bits = frame_row_blocks(r, k, y, &sh, &po);
+        int b = imax(((xa >> k) - 1 + po) >> sh, 0), ca, ce, done = xa;
+        while (xa < xb && sd_block_run(bits, sh, &b, ((xb - 1) >> k) + 2 + po, &ca, &ce)) {
+            /* cells [ca, ce) of the plane: the pixels interpolating them, one cell either side
+             * (each pixel once: two runs' pixels may meet) */
+            int x0 = imax(imax((ca - po - 1) * (1 << k), xa), done), x1 = imin((ce - po + 1) * (1 << k), xb);
+            done = imax(done, x1);
+            if (k == 0) {
+                for (int x = x0; x < x1; x++)
+                    composite_pixel(L + 4 * x, o + (ptrdiff_t)x * op, a + x, ls + x, st + x, me, before);
+            } else {
+                const int *xi = r->colidx;
+                const float *xw = r->colw;
+                for (int x = x0; x < x1; x++) {
+                    const float *v0 = L + 4 * xi[x];
+                    float w = xw[x], l[4];
+                    for (int c = 0; c < 4; c++) l[c] = (1.0f - w) * v0[c] + w * v0[4 + c];
+                    composite_pixel(l, o + (ptrdiff_t)x * op, a + x, ls + x, st + x, me, before);
+                }
             }
         }
     }

@@ -189,16 +189,20 @@ static void footprint_offsets(sd_footprint *fp, ptrdiff_t stride)
 /* sd_plane_touch of every row the footprint writes from cell (x0, y0), for a run of len
  * sources, when all its cells are known to lie inside the plane: no clamping, one row after
  * the other (the rows' bounds in one vectorised pass instead of a test and a store per span). */
-static inline void widen_rows(int *xl, int *xr, const sd_footprint *fp, int x0, int y0, int len)
+static inline void widen_rows(sd_plane *p, const sd_footprint *fp, int x0, int y0, int len)
 {
-    int nrows = fp->jhi - fp->jlo + 1, tail = x0 + len + 1;
-    int *restrict l = xl + y0 + fp->jlo, *restrict r = xr + y0 + fp->jlo;
+    int nrows = fp->jhi - fp->jlo + 1, tail = x0 + len + 1, sh = p->bshift;
+    int *restrict l = p->xl + y0 + fp->jlo, *restrict r = p->xr + y0 + fp->jlo;
     const int *restrict ia = fp->row_ia, *restrict ib = fp->row_ib;
     for (int j = 0; j < nrows; j++) {
         int a = x0 + ia[j], b = tail + ib[j];
         l[j] = a < l[j] ? a : l[j];
         r[j] = b > r[j] ? b : r[j];
     }
+    /* the blocks of the footprint's widest row, for every row: blocks are wide, and a superset
+     * only costs the resolve and the composite a few cells of 0 */
+    uint64_t bits = sd_block_bits((x0 + fp->ilo) >> sh, (x0 + len + fp->ihi) >> sh), *restrict m = p->blocks + y0 + fp->jlo;
+    for (int j = 0; j < nrows; j++) m[j] |= bits;
 }
 
 /* Spreads `len` sources with light v (len x 4) that share one footprint (radius R, orientation,
@@ -234,7 +238,7 @@ SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprin
     /* Wholly inside the plane from here on: every row's cells [xa, xb + len + 1) lie within
      * [0, cols + 2), so the touch needs no clamping. Each span's ends are offsets from the run's
      * first cell, made once per footprint and plane layout. */
-    widen_rows(p->xl, p->xr, fp, x0, y0, len);
+    widen_rows(p, fp, x0, y0, len);
     if (fp->off_stride != p->stride) footprint_offsets(fp, p->stride);
     float *at = p->buf + (ptrdiff_t)y0 * p->stride + 4 * (ptrdiff_t)x0;
     const ptrdiff_t(*off)[2] = fp->off;

@@ -128,6 +128,57 @@ def test_scatter_large_coc_against_reference(blades, kind, small_rng):
     assert np.abs(g(out) - g(ref)).max() <= 0.03 * g(ref).max()  # measured 0.8 %
 
 
+def sparse_points(rng, H, W, n, columns):
+    """n points at random rows and at random columns of `columns`, CoC from 2 to 60 px (every
+    pyramid level)."""
+    img = np.zeros((H, W, 3), np.float32)
+    coc = np.zeros((H, W), np.float32)
+    ys, xs = rng.integers(0, H, n), rng.choice(columns, n)
+    img[ys, xs] = rng.uniform(1, 50, (n, 3))
+    coc[ys, xs] = rng.choice(np.array([2, -5, 9, 17, -33, 47, 60], np.float32), n)
+    return img, coc, ys, xs
+
+
+@pytest.mark.parametrize("W", [23, 37, 61, 131, 517])
+def test_separate_stretches_of_light(W):
+    """Points far apart: the pyramid resolves each stretch of a row that footprints reach on
+    its own (sd_plane's blocks), however narrow the gaps between stretches (a cell, on small
+    planes). The light is kept, it matches the reference, and where no footprint reaches (nor
+    its mirror image past an edge) at most rounding remains."""
+    rng = np.random.default_rng(W)
+    H = 57
+    img, coc, ys, xs = sparse_points(rng, H, W, max(3, H * W // 400), np.arange(W))
+    out = synthdof.scatter(img, coc, aperture=synthdof.Aperture(6))
+    np.testing.assert_allclose(out.sum((0, 1), dtype=np.float64), img.sum((0, 1), dtype=np.float64), rtol=1e-5)
+    ref = ref_scatter(img, coc, 6, 0.0, S=8)
+    assert 10 * np.log10(ref.max() ** 2 / np.mean((out - ref) ** 2)) > 33
+    yy, xx = np.mgrid[:H, :W]
+    reached = np.zeros((H, W), bool)
+    for y, x in zip(ys, xs):
+        r = 0.75 * abs(float(coc[y, x])) + 4
+        for my in (y, -1 - y, 2 * H - 1 - y):
+            for mx in (x, -1 - x, 2 * W - 1 - x):
+                reached |= (yy - my) ** 2 + (xx - mx) ** 2 <= r * r
+    assert (~reached).any()
+    assert np.abs(out[~reached]).max() <= 1e-6 * out.max()
+
+
+def test_gap_between_stretches_is_exactly_dark():
+    """Two clusters of points at either end of the rows: the running sums of the row's
+    differences start again after the gap, so the gap holds exactly 0, not the rounding the
+    clusters' many overlapping spans leave in a running sum (2^-24 of their light). (Rows enough
+    that every level is spread in bands of rows: a level of too few rows is spread in column
+    tiles, whose rows count as reached across all the tiles.)"""
+    H, W = 300, 700
+    img, coc, _, _ = sparse_points(np.random.default_rng(1), H, W, 400,
+                                   np.r_[np.arange(60, 150), np.arange(W - 150, W - 60)])
+    out = synthdof.scatter(img, coc, aperture=synthdof.Aperture(6))
+    # the clusters' light reaches 0.75 x 60 + 4 px past them; coarse cells of 32 px on top
+    gap = out[:, 150 + 49 + 64:W - 150 - 49 - 64]
+    assert gap.size > 0 and (gap == 0).all()
+    np.testing.assert_allclose(out.sum((0, 1), dtype=np.float64), img.sum((0, 1), dtype=np.float64), rtol=1e-5)
+
+
 # ---- the shape of a defocused point ---------------------------------------------------------------
 
 @pytest.mark.parametrize("c", [6, 12, 30, 60, 100, -45])
