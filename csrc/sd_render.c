@@ -112,13 +112,6 @@ static inline void composite_pixel(const float *l, float *o, float *a, float *ls
     }
 }
 
-/* Composites the resolved slice `si` (frame box `sb`) under what is nearer. A slice resolved on
- * level k is interpolated bilinearly (clamped at the frame's edge cells) to the frame's pixels,
- * a row at a time: down the rows once per row (sd_render_row), then across the columns pixel by
- * pixel as it is composited. What hides the slice is the visible coverage composited so far
- * except the previous slice's (see sd_render_entries): `acc` sums it, `last` remembers the
- * latest slice's share and `stamp` which slice that was, so that pixels the slice leaves dark
- * need no update. */
 /* The blocks of the resolved slice's base rows that frame row y reads (sd_pyr_row_blocks: the
  * rest of those rows is exactly 0), 2^*shift cells each; frame cell x is plane cell x + *o. */
 static uint64_t frame_row_blocks(const sd_render_ctx *r, int k, int y, int *shift, int *o)
@@ -130,6 +123,13 @@ static uint64_t frame_row_blocks(const sd_render_ctx *r, int k, int y, int *shif
     return sd_pyr_row_blocks(r->pyr, y0, shift, o) | sd_pyr_row_blocks(r->pyr, y1, shift, o);
 }
 
+/* Composites the resolved slice `si` (frame box `sb`) under what is nearer. A slice resolved on
+ * level k is interpolated bilinearly (clamped at the frame's edge cells) to the frame's pixels,
+ * a row at a time: down the rows once per row (sd_render_row), then across the columns pixel by
+ * pixel as it is composited. What hides the slice is the visible coverage composited so far
+ * except the previous slice's (see sd_render_entries): `acc` sums it, `last` remembers the
+ * latest slice's share and `stamp` which slice that was, so that pixels the slice leaves dark
+ * need no update. */
 static void composite(sd_render_ctx *r, int si, int k, sd_box sb)
 {
     int W = r->W;

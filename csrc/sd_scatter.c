@@ -201,7 +201,8 @@ static inline void widen_rows(sd_plane *p, const sd_footprint *fp, int x0, int y
     }
     /* the blocks of the footprint's widest row, for every row: blocks are wide, and a superset
      * only costs the resolve and the composite a few cells of 0 */
-    uint64_t bits = sd_block_bits((x0 + fp->ilo) >> sh, (x0 + len + fp->ihi) >> sh), *restrict m = p->blocks + y0 + fp->jlo;
+    uint64_t bits = sd_block_bits((x0 + fp->ilo) >> sh, (x0 + len + fp->ihi) >> sh);
+    uint64_t *restrict m = p->blocks + y0 + fp->jlo;
     for (int j = 0; j < nrows; j++) m[j] |= bits;
 }
 
