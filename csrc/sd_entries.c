@@ -304,7 +304,7 @@ static sd_status run_fill(const sd_frame *f, rect *r, int nch, int subject, int 
             continue;
         }
         if ((drop || lb) && !find_highlights(fp, drop, lb)) return SD_ERR_NOMEM; /* the caller frees out */
-        sd_fill_finish(fp, f->nt);
+        sd_fill_finish(fp, NULL, f->nt);
         return SD_OK;
     }
 }

@@ -56,22 +56,71 @@ static inline void relax_n(float *v, const float *wt, int H, int W, int nch, con
     })
 }
 
+/* A level's row of blocks (see sd_fill_mask): the next run of set blocks at or after block *b,
+ * as cells [*x0, *x1) clipped to [lo, hi); 0 when there is none. */
+static inline int next_run(const unsigned char *row, int nb, int cells, int *b, int lo, int hi, int *x0, int *x1)
+{
+    int i = *b;
+    while (i < nb && !row[i]) i++;
+    if (i >= nb || i * cells >= hi) return 0;
+    int j = i + 1;
+    while (j < nb && row[j]) j++;
+    *b = j;
+    *x0 = imax(i * cells, lo);
+    *x1 = imin(j * cells, hi);
+    return 1;
+}
+
+/* A level's blocks: the row of blocks that holds cell row y, its block count and cells per block. */
+typedef struct {
+    const unsigned char *on;
+    int bw, cells;
+} level_mask;
+
+static level_mask mask_of(const sd_fill_mask *m, int level)
+{
+    level_mask l = {NULL, 0, 0};
+    if (m && level >= 1 && level <= 2) {
+        l.on = m->on[level];
+        l.bw = m->bw;
+        l.cells = SD_FILL_BLOCK >> level;
+    }
+    return l;
+}
+
+/* relax4's cells x = xs, xs + 2, ... < xe of a row (xs of the sweep's colour). */
+static inline void relax4_span(float *vr, const float *va, const float *vb, const float *wr, int W, int xs, int xe)
+{
+    for (int x = xs; x < xe; x += 2) {
+        float w = wr[x];
+        if (w >= 1.0f) continue;
+        w = w > 0.0f ? w : 0.0f;
+        int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
+        sd_cell_relax(vr + 4 * x, va + 4 * x, vb + 4 * x, vr + 4 * xm, vr + 4 * xp, w);
+    }
+}
+
 /* relax_n for 4 channels, the same steps in the same order: each row's cells addressed from
  * its own and its neighbours' row starts, the weight's clamp to [0, 1] folded into the test that
- * skips known cells (relax_n's loop kept every index computation and clamp per cell). */
-static void relax4(float *v, const float *wt, int H, int W, const int *ux0, const int *ux1, int nt)
+ * skips known cells (relax_n's loop kept every index computation and clamp per cell). With a
+ * mask, only the cells of its set blocks (a cell's update reads its neighbours alone, so the
+ * others' order does not matter). */
+static void relax4(float *v, const float *wt, int H, int W, const int *ux0, const int *ux1, level_mask m, int nt)
 {
     nt = sd_threads_for(nt, (ptrdiff_t)H * W);
     RELAX_ROWS(H, W, ux0, ux1, nt, {
         const float *wr = wt + (ptrdiff_t)y * W;
         float *vr = v + 4 * (ptrdiff_t)y * W;
         const float *va = v + 4 * (ptrdiff_t)ym * W, *vb = v + 4 * (ptrdiff_t)yp * W;
-        for (int x = xs; x < xe; x += 2) {
-            float w = wr[x];
-            if (w >= 1.0f) continue;
-            w = w > 0.0f ? w : 0.0f;
-            int xm = x > 0 ? x - 1 : x, xp = x + 1 < W ? x + 1 : x;
-            sd_cell_relax(vr + 4 * x, va + 4 * x, vb + 4 * x, vr + 4 * xm, vr + 4 * xp, w);
+        if (!m.on) {
+            relax4_span(vr, va, vb, wr, W, xs, xe);
+        } else {
+            const unsigned char *mr = m.on + (ptrdiff_t)(y / m.cells) * m.bw;
+            int b = xs / m.cells, a, e;
+            while (next_run(mr, m.bw, m.cells, &b, xs, xe, &a, &e)) {
+                a += (a + y + colour) & 1;
+                relax4_span(vr, va, vb, wr, W, a, e);
+            }
         }
     })
 }
@@ -97,9 +146,10 @@ static void relax1(float *v, const float *wt, int H, int W, const int *ux0, cons
 }
 
 /* The channel counts the core uses get loops of a known length (unrolled, vectorised). */
-static void relax(float *v, const float *wt, int H, int W, int nch, const int *ux0, const int *ux1, int nt)
+static void relax(float *v, const float *wt, int H, int W, int nch, const int *ux0, const int *ux1, level_mask m,
+                  int nt)
 {
-    if (nch == 4) relax4(v, wt, H, W, ux0, ux1, nt);
+    if (nch == 4) relax4(v, wt, H, W, ux0, ux1, m, nt);
     else if (nch == 1) relax1(v, wt, H, W, ux0, ux1, nt);
     else relax_n(v, wt, H, W, nch, ux0, ux1, nt);
 }
@@ -416,10 +466,28 @@ static void pull_any(const float *pv, const float *pwt, int ph, int pw, float *c
     else pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, nch, nt);
 }
 
+/* push4's cells [xs, xe) of a row: u0/u1 grown to the unknown ones. */
+static inline void push4_span(float *vr, const float *wr, const float *r0, const float *r1, int cW, float wy, int xs,
+                              int xe, int *u0, int *u1)
+{
+    for (int x = xs; x < xe; x++) {
+        float w = wr[x];
+        if (w >= 1.0f) continue; /* fully known: keeps its own value */
+        w = w > 0.0f ? w : 0.0f;
+        int x0, x1;
+        float wx, up[4];
+        sd_lerp_half(x, cW, &x0, &x1, &wx);
+        *u0 = x < *u0 ? x : *u0;
+        *u1 = x + 1;
+        sd_cell_bilerp(up, r0 + 4 * x0, r0 + 4 * x1, r1 + 4 * x0, r1 + 4 * x1, wx, wy);
+        sd_cell_mix(vr + 4 * x, up, w);
+    }
+}
+
 /* push_level for 4 channels, the same steps in the same order, each row's cells addressed from
- * its own and its two coarse rows' starts. */
+ * its own and its two coarse rows' starts; with a mask, only the cells of its set blocks. */
 static void push4(const float *cv, int cH, int cW, float *fv, const float *fw, int fH, int fW, int *ux0, int *ux1,
-                  int nt)
+                  level_mask m, int nt)
 {
     nt = sd_threads_for(nt, (ptrdiff_t)fH * fW);
     SD_PARALLEL_FOR_CHUNKS(nt)
@@ -430,17 +498,12 @@ static void push4(const float *cv, int cH, int cW, float *fv, const float *fw, i
         const float *wr = fw + (ptrdiff_t)y * fW, *r0 = cv + 4 * (ptrdiff_t)y0 * cW, *r1 = cv + 4 * (ptrdiff_t)y1 * cW;
         float *vr = fv + 4 * (ptrdiff_t)y * fW;
         int u0 = fW, u1 = 0;
-        for (int x = 0; x < fW; x++) {
-            float w = wr[x];
-            if (w >= 1.0f) continue; /* fully known: keeps its own value */
-            w = w > 0.0f ? w : 0.0f;
-            int x0, x1;
-            float wx, up[4];
-            sd_lerp_half(x, cW, &x0, &x1, &wx);
-            u0 = x < u0 ? x : u0;
-            u1 = x + 1;
-            sd_cell_bilerp(up, r0 + 4 * x0, r0 + 4 * x1, r1 + 4 * x0, r1 + 4 * x1, wx, wy);
-            sd_cell_mix(vr + 4 * x, up, w);
+        if (!m.on) {
+            push4_span(vr, wr, r0, r1, cW, wy, 0, fW, &u0, &u1);
+        } else {
+            const unsigned char *mr = m.on + (ptrdiff_t)(y / m.cells) * m.bw;
+            int b = 0, a, e;
+            while (next_run(mr, m.bw, m.cells, &b, 0, fW, &a, &e)) push4_span(vr, wr, r0, r1, cW, wy, a, e, &u0, &u1);
         }
         if (ux0) {
             ux0[y] = u0;
@@ -450,16 +513,17 @@ static void push4(const float *cv, int cH, int cW, float *fv, const float *fw, i
 }
 
 static void push_any(const float *cv, int cH, int cW, float *fv, const float *fw, int fH, int fW, int nch, int *ux0,
-                     int *ux1, int nt)
+                     int *ux1, level_mask m, int nt)
 {
-    if (nch == 4) push4(cv, cH, cW, fv, fw, fH, fW, ux0, ux1, nt);
+    if (nch == 4) push4(cv, cH, cW, fv, fw, fH, fW, ux0, ux1, m, nt);
     else if (nch == 1) push_level(cv, cH, cW, fv, fw, fH, fW, 1, ux0, ux1, nt);
     else push_level(cv, cH, cW, fv, fw, fH, fW, nch, ux0, ux1, nt);
 }
 
-void sd_fill_finish(sd_fillpyr *f, int nthreads)
+void sd_fill_finish(sd_fillpyr *f, const sd_fill_mask *mask, int nthreads)
 {
     int nt = sd_threads(nthreads), nch = f->nch;
+    if (nch != 4) mask = NULL; /* only push4 and relax4 take one */
     /* pull: each level from the one below */
     for (int k = 2; k < f->n; k++)
         pull_any(f->v[k - 1], f->w[k - 1], f->H[k - 1], f->W[k - 1], f->v[k], f->w[k], f->H[k], f->W[k], nch, nt);
@@ -467,15 +531,16 @@ void sd_fill_finish(sd_fillpyr *f, int nthreads)
     for (int k = f->n - 1; k > 1; k--) {
         int fH = f->H[k - 1];
         int *ux0 = malloc(sizeof(int) * 2 * (size_t)fH), *ux1 = ux0 ? ux0 + fH : NULL;
-        push_any(f->v[k], f->H[k], f->W[k], f->v[k - 1], f->w[k - 1], fH, f->W[k - 1], nch, ux0, ux1, nt);
-        relax(f->v[k - 1], f->w[k - 1], fH, f->W[k - 1], nch, ux0, ux1, nt); /* without the ranges (no memory), every cell */
+        level_mask m = mask_of(mask, k - 1);
+        push_any(f->v[k], f->H[k], f->W[k], f->v[k - 1], f->w[k - 1], fH, f->W[k - 1], nch, ux0, ux1, m, nt);
+        relax(f->v[k - 1], f->w[k - 1], fH, f->W[k - 1], nch, ux0, ux1, m, nt); /* without the ranges (no memory), every cell */
         free(ux0);
     }
 }
 
 void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float *value, ptrdiff_t vrow,
                    const float *weight, const float *hole, ptrdiff_t mrow, const int *rx0, const int *rx1,
-                   const ptrdiff_t *roff, int nthreads)
+                   const ptrdiff_t *roff, const sd_fill_mask *mask, int nthreads)
 {
     int nt = sd_threads(nthreads);
     sd_fill_layout(f, ws, H, W, nch);
@@ -488,7 +553,7 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
         pull_weighted(value, vrow, weight, mrow, H, W, 4, f->v[1], f->w[1], f->H[1], f->W[1], nt);
     else
         pull_generic(f, H, W, value, vrow, weight, hole, mrow, nt);
-    sd_fill_finish(f, nt);
+    sd_fill_finish(f, mask, nt);
 }
 
 void sd_fill_sample4(const sd_fillpyr *f, int x, int y, float *out)
@@ -526,7 +591,7 @@ sd_status sd_pushpull(int H, int W, int nch, const float *value, const float *we
     float *ws = malloc(sizeof(float) * sd_fill_ws_floats(H, W, nch));
     if (!ws) return SD_ERR_NOMEM;
     sd_fillpyr f;
-    sd_fill_build(&f, ws, H, W, nch, value, (ptrdiff_t)W * nch, weight, NULL, W, NULL, NULL, NULL, nt);
+    sd_fill_build(&f, ws, H, W, nch, value, (ptrdiff_t)W * nch, weight, NULL, W, NULL, NULL, NULL, NULL, nt);
     SD_PARALLEL_FOR(nt)
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {

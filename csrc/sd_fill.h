@@ -21,6 +21,20 @@ typedef struct {
     float *w[SD_FILL_MAX_LEVELS]; /* H * W weights in [0, 1] */
 } sd_fillpyr;
 
+/* Where a caller needs the fill: blocks of SD_FILL_BLOCK x SD_FILL_BLOCK level-0 cells (the
+ * same blocks hold half as many cells per side at level 1, a quarter at level 2), a byte per
+ * block, bw blocks per row. The push and the relaxation of level j (1 or 2) run only on the blocks
+ * set in on[j]; the other levels run everywhere. The fill is the unmasked one wherever the cells
+ * it is read at lie SD_FILL_PUSH_MARGIN blocks inside on[1], and those inside SD_FILL_PUSH_MARGIN2
+ * blocks inside on[2] (the relaxation's sweeps and the push's interpolation carry values that far). */
+#define SD_FILL_BLOCK 8
+#define SD_FILL_PUSH_MARGIN 3
+#define SD_FILL_PUSH_MARGIN2 5
+typedef struct {
+    const unsigned char *on[3]; /* on[1], on[2]: per block */
+    int bw;
+} sd_fill_mask;
+
 /* Floats of workspace sd_fill_build needs for an H x W grid of nch channels. */
 size_t sd_fill_ws_floats(int H, int W, int nch);
 
@@ -30,16 +44,17 @@ size_t sd_fill_ws_floats(int H, int W, int nch);
  * SD_FILL_MIN_VISIBLE count as no weight). Rows of value are vrow floats apart, of weight/hole
  * mrow. With hole and nch == 4, rx0/rx1 (or NULL) limit row y to cells [rx0[y], rx1[y]): the
  * others count as seen and empty; roff (or NULL) then places cell (x, y) at element roff[y] + x
- * of hole (times nch of value), the rows stored back to back. */
+ * of hole (times nch of value), the rows stored back to back. mask (or NULL: everywhere) limits
+ * levels 1 and 2 to the blocks a caller reads the fill in (nch == 4 only). */
 void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float *value, ptrdiff_t vrow,
                    const float *weight, const float *hole, ptrdiff_t mrow, const int *rx0, const int *rx1,
-                   const ptrdiff_t *roff, int nthreads);
+                   const ptrdiff_t *roff, const sd_fill_mask *mask, int nthreads);
 
 /* sd_fill_build in two halves, for a caller that pulls level 1 itself: the levels laid out in
  * the workspace, then (after f->v[1] and f->w[1] are written) the coarser levels pulled and the
  * fill pushed back down to level 1. */
 void sd_fill_layout(sd_fillpyr *f, float *ws, int H, int W, int nch);
-void sd_fill_finish(sd_fillpyr *f, int nthreads);
+void sd_fill_finish(sd_fillpyr *f, const sd_fill_mask *mask, int nthreads);
 
 /* The coarse levels' fill at level-0 cell (x, y), nch values (n >= 2 levels only). */
 void sd_fill_sample(const sd_fillpyr *f, int x, int y, float *out);

@@ -4,6 +4,7 @@
  * the layered render (sd_render.c) on the cells the slice planning chose (sd_slices.c). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "sd_core.h"
 #include "sd_entries.h"
 #include "sd_fill.h"
@@ -450,6 +451,81 @@ static void restore_lights(sd_render_ctx *r, int rows, const int *t0, const int 
     free(kept_all);
 }
 
+/* dst: the blocks within rad blocks (across and down) of a set block of src (bw x bh); tmp as
+ * large, last bw ints. */
+static void dilate_blocks(const unsigned char *src, unsigned char *dst, unsigned char *tmp, int *last, int bw, int bh,
+                          int rad)
+{
+    for (int y = 0; y < bh; y++) { /* across: the latest set block at or left of x + rad */
+        const unsigned char *s = src + (ptrdiff_t)y * bw;
+        unsigned char *d = tmp + (ptrdiff_t)y * bw;
+        int seen = -1 - 2 * rad;
+        for (int x = 0; x < bw + rad; x++) {
+            if (x < bw && s[x]) seen = x;
+            if (x >= rad) d[x - rad] = (unsigned char)(x - seen <= 2 * rad);
+        }
+    }
+    for (int x = 0; x < bw; x++) last[x] = -1 - 2 * rad;
+    for (int y = 0; y < bh + rad; y++) { /* down, a row at a time: the latest set row per column */
+        if (y < bh) {
+            const unsigned char *t = tmp + (ptrdiff_t)y * bw;
+            for (int x = 0; x < bw; x++) last[x] = t[x] ? y : last[x];
+        }
+        if (y >= rad) {
+            unsigned char *d = dst + (ptrdiff_t)(y - rad) * bw;
+            for (int x = 0; x < bw; x++) d[x] = (unsigned char)(y - last[x] <= 2 * rad);
+        }
+    }
+}
+
+/* The blocks of the fill's grid (SD_FILL_BLOCK cells a side, from the grid's origin) whose hidden
+ * cells can show the fill (need): those within the slice's fill reach of a cell not wholly
+ * hidden (cells outside the rows' spans included: seen and empty). Farther in, the fill spread by
+ * the slice's blur lands only on pixels that what hides them covers wholly, even blurred; and
+ * where that cover is a noisy surface's speckle of slices, whose coverage sums to a little under
+ * 1, such fill showed through it (the wall behind a subject of noisy depth).
+ * With on[1], on[2] of m the blocks the fill's levels 1 and 2 must reach for need's cells to get
+ * the fill of the whole grid (sd_fill_mask). Returns 1 if some block needs no fill (m and need
+ * set), 0 if every block does (the grid's whole fill), -1 out of memory; *buf to be freed. */
+static int fill_blocks(const sd_render_ctx *r, const sd_slice *s, int rows, int cols, sd_fill_mask *m,
+                       const unsigned char **need, unsigned char **buf)
+{
+    const int B = SD_FILL_BLOCK;
+    int bw = (cols + B - 1) / B, bh = (rows + B - 1) / B;
+    size_t nb = (size_t)bw * (size_t)bh;
+    unsigned char *p = calloc(5 * nb + sizeof(int) * (size_t)bw, 1);
+    *buf = p;
+    if (!p) return -1;
+    int *last = (int *)p; /* first: calloc's alignment */
+    unsigned char *content = p + sizeof(int) * (size_t)bw, *tmp = content + nb, *nd = content + 2 * nb;
+    unsigned char *on1 = content + 3 * nb, *on2 = content + 4 * nb;
+    SD_PARALLEL_FOR_CHUNKS(sd_threads_for(r->nt, (ptrdiff_t)rows * cols))
+    for (int by = 0; by < bh; by++)
+        for (int y = by * B; y < imin(by * B + B, rows); y++) {
+            const float *h = r->hole + r->fill_off[y];
+            unsigned char *c = content + (ptrdiff_t)by * bw;
+            int x0 = r->fill_x0[y], x1 = r->fill_x1[y];
+            if (x0 >= x1) x0 = x1 = cols;
+            if (x0 > 0) memset(c, 1, (size_t)((x0 - 1) / B + 1)); /* not built: seen, empty */
+            if (x1 < cols) memset(c + x1 / B, 1, (size_t)((cols - 1) / B - x1 / B + 1));
+            for (int x = x0; x < x1; x++)
+                if (!(h[x] >= 1.0f)) c[x / B] = 1;
+        }
+    int reach = (s->fill_reach + (1 << s->k) - 1) >> s->k;
+    dilate_blocks(content, nd, tmp, last, bw, bh, (reach + B - 1) / B);
+    size_t set = 0;
+    for (size_t i = 0; i < nb; i++) set += nd[i];
+    if (set == nb) return 0;
+    dilate_blocks(nd, on1, tmp, last, bw, bh, SD_FILL_PUSH_MARGIN);
+    dilate_blocks(on1, on2, tmp, last, bw, bh, SD_FILL_PUSH_MARGIN2);
+    m->on[0] = NULL;
+    m->on[1] = on1;
+    m->on[2] = on2;
+    m->bw = bw;
+    *need = nd;
+    return 1;
+}
+
 /* Continues the slice's surfaces behind what hides them: push-pull of the content seen per
  * visible fraction, kept only where the filled coverage is substantial, so a surface (a wall
  * behind a head, a body behind a railing) carries on while sparse specks (distant lights) are
@@ -494,16 +570,21 @@ sd_status sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
         r->fill_off[cy - grid_y0] = s->cell_off[cy] + grid_x0;
     }
     sd_fillpyr f;
+    sd_fill_mask mask;
+    const unsigned char *need = NULL; /* per block of the grid: whether its hidden cells are filled (NULL: all) */
+    unsigned char *blocks = NULL;
     if (rows > 1 || cols > 1) {
-        int *tamed = malloc(sizeof(int) * 2 * (size_t)rows);
+        int gaps = fill_blocks(r, s, rows, cols, &mask, &need, &blocks);
+        int *tamed = gaps < 0 ? NULL : malloc(sizeof(int) * 2 * (size_t)rows);
         float *kept = NULL;
         if (!tamed || tame_lights(r, s, grid_y0, grid_x0, rows, cols, hy0 - grid_y0, hy1 - grid_y0, hx0 - grid_x0,
                                   hx1 - grid_x0, tamed, tamed + rows, &kept) < 0) {
             free(tamed);
+            free(blocks);
             return SD_ERR_NOMEM;
         }
         sd_fill_build(&f, r->fillws, rows, cols, 4, r->layer, 0, NULL, r->hole, 0, r->fill_x0, r->fill_x1, r->fill_off,
-                      r->nt);
+                      gaps ? &mask : NULL, r->nt);
         restore_lights(r, rows, tamed, tamed + rows, kept);
         free(tamed);
     } else {
@@ -515,7 +596,12 @@ sd_status sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
         int xa = h0[cy - s->cy0], xb = h1[cy - s->cy0];
         sd_fill_row fr = {NULL, NULL, 0.0f, 0};
         if (xa < xb && f.n > 1) fr = sd_fill_row_of(&f, cy - grid_y0);
+        const unsigned char *nrow = need ? need + (ptrdiff_t)((cy - grid_y0) / SD_FILL_BLOCK) * mask.bw : NULL;
         for (int cx = xa; cx < xb; cx++) {
+            if (nrow && !nrow[(cx - grid_x0) / SD_FILL_BLOCK]) { /* beyond the fill's reach: to the block's end */
+                cx = grid_x0 + ((cx - grid_x0) / SD_FILL_BLOCK + 1) * SD_FILL_BLOCK - 1;
+                continue;
+            }
             ptrdiff_t i = s->cell_off[cy] + cx;
             float h = r->hole[i];
             if (h <= 0.0f) continue; /* nothing hidden: its fill is never sampled */
@@ -549,5 +635,6 @@ sd_status sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
             l[3] += h * g;
         }
     }
+    free(blocks);
     return SD_OK;
 }

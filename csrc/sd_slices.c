@@ -542,6 +542,7 @@ ptrdiff_t sd_slice_plan(sd_render_ctx *r, int si, int top, sd_slice *s, int *row
     s->s12 = s->has_occ ? 1.0f / (cent[si + 1] - cent[si + 2]) : 0.0f;
     s->k = 0;
     s->holes = 0;
+    s->fill_reach = 0;
     s->cell_x0 = row_x0;
     s->cell_x1 = row_x1;
     s->cell_off = row_off;
@@ -561,6 +562,16 @@ ptrdiff_t sd_slice_plan(sd_render_ctx *r, int si, int top, sd_slice *s, int *row
     int m = (int)ceilf(2.0f * (rhi < cap ? rhi : cap)) + OCCLUDER_SLACK_PX;
     sd_box fb = grow_rows(r, cb, m, r->content_x0, r->content_x1, r->reach_x0, r->reach_x1);
     s->holes = s->has_occ && intervals_meet(r, 2 * si + 4, fb, r->reach_x0, r->reach_x1);
+    /* A hidden cell's fill, spread by at most the slice's radius, shows only where what hides it
+     * lets light through: within the radius of the nearer content's own blur from its edge. */
+    float rnear = 0.0f;
+    if (s->holes)
+        for (int i = 2 * si + 4; i < r->ni; i++)
+            for (int y = fb.y0; y < fb.y1; y++) {
+                float v = r->bin_rhi[(ptrdiff_t)i * H + y];
+                rnear = v > rnear ? v : rnear;
+            }
+    s->fill_reach = m + (int)ceilf(rnear < cap ? rnear : cap);
     sd_box bb = s->holes ? fb : cb;
     const int *bx0 = s->holes ? r->reach_x0 : r->content_x0, *bx1 = s->holes ? r->reach_x1 : r->content_x1;
     int bs = 1 << s->k;
