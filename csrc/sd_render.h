@@ -28,8 +28,9 @@ typedef struct {
     const int *cell_x0, *cell_x1; /* per cell row cy, the cells [cell_x0[cy], cell_x1[cy]) built */
     const ptrdiff_t *cell_off;    /* ... stored back to back: cell (cx, cy) is element cell_off[cy] + cx */
     int holes;                    /* whether nearer slices hide part of it */
-    int fill_reach;               /* pixels from its content beyond which a hidden cell's fill cannot show
-                                     (its blur's reach and the blur of what hides it; see sd_layer_fill) */
+    int fill_reach;               /* pixels from any cell not wholly hidden beyond which a hidden cell's
+                                     fill cannot show (the slice's reach and the blur of what hides it;
+                                     see fill_blocks in sd_layer.c) */
 } sd_slice;
 
 /* An entry within SD_SLICE_SNAP of the spacing from a slice's centre goes to that slice alone;
