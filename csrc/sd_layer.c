@@ -479,8 +479,8 @@ static void dilate_blocks(const unsigned char *src, unsigned char *dst, unsigned
 }
 
 /* The blocks of the fill's grid (SD_FILL_BLOCK cells a side, from the grid's origin) whose hidden
- * cells can show the fill (need): those within the slice's fill reach of a cell not wholly
- * hidden (cells outside the rows' spans included: seen and empty). Farther in, the fill spread by
+ * cells can show the fill (need): those holding a hidden cell within the slice's fill reach of a
+ * cell not wholly hidden (cells outside the rows' spans included: seen and empty). Farther in, the fill spread by
  * the slice's blur lands only on pixels that what hides them covers wholly, even blurred; and
  * where that cover is a noisy surface's speckle of slices, whose coverage sums to a little under
  * 1, such fill showed through it (the wall behind a subject of noisy depth).
@@ -493,28 +493,35 @@ static int fill_blocks(const sd_render_ctx *r, const sd_slice *s, int rows, int 
     const int B = SD_FILL_BLOCK;
     int bw = (cols + B - 1) / B, bh = (rows + B - 1) / B;
     size_t nb = (size_t)bw * (size_t)bh;
-    unsigned char *p = calloc(5 * nb + sizeof(int) * (size_t)bw, 1);
+    unsigned char *p = calloc(6 * nb + sizeof(int) * (size_t)bw, 1);
     *buf = p;
     if (!p) return -1;
     int *last = (int *)p; /* first: calloc's alignment */
     unsigned char *content = p + sizeof(int) * (size_t)bw, *tmp = content + nb, *nd = content + 2 * nb;
-    unsigned char *on1 = content + 3 * nb, *on2 = content + 4 * nb;
+    unsigned char *on1 = content + 3 * nb, *on2 = content + 4 * nb, *hidden = content + 5 * nb;
     SD_PARALLEL_FOR_CHUNKS(sd_threads_for(r->nt, (ptrdiff_t)rows * cols))
     for (int by = 0; by < bh; by++)
         for (int y = by * B; y < imin(by * B + B, rows); y++) {
             const float *h = r->hole + r->fill_off[y];
-            unsigned char *c = content + (ptrdiff_t)by * bw;
+            unsigned char *c = content + (ptrdiff_t)by * bw, *hb = hidden + (ptrdiff_t)by * bw;
             int x0 = r->fill_x0[y], x1 = r->fill_x1[y];
             if (x0 >= x1) x0 = x1 = cols;
             if (x0 > 0) memset(c, 1, (size_t)((x0 - 1) / B + 1)); /* not built: seen, empty */
             if (x1 < cols) memset(c + x1 / B, 1, (size_t)((cols - 1) / B - x1 / B + 1));
-            for (int x = x0; x < x1; x++)
+            for (int x = x0; x < x1; x++) {
                 if (!(h[x] >= 1.0f)) c[x / B] = 1;
+                if (!(h[x] <= 0.0f)) hb[x / B] = 1;
+            }
         }
     int reach = (s->fill_reach + (1 << s->k) - 1) >> s->k;
     dilate_blocks(content, nd, tmp, last, bw, bh, (reach + B - 1) / B);
+    /* a block without hidden cells has nothing to fill: left out, it leaves on[1] and on[2] to the
+     * blocks that have (outside the rows' spans, most of a grid laid around a ring) */
     size_t set = 0;
-    for (size_t i = 0; i < nb; i++) set += nd[i];
+    for (size_t i = 0; i < nb; i++) {
+        nd[i] &= hidden[i];
+        set += nd[i];
+    }
     if (set == nb) return 0;
     dilate_blocks(nd, on1, tmp, last, bw, bh, SD_FILL_PUSH_MARGIN);
     dilate_blocks(on1, on2, tmp, last, bw, bh, SD_FILL_PUSH_MARGIN2);
