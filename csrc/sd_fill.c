@@ -88,6 +88,19 @@ static level_mask mask_of(const sd_fill_mask *m, int level)
     return l;
 }
 
+/* The blocks level k (1 to 3) is pulled on (see sd_fill_mask; on NULL: everywhere): only with a
+ * level 3, whose cells (a block each) stand for the blocks not pulled below it. */
+static level_mask pulled_of(const sd_fill_mask *m, const sd_fillpyr *f, int level)
+{
+    level_mask l = {NULL, 0, 0};
+    if (m && m->pulled && f->nch == 4 && f->n >= 4 && level >= 1 && level <= 3) {
+        l.on = m->pulled;
+        l.bw = m->bw;
+        l.cells = SD_FILL_BLOCK >> level;
+    }
+    return l;
+}
+
 /* relax4's cells x = xs, xs + 2, ... < xe of a row (xs of the sweep's colour). */
 static inline void relax4_span(float *vr, const float *va, const float *vb, const float *wr, int W, int xs, int xe)
 {
@@ -216,69 +229,88 @@ static inline void pull_premult4_cell(const float *value, ptrdiff_t vrow, const 
     for (int c = 0; c < 4; c++) cv[c] = sv[c] * inv;
 }
 
-/* Level 1 from premultiplied 4-channel values and hidden fractions (see sd_fill_build). */
+/* Row y of level 1 from premultiplied 4-channel values and hidden fractions (see
+ * sd_fill_build), its cells [xa, xb). */
+static inline void pull_premult4_row(const float *value, ptrdiff_t vrow, const float *hole, ptrdiff_t mrow, int H,
+                                     int W, const int *rx0, const int *rx1, const ptrdiff_t *roff, float *cv,
+                                     float *cw, int cw_, int y, int xa, int xb)
+{
+    int ya = 2 * y, yb = 2 * y + 1 < H ? 2 * y + 1 : -1;
+    /* the cells whose children all lie outside the rows' ranges are seen and empty */
+    int in0 = 0, in1 = cw_;
+    if (rx0) {
+        int a = rx0[ya], b = rx1[ya];
+        if (yb >= 0 && rx0[yb] < rx1[yb]) {
+            a = a < b ? (a < rx0[yb] ? a : rx0[yb]) : rx0[yb];
+            b = rx1[ya] > rx0[ya] ? (b > rx1[yb] ? b : rx1[yb]) : rx1[yb];
+        }
+        in0 = a < b ? a / 2 : cw_;
+        in1 = a < b ? (b + 1) / 2 : cw_;
+        for (int x = xa; x < imin(in0, xb); x++) {
+            ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
+            cw[o] = 1.0f;
+            for (int c = 0; c < 4; c++) cv[4 * o + c] = 0.0f;
+        }
+        for (int x = imax(in1, xa); x < xb; x++) {
+            ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
+            cw[o] = 1.0f;
+            for (int c = 0; c < 4; c++) cv[4 * o + c] = 0.0f;
+        }
+    }
+    in0 = imax(in0, xa);
+    in1 = imin(in1, xb);
+    /* the cells whose four children all lie inside both rows' ranges: the same sums in the
+     * same order, without a range check per child */
+    int f0 = in0, f1 = in0;
+    if (rx0 && roff && yb >= 0 && in0 < in1) {
+        int lo = rx0[ya] > rx0[yb] ? rx0[ya] : rx0[yb], hi = rx1[ya] < rx1[yb] ? rx1[ya] : rx1[yb];
+        f0 = imin(imax((lo + 1) / 2, in0), in1);
+        f1 = imax(imin(hi / 2, in1), f0);
+    }
+    for (int x = in0; x < f0; x++)
+        pull_premult4_cell(value, vrow, hole, mrow, H, W, rx0, rx1, roff, x, y, cv + 4 * ((ptrdiff_t)y * cw_ + x),
+                           cw + (ptrdiff_t)y * cw_ + x);
+    if (f0 < f1) {
+        const float *ha = hole + roff[ya], *hb = hole + roff[yb];
+        const float *va = value + 4 * roff[ya], *vb = value + 4 * roff[yb];
+        for (int x = f0; x < f1; x++) {
+            const float *h4[4] = {ha + 2 * x, ha + 2 * x + 1, hb + 2 * x, hb + 2 * x + 1};
+            const float *q4[4] = {va + 8 * (ptrdiff_t)x, va + 8 * (ptrdiff_t)x + 4, vb + 8 * (ptrdiff_t)x,
+                                  vb + 8 * (ptrdiff_t)x + 4};
+            float sw = 0.0f, sv[4] = {0, 0, 0, 0};
+            for (int q = 0; q < 4; q++) {
+                float vis = 1.0f - *h4[q];
+                if (!(vis > SD_FILL_MIN_VISIBLE)) continue;
+                sw += vis;
+                for (int c = 0; c < 4; c++) sv[c] += q4[q][c];
+            }
+            ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
+            float inv = sw > 0.0f ? 1.0f / sw : 0.0f;
+            cw[o] = sw > 1.0f ? 1.0f : sw;
+            for (int c = 0; c < 4; c++) cv[4 * o + c] = sv[c] * inv;
+        }
+    }
+    for (int x = imax(f1, in0); x < in1; x++)
+        pull_premult4_cell(value, vrow, hole, mrow, H, W, rx0, rx1, roff, x, y, cv + 4 * ((ptrdiff_t)y * cw_ + x),
+                           cw + (ptrdiff_t)y * cw_ + x);
+}
+
+/* Level 1 from premultiplied 4-channel values and hidden fractions (see sd_fill_build); with
+ * pulled (see sd_fill_mask), only the cells of its blocks. */
 static void pull_premult4(const float *value, ptrdiff_t vrow, const float *hole, ptrdiff_t mrow, int H, int W,
                           const int *rx0, const int *rx1, const ptrdiff_t *roff, float *cv, float *cw, int ch_,
-                          int cw_, int nt)
+                          int cw_, level_mask pulled, int nt)
 {
     SD_PARALLEL_FOR_CHUNKS(nt)
     for (int y = 0; y < ch_; y++) {
-        int ya = 2 * y, yb = 2 * y + 1 < H ? 2 * y + 1 : -1;
-        /* the cells whose children all lie outside the rows' ranges are seen and empty */
-        int in0 = 0, in1 = cw_;
-        if (rx0) {
-            int a = rx0[ya], b = rx1[ya];
-            if (yb >= 0 && rx0[yb] < rx1[yb]) {
-                a = a < b ? (a < rx0[yb] ? a : rx0[yb]) : rx0[yb];
-                b = rx1[ya] > rx0[ya] ? (b > rx1[yb] ? b : rx1[yb]) : rx1[yb];
-            }
-            in0 = a < b ? a / 2 : cw_;
-            in1 = a < b ? (b + 1) / 2 : cw_;
-            for (int x = 0; x < in0; x++) {
-                ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
-                cw[o] = 1.0f;
-                for (int c = 0; c < 4; c++) cv[4 * o + c] = 0.0f;
-            }
-            for (int x = in1; x < cw_; x++) {
-                ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
-                cw[o] = 1.0f;
-                for (int c = 0; c < 4; c++) cv[4 * o + c] = 0.0f;
-            }
+        if (!pulled.on) {
+            pull_premult4_row(value, vrow, hole, mrow, H, W, rx0, rx1, roff, cv, cw, cw_, y, 0, cw_);
+            continue;
         }
-        /* the cells whose four children all lie inside both rows' ranges: the same sums in the
-         * same order, without a range check per child */
-        int f0 = in0, f1 = in0;
-        if (rx0 && roff && yb >= 0) {
-            int lo = rx0[ya] > rx0[yb] ? rx0[ya] : rx0[yb], hi = rx1[ya] < rx1[yb] ? rx1[ya] : rx1[yb];
-            f0 = imax((lo + 1) / 2, in0);
-            f1 = imax(imin(hi / 2, in1), f0);
-        }
-        for (int x = in0; x < f0; x++)
-            pull_premult4_cell(value, vrow, hole, mrow, H, W, rx0, rx1, roff, x, y, cv + 4 * ((ptrdiff_t)y * cw_ + x),
-                               cw + (ptrdiff_t)y * cw_ + x);
-        if (f0 < f1) {
-            const float *ha = hole + roff[ya], *hb = hole + roff[yb];
-            const float *va = value + 4 * roff[ya], *vb = value + 4 * roff[yb];
-            for (int x = f0; x < f1; x++) {
-                const float *h4[4] = {ha + 2 * x, ha + 2 * x + 1, hb + 2 * x, hb + 2 * x + 1};
-                const float *q4[4] = {va + 8 * (ptrdiff_t)x, va + 8 * (ptrdiff_t)x + 4, vb + 8 * (ptrdiff_t)x,
-                                      vb + 8 * (ptrdiff_t)x + 4};
-                float sw = 0.0f, sv[4] = {0, 0, 0, 0};
-                for (int q = 0; q < 4; q++) {
-                    float vis = 1.0f - *h4[q];
-                    if (!(vis > SD_FILL_MIN_VISIBLE)) continue;
-                    sw += vis;
-                    for (int c = 0; c < 4; c++) sv[c] += q4[q][c];
-                }
-                ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
-                float inv = sw > 0.0f ? 1.0f / sw : 0.0f;
-                cw[o] = sw > 1.0f ? 1.0f : sw;
-                for (int c = 0; c < 4; c++) cv[4 * o + c] = sv[c] * inv;
-            }
-        }
-        for (int x = f1; x < in1; x++)
-            pull_premult4_cell(value, vrow, hole, mrow, H, W, rx0, rx1, roff, x, y, cv + 4 * ((ptrdiff_t)y * cw_ + x),
-                               cw + (ptrdiff_t)y * cw_ + x);
+        const unsigned char *mr = pulled.on + (ptrdiff_t)(y / pulled.cells) * pulled.bw;
+        int b = 0, a, e;
+        while (next_run(mr, pulled.bw, pulled.cells, &b, 0, cw_, &a, &e))
+            pull_premult4_row(value, vrow, hole, mrow, H, W, rx0, rx1, roff, cv, cw, cw_, y, a, e);
     }
 }
 
@@ -428,40 +460,73 @@ static inline void push_level(const float *cv, int cH, int cW, float *fv, const 
     }
 }
 
+/* pull4's cells [xs, xe) of row y. */
+static inline void pull4_span(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int cw, int y,
+                              int xs, int xe)
+{
+    int ya = 2 * y, yb = 2 * y + 1 < ph ? 2 * y + 1 : 2 * y;
+    float my = 2 * y + 1 < ph ? 1.0f : 0.0f; /* the second child row exists */
+    const float *wa = pwt + (ptrdiff_t)ya * pw, *wb = pwt + (ptrdiff_t)yb * pw;
+    const float *va = pv + 4 * (ptrdiff_t)ya * pw, *vb = pv + 4 * (ptrdiff_t)yb * pw;
+    int whole = 2 * y + 1 < ph ? pw / 2 : 0; /* the cells [0, whole) have all four children */
+    for (int x = xs; x < xe; x++) {
+        int xa = 2 * x, xb = 2 * x + 1 < pw ? 2 * x + 1 : 2 * x;
+        ptrdiff_t o = (ptrdiff_t)y * cw + x;
+        const float *p4[4] = {va + 4 * (ptrdiff_t)xa, va + 4 * (ptrdiff_t)xb, vb + 4 * (ptrdiff_t)xa,
+                              vb + 4 * (ptrdiff_t)xb};
+        float sw; /* the weights divided by sw, not multiplied by 1 / sw: that overflows for denormal ones */
+        if (x < whole) {
+            sw = sd_cell_pull_weights(cv + 4 * o, p4, wa[xa], wa[xb], wb[xa], wb[xb]);
+        } else {
+            float mx = 2 * x + 1 < pw ? 1.0f : 0.0f;
+            sw = sd_cell_pull_weights(cv + 4 * o, p4, wa[xa], wa[xb] * mx, wb[xa] * my, wb[xb] * mx * my);
+        }
+        cwt[o] = sw > 1.0f ? 1.0f : sw;
+    }
+}
+
+/* Level 3's cells [xs, xe) of row y, each a block left out of the pull below it (see
+ * sd_fill_mask): weight 1 where its cells are seen and empty, else 0; value 0. */
+static inline void pull4_uniform(const level_mask *pulled, const unsigned char *empty, float *cv, float *cwt, int cw,
+                                 int y, int xs, int xe)
+{
+    const unsigned char *er = empty + (ptrdiff_t)y * pulled->bw;
+    for (int x = xs; x < xe; x++) {
+        ptrdiff_t o = (ptrdiff_t)y * cw + x;
+        cwt[o] = er[x] ? 1.0f : 0.0f;
+        for (int c = 0; c < 4; c++) cv[4 * o + c] = 0.0f;
+    }
+}
+
 /* pull_level for 4 channels, the same steps in the same order; a cell with all four children
  * takes their weights straight from the two child rows (pull_level's masks are 1 there, and a
- * product with 1 is the weight itself). */
-static void pull4(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int ch_, int cw, int nt)
+ * product with 1 is the weight itself). With pulled (see sd_fill_mask), only the cells of its
+ * blocks; at level 3 (empty given) the others are set from empty. */
+static void pull4(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int ch_, int cw,
+                  level_mask pulled, const unsigned char *empty, int nt)
 {
     nt = sd_threads_for(nt, (ptrdiff_t)ch_ * cw);
     SD_PARALLEL_FOR_CHUNKS(nt)
     for (int y = 0; y < ch_; y++) {
-        int ya = 2 * y, yb = 2 * y + 1 < ph ? 2 * y + 1 : 2 * y;
-        float my = 2 * y + 1 < ph ? 1.0f : 0.0f; /* the second child row exists */
-        const float *wa = pwt + (ptrdiff_t)ya * pw, *wb = pwt + (ptrdiff_t)yb * pw;
-        const float *va = pv + 4 * (ptrdiff_t)ya * pw, *vb = pv + 4 * (ptrdiff_t)yb * pw;
-        int whole = 2 * y + 1 < ph ? pw / 2 : 0; /* the cells [0, whole) have all four children */
-        for (int x = 0; x < cw; x++) {
-            int xa = 2 * x, xb = 2 * x + 1 < pw ? 2 * x + 1 : 2 * x;
-            ptrdiff_t o = (ptrdiff_t)y * cw + x;
-            const float *p4[4] = {va + 4 * (ptrdiff_t)xa, va + 4 * (ptrdiff_t)xb, vb + 4 * (ptrdiff_t)xa,
-                                  vb + 4 * (ptrdiff_t)xb};
-            float sw; /* the weights divided by sw, not multiplied by 1 / sw: that overflows for denormal ones */
-            if (x < whole) {
-                sw = sd_cell_pull_weights(cv + 4 * o, p4, wa[xa], wa[xb], wb[xa], wb[xb]);
-            } else {
-                float mx = 2 * x + 1 < pw ? 1.0f : 0.0f;
-                sw = sd_cell_pull_weights(cv + 4 * o, p4, wa[xa], wa[xb] * mx, wb[xa] * my, wb[xb] * mx * my);
-            }
-            cwt[o] = sw > 1.0f ? 1.0f : sw;
+        if (!pulled.on) {
+            pull4_span(pv, pwt, ph, pw, cv, cwt, cw, y, 0, cw);
+            continue;
         }
+        const unsigned char *mr = pulled.on + (ptrdiff_t)(y / pulled.cells) * pulled.bw;
+        int b = 0, a, e, done = 0;
+        while (next_run(mr, pulled.bw, pulled.cells, &b, 0, cw, &a, &e)) {
+            if (empty) pull4_uniform(&pulled, empty, cv, cwt, cw, y, done, a);
+            pull4_span(pv, pwt, ph, pw, cv, cwt, cw, y, a, e);
+            done = e;
+        }
+        if (empty) pull4_uniform(&pulled, empty, cv, cwt, cw, y, done, cw);
     }
 }
 
 static void pull_any(const float *pv, const float *pwt, int ph, int pw, float *cv, float *cwt, int ch_, int cw,
-                     int nch, int nt)
+                     int nch, level_mask pulled, const unsigned char *empty, int nt)
 {
-    if (nch == 4) pull4(pv, pwt, ph, pw, cv, cwt, ch_, cw, nt);
+    if (nch == 4) pull4(pv, pwt, ph, pw, cv, cwt, ch_, cw, pulled, empty, nt);
     else if (nch == 1) pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, 1, nt);
     else pull_level(pv, pwt, ph, pw, cv, cwt, ch_, cw, nch, nt);
 }
@@ -525,8 +590,11 @@ void sd_fill_finish(sd_fillpyr *f, const sd_fill_mask *mask, int nthreads)
     int nt = sd_threads(nthreads), nch = f->nch;
     if (nch != 4) mask = NULL; /* only push4 and relax4 take one */
     /* pull: each level from the one below */
-    for (int k = 2; k < f->n; k++)
-        pull_any(f->v[k - 1], f->w[k - 1], f->H[k - 1], f->W[k - 1], f->v[k], f->w[k], f->H[k], f->W[k], nch, nt);
+    for (int k = 2; k < f->n; k++) {
+        level_mask pm = pulled_of(mask, f, k);
+        pull_any(f->v[k - 1], f->w[k - 1], f->H[k - 1], f->W[k - 1], f->v[k], f->w[k], f->H[k], f->W[k], nch, pm,
+                 pm.on && k == 3 ? mask->empty : NULL, nt);
+    }
     /* push down to level 1: own values where weighted, else the interpolated coarser level */
     for (int k = f->n - 1; k > 1; k--) {
         int fH = f->H[k - 1];
@@ -546,7 +614,8 @@ void sd_fill_build(sd_fillpyr *f, float *ws, int H, int W, int nch, const float 
     sd_fill_layout(f, ws, H, W, nch);
     if (f->n < 2) return;
     if (hole && nch == 4) /* the render's case, in float */
-        pull_premult4(value, vrow, hole, mrow, H, W, rx0, rx1, roff, f->v[1], f->w[1], f->H[1], f->W[1], nt);
+        pull_premult4(value, vrow, hole, mrow, H, W, rx0, rx1, roff, f->v[1], f->w[1], f->H[1], f->W[1],
+                      pulled_of(mask, f, 1), nt);
     else if (!hole && nch == 1)
         pull_weighted(value, vrow, weight, mrow, H, W, 1, f->v[1], f->w[1], f->H[1], f->W[1], nt);
     else if (!hole && nch == 4)

@@ -30,8 +30,15 @@ typedef struct {
 #define SD_FILL_BLOCK 8
 #define SD_FILL_PUSH_MARGIN 3
 #define SD_FILL_PUSH_MARGIN2 5
+/* pulled (or NULL: every block) holds the blocks whose cells are pulled at levels 1 and 2. Every
+ * other block must be uniform at level 0: its cells all seen and empty (outside the rows' ranges:
+ * weight 1, value 0; empty set for it) or all without weight (hidden: weight 0; empty clear).
+ * Such a block's pull is then the same at every level, so its level-3 cell is set to that and its
+ * level-1 and level-2 cells are left undefined. The push and the relaxation read levels 1 and 2
+ * no farther than a block outside on[2], so pulled must hold on[2] grown by a block. */
 typedef struct {
     const unsigned char *on[3]; /* on[1], on[2]: per block */
+    const unsigned char *pulled, *empty;
     int bw;
 } sd_fill_mask;
 

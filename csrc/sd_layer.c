@@ -484,33 +484,47 @@ static void dilate_blocks(const unsigned char *src, unsigned char *dst, unsigned
  * the slice's blur lands only on pixels that what hides them covers wholly, even blurred; and
  * where that cover is a noisy surface's speckle of slices, whose coverage sums to a little under
  * 1, such fill showed through it (the wall behind a subject of noisy depth).
- * With on[1], on[2] of m the blocks the fill's levels 1 and 2 must reach for need's cells to get
- * the fill of the whole grid (sd_fill_mask). Returns 1 if some block needs no fill (m and need
- * set), 0 if every block does (the grid's whole fill), -1 out of memory; *buf to be freed. */
+ * With on[1], on[2], pulled and empty of m the blocks the fill's levels 1 and 2 must reach for
+ * need's cells to get the fill of the whole grid (sd_fill_mask). Returns 1 if some block needs no
+ * fill (m and need set), 0 if every block does (the grid's whole fill), -1 out of memory; *buf to
+ * be freed. */
 static int fill_blocks(const sd_render_ctx *r, const sd_slice *s, int rows, int cols, sd_fill_mask *m,
                        const unsigned char **need, unsigned char **buf)
 {
     const int B = SD_FILL_BLOCK;
     int bw = (cols + B - 1) / B, bh = (rows + B - 1) / B;
     size_t nb = (size_t)bw * (size_t)bh;
-    unsigned char *p = calloc(6 * nb + sizeof(int) * (size_t)bw, 1);
+    unsigned char *p = calloc(11 * nb + sizeof(int) * (size_t)bw, 1);
     *buf = p;
     if (!p) return -1;
     int *last = (int *)p; /* first: calloc's alignment */
     unsigned char *content = p + sizeof(int) * (size_t)bw, *tmp = content + nb, *nd = content + 2 * nb;
     unsigned char *on1 = content + 3 * nb, *on2 = content + 4 * nb, *hidden = content + 5 * nb;
+    /* per block: some cell outside the rows' spans, some inside, some inside with a weight in the
+     * fill (visible by more than SD_FILL_MIN_VISIBLE); the blocks pulled, those seen and empty */
+    unsigned char *out = content + 6 * nb, *in = content + 7 * nb, *weighted = content + 8 * nb;
+    unsigned char *pulled = content + 9 * nb, *empty = content + 10 * nb;
     SD_PARALLEL_FOR_CHUNKS(sd_threads_for(r->nt, (ptrdiff_t)rows * cols))
     for (int by = 0; by < bh; by++)
         for (int y = by * B; y < imin(by * B + B, rows); y++) {
             const float *h = r->hole + r->fill_off[y];
-            unsigned char *c = content + (ptrdiff_t)by * bw, *hb = hidden + (ptrdiff_t)by * bw;
+            ptrdiff_t row = (ptrdiff_t)by * bw;
+            unsigned char *c = content + row, *hb = hidden + row, *wb = weighted + row;
             int x0 = r->fill_x0[y], x1 = r->fill_x1[y];
             if (x0 >= x1) x0 = x1 = cols;
-            if (x0 > 0) memset(c, 1, (size_t)((x0 - 1) / B + 1)); /* not built: seen, empty */
-            if (x1 < cols) memset(c + x1 / B, 1, (size_t)((cols - 1) / B - x1 / B + 1));
+            if (x0 > 0) { /* not built: seen, empty */
+                memset(c, 1, (size_t)((x0 - 1) / B + 1));
+                memset(out + row, 1, (size_t)((x0 - 1) / B + 1));
+            }
+            if (x1 < cols) {
+                memset(c + x1 / B, 1, (size_t)((cols - 1) / B - x1 / B + 1));
+                memset(out + row + x1 / B, 1, (size_t)((cols - 1) / B - x1 / B + 1));
+            }
+            if (x0 < x1) memset(in + row + x0 / B, 1, (size_t)((x1 - 1) / B - x0 / B + 1));
             for (int x = x0; x < x1; x++) {
                 if (!(h[x] >= 1.0f)) c[x / B] = 1;
                 if (!(h[x] <= 0.0f)) hb[x / B] = 1;
+                if (1.0f - h[x] > SD_FILL_MIN_VISIBLE) wb[x / B] = 1; /* the pull's weight test */
             }
         }
     int reach = (s->fill_reach + (1 << s->k) - 1) >> s->k;
@@ -525,9 +539,18 @@ static int fill_blocks(const sd_render_ctx *r, const sd_slice *s, int rows, int 
     if (set == nb) return 0;
     dilate_blocks(nd, on1, tmp, last, bw, bh, SD_FILL_PUSH_MARGIN);
     dilate_blocks(on1, on2, tmp, last, bw, bh, SD_FILL_PUSH_MARGIN2);
+    /* Beyond a block around on[2], the blocks of one kind (all seen and empty, or all without
+     * weight) need not be pulled at levels 1 and 2: on a ring's grid, most of it. */
+    dilate_blocks(on2, pulled, tmp, last, bw, bh, 1);
+    for (size_t i = 0; i < nb; i++) {
+        empty[i] = out[i] && !in[i];
+        pulled[i] |= !(empty[i] || (in[i] && !out[i] && !weighted[i]));
+    }
     m->on[0] = NULL;
     m->on[1] = on1;
     m->on[2] = on2;
+    m->pulled = pulled;
+    m->empty = empty;
     m->bw = bw;
     *need = nd;
     return 1;
