@@ -2,6 +2,7 @@
  * back up, each level keeping its own values where it has weight and taking the bilinear
  * interpolation of the coarser filled level where it has none. Cost O(pixels). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sd_core.h"
@@ -60,10 +61,19 @@ static inline void relax_n(float *v, const float *wt, int H, int W, int nch, con
  * as cells [*x0, *x1) clipped to [lo, hi); 0 when there is none. */
 static inline int next_run(const unsigned char *row, int nb, int cells, int *b, int lo, int hi, int *x0, int *x1)
 {
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
     int i = *b;
+    for (uint64_t w; i + 8 <= nb; i += 8) { /* 8 blocks at a time while all are clear */
+        memcpy(&w, row + i, sizeof w);
+        if (w) break;
+    }
     while (i < nb && !row[i]) i++;
     if (i >= nb || i * cells >= hi) return 0;
     int j = i + 1;
+    for (uint64_t w; j + 8 <= nb; j += 8) { /* ... and while all are set (no zero byte) */
+        memcpy(&w, row + j, sizeof w);
+        if ((w - ones) & ~w & highs) break;
+    }
     while (j < nb && row[j]) j++;
     *b = j;
     *x0 = imax(i * cells, lo);

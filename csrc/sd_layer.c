@@ -521,10 +521,16 @@ static int fill_blocks(const sd_render_ctx *r, const sd_slice *s, int rows, int 
                 memset(out + row + x1 / B, 1, (size_t)((cols - 1) / B - x1 / B + 1));
             }
             if (x0 < x1) memset(in + row + x0 / B, 1, (size_t)((x1 - 1) / B - x0 / B + 1));
-            for (int x = x0; x < x1; x++) {
-                if (!(h[x] >= 1.0f)) c[x / B] = 1;
-                if (!(h[x] <= 0.0f)) hb[x / B] = 1;
-                if (1.0f - h[x] > SD_FILL_MIN_VISIBLE) wb[x / B] = 1; /* the pull's weight test */
+            for (int bx = x0 / B; bx * B < x1; bx++) { /* a block's cells of the row at a time */
+                int seen = 0, hid = 0, weight = 0;
+                for (int x = imax(x0, bx * B); x < imin(x1, bx * B + B); x++) {
+                    seen |= !(h[x] >= 1.0f);
+                    hid |= !(h[x] <= 0.0f);
+                    weight |= 1.0f - h[x] > SD_FILL_MIN_VISIBLE; /* the pull's weight test */
+                }
+                c[bx] |= (unsigned char)seen;
+                hb[bx] |= (unsigned char)hid;
+                wb[bx] |= (unsigned char)weight;
             }
         }
     int reach = (s->fill_reach + (1 << s->k) - 1) >> s->k;
