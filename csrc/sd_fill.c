@@ -87,28 +87,30 @@ typedef struct {
     int bw, cells;
 } level_mask;
 
-static level_mask mask_of(const sd_fill_mask *m, int level)
+/* The blocks `on` of m (NULL: none) as level `level` reads them. */
+static level_mask level_blocks(const sd_fill_mask *m, const unsigned char *on, int level)
 {
     level_mask l = {NULL, 0, 0};
-    if (m && level >= 1 && level <= 2) {
-        l.on = m->on[level];
+    if (on) {
+        l.on = on;
         l.bw = m->bw;
         l.cells = SD_FILL_BLOCK >> level;
     }
     return l;
 }
 
-/* The blocks level k (1 to 3) is pulled on (see sd_fill_mask; on NULL: everywhere): only with a
- * level 3, whose cells (a block each) stand for the blocks not pulled below it. */
+/* The blocks level k (1 or 2) is pushed and relaxed on (see sd_fill_mask; on NULL: everywhere). */
+static level_mask mask_of(const sd_fill_mask *m, int level)
+{
+    return level_blocks(m, m && level >= 1 && level <= 2 ? m->on[level] : NULL, level);
+}
+
+/* The blocks level k (1 to 3) is pulled on (on NULL: everywhere): only with a level 3, whose
+ * cells (a block each) stand for the blocks not pulled below it. The caller gives a mask for 4
+ * channels only. */
 static level_mask pulled_of(const sd_fill_mask *m, const sd_fillpyr *f, int level)
 {
-    level_mask l = {NULL, 0, 0};
-    if (m && m->pulled && f->nch == 4 && f->n >= 4 && level >= 1 && level <= 3) {
-        l.on = m->pulled;
-        l.bw = m->bw;
-        l.cells = SD_FILL_BLOCK >> level;
-    }
-    return l;
+    return level_blocks(m, m && f->n >= 4 && level >= 1 && level <= 3 ? m->pulled : NULL, level);
 }
 
 /* relax4's cells x = xs, xs + 2, ... < xe of a row (xs of the sweep's colour). */
@@ -598,7 +600,7 @@ static void push_any(const float *cv, int cH, int cW, float *fv, const float *fw
 void sd_fill_finish(sd_fillpyr *f, const sd_fill_mask *mask, int nthreads)
 {
     int nt = sd_threads(nthreads), nch = f->nch;
-    if (nch != 4) mask = NULL; /* only push4 and relax4 take one */
+    if (nch != 4) mask = NULL; /* only pull4, push4 and relax4 take one */
     /* pull: each level from the one below */
     for (int k = 2; k < f->n; k++) {
         level_mask pm = pulled_of(mask, f, k);

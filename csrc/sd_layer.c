@@ -480,8 +480,9 @@ static void dilate_blocks(const unsigned char *src, unsigned char *dst, unsigned
 
 /* The blocks of the fill's grid (SD_FILL_BLOCK cells a side, from the grid's origin) whose hidden
  * cells can show the fill (need): those holding a hidden cell within the slice's fill reach of a
- * cell not wholly hidden (cells outside the rows' spans included: seen and empty). Farther in, the fill spread by
- * the slice's blur lands only on pixels that what hides them covers wholly, even blurred; and
+ * cell not wholly hidden (cells outside the rows' spans included: seen and empty). Farther in,
+ * the fill spread by the slice's blur lands only on pixels that what hides them covers wholly,
+ * even blurred; and
  * where that cover is a noisy surface's speckle of slices, whose coverage sums to a little under
  * 1, such fill showed through it (the wall behind a subject of noisy depth).
  * With on[1], on[2], pulled and empty of m the blocks the fill's levels 1 and 2 must reach for
@@ -512,14 +513,8 @@ static int fill_blocks(const sd_render_ctx *r, const sd_slice *s, int rows, int 
             unsigned char *c = content + row, *hb = hidden + row, *wb = weighted + row;
             int x0 = r->fill_x0[y], x1 = r->fill_x1[y];
             if (x0 >= x1) x0 = x1 = cols;
-            if (x0 > 0) { /* not built: seen, empty */
-                memset(c, 1, (size_t)((x0 - 1) / B + 1));
-                memset(out + row, 1, (size_t)((x0 - 1) / B + 1));
-            }
-            if (x1 < cols) {
-                memset(c + x1 / B, 1, (size_t)((cols - 1) / B - x1 / B + 1));
-                memset(out + row + x1 / B, 1, (size_t)((cols - 1) / B - x1 / B + 1));
-            }
+            if (x0 > 0) memset(out + row, 1, (size_t)((x0 - 1) / B + 1)); /* not built: seen, empty */
+            if (x1 < cols) memset(out + row + x1 / B, 1, (size_t)((cols - 1) / B - x1 / B + 1));
             if (x0 < x1) memset(in + row + x0 / B, 1, (size_t)((x1 - 1) / B - x0 / B + 1));
             for (int bx = x0 / B; bx * B < x1; bx++) { /* a block's cells of the row at a time */
                 int seen = 0, hid = 0, weight = 0;
@@ -533,6 +528,7 @@ static int fill_blocks(const sd_render_ctx *r, const sd_slice *s, int rows, int 
                 wb[bx] |= (unsigned char)weight;
             }
         }
+    for (size_t i = 0; i < nb; i++) content[i] |= out[i];
     int reach = (s->fill_reach + (1 << s->k) - 1) >> s->k;
     dilate_blocks(content, nd, tmp, last, bw, bh, (reach + B - 1) / B);
     /* a block without hidden cells has nothing to fill: left out, it leaves on[1] and on[2] to the
