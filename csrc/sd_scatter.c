@@ -342,6 +342,9 @@ static inline float weight_at(float R, int k, int base)
 static inline int unlit_run(const float *q, int n)
 {
     int i = 0;
+    /* the first 8 one by one: where slices interleave (a noisy depth) most runs end there */
+    for (; i < n && i < 8; i++)
+        if (sd_nonzero4(q + 4 * (ptrdiff_t)i)) return i;
     for (; i + 8 <= n; i += 8) {
         uint32_t bits = 0;
         for (int j = 0; j < 32; j++) {
@@ -421,6 +424,7 @@ typedef struct {
     float inv;    /* 1 / 2^sh: base cells to level cells */
     float o;      /* the plane's margin: level cell (0, 0) is plane cell (o, o) */
     float rscale; /* 1 / 2^k: frame pixels to level cells */
+    float whi;    /* hi, or no bound on the top level (sd_level_of stops there) */
 } level_pass;
 
 /* Source i of the row from base cell (bx, by) itself (sh == 0, the cell's light centroid given
@@ -435,7 +439,7 @@ static int cell_source(const spread_ctx *c, const level_pass *lp, int bx, int by
     }
     float cc = s->coc[sd_pyr_cell(s, bx, by)];
     float R = sd_radius(cc, c->rcap);
-    float w = sd_level_weight(R, lp->k, c->base);
+    float w = weight_at(R, lp->k, c->base);
     float v[4] = {0, 0, 0, 0};
     if (w > 0.0f) load_cell(s, bx, by, s->scale * w, v);
     if (v[0] == 0.0f && v[1] == 0.0f && v[2] == 0.0f && v[3] == 0.0f) {
@@ -449,6 +453,32 @@ static int cell_source(const spread_ctx *c, const level_pass *lp, int bx, int by
     }
     rowsrc_set(rs, i, v, ccx, ccy, R * lp->rscale, cc < 0.0f);
     return 1;
+}
+
+/* Sources bx0..bx1-1 of base row by from the cells themselves (sh == 0), as cell_source gives
+ * them; a run of cells side by side without light is set in one pass (most of a coarse slice's
+ * row holds none). Returns whether any has light. */
+static int cell_sources(const spread_ctx *c, const level_pass *lp, int by, int bx0, int bx1, rowsrc_t *rs)
+{
+    const sd_pyr_src *s = c->s;
+    int side = s->src.nch == 4 && s->src.pix == 4, any = 0, cy = sd_ifloor((float)by + 0.5f + lp->o);
+    const float *src = s->src.data + (s->roff ? s->roff[by] * s->src.pix : (ptrdiff_t)by * s->src.row);
+    for (int bx = bx0; bx < bx1; bx++) {
+        const float *q = src + 4 * (ptrdiff_t)bx;
+        if (!side || sd_nonzero4(q)) {
+            any |= cell_source(c, lp, bx, by, rs, bx - bx0);
+            continue;
+        }
+        int len = unlit_run(q, bx1 - bx), i0 = bx - bx0;
+        memset(rs->v + 4 * (ptrdiff_t)i0, 0, 4 * sizeof *rs->v * (size_t)len);
+        for (int j = 0; j < len; j++) { /* rowsrc_set's unlit source at the cell's centre */
+            rs->cx[i0 + j] = sd_ifloor((float)(bx + j) + 0.5f + lp->o);
+            rs->cy[i0 + j] = cy;
+            rs->R[i0 + j] = -1.0f;
+        }
+        bx += len - 1;
+    }
+    return any;
 }
 
 /* Source i of the row from the level's sources in block (bx, by) of the level, base rows
@@ -469,9 +499,11 @@ static int block_source(const spread_ctx *c, const sd_pyramid *p, const level_pa
         ra = imax(ra, x0);
         rb = imin(rb, x1);
         for (int x = ra; x < rb; x++) {
-            if (cell_unlit(s, x, y)) continue; /* adds nothing below, whatever its weight */
             float cc = cr[x];
             float R = sd_radius(cc, c->rcap);
+            /* a radius outside the level's span has no weight here: skip the cell's light */
+            if (!(R > lp->lo && R <= lp->whi)) continue;
+            if (cell_unlit(s, x, y)) continue; /* adds nothing below, whatever its weight */
             float w = sd_level_weight(R, lp->k, c->base);
             if (w <= 0.0f) continue;
             float v[4];
@@ -516,8 +548,9 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
     sd_plane *pl = &p->lev[k];
     const sd_pyr_src *s = c->s;
     int sh = k - c->base, bs = 1 << sh;
-    level_pass lp = {k, sh, 0.0f, 0.0f, 1.0f / (float)bs, (float)pl->o, 1.0f / (float)(1 << k)};
+    level_pass lp = {k, sh, 0.0f, 0.0f, 1.0f / (float)bs, (float)pl->o, 1.0f / (float)(1 << k), 0.0f};
     level_span(k, c->base, &lp.lo, &lp.hi);
+    lp.whi = k < SD_PYR_MAX_LEVELS - 1 ? lp.hi : INFINITY;
     rs->dim = s->dim_light > 0.0f ? ldexpf(s->dim_light, 2 * k) : -1.0f;
     /* Column tiles, each spread over all the band's rows before the next: a source writes the
      * 2R rows around its own, and a tile keeps those rows' stretch of the plane in cache. */
@@ -544,10 +577,10 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
                 continue;
             }
             int any = 0;
-            for (int bx = bx0; bx < bx1; bx++) {
+            if (sh == 0) any = cell_sources(c, &lp, by, bx0, bx1, rs);
+            for (int bx = bx0; sh > 0 && bx < bx1; bx++) {
                 int x0 = imax(bx << sh, ux0), x1 = imin((bx + 1) << sh, ux1);
-                any |= sh == 0 ? cell_source(c, &lp, bx, by, rs, bx - bx0)
-                               : block_source(c, p, &lp, bx, by, y0, y1, x0, x1, rs, bx - bx0);
+                any |= block_source(c, p, &lp, bx, by, y0, y1, x0, x1, rs, bx - bx0);
             }
             if (any) spread_row(pl, c->ap, rs);
         }

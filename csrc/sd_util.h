@@ -213,7 +213,10 @@ static inline void sd_cell_add_bilinear(float *restrict d, const float *a, const
 /* Whether premultiplied colour + coverage q holds anything. */
 static inline int sd_nonzero4(const float *q)
 {
-    return q[0] != 0.0f || q[1] != 0.0f || q[2] != 0.0f || q[3] != 0.0f;
+    /* as q[c] != 0 for any c (NaN included), without a branch per channel */
+    uint32_t b[4];
+    memcpy(b, q, sizeof b);
+    return ((b[0] | b[1] | b[2] | b[3]) & 0x7fffffffu) != 0;
 }
 
 /* The innermost spreading loop, compiled a second time for AVX2 + FMA and picked at load time
