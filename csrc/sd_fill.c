@@ -132,7 +132,15 @@ static inline void relax4_span(float *vr, const float *va, const float *vb, cons
  * others' order does not matter). */
 static void relax4(float *v, const float *wt, int H, int W, const int *ux0, const int *ux1, level_mask m, int nt)
 {
-    nt = sd_threads_for(nt, (ptrdiff_t)H * W);
+    /* a masked grid's work is its blocks': a sweep over a few blocks is over before a sleeping
+     * second thread would wake */
+    ptrdiff_t work = (ptrdiff_t)H * W;
+    if (m.on) {
+        ptrdiff_t on = 0, nb = (ptrdiff_t)((H + m.cells - 1) / m.cells) * m.bw;
+        for (ptrdiff_t i = 0; i < nb; i++) on += m.on[i] != 0;
+        work = on * m.cells * m.cells;
+    }
+    nt = sd_threads_for(nt, work);
     RELAX_ROWS(H, W, ux0, ux1, nt, {
         const float *wr = wt + (ptrdiff_t)y * W;
         float *vr = v + 4 * (ptrdiff_t)y * W;

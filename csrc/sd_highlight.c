@@ -132,7 +132,10 @@ float *sd_highlight_means(const float *layer, int rows, int cols, int c0, const 
         return NULL;
     }
     const int n = g->reach;
-    SD_PARALLEL_FOR(nt)
+    /* the passes over the blocks (not their cells) take one thread unless the blocks are many:
+     * a few blocks are summed before a sleeping second thread would wake */
+    const int nt_blocks = sd_threads_for(nt, (ptrdiff_t)nb);
+    SD_PARALLEL_FOR(nt_blocks)
     for (int by = 0; by < bh; by++) {
         const double *b = blk + (ptrdiff_t)by * bw;
         double *a = across + (ptrdiff_t)by * bw, sum = 0.0;
@@ -143,7 +146,7 @@ float *sd_highlight_means(const float *layer, int rows, int cols, int c0, const 
             if (bx - n >= 0) sum -= b[bx - n];
         }
     }
-    SD_PARALLEL_FOR(nt)
+    SD_PARALLEL_FOR(nt_blocks)
     for (int by = 0; by < bh; by++) {
         float *m = mean + (ptrdiff_t)by * bw;
         for (int bx = 0; bx < bw; bx++) {
@@ -154,7 +157,7 @@ float *sd_highlight_means(const float *layer, int rows, int cols, int c0, const 
         }
     }
     /* the colour of the peak of each block that may hold a highlight (few: a second look) */
-    SD_PARALLEL_FOR_DYN(nt)
+    SD_PARALLEL_FOR_DYN(nt_blocks)
     for (int by = 0; by < bh; by++)
         for (int bx = 0; bx < bw; bx++) {
             ptrdiff_t b = (ptrdiff_t)by * bw + bx;
@@ -253,7 +256,7 @@ int sd_highlight_frame(sd_render_ctx *r, int k, int oy, int ox, int rows, int co
     if (frame_light(r) < 0) return -1;
     unsigned char *lit = calloc((size_t)bh, 1); /* per block row: whether a block may still hold one */
     if (!lit) return -1;
-    SD_PARALLEL_FOR_DYN(r->nt)
+    SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, nb))
     for (int by = 0; by < bh; by++)
         for (int bx = 0; bx < bw; bx++) {
             ptrdiff_t b = (ptrdiff_t)by * bw + bx;

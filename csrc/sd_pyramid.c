@@ -255,7 +255,12 @@ static void fold_margins(sd_pyramid *p, int k, int nthreads)
     int y0, y1;
     folded_span(d0 - o, d1 - o, l->ny, &y0, &y1);
     int b0 = l->nx, b1 = 0;
-    SD_PARALLEL_FOR_DYN(sd_threads_for(nt, (ptrdiff_t)(y1 - y0) * l->cols))
+    ptrdiff_t margin = 0; /* the margin cells the rows hold: what the loop below adds */
+    for (int y = y0; y < y1; y++) {
+        int xl = l->xl[y + o], xr = l->xr[y + o];
+        if (xl < xr) margin += imax(imin(xr, o) - xl, 0) + imax(xr - imax(xl, o + l->nx), 0);
+    }
+    SD_PARALLEL_FOR_DYN(sd_threads_for(nt, margin))
     for (int y = y0; y < y1; y++) {
         int j = y + o;
         float *r = l->buf + (ptrdiff_t)j * l->stride;
