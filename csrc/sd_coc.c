@@ -15,29 +15,26 @@ static inline float clamp_coc(double c, double max_coc)
     return (float)c;
 }
 
-/* Each row records the first bad column it saw; the smallest flat index wins, so the reported
- * pixel does not depend on the thread count. */
-#define SD_COC_LOOP(BODY, VALID)                                                   \
-    ptrdiff_t first_bad = -1;                                                      \
-    int nt = sd_threads(nthreads);                                                 \
-    SD_PARALLEL_FOR(nt)                                                            \
-    for (int y = 0; y < H; y++) {                                                  \
-        const float *d = depth + (ptrdiff_t)y * drow;                              \
-        float *o = out + (ptrdiff_t)y * orow;                                      \
-        for (int x = 0; x < W; x++) {                                              \
-            double z = d[(ptrdiff_t)x * dpix];                                     \
-            if (!(VALID)) {                                                        \
-                ptrdiff_t idx = (ptrdiff_t)y * W + x;                              \
-                SD_PRAGMA_CRITICAL                                                 \
-                { if (first_bad < 0 || idx < first_bad) first_bad = idx; }         \
-                o[x] = 0.0f;                                                       \
-                continue;                                                          \
-            }                                                                      \
-            o[x] = clamp_coc(BODY, max_coc);                                       \
-        }                                                                          \
-    }                                                                              \
-    if (first_bad >= 0) { if (bad) *bad = first_bad; return SD_ERR_VALUE; }        \
-    return SD_OK;
+/* One row of a CoC map: BODY of every pixel's depth z, 0 where VALID fails; returns whether any
+ * failed. No branch per pixel (an invalid depth's value is computed, then replaced by 0), so the
+ * divisions run as vectors; compiled a second time for AVX2 where the toolchain can (SD_CLONES):
+ * the same arithmetic, 4 doubles at a time. k holds the model's constants. */
+#define SD_COC_ROW(NAME, BODY, VALID)                                                            \
+    SD_CLONES static int NAME(const float *restrict d, ptrdiff_t dpix, int W, float *restrict o, \
+                              double max_coc, const double *k)                                   \
+    {                                                                                            \
+        const double k0 = k[0], k1 = k[1], k2 = k[2];                                            \
+        (void)k2;                                                                                \
+        int bad = 0;                                                                             \
+        for (int x = 0; x < W; x++) {                                                            \
+            double z = d[(ptrdiff_t)x * dpix];                                                   \
+            int ok = (VALID);                                                                    \
+            float c = clamp_coc(BODY, max_coc);                                                  \
+            o[x] = ok ? c : 0.0f;                                                                \
+            bad |= !ok;                                                                          \
+        }                                                                                        \
+        return bad;                                                                              \
+    }
 
 #ifdef _OPENMP
 #define SD_PRAGMA_CRITICAL _Pragma("omp critical(sd_coc_bad)")
@@ -45,28 +42,57 @@ static inline float clamp_coc(double c, double max_coc)
 #define SD_PRAGMA_CRITICAL
 #endif
 
+/* The map, row by row. A row with an invalid depth is walked again for its first; the smallest
+ * flat index over the rows wins, so the reported pixel does not depend on the thread count. */
+static sd_status coc_map(int (*row)(const float *, ptrdiff_t, int, float *, double, const double *),
+                         const double *k, int H, int W, const float *depth, ptrdiff_t drow, ptrdiff_t dpix,
+                         double max_coc, float *out, ptrdiff_t orow, int nthreads, ptrdiff_t *bad)
+{
+    ptrdiff_t first_bad = -1;
+    SD_PARALLEL_FOR(sd_threads(nthreads))
+    for (int y = 0; y < H; y++) {
+        const float *d = depth + (ptrdiff_t)y * drow;
+        float *o = out + (ptrdiff_t)y * orow;
+        if (!row(d, dpix, W, o, max_coc, k)) continue;
+        int x = 0; /* the first invalid one, a pixel at a time */
+        while (!row(d + (ptrdiff_t)x * dpix, dpix, 1, o + x, max_coc, k)) x++;
+        ptrdiff_t idx = (ptrdiff_t)y * W + x;
+        SD_PRAGMA_CRITICAL
+        { if (first_bad < 0 || idx < first_bad) first_bad = idx; }
+    }
+    if (first_bad >= 0) { if (bad) *bad = first_bad; return SD_ERR_VALUE; }
+    return SD_OK;
+}
+
+/* c = A (1/z_f - 1/z): what a fixed-field-of-view thin lens (Cycles, Mitsuba) renders. */
+SD_COC_ROW(fixed_fov_row, k0 * (k1 - 1.0 / z), isfinite(z) && z > 0.0)
+/* c = f^2 / (N (z_f - f)) (z - z_f) / z, scaled to pixels: sensor at the image distance. */
+SD_COC_ROW(real_lens_row, k0 * (z - k1) / z, isfinite(z) && z > k2)
+/* c = K (d_f - d): larger disparity is nearer, so nearer than focus gives a negative CoC. */
+SD_COC_ROW(disparity_row, k0 * (k1 - z), isfinite(z))
+
 sd_status sd_coc_fixed_fov(int H, int W, const float *depth, ptrdiff_t drow, ptrdiff_t dpix,
                            double scale, double inv_focus, double max_coc, float *out,
                            ptrdiff_t orow, int nthreads, ptrdiff_t *bad)
 {
-    /* c = A (1/z_f - 1/z): what a fixed-field-of-view thin lens (Cycles, Mitsuba) renders. */
-    SD_COC_LOOP(scale * (inv_focus - 1.0 / z), isfinite(z) && z > 0.0)
+    const double k[3] = {scale, inv_focus, 0.0};
+    return coc_map(fixed_fov_row, k, H, W, depth, drow, dpix, max_coc, out, orow, nthreads, bad);
 }
 
 sd_status sd_coc_real_lens(int H, int W, const float *depth, ptrdiff_t drow, ptrdiff_t dpix,
                            double scale, double focus, double focal_length, double max_coc,
                            float *out, ptrdiff_t orow, int nthreads, ptrdiff_t *bad)
 {
-    /* c = f^2 / (N (z_f - f)) (z - z_f) / z, scaled to pixels: sensor at the image distance. */
-    SD_COC_LOOP(scale * (z - focus) / z, isfinite(z) && z > focal_length)
+    const double k[3] = {scale, focus, focal_length};
+    return coc_map(real_lens_row, k, H, W, depth, drow, dpix, max_coc, out, orow, nthreads, bad);
 }
 
 sd_status sd_coc_disparity(int H, int W, const float *depth, ptrdiff_t drow, ptrdiff_t dpix,
                            double K, double focus_disp, double max_coc, float *out,
                            ptrdiff_t orow, int nthreads, ptrdiff_t *bad)
 {
-    /* c = K (d_f - d): larger disparity is nearer, so nearer than focus gives a negative CoC. */
-    SD_COC_LOOP(K * (focus_disp - z), isfinite(z))
+    const double k[3] = {K, focus_disp, 0.0};
+    return coc_map(disparity_row, k, H, W, depth, drow, dpix, max_coc, out, orow, nthreads, bad);
 }
 
 /* Whether a float is NaN or infinite, from its bits: all exponent bits set. A branch-free test

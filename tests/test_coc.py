@@ -160,6 +160,43 @@ def test_coc_out_and_threads(small_rng):
     assert synthdof.coc_from_disparity(1 / z, K=3.0, focus_disparity=0.5, out=out2) is out2
 
 
+@pytest.mark.parametrize("model", ["fixed_fov", "real_lens", "disparity"])
+def test_invalid_depth_reports_the_first_in_row_order(model, small_rng):
+    """The rows are computed as vectors and only a row with an invalid value is searched: the
+    error names the first invalid pixel in row order, for any thread count and layout (a strided
+    view), and every valid pixel of a map with none matches the float64 reference."""
+    z = random_depth(small_rng, 2.0, (61, 300))
+    bad = {(40, 7): np.nan, (12, 250): 0.0, (12, 251): -np.inf, (59, 0): np.inf}
+    for (y, x), v in bad.items():
+        z[y, x] = v
+    lens = synthdof.ThinLens(85, 1.4, 2.0, model=model if model != "disparity" else "fixed_fov")
+    if model == "disparity":
+        def call(a, nt):
+            return synthdof.coc_from_disparity(a, K=3.0, focus_disparity=0.5, num_threads=nt)
+        first = "(12, 251)"  # 0 is a valid disparity; -inf is the first invalid one
+        first_value = "-inf"
+    else:
+        def call(a, nt):
+            return lens.coc(a, num_threads=nt)
+        first, first_value = "(12, 250)", "0.0"
+    row, col = first.strip("()").split(", ")
+    wide = np.zeros((61, 600), np.float32)
+    wide[:, ::2] = z
+    for a in (z, wide[:, ::2]):
+        for nt in (1, 2, 3):
+            with pytest.raises(ValueError, match=rf"invalid value {first_value} at row {row}, column {col}"):
+                call(a, nt)
+    ok = np.where(np.isfinite(z) & (z > 0), z, np.float32(2.0))
+    wide[:, ::2] = ok
+    c = call(ok, 2)
+    np.testing.assert_array_equal(call(wide[:, ::2], 3), c)
+    np.testing.assert_array_equal(call(ok, 1), c)
+    kw = dict(focal_length_mm=85.0, f_number=1.4, focus_distance=2.0)
+    ref = (3.0 * (0.5 - ok.astype(np.float64)) if model == "disparity" else
+           (ref_coc_fixed_fov if model == "fixed_fov" else ref_coc_real_lens)(ok, *_kw(kw), width=ok.shape[1]))
+    np.testing.assert_allclose(c, ref, rtol=2e-6, atol=1e-5 * np.abs(ref).max())
+
+
 # ---- focus_from_matte --------------------------------------------------------------------------
 
 def _two_plane_scene(rng, z_subject=1.6, z_back=7.0, shape=(90, 120)):
