@@ -207,6 +207,102 @@ static int quick_row(const sd_render_ctx *r, const sd_slice *s, int cy, const pt
     return lit;
 }
 
+/* Level k > 0: cell (cx, cy)'s light, CoC, hidden fraction and light centroid from the full
+ * path's sums acc (see take_entry) and hsum. */
+static inline void store_cell(sd_render_ctx *r, const sd_slice *s, int cy, int cx, const float *acc, float hsum,
+                              float inv_area, float inv_bs)
+{
+    const float bs = (float)(1 << s->k);
+    ptrdiff_t c = s->cell_off[cy] + cx;
+    for (int ch = 0; ch < 4; ch++) r->layer[4 * c + ch] = acc[ch] * inv_area;
+    r->lcoc[c] = acc[5] > MIN_CELL_COVERAGE ? acc[4] / acc[5] : s->mid;
+    r->hole[c] = hsum * inv_area;
+    float mx = ((float)cx + 0.5f) * bs, my = ((float)cy + 0.5f) * bs;
+    /* the light's centroid, kept inside the cell (light so bright its weights overflow has
+     * none: the cell centre) */
+    float px = acc[6] > 0.0f ? (acc[7] / acc[6] - mx) * inv_bs : 0.0f;
+    float py = acc[6] > 0.0f ? (acc[8] / acc[6] - my) * inv_bs : 0.0f;
+    r->pos[2 * c] = px >= -0.5f && px <= 0.5f ? px : 0.0f;
+    r->pos[2 * c + 1] = py >= -0.5f && py <= 0.5f ? py : 0.0f;
+}
+
+#if defined(__GNUC__)
+/* Whether no pixel of frame rows [y0, y1) before column xe has an extra entry from xp on (xp:
+ * per row, the next one). */
+static inline int no_extras_before(const sd_entries *e, const ptrdiff_t *xp, int y0, int y1, int xe)
+{
+    for (int y = y0; y < y1; y++) {
+        ptrdiff_t q = xp[y - y0];
+        if (q < e->row_start[y + 1] && e->x[q] < xe) return 0;
+    }
+    return 1;
+}
+
+/* Level k > 0, the full path for cells cx .. cx + 3 of cell row cy, all bs pixels wide and
+ * without extra entries: a cell per lane, its pixels in the full path's order and with its
+ * arithmetic (the same bits: take_entry of a main entry, whose coverage is 1, and an add of +0
+ * where it takes nothing, which leaves a sum that starts at +0 as it is). The four cells' chains
+ * of additions run side by side instead of one after the other. */
+static void build_cells4(sd_render_ctx *r, const sd_slice *s, int cy, int cx, float inv_area, float inv_bs)
+{
+    const sd_entries *e = r->e;
+    const int k = s->k, bs = 1 << k, y0 = cy << k, y1 = imin(y0 + bs, r->H);
+    const float mid = s->mid, shi = s->shi, slo = s->slo, c1 = s->has_occ ? s->c1 : -INFINITY, s12 = s->s12;
+    const float over = 1.0f / (1.0f - 2.0f * SD_SLICE_SNAP);
+    const sd_cell4 zero = {0.0f, 0.0f, 0.0f, 0.0f}, one = {1.0f, 1.0f, 1.0f, 1.0f};
+    const sd_mask4 magnitude = {0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff}; /* fabsf's bits */
+    sd_cell4 acc[9], hsum = zero;
+    for (int a = 0; a < 9; a++) acc[a] = zero;
+    const ptrdiff_t pix = e->img.pix;
+    for (int y = y0; y < y1; y++) {
+        const float *crow = e->coc + (ptrdiff_t)y * r->W, *irow = e->img.data + (ptrdiff_t)y * e->img.row;
+        const float py = (float)y + 0.5f;
+        for (int i = 0; i < bs; i++) {
+            sd_cell4 c, q0, q1, q2, px;
+            for (int j = 0; j < 4; j++) {
+                int x = ((cx + j) << k) + i;
+                const float *p = irow + (ptrdiff_t)x * pix;
+                c[j] = crow[x];
+                q0[j] = p[0];
+                q1[j] = p[1];
+                q2[j] = p[2];
+                px[j] = (float)x + 0.5f;
+            }
+            /* sd_slice_weight (a NaN CoC, no main entry: no share) */
+            sd_mask4 ge = c >= mid;
+            sd_cell4 tent = (sd_cell4)((ge & (sd_mask4)(1.0f - (c - mid) * shi)) | (~ge & (sd_mask4)(1.0f - (mid - c) * slo)));
+            sd_cell4 u = (tent - SD_SLICE_SNAP) * over;
+            sd_mask4 lt1 = u < 1.0f;
+            sd_cell4 t = (sd_cell4)((u > 0.0f) & ((lt1 & (sd_mask4)u) | (~lt1 & (sd_mask4)one)));
+            sd_mask4 take = t > 0.0f;
+            sd_cell4 tq3 = t * one; /* t q[3], the main entry's coverage being 1 */
+            sd_cell4 en = t * ((((sd_cell4)((sd_mask4)q0 & magnitude) + (sd_cell4)((sd_mask4)q1 & magnitude)) +
+                                (sd_cell4)((sd_mask4)q2 & magnitude)) + one);
+            acc[0] += (sd_cell4)(take & (sd_mask4)(t * q0));
+            acc[1] += (sd_cell4)(take & (sd_mask4)(t * q1));
+            acc[2] += (sd_cell4)(take & (sd_mask4)(t * q2));
+            acc[3] += (sd_cell4)(take & (sd_mask4)tq3);
+            acc[4] += (sd_cell4)(take & (sd_mask4)(tq3 * c));
+            acc[5] += (sd_cell4)(take & (sd_mask4)tq3);
+            acc[6] += (sd_cell4)(take & (sd_mask4)en);
+            acc[7] += (sd_cell4)(take & (sd_mask4)(en * px));
+            acc[8] += (sd_cell4)(take & (sd_mask4)(en * py));
+            /* sd_slice_hides of a main entry (coverage 1), added to an h of 0, then at most 1 */
+            sd_cell4 f = (sd_cell4)((c < c1) & (sd_mask4)((c1 - c) * s12));
+            sd_mask4 f1 = f < 1.0f;
+            sd_cell4 h = (sd_cell4)((f1 & (sd_mask4)f) | (~f1 & (sd_mask4)one));
+            sd_mask4 big = h > 1.0f;
+            hsum += (sd_cell4)((big & (sd_mask4)one) | (~big & (sd_mask4)h));
+        }
+    }
+    for (int j = 0; j < 4; j++) {
+        float a[9];
+        for (int q = 0; q < 9; q++) a[q] = acc[q][j];
+        store_cell(r, s, cy, cx + j, a, hsum[j], inv_area, inv_bs);
+    }
+}
+#endif
+
 /* Gathers the slice's content and the hidden fraction over its cells. */
 void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
 {
@@ -256,6 +352,14 @@ void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
                 r->pos[2 * c] = r->pos[2 * c + 1] = 0.0f;
                 continue;
             }
+#if defined(__GNUC__)
+            if (cx + 4 <= ce && (cx + 4) << k <= W && (!quick || (any[cx + 1] && any[cx + 2] && any[cx + 3])) &&
+                no_extras_before(e, xp, y0, y1, (cx + 4) << k)) {
+                build_cells4(r, s, cy, cx, inv_area, inv_bs);
+                cx += 3;
+                continue;
+            }
+#endif
             float acc[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, hsum = 0.0f;
             for (int y = y0; y < y1; y++) {
                 ptrdiff_t q = xp[y - y0], qe = e->row_start[y + 1];
@@ -268,17 +372,7 @@ void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
                 }
                 xp[y - y0] = q;
             }
-            ptrdiff_t c = s->cell_off[cy] + cx;
-            for (int ch = 0; ch < 4; ch++) r->layer[4 * c + ch] = acc[ch] * inv_area;
-            r->lcoc[c] = acc[5] > MIN_CELL_COVERAGE ? acc[4] / acc[5] : s->mid;
-            r->hole[c] = hsum * inv_area;
-            float mx = ((float)cx + 0.5f) * (float)bs, my = ((float)cy + 0.5f) * (float)bs;
-            /* the light's centroid, kept inside the cell (light so bright its weights overflow
-             * has none: the cell centre) */
-            float px = acc[6] > 0.0f ? (acc[7] / acc[6] - mx) * inv_bs : 0.0f;
-            float py = acc[6] > 0.0f ? (acc[8] / acc[6] - my) * inv_bs : 0.0f;
-            r->pos[2 * c] = px >= -0.5f && px <= 0.5f ? px : 0.0f;
-            r->pos[2 * c + 1] = py >= -0.5f && py <= 0.5f ? py : 0.0f;
+            store_cell(r, s, cy, cx, acc, hsum, inv_area, inv_bs);
         }
     }
     free(qsum);
