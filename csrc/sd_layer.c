@@ -108,6 +108,51 @@ static inline void fine_pixel(sd_render_ctx *r, const sd_slice *s, const float *
     fine_store(r->layer + 4 * i, r->lcoc + i, r->hole + i, l, wa, wc, h, s->mid);
 }
 
+#if defined(__GNUC__)
+/* fine_main and fine_store of pixels [x, x + 4) of a row as the lanes of vectors (the same
+ * arithmetic: the same bits); returns x + 4. irow, crow: the row's image and CoC; lay, lc, ho:
+ * the row's cells. */
+static inline int fine_main4(const sd_slice *s, const float *irow, ptrdiff_t pix, const float *restrict crow, int x,
+                             float *restrict lay, float *restrict lc, float *restrict ho)
+{
+    const float mid = s->mid, shi = s->shi, slo = s->slo, c1 = s->has_occ ? s->c1 : -INFINITY, s12 = s->s12;
+    const float over = 1.0f / (1.0f - 2.0f * SD_SLICE_SNAP);
+    const sd_cell4 one = {1.0f, 1.0f, 1.0f, 1.0f}, mid4 = {mid, mid, mid, mid};
+    sd_cell4 c = sd_cell_load(crow + x), m0, m1, m2;
+    for (int j = 0; j < 4; j++) {
+        const float *p = irow + (ptrdiff_t)(x + j) * pix;
+        m0[j] = p[0];
+        m1[j] = p[1];
+        m2[j] = p[2];
+    }
+    sd_mask4 has = c == c; /* a NaN CoC: no main entry */
+    sd_mask4 ge = c >= mid;
+    sd_cell4 tent = (sd_cell4)((ge & (sd_mask4)(1.0f - (c - mid) * shi)) | (~ge & (sd_mask4)(1.0f - (mid - c) * slo)));
+    sd_cell4 u = (tent - SD_SLICE_SNAP) * over;
+    sd_mask4 lt1 = u < 1.0f;
+    sd_cell4 t = (sd_cell4)(has & (u > 0.0f) & ((lt1 & (sd_mask4)u) | (~lt1 & (sd_mask4)one)));
+    sd_cell4 f = (sd_cell4)((c < c1) & (sd_mask4)((c1 - c) * s12)); /* sd_slice_hides of coverage 1 */
+    sd_mask4 f1 = f < 1.0f;
+    f = (sd_cell4)(has & ((f1 & (sd_mask4)(f * one)) | (~f1 & (sd_mask4)one)));
+    /* +0 without a main entry, as fine_main's choices give it (t m is -0 for a negative m) */
+    sd_cell4 l0 = (sd_cell4)(has & (sd_mask4)(t * m0)), l1 = (sd_cell4)(has & (sd_mask4)(t * m1));
+    sd_cell4 l2 = (sd_cell4)(has & (sd_mask4)(t * m2)), wc = (sd_cell4)(has & (sd_mask4)(t * c));
+    for (int j = 0; j < 4; j++) {
+        float *o = lay + 4 * (ptrdiff_t)(x + j);
+        o[0] = l0[j];
+        o[1] = l1[j];
+        o[2] = l2[j];
+        o[3] = t[j];
+    }
+    sd_mask4 some = t > MIN_CELL_COVERAGE, big = f > 1.0f;
+    sd_cell4 cc = (sd_cell4)((some & (sd_mask4)(wc / t)) | (~some & (sd_mask4)mid4));
+    sd_cell4 hh = (sd_cell4)((big & (sd_mask4)one) | (~big & (sd_mask4)f));
+    memcpy(lc + x, &cc, sizeof cc);
+    memcpy(ho + x, &hh, sizeof hh);
+    return x + 4;
+}
+#endif
+
 /* Level 0: every pixel is its own cell. A row's main entries go first, in one loop without the
  * extras' bookkeeping, then the pixels with extras are gathered again with them (a matte's edge:
  * few). */
@@ -124,7 +169,11 @@ static void build_fine(sd_render_ctx *r, const sd_slice *s)
         const float *restrict crow = e->coc + (ptrdiff_t)y * W;
         ptrdiff_t o = s->cell_off[y];
         float *restrict lay = r->layer + 4 * o, *restrict lc = r->lcoc + o, *restrict ho = r->hole + o;
-        for (int x = xs; x < xe; x++) {
+        int x = xs;
+#if defined(__GNUC__)
+        while (x + 4 <= xe) x = fine_main4(&sl, irow, pix, crow, x, lay, lc, ho);
+#endif
+        for (; x < xe; x++) {
             float l[4], wa, wc, h;
             fine_main(&sl, crow[x], irow + (ptrdiff_t)x * pix, l, &wa, &wc, &h);
             fine_store(lay + 4 * x, lc + x, ho + x, l, wa, wc, h, sl.mid);
