@@ -249,6 +249,16 @@ static inline void pull_premult4_cell(const float *value, ptrdiff_t vrow, const 
     for (int c = 0; c < 4; c++) cv[c] = sv[c] * inv;
 }
 
+/* Level-1 cells [x0, x1) of row y seen and empty: weight 1, value 0. */
+static inline void seen_empty_cells(float *cv, float *cw, int cw_, int y, int x0, int x1)
+{
+    for (int x = x0; x < x1; x++) {
+        ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
+        cw[o] = 1.0f;
+        for (int c = 0; c < 4; c++) cv[4 * o + c] = 0.0f;
+    }
+}
+
 /* Row y of level 1 from premultiplied 4-channel values and hidden fractions (see
  * sd_fill_build), its cells [xa, xb). */
 static inline void pull_premult4_row(const float *value, ptrdiff_t vrow, const float *hole, ptrdiff_t mrow, int H,
@@ -266,16 +276,8 @@ static inline void pull_premult4_row(const float *value, ptrdiff_t vrow, const f
         }
         in0 = a < b ? a / 2 : cw_;
         in1 = a < b ? (b + 1) / 2 : cw_;
-        for (int x = xa; x < imin(in0, xb); x++) {
-            ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
-            cw[o] = 1.0f;
-            for (int c = 0; c < 4; c++) cv[4 * o + c] = 0.0f;
-        }
-        for (int x = imax(in1, xa); x < xb; x++) {
-            ptrdiff_t o = (ptrdiff_t)y * cw_ + x;
-            cw[o] = 1.0f;
-            for (int c = 0; c < 4; c++) cv[4 * o + c] = 0.0f;
-        }
+        seen_empty_cells(cv, cw, cw_, y, xa, imin(in0, xb));
+        seen_empty_cells(cv, cw, cw_, y, imax(in1, xa), xb);
     }
     in0 = imax(in0, xa);
     in1 = imin(in1, xb);

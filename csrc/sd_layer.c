@@ -109,15 +109,39 @@ static inline void fine_pixel(sd_render_ctx *r, const sd_slice *s, const float *
 }
 
 #if defined(__GNUC__)
+/* sd_slice_weight of 4 CoCs as the lanes of a vector: the same arithmetic, the same bits (a NaN
+ * CoC, no main entry: 0). */
+static inline sd_cell4 slice_weight4(const sd_slice *s, sd_cell4 c)
+{
+    const float mid = s->mid, over = 1.0f / (1.0f - 2.0f * SD_SLICE_SNAP);
+    const sd_cell4 one = {1.0f, 1.0f, 1.0f, 1.0f};
+    sd_mask4 ge = c >= mid;
+    sd_cell4 tent = (sd_cell4)((ge & (sd_mask4)(1.0f - (c - mid) * s->shi)) |
+                               (~ge & (sd_mask4)(1.0f - (mid - c) * s->slo)));
+    sd_cell4 u = (tent - SD_SLICE_SNAP) * over;
+    sd_mask4 lt1 = u < 1.0f;
+    return (sd_cell4)((u > 0.0f) & ((lt1 & (sd_mask4)u) | (~lt1 & (sd_mask4)one)));
+}
+
+/* sd_slice_hides of 4 entries of coverage 1 and CoCs c as the lanes of a vector: the same bits
+ * (+0 where nothing nearer, a NaN CoC included; at most 1). */
+static inline sd_cell4 slice_hides4(const sd_slice *s, sd_cell4 c)
+{
+    const float c1 = s->has_occ ? s->c1 : -INFINITY;
+    const sd_cell4 one = {1.0f, 1.0f, 1.0f, 1.0f};
+    sd_cell4 f = (sd_cell4)((c < c1) & (sd_mask4)((c1 - c) * s->s12));
+    sd_mask4 f1 = f < 1.0f;
+    return (sd_cell4)((f1 & (sd_mask4)f) | (~f1 & (sd_mask4)one));
+}
+
 /* fine_main and fine_store of pixels [x, x + 4) of a row as the lanes of vectors (the same
  * arithmetic: the same bits); returns x + 4. irow, crow: the row's image and CoC; lay, lc, ho:
  * the row's cells. */
 static inline int fine_main4(const sd_slice *s, const float *irow, ptrdiff_t pix, const float *restrict crow, int x,
                              float *restrict lay, float *restrict lc, float *restrict ho)
 {
-    const float mid = s->mid, shi = s->shi, slo = s->slo, c1 = s->has_occ ? s->c1 : -INFINITY, s12 = s->s12;
-    const float over = 1.0f / (1.0f - 2.0f * SD_SLICE_SNAP);
-    const sd_cell4 one = {1.0f, 1.0f, 1.0f, 1.0f}, mid4 = {mid, mid, mid, mid};
+    const float mid = s->mid;
+    const sd_cell4 mid4 = {mid, mid, mid, mid};
     sd_cell4 c = sd_cell_load(crow + x), m0, m1, m2;
     for (int j = 0; j < 4; j++) {
         const float *p = irow + (ptrdiff_t)(x + j) * pix;
@@ -125,15 +149,8 @@ static inline int fine_main4(const sd_slice *s, const float *irow, ptrdiff_t pix
         m1[j] = p[1];
         m2[j] = p[2];
     }
-    sd_mask4 has = c == c; /* a NaN CoC: no main entry */
-    sd_mask4 ge = c >= mid;
-    sd_cell4 tent = (sd_cell4)((ge & (sd_mask4)(1.0f - (c - mid) * shi)) | (~ge & (sd_mask4)(1.0f - (mid - c) * slo)));
-    sd_cell4 u = (tent - SD_SLICE_SNAP) * over;
-    sd_mask4 lt1 = u < 1.0f;
-    sd_cell4 t = (sd_cell4)(has & (u > 0.0f) & ((lt1 & (sd_mask4)u) | (~lt1 & (sd_mask4)one)));
-    sd_cell4 f = (sd_cell4)((c < c1) & (sd_mask4)((c1 - c) * s12)); /* sd_slice_hides of coverage 1 */
-    sd_mask4 f1 = f < 1.0f;
-    f = (sd_cell4)(has & ((f1 & (sd_mask4)(f * one)) | (~f1 & (sd_mask4)one)));
+    sd_mask4 has = c == c; /* a NaN CoC: no main entry (t and f are 0 there already) */
+    sd_cell4 t = slice_weight4(s, c), f = slice_hides4(s, c);
     /* +0 without a main entry, as fine_main's choices give it (t m is -0 for a negative m) */
     sd_cell4 l0 = (sd_cell4)(has & (sd_mask4)(t * m0)), l1 = (sd_cell4)(has & (sd_mask4)(t * m1));
     sd_cell4 l2 = (sd_cell4)(has & (sd_mask4)(t * m2)), wc = (sd_cell4)(has & (sd_mask4)(t * c));
@@ -144,11 +161,10 @@ static inline int fine_main4(const sd_slice *s, const float *irow, ptrdiff_t pix
         o[2] = l2[j];
         o[3] = t[j];
     }
-    sd_mask4 some = t > MIN_CELL_COVERAGE, big = f > 1.0f;
+    sd_mask4 some = t > MIN_CELL_COVERAGE;
     sd_cell4 cc = (sd_cell4)((some & (sd_mask4)(wc / t)) | (~some & (sd_mask4)mid4));
-    sd_cell4 hh = (sd_cell4)((big & (sd_mask4)one) | (~big & (sd_mask4)f));
     memcpy(lc + x, &cc, sizeof cc);
-    memcpy(ho + x, &hh, sizeof hh);
+    memcpy(ho + x, &f, sizeof f); /* fine_store's bound of 1 holds already */
     return x + 4;
 }
 #endif
@@ -192,19 +208,11 @@ static void build_fine(sd_render_ctx *r, const sd_slice *s)
 static void quick_terms(const sd_slice *s, const float *restrict crow, int n, float *restrict hrow,
                         unsigned char *restrict lrow)
 {
-    const float mid = s->mid, shi = s->shi, slo = s->slo, c1 = s->has_occ ? s->c1 : -INFINITY, s12 = s->s12;
-    const float over = 1.0f / (1.0f - 2.0f * SD_SLICE_SNAP);
     int i = 0;
 #if defined(__GNUC__)
-    const sd_cell4 one = {1.0f, 1.0f, 1.0f, 1.0f};
     for (; i + 4 <= n; i += 4) {
-        sd_cell4 c = sd_cell_load(crow + i);
-        sd_mask4 ge = c >= mid, lt = c < c1;
-        sd_cell4 t = (sd_cell4)((ge & (sd_mask4)(1.0f - (c - mid) * shi)) | (~ge & (sd_mask4)(1.0f - (mid - c) * slo)));
-        sd_mask4 lit = (t - SD_SLICE_SNAP) * over > 0.0f;
-        sd_cell4 f = (sd_cell4)(lt & (sd_mask4)((c1 - c) * s12)); /* +0 where nothing nearer */
-        sd_mask4 big = f > 1.0f;
-        f = (sd_cell4)((big & (sd_mask4)one) | (~big & (sd_mask4)f));
+        sd_cell4 c = sd_cell_load(crow + i), f = slice_hides4(s, c);
+        sd_mask4 lit = slice_weight4(s, c) > 0.0f;
         memcpy(hrow + i, &f, sizeof f);
         for (int j = 0; j < 4; j++) lrow[i + j] = (unsigned char)(lit[j] & 1);
     }
@@ -296,8 +304,6 @@ static void build_cells4(sd_render_ctx *r, const sd_slice *s, int cy, int cx, fl
 {
     const sd_entries *e = r->e;
     const int k = s->k, bs = 1 << k, y0 = cy << k, y1 = imin(y0 + bs, r->H);
-    const float mid = s->mid, shi = s->shi, slo = s->slo, c1 = s->has_occ ? s->c1 : -INFINITY, s12 = s->s12;
-    const float over = 1.0f / (1.0f - 2.0f * SD_SLICE_SNAP);
     const sd_cell4 zero = {0.0f, 0.0f, 0.0f, 0.0f}, one = {1.0f, 1.0f, 1.0f, 1.0f};
     const sd_mask4 magnitude = {0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff}; /* fabsf's bits */
     sd_cell4 acc[9], hsum = zero;
@@ -317,12 +323,7 @@ static void build_cells4(sd_render_ctx *r, const sd_slice *s, int cy, int cx, fl
                 q2[j] = p[2];
                 px[j] = (float)x + 0.5f;
             }
-            /* sd_slice_weight (a NaN CoC, no main entry: no share) */
-            sd_mask4 ge = c >= mid;
-            sd_cell4 tent = (sd_cell4)((ge & (sd_mask4)(1.0f - (c - mid) * shi)) | (~ge & (sd_mask4)(1.0f - (mid - c) * slo)));
-            sd_cell4 u = (tent - SD_SLICE_SNAP) * over;
-            sd_mask4 lt1 = u < 1.0f;
-            sd_cell4 t = (sd_cell4)((u > 0.0f) & ((lt1 & (sd_mask4)u) | (~lt1 & (sd_mask4)one)));
+            sd_cell4 t = slice_weight4(s, c); /* a NaN CoC, no main entry: no share */
             sd_mask4 take = t > 0.0f;
             sd_cell4 tq3 = t * one; /* t q[3], the main entry's coverage being 1 */
             sd_cell4 en = t * ((((sd_cell4)((sd_mask4)q0 & magnitude) + (sd_cell4)((sd_mask4)q1 & magnitude)) +
@@ -336,12 +337,8 @@ static void build_cells4(sd_render_ctx *r, const sd_slice *s, int cy, int cx, fl
             acc[6] += (sd_cell4)(take & (sd_mask4)en);
             acc[7] += (sd_cell4)(take & (sd_mask4)(en * px));
             acc[8] += (sd_cell4)(take & (sd_mask4)(en * py));
-            /* sd_slice_hides of a main entry (coverage 1), added to an h of 0, then at most 1 */
-            sd_cell4 f = (sd_cell4)((c < c1) & (sd_mask4)((c1 - c) * s12));
-            sd_mask4 f1 = f < 1.0f;
-            sd_cell4 h = (sd_cell4)((f1 & (sd_mask4)f) | (~f1 & (sd_mask4)one));
-            sd_mask4 big = h > 1.0f;
-            hsum += (sd_cell4)((big & (sd_mask4)one) | (~big & (sd_mask4)h));
+            /* the pixel's hidden fraction: its main entry's (an h of 0 plus it, at most 1 already) */
+            hsum += slice_hides4(s, c);
         }
     }
     for (int j = 0; j < 4; j++) {

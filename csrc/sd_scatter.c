@@ -577,11 +577,13 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
                 continue;
             }
             int any = 0;
-            if (sh == 0) any = cell_sources(c, &lp, by, bx0, bx1, rs);
-            for (int bx = bx0; sh > 0 && bx < bx1; bx++) {
-                int x0 = imax(bx << sh, ux0), x1 = imin((bx + 1) << sh, ux1);
-                any |= block_source(c, p, &lp, bx, by, y0, y1, x0, x1, rs, bx - bx0);
-            }
+            if (sh == 0)
+                any = cell_sources(c, &lp, by, bx0, bx1, rs);
+            else
+                for (int bx = bx0; bx < bx1; bx++) {
+                    int x0 = imax(bx << sh, ux0), x1 = imin((bx + 1) << sh, ux1);
+                    any |= block_source(c, p, &lp, bx, by, y0, y1, x0, x1, rs, bx - bx0);
+                }
             if (any) spread_row(pl, c->ap, rs);
         }
     }
