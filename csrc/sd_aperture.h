@@ -158,8 +158,8 @@ void sd_footprint_make(sd_footprint *fp, const sd_aperture *ap, float fx, float 
  * noisy depth map rarely share a footprint with the one just before, but a row has few distinct
  * ones. */
 /* 1024 slots (13 KB each, 13 MB a thread, of which a render touches the slots its keys hash to):
- * on noisy depth a row's sources hold more distinct radii than 64 slots keep, and a coarse
- * slice's merged blocks (each centre its own key) more than 256 (12 MP, 1 % depth noise, 1
+ * on noisy depth a row's sources hold more distinct radii than 64 slots keep, and a slice's
+ * sources hold enough distinct keys that 256 slots often collide (12 MP, 1 % depth noise, 1
  * thread: making footprints took 0.103 s of a render with 256 slots, 0.041 s with 1024, 0.030 s
  * with 2048). */
 #define SD_FOOTPRINT_SLOTS_LOG2 10
