@@ -1,6 +1,7 @@
 /* Aperture stage: a source's footprint, the aperture scaled to its radius as weighted spans
  * (see sd_aperture.h for the evaluation of the shape itself). */
 #include <stdlib.h>
+#include "sd_alloc.h"
 #include "sd_aperture.h"
 #include "sd_util.h"
 
@@ -48,7 +49,7 @@ static void footprint_ends(sd_footprint *fp)
 
 void sd_footprint_make(sd_footprint *fp, const sd_aperture *ap, float fx, float fy, float R, int inverted)
 {
-    fp->R = R; fp->fx = fx; fp->fy = fy; fp->inverted = inverted; fp->valid = 1; fp->n = 0;
+    fp->n = 0;
     if (!(R > 0.5f)) { /* the whole shape lies inside the source cell */
         footprint_one_cell(fp);
         footprint_ends(fp);
@@ -81,10 +82,14 @@ void sd_footprint_make(sd_footprint *fp, const sd_aperture *ap, float fx, float 
     footprint_ends(fp);
 }
 
-sd_footprint *sd_footprint_table_new(void)
+sd_footprint_table *sd_footprint_table_new(void)
 {
-    sd_footprint *t = malloc(sizeof(sd_footprint) * SD_FOOTPRINT_SLOTS);
+    /* from the pool: the C library hands a buffer this large back to the system when it is
+     * freed, and the next render would fault its pages in again */
+    sd_footprint_table *t = sd_big_alloc(1, sizeof *t, 1);
     if (t)
-        for (int i = 0; i < SD_FOOTPRINT_SLOTS; i++) t[i].valid = 0;
+        for (int i = 0; i < SD_FOOTPRINT_SLOTS; i++) t->key[i].valid = 0;
     return t;
 }
+
+void sd_footprint_table_free(sd_footprint_table *t) { sd_big_free(t); }

@@ -144,8 +144,6 @@ typedef struct {
      * the plane it writes; off_stride 0: not made yet */
     ptrdiff_t off[SD_FOOTPRINT_MAX_SPANS][2];
     ptrdiff_t off_stride;
-    float R, fx, fy;        /* what the footprint was made for */
-    int inverted, valid;
 } sd_footprint;
 #define SD_FP_NO_CELL (1 << 28)
 
@@ -177,20 +175,34 @@ static inline unsigned sd_footprint_slot(float R, float fx, float fy, int inv)
     return (h * 0x9e3779b1u) >> (32 - SD_FOOTPRINT_SLOTS_LOG2);
 }
 
-/* A footprint table of SD_FOOTPRINT_SLOTS empty slots (NULL without memory; free() it). What it
- * keeps depends on the footprints' keys and the aperture alone, so one aperture's table may
- * serve any number of spreads. */
-sd_footprint *sd_footprint_table_new(void);
+/* A table's keys side by side, apart from the footprints (13 KB each): a lookup reads only the
+ * keys, and a slot's footprint is touched when it is made. */
+typedef struct {
+    float R, fx, fy;
+    int inverted, valid;
+} sd_footprint_key;
+typedef struct {
+    sd_footprint_key key[SD_FOOTPRINT_SLOTS];
+    sd_footprint fp[SD_FOOTPRINT_SLOTS];
+} sd_footprint_table;
 
-/* The footprint for this key from the table `cache` (SD_FOOTPRINT_SLOTS entries), made there
- * if its slot holds another one. */
-static inline sd_footprint *sd_footprint_get(sd_footprint *cache, const sd_aperture *ap, float R, float fx,
+/* A footprint table of SD_FOOTPRINT_SLOTS empty slots (NULL without memory; freed by
+ * sd_footprint_table_free). What it keeps depends on the footprints' keys and the aperture alone,
+ * so one aperture's table may serve any number of spreads. */
+sd_footprint_table *sd_footprint_table_new(void);
+void sd_footprint_table_free(sd_footprint_table *t);
+
+/* The footprint for this key from table t, made there if its slot holds another one. */
+static inline sd_footprint *sd_footprint_get(sd_footprint_table *t, const sd_aperture *ap, float R, float fx,
                                              float fy, int inv)
 {
-    sd_footprint *fp = &cache[sd_footprint_slot(R, fx, fy, inv)];
-    if (!fp->valid || fp->R != R || fp->inverted != inv || fp->fx != fx || fp->fy != fy)
-        sd_footprint_make(fp, ap, fx, fy, R, inv);
-    return fp;
+    unsigned i = sd_footprint_slot(R, fx, fy, inv);
+    sd_footprint_key *k = &t->key[i];
+    if (!k->valid || k->R != R || k->inverted != inv || k->fx != fx || k->fy != fy) {
+        sd_footprint_make(&t->fp[i], ap, fx, fy, R, inv);
+        *k = (sd_footprint_key){R, fx, fy, inv, 1};
+    }
+    return &t->fp[i];
 }
 
 #endif

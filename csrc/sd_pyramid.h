@@ -199,7 +199,7 @@ static inline ptrdiff_t sd_pyr_cell(const sd_pyr_src *s, int x, int y)
  * table (sd_footprint_table_new) per thread of the call, for a caller that spreads many times
  * with one aperture: each thread then makes a footprint once, not once per spread. */
 sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_aperture *ap,
-                        sd_footprint *const *tables, int row0, int row1, int col0, int col1, int nthreads);
+                        sd_footprint_table *const *tables, int row0, int row1, int col0, int col1, int nthreads);
 
 /* Prefix-sums every level at or above `base` and folds the coarser ones into it; afterwards
  * sd_pyr_row(p, y) points at the RGBA light (per base cell) of row y of the base level's frame,

@@ -324,7 +324,7 @@ static void render_free(sd_render_ctx *r)
     sd_big_free(r->acc); sd_big_free(r->last); sd_big_free(r->stamp);
     free(r->rowbuf); free(r->drawn); free(r->hl); free(r->frame_light);
     free(r->colidx); free(r->colw); free(r->content_x0);
-    for (int t = 0; t < r->nt; t++) free(r->fps[t]);
+    for (int t = 0; t < r->nt; t++) sd_footprint_table_free(r->fps[t]);
 }
 
 /* Slice si: its layer built and filled, spread with every entry's own CoC and resolved, then

@@ -101,7 +101,7 @@ typedef struct {
     float max_coc; /* the largest |CoC| the pyramids are made for */
     ptrdiff_t max_cells; /* the most cells any slice builds */
     sd_pyramid *xpyr; /* the window's isolated highlights near the edges (sd_window.c), made on first use */
-    sd_footprint *fps[SD_MAX_THREADS]; /* per thread: the footprints the render's spreads made */
+    sd_footprint_table *fps[SD_MAX_THREADS]; /* per thread: the footprints the render's spreads made */
     float *xlayer;    /* ... their light per cell, laid out as layer (in fillws: the two are used one after the other) */
     sd_box *drawn;    /* per slice: the frame box its composite covered (empty: none yet) */
     struct sd_hl_source *hl; /* the current slice's highlights seen past blurred nearer content ... */

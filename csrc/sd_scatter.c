@@ -102,12 +102,12 @@ typedef struct {
     int *cx, *cy, *inv;
     int n;
     float dim;         /* round_radii's dim for the level being spread */
-    sd_footprint *fps; /* SD_FOOTPRINT_SLOTS: the footprint cache */
+    sd_footprint_table *fps; /* the footprint cache */
     int own_fps;       /* whether fps was made for this row (else the caller's) */
 } rowsrc_t;
 
 /* A row of n sources, with the footprint table fps (NULL: a table of its own). */
-static int rowsrc_alloc(rowsrc_t *r, int n, sd_footprint *fps)
+static int rowsrc_alloc(rowsrc_t *r, int n, sd_footprint_table *fps)
 {
     r->v = malloc(sizeof(float) * 4 * (size_t)n);
     r->R = malloc(sizeof(float) * 3 * (size_t)n);
@@ -117,7 +117,7 @@ static int rowsrc_alloc(rowsrc_t *r, int n, sd_footprint *fps)
     r->n = n;
     if (!r->v || !r->R || !r->cx || !r->fps) {
         free(r->v); free(r->R); free(r->cx);
-        if (r->own_fps) free(r->fps);
+        if (r->own_fps) sd_footprint_table_free(r->fps);
         r->v = NULL; r->R = NULL; r->cx = NULL; r->fps = NULL;
         return -1;
     }
@@ -133,7 +133,7 @@ static void rowsrc_free(rowsrc_t *r)
     free(r->v);
     free(r->R);
     free(r->cx);
-    if (r->own_fps) free(r->fps);
+    if (r->own_fps) sd_footprint_table_free(r->fps);
 }
 
 /* Source i of the row: light v (NULL: none), centre (cx, cy) in plane coordinates, radius R. */
@@ -208,7 +208,7 @@ static inline void widen_rows(sd_plane *p, const sd_footprint *fp, int x0, int y
 
 /* Spreads `len` sources with light v (len x 4) that share one footprint (radius R, orientation,
  * centre (fx, fy) inside its cell) and occupy consecutive cells from plane cell (x0, y0). */
-SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprint *fps, const float *v, int len,
+SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprint_table *fps, const float *v, int len,
                                   int x0, int y0, float R, float fx, float fy, int inv)
 {
     sd_footprint *fp = sd_footprint_get(fps, ap, R, fx, fy, inv);
@@ -596,7 +596,7 @@ typedef struct {
 } level_bands;
 
 sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_aperture *ap,
-                        sd_footprint *const *tables, int row0, int row1, int col0, int col1, int nthreads)
+                        sd_footprint_table *const *tables, int row0, int row1, int col0, int col1, int nthreads)
 {
     int nt = sd_threads(nthreads);
     if (base < 0 || base >= p->nlev) return SD_ERR_ARG;
