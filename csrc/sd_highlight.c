@@ -337,6 +337,7 @@ int sd_highlight_find(sd_render_ctx *r, int si)
     const int uy0 = imax(u.y0 >> k, s->cy0), uy1 = imin((u.y1 + bs - 1) >> k, s->cy1);
     const int ux0 = imax(u.x0 >> k, s->cx0), ux1 = imin((u.x1 + bs - 1) >> k, s->cx1);
     if (uy0 >= uy1 || ux0 >= ux1) return 0;
+    if (!sd_rows_bright(r->bright, uy0, uy1)) return 0; /* no cell there can be a highlight */
     const int w = imax(sd_iceil(sd_radius(s->mid, rcap) / (float)bs), 1);
     const int gy0 = imax(uy0 - w, s->cy0), gy1 = imin(uy1 + w, s->cy1);
     const int gx0 = imax(ux0 - w, s->cx0), gx1 = imin(ux1 + w, s->cx1);

@@ -22,6 +22,29 @@ static inline int sd_is_highlight(const float *l, float m)
     return lum > SD_HIGHLIGHT_OVER_MEAN * m && lum > SD_HIGHLIGHT_MIN_LIGHT * l[3];
 }
 
+/* Whether any of the n cells from l (light + coverage each) is brighter than white, which every
+ * highlight is (sd_is_highlight's second test, the same arithmetic): a slice's cell rows without
+ * one hold no highlight, and the highlight means need not be taken over them. */
+static inline int sd_any_bright(const float *l, int n)
+{
+    int any = 0;
+    for (int i = 0; i < n; i++) {
+        const float *q = l + 4 * (ptrdiff_t)i;
+        float lum = q[0] + q[1] + q[2];
+        any |= lum > SD_HIGHLIGHT_MIN_LIGHT * q[3];
+    }
+    return any;
+}
+
+/* Whether any of the slice's cell rows [y0, y1) has a cell brighter than white (bright: per cell
+ * row, sd_render_ctx's). */
+static inline int sd_rows_bright(const unsigned char *bright, int y0, int y1)
+{
+    for (int y = y0; y < y1; y++)
+        if (bright[y]) return 1;
+    return 0;
+}
+
 /* Blocks of B x B cells of a grid of rows x cols cells (bh x bw of them), and the blocks around
  * each that make its neighbourhood: those within `reach` blocks. */
 typedef struct {

@@ -197,6 +197,7 @@ static void build_fine(sd_render_ctx *r, const sd_slice *s)
         ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
         while (q < qe && e->x[q] < xs) q++;
         while (q < qe && e->x[q] < xe) fine_pixel(r, s, irow, e->x[q], y, o + e->x[q], &q, qe);
+        r->bright[y] = (unsigned char)sd_any_bright(lay + 4 * xs, xe - xs); /* the row still in cache */
     }
 }
 
@@ -420,6 +421,7 @@ void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
             }
             store_cell(r, s, cy, cx, acc, hsum, inv_area, inv_bs);
         }
+        r->bright[cy] = (unsigned char)sd_any_bright(r->layer + 4 * (s->cell_off[cy] + cs), ce - cs);
     }
     free(qsum);
 }
@@ -473,6 +475,7 @@ static int tame_lights(sd_render_ctx *r, const sd_slice *s, int oy, int ox, int 
     int ly0 = imax(hy0 - 2 * w, 0), ly1 = imin(hy1 + 2 * w, rows), lx0 = imax(hx0 - 2 * w, 0), lx1 = imin(hx1 + 2 * w, cols);
     int gy0 = imax(ly0 - w, 0), gy1 = imin(ly1 + w, rows), gx0 = imax(lx0 - w, 0), gx1 = imin(lx1 + w, cols);
     int gr = gy1 - gy0, gc = gx1 - gx0;
+    if (!sd_rows_bright(r->bright, oy + ly0, oy + ly1)) return 0; /* no cell there can be a highlight */
     int *span = malloc(sizeof(int) * 2 * (size_t)gr);
     if (!span) return -1;
     for (int y = gy0; y < gy1; y++) {
@@ -769,6 +772,7 @@ sd_status sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
         sd_fill_row fr = {NULL, NULL, 0.0f, 0};
         if (xa < xb && f.n > 1) fr = sd_fill_row_of(&f, cy - grid_y0);
         const unsigned char *nrow = need ? need + (ptrdiff_t)((cy - grid_y0) / SD_FILL_BLOCK) * mask.bw : NULL;
+        int bright = 0; /* whether a cell filled here became brighter than white */
         for (int cx = xa; cx < xb; cx++) {
             if (nrow && !nrow[(cx - grid_x0) / SD_FILL_BLOCK]) { /* beyond the fill's reach: to the block's end */
                 cx = grid_x0 + ((cx - grid_x0) / SD_FILL_BLOCK + 1) * SD_FILL_BLOCK - 1;
@@ -805,7 +809,9 @@ sd_status sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
                 for (int c = 0; c < 3; c++) l[c] += h * fv[c] * sc;
             }
             l[3] += h * g;
+            bright |= sd_any_bright(l, 1);
         }
+        if (bright) r->bright[cy] = 1;
     }
     free(blocks);
     return SD_OK;

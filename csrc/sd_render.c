@@ -253,6 +253,7 @@ static sd_status render_setup(sd_render_ctx *r, float max_coc)
     r->bin_rlo = malloc(nh * sizeof(float));
     r->bin_rhi = malloc(nh * sizeof(float));
     r->content_x0 = malloc(sizeof(int) * 6 * (size_t)H);
+    r->bright = malloc((size_t)H);
     r->cell_x0 = malloc(sizeof(int) * 2 * (size_t)H * (size_t)ns);
     r->cell_off = malloc(sizeof(ptrdiff_t) * (size_t)H * (size_t)(ns + 1));
     r->plan = malloc(sizeof(sd_slice) * (size_t)ns);
@@ -260,8 +261,8 @@ static sd_status render_setup(sd_render_ctx *r, float max_coc)
     r->pyr = sd_pyr_new(H, W, max_coc, nt);
     r->max_coc = max_coc;
     SD_TOC(PROF_ALLOC, t_alloc);
-    if (!r->bin_x0 || !r->bin_x1 || !r->bin_rlo || !r->bin_rhi || !r->content_x0 || !r->cell_x0 || !r->cell_off ||
-        !r->plan || !r->ncells || !r->pyr)
+    if (!r->bin_x0 || !r->bin_x1 || !r->bin_rlo || !r->bin_rhi || !r->content_x0 || !r->bright || !r->cell_x0 ||
+        !r->cell_off || !r->plan || !r->ncells || !r->pyr)
         return SD_ERR_NOMEM;
     r->content_x1 = r->content_x0 + H;
     r->reach_x0 = r->content_x0 + 2 * (size_t)H;
@@ -323,7 +324,7 @@ static void render_free(sd_render_ctx *r)
     sd_pyr_release(r->xpyr, r->nt);
     sd_big_free(r->acc); sd_big_free(r->last); sd_big_free(r->stamp);
     free(r->rowbuf); free(r->drawn); free(r->hl); free(r->frame_light);
-    free(r->colidx); free(r->colw); free(r->content_x0);
+    free(r->colidx); free(r->colw); free(r->content_x0); free(r->bright);
     for (int t = 0; t < r->nt; t++) sd_footprint_table_free(r->fps[t]);
 }
 

@@ -95,6 +95,8 @@ typedef struct {
     ptrdiff_t *ncells;          /* ... the cells each builds */
     int *cell_x0, *cell_x1;     /* per slice and cell row of its level: the cells built */
     ptrdiff_t *cell_off;        /* ... and their rows' offsets in the slice buffers */
+    unsigned char *bright;      /* per cell row of the current slice: whether a cell is brighter than
+                                   white (sd_any_bright), set by its build and its fill */
     int *fill_x0, *fill_x1;     /* the current slice's cells relative to its fill's grid ... */
     ptrdiff_t *fill_off;        /* ... and their rows' offsets in the slice buffers */
     int border;    /* SD_BORDER_WINDOW or SD_BORDER_MIRROR */
