@@ -24,6 +24,7 @@
  * past the frame's edges are left to the border's treatment. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "sd_aperture.h"
 #include "sd_entries.h"
 #include "sd_highlight.h"
@@ -94,8 +95,26 @@ static inline void run_light(const float *l, int xa, int xb, float *sum, float *
     *top = t;
 }
 
+/* Per block row of g: whether its means are wanted (near[by], within reach of a block row with a
+ * bright row) and whether its blocks' light is (near[bh + by], within twice the reach: the means
+ * sum over those). */
+static void near_bright(const sd_hl_blocks *g, int rows, const unsigned char *bright, unsigned char *near)
+{
+    const int bh = g->bh, n = g->reach;
+    for (int by = 0; by < bh; by++) {
+        int lit = 0;
+        for (int y = by * g->B; y < imin((by + 1) * g->B, rows) && !lit; y++) lit = bright[y];
+        if (!lit) continue;
+        for (int j = imax(by - 2 * n, 0); j < imin(by + 2 * n + 1, bh); j++) {
+            near[bh + j] = 1;
+            if (j >= by - n && j <= by + n) near[j] = 1;
+        }
+    }
+}
+
 float *sd_highlight_means(const float *layer, int rows, int cols, int c0, const int *x0, const int *x1,
-                          const ptrdiff_t *off, float radius, int nt, sd_hl_blocks *g, float **peak_out)
+                          const ptrdiff_t *off, const unsigned char *bright, float radius, int nt, sd_hl_blocks *g,
+                          float **peak_out)
 {
     const int w = imax(sd_iceil(radius), 1), B = imax(w / 2, HIGHLIGHT_BLOCK_MIN);
     *g = (sd_hl_blocks){B, (rows + B - 1) / B, (cols + B - 1) / B, (w + B - 1) / B};
@@ -103,14 +122,19 @@ float *sd_highlight_means(const float *layer, int rows, int cols, int c0, const 
     const size_t nb = (size_t)bh * (size_t)bw;
     double *blk = calloc(nb, sizeof(double));
     float *mean = malloc(nb * sizeof(float)), *peak = calloc(2 * nb, sizeof(float)); /* then the peaks' colours */
-    if (!blk || !mean || !peak) {
+    unsigned char *near = calloc(2 * (size_t)bh, 1);
+    if (!blk || !mean || !peak || !near) {
         free(blk);
         free(mean);
         free(peak);
+        free(near);
         return NULL;
     }
+    if (bright) near_bright(g, rows, bright, near);
+    else memset(near, 1, 2 * (size_t)bh);
     SD_PARALLEL_FOR_DYN(nt)
     for (int by = 0; by < bh; by++) {
+        if (!near[bh + by]) continue; /* no mean wanted reads its light */
         double *brow = blk + (ptrdiff_t)by * bw;
         float *prow = peak + (ptrdiff_t)by * bw;
         for (int y = by * B; y < imin((by + 1) * B, rows); y++) {
@@ -149,6 +173,10 @@ float *sd_highlight_means(const float *layer, int rows, int cols, int c0, const 
     SD_PARALLEL_FOR(nt_blocks)
     for (int by = 0; by < bh; by++) {
         float *m = mean + (ptrdiff_t)by * bw;
+        if (!near[by]) { /* no cell within reach is brighter than white: none is a highlight */
+            for (int bx = 0; bx < bw; bx++) m[bx] = INFINITY;
+            continue;
+        }
         for (int bx = 0; bx < bw; bx++) {
             int ya, yb, xa, xb;
             double area = sd_hl_around(g, rows, cols, by, bx, &ya, &yb, &xa, &xb), sum = 0.0;
@@ -174,6 +202,7 @@ float *sd_highlight_means(const float *layer, int rows, int cols, int c0, const 
         }
     free(across);
     free(blk);
+    free(near);
     *peak_out = peak;
     return mean;
 }
@@ -351,7 +380,8 @@ int sd_highlight_find(sd_render_ctx *r, int si)
     sd_hl_blocks blocks;
     float *peak;
     float *mean = sd_highlight_means(r->layer, gy1 - gy0, gx1 - gx0, gx0, cols, cols + (gy1 - gy0),
-                                     s->cell_off + gy0, sd_radius(s->mid, rcap) / (float)bs, nt, &blocks, &peak);
+                                     s->cell_off + gy0, r->bright + gy0, sd_radius(s->mid, rcap) / (float)bs, nt,
+                                     &blocks, &peak);
     free(cols);
     if (!mean) return -1;
     const int B = blocks.B, bw = blocks.bw;

@@ -71,9 +71,13 @@ static inline double sd_hl_around(const sd_hl_blocks *g, int rows, int cols, int
  * cell's r + g + b: no cell of a block whose peak is at most SD_HIGHLIGHT_OVER_MEAN times its
  * mean is a highlight; then, bh * bw floats on, that cell's colour, r + g + b per unit of
  * coverage, in the blocks whose peak exceeds that, 0 in the others), or NULL on OOM; the caller
- * frees both. */
+ * frees both. With `bright` (per row: whether it holds a cell brighter than white, or NULL: any
+ * may), only the blocks within reach of a bright row's get their mean, exactly as without it, and
+ * the peak's colour where it exceeds that; the others' mean is infinite (no highlight there), and
+ * only the blocks their means sum over are read. */
 float *sd_highlight_means(const float *layer, int rows, int cols, int c0, const int *x0, const int *x1,
-                          const ptrdiff_t *off, float radius, int nt, sd_hl_blocks *g, float **peak_out);
+                          const ptrdiff_t *off, const unsigned char *bright, float radius, int nt, sd_hl_blocks *g,
+                          float **peak_out);
 
 /* A cell isolated in its slice may still lie in a part of the frame as bright as it: a surface
  * of one colour brighter than white that the slice holds only a patch of stands out against the

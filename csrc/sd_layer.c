@@ -485,8 +485,8 @@ static int tame_lights(sd_render_ctx *r, const sd_slice *s, int oy, int ox, int 
     }
     sd_hl_blocks g;
     float *peak;
-    float *mean = sd_highlight_means(r->layer, gr, gc, gx0, span, span + gr, r->fill_off + gy0, radius, r->nt, &g,
-                                     &peak);
+    float *mean = sd_highlight_means(r->layer, gr, gc, gx0, span, span + gr, r->fill_off + gy0, r->bright + oy + gy0,
+                                     radius, r->nt, &g, &peak);
     free(span);
     if (!mean) return -1;
     int lit = sd_highlight_frame(r, s->k, oy + gy0, ox + gx0, gr, gc, &g, mean, peak);
