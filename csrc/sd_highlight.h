@@ -14,25 +14,26 @@
 #define SD_HIGHLIGHT_OVER_MEAN 4.0f
 #define SD_HIGHLIGHT_MIN_LIGHT 3.0f
 
+/* Whether a cell's premultiplied light + coverage l is brighter than white, which every highlight
+ * is: a slice's cell rows without such a cell hold no highlight, and the highlight means need not
+ * be taken over them. */
+static inline int sd_is_bright(const float *l)
+{
+    return l[0] + l[1] + l[2] > SD_HIGHLIGHT_MIN_LIGHT * l[3];
+}
+
 /* Whether a cell's premultiplied light + coverage l is an isolated highlight where the mean
  * light (r + g + b) around is m. */
 static inline int sd_is_highlight(const float *l, float m)
 {
-    float lum = l[0] + l[1] + l[2];
-    return lum > SD_HIGHLIGHT_OVER_MEAN * m && lum > SD_HIGHLIGHT_MIN_LIGHT * l[3];
+    return l[0] + l[1] + l[2] > SD_HIGHLIGHT_OVER_MEAN * m && sd_is_bright(l);
 }
 
-/* Whether any of the n cells from l (light + coverage each) is brighter than white, which every
- * highlight is (sd_is_highlight's second test, the same arithmetic): a slice's cell rows without
- * one hold no highlight, and the highlight means need not be taken over them. */
+/* Whether any of the n cells from l (light + coverage each) is brighter than white. */
 static inline int sd_any_bright(const float *l, int n)
 {
     int any = 0;
-    for (int i = 0; i < n; i++) {
-        const float *q = l + 4 * (ptrdiff_t)i;
-        float lum = q[0] + q[1] + q[2];
-        any |= lum > SD_HIGHLIGHT_MIN_LIGHT * q[3];
-    }
+    for (int i = 0; i < n; i++) any |= sd_is_bright(l + 4 * (ptrdiff_t)i);
     return any;
 }
 

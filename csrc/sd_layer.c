@@ -809,7 +809,7 @@ sd_status sd_layer_fill(sd_render_ctx *r, const sd_slice *s)
                 for (int c = 0; c < 3; c++) l[c] += h * fv[c] * sc;
             }
             l[3] += h * g;
-            bright |= sd_any_bright(l, 1);
+            bright |= sd_is_bright(l);
         }
         if (bright) r->bright[cy] = 1;
     }
