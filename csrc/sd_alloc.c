@@ -11,6 +11,7 @@
 
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 /* Under AddressSanitizer a kept buffer, and the part of a reused one beyond what its user asked
@@ -152,10 +153,10 @@ size_t sd_scratch_kept(void) { return 0; }
 
 #if defined(__linux__) && defined(MAP_ANONYMOUS)
 /* Zeroes (zero) or faults in writable (!zero, where the system can) bytes [p, p + len), a
- * 32 MiB slice at a time shared among the threads. */
+ * 8 MiB slice at a time shared among the threads. */
 static void by_slices(char *p, size_t len, int zero, int nthreads)
 {
-    size_t chunk = (size_t)32 << 20;
+    size_t chunk = (size_t)8 << 20;
     long nchunks = (long)((len + chunk - 1) / chunk);
     (void)nthreads; /* without OpenMP */
     SD_PARALLEL_FOR(sd_threads(nthreads))
@@ -184,6 +185,7 @@ static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed, int 
             ((size_t *)m)[0] = got;
             ((size_t *)m)[1] = zero > bytes ? zero : bytes; /* zero if the caller leaves its bytes so */
             ((size_t *)m)[2] = bytes;
+            ((size_t *)m)[3] = 0; /* its pages are in where its last user touched them */
             return (char *)m + HEADER;
         }
         /* No MADV_HUGEPAGE: on a virtual machine that hands freed memory back to its host, a
@@ -200,6 +202,7 @@ static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed, int 
         ((size_t *)m)[0] = len;
         ((size_t *)m)[1] = len - HEADER;
         ((size_t *)m)[2] = bytes;
+        ((size_t *)m)[3] = (size_t)(zeroed && sparse); /* none of its pages is in: sd_big_prefault */
         return (char *)m + HEADER;
     }
     /* small buffers carry a header too, so that sd_big_free can tell the two apart */
@@ -207,6 +210,7 @@ static void *big_alloc_raw(size_t n, size_t size, int nthreads, int zeroed, int 
     if (!p) return NULL;
     ((size_t *)p)[0] = 0;
     ((size_t *)p)[2] = bytes;
+    ((size_t *)p)[3] = 0;
     return p + HEADER;
 #else
     (void)nthreads;
@@ -246,6 +250,24 @@ static void big_free(void *p, int zero)
 #else
     (void)zero;
     free(p);
+#endif
+}
+
+void sd_big_prefault(void *p, size_t off, size_t len, int nthreads)
+{
+#if defined(__linux__) && defined(MAP_ANONYMOUS) && defined(MADV_POPULATE_WRITE)
+    if (!p || !len) return;
+    char *m = (char *)p - HEADER;
+    size_t bytes = ((size_t *)m)[2];
+    if (!((size_t *)m)[3] || off >= bytes) return;
+    len = len < bytes - off ? len : bytes - off;
+    /* madvise takes whole pages: from the page holding the first byte to the one holding the last */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p + off, e = a + len;
+    a -= a % page;
+    by_slices((char *)a, e - a, 0, nthreads);
+#else
+    (void)p; (void)off; (void)len; (void)nthreads;
 #endif
 }
 

@@ -17,6 +17,13 @@ void *sd_big_calloc(size_t n, size_t size, int nthreads);
  * its spreads reach): a fresh mapping's pages are faulted in where they are first touched, not
  * all at once, so the part never touched costs neither time nor resident memory. */
 void *sd_big_calloc_sparse(size_t n, size_t size, int nthreads);
+/* Faults bytes [off, off + len) of p (from sd_big_calloc_sparse) in writable now, the threads
+ * sharing the work, where p's mapping was made for it; a no-op for a buffer taken from the kept
+ * ones (its pages are in where its last user touched them) and off Linux. For the part of a sparse
+ * buffer its caller knows it will touch: faulting pages in all at once costs a fraction of what
+ * faulting them one at a time as the kernels first write them does (two threads faulting into one
+ * process wait for each other). */
+void sd_big_prefault(void *p, size_t off, size_t len, int nthreads);
 /* n * size bytes of undefined content, for a buffer written before it is read (a fresh
  * mapping's pages fault in where they are first written). */
 void *sd_big_alloc(size_t n, size_t size, int nthreads);

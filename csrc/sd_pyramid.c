@@ -74,6 +74,10 @@ sd_pyramid *sd_pyr_new(int H, int W, float max_coc, int nthreads)
             l->xr[y] = 0;
         }
     }
+    size_t nwant = 0;
+    for (int k = 0; k < p->nlev; k++) nwant += (size_t)p->lev[k].rows;
+    p->want = calloc(nwant, 1);
+    if (!p->want) { sd_pyr_free(p); return NULL; }
     for (int k = 0; k + 1 < p->nlev; k++) { /* the upsampling's columns (upsample_add) */
         sd_plane *l = &p->lev[k];
         int pc = p->lev[k + 1].cols;
@@ -103,6 +107,7 @@ static void pyr_free(sd_pyramid *p, int zeroed)
     }
     free(p->rlo);
     free(p->rhi);
+    free(p->want);
     free(p);
 }
 

@@ -287,6 +287,16 @@ static sd_status render_setup(sd_render_ctx *r, float max_coc)
     }
     r->max_cells = max_cells;
     SD_TIC(t_alloc2);
+    /* The planes' rows the slices will spread into, faulted in now where the pyramid's memory is
+     * new: a 12 MP render's first call faulted them in one by one inside the spreads, 0.24 s of
+     * its 0.89 s on 2 threads. A slice's radii are at most its tent's ends'. */
+    for (int si = 0; si < ns; si++)
+        if (r->ncells[si] > 0) {
+            const sd_slice *s = &r->plan[si];
+            float c = fabsf(s->lo) > fabsf(s->hi) ? fabsf(s->lo) : fabsf(s->hi);
+            sd_pyr_want(r->pyr, s->k, s->cy0, s->cy1, sd_radius(c, r->pyr->rcap));
+        }
+    sd_pyr_prefault(r->pyr, nt);
     size_t nc = (size_t)max_cells, n = (size_t)H * (size_t)W;
     /* the slice buffers are written (over each slice's cells) before they are read */
     r->layer = sd_big_alloc(nc * 4, sizeof(float), nt);

@@ -589,6 +589,50 @@ static void spread_rows(const spread_ctx *c, sd_pyramid *p, int k, int r0, int r
     }
 }
 
+/* How many rows of level k's plane sources with radii up to rmax (frame pixels) write beyond
+ * their own (a footprint never exceeds SD_R_MAX + 1 cells, see sd_footprint_make). */
+static int level_reach(float rmax, int k)
+{
+    float rk = ldexpf(rmax, -k);
+    return imin(sd_iceil(rk < SD_R_MAX + 1.0f ? rk : SD_R_MAX + 1.0f) + 3, SD_REACH);
+}
+
+void sd_pyr_want(sd_pyramid *p, int base, int row0, int row1, float rmax)
+{
+    if (!p->want || base < 0 || base >= p->nlev) return;
+    unsigned char *want = p->want;
+    for (int k = 0; k < base; k++) want += p->lev[k].rows;
+    for (int k = base; k < p->nlev; want += p->lev[k].rows, k++) {
+        const sd_plane *pl = &p->lev[k];
+        float lo, hi;
+        level_span(k, base, &lo, &hi);
+        if (!(rmax > lo)) break; /* no radius up to rmax reaches this level, nor the coarser ones */
+        int sh = k - base, reach = level_reach(rmax, k);
+        int y0 = imax((row0 >> sh) + pl->o - reach, 0);
+        int y1 = imin(((row1 + (1 << sh) - 1) >> sh) + pl->o + reach, pl->rows);
+        if (y0 < y1) memset(want + y0, 1, (size_t)(y1 - y0));
+    }
+}
+
+void sd_pyr_prefault(sd_pyramid *p, int nthreads)
+{
+    if (!p->want) return;
+    const unsigned char *want = p->want;
+    for (int k = 0; k < p->nlev; want += p->lev[k].rows, k++) {
+        const sd_plane *pl = &p->lev[k];
+        size_t row = sizeof(float) * (size_t)pl->stride;
+        for (int y = 0; y < pl->rows;) {
+            if (!want[y]) { y++; continue; }
+            int e = y;
+            while (e < pl->rows && want[e]) e++;
+            sd_big_prefault(pl->buf, (size_t)y * row, (size_t)(e - y) * row, nthreads);
+            y = e;
+        }
+    }
+    free(p->want);
+    p->want = NULL;
+}
+
 /* One level's share of a spread: rows [f0, f1) of level k cut into nb bands of `band` rows (or,
  * bycol, into column tiles), its tasks numbered from `first`. */
 typedef struct {
@@ -657,10 +701,7 @@ sd_status sd_pyr_spread(sd_pyramid *p, int base, const sd_pyr_src *s, const sd_a
                 rmax = p->rhi[y - row0] > rmax ? p->rhi[y - row0] : rmax;
             }
         if (f0 >= f1) continue;
-        /* the farthest these sources reach, in rows of this level (a footprint never exceeds
-         * SD_R_MAX + 1 cells, see sd_footprint_make) */
-        float rk = ldexpf(rmax, -k);
-        int reach = imin(sd_iceil(rk < SD_R_MAX + 1.0f ? rk : SD_R_MAX + 1.0f) + 3, SD_REACH);
+        int reach = level_reach(rmax, k); /* the farthest these sources reach */
         sd_pyr_mark(p, k, f0 + pl->o - reach, f1 + pl->o + reach, x0 + pl->o - reach, x1 + pl->o + reach);
         /* bands start at f0 and depend only on the rows spread, never on the thread count */
         level_bands *L = &lv[nlv++];
@@ -734,8 +775,11 @@ sd_status sd_scatter(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc
 {
     if (H < 1 || W < 1 || src.nch < 1 || src.nch > 4 || dst.nch != src.nch || ap->nrows < 1)
         return SD_ERR_ARG;
-    sd_pyramid *p = sd_pyr_new(H, W, sd_max_abs(H, W, coc, coc_row, nthreads), nthreads);
+    float max_coc = sd_max_abs(H, W, coc, coc_row, nthreads);
+    sd_pyramid *p = sd_pyr_new(H, W, max_coc, nthreads);
     if (!p) return SD_ERR_NOMEM;
+    sd_pyr_want(p, 0, 0, H, sd_radius(max_coc, p->rcap));
+    sd_pyr_prefault(p, nthreads);
     sd_pyr_src s = {src, 1.0f, coc, NULL, coc_row, NULL, NULL, NULL, 0.0f};
     if (sd_pyr_spread(p, 0, &s, ap, NULL, 0, H, 0, W, nthreads) != SD_OK) { sd_pyr_free(p); return SD_ERR_NOMEM; }
     if (cancel && cancel->check && cancel->check(cancel->ctx)) { sd_pyr_free(p); return SD_ERR_INTERRUPTED; }

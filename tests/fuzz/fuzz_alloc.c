@@ -1,6 +1,7 @@
 /* The scratch pool (csrc/sd_alloc.h): a sequence of requests chosen by the fuzzer's bytes (big
  * buffers, small ones and ones around the size where buffers become mappings of their own;
- * zeroed and not; resized; freed as they are or zeroed; the pool's limit lowered and raised), the
+ * zeroed and not, sparse ones with a part faulted in ahead (sd_big_prefault); resized; freed as
+ * they are or zeroed; the pool's limit lowered and raised), the
  * way the core's kernels and refine's NumPy arrays (python/synthdof/_validate.py pooled_arrays)
  * use it. Checks: a zeroed buffer is zero in every byte, whatever the pool handed back before it;
  * a resized buffer keeps its bytes up to the smaller size; buffers alive at once never share a
@@ -71,7 +72,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 1: /* zeroed */
             if (b->p) break;
             b->n = pick_size(&in);
-            b->p = op % 6 ? sd_big_calloc(b->n, 1, nt) : sd_big_alloc(b->n, 1, nt);
+            if (op % 6) { /* zeroed: all at once or sparse, the latter with a part faulted in ahead */
+                uint8_t how = fz_u8(&in);
+                b->p = how & 1 ? sd_big_calloc_sparse(b->n, 1, nt) : sd_big_calloc(b->n, 1, nt);
+                if (b->p && (how & 2)) { /* any part, past the end too: only what is inside counts */
+                    size_t off = (size_t)fz_range(&in, 0, 32 << 20), len = (size_t)fz_range(&in, 0, 32 << 20);
+                    sd_big_prefault(b->p, off, len, nt);
+                }
+            } else
+                b->p = sd_big_alloc(b->n, 1, nt);
             CHECK(b->p, "no buffer of %zu bytes", b->n);
             CHECK((uintptr_t)b->p % 16 == 0, "buffer %p not 16-byte aligned", (void *)b->p);
             if (op % 6) CHECK(all_equal(b->p, b->n, 0), "a zeroed buffer of %zu bytes is not zero", b->n);
