@@ -152,20 +152,29 @@ size_t sd_scratch_kept(void) { return 0; }
 #endif
 
 #if defined(__linux__) && defined(MAP_ANONYMOUS)
-/* Zeroes (zero) or faults in writable (!zero, where the system can) bytes [p, p + len), a
- * 8 MiB slice at a time shared among the threads. */
+/* Zeroes (zero) or faults in writable (!zero, where the system can) bytes [p, p + len). */
+static void zero_or_fault(char *p, size_t len, int zero)
+{
+    if (zero) memset(p, 0, len);
+#ifdef MADV_POPULATE_WRITE
+    else (void)madvise(p, len, MADV_POPULATE_WRITE);
+#endif
+}
+
+/* zero_or_fault, an 8 MiB slice at a time shared among the threads. */
 static void by_slices(char *p, size_t len, int zero, int nthreads)
 {
     size_t chunk = (size_t)8 << 20;
+    if (len <= chunk) { /* no team of threads for one slice */
+        zero_or_fault(p, len, zero);
+        return;
+    }
     long nchunks = (long)((len + chunk - 1) / chunk);
     (void)nthreads; /* without OpenMP */
     SD_PARALLEL_FOR(sd_threads(nthreads))
     for (long i = 0; i < nchunks; i++) {
-        size_t off = (size_t)i * chunk, l = len - off < chunk ? len - off : chunk;
-        if (zero) memset(p + off, 0, l);
-#ifdef MADV_POPULATE_WRITE
-        else (void)madvise(p + off, l, MADV_POPULATE_WRITE);
-#endif
+        size_t off = (size_t)i * chunk;
+        zero_or_fault(p + off, len - off < chunk ? len - off : chunk, zero);
     }
 }
 #endif
@@ -268,6 +277,16 @@ void sd_big_prefault(void *p, size_t off, size_t len, int nthreads)
     by_slices((char *)a, e - a, 0, nthreads);
 #else
     (void)p; (void)off; (void)len; (void)nthreads;
+#endif
+}
+
+int sd_big_unfaulted(const void *p)
+{
+#if defined(__linux__) && defined(MAP_ANONYMOUS)
+    return p && ((const size_t *)((const char *)p - HEADER))[3] != 0;
+#else
+    (void)p;
+    return 0;
 #endif
 }
 

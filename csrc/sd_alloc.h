@@ -24,6 +24,8 @@ void *sd_big_calloc_sparse(size_t n, size_t size, int nthreads);
  * faulting them one at a time as the kernels first write them does (two threads faulting into one
  * process wait for each other). */
 void sd_big_prefault(void *p, size_t off, size_t len, int nthreads);
+/* Whether sd_big_prefault would fault anything of p in: p is a sparse buffer mapped afresh. */
+int sd_big_unfaulted(const void *p);
 /* n * size bytes of undefined content, for a buffer written before it is read (a fresh
  * mapping's pages fault in where they are first written). */
 void *sd_big_alloc(size_t n, size_t size, int nthreads);

@@ -76,7 +76,7 @@ sd_pyramid *sd_pyr_new(int H, int W, float max_coc, int nthreads)
     }
     size_t nwant = 0;
     for (int k = 0; k < p->nlev; k++) nwant += (size_t)p->lev[k].rows;
-    p->want = calloc(nwant, 1);
+    p->want = calloc(nwant, sizeof *p->want);
     if (!p->want) { sd_pyr_free(p); return NULL; }
     for (int k = 0; k + 1 < p->nlev; k++) { /* the upsampling's columns (upsample_add) */
         sd_plane *l = &p->lev[k];

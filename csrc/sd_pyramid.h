@@ -49,8 +49,8 @@ typedef struct sd_pyramid {
     /* the frame rows [live_y0, live_y1) and columns [live_x0, live_x1) at the base level that
      * hold its result */
     int live_y0, live_y1, live_x0, live_x1;
-    unsigned char *want; /* per plane row of every level, level after level: rows sd_pyr_want
-                          * marked for sd_pyr_prefault (NULL once that is done) */
+    uint64_t *want; /* per plane row of every level, level after level: the blocks (as `blocks`
+                     * in sd_plane) sd_pyr_want marked for sd_pyr_prefault (NULL once that is done) */
 } sd_pyramid;
 
 /* The bits of a row's blocks [b0, b1] (0 <= b0 <= b1 < 64). */
@@ -197,11 +197,13 @@ static inline ptrdiff_t sd_pyr_cell(const sd_pyr_src *s, int x, int y)
 {
     return s->roff ? s->roff[y] + x : (ptrdiff_t)y * s->coc_row + x;
 }
-/* Before the spreads (sd_scatter.c): a spread from level `base` over its rows [row0, row1) with
- * radii up to rmax (frame pixels) is to come; sd_pyr_prefault then faults in the plane rows all
- * those spreads can write, where the planes' memory is new (see sd_big_prefault), and forgets
- * them. Only the time changes: a row not marked faults in when it is first written. */
-void sd_pyr_want(sd_pyramid *p, int base, int row0, int row1, float rmax);
+/* Before the spreads (sd_scatter.c): a spread from level `base` is to come, of sources in rows
+ * [row0, row1) and columns [col0, col1), each row y's only in [x0[y], x1[y]) where x0 and x1 are
+ * given, with radii up to rmax (frame pixels). sd_pyr_prefault then faults in, where a plane's
+ * memory is new (sd_big_prefault), the blocks of its rows all those spreads can write, and
+ * forgets them. Only the time changes: what is not marked faults in when it is first written. */
+void sd_pyr_want(sd_pyramid *p, int base, int row0, int row1, const int *x0, const int *x1, int col0, int col1,
+                 float rmax);
 void sd_pyr_prefault(sd_pyramid *p, int nthreads);
 /* The scatter stage (sd_scatter.c). tables (or NULL: tables of the call's own) holds a footprint
  * table (sd_footprint_table_new) per thread of the call, for a caller that spreads many times

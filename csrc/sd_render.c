@@ -294,7 +294,8 @@ static sd_status render_setup(sd_render_ctx *r, float max_coc)
         if (r->ncells[si] > 0) {
             const sd_slice *s = &r->plan[si];
             float c = fabsf(s->lo) > fabsf(s->hi) ? fabsf(s->lo) : fabsf(s->hi);
-            sd_pyr_want(r->pyr, s->k, s->cy0, s->cy1, sd_radius(c, r->pyr->rcap));
+            sd_pyr_want(r->pyr, s->k, s->cy0, s->cy1, s->cell_x0, s->cell_x1, s->cx0, s->cx1,
+                        sd_radius(c, r->pyr->rcap));
         }
     sd_pyr_prefault(r->pyr, nt);
     size_t nc = (size_t)max_cells, n = (size_t)H * (size_t)W;

@@ -13,6 +13,7 @@
  * each odd band once both its even neighbours are done, so no two threads touch the same cell at
  * once and every cell sums its even band's light before its odd band's: the result, bit for bit,
  * does not depend on the thread count. */
+#include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -597,10 +598,11 @@ static int level_reach(float rmax, int k)
     return imin(sd_iceil(rk < SD_R_MAX + 1.0f ? rk : SD_R_MAX + 1.0f) + 3, SD_REACH);
 }
 
-void sd_pyr_want(sd_pyramid *p, int base, int row0, int row1, float rmax)
+void sd_pyr_want(sd_pyramid *p, int base, int row0, int row1, const int *x0, const int *x1, int col0, int col1,
+                 float rmax)
 {
     if (!p->want || base < 0 || base >= p->nlev) return;
-    unsigned char *want = p->want;
+    uint64_t *want = p->want;
     for (int k = 0; k < base; k++) want += p->lev[k].rows;
     for (int k = base; k < p->nlev; want += p->lev[k].rows, k++) {
         const sd_plane *pl = &p->lev[k];
@@ -608,25 +610,40 @@ void sd_pyr_want(sd_pyramid *p, int base, int row0, int row1, float rmax)
         level_span(k, base, &lo, &hi);
         if (!(rmax > lo)) break; /* no radius up to rmax reaches this level, nor the coarser ones */
         int sh = k - base, reach = level_reach(rmax, k);
-        int y0 = imax((row0 >> sh) + pl->o - reach, 0);
-        int y1 = imin(((row1 + (1 << sh) - 1) >> sh) + pl->o + reach, pl->rows);
-        if (y0 < y1) memset(want + y0, 1, (size_t)(y1 - y0));
+        for (int y = imax(row0, 0); y < row1;) {
+            /* the base rows of one row of this level: the hull of their sources' columns */
+            int ly = y >> sh, ye = imin((ly + 1) << sh, row1), a = INT_MAX, e = INT_MIN;
+            for (; y < ye; y++) {
+                int ya = x0 ? imax(x0[y], col0) : col0, yb = x1 ? imin(x1[y], col1) : col1;
+                if (ya < yb) { a = imin(a, ya); e = imax(e, yb); }
+            }
+            if (a >= e) continue;
+            /* as the spread marks them (sd_pyr_mark), in the row's blocks */
+            int c0 = imax((a >> sh) + pl->o - reach, 0);
+            int c1 = imin(((e - 1) >> sh) + 1 + pl->o + reach, pl->cols + 2);
+            if (c0 >= c1) continue;
+            uint64_t bits = sd_block_bits(c0 >> pl->bshift, (c1 - 1) >> pl->bshift);
+            int r1 = imin(ly + pl->o + reach + 1, pl->rows);
+            for (int r = imax(ly + pl->o - reach, 0); r < r1; r++) want[r] |= bits;
+        }
     }
 }
 
 void sd_pyr_prefault(sd_pyramid *p, int nthreads)
 {
     if (!p->want) return;
-    const unsigned char *want = p->want;
+    const uint64_t *want = p->want;
     for (int k = 0; k < p->nlev; want += p->lev[k].rows, k++) {
         const sd_plane *pl = &p->lev[k];
-        size_t row = sizeof(float) * (size_t)pl->stride;
-        for (int y = 0; y < pl->rows;) {
-            if (!want[y]) { y++; continue; }
-            int e = y;
-            while (e < pl->rows && want[e]) e++;
-            sd_big_prefault(pl->buf, (size_t)y * row, (size_t)(e - y) * row, nthreads);
-            y = e;
+        if (!sd_big_unfaulted(pl->buf)) continue; /* its pages are in where the last call wrote */
+        const uint64_t *w = want;
+        /* each row's runs of blocks (a few pages each): the threads take rows */
+        SD_PARALLEL_FOR(sd_threads_for(sd_threads(nthreads), (ptrdiff_t)pl->rows * pl->cols))
+        for (int y = 0; y < pl->rows; y++) {
+            int b = 0, a, e;
+            while (w[y] && sd_block_run(w[y], pl->bshift, &b, pl->cols + 2, &a, &e))
+                sd_big_prefault(pl->buf, sizeof(float) * ((size_t)y * (size_t)pl->stride + 4 * (size_t)a),
+                                sizeof(float) * 4 * (size_t)(e - a), 1);
         }
     }
     free(p->want);
@@ -778,7 +795,7 @@ sd_status sd_scatter(int H, int W, sd_cview src, const float *coc, ptrdiff_t coc
     float max_coc = sd_max_abs(H, W, coc, coc_row, nthreads);
     sd_pyramid *p = sd_pyr_new(H, W, max_coc, nthreads);
     if (!p) return SD_ERR_NOMEM;
-    sd_pyr_want(p, 0, 0, H, sd_radius(max_coc, p->rcap));
+    sd_pyr_want(p, 0, 0, H, NULL, NULL, 0, W, sd_radius(max_coc, p->rcap));
     sd_pyr_prefault(p, nthreads);
     sd_pyr_src s = {src, 1.0f, coc, NULL, coc_row, NULL, NULL, NULL, 0.0f};
     if (sd_pyr_spread(p, 0, &s, ap, NULL, 0, H, 0, W, nthreads) != SD_OK) { sd_pyr_free(p); return SD_ERR_NOMEM; }

@@ -75,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (op % 6) { /* zeroed: all at once or sparse, the latter with a part faulted in ahead */
                 uint8_t how = fz_u8(&in);
                 b->p = how & 1 ? sd_big_calloc_sparse(b->n, 1, nt) : sd_big_calloc(b->n, 1, nt);
+                CHECK((how & 1) || !sd_big_unfaulted(b->p), "a zeroed buffer of %zu bytes left to fault in", b->n);
                 if (b->p && (how & 2)) { /* any part, past the end too: only what is inside counts */
                     size_t off = (size_t)fz_range(&in, 0, 32 << 20), len = (size_t)fz_range(&in, 0, 32 << 20);
                     sd_big_prefault(b->p, off, len, nt);
