@@ -8,6 +8,7 @@
  * upsampling with edge clamping keeps every parent's mass, and what was spread past the frame's
  * edges lands in the planes' margins and is folded back in (the frame continues as its mirror
  * image, sd_border.h). Only the rows and columns a spread touched are resolved and cleared. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,8 +77,12 @@ sd_pyramid *sd_pyr_new(int H, int W, float max_coc, int nthreads)
     }
     size_t nwant = 0;
     for (int k = 0; k < p->nlev; k++) nwant += (size_t)p->lev[k].rows;
-    p->want = calloc(nwant, sizeof *p->want);
+    p->want = malloc(sizeof *p->want * 2 * nwant);
     if (!p->want) { sd_pyr_free(p); return NULL; }
+    for (size_t i = 0; i < nwant; i++) { /* no columns yet */
+        p->want[2 * i] = INT_MAX;
+        p->want[2 * i + 1] = 0;
+    }
     for (int k = 0; k + 1 < p->nlev; k++) { /* the upsampling's columns (upsample_add) */
         sd_plane *l = &p->lev[k];
         int pc = p->lev[k + 1].cols;

@@ -49,8 +49,8 @@ typedef struct sd_pyramid {
     /* the frame rows [live_y0, live_y1) and columns [live_x0, live_x1) at the base level that
      * hold its result */
     int live_y0, live_y1, live_x0, live_x1;
-    uint64_t *want; /* per plane row of every level, level after level: the blocks (as `blocks`
-                     * in sd_plane) sd_pyr_want marked for sd_pyr_prefault (NULL once that is done) */
+    int *want; /* per plane row of every level, level after level: the columns [want[2 r],
+                * want[2 r + 1]) sd_pyr_want marked for sd_pyr_prefault (NULL once that is done) */
 } sd_pyramid;
 
 /* The bits of a row's blocks [b0, b1] (0 <= b0 <= b1 < 64). */

@@ -602,9 +602,9 @@ void sd_pyr_want(sd_pyramid *p, int base, int row0, int row1, const int *x0, con
                  float rmax)
 {
     if (!p->want || base < 0 || base >= p->nlev) return;
-    uint64_t *want = p->want;
-    for (int k = 0; k < base; k++) want += p->lev[k].rows;
-    for (int k = base; k < p->nlev; want += p->lev[k].rows, k++) {
+    int *want = p->want; /* per plane row: the columns [want[2 r], want[2 r + 1]) */
+    for (int k = 0; k < base; k++) want += 2 * p->lev[k].rows;
+    for (int k = base; k < p->nlev; want += 2 * p->lev[k].rows, k++) {
         const sd_plane *pl = &p->lev[k];
         float lo, hi;
         level_span(k, base, &lo, &hi);
@@ -618,13 +618,14 @@ void sd_pyr_want(sd_pyramid *p, int base, int row0, int row1, const int *x0, con
                 if (ya < yb) { a = imin(a, ya); e = imax(e, yb); }
             }
             if (a >= e) continue;
-            /* as the spread marks them (sd_pyr_mark), in the row's blocks */
+            /* as the spread marks them (sd_pyr_mark) */
             int c0 = imax((a >> sh) + pl->o - reach, 0);
             int c1 = imin(((e - 1) >> sh) + 1 + pl->o + reach, pl->cols + 2);
-            if (c0 >= c1) continue;
-            uint64_t bits = sd_block_bits(c0 >> pl->bshift, (c1 - 1) >> pl->bshift);
             int r1 = imin(ly + pl->o + reach + 1, pl->rows);
-            for (int r = imax(ly + pl->o - reach, 0); r < r1; r++) want[r] |= bits;
+            for (int q = imax(ly + pl->o - reach, 0); q < r1; q++) {
+                want[2 * q] = imin(want[2 * q], c0);
+                want[2 * q + 1] = imax(want[2 * q + 1], c1);
+            }
         }
     }
 }
@@ -632,19 +633,17 @@ void sd_pyr_want(sd_pyramid *p, int base, int row0, int row1, const int *x0, con
 void sd_pyr_prefault(sd_pyramid *p, int nthreads)
 {
     if (!p->want) return;
-    const uint64_t *want = p->want;
-    for (int k = 0; k < p->nlev; want += p->lev[k].rows, k++) {
+    const int *want = p->want;
+    for (int k = 0; k < p->nlev; want += 2 * p->lev[k].rows, k++) {
         const sd_plane *pl = &p->lev[k];
         if (!sd_big_unfaulted(pl->buf)) continue; /* its pages are in where the last call wrote */
-        const uint64_t *w = want;
-        /* each row's runs of blocks (a few pages each): the threads take rows */
+        const int *w = want;
+        /* each row's columns (a few pages): the threads take rows */
         SD_PARALLEL_FOR(sd_threads_for(sd_threads(nthreads), (ptrdiff_t)pl->rows * pl->cols))
-        for (int y = 0; y < pl->rows; y++) {
-            int b = 0, a, e;
-            while (w[y] && sd_block_run(w[y], pl->bshift, &b, pl->cols + 2, &a, &e))
-                sd_big_prefault(pl->buf, sizeof(float) * ((size_t)y * (size_t)pl->stride + 4 * (size_t)a),
-                                sizeof(float) * 4 * (size_t)(e - a), 1);
-        }
+        for (int y = 0; y < pl->rows; y++)
+            if (w[2 * y] < w[2 * y + 1])
+                sd_big_prefault(pl->buf, sizeof(float) * ((size_t)y * (size_t)pl->stride + 4 * (size_t)w[2 * y]),
+                                sizeof(float) * 4 * (size_t)(w[2 * y + 1] - w[2 * y]), 1);
     }
     free(p->want);
     p->want = NULL;
