@@ -200,8 +200,9 @@ static inline ptrdiff_t sd_pyr_cell(const sd_pyr_src *s, int x, int y)
 /* Before the spreads (sd_scatter.c): a spread from level `base` is to come, of sources in rows
  * [row0, row1) and columns [col0, col1), each row y's only in [x0[y], x1[y]) where x0 and x1 are
  * given, with radii up to rmax (frame pixels). sd_pyr_prefault then faults in, where a plane's
- * memory is new (sd_big_prefault), the blocks of its rows all those spreads can write, and
- * forgets them. Only the time changes: what is not marked faults in when it is first written. */
+ * memory is new (sd_big_prefault), the columns of each plane row that all those spreads can write
+ * (their hull), and forgets them. Only the time and the resident memory change: what is not
+ * marked faults in when it is first written, what is marked and never written stays resident. */
 void sd_pyr_want(sd_pyramid *p, int base, int row0, int row1, const int *x0, const int *x1, int col0, int col1,
                  float rmax);
 void sd_pyr_prefault(sd_pyramid *p, int nthreads);
