@@ -11,6 +11,11 @@ Reported per configuration:
   rss_peak_mb        peak resident set size during the first call minus the resident size just
                      before it (getrusage ru_maxrss): everything the call added, C scratch included,
                      output array included
+  first / steady     on the most threads, per configuration: the first call over the median of
+                     the calls after it, in each of --first-runs fresh processes (the first call
+                     is one call of one process, and varies far more than a median of calls);
+                     reported as the median of those ratios and their range, with the median
+                     first call
 Depth kinds (scene.depth_variant; same image, matte and lens): planes (the exact planar depth
 the slice centres snap onto), slant (wall and ground one plane tilted both ways), net (a
 network's: area 4x down, bilinear up, Gaussian 1.5 px), noise (depth x (1 + 1 % noise)). Each is
@@ -128,7 +133,7 @@ def _interleaved(img, matte, lens, ap, exact_depth, nt, repeats):
 # ---------------------------------------------------------------- driver
 
 def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, radius_pair=(20.0, 200.0), gt=True, verbose=True,
-        depths=scene.DEPTH_KINDS):
+        depths=scene.DEPTH_KINDS, first_runs=5):
     W, H = size
     t = time.perf_counter()
     s = scene.cached_scene(W, H)
@@ -140,6 +145,7 @@ def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, radius_pair=(20.0, 200
 
     def job(**kw):
         r = benchlib.run_worker("bench_render.py", dict(kw, repeats=repeats))
+        r["args"] = kw  # to run it again (the first call's fresh processes)
         if verbose and r["kind"] == "interleaved":
             print("  interleaved, {} threads: ".format(kw["threads"]) + ", ".join(
                 f"{k} {v:.3f} s ({r['over_planes'][k]:.2f}x)" for k, v in r["median_s"].items()), flush=True)
@@ -162,6 +168,18 @@ def run(size=scene.FULL_SIZE, repeats=5, threads=THREADS, radius_pair=(20.0, 200
     radius = [dict(job(kind="render", scene=sdir, threads=nt_max, max_coc=c), label=f"render maxCoC {c:.0f}")
               for c in radius_pair]
     rows += radius
+    for r in rows:  # the first call, again in fresh processes: one call of one process varies most
+        if r["threads"] == nt_max and first_runs > 1:
+            more = [benchlib.run_worker("bench_render.py", dict(r["args"], repeats=3)) for _ in range(first_runs - 1)]
+            runs = [r] + more
+            ratios = [x["first_s"] / x["median_s"] for x in runs]
+            r.update(first_runs=len(runs), first_med_s=float(np.median([x["first_s"] for x in runs])),
+                     first_over_steady=float(np.median(ratios)), first_over_steady_lo=min(ratios),
+                     first_over_steady_hi=max(ratios))
+            if verbose:
+                print(f"  {r['label']} {nt_max} threads: first / steady {r['first_over_steady']:.2f} "
+                      f"(median of {len(runs)} processes, {min(ratios):.2f}-{max(ratios):.2f}), "
+                      f"first call {r['first_med_s']:.3f} s", flush=True)
 
     by = {(r["label"], r["threads"]): r for r in rows}
     derived = dict(
@@ -195,6 +213,14 @@ def report(res):
         ("input_mb", "image MB", "{:.0f}"),
         ("rss_over_input", "RSS+/image", "{:.2f}"),
         ("flux", "flux", "{:.4f}"), ("foreign_load", "other load", "{:.0%}")]))
+    firsts = [r for r in res["rows"] if r.get("first_runs")]
+    if firsts:
+        print("\nThe first call in a fresh process over the steady calls after it, "
+              f"{firsts[0]['first_runs']} processes")
+        print(benchlib.table(firsts, [
+            ("label", "what", "{}"), ("threads", "threads", "{}"), ("first_med_s", "1st call s (median)", "{:.3f}"),
+            ("first_over_steady", "1st / steady (median)", "{:.2f}"), ("first_over_steady_lo", "lowest", "{:.2f}"),
+            ("first_over_steady_hi", "highest", "{:.2f}")]))
     d = res["derived"]
     if res.get("interleaved"):
         print("\nEvery depth kind interleaved in one process (median s; ratio to the exact planes)")
@@ -227,13 +253,16 @@ def main(argv=None):
     p.add_argument("--no-gt", action="store_true", help="skip the ground-truth scenes")
     p.add_argument("--depths", nargs="+", choices=scene.DEPTH_KINDS, default=list(scene.DEPTH_KINDS),
                    help="depth kinds to time besides the exact planes (default: all)")
+    p.add_argument("--first-runs", type=int, default=5,
+                   help="fresh processes whose first call is timed, per configuration on the most threads (default 5)")
     p.add_argument("--json", default=f"{benchlib.RESULTS}/render.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
         _worker(json.loads(a.worker))
         return 0
-    res = run(a.size, a.repeats, gt=not a.no_gt, depths=["planes"] + [k for k in a.depths if k != "planes"])
+    res = run(a.size, a.repeats, gt=not a.no_gt, depths=["planes"] + [k for k in a.depths if k != "planes"],
+              first_runs=a.first_runs)
     report(res)
     benchlib.write_json(a.json, res)
     return 0

@@ -19,7 +19,7 @@ import benchlib
 
 STEPS = {
     "scatter": (["bench_scatter.py"], ["--size", "640x480", "--repeats", "2"]),
-    "render": (["bench_render.py"], ["--size", "1008x756", "--repeats", "2"]),
+    "render": (["bench_render.py"], ["--size", "1008x756", "--repeats", "2", "--first-runs", "2"]),
     "refine": (["bench_refine.py"], ["--size", "1008x756", "--repeats", "2"]),
     "afternoon": (["afternoon_baseline.py"], ["--size", "1008x756", "--repeats", "1"]),
     "peers": (["bench_peers.py", "--blender-gt"], ["--gegl-size", "1008x756", "--blender-size", "640x360",
@@ -64,6 +64,11 @@ def summary(results):
             if r["label"].startswith("render ") and not r["label"].startswith("render maxCoC"):
                 add(f"render {W}x{H} {r['label'][7:]} depth", f"{r['median_s']:.2f} s",
                     f"{r['threads']} thread(s), min {r['min_s']:.2f} s, other load {r['foreign_load']:.0%}")
+        for r in rd["rows"]:
+            if r.get("first_runs") and not r["label"].startswith("render maxCoC"):
+                add(f"{r['label']} first call / steady", f"{r['first_over_steady']:.2f}",
+                    f"{r['threads']} threads, median of {r['first_runs']} fresh processes "
+                    f"({r['first_over_steady_lo']:.2f}-{r['first_over_steady_hi']:.2f})")
         d = rd["derived"]
         for nt, ratios in d.get("depth_over_planes", {}).items():
             add("render depth kind / exact planes (interleaved)",
