@@ -27,7 +27,7 @@ static void footprint_ends(sd_footprint *fp)
         float fa = a - (float)ia, fb = b - (float)ib;
         q->ia = ia;
         q->ib = ib;
-        sd_span_end_weights(ia, ib, fa, fb, w, q->ew);
+        sd_span_end_weights(ia, ib, fa, fb, w, fp->e[n].ew);
         fp->jlo = q->dj < fp->jlo ? q->dj : fp->jlo;
         fp->jhi = q->dj > fp->jhi ? q->dj : fp->jhi;
         fp->ilo = ia < fp->ilo ? ia : fp->ilo;

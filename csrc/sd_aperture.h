@@ -125,25 +125,29 @@ typedef struct {
     int dj;       /* row offset from floor(cy) */
     float a, b;   /* span ends relative to floor(cx) */
     float w;      /* strip height / footprint area */
-    /* the same as the scatter writes it: each end's first cell (ia = floor(a), ib = floor(b))
-     * and the weights of that cell and the next (the end anti-aliased over two cells), side by
-     * side so that the scatter loads them as one vector: a's two, then b's (negative) */
-    int ia, ib;
-    float ew[4];
+    int ia, ib;   /* each end's first cell: ia = floor(a), ib = floor(b) */
 } sd_fp_span;
+/* A span as the scatter writes it: each end's first cell as a float offset from its source's
+ * cell in a plane of the footprint's `off_stride` floats a row (4 (dj off_stride + ia) and
+ * 4 (dj off_stride + ib)), and the weights of that cell and the next (the end anti-aliased over
+ * two cells), side by side so that the scatter loads them as one vector: a's two, then b's
+ * (negative). */
 typedef struct {
-    sd_fp_span s[SD_FOOTPRINT_MAX_SPANS];
+    ptrdiff_t off[2];
+    float ew[4];
+} sd_fp_end;
+typedef struct {
+    /* What the scatter reads for every source comes first, side by side: on a noisy depth most
+     * sources take a footprint of their own from a table of 1024, which is mostly not in cache. */
     int n;
     int jlo, jhi, ilo, ihi; /* the smallest and largest dj, ia and ib of the spans */
+    ptrdiff_t off_stride;   /* the plane layout e[].off were made for (0: not made yet) */
     /* per row jlo + j: the smallest ia and the largest ib of its spans (a row without spans:
      * SD_FP_NO_CELL and -SD_FP_NO_CELL), so that the scatter widens each row's nonzero range once
      * per row, all rows in one pass */
     int row_ia[SD_AP_MAX_ROWS], row_ib[SD_AP_MAX_ROWS];
-    /* each span's two ends as float offsets from its source's cell in a plane of `off_stride`
-     * floats a row (4 (dj off_stride + ia) and 4 (dj off_stride + ib)), made by the scatter for
-     * the plane it writes; off_stride 0: not made yet */
-    ptrdiff_t off[SD_FOOTPRINT_MAX_SPANS][2];
-    ptrdiff_t off_stride;
+    sd_fp_end e[SD_FOOTPRINT_MAX_SPANS]; /* the spans as the scatter writes them (ends offsets by the scatter) */
+    sd_fp_span s[SD_FOOTPRINT_MAX_SPANS];
 } sd_footprint;
 #define SD_FP_NO_CELL (1 << 28)
 

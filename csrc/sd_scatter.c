@@ -181,8 +181,8 @@ static void footprint_offsets(sd_footprint *fp, ptrdiff_t stride)
     for (int n = 0; n < fp->n; n++) {
         const sd_fp_span *q = &fp->s[n];
         ptrdiff_t row = (ptrdiff_t)q->dj * stride;
-        fp->off[n][0] = row + 4 * (ptrdiff_t)q->ia;
-        fp->off[n][1] = row + 4 * (ptrdiff_t)q->ib;
+        fp->e[n].off[0] = row + 4 * (ptrdiff_t)q->ia;
+        fp->e[n].off[1] = row + 4 * (ptrdiff_t)q->ib;
     }
     fp->off_stride = stride;
 }
@@ -224,8 +224,9 @@ SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprin
             int xa = x0 + q->ia, xb = x0 + q->ib;
             sd_plane_touch(p, row, xa, xb + len + 1);
             if (xa >= 0 && xb + len <= p->cols + 1) {
-                run_end(D + 4 * (ptrdiff_t)xa, v, len, q->ew[0], q->ew[1]);
-                run_end(D + 4 * (ptrdiff_t)xb, v, len, q->ew[2], q->ew[3]);
+                const float *ew = fp->e[n].ew;
+                run_end(D + 4 * (ptrdiff_t)xa, v, len, ew[0], ew[1]);
+                run_end(D + 4 * (ptrdiff_t)xb, v, len, ew[2], ew[3]);
                 continue;
             }
             for (int i = 0; i < len; i++) { /* clamp span by span */
@@ -243,19 +244,18 @@ SD_CLONES static void spread_run(sd_plane *p, const sd_aperture *ap, sd_footprin
     widen_rows(p, fp, x0, y0, len);
     if (fp->off_stride != p->stride) footprint_offsets(fp, p->stride);
     float *at = p->buf + (ptrdiff_t)y0 * p->stride + 4 * (ptrdiff_t)x0;
-    const ptrdiff_t(*off)[2] = fp->off;
+    const sd_fp_end *e = fp->e;
     int nsp = fp->n; /* in a local: the stores into the plane cannot change it */
     if (len == 1) { /* a source of its own (a CoC no neighbour shares): run_end's arithmetic, bare */
         /* the light in a local: each end's cells go as one vector instead of being reloaded
          * after every store */
         float lv[4] = {v[0], v[1], v[2], v[3]};
-        for (int n = 0; n < nsp; n++) sd_span_ends_add(at + off[n][0], at + off[n][1], sp[n].ew, lv);
+        for (int n = 0; n < nsp; n++) sd_span_ends_add(at + e[n].off[0], at + e[n].off[1], e[n].ew, lv);
         return;
     }
     for (int n = 0; n < nsp; n++) {
-        const sd_fp_span *q = &sp[n];
-        run_end(at + off[n][0], v, len, q->ew[0], q->ew[1]);
-        run_end(at + off[n][1], v, len, q->ew[2], q->ew[3]);
+        run_end(at + e[n].off[0], v, len, e[n].ew[0], e[n].ew[1]);
+        run_end(at + e[n].off[1], v, len, e[n].ew[2], e[n].ew[3]);
     }
 }
 
