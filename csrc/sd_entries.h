@@ -49,6 +49,7 @@ typedef struct {
     int nt;
     /* the CoC difference that marks a depth edge, per range of CoC (sd_edge_margin_at) */
     float edge_margin[SD_EDGE_RANGES], edge_lo, edge_scale;
+    int edge_uniform; /* whether every range's margin is edge_margin[0] */
 } sd_frame;
 
 /* The range of CoC c (the first for a CoC below the smallest, or a NaN; the last for one above

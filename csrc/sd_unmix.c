@@ -62,6 +62,7 @@ static float margin_of(const uint32_t *h, size_t n)
 sd_status sd_edge_margin(sd_frame *f)
 {
     for (int r = 0; r < SD_EDGE_RANGES; r++) f->edge_margin[r] = EDGE_MARGIN_PX;
+    f->edge_uniform = 1;
     f->edge_lo = 0.0f;
     f->edge_scale = 0.0f;
     const int W = f->W;
@@ -101,6 +102,7 @@ sd_status sd_edge_margin(sd_frame *f)
         int own = n[r] >= EDGE_RANGE_MIN_PAIRS && (double)n[r] >= EDGE_RANGE_MIN_SHARE * (double)total;
         f->edge_margin[r] = own ? margin_of(hist + (size_t)r * EDGE_KEYS, n[r]) : whole;
     }
+    for (int r = 1; r < SD_EDGE_RANGES; r++) f->edge_uniform &= f->edge_margin[r] == f->edge_margin[0];
     free(hist);
     return SD_OK;
 }
@@ -269,12 +271,21 @@ int sd_unmix_row(const sd_frame *f, int y, float *vmn, float *vmx, unsigned char
         lo = cd[x] < lo ? cd[x] : lo; hi = cd[x] > hi ? cd[x] : hi;
         vmn[x] = lo; vmx[x] = hi;
     }
-    SD_SIMD
-    for (int x = 1; x < W - 1; x++) {
-        float lo = vmn[x - 1] < vmn[x] ? vmn[x - 1] : vmn[x], hi = vmx[x - 1] > vmx[x] ? vmx[x - 1] : vmx[x];
-        lo = vmn[x + 1] < lo ? vmn[x + 1] : lo; hi = vmx[x + 1] > hi ? vmx[x + 1] : hi;
-        const float m = sd_edge_margin_at(f, crow[x]);
-        cand[x] = (unsigned char)((lo < crow[x] - m) | (hi > crow[x] + m));
+    if (f->edge_uniform) { /* one margin for every CoC (exact or smooth depth): the loop vectorises */
+        const float m = f->edge_margin[0];
+        SD_SIMD
+        for (int x = 1; x < W - 1; x++) {
+            float lo = vmn[x - 1] < vmn[x] ? vmn[x - 1] : vmn[x], hi = vmx[x - 1] > vmx[x] ? vmx[x - 1] : vmx[x];
+            lo = vmn[x + 1] < lo ? vmn[x + 1] : lo; hi = vmx[x + 1] > hi ? vmx[x + 1] : hi;
+            cand[x] = (unsigned char)((lo < crow[x] - m) | (hi > crow[x] + m));
+        }
+    } else {
+        for (int x = 1; x < W - 1; x++) {
+            float lo = vmn[x - 1] < vmn[x] ? vmn[x - 1] : vmn[x], hi = vmx[x - 1] > vmx[x] ? vmx[x - 1] : vmx[x];
+            lo = vmn[x + 1] < lo ? vmn[x + 1] : lo; hi = vmx[x + 1] > hi ? vmx[x + 1] : hi;
+            const float m = sd_edge_margin_at(f, crow[x]);
+            cand[x] = (unsigned char)((lo < crow[x] - m) | (hi > crow[x] + m));
+        }
     }
     for (int x = 0; x < W; x += W - 1) { /* the edge columns: their outside neighbour is themselves */
         int xo = x == 0 ? 1 : W - 2;
