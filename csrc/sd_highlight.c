@@ -23,6 +23,7 @@
  * brightness beside the occluder and loses the light the lens loses; cells whose blur reaches
  * past the frame's edges are left to the border's treatment. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sd_aperture.h"
@@ -492,6 +493,43 @@ static float entries_hide(const sd_render_ctx *r, const sd_slice *s, const sd_sl
     return hide;
 }
 
+/* Bit b set: the rays from light h's disk may cross an entry of blurred slice blurred[b] (of nb),
+ * one of its bins (the index of sd_slices_index) holding an entry within the rows and columns the
+ * rays meet that slice in; the spans of the aperture lie within amax radii of its centre. Where
+ * a ray meets none, the entries it reads are other slices', whose share of this one's tent is 0,
+ * so they hide nothing of it: at 1920x1080 over 99.9 % of the rays. */
+_Static_assert(SD_MAX_SLICES + 1 <= 32, "a light's blurred slices do not fit in 32 bits");
+static uint32_t rays_meet(const sd_render_ctx *r, const sd_hl_source *h, const int *blurred, int nb, float amax)
+{
+    /* the pixels of the disk, a pixel wider on each side, relative to its centre (as the rays
+     * take them, below) */
+    float pxlo = (float)(sd_ifloor(h->cx - h->R * amax) - 1) + 0.5f - h->cx;
+    float pxhi = (float)(sd_iceil(h->cx + h->R * amax) + 1) + 0.5f - h->cx;
+    float pylo = (float)h->y0 + 0.5f - h->cy, pyhi = (float)(h->y1 - 1) + 0.5f - h->cy;
+    uint32_t m = 0;
+    for (int b = 0; b < nb; b++) {
+        float g = (h->coc - r->cent[blurred[b]]) / h->coc;
+        float xa = g * pxlo, xb = g * pxhi, ya = g * pylo, yb = g * pyhi;
+        if (!(fabsf(xa) + fabsf(xb) + fabsf(ya) + fabsf(yb) < 1e30f)) { /* not finite: every ray */
+            m |= 1u << b;
+            continue;
+        }
+        int qx0 = sd_ifloor(h->cx + (xa < xb ? xa : xb)) - 1, qx1 = sd_ifloor(h->cx + (xa < xb ? xb : xa)) + 1;
+        int qy0 = imax(sd_ifloor(h->cy + (ya < yb ? ya : yb)) - 1, 0);
+        int qy1 = imin(sd_ifloor(h->cy + (ya < yb ? yb : ya)) + 1, r->H - 1);
+        int i0 = 2 * blurred[b], i1 = imin(i0 + 3, r->ni); /* slice j's bins: 2 j .. 2 j + 2 */
+        for (int y = qy0; y <= qy1 && !(m >> b & 1u); y++)
+            for (int i = i0; i < i1; i++) {
+                ptrdiff_t j = (ptrdiff_t)i * r->H + y;
+                if (r->bin_x0[j] < r->bin_x1[j] && r->bin_x0[j] <= qx1 && r->bin_x1[j] > qx0) {
+                    m |= 1u << b;
+                    break;
+                }
+            }
+    }
+    return m;
+}
+
 void sd_highlight_composite(sd_render_ctx *r, int si)
 {
     const sd_slice *s = &r->plan[si];
@@ -506,6 +544,15 @@ void sd_highlight_composite(sd_render_ctx *r, int si)
         y0 = imin(y0, r->hl[n].y0);
         y1 = imax(y1, r->hl[n].y1);
     }
+    /* per light, the blurred slices its rays can meet (without memory: all of them) */
+    float amax = 0.0f;
+    for (ptrdiff_t i = 0; i < (ptrdiff_t)r->ap->nrows * r->ap->nspans * 2; i++)
+        amax = fabsf(r->ap->spans[i]) > amax ? fabsf(r->ap->spans[i]) : amax;
+    uint32_t *meet = nb > 0 ? malloc(sizeof(uint32_t) * (size_t)(r->nhl > 0 ? r->nhl : 1)) : NULL;
+    if (meet) {
+        SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, r->nhl * 1024))
+        for (ptrdiff_t n = 0; n < r->nhl; n++) meet[n] = rays_meet(r, &r->hl[n], blurred, nb, amax);
+    }
     SD_PARALLEL_FOR_DYN(r->nt)
     for (int y = y0; y < y1; y++) {
         ptrdiff_t i0 = (ptrdiff_t)y * W, op = r->out.pix;
@@ -515,6 +562,7 @@ void sd_highlight_composite(sd_render_ctx *r, int si)
         for (ptrdiff_t n = 0; n < r->nhl; n++) {
             const sd_hl_source *h = &r->hl[n];
             if (y < h->y0 || y >= h->y1) continue;
+            const uint32_t rays = meet ? meet[n] : ~0u;
             float t0 = max_finite((float)y, h->top), t1 = min_finite((float)(y + 1), h->bot);
             if (!(t1 > t0)) continue;
             sd_spans sp;
@@ -536,6 +584,7 @@ void sd_highlight_composite(sd_render_ctx *r, int si)
                     float hide = entries_hide(r, s, NULL, h->coc, x, y, 1);
                     float px = (float)x + 0.5f - h->cx, py = (float)y + 0.5f - h->cy;
                     for (int b = 0; b < nb && hide < 1.0f; b++) {
+                        if (!(rays >> b & 1u)) continue; /* it hides nothing of this one: + 0 */
                         float g = (h->coc - r->cent[blurred[b]]) / h->coc;
                         int qx = sd_ifloor(h->cx + g * px), qy = sd_ifloor(h->cy + g * py);
                         if (qx < 0 || qx >= W || qy < 0 || qy >= H) continue;
@@ -548,4 +597,5 @@ void sd_highlight_composite(sd_render_ctx *r, int si)
             }
         }
     }
+    free(meet);
 }
