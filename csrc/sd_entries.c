@@ -739,7 +739,7 @@ sd_status sd_entries_build(int H, int W, sd_cview img, const float *coc, const f
     memset(e, 0, sizeof *e);
     if (H < 1 || W < 1 || !img.data || img.nch != 3 || !coc) return SD_ERR_ARG;
     if ((size_t)H * (size_t)W > SIZE_MAX / (8 * sizeof(float))) return SD_ERR_NOMEM;
-    sd_frame f = {H, W, img, coc, matte, sd_threads(nthreads), {0.0f}, 0.0f, 0.0f};
+    sd_frame f = {H, W, img, coc, matte, sd_threads(nthreads), {0.0f}, 0.0f, 0.0f, 0};
     sd_status st0 = sd_edge_margin(&f);
     if (st0 != SD_OK) return st0;
     int full_s = 0, full_o = 0;
