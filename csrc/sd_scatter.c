@@ -76,7 +76,41 @@ static void round_radii(float *R, const float *v, int n, float dim)
             else mixed = R[i] != first;
         }
     if (!mixed) return;
-    for (int i = 0; i < n; i++)
+    int i = 0;
+#if defined(__GNUC__)
+    /* 4 sources at a time as the lanes of vectors: the loop below, the same arithmetic */
+    const sd_cell4 half = {0.5f, 0.5f, 0.5f, 0.5f};
+    for (; i + 4 <= n; i += 4) {
+        sd_cell4 r4 = sd_cell_load(R + i), a, b, c;
+        for (int j = 0; j < 4; j++) {
+            const float *q = v + 4 * (ptrdiff_t)(i + j);
+            a[j] = fabsf(q[0]);
+            b[j] = fabsf(q[1]);
+            c[j] = fabsf(q[2]);
+        }
+        sd_mask4 pos = r4 > 0.0f, dimm = (a + b) + c <= dim;
+        sd_mask4 lg = (sd_mask4)(dimm & (QR_LOG2 - 1)) | (sd_mask4)(~dimm & QR_LOG2); /* comparisons: 0 or -1 */
+        sd_mask4 bits;
+        memcpy(&bits, &r4, sizeof bits);
+        sd_mask4 e = ((bits >> 23) & 0xff) - 127;
+        sd_mask4 wide = (e >= 1) & (e < 100);
+        /* the small radii's step 2^-lg cell and its inverse, as floats from their bits */
+        sd_mask4 sb = (wide & (e - lg + 127) << 23) | (~wide & (127 - lg) << 23);
+        sd_mask4 ib = (wide & (lg - e + 127) << 23) | (~wide & (127 + lg) << 23);
+        sd_cell4 step, inv;
+        memcpy(&step, &sb, sizeof step);
+        memcpy(&inv, &ib, sizeof inv);
+        sd_cell4 x = (sd_cell4)(pos & (sd_mask4)(r4 * inv + half)); /* 0 in the lanes kept as they are */
+        sd_mask4 t = __builtin_convertvector(x, sd_mask4);
+        t -= -(sd_mask4)(x < __builtin_convertvector(t, sd_cell4)); /* sd_ifloor: one less where x < t */
+        sd_cell4 r = __builtin_convertvector(t, sd_cell4) * step;
+        sd_mask4 big = r > 0.5f;
+        sd_cell4 rr = (sd_cell4)((big & (sd_mask4)r) | (~big & (sd_mask4)(half + step)));
+        r4 = (sd_cell4)((pos & (sd_mask4)rr) | (~pos & (sd_mask4)r4));
+        memcpy(R + i, &r4, sizeof r4);
+    }
+#endif
+    for (; i < n; i++)
         if (R[i] > 0.0f) {
             const float *q = v + 4 * (ptrdiff_t)i;
             int lg = fabsf(q[0]) + fabsf(q[1]) + fabsf(q[2]) <= dim ? QR_LOG2 - 1 : QR_LOG2;
