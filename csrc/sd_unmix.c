@@ -256,6 +256,16 @@ static int unmix_at(const sd_frame *f, int y, int x, const float own[3], float c
     return 1;
 }
 
+/* Whether an inner pixel x of CoC c has a neighbour in its 3 x 3 block (vmn, vmx: the columns'
+ * vertical minima and maxima) whose CoC differs by more than the margin m. */
+static inline unsigned char beyond_margin(const float *vmn, const float *vmx, int x, float c, float m)
+{
+    float lo = vmn[x - 1] < vmn[x] ? vmn[x - 1] : vmn[x], hi = vmx[x - 1] > vmx[x] ? vmx[x - 1] : vmx[x];
+    lo = vmn[x + 1] < lo ? vmn[x + 1] : lo;
+    hi = vmx[x + 1] > hi ? vmx[x + 1] : hi;
+    return (unsigned char)((lo < c - m) | (hi > c + m));
+}
+
 int sd_unmix_row(const sd_frame *f, int y, float *vmn, float *vmx, unsigned char *cand, sd_unmixed *U)
 {
     const int W = f->W, H = f->H;
@@ -274,18 +284,9 @@ int sd_unmix_row(const sd_frame *f, int y, float *vmn, float *vmx, unsigned char
     if (f->edge_uniform) { /* one margin for every CoC (exact or smooth depth): the loop vectorises */
         const float m = f->edge_margin[0];
         SD_SIMD
-        for (int x = 1; x < W - 1; x++) {
-            float lo = vmn[x - 1] < vmn[x] ? vmn[x - 1] : vmn[x], hi = vmx[x - 1] > vmx[x] ? vmx[x - 1] : vmx[x];
-            lo = vmn[x + 1] < lo ? vmn[x + 1] : lo; hi = vmx[x + 1] > hi ? vmx[x + 1] : hi;
-            cand[x] = (unsigned char)((lo < crow[x] - m) | (hi > crow[x] + m));
-        }
+        for (int x = 1; x < W - 1; x++) cand[x] = beyond_margin(vmn, vmx, x, crow[x], m);
     } else {
-        for (int x = 1; x < W - 1; x++) {
-            float lo = vmn[x - 1] < vmn[x] ? vmn[x - 1] : vmn[x], hi = vmx[x - 1] > vmx[x] ? vmx[x - 1] : vmx[x];
-            lo = vmn[x + 1] < lo ? vmn[x + 1] : lo; hi = vmx[x + 1] > hi ? vmx[x + 1] : hi;
-            const float m = sd_edge_margin_at(f, crow[x]);
-            cand[x] = (unsigned char)((lo < crow[x] - m) | (hi > crow[x] + m));
-        }
+        for (int x = 1; x < W - 1; x++) cand[x] = beyond_margin(vmn, vmx, x, crow[x], sd_edge_margin_at(f, crow[x]));
     }
     for (int x = 0; x < W; x += W - 1) { /* the edge columns: their outside neighbour is themselves */
         int xo = x == 0 ? 1 : W - 2;
