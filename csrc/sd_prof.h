@@ -1,7 +1,7 @@
 /* Phase timings of the render for profiling builds: compiled with -DSD_PROFILE (for example
  * `meson setup build -Dc_args=-DSD_PROFILE`), every render prints the seconds its phases took to
  * stderr; with -DSD_SLICEPROF as well (it needs SD_PROFILE), a line per slice (level, cells, box,
- * seconds per step) from sd_render.c. Ordinary builds compile all of it away. */
+ * the cells built by what they hold after the build, seconds per step) from sd_render.c. Ordinary builds compile all of it away. */
 #ifndef SD_PROF_H
 #define SD_PROF_H
 
@@ -49,15 +49,23 @@ typedef struct {
 
 static inline void sd_slice_prof_start(sd_slice_prof *p) { memcpy(p->before, sd_prof_acc, sizeof p->before); }
 
+/* census: the cells built that hold content, that only nearer slices hide (to fill), and neither */
 static void sd_slice_prof_line(const sd_slice_prof *p, int si, float centre, int k, ptrdiff_t cells, int rows,
-                               int cols, int holes)
+                               int cols, int holes, const ptrdiff_t census[3])
 {
     const double *a = sd_prof_acc, *b = p->before;
-    fprintf(stderr, "slice %2d c %6.1f k %d cells %8td box %4dx%4d holes %d b %.3f f %.3f s %.3f r %.3f c %.3f\n", si,
-            centre, k, cells, rows, cols, holes, a[PROF_BUILD] - b[PROF_BUILD], a[PROF_FILL] - b[PROF_FILL],
-            a[PROF_SPREAD] - b[PROF_SPREAD], a[PROF_RESOLVE] - b[PROF_RESOLVE], a[PROF_COMPOSITE] - b[PROF_COMPOSITE]);
+    fprintf(stderr,
+            "slice %2d c %6.1f k %d cells %8td (content %td hidden %td empty %td) box %4dx%4d holes %d "
+            "b %.3f f %.3f s %.3f r %.3f c %.3f\n",
+            si, centre, k, cells, census[0], census[1], census[2], rows, cols, holes, a[PROF_BUILD] - b[PROF_BUILD],
+            a[PROF_FILL] - b[PROF_FILL], a[PROF_SPREAD] - b[PROF_SPREAD], a[PROF_RESOLVE] - b[PROF_RESOLVE],
+            a[PROF_COMPOSITE] - b[PROF_COMPOSITE]);
 }
-#define SD_SLICE_PROF_START(p) sd_slice_prof p; sd_slice_prof_start(&p)
+#define SD_SLICE_PROF_START(p) \
+    sd_slice_prof p;           \
+    ptrdiff_t p##_census[3] = {0, 0, 0}; \
+    sd_slice_prof_start(&p)
+#define SD_SLICE_PROF_CENSUS(p, r, s) slice_census(r, s, p##_census)
 #define SD_SLICE_PROF_LINE(p, ...) sd_slice_prof_line(&p, __VA_ARGS__)
 #endif
 #else
@@ -68,6 +76,7 @@ static void sd_slice_prof_line(const sd_slice_prof *p, int si, float centre, int
 
 #ifndef SD_SLICE_PROF_START
 #define SD_SLICE_PROF_START(p) (void)0
+#define SD_SLICE_PROF_CENSUS(p, r, s) (void)0
 #define SD_SLICE_PROF_LINE(p, ...) (void)0
 #endif
 

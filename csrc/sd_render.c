@@ -339,6 +339,19 @@ static void render_free(sd_render_ctx *r)
     for (int t = 0; t < r->nt; t++) sd_footprint_table_free(r->fps[t]);
 }
 
+#ifdef SD_SLICEPROF
+/* For the profile's slice line: the cells built that hold content (coverage), that only nearer
+ * slices hide (the fill's), and neither (between the first and last of a row's others). */
+static void slice_census(const sd_render_ctx *r, const sd_slice *s, ptrdiff_t n[3])
+{
+    for (int cy = s->cy0; cy < s->cy1; cy++)
+        for (int cx = s->cell_x0[cy]; cx < s->cell_x1[cy]; cx++) {
+            ptrdiff_t i = s->cell_off[cy] + cx;
+            n[r->layer[4 * i + 3] > 0.0f ? 0 : (r->hole[i] > 0.0f ? 1 : 2)]++;
+        }
+}
+#endif
+
 /* Slice si: its layer built and filled, spread with every entry's own CoC and resolved, then
  * composited under what is nearer. */
 static sd_status render_slice(sd_render_ctx *r, int si)
@@ -352,6 +365,7 @@ static sd_status render_slice(sd_render_ctx *r, int si)
     if (cells > 0) {
         int bs = 1 << s->k;
         SD_TIMED(PROF_BUILD, sd_layer_build(r, s));
+        SD_SLICE_PROF_CENSUS(prof, r, s);
         sd_status st = SD_OK;
         if (s->holes) SD_TIMED(PROF_FILL, st = sd_layer_fill(r, s));
         if (st != SD_OK) return st;
@@ -381,7 +395,9 @@ static sd_status render_slice(sd_render_ctx *r, int si)
     if (highlights) sd_highlight_composite(r, si);
     if (!sd_box_empty(sb)) SD_TIMED(PROF_COMPOSITE, composite(r, si, s->k, sb));
     r->drawn[si] = sb;
-    if (cells > 0) SD_SLICE_PROF_LINE(prof, si, r->cent[si], s->k, cells, s->cy1 - s->cy0, s->cx1 - s->cx0, s->holes);
+    if (cells > 0)
+        SD_SLICE_PROF_LINE(prof, si, r->cent[si], s->k, cells, s->cy1 - s->cy0, s->cx1 - s->cx0, s->holes,
+                           prof_census);
     return SD_OK;
 }
 
