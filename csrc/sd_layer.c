@@ -225,6 +225,23 @@ static void quick_terms(const sd_slice *s, const float *restrict crow, int n, fl
     }
 }
 
+#if defined(__GNUC__)
+/* quick_row's sums for 4 whole cells of bs pixels each, from the row's terms t and l at the first
+ * cell's first pixel, as the lanes of a vector: each cell its pixels' terms in order, the scalar
+ * loop's arithmetic (the same bits). */
+static inline void quick_cells4(const float *t, const unsigned char *l, int bs, float *hs, unsigned char *any)
+{
+    sd_cell4 h = sd_cell_load(hs);
+    for (int p = 0; p < bs; p++) {
+        sd_cell4 a = {t[p], t[bs + p], t[2 * bs + p], t[3 * bs + p]};
+        h += a;
+    }
+    memcpy(hs, &h, sizeof h);
+    for (int j = 0; j < 4; j++)
+        for (int p = 0; p < bs; p++) any[j] |= l[bs * j + p];
+}
+#endif
+
 /* Cell row cy of a slice at level k > 0, before its cells are built: per cell cx, any[cx] whether
  * it holds anything of the slice (an entry with a share of it, or any extra entry: those take
  * the full path), and hs[cx] the hidden fraction of its pixels summed as the full path sums it
@@ -249,26 +266,11 @@ static int quick_row(const sd_render_ctx *r, const sd_slice *s, int cy, const pt
         quick_terms(s, crow, n, hrow, lrow);
         int cx = cs;
 #if defined(__GNUC__)
-        /* 4 whole cells at a time as the lanes of a vector, each its pixels' terms in order */
-        if (k == 1)
-            for (; cx + 4 <= ce && ((cx + 4) << 1) - px0 <= n; cx += 4) {
-                const float *t = hrow + ((cx << 1) - px0);
-                const unsigned char *l = lrow + ((cx << 1) - px0);
-                sd_cell4 a = {t[0], t[2], t[4], t[6]}, b = {t[1], t[3], t[5], t[7]};
-                sd_cell4 h = (sd_cell_load(hs + cx) + a) + b;
-                memcpy(hs + cx, &h, sizeof h);
-                for (int j = 0; j < 4; j++) any[cx + j] |= (unsigned char)(l[2 * j] | l[2 * j + 1]);
-            }
-        else if (k == 2)
-            for (; cx + 4 <= ce && ((cx + 4) << 2) - px0 <= n; cx += 4) {
-                const float *t = hrow + ((cx << 2) - px0);
-                const unsigned char *l = lrow + ((cx << 2) - px0);
-                sd_cell4 a = {t[0], t[4], t[8], t[12]}, b = {t[1], t[5], t[9], t[13]};
-                sd_cell4 c = {t[2], t[6], t[10], t[14]}, d = {t[3], t[7], t[11], t[15]};
-                sd_cell4 h = (((sd_cell_load(hs + cx) + a) + b) + c) + d;
-                memcpy(hs + cx, &h, sizeof h);
-                for (int j = 0; j < 4; j++)
-                    any[cx + j] |= (unsigned char)(l[4 * j] | l[4 * j + 1] | l[4 * j + 2] | l[4 * j + 3]);
+        if (k <= 2) /* (bs a constant in each call, so that its loops unroll) */
+            for (; cx + 4 <= ce && ((cx + 4) << k) - px0 <= n; cx += 4) {
+                int i = (cx << k) - px0;
+                if (k == 1) quick_cells4(hrow + i, lrow + i, 2, hs + cx, any + cx);
+                else quick_cells4(hrow + i, lrow + i, 4, hs + cx, any + cx);
             }
 #endif
         for (; cx < ce; cx++) {

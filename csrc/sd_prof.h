@@ -1,7 +1,8 @@
 /* Phase timings of the render for profiling builds: compiled with -DSD_PROFILE (for example
  * `meson setup build -Dc_args=-DSD_PROFILE`), every render prints the seconds its phases took to
- * stderr; with -DSD_SLICEPROF as well (it needs SD_PROFILE), a line per slice (level, cells, box,
- * the cells built by what they hold after the build, seconds per step) from sd_render.c. Ordinary builds compile all of it away. */
+ * stderr; with -DSD_SLICEPROF as well (it needs SD_PROFILE), a line per slice (level, cells, the
+ * cells built by what they hold after the build, box, seconds per step) from sd_render.c. Ordinary
+ * builds compile all of it away. */
 #ifndef SD_PROF_H
 #define SD_PROF_H
 
