@@ -368,11 +368,12 @@ def wait_for(cond, timeout, what):
         time.sleep(0.05)
 
 
-def interrupt_batch(tmp_path, extra):
+def interrupt_batch(tmp_path, extra, before=None):
     """Start a batch in its own process group, press Ctrl-C (SIGINT to the whole group, as a
-    terminal does) once its first record is written, and return (process, stderr). The batch
-    holds far more work than the wait can take (a few hundredths of a second per frame): with 40
-    frames, a machine too busy to wake this process for a second let it finish first."""
+    terminal does) once its first record is written (and before(process) has returned), and
+    return (process, stderr). The batch holds far more work than the wait can take (a few
+    hundredths of a second per frame): with 40 frames, a machine too busy to wake this process
+    for a second let it finish first."""
     cfg = batch_config(tmp_path / "b.json", samples=2000)
     out = tmp_path / "out"
     # (SIGINT back to its default in the child: a test runner started as a shell's background job
@@ -383,6 +384,8 @@ def interrupt_batch(tmp_path, extra):
     meta = out / "metadata.jsonl"
     try:
         wait_for(lambda: meta.exists() and meta.stat().st_size > 0, 120, "the first record")
+        if before is not None:
+            before(p)
         os.killpg(p.pid, signal.SIGINT)
         _, err = p.communicate(timeout=60)
     finally:
@@ -412,6 +415,46 @@ def test_ctrl_c_on_dask_shuts_the_workers_down(tmp_path):
     assert p.returncode == 130 and err == "synthdof: interrupted\n", err
     wait_for(lambda: group_gone(p.pid), 30, "the worker processes to exit")
     assert temp_files(out) == [] and not (out / LOCK_NAME).exists()
+
+
+def worker_processes(pgid):
+    """The pids of the Dask worker processes in process group pgid (multiprocessing's spawned
+    children; the resource tracker is not one)."""
+    pids = set()
+    for d in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{d}/stat").read()
+            cmd = open(f"/proc/{d}/cmdline", "rb").read()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[2]) == pgid and b"spawn_main" in cmd:  # field 5: pgrp
+            pids.add(int(d))
+    return pids
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the worker processes in /proc (Linux)")
+def test_ctrl_c_while_a_dead_worker_is_replaced_is_one_line(tmp_path):
+    """A worker process killed mid-batch is started again by its nanny, after the batch has
+    stopped ignoring SIGINT; a Ctrl-C while the new one still imports Dask ends the batch with the
+    one line (before the fix, the new worker's KeyboardInterrupt traceback came too), and the
+    workers exit."""
+    pytest.importorskip("dask.distributed")
+
+    killed = []
+
+    def kill_a_worker(p):
+        wait_for(lambda: len(worker_processes(p.pid)) >= 2, 60, "two worker processes")
+        old = worker_processes(p.pid)
+        killed.append(min(old))
+        os.kill(killed[0], signal.SIGKILL)
+        wait_for(lambda: worker_processes(p.pid) - old, 60, "the worker started in its place")
+
+    p, err, out = interrupt_batch(tmp_path, ["--workers", 2], before=kill_a_worker)
+    assert p.returncode == 130 and err == "synthdof: interrupted\n", err
+    wait_for(lambda: group_gone(p.pid), 30, "the worker processes to exit")
+    # only the killed worker's file in progress is left (the next run removes it)
+    assert all(f".synthdof-{killed[0]}-" in f for f in temp_files(out)), temp_files(out)
+    assert not (out / LOCK_NAME).exists()
 
 
 def test_task_that_kills_its_worker_is_retried_then_reported(scene, tmp_path):

@@ -441,6 +441,26 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, old)
 
 
+def _sigint_blocked_on_loop(loop):
+    """SIGINT blocked in the thread of the cluster's event loop (its own, which ends with it). A
+    nanny starts the worker it replaces after a crash from there, after _sigint_ignored's window:
+    the new process inherits the block, so a Ctrl-C does not interrupt it while it imports Dask
+    (it printed a KeyboardInterrupt traceback) and reaches this process only, as for the others."""
+    mask = getattr(signal, "pthread_sigmask", None)  # (not on Windows)
+    if mask is None:
+        return
+    done = threading.Event()
+
+    def block():
+        try:
+            mask(signal.SIG_BLOCK, {signal.SIGINT})
+        finally:
+            done.set()
+
+    loop.add_callback(block)
+    done.wait(10.0)
+
+
 @contextlib.contextmanager
 def _environ(**values):
     """Environment variables set for the processes started meanwhile."""
@@ -488,6 +508,7 @@ def _run_dask(todo, outdir, num_threads, rlog, bar, summary, workers, scheduler,
                     warnings.simplefilter("ignore")
                     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                            dashboard_address=None, silence_logs=quiet)
+                    _sigint_blocked_on_loop(cluster.loop)
                 client = Client(cluster, timeout=f"{worker_timeout}s")
         queue = collections.deque(todo)
         inflight = {}  # future -> (task, worker address, alone)
