@@ -6,7 +6,7 @@ from scipy.signal import fftconvolve
 
 import synthdof
 from conftest import load_scorer
-from reference import inside_unit_shape
+from reference import footprint
 
 SCENES = ["portrait", "lights", "slant", "occluder"]
 
@@ -152,17 +152,6 @@ def test_slanted_plane_texture_no_banding():
     assert row_err.max() < 4 * np.median(row_err) + 2e-3
 
 
-def aperture_pixels(c, blades, samples=8):
-    """The aperture of diameter c as pixel weights (each pixel's share of samples x samples points
-    inside the shape), summing to 1."""
-    R, m = 0.5 * c, int(np.ceil(0.5 * c)) + 1
-    u = np.arange(-m, m + 1)[:, None] + (np.arange(samples) + 0.5) / samples - 0.5
-    u = u.ravel()
-    k = inside_unit_shape(u[None, :] / R, u[:, None] / R, blades, 0.0).astype(np.float64)
-    k = k.reshape(2 * m + 1, samples, 2 * m + 1, samples).sum((1, 3))
-    return k / k.sum()
-
-
 @pytest.mark.parametrize("blades", [0, 6], ids=["disk", "hexagon"])
 @pytest.mark.parametrize("c", [36.0, 40.0, 42.0, 44.0, 48.0])
 def test_one_blur_near_a_levels_top_is_the_texture_convolved_with_the_aperture(blades, c):
@@ -175,7 +164,7 @@ def test_one_blur_near_a_levels_top_is_the_texture_convolved_with_the_aperture(b
     H = W = 192
     tex = ndi.gaussian_filter(rng.uniform(0, 1, (H, W, 3)), (1.0, 1.0, 0))
     tex = (0.05 + 0.6 * (tex - tex.min()) / (tex.max() - tex.min())).astype(np.float32)
-    k = aperture_pixels(c, blades)
+    k = footprint(0.5, 0.5, c, blades, S=8)[2]  # centred on a pixel: odd-sized, symmetric
     pad = k.shape[0]
     t = np.pad(tex.astype(np.float64), ((pad, pad), (pad, pad), (0, 0)), mode="symmetric")
     ref = np.stack([fftconvolve(t[..., ch], k, mode="same") for ch in range(3)], -1)[pad:-pad, pad:-pad]
