@@ -154,6 +154,7 @@ float *sd_highlight_means(const float *layer, int rows, int cols, int c0, const 
         free(blk);
         free(mean);
         free(peak);
+        free(near);
         return NULL;
     }
     const int n = g->reach;
