@@ -169,36 +169,41 @@ static inline int fine_main4(const sd_slice *s, const float *irow, ptrdiff_t pix
 }
 #endif
 
-/* Level 0: every pixel is its own cell. A row's main entries go first, in one loop without the
- * extras' bookkeeping, then the pixels with extras are gathered again with them (a matte's edge:
- * few). */
-static void build_fine(sd_render_ctx *r, const sd_slice *s)
+/* Level 0, frame row y: a row's main entries go first, in one loop without the extras'
+ * bookkeeping, then the pixels with extras are gathered again with them (a matte's edge: few).
+ * sl: a copy of the slice the stores cannot alias. Compiled a second time for AVX2 where the
+ * toolchain can (SD_ROW_CLONES): the same arithmetic, the same bits, in about 14 % less time. */
+SD_ROW_CLONES static void build_fine_row(sd_render_ctx *r, const sd_slice *s, sd_slice sl, int y)
 {
     const sd_entries *e = r->e;
-    const sd_slice sl = *s; /* a copy the stores below cannot alias */
     int W = r->W;
     ptrdiff_t pix = e->img.pix;
-    SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, slice_box_pixels(s)))
-    for (int y = s->cy0; y < s->cy1; y++) {
-        int xs = s->cell_x0[y], xe = s->cell_x1[y];
-        const float *irow = e->img.data + (ptrdiff_t)y * e->img.row;
-        const float *restrict crow = e->coc + (ptrdiff_t)y * W;
-        ptrdiff_t o = s->cell_off[y];
-        float *restrict lay = r->layer + 4 * o, *restrict lc = r->lcoc + o, *restrict ho = r->hole + o;
-        int x = xs;
+    int xs = s->cell_x0[y], xe = s->cell_x1[y];
+    const float *irow = e->img.data + (ptrdiff_t)y * e->img.row;
+    const float *restrict crow = e->coc + (ptrdiff_t)y * W;
+    ptrdiff_t o = s->cell_off[y];
+    float *restrict lay = r->layer + 4 * o, *restrict lc = r->lcoc + o, *restrict ho = r->hole + o;
+    int x = xs;
 #if defined(__GNUC__)
-        while (x + 4 <= xe) x = fine_main4(&sl, irow, pix, crow, x, lay, lc, ho);
+    while (x + 4 <= xe) x = fine_main4(&sl, irow, pix, crow, x, lay, lc, ho);
 #endif
-        for (; x < xe; x++) {
-            float l[4], wa, wc, h;
-            fine_main(&sl, crow[x], irow + (ptrdiff_t)x * pix, l, &wa, &wc, &h);
-            fine_store(lay + 4 * x, lc + x, ho + x, l, wa, wc, h, sl.mid);
-        }
-        ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
-        while (q < qe && e->x[q] < xs) q++;
-        while (q < qe && e->x[q] < xe) fine_pixel(r, s, irow, e->x[q], y, o + e->x[q], &q, qe);
-        r->bright[y] = (unsigned char)sd_any_bright(lay + 4 * xs, xe - xs); /* the row still in cache */
+    for (; x < xe; x++) {
+        float l[4], wa, wc, h;
+        fine_main(&sl, crow[x], irow + (ptrdiff_t)x * pix, l, &wa, &wc, &h);
+        fine_store(lay + 4 * x, lc + x, ho + x, l, wa, wc, h, sl.mid);
     }
+    ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
+    while (q < qe && e->x[q] < xs) q++;
+    while (q < qe && e->x[q] < xe) fine_pixel(r, s, irow, e->x[q], y, o + e->x[q], &q, qe);
+    r->bright[y] = (unsigned char)sd_any_bright(lay + 4 * xs, xe - xs); /* the row still in cache */
+}
+
+/* Level 0: every pixel is its own cell. */
+static void build_fine(sd_render_ctx *r, const sd_slice *s)
+{
+    const sd_slice sl = *s;
+    SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, slice_box_pixels(s)))
+    for (int y = s->cy0; y < s->cy1; y++) build_fine_row(r, s, sl, y);
 }
 
 /* quick_row's terms of a frame row's n pixels of CoC crow: lrow[i] whether the pixel's main
@@ -376,6 +381,75 @@ static void build_cells4(sd_render_ctx *r, const sd_slice *s, int cy, int cx, fl
 }
 #endif
 
+/* Per thread of sd_layer_build at level k > 0: quick_row's sums (hs, any: per cell of a row;
+ * NULL: every cell takes the full path), its frame row terms (qrow, qlit) and how many more cell
+ * rows skip the quick pass. */
+typedef struct {
+    float *hs, *qrow;
+    unsigned char *any, *qlit;
+    int skip;
+} build_scratch;
+
+/* Level k > 0, cell row cy (q: the calling thread's scratch). Compiled a second time for AVX2
+ * where the toolchain can (SD_ROW_CLONES): the same arithmetic, the same bits, in about 11 % less
+ * time. */
+SD_ROW_CLONES static void build_cell_row(sd_render_ctx *r, const sd_slice *s, int cy, build_scratch *q)
+{
+    const sd_entries *e = r->e;
+    int H = r->H, W = r->W, k = s->k, bs = 1 << k;
+    float inv_area = 1.0f / (float)(bs * bs), inv_bs = 1.0f / (float)bs;
+    int y0 = cy << k, y1 = imin(y0 + bs, H);
+    ptrdiff_t xp[1 << SD_MAX_SLICE_LEVEL]; /* per frame row of the cell row: the next extra entry */
+    int cs = s->cell_x0[cy], ce = s->cell_x1[cy];
+    for (int y = y0; y < y1; y++) {
+        ptrdiff_t p = e->row_start[y], pe = e->row_start[y + 1];
+        while (p < pe && e->x[p] < (cs << k)) p++;
+        xp[y - y0] = p;
+    }
+    float *hs = q->hs ? q->hs - cs : NULL;
+    unsigned char *any = q->any ? q->any - cs : NULL;
+    /* Rows of mostly content gain nothing from the quick pass: after one, a thread's next
+     * QUICK_REST rows take the full path (which path a cell takes never changes its bits). */
+    int quick = q->hs && q->skip == 0;
+    if (quick && 4 * quick_row(r, s, cy, xp, hs, any, q->qrow, q->qlit) > 3 * (ce - cs))
+        q->skip = QUICK_REST;
+    else if (!quick && q->hs)
+        q->skip--;
+    for (int cx = cs; cx < ce; cx++) {
+        int x0 = cx << k, x1 = imin(x0 + bs, W);
+        if (quick && !any[cx]) { /* none of the slice here: only the hidden fraction */
+            ptrdiff_t c = s->cell_off[cy] + cx;
+            for (int ch = 0; ch < 4; ch++) r->layer[4 * c + ch] = 0.0f;
+            r->lcoc[c] = s->mid;
+            r->hole[c] = hs[cx] * inv_area;
+            r->pos[2 * c] = r->pos[2 * c + 1] = 0.0f;
+            continue;
+        }
+#if defined(__GNUC__)
+        if (cx + 4 <= ce && (cx + 4) << k <= W && (!quick || (any[cx + 1] && any[cx + 2] && any[cx + 3])) &&
+            no_extras_before(e, xp, y0, y1, (cx + 4) << k)) {
+            build_cells4(r, s, cy, cx, inv_area, inv_bs);
+            cx += 3;
+            continue;
+        }
+#endif
+        float acc[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, hsum = 0.0f;
+        for (int y = y0; y < y1; y++) {
+            ptrdiff_t p = xp[y - y0], pe = e->row_start[y + 1];
+            for (int x = x0; x < x1; x++) {
+                float h = 0.0f, px = (float)x + 0.5f, py = (float)y + 0.5f;
+                float mq[4], mc;
+                if (sd_main_entry(e, x, y, mq, &mc)) take_entry(s, mq, mc, px, py, acc, &h);
+                for (; p < pe && e->x[p] == x; p++) take_entry(s, e->xrgba + 4 * p, e->xcoc[p], px, py, acc, &h);
+                hsum += h > 1.0f ? 1.0f : h;
+            }
+            xp[y - y0] = p;
+        }
+        store_cell(r, s, cy, cx, acc, hsum, inv_area, inv_bs);
+    }
+    r->bright[cy] = (unsigned char)sd_any_bright(r->layer + 4 * (s->cell_off[cy] + cs), ce - cs);
+}
+
 /* Gathers the slice's content and the hidden fraction over its cells. */
 void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
 {
@@ -383,9 +457,7 @@ void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
         build_fine(r, s);
         return;
     }
-    const sd_entries *e = r->e;
-    int H = r->H, W = r->W, k = s->k, bs = 1 << k, nt = sd_threads_for(r->nt, slice_box_pixels(s));
-    float inv_area = 1.0f / (float)(bs * bs), inv_bs = 1.0f / (float)bs;
+    int k = s->k, nt = sd_threads_for(r->nt, slice_box_pixels(s));
     /* per thread, per cell of a row: the hidden fraction summed (quick_row) and whether the cell
      * holds any of the slice (NULL: every cell takes the full path) */
     int wc = imax(s->cx1 - s->cx0, 1), wp = wc << k; /* cells, pixels of a row */
@@ -393,62 +465,13 @@ void sd_layer_build(sd_render_ctx *r, const sd_slice *s)
     float *qrow = qsum ? qsum + (size_t)nt * (size_t)wc : NULL;
     unsigned char *qany = qsum ? (unsigned char *)(qrow + (size_t)nt * (size_t)wp) : NULL;
     unsigned char *qlit = qsum ? qany + (size_t)nt * (size_t)wc : NULL;
-    int skip[SD_MAX_THREADS] = {0};
-    SD_PARALLEL_FOR_DYN(nt)
-    for (int cy = s->cy0; cy < s->cy1; cy++) {
-        int y0 = cy << k, y1 = imin(y0 + bs, H);
-        ptrdiff_t xp[1 << SD_MAX_SLICE_LEVEL]; /* per frame row of the cell row: the next extra entry */
-        int cs = s->cell_x0[cy], ce = s->cell_x1[cy];
-        for (int y = y0; y < y1; y++) {
-            ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
-            while (q < qe && e->x[q] < (cs << k)) q++;
-            xp[y - y0] = q;
-        }
-        int me = sd_thread_id();
-        float *hs = qsum ? qsum + (ptrdiff_t)me * wc - cs : NULL;
-        unsigned char *any = qsum ? qany + (ptrdiff_t)me * wc - cs : NULL;
-        /* Rows of mostly content gain nothing from the quick pass: after one, a thread's next
-         * QUICK_REST rows take the full path (which path a cell takes never changes its bits). */
-        int quick = qsum && skip[me] == 0;
-        if (quick && 4 * quick_row(r, s, cy, xp, hs, any, qrow + (ptrdiff_t)me * wp, qlit + (ptrdiff_t)me * wp) >
-                         3 * (ce - cs))
-            skip[me] = QUICK_REST;
-        else if (!quick && qsum)
-            skip[me]--;
-        for (int cx = cs; cx < ce; cx++) {
-            int x0 = cx << k, x1 = imin(x0 + bs, W);
-            if (quick && !any[cx]) { /* none of the slice here: only the hidden fraction */
-                ptrdiff_t c = s->cell_off[cy] + cx;
-                for (int ch = 0; ch < 4; ch++) r->layer[4 * c + ch] = 0.0f;
-                r->lcoc[c] = s->mid;
-                r->hole[c] = hs[cx] * inv_area;
-                r->pos[2 * c] = r->pos[2 * c + 1] = 0.0f;
-                continue;
-            }
-#if defined(__GNUC__)
-            if (cx + 4 <= ce && (cx + 4) << k <= W && (!quick || (any[cx + 1] && any[cx + 2] && any[cx + 3])) &&
-                no_extras_before(e, xp, y0, y1, (cx + 4) << k)) {
-                build_cells4(r, s, cy, cx, inv_area, inv_bs);
-                cx += 3;
-                continue;
-            }
-#endif
-            float acc[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, hsum = 0.0f;
-            for (int y = y0; y < y1; y++) {
-                ptrdiff_t q = xp[y - y0], qe = e->row_start[y + 1];
-                for (int x = x0; x < x1; x++) {
-                    float h = 0.0f, px = (float)x + 0.5f, py = (float)y + 0.5f;
-                    float mq[4], mc;
-                    if (sd_main_entry(e, x, y, mq, &mc)) take_entry(s, mq, mc, px, py, acc, &h);
-                    for (; q < qe && e->x[q] == x; q++) take_entry(s, e->xrgba + 4 * q, e->xcoc[q], px, py, acc, &h);
-                    hsum += h > 1.0f ? 1.0f : h;
-                }
-                xp[y - y0] = q;
-            }
-            store_cell(r, s, cy, cx, acc, hsum, inv_area, inv_bs);
-        }
-        r->bright[cy] = (unsigned char)sd_any_bright(r->layer + 4 * (s->cell_off[cy] + cs), ce - cs);
+    build_scratch scratch[SD_MAX_THREADS];
+    for (int t = 0; t < nt; t++) {
+        ptrdiff_t c = (ptrdiff_t)t * wc, p = (ptrdiff_t)t * wp;
+        scratch[t] = qsum ? (build_scratch){qsum + c, qrow + p, qany + c, qlit + p, 0} : (build_scratch){0};
     }
+    SD_PARALLEL_FOR_DYN(nt)
+    for (int cy = s->cy0; cy < s->cy1; cy++) build_cell_row(r, s, cy, &scratch[sd_thread_id()]);
     free(qsum);
 }
 

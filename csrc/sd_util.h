@@ -219,13 +219,18 @@ static inline int sd_nonzero4(const float *q)
     return ((b[0] | b[1] | b[2] | b[3]) & 0x7fffffffu) != 0;
 }
 
-/* The innermost spreading loop, compiled a second time for AVX2 + FMA and picked at load time
- * where the toolchain supports it (GCC's function multi-versioning on x86-64 Linux): the
- * package itself is built for the baseline x86-64, never for the build machine. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+/* Hot row kernels, compiled a second time for AVX2 + FMA and picked at load time where the
+ * toolchain supports it (GCC's function multi-versioning on x86-64 Linux): the package itself is
+ * built for the baseline x86-64, never for the build machine. ISO C contracts no multiply-add, so
+ * both versions give the same bits. -DSD_NO_CLONES builds the baseline alone (to check that). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(SD_NO_CLONES)
 #define SD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+/* a row kernel with everything it calls inlined into each version (helpers not cloned themselves
+ * would otherwise stay out of line, in the baseline's code) */
+#define SD_ROW_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"), flatten))
 #else
 #define SD_CLONES
+#define SD_ROW_CLONES
 #endif
 
 /* Whether any of n flags is set. */
