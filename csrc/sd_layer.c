@@ -171,10 +171,11 @@ static inline int fine_main4(const sd_slice *s, const float *irow, ptrdiff_t pix
 
 /* Level 0, frame row y: a row's main entries go first, in one loop without the extras'
  * bookkeeping, then the pixels with extras are gathered again with them (a matte's edge: few).
- * sl: a copy of the slice the stores cannot alias. Compiled a second time for AVX2 where the
+ * sl: the slice, a copy the stores cannot alias. Compiled a second time for AVX2 where the
  * toolchain can (SD_ROW_CLONES): the same arithmetic, the same bits, in about 14 % less time. */
-SD_ROW_CLONES static void build_fine_row(sd_render_ctx *r, const sd_slice *s, sd_slice sl, int y)
+SD_ROW_CLONES static void build_fine_row(sd_render_ctx *r, sd_slice sl, int y)
 {
+    const sd_slice *s = &sl;
     const sd_entries *e = r->e;
     int W = r->W;
     ptrdiff_t pix = e->img.pix;
@@ -185,12 +186,12 @@ SD_ROW_CLONES static void build_fine_row(sd_render_ctx *r, const sd_slice *s, sd
     float *restrict lay = r->layer + 4 * o, *restrict lc = r->lcoc + o, *restrict ho = r->hole + o;
     int x = xs;
 #if defined(__GNUC__)
-    while (x + 4 <= xe) x = fine_main4(&sl, irow, pix, crow, x, lay, lc, ho);
+    while (x + 4 <= xe) x = fine_main4(s, irow, pix, crow, x, lay, lc, ho);
 #endif
     for (; x < xe; x++) {
         float l[4], wa, wc, h;
-        fine_main(&sl, crow[x], irow + (ptrdiff_t)x * pix, l, &wa, &wc, &h);
-        fine_store(lay + 4 * x, lc + x, ho + x, l, wa, wc, h, sl.mid);
+        fine_main(s, crow[x], irow + (ptrdiff_t)x * pix, l, &wa, &wc, &h);
+        fine_store(lay + 4 * x, lc + x, ho + x, l, wa, wc, h, s->mid);
     }
     ptrdiff_t q = e->row_start[y], qe = e->row_start[y + 1];
     while (q < qe && e->x[q] < xs) q++;
@@ -201,9 +202,8 @@ SD_ROW_CLONES static void build_fine_row(sd_render_ctx *r, const sd_slice *s, sd
 /* Level 0: every pixel is its own cell. */
 static void build_fine(sd_render_ctx *r, const sd_slice *s)
 {
-    const sd_slice sl = *s;
     SD_PARALLEL_FOR_DYN(sd_threads_for(r->nt, slice_box_pixels(s)))
-    for (int y = s->cy0; y < s->cy1; y++) build_fine_row(r, s, sl, y);
+    for (int y = s->cy0; y < s->cy1; y++) build_fine_row(r, *s, y);
 }
 
 /* quick_row's terms of a frame row's n pixels of CoC crow: lrow[i] whether the pixel's main
