@@ -427,6 +427,30 @@ def test_light_rim_at_wall_depth_creates_no_light():
     assert abs(out.sum() / img.sum() - 1) < 0.01
 
 
+def test_light_rim_is_unmixed_in_noisy_depth():
+    """The rims above, over a wall whose CoC carries a sensor's noise (deviation 0.3 px: the
+    depth-edge margin is then the noise's, above 1 px, and a side of one neighbour must lie
+    beyond twice the margin): a rim pixel sees the light across a real depth edge, so its light
+    still moves to the light. The same lights without a rim are the reference, because the noisy
+    wall alone already changes the light a little; with the rims' unmixing switched off for
+    noisy margins the rims added 7.3 % instead of the 0.15 % measured."""
+    H, W = 256, 384
+    excess = {}
+    for rim in (10.0, 0.05):
+        rng = np.random.default_rng(2)
+        img = np.full((H, W, 3), 0.05, np.float32)
+        coc = np.full((H, W), 34.25, np.float32)
+        for _ in range(12):
+            y, x = rng.integers(40, H - 40), rng.integers(40, W - 40)
+            img[y - 2:y + 3, x - 2:x + 3] = rim
+            img[y - 1:y + 2, x - 1:x + 2] = 20.0
+            coc[y - 1:y + 2, x - 1:x + 2] = 26.0
+        coc += (0.3 * rng.standard_normal((H, W))).astype(np.float32)
+        out = synthdof.render(img, coc=coc)
+        excess[rim] = out.sum() / img.sum() - 1
+    assert abs(excess[10.0] - excess[0.05]) < 0.005
+
+
 def test_sharp_subject_occludes_blurred_background_without_halo():
     """A sharp bright subject over a dark far background: outside the subject the blurred
     background must not pick up the subject's colour (no halo), inside the subject stays sharp."""
