@@ -28,9 +28,10 @@
  * a pixel) has medians far below 1/4 px and keeps 1 px. */
 #define EDGE_NOISE_FACTOR 4.0f
 #define EDGE_NOISE_ROW_STEP 8
-/* A range with fewer sampled pairs than this, or than this share of them, takes the median of
- * all of them: a range that only the pixels across depth edges fall in (their CoCs between the
- * surfaces') holds mostly real steps, whose median is not the noise. */
+/* A range with fewer sampled pairs than this, or than this share of them, does not take its own
+ * median but its neighbours' margins (see sd_edge_margin): a range that only the pixels across
+ * depth edges fall in (their CoCs between the surfaces') holds mostly real steps, whose median is
+ * not the noise. */
 #define EDGE_RANGE_MIN_PAIRS 256
 #define EDGE_RANGE_MIN_SHARE (1.0 / (4 * SD_EDGE_RANGES))
 /* The medians' resolution: a difference's float bits above bit 20 (an eighth of an octave). */
@@ -98,10 +99,27 @@ sd_status sd_edge_margin(sd_frame *f)
             total++;
         }
     }
+    unsigned char own[SD_EDGE_RANGES];
+    int any_own = 0;
+    for (int r = 0; r < SD_EDGE_RANGES; r++) {
+        own[r] = n[r] >= EDGE_RANGE_MIN_PAIRS && (double)n[r] >= EDGE_RANGE_MIN_SHARE * (double)total;
+        if (own[r]) f->edge_margin[r] = margin_of(hist + (size_t)r * EDGE_KEYS, n[r]);
+        any_own |= own[r];
+    }
     float whole = margin_of(all, total);
     for (int r = 0; r < SD_EDGE_RANGES; r++) {
-        int own = n[r] >= EDGE_RANGE_MIN_PAIRS && (double)n[r] >= EDGE_RANGE_MIN_SHARE * (double)total;
-        f->edge_margin[r] = own ? margin_of(hist + (size_t)r * EDGE_KEYS, n[r]) : whole;
+        if (own[r]) continue;
+        /* A range without enough pairs of its own takes the margins of the nearest ranges that
+         * have them, linearly in between (a sensor's or a network's noise changes smoothly with
+         * the CoC): the whole frame's median is mostly the largest surface's, which a sparse
+         * stretch of a noisier one (the near end of a ground plane) took as its own. */
+        int a = r, b = r;
+        while (a >= 0 && !own[a]) a--;
+        while (b < SD_EDGE_RANGES && !own[b]) b++;
+        if (!any_own) f->edge_margin[r] = whole;
+        else if (a < 0) f->edge_margin[r] = f->edge_margin[b];
+        else if (b >= SD_EDGE_RANGES) f->edge_margin[r] = f->edge_margin[a];
+        else f->edge_margin[r] = f->edge_margin[a] + (f->edge_margin[b] - f->edge_margin[a]) * (float)(r - a) / (float)(b - a);
     }
     for (int r = 1; r < SD_EDGE_RANGES; r++) f->edge_uniform &= f->edge_margin[r] == f->edge_margin[0];
     free(hist);
