@@ -133,17 +133,21 @@ sd_status sd_edge_margin(sd_frame *f)
  * edge's pixels see three neighbours across it (a straight edge), or one far beyond the noise. */
 #define NOISE_SIDE_ALONE 2.0f
 
-/* Whether the neighbours' CoCs nb[0..n) beyond the margin m of a pixel of CoC c make a side, as
- * NOISE_SIDE_ALONE says, where m is the noise's. */
-static inline int noise_side(const float *nb, int n, float c, float m)
+/* Whether the 8 neighbours' CoCs nb (those with use[k] set, or all where use is NULL) make a
+ * nearer side (*near) and a farther one (*far) of a pixel of CoC c by NOISE_SIDE_ALONE's rule,
+ * where the margin m is the noise's. */
+static inline void noise_sides(const float *nb, const unsigned char *use, float c, float m, int *near, int *far)
 {
-    int n_near = 0, n_far = 0, alone = 0;
-    for (int k = 0; k < n; k++) {
+    int n_near = 0, n_far = 0, alone_near = 0, alone_far = 0;
+    for (int k = 0; k < 8; k++) {
+        if (use && !use[k]) continue;
         n_near += nb[k] < c - m;
         n_far += nb[k] > c + m;
-        alone |= nb[k] < c - NOISE_SIDE_ALONE * m || nb[k] > c + NOISE_SIDE_ALONE * m;
+        alone_near |= nb[k] < c - NOISE_SIDE_ALONE * m;
+        alone_far |= nb[k] > c + NOISE_SIDE_ALONE * m;
     }
-    return n_near >= 2 || n_far >= 2 || alone;
+    *near = n_near >= 2 || alone_near;
+    *far = n_far >= 2 || alone_far;
 }
 
 /* The two sides' mean colours must differ by this fraction of the brighter one's magnitude
@@ -221,7 +225,7 @@ static int unmix_at(const sd_frame *f, int y, int x, const float own[3], float c
     }
     float col[8][3], nbc[8];
     unsigned char kind[8]; /* 0 not fully the rest's, 1 same side, 2 nearer, 3 farther */
-    int n_near = 0, n_far = 0, far_near = 0, far_far = 0;
+    int any_near = 0, any_far = 0;
     for (int k = 0; k < 8; k++) {
         int yy = y + OFF[k][0], xx = x + OFF[k][1];
         clamp_to_frame(f, &yy, &xx);
@@ -231,16 +235,11 @@ static int unmix_at(const sd_frame *f, int y, int x, const float own[3], float c
             continue;
         }
         kind[k] = nbc[k] < cmin ? 2 : (nbc[k] > cmax ? 3 : 1);
-        n_near += kind[k] == 2;
-        n_far += kind[k] == 3;
-        far_near |= nbc[k] < c - NOISE_SIDE_ALONE * m;
-        far_far |= nbc[k] > c + NOISE_SIDE_ALONE * m;
+        any_near |= kind[k] == 2;
+        any_far |= kind[k] == 3;
     }
-    int any_near = n_near > 0, any_far = n_far > 0;
-    if (m > EDGE_MARGIN_PX) { /* the margin is the depth's noise: see NOISE_SIDE_ALONE */
-        any_near = n_near >= 2 || far_near;
-        any_far = n_far >= 2 || far_far;
-    }
+    /* the margin is the depth's noise: the fully covered neighbours (kind > 0) by NOISE_SIDE_ALONE */
+    if (m > EDGE_MARGIN_PX) noise_sides(nbc, kind, c, m, &any_near, &any_far);
     if (!any_near && !any_far) return 0;
     int want = any_near ? 2 : 3;
     /* the cells of the 5 x 5 block on the other side, bit 5 i + j */
@@ -350,7 +349,9 @@ SD_CLONES int sd_unmix_row(const sd_frame *f, int y, float *vmn, float *vmx, uns
         if (m > EDGE_MARGIN_PX) { /* all 8 neighbours: a superset of the fully covered ones unmix_at counts */
             int xl = x > 0 ? x - 1 : x, xr = x + 1 < W ? x + 1 : x;
             float nb[8] = {cu[xl], cu[x], cu[xr], crow[xl], crow[xr], cd[xl], cd[x], cd[xr]};
-            if (!noise_side(nb, 8, crow[x], m)) continue;
+            int near, far;
+            noise_sides(nb, NULL, crow[x], m, &near, &far);
+            if (!near && !far) continue;
         }
         float col[3];
         if (rest_full(f, y, x, col) && unmix_at(f, y, x, col, crow[x], &U[nu])) nu++;
